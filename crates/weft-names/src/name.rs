@@ -1,0 +1,136 @@
+//! Realm-relative topic and procedure names such as `orders.order_placed`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::NameError;
+
+/// Longest topic or procedure name (and pattern), in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Most dot-separated segments in a name or pattern.
+pub const MAX_SEGMENTS: usize = 32;
+
+/// A topic or procedure name: 1–32 segments of `[A-Za-z0-9_-]+` joined by `.`, at most 256 bytes.
+///
+/// Names are exact: publications and procedure advertisements carry a `Name`, subscriptions and
+/// capabilities carry a [`Pattern`](crate::Pattern) that may match many names.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Box<str>);
+
+/// A topic is a [`Name`] that publications are sent to.
+pub type TopicName = Name;
+/// A procedure is a [`Name`] that providers advertise and callers call.
+pub type ProcedureName = Name;
+
+impl Name {
+    /// Parses and validates a name; wildcards are refused with [`NameError::Wildcard`].
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        validate(s, "name", |index, segment| {
+            if segment == "*" || segment == "**" {
+                return Err(NameError::Wildcard(s.to_owned()));
+            }
+            literal_segment("name", index, segment)
+        })?;
+        Ok(Self(s.into()))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The dot-separated segments, in order.
+    pub fn segments(&self) -> std::str::Split<'_, char> {
+        self.0.split('.')
+    }
+}
+
+/// Checks length and segment count, then hands each segment to `check`.
+pub(crate) fn validate(
+    s: &str,
+    kind: &'static str,
+    mut check: impl FnMut(usize, &str) -> Result<(), NameError>,
+) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty { kind });
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong { kind, len: s.len(), max: MAX_NAME_LEN });
+    }
+    for (index, segment) in s.split('.').enumerate() {
+        if index >= MAX_SEGMENTS {
+            return Err(NameError::TooManySegments { kind, max: MAX_SEGMENTS });
+        }
+        check(index, segment)?;
+    }
+    Ok(())
+}
+
+/// Validates one literal segment: `[A-Za-z0-9_-]+`.
+pub(crate) fn literal_segment(kind: &'static str, index: usize, segment: &str) -> Result<(), NameError> {
+    if segment.is_empty() {
+        return Err(NameError::EmptySegment { kind, index });
+    }
+    match segment.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+        None => Ok(()),
+        Some(ch) => Err(NameError::InvalidChar {
+            kind,
+            segment: segment.to_owned(),
+            ch,
+            allowed: "A-Z a-z 0-9 _ -",
+        }),
+    }
+}
+
+impl FromStr for Name {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Name({})", self.0)
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_names_from_the_contract() {
+        for ok in ["orders.order_placed", "io.acme.orders.get_order", "A-b_9", "x"] {
+            assert_eq!(Name::new(ok).map(|n| n.to_string()), Ok(ok.to_owned()));
+        }
+        let n = Name::new("a.b.c").unwrap();
+        assert_eq!(n.segments().collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn rejects_wildcards_and_malformed_names() {
+        assert!(matches!(Name::new("orders.*"), Err(NameError::Wildcard(_))));
+        assert!(matches!(Name::new("**"), Err(NameError::Wildcard(_))));
+        assert!(matches!(Name::new("a..b"), Err(NameError::EmptySegment { index: 1, .. })));
+        assert!(matches!(Name::new("a b"), Err(NameError::InvalidChar { ch: ' ', .. })));
+        assert!(matches!(Name::new("a.é"), Err(NameError::InvalidChar { ch: 'é', .. })));
+        assert!(matches!(Name::new(""), Err(NameError::Empty { .. })));
+        let many = vec!["a"; MAX_SEGMENTS + 1].join(".");
+        assert!(matches!(Name::new(&many), Err(NameError::TooManySegments { .. })));
+        assert!(Name::new(&vec!["a"; MAX_SEGMENTS].join(".")).is_ok());
+        assert!(matches!(Name::new(&"a".repeat(MAX_NAME_LEN + 1)), Err(NameError::TooLong { .. })));
+    }
+}
