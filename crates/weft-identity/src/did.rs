@@ -36,12 +36,16 @@ impl Did {
         let encoded = rest.strip_prefix('z').ok_or(DidError::NotBase58btc)?;
         // Two bytes of multicodec, 32 of key, and room to notice a longer payload.
         let mut buf = [0u8; 48];
-        let len = bs58::decode(encoded).onto(&mut buf[..]).map_err(|e| match e {
-            bs58::decode::Error::BufferTooSmall => DidError::KeyLength(buf.len()),
-            _ => DidError::Base58,
-        })?;
+        let len = bs58::decode(encoded)
+            .onto(&mut buf[..])
+            .map_err(|e| match e {
+                bs58::decode::Error::BufferTooSmall => DidError::KeyLength(buf.len()),
+                _ => DidError::Base58,
+            })?;
         let decoded = &buf[..len];
-        let key = decoded.strip_prefix(&ED25519_MULTICODEC[..]).ok_or(DidError::UnsupportedKeyType)?;
+        let key = decoded
+            .strip_prefix(&ED25519_MULTICODEC[..])
+            .ok_or(DidError::UnsupportedKeyType)?;
         let key: [u8; 32] = key.try_into().map_err(|_| DidError::KeyLength(key.len()))?;
         Ok(Self(key))
     }
@@ -61,8 +65,9 @@ impl Did {
     /// Uses strict verification: weak keys and malleable (non-canonical) signatures are refused,
     /// so one token has exactly one valid signature and one CID.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        let signature: &[u8; 64] =
-            signature.try_into().map_err(|_| SignatureError::Length(signature.len()))?;
+        let signature: &[u8; 64] = signature
+            .try_into()
+            .map_err(|_| SignatureError::Length(signature.len()))?;
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| SignatureError::BadKey)?;
         key.verify_strict(message, &Signature::from_bytes(signature))
             .map_err(|_| SignatureError::Mismatch)
@@ -112,8 +117,14 @@ mod tests {
 
     #[test]
     fn rejects_hostile_and_foreign_dids() {
-        assert_eq!(Did::parse(&"did:key:z".repeat(100)), Err(DidError::TooLong(900)));
-        assert_eq!(Did::parse("z6Mkk89bC3JrVqKie71YEcc5M1SMVxuCgNx6zLZ8SYJsxALi"), Err(DidError::NotDidKey));
+        assert_eq!(
+            Did::parse(&"did:key:z".repeat(100)),
+            Err(DidError::TooLong(900))
+        );
+        assert_eq!(
+            Did::parse("z6Mkk89bC3JrVqKie71YEcc5M1SMVxuCgNx6zLZ8SYJsxALi"),
+            Err(DidError::NotDidKey)
+        );
         assert_eq!(Did::parse("did:web:example.com"), Err(DidError::NotDidKey));
         assert_eq!(Did::parse("did:key:u6Mk"), Err(DidError::NotBase58btc));
         assert_eq!(Did::parse("did:key:z0OIl"), Err(DidError::Base58));

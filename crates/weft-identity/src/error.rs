@@ -50,7 +50,9 @@ pub enum KeyError {
         len: u64,
     },
     /// The content is not an Ed25519 PKCS#8 PEM private key.
-    #[error("{path}: not an Ed25519 PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----): {reason}")]
+    #[error(
+        "{path}: not an Ed25519 PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----): {reason}"
+    )]
     Format {
         /// The key file, or `<memory>` for in-memory input.
         path: PathBuf,

@@ -10,21 +10,33 @@ use crate::{KeyError, Keypair};
 const MAX_KEY_FILE: u64 = 16 * 1024;
 
 pub(crate) fn load(path: &Path) -> Result<Keypair, KeyError> {
-    let io = |source| KeyError::Io { path: path.to_owned(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     if len > MAX_KEY_FILE {
-        return Err(KeyError::TooLarge { path: path.to_owned(), len });
+        return Err(KeyError::TooLarge {
+            path: path.to_owned(),
+            len,
+        });
     }
     let mut text = zeroize::Zeroizing::new(String::new());
-    file.take(MAX_KEY_FILE).read_to_string(&mut text).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => {
-            KeyError::Format { path: path.to_owned(), reason: "file is not text".into() }
-        }
-        _ => io(e),
-    })?;
+    file.take(MAX_KEY_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => KeyError::Format {
+                path: path.to_owned(),
+                reason: "file is not text".into(),
+            },
+            _ => io(e),
+        })?;
     Keypair::from_pkcs8_pem(&text).map_err(|e| match e {
-        KeyError::Format { reason, .. } => KeyError::Format { path: path.to_owned(), reason },
+        KeyError::Format { reason, .. } => KeyError::Format {
+            path: path.to_owned(),
+            reason,
+        },
         other => other,
     })
 }
@@ -41,11 +53,17 @@ pub(crate) fn save(key: &Keypair, path: &Path) -> Result<(), KeyError> {
     }
     let mut file = options.open(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::AlreadyExists => KeyError::Exists(path.to_owned()),
-        _ => KeyError::Io { path: path.to_owned(), source },
+        _ => KeyError::Io {
+            path: path.to_owned(),
+            source,
+        },
     })?;
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|source| KeyError::Io { path: path.to_owned(), source })
+        .map_err(|source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -76,7 +94,10 @@ mod tests {
 
         let big = dir.path().join("big.pem");
         std::fs::write(&big, vec![b'a'; 20_000]).unwrap();
-        assert!(matches!(Keypair::load(&big), Err(KeyError::TooLarge { .. })));
+        assert!(matches!(
+            Keypair::load(&big),
+            Err(KeyError::TooLarge { .. })
+        ));
 
         let binary = dir.path().join("binary.pem");
         std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();

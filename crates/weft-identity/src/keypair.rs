@@ -53,14 +53,19 @@ impl Keypair {
     /// ed25519-dalek writes the v2 form (with the public key), which older tools refuse.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
         // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }
-        const PREFIX: [u8; 16] =
-            [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+        const PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
         let mut der = Zeroizing::new([0u8; 48]);
         der[..16].copy_from_slice(&PREFIX);
         der[16..].copy_from_slice(self.secret.as_bytes());
         // 48 bytes of DER are exactly one 64-character base64 line.
         let body = Zeroizing::new(data_encoding::BASE64.encode(&der[..]));
-        Zeroizing::new(format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", *body))
+        Zeroizing::new(format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            *body
+        ))
     }
 
     /// Reads a PKCS#8 PEM key file.
@@ -91,7 +96,9 @@ impl Keypair {
 
 impl fmt::Debug for Keypair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keypair").field("did", &self.did).finish_non_exhaustive()
+        f.debug_struct("Keypair")
+            .field("did", &self.did)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +139,10 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
             "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgevZzL1gdAFr88hb2\nOF/2NxApJCzGCEDdfSp6VQO30hyhRANCAAQRWz+jn65BtOMvdyHKcvjBeBSDZH2r\n1RTwjmYSi9R/zpBnuQ4EiMnCqfMPWiZqB4QdbAd0E7oH50VpuZ1P087G\n-----END PRIVATE KEY-----\n",
         ] {
-            assert!(matches!(Keypair::from_pkcs8_pem(bad), Err(KeyError::Format { .. })), "{bad:?}");
+            assert!(
+                matches!(Keypair::from_pkcs8_pem(bad), Err(KeyError::Format { .. })),
+                "{bad:?}"
+            );
         }
     }
 

@@ -3,6 +3,8 @@
 //! Read from `$WEFT_FIXTURES/did-key/ed25519-x25519.json` (`.ci/run` sets `WEFT_FIXTURES`); skipped
 //! with a printed reason when the variable is not set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
 use std::path::PathBuf;
 
 use weft_identity::{Did, Keypair};
@@ -36,9 +38,15 @@ fn seeds_give_the_published_dids_and_keys() {
         let key = Keypair::from_seed(&seed);
         assert_eq!(&key.did().to_string(), did);
 
-        let public = vector["verificationKeyPair"]["publicKeyBase58"].as_str().unwrap();
+        let public = vector["verificationKeyPair"]["publicKeyBase58"]
+            .as_str()
+            .unwrap();
         let public = bs58_decode(public);
-        assert_eq!(key.did().public_key().as_slice(), public.as_slice(), "{did}");
+        assert_eq!(
+            key.did().public_key().as_slice(),
+            public.as_slice(),
+            "{did}"
+        );
 
         let parsed = Did::parse(did).unwrap();
         assert_eq!(parsed, key.did());

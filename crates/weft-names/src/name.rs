@@ -55,11 +55,18 @@ pub(crate) fn validate(
         return Err(NameError::Empty { kind });
     }
     if s.len() > MAX_NAME_LEN {
-        return Err(NameError::TooLong { kind, len: s.len(), max: MAX_NAME_LEN });
+        return Err(NameError::TooLong {
+            kind,
+            len: s.len(),
+            max: MAX_NAME_LEN,
+        });
     }
     for (index, segment) in s.split('.').enumerate() {
         if index >= MAX_SEGMENTS {
-            return Err(NameError::TooManySegments { kind, max: MAX_SEGMENTS });
+            return Err(NameError::TooManySegments {
+                kind,
+                max: MAX_SEGMENTS,
+            });
         }
         check(index, segment)?;
     }
@@ -67,11 +74,18 @@ pub(crate) fn validate(
 }
 
 /// Validates one literal segment: `[A-Za-z0-9_-]+`.
-pub(crate) fn literal_segment(kind: &'static str, index: usize, segment: &str) -> Result<(), NameError> {
+pub(crate) fn literal_segment(
+    kind: &'static str,
+    index: usize,
+    segment: &str,
+) -> Result<(), NameError> {
     if segment.is_empty() {
         return Err(NameError::EmptySegment { kind, index });
     }
-    match segment.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
+    match segment
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
         None => Ok(()),
         Some(ch) => Err(NameError::InvalidChar {
             kind,
@@ -113,7 +127,12 @@ mod tests {
 
     #[test]
     fn accepts_names_from_the_contract() {
-        for ok in ["orders.order_placed", "io.acme.orders.get_order", "A-b_9", "x"] {
+        for ok in [
+            "orders.order_placed",
+            "io.acme.orders.get_order",
+            "A-b_9",
+            "x",
+        ] {
             assert_eq!(Name::new(ok).map(|n| n.to_string()), Ok(ok.to_owned()));
         }
         let n = Name::new("a.b.c").unwrap();
@@ -124,13 +143,28 @@ mod tests {
     fn rejects_wildcards_and_malformed_names() {
         assert!(matches!(Name::new("orders.*"), Err(NameError::Wildcard(_))));
         assert!(matches!(Name::new("**"), Err(NameError::Wildcard(_))));
-        assert!(matches!(Name::new("a..b"), Err(NameError::EmptySegment { index: 1, .. })));
-        assert!(matches!(Name::new("a b"), Err(NameError::InvalidChar { ch: ' ', .. })));
-        assert!(matches!(Name::new("a.é"), Err(NameError::InvalidChar { ch: 'é', .. })));
+        assert!(matches!(
+            Name::new("a..b"),
+            Err(NameError::EmptySegment { index: 1, .. })
+        ));
+        assert!(matches!(
+            Name::new("a b"),
+            Err(NameError::InvalidChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            Name::new("a.é"),
+            Err(NameError::InvalidChar { ch: 'é', .. })
+        ));
         assert!(matches!(Name::new(""), Err(NameError::Empty { .. })));
         let many = vec!["a"; MAX_SEGMENTS + 1].join(".");
-        assert!(matches!(Name::new(&many), Err(NameError::TooManySegments { .. })));
+        assert!(matches!(
+            Name::new(&many),
+            Err(NameError::TooManySegments { .. })
+        ));
         assert!(Name::new(&vec!["a"; MAX_SEGMENTS].join(".")).is_ok());
-        assert!(matches!(Name::new(&"a".repeat(MAX_NAME_LEN + 1)), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            Name::new(&"a".repeat(MAX_NAME_LEN + 1)),
+            Err(NameError::TooLong { .. })
+        ));
     }
 }

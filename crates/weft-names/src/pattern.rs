@@ -50,7 +50,10 @@ impl Pattern {
             });
             Ok(())
         })?;
-        Ok(Self { text: s.into(), segments: segments.into() })
+        Ok(Self {
+            text: s.into(),
+            segments: segments.into(),
+        })
     }
 
     /// The pattern as written.
@@ -65,7 +68,9 @@ impl Pattern {
 
     /// True when the pattern has no wildcard and so matches exactly one name.
     pub fn is_exact(&self) -> bool {
-        self.segments.iter().all(|s| matches!(s, Segment::Literal(_)))
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)))
     }
 
     /// Does `name` match this pattern?
@@ -139,10 +144,10 @@ impl Pattern {
         }
         let mut alphabet: Vec<Option<&str>> = vec![None];
         for segment in self.segments.iter().chain(other.segments.iter()) {
-            if let Segment::Literal(l) = segment {
-                if !alphabet.contains(&Some(l)) {
-                    alphabet.push(Some(l));
-                }
+            if let Segment::Literal(l) = segment
+                && !alphabet.contains(&Some(l))
+            {
+                alphabet.push(Some(l));
             }
         }
         let start = (closure(&other.segments, 1), closure(&self.segments, 1));
@@ -205,8 +210,14 @@ fn accepts(pat: &[Segment], states: u64) -> bool {
 
 impl From<Name> for Pattern {
     fn from(name: Name) -> Self {
-        let segments = name.segments().map(|s| Segment::Literal(s.into())).collect();
-        Self { text: name.as_str().into(), segments }
+        let segments = name
+            .segments()
+            .map(|s| Segment::Literal(s.into()))
+            .collect();
+        Self {
+            text: name.as_str().into(),
+            segments,
+        }
     }
 }
 
@@ -279,15 +290,27 @@ mod tests {
         // Equal languages written differently: a syntactic check gets this wrong.
         assert!(p("**.*").contains(&p("*.**")));
         assert!(p("*.**").contains(&p("**.*")));
-        assert!(p("*.**").contains(&p("**")), "names have at least one segment");
+        assert!(
+            p("*.**").contains(&p("**")),
+            "names have at least one segment"
+        );
         assert!(!p("*.*.**").contains(&p("**")));
     }
 
     #[test]
     fn rejects_malformed_patterns() {
-        assert!(matches!(Pattern::new("orders.***"), Err(NameError::InvalidChar { .. })));
-        assert!(matches!(Pattern::new("orders.*x"), Err(NameError::InvalidChar { .. })));
-        assert!(matches!(Pattern::new("orders."), Err(NameError::EmptySegment { .. })));
+        assert!(matches!(
+            Pattern::new("orders.***"),
+            Err(NameError::InvalidChar { .. })
+        ));
+        assert!(matches!(
+            Pattern::new("orders.*x"),
+            Err(NameError::InvalidChar { .. })
+        ));
+        assert!(matches!(
+            Pattern::new("orders."),
+            Err(NameError::EmptySegment { .. })
+        ));
         assert!(matches!(Pattern::new(""), Err(NameError::Empty { .. })));
     }
 
@@ -295,7 +318,9 @@ mod tests {
     fn reference_match(pat: &[Segment], name: &[&str]) -> bool {
         match pat.split_first() {
             None => name.is_empty(),
-            Some((Segment::Many, rest)) => (0..=name.len()).any(|k| reference_match(rest, &name[k..])),
+            Some((Segment::Many, rest)) => {
+                (0..=name.len()).any(|k| reference_match(rest, &name[k..]))
+            }
             Some((Segment::One, rest)) => !name.is_empty() && reference_match(rest, &name[1..]),
             Some((Segment::Literal(l), rest)) => {
                 name.first() == Some(&&**l) && reference_match(rest, &name[1..])
@@ -312,7 +337,11 @@ mod tests {
             let mut next = Vec::new();
             for prefix in &layer {
                 for s in ["a", "b", "c"] {
-                    next.push(if prefix.is_empty() { s.to_owned() } else { format!("{prefix}.{s}") });
+                    next.push(if prefix.is_empty() {
+                        s.to_owned()
+                    } else {
+                        format!("{prefix}.{s}")
+                    });
                 }
             }
             out.extend(next.iter().map(|s| n(s)));
@@ -322,8 +351,11 @@ mod tests {
     }
 
     fn pattern_strategy(max: usize) -> impl Strategy<Value = Pattern> {
-        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("*"), Just("**")], 1..=max)
-            .prop_map(|segs| p(&segs.join(".")))
+        prop::collection::vec(
+            prop_oneof![Just("a"), Just("b"), Just("*"), Just("**")],
+            1..=max,
+        )
+        .prop_map(|segs| p(&segs.join(".")))
     }
 
     proptest! {

@@ -25,11 +25,18 @@ impl RealmName {
             return Err(NameError::Empty { kind: KIND });
         }
         if s.len() > MAX_REALM_LEN {
-            return Err(NameError::TooLong { kind: KIND, len: s.len(), max: MAX_REALM_LEN });
+            return Err(NameError::TooLong {
+                kind: KIND,
+                len: s.len(),
+                max: MAX_REALM_LEN,
+            });
         }
         for (index, segment) in s.split('.').enumerate() {
             if index >= MAX_REALM_SEGMENTS {
-                return Err(NameError::TooManySegments { kind: KIND, max: MAX_REALM_SEGMENTS });
+                return Err(NameError::TooManySegments {
+                    kind: KIND,
+                    max: MAX_REALM_SEGMENTS,
+                });
             }
             if segment.is_empty() {
                 return Err(NameError::EmptySegment { kind: KIND, index });
@@ -94,13 +101,31 @@ mod tests {
     #[test]
     fn rejects_bad_realms_with_the_rule_broken() {
         assert_eq!(RealmName::new(""), Err(NameError::Empty { kind: "realm" }));
-        assert!(matches!(RealmName::new("io..acme"), Err(NameError::EmptySegment { index: 1, .. })));
-        assert!(matches!(RealmName::new("io.acme."), Err(NameError::EmptySegment { index: 2, .. })));
-        assert!(matches!(RealmName::new("Io.acme"), Err(NameError::InvalidChar { ch: 'I', .. })));
-        assert!(matches!(RealmName::new("io/acme"), Err(NameError::InvalidChar { ch: '/', .. })));
-        assert!(matches!(RealmName::new("a.b.c.d.e.f.g.h.i"), Err(NameError::TooManySegments { .. })));
+        assert!(matches!(
+            RealmName::new("io..acme"),
+            Err(NameError::EmptySegment { index: 1, .. })
+        ));
+        assert!(matches!(
+            RealmName::new("io.acme."),
+            Err(NameError::EmptySegment { index: 2, .. })
+        ));
+        assert!(matches!(
+            RealmName::new("Io.acme"),
+            Err(NameError::InvalidChar { ch: 'I', .. })
+        ));
+        assert!(matches!(
+            RealmName::new("io/acme"),
+            Err(NameError::InvalidChar { ch: '/', .. })
+        ));
+        assert!(matches!(
+            RealmName::new("a.b.c.d.e.f.g.h.i"),
+            Err(NameError::TooManySegments { .. })
+        ));
         let long = "a".repeat(MAX_REALM_LEN + 1);
-        assert!(matches!(RealmName::new(&long), Err(NameError::TooLong { .. })));
+        assert!(matches!(
+            RealmName::new(&long),
+            Err(NameError::TooLong { .. })
+        ));
         assert!(RealmName::new(&"a".repeat(MAX_REALM_LEN)).is_ok());
     }
 }

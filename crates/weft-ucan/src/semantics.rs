@@ -1,0 +1,28 @@
+//! What a granted resource and ability cover: the part of validation a capability model defines.
+
+use crate::ability_covers;
+
+/// The rules the [`Validator`](crate::Validator) consults when it checks that a delegation only
+/// narrows what its proofs grant.
+///
+/// UCAN 0.10 leaves resource semantics to the application; weft's capability layer implements
+/// this trait with pattern containment for `weft://` resources.
+pub trait Semantics {
+    /// Does the granted resource include everything the requested one names?
+    fn resource_contains(&self, granted: &str, requested: &str) -> bool;
+
+    /// Does the granted ability cover the requested one? Defaults to UCAN's ability hierarchy.
+    fn ability_covers(&self, granted: &str, requested: &str) -> bool {
+        ability_covers(granted, requested)
+    }
+}
+
+/// Resources are opaque URIs: a delegation must name exactly the resource of its proof.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultSemantics;
+
+impl Semantics for DefaultSemantics {
+    fn resource_contains(&self, granted: &str, requested: &str) -> bool {
+        granted == requested
+    }
+}

@@ -1,0 +1,452 @@
+//! Parsing a UCAN 0.10.0 JWT into a [`Token`].
+//!
+//! Parsing checks shape and types only; whether the token is *valid* (signature, time, proofs) is
+//! the [`Validator`](crate::Validator)'s question. The order of checks is fixed so that each
+//! malformed input gets the same error code as in the conformance fixtures: size and shape first,
+//! then the header (`alg`, `typ`), then payload fields in the order `ucv iss aud exp nbf nnc fct
+//! cap prf`.
+
+use std::fmt;
+
+use data_encoding::BASE64URL_NOPAD;
+use serde_json::{Map, Value};
+use weft_identity::Did;
+
+use crate::capability::{Capability, Caveat};
+use crate::{Cid, HashAlg, UcanError};
+
+/// The one UCAN version weft reads and writes.
+pub const UCAN_VERSION: &str = "0.10.0";
+
+/// Longest token accepted, in bytes. Real tokens are a few hundred bytes; the bound keeps a hostile
+/// peer or a mistaken argument from costing more than a bounded decode.
+pub const MAX_TOKEN_LEN: usize = 32 * 1024;
+
+/// A parsed UCAN: its exact bytes, its decoded fields and its CID.
+///
+/// The raw string is kept because the signature covers the bytes as sent, not any re-encoding of
+/// the fields, and because a token's CID is the hash of those bytes.
+#[derive(Clone, PartialEq)]
+pub struct Token {
+    raw: Box<str>,
+    /// Length of `header.payload`, the signed part.
+    signed_len: usize,
+    iss: Did,
+    aud: Did,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    nonce: Option<String>,
+    facts: Option<Map<String, Value>>,
+    capabilities: Vec<Capability>,
+    proofs: Vec<Cid>,
+    signature: [u8; 64],
+    cid: Cid,
+}
+
+/// Splits and decodes a JWT without checking any field: header JSON, payload JSON, signature
+/// bytes. For inspection; use [`Token::parse`] to read a token.
+pub fn decode_unverified(raw: &str) -> Result<(Value, Value, Vec<u8>), UcanError> {
+    let parts = split(raw)?;
+    let header = json_part(parts[0], "header")?;
+    let payload = json_part(parts[1], "payload")?;
+    let signature = BASE64URL_NOPAD
+        .decode(parts[2].as_bytes())
+        .map_err(|e| UcanError::Malformed(format!("signature is not base64url: {e}")))?;
+    Ok((header, payload, signature))
+}
+
+fn split(raw: &str) -> Result<[&str; 3], UcanError> {
+    if raw.len() > MAX_TOKEN_LEN {
+        return Err(UcanError::Malformed(format!(
+            "token is {} bytes, more than the {MAX_TOKEN_LEN} allowed",
+            raw.len()
+        )));
+    }
+    let mut parts = raw.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
+            Ok([h, p, s])
+        }
+        _ => Err(UcanError::Malformed(
+            "expected a JWT: three base64url parts separated by '.'".into(),
+        )),
+    }
+}
+
+fn json_part(b64: &str, part: &'static str) -> Result<Value, UcanError> {
+    let bytes = BASE64URL_NOPAD
+        .decode(b64.as_bytes())
+        .map_err(|e| UcanError::Malformed(format!("{part} is not base64url: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| UcanError::Malformed(format!("{part} is not JSON: {e}")))
+}
+
+impl Token {
+    /// Parses a JWT, checking its shape and every field's type. Does not verify the signature.
+    pub fn parse(raw: &str) -> Result<Self, UcanError> {
+        let (header, payload, signature) = decode_unverified(raw)?;
+        let header = header
+            .as_object()
+            .ok_or_else(|| UcanError::Malformed("header is not a JSON object".into()))?;
+        let payload = payload
+            .as_object()
+            .ok_or_else(|| UcanError::Malformed("payload is not a JSON object".into()))?;
+
+        let alg = string(required(header, "header", "alg")?, "header.alg")?;
+        let typ = string(required(header, "header", "typ")?, "header.typ")?;
+        if alg != "EdDSA" {
+            return Err(UcanError::UnsupportedAlg(alg.to_owned()));
+        }
+        if !typ.eq_ignore_ascii_case("JWT") {
+            return Err(UcanError::Malformed(format!(
+                "header.typ is {typ:?}, expected \"JWT\""
+            )));
+        }
+
+        let ucv = string(required(payload, "payload", "ucv")?, "payload.ucv")?;
+        if ucv != UCAN_VERSION {
+            return Err(UcanError::Malformed(format!(
+                "UCAN version {ucv:?}; weft speaks {UCAN_VERSION}"
+            )));
+        }
+        let iss = did(required(payload, "payload", "iss")?, "payload.iss")?;
+        let aud = did(required(payload, "payload", "aud")?, "payload.aud")?;
+        let exp = match required(payload, "payload", "exp")? {
+            Value::Null => None,
+            v => Some(time(v, "payload.exp")?),
+        };
+        let nbf = payload
+            .get("nbf")
+            .map(|v| time(v, "payload.nbf"))
+            .transpose()?;
+        let nonce = payload
+            .get("nnc")
+            .map(|v| string(v, "payload.nnc").map(str::to_owned))
+            .transpose()?;
+        let facts = match payload.get("fct") {
+            None => None,
+            Some(Value::Object(map)) => Some(map.clone()),
+            Some(_) => {
+                return Err(UcanError::incorrect_type(
+                    "payload.fct",
+                    "must be a JSON object",
+                ));
+            }
+        };
+        let capabilities = capabilities(required(payload, "payload", "cap")?)?;
+        let proofs = match payload.get("prf") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let field = format!("payload.prf[{i}]");
+                    Cid::parse(string(item, &field)?).map_err(|e| {
+                        UcanError::incorrect_type(field, format!("is not a proof CID: {e}"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(UcanError::incorrect_type(
+                    "payload.prf",
+                    "must be an array of CIDs",
+                ));
+            }
+        };
+        let signature: [u8; 64] = signature.as_slice().try_into().map_err(|_| {
+            UcanError::BadSignature(format!("signature is {} bytes, not 64", signature.len()))
+        })?;
+
+        let signed_len = raw.rfind('.').unwrap_or(0);
+        Ok(Self {
+            raw: raw.into(),
+            signed_len,
+            iss,
+            aud,
+            exp,
+            nbf,
+            nonce,
+            facts,
+            capabilities,
+            proofs,
+            signature,
+            cid: Cid::compute(raw.as_bytes(), HashAlg::Sha2_256),
+        })
+    }
+
+    /// Checks the Ed25519 signature over `header.payload` against the issuer's key.
+    pub fn verify_signature(&self) -> Result<(), UcanError> {
+        self.iss
+            .verify(self.signed_part(), &self.signature)
+            .map_err(|e| UcanError::BadSignature(format!("by {}: {e}", self.iss)))
+    }
+
+    /// The token exactly as encoded.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The bytes the signature covers: `base64url(header).base64url(payload)`.
+    pub fn signed_part(&self) -> &[u8] {
+        &self.raw.as_bytes()[..self.signed_len]
+    }
+
+    /// The issuer: who signed and grants.
+    pub fn issuer(&self) -> &Did {
+        &self.iss
+    }
+
+    /// The audience: who receives the capabilities.
+    pub fn audience(&self) -> &Did {
+        &self.aud
+    }
+
+    /// Expiry in Unix seconds; `None` never expires.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.exp
+    }
+
+    /// Not-before in Unix seconds; `None` means the epoch.
+    pub fn not_before(&self) -> Option<u64> {
+        self.nbf
+    }
+
+    /// The nonce (`nnc`), if any.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
+    }
+
+    /// The facts (`fct`), if any.
+    pub fn facts(&self) -> Option<&Map<String, Value>> {
+        self.facts.as_ref()
+    }
+
+    /// The capabilities, sorted by resource then ability.
+    pub fn capabilities(&self) -> &[Capability] {
+        &self.capabilities
+    }
+
+    /// CIDs of the proofs this token cites, in order.
+    pub fn proofs(&self) -> &[Cid] {
+        &self.proofs
+    }
+
+    /// The token's SHA2-256 CID, the name proofs and caches use for it.
+    pub fn cid(&self) -> &Cid {
+        &self.cid
+    }
+
+    /// Is the token's window `[nbf, exp]` open at `now`, give or take `leeway` seconds?
+    pub fn check_time(&self, now: u64, leeway: u64) -> Result<(), UcanError> {
+        if let Some(exp) = self.exp
+            && exp.saturating_add(leeway) < now
+        {
+            return Err(UcanError::Expired { exp, now });
+        }
+        if let Some(nbf) = self.nbf
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(UcanError::NotReady { nbf, now });
+        }
+        Ok(())
+    }
+}
+
+fn required<'a>(
+    obj: &'a Map<String, Value>,
+    part: &'static str,
+    field: &'static str,
+) -> Result<&'a Value, UcanError> {
+    obj.get(field)
+        .ok_or(UcanError::MissingField { part, field })
+}
+
+fn string<'a>(value: &'a Value, field: &str) -> Result<&'a str, UcanError> {
+    value
+        .as_str()
+        .ok_or_else(|| UcanError::incorrect_type(field, "must be a string"))
+}
+
+fn did(value: &Value, field: &str) -> Result<Did, UcanError> {
+    Did::parse(string(value, field)?)
+        .map_err(|e| UcanError::incorrect_type(field, format!("is not a DID: {e}")))
+}
+
+fn time(value: &Value, field: &str) -> Result<u64, UcanError> {
+    value.as_u64().ok_or_else(|| {
+        UcanError::incorrect_type(field, "must be a non-negative integer (Unix seconds)")
+    })
+}
+
+fn capabilities(value: &Value) -> Result<Vec<Capability>, UcanError> {
+    let resources = value
+        .as_object()
+        .ok_or_else(|| UcanError::incorrect_type("payload.cap", "must be a JSON object"))?;
+    let mut out = Vec::new();
+    for (resource, abilities) in resources {
+        let field = format!("payload.cap[{resource:?}]");
+        if resource.is_empty() {
+            return Err(UcanError::incorrect_type(
+                field,
+                "resource must be a non-empty URI",
+            ));
+        }
+        let abilities = abilities.as_object().ok_or_else(|| {
+            UcanError::incorrect_type(&field, "must be a JSON object of abilities")
+        })?;
+        for (ability, caveats) in abilities {
+            let field = format!("{field}[{ability:?}]");
+            let well_formed = ability == "*"
+                || ability
+                    .split_once('/')
+                    .is_some_and(|(ns, rest)| !ns.is_empty() && !rest.is_empty());
+            if !well_formed {
+                return Err(UcanError::incorrect_type(
+                    field,
+                    "ability must be \"*\" or \"namespace/name\"",
+                ));
+            }
+            let caveats = match caveats {
+                Value::Array(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|c| {
+                        c.as_object().cloned().ok_or_else(|| {
+                            UcanError::incorrect_type(&field, "caveats must be objects")
+                        })
+                    })
+                    .collect::<Result<Vec<Caveat>, _>>()?,
+                _ => {
+                    return Err(UcanError::incorrect_type(
+                        field,
+                        "caveats must be a non-empty array ([{}]: none)",
+                    ));
+                }
+            };
+            out.push(Capability {
+                resource: resource.clone(),
+                ability: ability.to_ascii_lowercase(),
+                caveats,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.resource, &a.ability).cmp(&(&b.resource, &b.ability)));
+    Ok(out)
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("cid", &self.cid)
+            .field("iss", &self.iss)
+            .field("aud", &self.aud)
+            .field("exp", &self.exp)
+            .field("nbf", &self.nbf)
+            .field("cap", &self.capabilities)
+            .field("prf", &self.proofs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(header: &str, payload: &str) -> String {
+        format!(
+            "{}.{}.{}",
+            BASE64URL_NOPAD.encode(header.as_bytes()),
+            BASE64URL_NOPAD.encode(payload.as_bytes()),
+            BASE64URL_NOPAD.encode(&[0u8; 64])
+        )
+    }
+
+    const H: &str = r#"{"alg":"EdDSA","typ":"JWT"}"#;
+    const ISS: &str = "did:key:z6Mkk89bC3JrVqKie71YEcc5M1SMVxuCgNx6zLZ8SYJsxALi";
+
+    fn payload(extra: &str) -> String {
+        format!(r#"{{"ucv":"0.10.0","iss":"{ISS}","aud":"{ISS}","exp":null,"cap":{{}}{extra}}}"#)
+    }
+
+    fn code(raw: &str) -> &'static str {
+        Token::parse(raw).map(|_| "ok").unwrap_or_else(|e| e.code())
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for raw in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "a.b.c.d",
+            "e30.e30",
+            "e30.e30.",
+            "\u{0}.\u{0}.\u{0}",
+            "e30.e30.A",
+        ] {
+            assert_eq!(code(raw), "malformed", "{raw:?}");
+        }
+        assert_eq!(code(&"a".repeat(MAX_TOKEN_LEN + 1)), "malformed");
+        // Truncated base64 inside an otherwise good token.
+        let good = jwt(H, &payload(""));
+        assert_eq!(code(&good[..good.len() - 3]), "badSignature");
+        assert_eq!(code(&good[1..]), "malformed");
+    }
+
+    #[test]
+    fn algorithms_other_than_eddsa_are_refused() {
+        assert_eq!(
+            code(&jwt(r#"{"alg":"none","typ":"JWT"}"#, &payload(""))),
+            "unsupportedAlg"
+        );
+        assert_eq!(
+            code(&jwt(r#"{"alg":"ES256","typ":"JWT"}"#, &payload(""))),
+            "unsupportedAlg"
+        );
+        assert_eq!(
+            code(&jwt(r#"{"alg":"EdDSA","typ":"JWT"}"#, &payload(""))),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn field_types_are_checked() {
+        assert_eq!(code(&jwt(H, &payload(r#","nbf":-1"#))), "incorrectType");
+        assert_eq!(code(&jwt(H, &payload(r#","nbf":1.5"#))), "incorrectType");
+        assert_eq!(code(&jwt(H, &payload(r#","fct":[]"#))), "incorrectType");
+        assert_eq!(
+            code(&jwt(H, &payload(r#","prf":["not-a-cid"]"#))),
+            "incorrectType"
+        );
+        assert_eq!(code(&jwt(H, &payload(r#","prf":[1]"#))), "incorrectType");
+        let bad_version = payload("").replace("0.10.0", "0.9.1");
+        assert_eq!(code(&jwt(H, &bad_version)), "malformed");
+        let empty_caveats =
+            payload("").replace(r#""cap":{}"#, r#""cap":{"weft://a":{"msg/publish":[]}}"#);
+        assert_eq!(code(&jwt(H, &empty_caveats)), "incorrectType");
+        let bad_ability =
+            payload("").replace(r#""cap":{}"#, r#""cap":{"weft://a":{"publish":[{}]}}"#);
+        assert_eq!(code(&jwt(H, &bad_ability)), "incorrectType");
+    }
+
+    #[test]
+    fn abilities_are_lower_cased_and_sorted() {
+        let p = payload("").replace(
+            r#""cap":{}"#,
+            r#""cap":{"b:x":{"Msg/Publish":[{}]},"a:x":{"*":[{}]}}"#,
+        );
+        let token = Token::parse(&jwt(H, &p)).unwrap();
+        let caps: Vec<_> = token
+            .capabilities()
+            .iter()
+            .map(|c| (c.resource.as_str(), c.ability.as_str()))
+            .collect();
+        assert_eq!(caps, [("a:x", "*"), ("b:x", "msg/publish")]);
+    }
+}
