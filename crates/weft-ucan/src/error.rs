@@ -1,7 +1,5 @@
 //! Why a token or chain is not valid.
 
-use crate::Cid;
-
 /// A token failed to parse or verify.
 ///
 /// [`UcanError::code`] gives the contract's error code (SPEC §3), which the CLI prints and the
@@ -63,15 +61,12 @@ pub enum UcanError {
     /// A CID string could not be parsed.
     #[error("invalid CID: {0}")]
     InvalidCid(String),
-    /// A proof in the chain was revoked.
-    #[error("token {0} was revoked")]
-    Revoked(Cid),
 }
 
 impl UcanError {
     /// The contract's error code: `missingField`, `incorrectType`, `expired`, `notReady`,
     /// `timeBoundsViolation`, `incorrectProofs`, `invalidDelegation`, `badSignature`,
-    /// `unsupportedAlg`, `malformed` or `revoked`.
+    /// `unsupportedAlg` or `malformed`.
     pub fn code(&self) -> &'static str {
         match self {
             UcanError::MissingField { .. } => "missingField",
@@ -84,7 +79,6 @@ impl UcanError {
             UcanError::BadSignature(_) => "badSignature",
             UcanError::UnsupportedAlg(_) => "unsupportedAlg",
             UcanError::Malformed(_) | UcanError::InvalidCid(_) => "malformed",
-            UcanError::Revoked(_) => "revoked",
         }
     }
 

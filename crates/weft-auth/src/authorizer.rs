@@ -1,0 +1,761 @@
+//! The authorization decision, with a verification cache and revocation.
+//!
+//! [`Authorizer::authorize`] answers one question for the router: may `actor`, holding `chain`, take
+//! `action` in `realm` at `now`? In order:
+//!
+//! 1. An open realm allows everything; the realm's owner may do anything in it.
+//! 2. The chain is looked up by its leaf CID. On a miss it is verified (signatures, delegation,
+//!    time containment, attenuation under [`WeftSemantics`]) and compiled into parsed resources
+//!    and ability bit sets; the result, success or failure, is cached. So a chain's signatures are
+//!    checked once, and a peer replaying a bad chain costs a hash lookup too.
+//! 3. Per call: the leaf's time window (with leeway), revocation of any token in the chain, that
+//!    the leaf's audience is the actor, and that a path of capabilities allowing the action runs
+//!    from the leaf to a root token issued by the realm's owner.
+//!
+//! Caveats: weft understands none yet, so a capability is used only through its `{}` caveat, if it
+//! has one; a capability restricted by caveats weft does not understand allows nothing.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use weft_identity::Did;
+use weft_ucan::{Cid, Token, UcanError, Validator, VerifiedToken};
+
+use crate::{AbilitySet, Action, AuthError, Chain, Realm, Resource, WeftSemantics};
+
+/// Verified chains remembered by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
+/// Most distinct tokens in one chain (leaf and all proofs); bounds the per-call walk.
+const MAX_CHAIN_TOKENS: usize = 64;
+
+/// Why an action is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Grant {
+    /// The realm is open: nothing is checked (development only).
+    Open,
+    /// The actor owns the realm.
+    Owner,
+    /// A delegation chain rooted at the owner allows it.
+    Delegated {
+        /// CID of the leaf token, naming the chain.
+        chain: Cid,
+        /// The leaf capability's resource that covers the action.
+        resource: Resource,
+        /// The leaf capability's ability string (`rpc/call`, `rpc/*`, …).
+        ability: String,
+        /// When the chain stops being usable (the leaf's `exp`).
+        expires_at: Option<u64>,
+    },
+}
+
+/// Decides actions against capability chains; cheap to share (`&self` everywhere, internally
+/// synchronised), so one per node serves every realm and router thread.
+#[derive(Debug)]
+pub struct Authorizer {
+    validator: Validator<WeftSemantics>,
+    cache: Mutex<Cache>,
+    revoked: RwLock<HashSet<Cid>>,
+    /// Lets the common case (nothing revoked) skip the revocation lock entirely.
+    any_revoked: AtomicBool,
+}
+
+impl Default for Authorizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Authorizer {
+    /// An authorizer with the default leeway (60 s) and cache size.
+    pub fn new() -> Self {
+        Self {
+            validator: Validator::new(WeftSemantics),
+            cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
+            revoked: RwLock::new(HashSet::new()),
+            any_revoked: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets the clock-skew leeway in seconds.
+    pub fn with_leeway(mut self, leeway: u64) -> Self {
+        self.validator = self.validator.with_leeway(leeway);
+        self
+    }
+
+    /// Sets how many verified chains are remembered (at least 1).
+    pub fn with_cache_capacity(self, capacity: usize) -> Self {
+        Self {
+            cache: Mutex::new(Cache::new(capacity.max(1))),
+            ..self
+        }
+    }
+
+    /// May `actor`, holding `chain`, take `action` in `realm` at `now` (Unix seconds)?
+    ///
+    /// `actor` must be the DID the transport proved, never one taken from the message.
+    pub fn authorize(
+        &self,
+        realm: &Realm,
+        chain: Option<&Chain>,
+        actor: &Did,
+        action: Action<'_>,
+        now: u64,
+    ) -> Result<Grant, AuthError> {
+        let Some(owner) = realm.owner() else {
+            return Ok(Grant::Open);
+        };
+        if actor == owner {
+            return Ok(Grant::Owner);
+        }
+        let chain = chain.ok_or_else(|| {
+            AuthError::Unauthorized(format!(
+                "no capability presented for {} in {realm}",
+                action.describe()
+            ))
+        })?;
+        let compiled = self.compiled(chain)?;
+        compiled.leaf.check_time(now, self.validator.leeway())?;
+        if self.any_revoked.load(Ordering::Acquire) {
+            let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cid) = compiled.cids.iter().find(|c| revoked.contains(c)) {
+                return Err(AuthError::Revoked(*cid));
+            }
+        }
+        if compiled.leaf.audience() != actor {
+            return Err(AuthError::WrongAudience {
+                audience: *compiled.leaf.audience(),
+                actor: *actor,
+            });
+        }
+        compiled.decide(realm, owner, action)
+    }
+
+    /// Verifies (or finds in the cache) a chain without deciding any action: for checking a chain
+    /// when it is presented, so that errors surface at once.
+    pub fn verify(&self, chain: &Chain, now: u64) -> Result<(), AuthError> {
+        let compiled = self.compiled(chain)?;
+        compiled.leaf.check_time(now, self.validator.leeway())?;
+        Ok(())
+    }
+
+    /// Revokes a token: every chain containing it stops authorizing anything.
+    pub fn revoke(&self, cid: Cid) {
+        self.revoked
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cid);
+        self.any_revoked.store(true, Ordering::Release);
+    }
+
+    /// Has this token been revoked?
+    pub fn is_revoked(&self, cid: &Cid) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(cid)
+    }
+
+    /// Number of chains in the cache (verified or known bad).
+    pub fn cached(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    fn compiled(&self, chain: &Chain) -> Result<Arc<Compiled>, AuthError> {
+        let cid = *chain.cid();
+        if let Some(entry) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .get(&cid)
+        {
+            return entry.clone().map_err(AuthError::Invalid);
+        }
+        // Verified outside the lock: signature checks must not stall other chains' lookups.
+        let result = self
+            .validator
+            .verify_chain(chain.leaf().clone(), chain.proofs())
+            .and_then(|verified| Compiled::new(&verified).map(Arc::new));
+        // A missing proof is the presenter's omission, not a property of the chain: it may be
+        // presented again with its proofs, so that failure is not remembered.
+        if !matches!(result, Err(UcanError::IncorrectProofs(_))) {
+            self.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(cid, result.clone());
+        }
+        result.map_err(AuthError::Invalid)
+    }
+}
+
+/// Verified chains (and known-bad ones) by leaf CID, evicted oldest first.
+#[derive(Debug)]
+struct Cache {
+    entries: HashMap<Cid, Result<Arc<Compiled>, UcanError>>,
+    order: VecDeque<Cid>,
+    capacity: usize,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn insert(&mut self, cid: Cid, entry: Result<Arc<Compiled>, UcanError>) {
+        if self.entries.insert(cid, entry).is_none() {
+            self.order.push_back(cid);
+        }
+        while self.entries.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => self.entries.remove(&oldest),
+                None => break,
+            };
+        }
+    }
+}
+
+/// A verified chain flattened for fast decisions: tokens as nodes (leaf first), capabilities
+/// parsed into resources and ability bit sets.
+#[derive(Debug)]
+struct Compiled {
+    leaf: Arc<Token>,
+    nodes: Vec<Node>,
+    /// Every distinct token CID in the chain, for revocation.
+    cids: Vec<Cid>,
+}
+
+#[derive(Debug)]
+struct Node {
+    issuer: Did,
+    capabilities: Vec<CompiledCapability>,
+    /// Indices into `nodes`.
+    proofs: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct CompiledCapability {
+    resource: Resource,
+    ability: String,
+    abilities: AbilitySet,
+    unrestricted: bool,
+}
+
+impl Compiled {
+    fn new(verified: &Arc<VerifiedToken>) -> Result<Self, UcanError> {
+        let mut index: HashMap<Cid, usize> = HashMap::new();
+        let mut order: Vec<&Arc<VerifiedToken>> = Vec::new();
+        let mut queue = VecDeque::from([verified]);
+        while let Some(v) = queue.pop_front() {
+            if index.contains_key(v.token().cid()) {
+                continue;
+            }
+            if order.len() == MAX_CHAIN_TOKENS {
+                return Err(UcanError::IncorrectProofs(format!(
+                    "chain has more than {MAX_CHAIN_TOKENS} tokens"
+                )));
+            }
+            index.insert(*v.token().cid(), order.len());
+            order.push(v);
+            queue.extend(v.proofs());
+        }
+        let nodes = order
+            .iter()
+            .map(|v| Node {
+                issuer: *v.token().issuer(),
+                capabilities: v
+                    .token()
+                    .capabilities()
+                    .iter()
+                    .filter_map(|c| {
+                        // Foreign resources (mailto:, …) grant nothing in weft.
+                        let resource = Resource::parse(&c.resource).ok()?;
+                        let abilities = AbilitySet::covered_by(&c.ability);
+                        (!abilities.is_empty()).then(|| CompiledCapability {
+                            resource,
+                            ability: c.ability.clone(),
+                            abilities,
+                            unrestricted: c.is_unrestricted(),
+                        })
+                    })
+                    .collect(),
+                proofs: v
+                    .proofs()
+                    .iter()
+                    .filter_map(|p| index.get(p.token().cid()).copied())
+                    .collect(),
+            })
+            .collect();
+        let cids = order.iter().map(|v| *v.token().cid()).collect();
+        Ok(Self {
+            leaf: verified.token().clone(),
+            nodes,
+            cids,
+        })
+    }
+
+    fn decide(&self, realm: &Realm, owner: &Did, action: Action<'_>) -> Result<Grant, AuthError> {
+        let Some(leaf_capability) = self.nodes[0].allowing(realm, action) else {
+            let restricted = self.nodes[0]
+                .capabilities
+                .iter()
+                .any(|c| !c.unrestricted && c.covers(realm, action));
+            let why = if restricted {
+                " without caveats (weft understands none)"
+            } else {
+                ""
+            };
+            return Err(AuthError::Unauthorized(format!(
+                "chain {} grants no {} in {}{why}",
+                self.leaf.cid(),
+                action.describe(),
+                realm.name()
+            )));
+        };
+        // 0 = not yet known, 1 = reaches the owner, 2 = does not.
+        let mut memo = [0u8; MAX_CHAIN_TOKENS];
+        if !self.reaches_owner(0, realm, owner, action, &mut memo) {
+            return Err(AuthError::Unauthorized(format!(
+                "chain {} for {} is not rooted at the owner of {}",
+                self.leaf.cid(),
+                action.describe(),
+                realm.name()
+            )));
+        }
+        Ok(Grant::Delegated {
+            chain: *self.leaf.cid(),
+            resource: leaf_capability.resource.clone(),
+            ability: leaf_capability.ability.clone(),
+            expires_at: self.leaf.expires_at(),
+        })
+    }
+
+    /// Does node `i` allow the action, through a proof path that ends at a root the owner issued?
+    fn reaches_owner(
+        &self,
+        i: usize,
+        realm: &Realm,
+        owner: &Did,
+        action: Action<'_>,
+        memo: &mut [u8],
+    ) -> bool {
+        match memo[i] {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        let node = &self.nodes[i];
+        let ok = node.allowing(realm, action).is_some()
+            && if node.proofs.is_empty() {
+                node.issuer == *owner
+            } else {
+                node.proofs
+                    .iter()
+                    .any(|&p| self.reaches_owner(p, realm, owner, action, memo))
+            };
+        memo[i] = if ok { 1 } else { 2 };
+        ok
+    }
+}
+
+impl Node {
+    fn allowing(&self, realm: &Realm, action: Action<'_>) -> Option<&CompiledCapability> {
+        self.capabilities
+            .iter()
+            .find(|c| c.unrestricted && c.covers(realm, action))
+    }
+}
+
+impl CompiledCapability {
+    fn covers(&self, realm: &Realm, action: Action<'_>) -> bool {
+        self.abilities.contains(action.ability())
+            && self.resource.realm() == realm.name()
+            && action.within(&self.resource)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_identity::Keypair;
+    use weft_names::{Name, Pattern, RealmName};
+    use weft_ucan::Builder;
+
+    struct World {
+        owner: Keypair,
+        team: Keypair,
+        service: Keypair,
+        realm: Realm,
+    }
+
+    fn world() -> World {
+        let owner = Keypair::from_seed(&[1; 32]);
+        let realm = Realm::owned(RealmName::new("io.acme").unwrap(), owner.did());
+        World {
+            owner,
+            team: Keypair::from_seed(&[2; 32]),
+            service: Keypair::from_seed(&[3; 32]),
+            realm,
+        }
+    }
+
+    fn name(s: &str) -> Name {
+        Name::new(s).unwrap()
+    }
+
+    /// owner → team: `rpc/call` on `orders.*`; team → service: `rpc/call` on `orders.get`.
+    fn team_chain(w: &World) -> (Token, Token) {
+        let root = Builder::new(&w.owner, w.team.did())
+            .expires_at(10_000)
+            .claim("weft://io.acme/orders.*", "rpc/call")
+            .build()
+            .unwrap();
+        let leaf = Builder::new(&w.team, w.service.did())
+            .expires_at(5_000)
+            .claim("weft://io.acme/orders.get", "rpc/call")
+            .proof(*root.cid())
+            .build()
+            .unwrap();
+        (root, leaf)
+    }
+
+    #[test]
+    fn a_delegated_chain_allows_exactly_what_it_names() {
+        let w = world();
+        let (root, leaf) = team_chain(&w);
+        let chain = Chain::new(leaf, [root]);
+        let auth = Authorizer::new();
+        let get = name("orders.get");
+        let grant = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&get),
+                100,
+            )
+            .unwrap();
+        assert!(matches!(grant, Grant::Delegated { ref ability, .. } if ability == "rpc/call"));
+
+        let list = name("orders.list");
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&list),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Advertise(&get),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.team.did(),
+                Action::Call(&get),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "wrongAudience");
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&get),
+                9_000,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "expired");
+        let other_realm = Realm::owned(RealmName::new("io.other").unwrap(), w.owner.did());
+        let err = auth
+            .authorize(
+                &other_realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&get),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+        assert_eq!(auth.cached(), 1);
+    }
+
+    #[test]
+    fn roots_must_be_the_realm_owner() {
+        let w = world();
+        let (root, leaf) = team_chain(&w);
+        let chain = Chain::new(leaf, [root]);
+        // Same realm name, different owner: a different realm.
+        let impostor = Realm::owned(RealmName::new("io.acme").unwrap(), w.team.did());
+        let get = name("orders.get");
+        // The team owns this realm, so its token to the service is a valid root; but the
+        // service's chain roots at the real owner, whose capability does not reach here.
+        let err = Authorizer::new()
+            .authorize(
+                &impostor,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&get),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+
+        // A self-issued root grants nothing.
+        let selfish = Builder::new(&w.service, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme", "*")
+            .build()
+            .unwrap();
+        let chain = Chain::new(selfish, []);
+        let err = Authorizer::new()
+            .authorize(&w.realm, Some(&chain), &w.service.did(), Action::Join, 100)
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+    }
+
+    #[test]
+    fn open_realms_and_owners_need_no_chain() {
+        let w = world();
+        let open = Realm::open(RealmName::new("dev").unwrap());
+        let auth = Authorizer::new();
+        let t = name("t");
+        assert_eq!(
+            auth.authorize(&open, None, &w.service.did(), Action::Publish(&t), 0),
+            Ok(Grant::Open)
+        );
+        assert_eq!(
+            auth.authorize(&w.realm, None, &w.owner.did(), Action::Publish(&t), 0),
+            Ok(Grant::Owner)
+        );
+        let err = auth
+            .authorize(&w.realm, None, &w.service.did(), Action::Publish(&t), 0)
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+    }
+
+    #[test]
+    fn subscriptions_need_a_containing_pattern() {
+        let w = world();
+        let token = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/orders.**", "msg/subscribe")
+            .build()
+            .unwrap();
+        let chain = Chain::new(token, []);
+        let auth = Authorizer::new();
+        let narrow = Pattern::new("orders.*").unwrap();
+        let wide = Pattern::new("**").unwrap();
+        assert!(
+            auth.authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Subscribe(&narrow),
+                0
+            )
+            .is_ok()
+        );
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Subscribe(&wide),
+                0,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+    }
+
+    #[test]
+    fn the_realm_resource_covers_join_and_every_name() {
+        let w = world();
+        let token = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme", "*")
+            .build()
+            .unwrap();
+        let chain = Chain::new(token, []);
+        let auth = Authorizer::new();
+        let t = name("any.topic");
+        for action in [Action::Join, Action::Publish(&t), Action::Call(&t)] {
+            assert!(
+                auth.authorize(&w.realm, Some(&chain), &w.service.did(), action, 0)
+                    .is_ok()
+            );
+        }
+        // A pattern resource does not cover joining.
+        let token = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/**", "*")
+            .build()
+            .unwrap();
+        let chain = Chain::new(token, []);
+        let err = auth
+            .authorize(&w.realm, Some(&chain), &w.service.did(), Action::Join, 0)
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+    }
+
+    #[test]
+    fn caveats_weft_does_not_understand_deny() {
+        let w = world();
+        let mut caveat = weft_ucan::Caveat::new();
+        caveat.insert("max_rate".into(), 10.into());
+        let token = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim_with_caveats("weft://io.acme/**", "msg/publish", vec![caveat])
+            .build()
+            .unwrap();
+        let chain = Chain::new(token, []);
+        let t = name("t");
+        let err = Authorizer::new()
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Publish(&t),
+                0,
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("caveats"), "{err}");
+    }
+
+    #[test]
+    fn revocation_stops_every_chain_through_the_token() {
+        let w = world();
+        let (root, leaf) = team_chain(&w);
+        let root_cid = *root.cid();
+        let chain = Chain::new(leaf, [root]);
+        let auth = Authorizer::new();
+        let get = name("orders.get");
+        assert!(
+            auth.authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&get),
+                100
+            )
+            .is_ok()
+        );
+        auth.revoke(root_cid);
+        assert!(auth.is_revoked(&root_cid));
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Call(&get),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err, AuthError::Revoked(root_cid));
+    }
+
+    #[test]
+    fn bad_chains_are_remembered_but_missing_proofs_are_not() {
+        let w = world();
+        let (root, leaf) = team_chain(&w);
+        let auth = Authorizer::new();
+        let get = name("orders.get");
+        let bare = Chain::new(leaf.clone(), []);
+        let err = auth
+            .authorize(
+                &w.realm,
+                Some(&bare),
+                &w.service.did(),
+                Action::Call(&get),
+                100,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "incorrectProofs");
+        assert_eq!(auth.cached(), 0);
+        let full = Chain::new(leaf, [root]);
+        assert!(
+            auth.authorize(
+                &w.realm,
+                Some(&full),
+                &w.service.did(),
+                Action::Call(&get),
+                100
+            )
+            .is_ok()
+        );
+
+        // A widening delegation is invalid for good, and cached as such.
+        let wide = Builder::new(&w.team, w.service.did())
+            .expires_at(5_000)
+            .claim("weft://io.acme/**", "rpc/call")
+            .proof(*full.leaf().proofs().first().unwrap())
+            .build();
+        let wide = Chain::new(
+            wide.unwrap(),
+            full.proofs()
+                .get(&full.leaf().proofs()[0])
+                .map(|t| (**t).clone()),
+        );
+        for _ in 0..2 {
+            let err = auth
+                .authorize(
+                    &w.realm,
+                    Some(&wide),
+                    &w.service.did(),
+                    Action::Call(&get),
+                    100,
+                )
+                .unwrap_err();
+            assert_eq!(err.code(), "invalidDelegation");
+        }
+        assert_eq!(auth.cached(), 2);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let w = world();
+        let auth = Authorizer::new().with_cache_capacity(2);
+        let t = name("t");
+        for i in 0..5 {
+            let token = Builder::new(&w.owner, w.service.did())
+                .never_expires()
+                .nonce(format!("{i}"))
+                .claim("weft://io.acme/**", "msg/publish")
+                .build()
+                .unwrap();
+            let chain = Chain::new(token, []);
+            assert!(
+                auth.authorize(
+                    &w.realm,
+                    Some(&chain),
+                    &w.service.did(),
+                    Action::Publish(&t),
+                    0
+                )
+                .is_ok()
+            );
+        }
+        assert_eq!(auth.cached(), 2);
+    }
+}
