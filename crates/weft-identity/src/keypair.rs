@@ -38,6 +38,16 @@ impl Keypair {
 
     /// Decodes a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
+        let format = |reason: &str| KeyError::Format {
+            path: "<memory>".into(),
+            reason: reason.into(),
+        };
+        if pem.contains("-----BEGIN PUBLIC KEY-----") {
+            return Err(format("this is a public key; a private key is needed"));
+        }
+        if !pem.contains("-----BEGIN PRIVATE KEY-----") {
+            return Err(format("no -----BEGIN PRIVATE KEY----- block"));
+        }
         let secret = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Format {
             path: "<memory>".into(),
             reason: e.to_string(),

@@ -195,26 +195,40 @@ impl<S: Semantics> Validator<S> {
             let proof = store.get(cid).ok_or_else(|| {
                 UcanError::IncorrectProofs(format!("proof {cid} was not provided"))
             })?;
-            let proof = self.verify_node(proof.clone(), store, depth + 1, memo)?;
-            check_delegation(&token, proof.token())?;
-            proofs.push(proof);
+            proofs.push(self.verify_node(proof.clone(), store, depth + 1, memo)?);
         }
-        if !proofs.is_empty() {
-            for capability in token.capabilities() {
-                if !proofs.iter().any(|p| self.grants(p.token(), capability)) {
-                    return Err(UcanError::InvalidDelegation(format!(
-                        "{} on {} is not granted by any proof (a delegation may only narrow)",
-                        capability.ability, capability.resource
-                    )));
-                }
-            }
-        }
+        let direct: Vec<&Token> = proofs.iter().map(|p| &**p.token()).collect();
+        self.check_delegation_step(&token, &direct)?;
         // The token's own signature is checked last: when a delegation is broken and the
         // signature is bad too, the conformance fixtures expect the delegation error.
         token.verify_signature()?;
         let verified = Arc::new(VerifiedToken { token, proofs });
         memo.insert(*verified.token.cid(), verified.clone());
         Ok(verified)
+    }
+
+    /// Checks one delegation step, without verifying the proofs themselves: `token`'s window lies
+    /// inside each proof's, each proof is addressed to `token`'s issuer, and, when there are proofs,
+    /// every capability of `token` is granted by one of them.
+    ///
+    /// [`verify_chain`](Self::verify_chain) applies it at every link; a tool issuing a token can
+    /// apply it to refuse a delegation that its own proofs do not support.
+    pub fn check_delegation_step(&self, token: &Token, proofs: &[&Token]) -> Result<(), UcanError> {
+        for proof in proofs {
+            check_delegation(token, proof)?;
+        }
+        if proofs.is_empty() {
+            return Ok(());
+        }
+        for capability in token.capabilities() {
+            if !proofs.iter().any(|p| self.grants(p, capability)) {
+                return Err(UcanError::InvalidDelegation(format!(
+                    "{} on {} is not granted by any proof (a delegation may only narrow)",
+                    capability.ability, capability.resource
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Does `proof` grant `requested` (same or wider resource, ability and caveats)?

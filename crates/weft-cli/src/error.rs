@@ -1,0 +1,35 @@
+//! CLI errors and the one place they become exit codes.
+
+use weft::identity::KeyError;
+use weft::ucan::UcanError;
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// The arguments are wrong in a way clap could not see (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A key file could not be read or written (exit 1).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A token is invalid (exit 1); followed by its contract error code.
+    #[error("{} [{}]", .0, .0.code())]
+    Ucan(#[from] UcanError),
+    /// Any other failure of the command (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub(crate) const FAILED: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+
+    /// SPEC §5: 0 ok, 1 invalid/failed, 2 usage, 3 not found, 4 timeout, 5 unauthorized,
+    /// 6 remote error, 7 unavailable.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => Self::USAGE,
+            CliError::Key(_) | CliError::Ucan(_) | CliError::Failed(_) => Self::FAILED,
+        }
+    }
+}

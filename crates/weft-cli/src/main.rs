@@ -1,0 +1,62 @@
+//! `weft`: the command line (SPEC §5).
+//!
+//! Thin by design: parse flags, call the library, print. Results go to stdout, logs to stderr
+//! (`WEFT_LOG` or `RUST_LOG` set the level), and every error is one line on stderr with the exit
+//! code of its kind, chosen in one place: [`error::CliError::exit_code`].
+
+mod cli;
+mod cmd;
+mod error;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    init_logging();
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weft: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; a usage error is one line on stderr and exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        print!("{e}");
+        return ExitCode::SUCCESS;
+    }
+    // clap's message is a paragraph, then usage; keep the paragraph, on one line.
+    let rendered = e.to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect();
+    eprintln!("weft: {} (see 'weft --help')", message.join(" "));
+    ExitCode::from(CliError::USAGE)
+}
+
+fn init_logging() {
+    let filter = std::env::var("WEFT_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
