@@ -47,7 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             now,
         ) {
             Ok(_) => println!("call {procedure:<15} allowed"),
-            Err(e) => println!("call {procedure:<15} denied ({}): {e}", e.code()),
+            Err(e) => println!("call {procedure:<15} denied: {e}"),
         }
     }
 
@@ -80,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         now,
     );
     if let Err(e) = denied {
-        println!("widened chain    denied ({}): {e}", e.code());
+        println!("widened chain    denied: {e}");
     }
     Ok(())
 }

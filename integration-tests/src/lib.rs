@@ -1,0 +1,1 @@
+//! End-to-end tests of weft through its public facade only; the tests live in `tests/`.
