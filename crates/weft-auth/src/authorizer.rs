@@ -41,10 +41,11 @@ pub enum Grant {
     Delegated {
         /// CID of the leaf token, naming the chain.
         chain: Cid,
-        /// The leaf capability's resource that covers the action.
-        resource: Resource,
+        /// The leaf capability's resource that covers the action (shared with the cache, so a
+        /// grant costs no allocation).
+        resource: Arc<Resource>,
         /// The leaf capability's ability string (`rpc/call`, `rpc/*`, …).
-        ability: String,
+        ability: Arc<str>,
         /// When the chain stops being usable (the leaf's `exp`).
         expires_at: Option<u64>,
     },
@@ -244,8 +245,8 @@ struct Node {
 
 #[derive(Debug)]
 struct CompiledCapability {
-    resource: Resource,
-    ability: String,
+    resource: Arc<Resource>,
+    ability: Arc<str>,
     abilities: AbilitySet,
     unrestricted: bool,
 }
@@ -281,8 +282,8 @@ impl Compiled {
                         let resource = Resource::parse(&c.resource).ok()?;
                         let abilities = AbilitySet::covered_by(&c.ability);
                         (!abilities.is_empty()).then(|| CompiledCapability {
-                            resource,
-                            ability: c.ability.clone(),
+                            resource: Arc::new(resource),
+                            ability: c.ability.as_str().into(),
                             abilities,
                             unrestricted: c.is_unrestricted(),
                         })
@@ -444,7 +445,7 @@ mod tests {
                 100,
             )
             .unwrap();
-        assert!(matches!(grant, Grant::Delegated { ref ability, .. } if ability == "rpc/call"));
+        assert!(matches!(grant, Grant::Delegated { ref ability, .. } if &**ability == "rpc/call"));
 
         let list = name("orders.list");
         let err = auth
