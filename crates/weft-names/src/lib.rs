@@ -19,6 +19,8 @@ pub mod error;
 pub mod name;
 pub mod pattern;
 pub mod realm;
+#[cfg(feature = "serde")]
+mod serde_impls;
 
 pub use error::NameError;
 pub use name::{MAX_NAME_LEN, MAX_SEGMENTS, Name, ProcedureName, TopicName};

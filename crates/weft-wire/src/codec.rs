@@ -1,0 +1,283 @@
+//! Frames to bytes and back.
+
+use bytes::{Buf, BytesMut};
+
+use crate::{Frame, WireError};
+
+/// The wire version this code speaks.
+pub const WIRE_VERSION: u8 = 1;
+/// Bytes before the body: the length prefix and the version byte.
+pub const HEADER_LEN: usize = 5;
+/// Default frame limit (length prefix value): 1 MiB of payload plus room for the envelope.
+pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024 + 4096;
+
+/// Appends one encoded frame to `out`.
+///
+/// Fails only if the frame exceeds `max_frame`, in which case `out` is left as it was.
+pub fn encode(frame: &Frame, max_frame: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.push(WIRE_VERSION);
+    let encoded = postcard::to_extend(frame, std::mem::take(out));
+    *out = encoded.map_err(|e| WireError::Malformed(format!("cannot encode: {e}")))?;
+    let len = out.len() - start - 4;
+    if len > max_frame {
+        out.truncate(start);
+        return Err(WireError::TooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    // Invariant: len <= max_frame, which callers keep far below u32::MAX.
+    let prefix = u32::try_from(len).map_err(|_| WireError::TooLarge {
+        len,
+        max: max_frame,
+    })?;
+    out[start..start + 4].copy_from_slice(&prefix.to_be_bytes());
+    Ok(())
+}
+
+/// Decodes frames from a byte buffer that a reader keeps filling.
+///
+/// `decode` returns `Ok(None)` until a whole frame is buffered ("incomplete" is ordinary control
+/// flow, as in mini-redis), then the frame, consuming its bytes. An error means the stream must be
+/// closed: framing cannot be trusted after it.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    max_frame: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_FRAME)
+    }
+}
+
+impl Decoder {
+    /// A decoder refusing frames longer than `max_frame` bytes.
+    pub fn new(max_frame: usize) -> Self {
+        Self { max_frame }
+    }
+
+    /// The frame limit.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Takes the next whole frame out of `buf`, if there is one.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+        let Some(header) = buf.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > self.max_frame {
+            return Err(WireError::TooLarge {
+                len,
+                max: self.max_frame,
+            });
+        }
+        if len == 0 {
+            return Err(WireError::Malformed("empty frame".into()));
+        }
+        let version = header[4];
+        if version != WIRE_VERSION {
+            return Err(WireError::UnsupportedVersion {
+                theirs: version,
+                ours: WIRE_VERSION,
+            });
+        }
+        if buf.len() < 4 + len {
+            buf.reserve(4 + len - buf.len());
+            return Ok(None);
+        }
+        let body = &buf[HEADER_LEN..4 + len];
+        let (frame, rest) = postcard::take_from_bytes::<Frame>(body)
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(WireError::Malformed(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        frame.check_limits()?;
+        buf.advance(4 + len);
+        Ok(Some(frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hello, Interest, Publish, RealmJoin, Refusal, WireChain};
+    use bytes::Bytes;
+    use proptest::prelude::*;
+    use weft_identity::Did;
+    use weft_names::{Name, Pattern, RealmName};
+
+    fn round_trip(frame: &Frame) -> Frame {
+        let mut out = Vec::new();
+        encode(frame, DEFAULT_MAX_FRAME, &mut out).unwrap();
+        let mut buf = BytesMut::from(&out[..]);
+        let decoded = Decoder::default().decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        decoded
+    }
+
+    fn publish(payload: Vec<u8>) -> Frame {
+        Frame::Publish(Publish {
+            realm: 0,
+            topic: Name::new("orders.placed").unwrap(),
+            seq: 7,
+            payload: payload.into(),
+        })
+    }
+
+    #[test]
+    fn every_frame_kind_round_trips() {
+        let frames = [
+            Frame::Hello(Hello {
+                agent: "weft/0.1.0".into(),
+                tags: vec![("region".into(), "eu".into())],
+                realms: vec![RealmJoin {
+                    realm: RealmName::new("io.acme").unwrap(),
+                    owner: Some(Did::from_public_key([9; 32])),
+                    chains: vec![WireChain {
+                        leaf: "a.b.c".into(),
+                        proofs: vec!["d.e.f".into()],
+                    }],
+                }],
+            }),
+            Frame::Refused(Refusal {
+                code: "unauthorized".into(),
+                reason: "no realm/join".into(),
+            }),
+            Frame::Interest(Interest::Subscribe {
+                realm: 3,
+                id: 1,
+                pattern: Pattern::new("orders.**").unwrap(),
+            }),
+            Frame::Interest(Interest::Unsubscribe { realm: 3, id: 1 }),
+            publish(b"{\"id\":1}".to_vec()),
+        ];
+        for frame in &frames {
+            assert_eq!(&round_trip(frame), frame);
+        }
+    }
+
+    #[test]
+    fn partial_input_waits_and_concatenated_frames_split() {
+        let mut out = Vec::new();
+        encode(&publish(vec![1; 100]), DEFAULT_MAX_FRAME, &mut out).unwrap();
+        encode(&publish(vec![2; 3]), DEFAULT_MAX_FRAME, &mut out).unwrap();
+        let decoder = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        // Feed one byte at a time: every prefix is "incomplete", never an error.
+        for byte in out {
+            buf.extend_from_slice(&[byte]);
+            while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames, vec![publish(vec![1; 100]), publish(vec![2; 3])]);
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_from_the_prefix() {
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, WIRE_VERSION][..]);
+        assert!(matches!(
+            Decoder::default().decode(&mut buf),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut out = Vec::new();
+        let err = encode(&publish(vec![0; 2000]), 1000, &mut out).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { .. }));
+        assert!(out.is_empty(), "a refused frame leaves nothing behind");
+    }
+
+    #[test]
+    fn other_versions_are_named() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 5, 2, 0, 0, 0, 0][..]);
+        assert_eq!(
+            Decoder::default().decode(&mut buf),
+            Err(WireError::UnsupportedVersion {
+                theirs: 2,
+                ours: WIRE_VERSION
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        let cases: [&[u8]; 5] = [
+            &[0, 0, 0, 0, 1],                // empty
+            &[0, 0, 0, 2, 1, 200],           // unknown frame variant
+            &[0, 0, 0, 3, 1, 3, 0],          // truncated publish
+            &[0, 0, 0, 1, 1],                // version only
+            &[0, 0, 0, 6, 1, 2, 0, 0, 0, 0], // interest with trailing garbage
+        ];
+        for bytes in cases {
+            let mut buf = BytesMut::from(bytes);
+            assert!(Decoder::default().decode(&mut buf).is_err(), "{bytes:?}");
+        }
+        // An invalid topic inside an otherwise well-formed publish.
+        let mut buf = buf_with_topic(b"a..b");
+        // postcard does not keep serde's custom messages, so the name error is not in the text.
+        let err = Decoder::default().decode(&mut buf).unwrap_err();
+        assert!(matches!(err, WireError::Malformed(_)), "{err}");
+        // The same bytes with a valid topic decode: it was the name that was refused.
+        let mut good = buf_with_topic(b"a.bb");
+        assert!(Decoder::default().decode(&mut good).unwrap().is_some());
+    }
+
+    fn buf_with_topic(topic: &[u8]) -> BytesMut {
+        let mut body = vec![WIRE_VERSION, 3, 0, topic.len() as u8];
+        body.extend_from_slice(topic);
+        body.extend_from_slice(&[0, 0]);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&body);
+        buf
+    }
+
+    #[test]
+    fn hello_limits_hold() {
+        let hello = Frame::Hello(Hello {
+            agent: String::new(),
+            tags: vec![("k".into(), "v".into()); 33],
+            realms: vec![],
+        });
+        let mut out = Vec::new();
+        encode(&hello, DEFAULT_MAX_FRAME, &mut out).unwrap();
+        let mut buf = BytesMut::from(&out[..]);
+        assert!(matches!(
+            Decoder::default().decode(&mut buf),
+            Err(WireError::Limit(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn publish_round_trips(
+            realm in any::<u16>(),
+            seq in any::<u64>(),
+            topic in prop::collection::vec("[a-zA-Z0-9_-]{1,8}", 1..6),
+            payload in prop::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let frame = Frame::Publish(Publish {
+                realm,
+                topic: Name::new(&topic.join(".")).unwrap(),
+                seq,
+                payload: Bytes::from(payload),
+            });
+            prop_assert_eq!(round_trip(&frame), frame);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let decoder = Decoder::new(1024);
+            while let Ok(Some(_)) = decoder.decode(&mut buf) {}
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The messages weft nodes exchange.
+//!
+//! A connection carries one stream each way; each side writes only on the stream it opened. The
+//! first frame each way is a [`Hello`]; after it come [`Interest`] and [`Publish`] frames, in the
+//! order they were sent.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use weft_identity::Did;
+use weft_names::{Name, Pattern, RealmName};
+
+use crate::WireError;
+
+/// Position of a realm in the sender's [`Hello::realms`]: frames name realms by index, not by
+/// string, because the index costs one or two bytes per publication.
+pub type RealmIndex = u16;
+
+/// Most tags in a hello.
+pub const MAX_TAGS: usize = 32;
+/// Longest tag key, in bytes.
+pub const MAX_TAG_KEY: usize = 64;
+/// Longest tag value, in bytes.
+pub const MAX_TAG_VALUE: usize = 256;
+/// Most realms one hello may join.
+pub const MAX_REALMS: usize = 256;
+/// Most capability chains presented for one realm.
+pub const MAX_CHAINS: usize = 16;
+/// Most proofs in one presented chain.
+pub const MAX_PROOFS: usize = 32;
+
+/// Everything sent on a weft stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Opens a stream: who the sender is and which realms it joins.
+    Hello(Hello),
+    /// The handshake was refused; the sender closes the connection after this frame.
+    Refused(Refusal),
+    /// The sender's subscriptions changed.
+    Interest(Interest),
+    /// A publication to a topic.
+    Publish(Publish),
+}
+
+/// The first frame each way on a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The sender's software, e.g. `weft/0.1.0`, for logs and peer info.
+    pub agent: String,
+    /// Operator-chosen labels (`region=eu`), visible to applications as peer info.
+    pub tags: Vec<(String, String)>,
+    /// Realms the sender takes part in, each with the chains proving it may; a frame's
+    /// [`RealmIndex`] is a position in this list.
+    pub realms: Vec<RealmJoin>,
+}
+
+/// A realm the sender joins, with its credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealmJoin {
+    /// The realm's name.
+    pub realm: RealmName,
+    /// Its owner; `None` for an open realm. Part of the realm's identity: same name, different
+    /// owner, different realm.
+    pub owner: Option<Did>,
+    /// Capability chains the sender acts under in this realm (`realm/join`, `msg/publish`, …).
+    pub chains: Vec<WireChain>,
+}
+
+/// A UCAN chain as sent: the token acted under, and the proofs it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireChain {
+    /// The leaf token (JWT).
+    pub leaf: String,
+    /// Proof tokens (JWTs), in any order.
+    pub proofs: Vec<String>,
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// A contract error code (`unauthorized`, `incompatibleVersion`, …).
+    pub code: String,
+    /// A human-readable explanation.
+    pub reason: String,
+}
+
+/// A change in the sender's subscriptions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Interest {
+    /// The sender wants publications matching `pattern` in `realm`, under subscription `id`.
+    Subscribe {
+        /// Realm, as an index into the sender's hello.
+        realm: RealmIndex,
+        /// The sender's identifier for this subscription, unique per connection.
+        id: u32,
+        /// Which topics.
+        pattern: Pattern,
+    },
+    /// Subscription `id` in `realm` ended.
+    Unsubscribe {
+        /// Realm, as an index into the sender's hello.
+        realm: RealmIndex,
+        /// The subscription that ended.
+        id: u32,
+    },
+}
+
+/// A publication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publish {
+    /// Realm, as an index into the sender's hello.
+    pub realm: RealmIndex,
+    /// The topic.
+    pub topic: Name,
+    /// The publisher's sequence number in this realm: receivers drop duplicates and detect gaps.
+    pub seq: u64,
+    /// The payload, opaque to weft.
+    pub payload: Bytes,
+}
+
+impl Frame {
+    /// Checks the limits the type system cannot express; the decoder applies it to every frame.
+    pub fn check_limits(&self) -> Result<(), WireError> {
+        match self {
+            Frame::Hello(hello) => hello.check_limits(),
+            Frame::Refused(_) | Frame::Interest(_) | Frame::Publish(_) => Ok(()),
+        }
+    }
+}
+
+impl Hello {
+    fn check_limits(&self) -> Result<(), WireError> {
+        let limit = |what: String| Err(WireError::Limit(what));
+        if self.tags.len() > MAX_TAGS {
+            return limit(format!("{} tags (at most {MAX_TAGS})", self.tags.len()));
+        }
+        if let Some((k, _)) = self
+            .tags
+            .iter()
+            .find(|(k, v)| k.len() > MAX_TAG_KEY || v.len() > MAX_TAG_VALUE)
+        {
+            return limit(format!(
+                "tag {k:.32?} too long (key ≤ {MAX_TAG_KEY}, value ≤ {MAX_TAG_VALUE} bytes)"
+            ));
+        }
+        if self.realms.len() > MAX_REALMS {
+            return limit(format!(
+                "{} realms (at most {MAX_REALMS})",
+                self.realms.len()
+            ));
+        }
+        for join in &self.realms {
+            if join.chains.len() > MAX_CHAINS {
+                return limit(format!(
+                    "{} chains for {} (at most {MAX_CHAINS})",
+                    join.chains.len(),
+                    join.realm
+                ));
+            }
+            if join.chains.iter().any(|c| c.proofs.len() > MAX_PROOFS) {
+                return limit(format!(
+                    "a chain for {} has more than {MAX_PROOFS} proofs",
+                    join.realm
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! weft's wire format, with no I/O: frames and the codec that turns them into bytes and back.
+//!
+//! Every weft stream carries a sequence of frames. Each frame on the wire is
+//!
+//! ```text
+//! +----------------+---------+------------------------------+
+//! | length: u32 BE | version | body: postcard-encoded Frame |
+//! +----------------+---------+------------------------------+
+//!                  |<---------------- length --------------->|
+//! ```
+//!
+//! The version byte sits outside the body so that a peer speaking another version is recognised
+//! from its first frame, by either side, without decoding anything. Frames are bounded
+//! ([`DEFAULT_MAX_FRAME`]) and the bound is checked from the length prefix, before any body is
+//! buffered. Names inside frames are validated as they are decoded, so a decoded frame is a valid
+//! one.
+//!
+//! # Layout
+//! - [`frame`]: [`Frame`] and the messages it carries ([`Hello`], [`Interest`], [`Publish`], …).
+//! - [`codec`]: [`encode`] and [`Decoder`].
+//! - [`error`]: why bytes are not a frame, [`WireError`].
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod error;
+pub mod frame;
+
+pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
+pub use error::WireError;
+pub use frame::{Frame, Hello, Interest, Publish, RealmIndex, RealmJoin, Refusal, WireChain};
