@@ -1,0 +1,101 @@
+//! Network configuration and address parsing.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use weft_identity::Keypair;
+
+use crate::NetError;
+
+/// How a node's network is set up.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The node's key: its PeerId and its DID.
+    pub keypair: Keypair,
+    /// Addresses to listen on; `/ip4/127.0.0.1/udp/0/quic-v1` picks a free loopback port.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start, to join the DHT.
+    pub bootstrap: Vec<Multiaddr>,
+    /// A connection with no open stream and no activity closes after this long.
+    pub idle_timeout: Duration,
+    /// Kademlia query timeout.
+    pub query_timeout: Duration,
+    /// Events buffered towards the node before the driver waits for it.
+    pub event_capacity: usize,
+}
+
+impl NetConfig {
+    /// A configuration listening on a free loopback port, with no bootstrap peers.
+    pub fn loopback(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            listen: vec![loopback_any()],
+            bootstrap: Vec::new(),
+            idle_timeout: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(10),
+            event_capacity: 1024,
+        }
+    }
+}
+
+/// `/ip4/127.0.0.1/udp/0/quic-v1`.
+pub fn loopback_any() -> Multiaddr {
+    use libp2p::multiaddr::Protocol;
+    Multiaddr::empty()
+        .with(Protocol::Ip4(std::net::Ipv4Addr::LOCALHOST))
+        .with(Protocol::Udp(0))
+        .with(Protocol::QuicV1)
+}
+
+/// Parses a multiaddr, or `HOST:PORT` as QUIC over UDP (`127.0.0.1:4001` →
+/// `/ip4/127.0.0.1/udp/4001/quic-v1`). Host names are not resolved: weft addresses are IPs.
+pub fn parse_addr(s: &str) -> Result<Multiaddr, NetError> {
+    use libp2p::multiaddr::Protocol;
+    let error = |reason: &str| NetError::Address {
+        addr: s.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if s.starts_with('/') {
+        return s
+            .parse()
+            .map_err(|e: libp2p::multiaddr::Error| error(&e.to_string()));
+    }
+    let socket: SocketAddr = s
+        .parse()
+        .map_err(|_| error("expected a multiaddr or IP:PORT"))?;
+    let ip = match socket.ip() {
+        std::net::IpAddr::V4(ip) => Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => Protocol::Ip6(ip),
+    };
+    Ok(Multiaddr::empty()
+        .with(ip)
+        .with(Protocol::Udp(socket.port()))
+        .with(Protocol::QuicV1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_means_quic() {
+        assert_eq!(
+            parse_addr("127.0.0.1:4001").unwrap().to_string(),
+            "/ip4/127.0.0.1/udp/4001/quic-v1"
+        );
+        assert_eq!(
+            parse_addr("[::1]:9").unwrap().to_string(),
+            "/ip6/::1/udp/9/quic-v1"
+        );
+        assert_eq!(
+            parse_addr("/ip4/127.0.0.1/udp/5/quic-v1")
+                .unwrap()
+                .to_string(),
+            "/ip4/127.0.0.1/udp/5/quic-v1"
+        );
+        for bad in ["", "localhost:4001", "127.0.0.1", "/nope", "1.2.3.4:99999"] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The swarm event loop. It translates and does nothing else: a command becomes one swarm call,
+//! with its reply kept under the connection or query id; a swarm event becomes a [`NetEvent`] or
+//! completes a pending reply. Unknown ids (late or duplicate events) are logged and ignored.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::identity::{libp2p_keypair, peer_did};
+use crate::network::WEFT_PROTOCOL;
+use crate::{NetConfig, NetError, NetEvent};
+
+/// Commands queued towards the driver before senders wait.
+const COMMAND_CAPACITY: usize = 256;
+
+pub(crate) enum Command {
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
+    Provide {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    StopProviding {
+        key: Vec<u8>,
+        reply: oneshot::Sender<()>,
+    },
+    FindProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    Disconnect {
+        peer: PeerId,
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown,
+}
+
+type FindReply = oneshot::Sender<Result<HashSet<PeerId>, NetError>>;
+
+pub(crate) struct Driver {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    bootstrap: Vec<Multiaddr>,
+    listen_addrs: Vec<Multiaddr>,
+    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<(), NetError>>>,
+    pending_finds: HashMap<kad::QueryId, (HashSet<PeerId>, FindReply)>,
+    /// Kademlia's own bootstrap is started once the first peer is known.
+    bootstrapped: bool,
+}
+
+impl Driver {
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn new(
+        config: NetConfig,
+    ) -> Result<
+        (
+            Self,
+            mpsc::Sender<Command>,
+            libp2p_stream::Control,
+            PeerId,
+            mpsc::Receiver<NetEvent>,
+        ),
+        NetError,
+    > {
+        let keypair = libp2p_keypair(&config.keypair);
+        let query_timeout = config.query_timeout;
+        let idle = config.idle_timeout;
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_quic()
+            .with_behaviour(|key| Behaviour::new(key, query_timeout))
+            .map_err(|e| NetError::Start(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Start(format!("listen on {addr}: {e}")))?;
+        }
+        let peer_id = *swarm.local_peer_id();
+        let mut control = swarm.behaviour().stream.new_control();
+        let (events_tx, events_rx) = mpsc::channel(config.event_capacity.max(1));
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
+
+        // One acceptor for weft streams, for the life of the runtime: libp2p-stream drops
+        // incoming streams nobody accepts fast enough.
+        let mut incoming = control
+            .accept(WEFT_PROTOCOL)
+            .map_err(|e| NetError::Start(format!("accept {WEFT_PROTOCOL}: {e}")))?;
+        let inbound = events_tx.clone();
+        tokio::spawn(async move {
+            while let Some((peer, stream)) = incoming.next().await {
+                if inbound
+                    .send(NetEvent::InboundStream { peer, stream })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+
+        let driver = Self {
+            swarm,
+            commands: commands_rx,
+            events: events_tx,
+            bootstrap: config.bootstrap,
+            listen_addrs: Vec::new(),
+            pending_dials: HashMap::new(),
+            pending_provides: HashMap::new(),
+            pending_finds: HashMap::new(),
+            bootstrapped: false,
+        };
+        Ok((driver, commands_tx, control, peer_id, events_rx))
+    }
+
+    pub(crate) async fn run(mut self) {
+        for addr in std::mem::take(&mut self.bootstrap) {
+            let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+            if let Err(e) = self.swarm.dial(opts) {
+                warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.handle_command(command),
+                },
+                event = self.swarm.select_next_some() => {
+                    if self.handle_event(event).await.is_err() {
+                        break; // the node dropped its event receiver: nobody is listening
+                    }
+                }
+            }
+        }
+        debug!("network driver stopped");
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending_dials.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial(format!("{addr}: {e}"))));
+                    }
+                }
+            }
+            Command::Provide { key, reply } => {
+                match self.swarm.behaviour_mut().kad.start_providing(key.into()) {
+                    Ok(query) => {
+                        self.pending_provides.insert(query, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht(e.to_string())));
+                    }
+                }
+            }
+            Command::StopProviding { key, reply } => {
+                self.swarm.behaviour_mut().kad.stop_providing(&key.into());
+                let _ = reply.send(());
+            }
+            Command::FindProviders { key, reply } => {
+                let query = self.swarm.behaviour_mut().kad.get_providers(key.into());
+                self.pending_finds.insert(query, (HashSet::new(), reply));
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::Disconnect { peer, reply } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+                let _ = reply.send(());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Err only when the event receiver is gone.
+    async fn handle_event(&mut self, event: SwarmEvent<BehaviourEvent>) -> Result<(), ()> {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                // Provider records only carry confirmed external addresses; without this, peers
+                // finding us through the DHT would have no address to dial.
+                self.swarm.add_external_address(address.clone());
+                let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                info!(addr = %full, "listening");
+                self.listen_addrs.push(full.clone());
+                self.emit(NetEvent::Listening { addr: full }).await?;
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let addr = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                }
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if !self.bootstrapped {
+                    self.bootstrapped = true;
+                    // Fails only with no known peers, which a connection just ruled out.
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+                if num_established.get() == 1 {
+                    debug!(peer = %peer_id, %addr, "peer connected");
+                    self.emit(NetEvent::PeerConnected {
+                        peer: peer_id,
+                        did: peer_did(&peer_id),
+                        addr,
+                    })
+                    .await?;
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if num_established == 0 {
+                    debug!(peer = %peer_id, ?cause, "peer disconnected");
+                    self.emit(NetEvent::PeerDisconnected { peer: peer_id })
+                        .await?;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                // identify does not feed Kademlia by itself.
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                step,
+                ..
+            })) => self.handle_query(id, result, step.last),
+            other => debug!(event = ?other, "swarm event"),
+        }
+        Ok(())
+    }
+
+    fn handle_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        match result {
+            kad::QueryResult::StartProviding(result) => match self.pending_provides.remove(&id) {
+                Some(reply) => {
+                    let _ =
+                        reply.send(result.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+                }
+                None => debug!(?id, "provide result for no pending query"),
+            },
+            kad::QueryResult::GetProviders(result) => {
+                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                    let me = *self.swarm.local_peer_id();
+                    let unconnected: Vec<PeerId> = providers
+                        .iter()
+                        .filter(|p| **p != me && !self.swarm.is_connected(p))
+                        .copied()
+                        .collect();
+                    for peer in unconnected {
+                        let opts = DialOpts::peer_id(peer)
+                            .condition(PeerCondition::DisconnectedAndNotDialing)
+                            .build();
+                        if let Err(e) = self.swarm.dial(opts) {
+                            debug!(%peer, error = %e, "cannot dial provider");
+                        }
+                    }
+                    match self.pending_finds.get_mut(&id) {
+                        Some((found, _)) => {
+                            found.extend(providers.into_iter().filter(|p| *p != me))
+                        }
+                        None => debug!(?id, "providers for no pending query"),
+                    }
+                }
+                // A timeout still answers with what was found; the final step closes the query.
+                if last && let Some((found, reply)) = self.pending_finds.remove(&id) {
+                    let _ = reply.send(Ok(found));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn emit(&self, event: NetEvent) -> Result<(), ()> {
+        self.events.send(event).await.map_err(|_| ())
+    }
+}

@@ -1,0 +1,43 @@
+//! weft's network layer: one libp2p swarm per node, on its own tokio runtime thread.
+//!
+//! The swarm speaks QUIC (quinn), Kademlia under weft's own protocol name (`/weft/kad/1.0.0`, in
+//! server mode, so weft meshes never join the public IPFS DHT), identify (whose reported listen
+//! addresses feed Kademlia), ping, and weft's framed streams (`/weft/1`) through libp2p-stream.
+//!
+//! ```text
+//!   actors (actix)            |  weft-net thread (tokio, 2 workers)
+//!                             |
+//!   Network::dial/provide/…  --Command-->  Driver ── owns ──> Swarm
+//!   (cloneable handle)        |              │ translates swarm events
+//!   events: Receiver<NetEvent> <--NetEvent---┘ (PeerConnected, InboundStream, …)
+//!   open_stream / spawn_*     |  framed::{writer, reader} tasks per stream
+//! ```
+//!
+//! The driver only translates: a command becomes one swarm call with its reply stored under the
+//! query or peer id; a swarm event becomes a [`NetEvent`]. It makes no decision about realms,
+//! authorization or retries: those belong to the actors.
+//!
+//! # Layout
+//! - [`config`]: [`NetConfig`], and parsing `HOST:PORT` or multiaddrs.
+//! - [`identity`]: a weft key as a libp2p key, and the [`Did`](weft_identity::Did) of a `PeerId`.
+//! - `behaviour`: the composed libp2p behaviour.
+//! - `driver`: the swarm event loop.
+//! - [`network`]: [`Network`], the handle, and [`NetEvent`].
+//! - [`framed`]: frames over a stream: a batching writer and a bounded reader.
+//! - [`error`]: what can fail, [`NetError`].
+#![warn(missing_docs)]
+
+mod behaviour;
+pub mod config;
+mod driver;
+pub mod error;
+pub mod framed;
+pub mod identity;
+pub mod network;
+
+pub use behaviour::{IDENTIFY_VERSION, KAD_PROTOCOL, MAX_PROVIDERS_PER_KEY};
+pub use config::{NetConfig, loopback_any, parse_addr};
+pub use error::NetError;
+pub use identity::peer_did;
+pub use libp2p::{Multiaddr, PeerId, Stream};
+pub use network::{NetEvent, Network, WEFT_PROTOCOL};

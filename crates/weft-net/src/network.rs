@@ -1,0 +1,191 @@
+//! The handle to a node's network, and the events it reports.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use tokio::sync::{mpsc, oneshot};
+use weft_identity::Did;
+
+use crate::driver::{Command, Driver};
+use crate::{NetConfig, NetError};
+
+/// The protocol of weft's framed streams.
+pub const WEFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/1");
+
+/// What the network tells the node, in the order it happened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// Listening on `addr` (ending in `/p2p/<peer-id>`, ready to give to other nodes).
+    Listening {
+        /// The full address.
+        addr: Multiaddr,
+    },
+    /// First connection to a peer is up.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// Its DID, read from its authenticated PeerId (`None` for non-Ed25519 peers).
+        did: Option<Did>,
+        /// The remote address of the connection.
+        addr: Multiaddr,
+    },
+    /// Last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A peer opened a weft stream to us.
+    InboundStream {
+        /// The peer.
+        peer: PeerId,
+        /// The stream; the peer writes on it, we read.
+        stream: Stream,
+    },
+}
+
+/// A cheap, cloneable handle to the network thread.
+///
+/// Every method sends one command to the driver and awaits its reply; none blocks the caller's
+/// thread, and all work from any async runtime (the actors run on actix's).
+#[derive(Clone)]
+pub struct Network {
+    commands: mpsc::Sender<Command>,
+    control: libp2p_stream::Control,
+    peer_id: PeerId,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Network {
+    /// Starts the network on a new thread with its own tokio runtime, and returns once the swarm
+    /// is built and listening (listen addresses then arrive as [`NetEvent::Listening`]).
+    pub fn start(config: NetConfig) -> Result<(Network, mpsc::Receiver<NetEvent>), NetError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("weft-net".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("weft-net")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(NetError::Start(e.to_string())));
+                        return;
+                    }
+                };
+                let handle = runtime.handle().clone();
+                runtime.block_on(async move {
+                    match Driver::new(config) {
+                        Ok((driver, commands, control, peer_id, events)) => {
+                            let network = Network {
+                                commands,
+                                control,
+                                peer_id,
+                                runtime: handle,
+                            };
+                            if ready_tx.send(Ok((network, events))).is_ok() {
+                                driver.run().await;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+                // Dropping the runtime here ends every stream task spawned on it.
+            })
+            .map_err(|e| NetError::Start(e.to_string()))?;
+        ready_rx
+            .recv()
+            .map_err(|_| NetError::Start("the network thread died while starting".into()))?
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Dials `addr` and waits until the connection is up.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Announces in the DHT that this node provides `key` (republished automatically).
+    pub async fn provide(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.call(|reply| Command::Provide { key, reply }).await?
+    }
+
+    /// Withdraws a provider announcement.
+    pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.call(|reply| Command::StopProviding { key, reply })
+            .await
+    }
+
+    /// Finds the providers of `key` and dials those not yet connected while the query still
+    /// knows their addresses (afterwards only the routing table would).
+    pub async fn find_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
+        self.call(|reply| Command::FindProviders { key, reply })
+            .await?
+    }
+
+    /// Current listen addresses, each ending in `/p2p/<peer-id>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Closes every connection to `peer`.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
+        self.call(|reply| Command::Disconnect { peer, reply }).await
+    }
+
+    /// Opens a weft stream to a connected (or dialable) peer.
+    pub async fn open_stream(&self, peer: PeerId) -> Result<Stream, NetError> {
+        let mut control = self.control.clone();
+        control
+            .open_stream(peer, WEFT_PROTOCOL)
+            .await
+            .map_err(|e| NetError::Stream {
+                peer: peer.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Runs a future on the network runtime: stream I/O belongs next to the swarm, not on an
+    /// actor thread.
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(future);
+    }
+
+    /// Stops the swarm; the network thread ends once in-flight work is dropped.
+    pub async fn shutdown(&self) {
+        // An error means the driver is gone already, which is what was asked.
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetError::Shutdown)?;
+        response.await.map_err(|_| NetError::Shutdown)
+    }
+}

@@ -1,0 +1,124 @@
+//! Three networks over real QUIC on 127.0.0.1: discovery through the DHT, then frames over a weft
+//! stream, in order. Every wait is on an event, bounded by a timeout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use weft_identity::Keypair;
+use weft_names::Name;
+use weft_net::framed::{encode, read_frames, write_frames};
+use weft_net::{Multiaddr, NetConfig, NetEvent, Network, PeerId};
+use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Publish};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn start(bootstrap: Vec<Multiaddr>) -> (Network, mpsc::Receiver<NetEvent>, Multiaddr) {
+    let mut config = NetConfig::loopback(Keypair::generate().unwrap());
+    config.bootstrap = bootstrap;
+    let (net, mut events) = Network::start(config).unwrap();
+    let addr = loop {
+        match timeout(LIMIT, events.recv()).await.unwrap().unwrap() {
+            NetEvent::Listening { addr } => break addr,
+            _ => continue,
+        }
+    };
+    (net, events, addr)
+}
+
+async fn wait_connected(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) {
+    loop {
+        if let NetEvent::PeerConnected { peer: p, .. } =
+            timeout(LIMIT, events.recv()).await.unwrap().unwrap()
+            && p == peer
+        {
+            return;
+        }
+    }
+}
+
+fn publish(seq: u64) -> Frame {
+    Frame::Publish(Publish {
+        realm: 0,
+        topic: Name::new("orders.placed").unwrap(),
+        seq,
+        payload: vec![seq as u8; 100].into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_found_through_the_dht_receives_frames_in_order() {
+    let (a, _a_events, a_addr) = start(vec![]).await;
+    let (b, mut b_events, _) = start(vec![a_addr.clone()]).await;
+    let (c, _c_events, _) = start(vec![a_addr.clone()]).await;
+    wait_connected(&mut b_events, a.peer_id()).await;
+
+    let key = b"weft/realm/v1/test".to_vec();
+    timeout(LIMIT, b.provide(key.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let providers = timeout(LIMIT, c.find_providers(key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(providers.contains(&b.peer_id()), "{providers:?}");
+
+    let stream = timeout(LIMIT, c.open_stream(b.peer_id()))
+        .await
+        .unwrap()
+        .unwrap();
+    let (tx, rx) = mpsc::channel(16);
+    c.spawn(async move {
+        write_frames(stream, rx).await.unwrap();
+    });
+    for seq in 0..100 {
+        tx.send(encode(&publish(seq), DEFAULT_MAX_FRAME).unwrap())
+            .await
+            .unwrap();
+    }
+    drop(tx);
+
+    let inbound = loop {
+        match timeout(LIMIT, b_events.recv()).await.unwrap().unwrap() {
+            NetEvent::InboundStream { peer, stream } if peer == c.peer_id() => break stream,
+            _ => continue,
+        }
+    };
+    let (sink, mut frames) = mpsc::channel(8);
+    b.spawn(async move {
+        read_frames(inbound, sink, Decoder::default())
+            .await
+            .unwrap();
+    });
+    for seq in 0..100 {
+        assert_eq!(
+            timeout(LIMIT, frames.recv()).await.unwrap().unwrap(),
+            publish(seq)
+        );
+    }
+    assert!(
+        timeout(LIMIT, frames.recv()).await.unwrap().is_none(),
+        "clean end of stream"
+    );
+
+    for net in [a, b, c] {
+        net.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialing_nothing_fails_with_an_error() {
+    let (a, _events, _) = start(vec![]).await;
+    // A port nobody listens on: QUIC handshakes time out or are refused; either way, an error.
+    let err = timeout(
+        LIMIT,
+        a.dial("/ip4/127.0.0.1/udp/9/quic-v1".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(err.is_err());
+    a.shutdown().await;
+}
