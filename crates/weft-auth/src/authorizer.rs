@@ -133,6 +133,30 @@ impl Authorizer {
         compiled.decide(realm, owner, action)
     }
 
+    /// Like [`authorize`](Self::authorize) for a principal holding several chains (one for
+    /// `realm/join`, one for `msg/publish`, …): the first chain that allows the action wins; with
+    /// none, the error of the last one tried (or of having none) is returned.
+    pub fn authorize_any(
+        &self,
+        realm: &Realm,
+        chains: &[Chain],
+        actor: &Did,
+        action: Action<'_>,
+        now: u64,
+    ) -> Result<Grant, AuthError> {
+        if chains.is_empty() {
+            return self.authorize(realm, None, actor, action, now);
+        }
+        let mut last = None;
+        for chain in chains {
+            match self.authorize(realm, Some(chain), actor, action, now) {
+                Ok(grant) => return Ok(grant),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| AuthError::Unauthorized("no chain".into())))
+    }
+
     /// Verifies (or finds in the cache) a chain without deciding any action: for checking a chain
     /// when it is presented, so that errors surface at once.
     pub fn verify(&self, chain: &Chain, now: u64) -> Result<(), AuthError> {
@@ -731,6 +755,40 @@ mod tests {
             assert_eq!(err.code(), "invalidDelegation");
         }
         assert_eq!(auth.cached(), 2);
+    }
+
+    #[test]
+    fn any_of_several_chains_may_allow() {
+        let w = world();
+        let publish = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/**", "msg/publish")
+            .build()
+            .unwrap();
+        let join = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme", "realm/join")
+            .build()
+            .unwrap();
+        let chains = [Chain::new(join, []), Chain::new(publish, [])];
+        let auth = Authorizer::new();
+        let t = name("t");
+        assert!(
+            auth.authorize_any(&w.realm, &chains, &w.service.did(), Action::Join, 0)
+                .is_ok()
+        );
+        assert!(
+            auth.authorize_any(&w.realm, &chains, &w.service.did(), Action::Publish(&t), 0)
+                .is_ok()
+        );
+        let err = auth
+            .authorize_any(&w.realm, &chains, &w.service.did(), Action::Call(&t), 0)
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
+        let err = auth
+            .authorize_any(&w.realm, &[], &w.service.did(), Action::Join, 0)
+            .unwrap_err();
+        assert_eq!(err.code(), "unauthorized");
     }
 
     #[test]

@@ -31,24 +31,44 @@ pub enum ReadError {
     Truncated,
 }
 
-/// Writes queued, already-encoded frames to `stream` until the queue closes, then closes the
-/// stream's sending side.
+/// What a writer is asked to do.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// Write this encoded frame.
+    Frame(Bytes),
+    /// Flush what came before, close the stream's sending side and stop. Explicit, because
+    /// several owners hold the queue's sender and it never closes while one of them lives.
+    Close,
+}
+
+/// Writes queued, already-encoded frames to `stream` until [`Outbound::Close`] or until every
+/// sender is gone, then closes the stream's sending side.
 pub async fn write_frames(
     mut stream: Stream,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<Outbound>,
 ) -> std::io::Result<()> {
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
-    while let Some(first) = frames.recv().await {
+    let mut closing = false;
+    while !closing {
+        let Some(first) = queue.recv().await else {
+            break;
+        };
         batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < BATCH_BYTES {
-            match frames.try_recv() {
-                Ok(next) => batch.extend_from_slice(&next),
+        match first {
+            Outbound::Frame(bytes) => batch.extend_from_slice(&bytes),
+            Outbound::Close => closing = true,
+        }
+        while !closing && batch.len() < BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(Outbound::Frame(next)) => batch.extend_from_slice(&next),
+                Ok(Outbound::Close) => closing = true,
                 Err(_) => break,
             }
         }
-        stream.write_all(&batch).await?;
-        stream.flush().await?;
+        if !batch.is_empty() {
+            stream.write_all(&batch).await?;
+            stream.flush().await?;
+        }
     }
     stream.close().await
 }

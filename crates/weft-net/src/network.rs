@@ -164,11 +164,11 @@ impl Network {
 
     /// Runs a future on the network runtime: stream I/O belongs next to the swarm, not on an
     /// actor thread.
-    pub fn spawn<F>(&self, future: F)
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.runtime.spawn(future);
+        self.runtime.spawn(future)
     }
 
     /// Stops the swarm; the network thread ends once in-flight work is dropped.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use weft_identity::Keypair;
 use weft_names::Name;
-use weft_net::framed::{encode, read_frames, write_frames};
+use weft_net::framed::{Outbound, encode, read_frames, write_frames};
 use weft_net::{Multiaddr, NetConfig, NetEvent, Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Publish};
 
@@ -75,9 +75,8 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
         write_frames(stream, rx).await.unwrap();
     });
     for seq in 0..100 {
-        tx.send(encode(&publish(seq), DEFAULT_MAX_FRAME).unwrap())
-            .await
-            .unwrap();
+        let frame = encode(&publish(seq), DEFAULT_MAX_FRAME).unwrap();
+        tx.send(Outbound::Frame(frame)).await.unwrap();
     }
     drop(tx);
 

@@ -1,18 +1,55 @@
-//! The weft node runtime.
+//! The weft node runtime: actors around sans-IO decision cores.
 //!
-//! Decisions are made by plain structs that own no sockets, timers or threads, so they are tested
-//! with plain function calls; the actors around them only move messages in and out.
+//! ```text
+//!                 ┌──────────── actix threads ─────────────┐      weft-net thread
+//!  facade ──────► │ Node ── NetEvent stream ◄──────────────┼────── Driver (swarm)
+//!  (handles)      │  ├─ Dht ───── provide / find ──────────┼─────► kad
+//!                 │  ├─ PeerConnection ×peer ── frames ◄───┼────── reader task (per stream)
+//!                 │  │       │ admits via                  │
+//!                 │  ├─ Realm ×realm (membership, subs)    │
+//!                 │  └─ Router ×realm (table, authz) ──────┼─────► writer task (per peer)
+//!                 └────────────────────────────────────────┘
+//! ```
+//!
+//! Decisions are made by plain structs ([`Interests`], [`Sequencer`], [`Backoff`]) that own no
+//! sockets, timers or threads; actors only move messages in and out. Routers, one per realm, are
+//! spread over one arbiter (thread) per core: a realm's publications are handled on one thread in
+//! order, different realms in parallel.
 //!
 //! # Layout
-//! - [`interest`]: [`Interests`], who wants which topics: the router's table.
-//! - [`sequence`]: [`Sequencer`], per-publisher ordering, duplicate suppression and gap counting.
-//! - [`backoff`]: [`Backoff`], reconnect delays with exponential growth and jitter.
+//! - [`interest`], [`sequence`], [`backoff`]: the sans-IO cores.
+//! - [`settings`]: [`NodeConfig`], [`RealmConfig`].
+//! - [`event`]: what applications receive: [`Event`], [`PeerEvent`], [`RealmStats`].
+//! - [`node`], [`peer`], [`realm`], [`router`], [`dht`]: one actor each, with its messages.
+//! - [`runtime`]: [`NodeHandle`], starting the threads and actors and stopping them.
+//! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`].
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod dht;
+pub mod error;
+pub mod event;
 pub mod interest;
+pub mod node;
+pub mod peer;
+pub mod realm;
+pub mod router;
+pub mod runtime;
 pub mod sequence;
+pub mod settings;
 
 pub use backoff::{Backoff, BackoffPolicy};
+pub use error::{PublishError, StartError, SubscribeError};
+pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
 pub use interest::Interests;
+pub use runtime::{NodeHandle, RealmHandle, Subscription};
 pub use sequence::{Sequenced, Sequencer};
+pub use settings::{NodeConfig, RealmConfig};
+
+/// Seconds since the Unix epoch, for UCAN time checks.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -158,6 +158,12 @@ mod tests {
             }),
             Frame::Interest(Interest::Unsubscribe { realm: 3, id: 1 }),
             publish(b"{\"id\":1}".to_vec()),
+            Frame::Denied(crate::Denial {
+                realm: 1,
+                code: "unauthorized".into(),
+                reason: "no realm/join".into(),
+            }),
+            Frame::Bye,
         ];
         for frame in &frames {
             assert_eq!(&round_trip(frame), frame);

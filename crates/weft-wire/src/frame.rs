@@ -39,6 +39,21 @@ pub enum Frame {
     Interest(Interest),
     /// A publication to a topic.
     Publish(Publish),
+    /// The sender refused to admit us to one realm; other realms are unaffected.
+    Denied(Denial),
+    /// The sender is leaving on purpose: do not try to reconnect to it.
+    Bye,
+}
+
+/// Why the sender refused us in one realm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Denial {
+    /// The realm, as an index into *our* hello (the receiver's).
+    pub realm: RealmIndex,
+    /// A contract error code (`unauthorized`, `expired`, …).
+    pub code: String,
+    /// A human-readable explanation.
+    pub reason: String,
 }
 
 /// The first frame each way on a connection.
@@ -122,7 +137,11 @@ impl Frame {
     pub fn check_limits(&self) -> Result<(), WireError> {
         match self {
             Frame::Hello(hello) => hello.check_limits(),
-            Frame::Refused(_) | Frame::Interest(_) | Frame::Publish(_) => Ok(()),
+            Frame::Refused(_)
+            | Frame::Interest(_)
+            | Frame::Publish(_)
+            | Frame::Denied(_)
+            | Frame::Bye => Ok(()),
         }
     }
 }

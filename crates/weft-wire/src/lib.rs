@@ -27,4 +27,6 @@ pub mod frame;
 
 pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
 pub use error::WireError;
-pub use frame::{Frame, Hello, Interest, Publish, RealmIndex, RealmJoin, Refusal, WireChain};
+pub use frame::{
+    Denial, Frame, Hello, Interest, Publish, RealmIndex, RealmJoin, Refusal, WireChain,
+};

@@ -1,0 +1,85 @@
+//! The `Dht` actor: the one front to Kademlia.
+//!
+//! Inbound: [`Provide`] and [`FindProviders`] from realm actors. Outbound: one network command per
+//! message; results are logged and counted, and providers found are dialed by the network layer
+//! while the query still knows their addresses. Lives as long as the node.
+
+use actix::prelude::*;
+use tracing::{debug, warn};
+use weft_net::Network;
+
+/// Announce this node as a provider of `key` (a realm's membership key).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Provide {
+    /// The DHT key.
+    pub key: Vec<u8>,
+}
+
+/// Look up the providers of `key`; returns how many were found.
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct FindProviders {
+    /// The DHT key.
+    pub key: Vec<u8>,
+}
+
+/// Fronts the network's Kademlia for the actors.
+#[derive(Debug)]
+pub struct Dht {
+    network: Network,
+    queries: u64,
+}
+
+impl Dht {
+    /// A DHT front over `network`.
+    pub fn new(network: Network) -> Self {
+        Self {
+            network,
+            queries: 0,
+        }
+    }
+}
+
+impl Actor for Dht {
+    type Context = Context<Self>;
+}
+
+/// Starts providing; failures are logged (the record is republished periodically anyway).
+impl Handler<Provide> for Dht {
+    type Result = ();
+
+    fn handle(&mut self, msg: Provide, ctx: &mut Context<Self>) {
+        let network = self.network.clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = network.provide(msg.key).await {
+                    warn!(error = %e, "cannot announce realm membership in the DHT");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Runs a provider lookup.
+impl Handler<FindProviders> for Dht {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, msg: FindProviders, _ctx: &mut Context<Self>) -> Self::Result {
+        self.queries += 1;
+        let network = self.network.clone();
+        Box::pin(async move {
+            match network.find_providers(msg.key).await {
+                Ok(found) => {
+                    debug!(providers = found.len(), "realm members found");
+                    found.len()
+                }
+                Err(e) => {
+                    debug!(error = %e, "provider lookup failed");
+                    0
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,64 @@
+//! What applications receive.
+
+use bytes::Bytes;
+use weft_identity::Did;
+use weft_names::Name;
+
+/// A publication delivered to a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The topic it was published to.
+    pub topic: Name,
+    /// The payload, as published.
+    pub payload: Bytes,
+    /// Who published it, as proven by the transport (or this node, for local publications).
+    pub publisher: Did,
+}
+
+/// A connected peer, as the application sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerInfo {
+    /// The peer's DID.
+    pub did: Did,
+    /// Its software (`weft/0.1.0`).
+    pub agent: String,
+    /// Its tags (`region=eu`).
+    pub tags: Vec<(String, String)>,
+    /// The address of the connection.
+    pub addr: String,
+}
+
+/// A peer came or went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// A peer completed the handshake.
+    Up(PeerInfo),
+    /// A peer's last connection closed.
+    Down {
+        /// Which peer.
+        did: Did,
+    },
+}
+
+/// Counters of one realm on this node; drops are never silent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RealmStats {
+    /// Publications this node sent.
+    pub published: u64,
+    /// Events handed to local subscriptions.
+    pub delivered: u64,
+    /// Events dropped because a local subscription's queue was full.
+    pub dropped_slow_subscriber: u64,
+    /// Frames dropped because a peer's send queue was full.
+    pub dropped_slow_peer: u64,
+    /// Remote publications refused by authorization.
+    pub denied: u64,
+    /// Duplicates suppressed.
+    pub duplicates: u64,
+    /// Publications known missed (gaps in publishers' sequence numbers).
+    pub missed: u64,
+    /// Remote subscriptions currently routed to.
+    pub remote_subscriptions: u64,
+    /// Peers admitted to the realm.
+    pub members: u64,
+}

@@ -1,0 +1,372 @@
+//! The `Node` actor: the node's lifecycle and its view of the network.
+//!
+//! Inbound: the network's [`NetEvent`] stream (attached in `started`, so it ends with the actor);
+//! [`PeerGreeted`] / [`PeerGone`] from peer actors; [`ListenAddrs`], [`Peers`] and [`Shutdown`]
+//! from the node's handle.
+//!
+//! It starts a `PeerConnection` per connected peer and hands it the peer's inbound stream. When a
+//! peer that was a realm member (or a bootstrap peer) is lost without saying goodbye, it redials
+//! it on a [`Backoff`] schedule with jitter; the new connection's hello and admission re-announce
+//! every subscription, so applications never resubscribe. Peer arrivals and departures are
+//! broadcast to the application as [`PeerEvent`]s.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use futures::future::join_all;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
+
+use crate::peer::{AttachInbound, Disconnected, Leave, PeerConnection, RealmLink};
+use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
+
+/// How long a shutdown waits for peers to flush.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A peer completed its hello.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerGreeted {
+    /// The peer.
+    pub peer: PeerId,
+    /// What it told about itself.
+    pub info: PeerInfo,
+}
+
+/// A peer actor stopped.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerGone {
+    /// The peer.
+    pub peer: PeerId,
+    /// It said goodbye: do not redial.
+    pub said_bye: bool,
+    /// It was admitted to at least one realm: worth redialing.
+    pub was_member: bool,
+}
+
+/// The listen addresses, once every configured listener is up.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ListenAddrs {
+    /// Where to send them.
+    pub reply: oneshot::Sender<Vec<Multiaddr>>,
+}
+
+/// The peers that completed a hello.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<PeerInfo>")]
+pub struct Peers;
+
+/// Say goodbye to every peer, flush, stop the network.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A redial attempt is due.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Redial {
+    peer: PeerId,
+}
+
+struct PeerEntry {
+    actor: Addr<PeerConnection>,
+    addr: Multiaddr,
+    info: Option<PeerInfo>,
+}
+
+/// The node.
+pub struct Node {
+    network: Network,
+    events: Option<mpsc::Receiver<NetEvent>>,
+    links: Arc<Vec<RealmLink>>,
+    hello: Bytes,
+    peer_queue: usize,
+    peers: HashMap<PeerId, PeerEntry>,
+    listen: Vec<Multiaddr>,
+    expected_listeners: usize,
+    listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    bootstrap: Vec<Multiaddr>,
+    reconnect: BackoffPolicy,
+    redial: HashMap<PeerId, (Multiaddr, Backoff)>,
+    peer_events: broadcast::Sender<PeerEvent>,
+    stopping: bool,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peers", &self.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node over a started network.
+    #[allow(clippy::too_many_arguments)] // the node is where configuration converges
+    pub fn new(
+        network: Network,
+        events: mpsc::Receiver<NetEvent>,
+        links: Arc<Vec<RealmLink>>,
+        hello: Bytes,
+        peer_queue: usize,
+        expected_listeners: usize,
+        bootstrap: Vec<Multiaddr>,
+        reconnect: BackoffPolicy,
+        peer_events: broadcast::Sender<PeerEvent>,
+    ) -> Self {
+        Self {
+            network,
+            events: Some(events),
+            links,
+            hello,
+            peer_queue,
+            peers: HashMap::new(),
+            listen: Vec::new(),
+            expected_listeners,
+            listen_waiters: Vec::new(),
+            bootstrap,
+            reconnect,
+            redial: HashMap::new(),
+            peer_events,
+            stopping: false,
+        }
+    }
+
+    fn connect_peer(
+        &mut self,
+        peer: PeerId,
+        addr: Multiaddr,
+        ctx: &mut Context<Self>,
+    ) -> Option<Addr<PeerConnection>> {
+        if let Some(entry) = self.peers.get(&peer) {
+            return Some(entry.actor.clone());
+        }
+        let Some(did) = peer_did(&peer) else {
+            debug!(%peer, "not an Ed25519 peer; ignored");
+            return None;
+        };
+        let actor = PeerConnection::new(
+            peer,
+            did,
+            addr.clone(),
+            self.network.clone(),
+            ctx.address(),
+            self.links.clone(),
+            self.hello.clone(),
+            self.peer_queue,
+        )
+        .start();
+        self.peers.insert(
+            peer,
+            PeerEntry {
+                actor: actor.clone(),
+                addr,
+                info: None,
+            },
+        );
+        Some(actor)
+    }
+
+    fn is_bootstrap(&self, addr: &Multiaddr) -> bool {
+        let endpoint = |a: &Multiaddr| {
+            a.to_string()
+                .split("/p2p/")
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        self.bootstrap.iter().any(|b| endpoint(b) == endpoint(addr))
+    }
+
+    fn schedule_redial(&mut self, peer: PeerId, ctx: &mut Context<Self>) {
+        let Some((_, backoff)) = self.redial.get_mut(&peer) else {
+            return;
+        };
+        match backoff.next_delay(random_unit()) {
+            Some(delay) => {
+                debug!(%peer, ?delay, attempt = backoff.attempts(), "redial scheduled");
+                ctx.notify_later(Redial { peer }, delay);
+            }
+            None => {
+                warn!(%peer, "giving up reconnecting after {} attempts", backoff.attempts());
+                self.redial.remove(&peer);
+            }
+        }
+    }
+}
+
+/// A uniform sample in [0, 1) for jitter; without OS randomness, no jitter.
+fn random_unit() -> f64 {
+    getrandom::u64()
+        .map(|r| (r >> 11) as f64 / (1u64 << 53) as f64)
+        .unwrap_or(0.0)
+}
+
+impl Actor for Node {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(mut events) = self.events.take() {
+            ctx.add_stream(futures::stream::poll_fn(move |cx| events.poll_recv(cx)));
+        }
+    }
+}
+
+/// Translates network events into peer actors and bookkeeping.
+impl StreamHandler<NetEvent> for Node {
+    fn handle(&mut self, event: NetEvent, ctx: &mut Context<Self>) {
+        match event {
+            NetEvent::Listening { addr } => {
+                self.listen.push(addr);
+                if self.listen.len() >= self.expected_listeners {
+                    for waiter in self.listen_waiters.drain(..) {
+                        let _ = waiter.send(self.listen.clone());
+                    }
+                }
+            }
+            NetEvent::PeerConnected { peer, addr, .. } => {
+                if let Some((_, backoff)) = self.redial.get_mut(&peer) {
+                    backoff.reset();
+                }
+                if !self.stopping {
+                    self.connect_peer(peer, addr, ctx);
+                }
+            }
+            NetEvent::PeerDisconnected { peer } => {
+                if let Some(entry) = self.peers.get(&peer) {
+                    entry.actor.do_send(Disconnected);
+                }
+            }
+            NetEvent::InboundStream { peer, stream } => {
+                // The stream can overtake the connection event: both come from different tasks.
+                let addr = self
+                    .peers
+                    .get(&peer)
+                    .map(|e| e.addr.clone())
+                    .unwrap_or_else(Multiaddr::empty);
+                if self.stopping {
+                    return;
+                }
+                if let Some(actor) = self.connect_peer(peer, addr, ctx) {
+                    actor.do_send(AttachInbound { stream });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        debug!("network event stream ended");
+    }
+}
+
+/// Records a greeted peer and tells the application.
+impl Handler<PeerGreeted> for Node {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerGreeted, _ctx: &mut Context<Self>) {
+        if let Some(entry) = self.peers.get_mut(&msg.peer) {
+            info!(peer = %msg.info.did.short(), agent = %msg.info.agent, "peer up");
+            entry.info = Some(msg.info.clone());
+            // No receiver is not an error: the application may not be listening.
+            let _ = self.peer_events.send(PeerEvent::Up(msg.info));
+        }
+    }
+}
+
+/// Forgets a peer and, if it was worth it, starts redialing it.
+impl Handler<PeerGone> for Node {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerGone, ctx: &mut Context<Self>) {
+        let Some(entry) = self.peers.remove(&msg.peer) else {
+            return;
+        };
+        if let Some(info) = &entry.info {
+            let _ = self.peer_events.send(PeerEvent::Down { did: info.did });
+        }
+        let worth_it = msg.was_member || self.is_bootstrap(&entry.addr);
+        if self.stopping || msg.said_bye || !worth_it || entry.addr.is_empty() {
+            self.redial.remove(&msg.peer);
+            return;
+        }
+        self.redial
+            .entry(msg.peer)
+            .or_insert_with(|| (entry.addr.clone(), Backoff::new(self.reconnect)));
+        self.schedule_redial(msg.peer, ctx);
+    }
+}
+
+/// Dials a lost peer; on failure, schedules the next attempt.
+impl Handler<Redial> for Node {
+    type Result = ();
+
+    fn handle(&mut self, msg: Redial, ctx: &mut Context<Self>) {
+        if self.stopping || self.peers.contains_key(&msg.peer) {
+            return;
+        }
+        let Some((addr, _)) = self.redial.get(&msg.peer) else {
+            return;
+        };
+        let network = self.network.clone();
+        let addr = addr.clone();
+        ctx.spawn(
+            async move { network.dial(addr).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(_) => info!(peer = %msg.peer, "reconnected"),
+                    Err(e) => {
+                        debug!(peer = %msg.peer, error = %e, "redial failed");
+                        act.schedule_redial(msg.peer, ctx);
+                    }
+                }),
+        );
+    }
+}
+
+/// Answers once every configured listener reported its address.
+impl Handler<ListenAddrs> for Node {
+    type Result = ();
+
+    fn handle(&mut self, msg: ListenAddrs, _ctx: &mut Context<Self>) {
+        if self.listen.len() >= self.expected_listeners {
+            let _ = msg.reply.send(self.listen.clone());
+        } else {
+            self.listen_waiters.push(msg.reply);
+        }
+    }
+}
+
+/// Lists greeted peers.
+impl Handler<Peers> for Node {
+    type Result = MessageResult<Peers>;
+
+    fn handle(&mut self, _msg: Peers, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.peers.values().filter_map(|e| e.info.clone()).collect())
+    }
+}
+
+/// Graceful shutdown: goodbye to every peer, bounded flush, then the network stops.
+impl Handler<Shutdown> for Node {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        self.redial.clear();
+        let leaving: Vec<_> = self.peers.values().map(|e| e.actor.send(Leave)).collect();
+        let network = self.network.clone();
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, join_all(leaving)).await;
+                network.shutdown().await;
+            }
+            .into_actor(self),
+        )
+    }
+}

@@ -1,0 +1,358 @@
+//! The `PeerConnection` actor: one per connected peer.
+//!
+//! Lifecycle: the `Node` starts it when a peer connects. In `started` it queues this node's
+//! [`Hello`](weft_wire::Hello) and opens its outbound stream (the writer task runs on the network
+//! runtime and drains the queue). The peer's inbound stream arrives as [`AttachInbound`]; its reader
+//! task decodes frames into this actor. The actor stops when the inbound stream ends, on
+//! [`Disconnected`], or after [`Leave`]; in `stopping` it tells the realms it joined and the node.
+//!
+//! Frames in: the peer's hello (each realm in it is offered to the matching local `Realm` actor for
+//! admission, and nothing else is processed until that is settled), then interest and publish
+//! frames, forwarded to the admitted realm's router. Frames for realms the peer was not admitted to
+//! are dropped: a peer without a valid proof never sees a realm's traffic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use futures::future::join_all;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use weft_auth::Realm as AuthRealm;
+use weft_identity::Did;
+use weft_net::framed::{Outbound, read_frames, write_frames};
+use weft_net::{Multiaddr, Network, PeerId, Stream};
+use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, RealmIndex};
+
+use crate::PeerInfo;
+use crate::node::{Node, PeerGone, PeerGreeted};
+use crate::realm::{Admit, PeerLeft, Realm};
+use crate::router::{RemoteInterest, RemotePublish, Router};
+
+/// Frames buffered from a peer's reader before it waits (back-pressure into QUIC).
+const INBOUND_QUEUE: usize = 1024;
+/// How long a leaving peer waits for its queue to flush.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A peer's send queue. Cloned into the realm and router that send to it.
+#[derive(Debug, Clone)]
+pub struct PeerSender {
+    queue: mpsc::Sender<Outbound>,
+}
+
+impl PeerSender {
+    /// Queues an encoded frame; `false` when the queue is full (the caller counts the drop) or
+    /// the peer is gone.
+    pub fn send(&self, frame: Bytes) -> bool {
+        self.queue.try_send(Outbound::Frame(frame)).is_ok()
+    }
+}
+
+/// One of this node's realms, as a connection needs it.
+#[derive(Debug, Clone)]
+pub struct RealmLink {
+    /// The realm's identity.
+    pub realm: AuthRealm,
+    /// Its actor.
+    pub actor: Addr<Realm>,
+}
+
+/// The peer's weft stream towards us.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AttachInbound {
+    /// The stream.
+    pub stream: Stream,
+}
+
+/// The network reports the peer gone.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Disconnected;
+
+/// This node is shutting down: say goodbye, flush, stop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Leave;
+
+/// A connected peer.
+pub struct PeerConnection {
+    peer: PeerId,
+    did: Did,
+    addr: Multiaddr,
+    network: Network,
+    node: Addr<Node>,
+    links: Arc<Vec<RealmLink>>,
+    hello: Bytes,
+    sender: PeerSender,
+    outbound: Option<mpsc::Receiver<Outbound>>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    routes: HashMap<RealmIndex, Addr<Router>>,
+    admitted: Vec<Addr<Realm>>,
+    greeted: bool,
+    said_bye: bool,
+}
+
+impl std::fmt::Debug for PeerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConnection")
+            .field("peer", &self.did)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerConnection {
+    /// A connection to `peer`, which will greet it with `hello` (already encoded).
+    #[allow(clippy::too_many_arguments)] // every field is needed, and a builder would only hide them
+    pub fn new(
+        peer: PeerId,
+        did: Did,
+        addr: Multiaddr,
+        network: Network,
+        node: Addr<Node>,
+        links: Arc<Vec<RealmLink>>,
+        hello: Bytes,
+        queue: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(queue.max(16));
+        Self {
+            peer,
+            did,
+            addr,
+            network,
+            node,
+            links,
+            hello,
+            sender: PeerSender { queue: tx },
+            outbound: Some(rx),
+            writer: None,
+            routes: HashMap::new(),
+            admitted: Vec::new(),
+            greeted: false,
+            said_bye: false,
+        }
+    }
+
+    fn handle_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
+        if self.greeted {
+            warn!(peer = %self.did, "second hello ignored");
+            return;
+        }
+        self.greeted = true;
+        let info = PeerInfo {
+            did: self.did,
+            agent: hello.agent.clone(),
+            tags: hello.tags.clone(),
+            addr: self.addr.to_string(),
+        };
+        self.node.do_send(PeerGreeted {
+            peer: self.peer,
+            info,
+        });
+        let mut admissions = Vec::new();
+        for (index, join) in hello.realms.into_iter().enumerate() {
+            let Ok(index) = RealmIndex::try_from(index) else {
+                break;
+            };
+            let Some(link) = self
+                .links
+                .iter()
+                .find(|l| *l.realm.name() == join.realm && l.realm.owner() == join.owner.as_ref())
+            else {
+                continue;
+            };
+            let admit = Admit {
+                peer: self.peer,
+                did: self.did,
+                chains: join.chains,
+                sender: self.sender.clone(),
+            };
+            let actor = link.actor.clone();
+            admissions.push(async move { (index, actor.clone(), actor.send(admit).await) });
+        }
+        // Nothing else from this peer is handled until its realms are settled: an interest frame
+        // right behind the hello must find its route.
+        ctx.wait(
+            join_all(admissions)
+                .into_actor(self)
+                .map(|results, act, _ctx| {
+                    for (index, actor, result) in results {
+                        match result {
+                            Ok(Ok(router)) => {
+                                act.routes.insert(index, router);
+                                act.admitted.push(actor);
+                            }
+                            Ok(Err(e)) => {
+                                let denial = Frame::Denied(Denial {
+                                    realm: index,
+                                    code: e.code().into(),
+                                    reason: e.to_string(),
+                                });
+                                if let Ok(bytes) =
+                                    weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME)
+                                {
+                                    act.sender.send(bytes);
+                                }
+                            }
+                            Err(e) => debug!(error = %e, "realm actor gone during admission"),
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for PeerConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sender.send(self.hello.clone());
+        let Some(outbound) = self.outbound.take() else {
+            return;
+        };
+        let network = self.network.clone();
+        let peer = self.peer;
+        ctx.spawn(async move { network.open_stream(peer).await }.into_actor(self).map(
+            move |opened, act, ctx| match opened {
+                Ok(stream) => {
+                    let did = act.did;
+                    act.writer = Some(act.network.spawn(async move {
+                        if let Err(e) = write_frames(stream, outbound).await {
+                            debug!(peer = %did.short(), error = %e, "writer stopped");
+                        }
+                    }));
+                }
+                Err(e) => {
+                    warn!(peer = %act.did, error = %e, "cannot open a stream; dropping the peer");
+                    ctx.stop();
+                }
+            },
+        ));
+    }
+
+    fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        for realm in &self.admitted {
+            realm.do_send(PeerLeft { peer: self.peer });
+        }
+        self.node.do_send(PeerGone {
+            peer: self.peer,
+            said_bye: self.said_bye,
+            was_member: !self.admitted.is_empty(),
+        });
+        Running::Stop
+    }
+}
+
+/// Starts reading the peer's stream into this actor.
+impl Handler<AttachInbound> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachInbound, ctx: &mut Context<Self>) {
+        let (sink, mut frames) = mpsc::channel(INBOUND_QUEUE);
+        let network = self.network.clone();
+        let (peer, did) = (self.peer, self.did);
+        self.network.spawn(async move {
+            if let Err(e) = read_frames(msg.stream, sink, Decoder::new(DEFAULT_MAX_FRAME)).await {
+                // A peer breaking the protocol loses its connection; nobody else is affected.
+                warn!(peer = %did, error = %e, "closing connection after a bad stream");
+                let _ = network.disconnect(peer).await;
+            }
+        });
+        ctx.add_stream(futures::stream::poll_fn(move |cx| frames.poll_recv(cx)));
+    }
+}
+
+/// Dispatches one frame from the peer.
+impl StreamHandler<Frame> for PeerConnection {
+    fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        match frame {
+            Frame::Hello(hello) => self.handle_hello(hello, ctx),
+            Frame::Interest(interest) => {
+                let realm = match &interest {
+                    weft_wire::Interest::Subscribe { realm, .. }
+                    | weft_wire::Interest::Unsubscribe { realm, .. } => *realm,
+                };
+                if let Some(router) = self.routes.get(&realm) {
+                    router.do_send(RemoteInterest {
+                        peer: self.peer,
+                        interest,
+                    });
+                }
+            }
+            Frame::Publish(publish) => {
+                let Some(router) = self.routes.get(&publish.realm) else {
+                    return;
+                };
+                match router.try_send(RemotePublish {
+                    peer: self.peer,
+                    publish,
+                }) {
+                    Ok(()) => {}
+                    // The router is behind: stop reading this peer until it catches up, so the
+                    // back-pressure reaches the sender through QUIC instead of memory growing.
+                    Err(SendError::Full(msg)) => {
+                        ctx.wait(router.send(msg).into_actor(self).map(|_, _, _| ()));
+                    }
+                    Err(SendError::Closed(_)) => {}
+                }
+            }
+            Frame::Denied(denial) => {
+                let realm = self
+                    .links
+                    .get(usize::from(denial.realm))
+                    .map(|l| l.realm.to_string())
+                    .unwrap_or_default();
+                warn!(peer = %self.did, %realm, code = %denial.code, reason = %denial.reason, "peer refused us in a realm");
+            }
+            Frame::Refused(refusal) => {
+                warn!(peer = %self.did, code = %refusal.code, reason = %refusal.reason, "peer refused the connection");
+                ctx.stop();
+            }
+            Frame::Bye => {
+                info!(peer = %self.did.short(), "peer is leaving");
+                self.said_bye = true;
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Stops the actor: the connection is gone.
+impl Handler<Disconnected> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Disconnected, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Says goodbye, waits for the queue to flush (bounded), then stops.
+impl Handler<Leave> for PeerConnection {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: Leave, _ctx: &mut Context<Self>) -> Self::Result {
+        if let Ok(bye) = weft_net::framed::encode(&Frame::Bye, DEFAULT_MAX_FRAME) {
+            self.sender.send(bye);
+        }
+        let queue = self.sender.queue.clone();
+        let writer = self.writer.take();
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(FLUSH_TIMEOUT, async move {
+                    let _ = queue.send(Outbound::Close).await;
+                    if let Some(writer) = writer {
+                        let _ = writer.await;
+                    }
+                })
+                .await;
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
+        )
+    }
+}

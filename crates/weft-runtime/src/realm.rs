@@ -1,0 +1,284 @@
+//! The `Realm` actor: who is in a realm, and what this node subscribes to in it.
+//!
+//! Inbound:
+//! - [`Admit`] from a `PeerConnection` whose peer's hello names this realm: the peer's
+//!   `realm/join` is authorized with the chains it presented; if admitted, the router learns of it
+//!   and the peer is sent every current local subscription.
+//! - [`PeerLeft`] when that connection ends.
+//! - [`Subscribe`] / [`Unsubscribe`] from the application: authorized (`msg/subscribe` with this
+//!   node's own chains), registered with the router, and announced to every member at once.
+//!
+//! Outbound: [`router`](crate::router) messages, interest frames to members, and DHT commands: on
+//! start the realm's membership key is provided, then looked up on a widening schedule so new
+//! members are found (the network dials them; their hello brings them here).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sha2::Digest;
+use tracing::{debug, info, warn};
+use weft_auth::{Action, AuthError, Authorizer, Chain, Realm as AuthRealm};
+use weft_identity::Did;
+use weft_names::Pattern;
+use weft_net::PeerId;
+use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, WireChain};
+
+use crate::dht::{Dht, FindProviders, Provide};
+use crate::peer::PeerSender;
+use crate::router::{AddLocal, LocalSink, MemberJoined, MemberLeft, RemoveLocal, Router};
+use crate::{SubscribeError, unix_now};
+
+/// First delay between membership lookups; it doubles up to [`DISCOVERY_MAX`].
+const DISCOVERY_FIRST: Duration = Duration::from_millis(200);
+/// Steady-state delay between membership lookups.
+const DISCOVERY_MAX: Duration = Duration::from_secs(10);
+
+/// The DHT key under which a realm's members announce themselves: the realm's name *and* owner,
+/// so a squatter's realm of the same name has a different key.
+pub fn membership_key(realm: &AuthRealm) -> Vec<u8> {
+    let owner = realm
+        .owner()
+        .map_or_else(|| "open".to_owned(), ToString::to_string);
+    sha2::Sha256::digest(format!("weft/realm/v1/{}/{owner}", realm.name()).as_bytes()).to_vec()
+}
+
+/// A peer asks to take part in the realm.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Addr<Router>, AuthError>")]
+pub struct Admit {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its DID, proven by the transport.
+    pub did: Did,
+    /// The chains it presented for this realm.
+    pub chains: Vec<WireChain>,
+    /// Its send queue.
+    pub sender: PeerSender,
+}
+
+/// A member's connection ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerLeft {
+    /// The peer.
+    pub peer: PeerId,
+}
+
+/// The application subscribes; returns the subscription id.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<u32, SubscribeError>")]
+pub struct Subscribe {
+    /// Which topics.
+    pub pattern: Pattern,
+    /// Where events go.
+    pub sink: LocalSink,
+}
+
+/// The application's subscription ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    /// Subscription id.
+    pub id: u32,
+}
+
+/// Wakes the discovery loop.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Discover;
+
+/// A realm hosted by this node.
+pub struct Realm {
+    realm: AuthRealm,
+    index: RealmIndex,
+    authorizer: Arc<Authorizer>,
+    own_did: Did,
+    own_chains: Arc<Vec<Chain>>,
+    router: Addr<Router>,
+    dht: Addr<Dht>,
+    members: HashMap<PeerId, PeerSender>,
+    subscriptions: HashMap<u32, Pattern>,
+    next_id: u32,
+    discovery_delay: Duration,
+}
+
+impl std::fmt::Debug for Realm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Realm")
+            .field("realm", &self.realm)
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Realm {
+    /// The realm at `index` of this node's hello.
+    pub fn new(
+        realm: AuthRealm,
+        index: RealmIndex,
+        authorizer: Arc<Authorizer>,
+        own_did: Did,
+        own_chains: Arc<Vec<Chain>>,
+        router: Addr<Router>,
+        dht: Addr<Dht>,
+    ) -> Self {
+        Self {
+            realm,
+            index,
+            authorizer,
+            own_did,
+            own_chains,
+            router,
+            dht,
+            members: HashMap::new(),
+            subscriptions: HashMap::new(),
+            next_id: 1,
+            discovery_delay: DISCOVERY_FIRST,
+        }
+    }
+
+    fn interest_frame(&self, interest: Interest) -> Option<bytes::Bytes> {
+        // Interest frames are a few hundred bytes: far below any frame limit.
+        weft_net::framed::encode(&Frame::Interest(interest), DEFAULT_MAX_FRAME).ok()
+    }
+
+    fn broadcast(&self, interest: Interest) {
+        if let Some(bytes) = self.interest_frame(interest) {
+            for sender in self.members.values() {
+                sender.send(bytes.clone());
+            }
+        }
+    }
+}
+
+impl Actor for Realm {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.realm.is_open() {
+            warn!(realm = %self.realm.name(), "realm is open: anyone may join and do anything (development only)");
+        }
+        self.dht.do_send(Provide {
+            key: membership_key(&self.realm),
+        });
+        ctx.notify(Discover);
+    }
+}
+
+/// Looks for members, then schedules the next look.
+impl Handler<Discover> for Realm {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Discover, ctx: &mut Context<Self>) {
+        let lookup = self.dht.send(FindProviders {
+            key: membership_key(&self.realm),
+        });
+        ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| {
+            debug!(realm = %act.realm.name(), found = found.unwrap_or(0), "membership lookup");
+            let delay = act.discovery_delay;
+            act.discovery_delay = (delay * 2).min(DISCOVERY_MAX);
+            ctx.notify_later(Discover, delay);
+        }));
+    }
+}
+
+/// Authorizes `realm/join` for a peer and, if allowed, makes it a member.
+impl Handler<Admit> for Realm {
+    type Result = Result<Addr<Router>, AuthError>;
+
+    fn handle(&mut self, msg: Admit, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut chains = Vec::with_capacity(msg.chains.len());
+        for wire in &msg.chains {
+            match Chain::parse(&wire.leaf, &wire.proofs) {
+                Ok(chain) => chains.push(chain),
+                // A bad chain is ignored, not fatal: another one may still authorize.
+                Err(e) => debug!(peer = %msg.did.short(), error = %e, "unparsable chain ignored"),
+            }
+        }
+        if let Err(e) =
+            self.authorizer
+                .authorize_any(&self.realm, &chains, &msg.did, Action::Join, unix_now())
+        {
+            warn!(realm = %self.realm.name(), peer = %msg.did, error = %e, "peer refused");
+            return Err(e);
+        }
+        info!(realm = %self.realm.name(), peer = %msg.did.short(), "peer admitted");
+        for (id, pattern) in &self.subscriptions {
+            let subscribe = Interest::Subscribe {
+                realm: self.index,
+                id: *id,
+                pattern: pattern.clone(),
+            };
+            if let Some(bytes) = self.interest_frame(subscribe) {
+                msg.sender.send(bytes);
+            }
+        }
+        self.router.do_send(MemberJoined {
+            peer: msg.peer,
+            did: msg.did,
+            chains: Arc::new(chains),
+            sender: msg.sender.clone(),
+        });
+        self.members.insert(msg.peer, msg.sender);
+        Ok(self.router.clone())
+    }
+}
+
+/// Forgets a departed member.
+impl Handler<PeerLeft> for Realm {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerLeft, _ctx: &mut Context<Self>) {
+        if self.members.remove(&msg.peer).is_some() {
+            self.router.do_send(MemberLeft { peer: msg.peer });
+        }
+    }
+}
+
+/// Authorizes and registers a local subscription, and announces it to every member.
+impl Handler<Subscribe> for Realm {
+    type Result = Result<u32, SubscribeError>;
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) -> Self::Result {
+        self.authorizer
+            .authorize_any(
+                &self.realm,
+                &self.own_chains,
+                &self.own_did,
+                Action::Subscribe(&msg.pattern),
+                unix_now(),
+            )
+            .map_err(SubscribeError::Unauthorized)?;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.router.do_send(AddLocal {
+            id,
+            pattern: msg.pattern.clone(),
+            sink: msg.sink,
+        });
+        self.broadcast(Interest::Subscribe {
+            realm: self.index,
+            id,
+            pattern: msg.pattern.clone(),
+        });
+        self.subscriptions.insert(id, msg.pattern);
+        Ok(id)
+    }
+}
+
+/// Withdraws a local subscription everywhere.
+impl Handler<Unsubscribe> for Realm {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
+        if self.subscriptions.remove(&msg.id).is_some() {
+            self.router.do_send(RemoveLocal { id: msg.id });
+            self.broadcast(Interest::Unsubscribe {
+                realm: self.index,
+                id: msg.id,
+            });
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The `Router` actor: every publication of a realm flows through it.
+//!
+//! Inbound:
+//! - [`Publish`] from the application: authorized against this node's own chains, numbered, then
+//!   delivered to local subscriptions and sent once to each peer with a matching interest.
+//! - [`RemotePublish`] from a `PeerConnection`: authorized (`msg/publish` of the sender, with the
+//!   chains it presented) **before** delivery, de-duplicated and ordered per publisher, then
+//!   delivered to local subscriptions only (nodes form a full mesh per realm: nothing is forwarded).
+//! - [`RemoteInterest`] from a `PeerConnection`: a peer's subscription, authorized
+//!   (`msg/subscribe`) before it is routed to.
+//! - [`MemberJoined`] / [`MemberLeft`] from the `Realm` actor; [`AddLocal`] / [`RemoveLocal`] for
+//!   the application's subscriptions; [`Stats`].
+//!
+//! Outbound: frames to peers' writer queues and events to subscription queues, both bounded and
+//! filled with `try_send`; what does not fit is dropped and counted in [`RealmStats`].
+//!
+//! One router per realm, started on one of the node's arbiters; it stops with the actor system.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::debug;
+use weft_auth::{Action, Authorizer, Chain, Realm};
+use weft_identity::Did;
+use weft_names::{Name, Pattern};
+use weft_net::PeerId;
+use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
+
+use crate::peer::PeerSender;
+use crate::{Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now};
+
+/// Where a matching publication goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Target {
+    Local(u32),
+    Peer(PeerId),
+}
+
+/// A local subscription's queue, and the count of what it had to drop.
+#[derive(Debug, Clone)]
+pub struct LocalSink {
+    /// Events for the application.
+    pub events: mpsc::Sender<Event>,
+    /// Shared with the application's handle, so drops are visible there.
+    pub dropped: Arc<AtomicU64>,
+}
+
+/// Publish from this node.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), PublishError>")]
+pub struct Publish {
+    /// The topic.
+    pub topic: Name,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// A publication received from a peer.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemotePublish {
+    /// The sender, as authenticated by the transport.
+    pub peer: PeerId,
+    /// The frame.
+    pub publish: weft_wire::Publish,
+}
+
+/// A peer's subscription changed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteInterest {
+    /// The peer.
+    pub peer: PeerId,
+    /// What changed.
+    pub interest: Interest,
+}
+
+/// A peer was admitted to the realm.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct MemberJoined {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its DID.
+    pub did: Did,
+    /// The chains it presented for this realm.
+    pub chains: Arc<Vec<Chain>>,
+    /// Its send queue.
+    pub sender: PeerSender,
+}
+
+/// A peer left the realm (disconnected).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct MemberLeft {
+    /// The peer.
+    pub peer: PeerId,
+}
+
+/// The application subscribed (already authorized by the realm actor).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AddLocal {
+    /// Subscription id.
+    pub id: u32,
+    /// Which topics.
+    pub pattern: Pattern,
+    /// Where events go.
+    pub sink: LocalSink,
+}
+
+/// The application unsubscribed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoveLocal {
+    /// Subscription id.
+    pub id: u32,
+}
+
+/// Current counters.
+#[derive(Debug, Message)]
+#[rtype(result = "RealmStats")]
+pub struct Stats;
+
+struct Member {
+    did: Did,
+    chains: Arc<Vec<Chain>>,
+    sender: PeerSender,
+}
+
+/// The realm's router.
+pub struct Router {
+    realm: Realm,
+    index: RealmIndex,
+    authorizer: Arc<Authorizer>,
+    own_did: Did,
+    own_chains: Arc<Vec<Chain>>,
+    max_payload: usize,
+    interests: Interests<Target>,
+    locals: HashMap<u32, LocalSink>,
+    members: HashMap<PeerId, Member>,
+    sequencer: Sequencer<PeerId>,
+    next_seq: u64,
+    stats: RealmStats,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("realm", &self.realm)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// A router for `realm`, which is at `index` in this node's hello.
+    pub fn new(
+        realm: Realm,
+        index: RealmIndex,
+        authorizer: Arc<Authorizer>,
+        own_did: Did,
+        own_chains: Arc<Vec<Chain>>,
+        max_payload: usize,
+    ) -> Self {
+        Self {
+            realm,
+            index,
+            authorizer,
+            own_did,
+            own_chains,
+            max_payload,
+            interests: Interests::new(),
+            locals: HashMap::new(),
+            members: HashMap::new(),
+            sequencer: Sequencer::new(),
+            next_seq: 0,
+            stats: RealmStats::default(),
+        }
+    }
+
+    fn deliver_local(&mut self, id: u32, event: Event) {
+        if let Some(sink) = self.locals.get(&id) {
+            match sink.events.try_send(event) {
+                Ok(()) => self.stats.delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    sink.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.stats.dropped_slow_subscriber += 1;
+                }
+                // The application dropped its handle; the RemoveLocal is on its way.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+}
+
+impl Actor for Router {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Publications arrive in bursts from several peers; a deep mailbox absorbs them.
+        ctx.set_mailbox_capacity(16 * 1024);
+    }
+}
+
+/// Authorizes, numbers and fans out a local publication.
+impl Handler<Publish> for Router {
+    type Result = Result<(), PublishError>;
+
+    fn handle(&mut self, msg: Publish, _ctx: &mut Context<Self>) -> Self::Result {
+        if msg.payload.len() > self.max_payload {
+            return Err(PublishError::TooLarge {
+                len: msg.payload.len(),
+                max: self.max_payload,
+            });
+        }
+        self.authorizer
+            .authorize_any(
+                &self.realm,
+                &self.own_chains,
+                &self.own_did,
+                Action::Publish(&msg.topic),
+                unix_now(),
+            )
+            .map_err(PublishError::Unauthorized)?;
+        self.next_seq += 1;
+        self.stats.published += 1;
+        let mut encoded: Option<Bytes> = None;
+        for target in self.interests.targets(&msg.topic) {
+            match target {
+                Target::Local(id) => {
+                    let event = Event {
+                        topic: msg.topic.clone(),
+                        payload: msg.payload.clone(),
+                        publisher: self.own_did,
+                    };
+                    self.deliver_local(id, event);
+                }
+                Target::Peer(peer) => {
+                    let Some(member) = self.members.get(&peer) else {
+                        continue;
+                    };
+                    if encoded.is_none() {
+                        let frame = Frame::Publish(weft_wire::Publish {
+                            realm: self.index,
+                            topic: msg.topic.clone(),
+                            seq: self.next_seq,
+                            payload: msg.payload.clone(),
+                        });
+                        // Bounded by max_payload above, so only a misconfiguration fails here.
+                        encoded =
+                            Some(weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME).map_err(
+                                |_| PublishError::TooLarge {
+                                    len: msg.payload.len(),
+                                    max: DEFAULT_MAX_FRAME,
+                                },
+                            )?);
+                    }
+                    if let Some(bytes) = &encoded
+                        && !member.sender.send(bytes.clone())
+                    {
+                        self.stats.dropped_slow_peer += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Authorizes a peer's publication, then delivers it locally once and in order.
+impl Handler<RemotePublish> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemotePublish, _ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.peer) else {
+            debug!(peer = %msg.peer, "publication from a non-member dropped");
+            return;
+        };
+        let topic = &msg.publish.topic;
+        let action = Action::Publish(topic);
+        if let Err(e) = self.authorizer.authorize_any(
+            &self.realm,
+            &member.chains,
+            &member.did,
+            action,
+            unix_now(),
+        ) {
+            self.stats.denied += 1;
+            debug!(peer = %member.did.short(), %topic, error = %e, "publication refused");
+            return;
+        }
+        match self.sequencer.handle(msg.peer, msg.publish.seq) {
+            Sequenced::Duplicate => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            Sequenced::Deliver { missed } => self.stats.missed += missed,
+        }
+        let publisher = member.did;
+        for target in self.interests.targets(topic) {
+            if let Target::Local(id) = target {
+                let event = Event {
+                    topic: topic.clone(),
+                    payload: msg.publish.payload.clone(),
+                    publisher,
+                };
+                self.deliver_local(id, event);
+            }
+        }
+    }
+}
+
+/// Routes to a peer's subscription once it is authorized.
+impl Handler<RemoteInterest> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteInterest, _ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.peer) else {
+            return;
+        };
+        match msg.interest {
+            Interest::Subscribe { id, pattern, .. } => {
+                let action = Action::Subscribe(&pattern);
+                match self.authorizer.authorize_any(
+                    &self.realm,
+                    &member.chains,
+                    &member.did,
+                    action,
+                    unix_now(),
+                ) {
+                    Ok(_) => {
+                        self.interests.insert(Target::Peer(msg.peer), id, pattern);
+                    }
+                    Err(e) => {
+                        debug!(peer = %member.did.short(), %pattern, error = %e, "subscription refused")
+                    }
+                }
+            }
+            Interest::Unsubscribe { id, .. } => {
+                self.interests.remove(&Target::Peer(msg.peer), id);
+            }
+        }
+    }
+}
+
+/// Records an admitted peer.
+impl Handler<MemberJoined> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: MemberJoined, _ctx: &mut Context<Self>) {
+        // A reconnecting peer starts a new connection: its old interests and numbering are void.
+        self.interests.remove_target(&Target::Peer(msg.peer));
+        self.sequencer.forget(&msg.peer);
+        self.members.insert(
+            msg.peer,
+            Member {
+                did: msg.did,
+                chains: msg.chains,
+                sender: msg.sender,
+            },
+        );
+    }
+}
+
+/// Forgets a departed peer and its subscriptions.
+impl Handler<MemberLeft> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
+        self.members.remove(&msg.peer);
+        self.interests.remove_target(&Target::Peer(msg.peer));
+        self.sequencer.forget(&msg.peer);
+    }
+}
+
+/// Adds a local subscription.
+impl Handler<AddLocal> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddLocal, _ctx: &mut Context<Self>) {
+        self.interests.insert(Target::Local(msg.id), 0, msg.pattern);
+        self.locals.insert(msg.id, msg.sink);
+    }
+}
+
+/// Removes a local subscription.
+impl Handler<RemoveLocal> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveLocal, _ctx: &mut Context<Self>) {
+        self.interests.remove_target(&Target::Local(msg.id));
+        self.locals.remove(&msg.id);
+    }
+}
+
+/// Reports the counters.
+impl Handler<Stats> for Router {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _msg: Stats, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut stats = self.stats;
+        stats.members = self.members.len() as u64;
+        stats.remote_subscriptions = self
+            .members
+            .keys()
+            .map(|p| self.interests.patterns(&Target::Peer(*p)).count() as u64)
+            .sum();
+        MessageResult(stats)
+    }
+}

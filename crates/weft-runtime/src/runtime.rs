@@ -1,0 +1,368 @@
+//! Starting and stopping a node, and the handles applications hold.
+//!
+//! Threads: the network runs on its own thread (`weft-net`, a 2-worker tokio runtime). The actors
+//! run on an actix system thread (`weft-actors`), plus one arbiter per core for the realms'
+//! routers. Handles are `Send + Sync` and work from any async runtime: every call is a message to
+//! an actor, awaited through a oneshot.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use weft_auth::{Authorizer, Realm as AuthRealm};
+use weft_identity::Did;
+use weft_names::{Name, Pattern};
+use weft_net::{Multiaddr, Network, PeerId};
+use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
+
+use crate::dht::Dht;
+use crate::node::{ListenAddrs, Node, Peers, Shutdown};
+use crate::peer::RealmLink;
+use crate::realm::{Realm, Subscribe, Unsubscribe};
+use crate::router::{LocalSink, Publish, Router, Stats};
+use crate::{
+    Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats, StartError, SubscribeError,
+};
+
+/// A running node.
+pub struct NodeHandle {
+    node: Addr<Node>,
+    did: Did,
+    peer_id: PeerId,
+    listen: Vec<Multiaddr>,
+    realms: Vec<RealmHandle>,
+    peer_events: broadcast::Sender<PeerEvent>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("did", &self.did)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A realm on a running node: publish and subscribe here.
+#[derive(Clone)]
+pub struct RealmHandle {
+    realm: AuthRealm,
+    actor: Addr<Realm>,
+    router: Addr<Router>,
+    subscriber_queue: usize,
+}
+
+impl std::fmt::Debug for RealmHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealmHandle")
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live subscription: a stream of [`Event`]s. Dropping it unsubscribes, here and at every peer.
+#[derive(Debug)]
+pub struct Subscription {
+    id: u32,
+    events: mpsc::Receiver<Event>,
+    dropped: Arc<AtomicU64>,
+    realm: Addr<Realm>,
+}
+
+struct Built {
+    node: Addr<Node>,
+    realms: Vec<RealmHandle>,
+}
+
+impl NodeHandle {
+    /// Starts the network and the actors, and returns once every listener is up.
+    pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
+        for (i, a) in config.realms.iter().enumerate() {
+            if config.realms[..i].iter().any(|b| b.realm == a.realm) {
+                return Err(StartError::DuplicateRealm(a.realm.to_string()));
+            }
+        }
+        let did = config.net.keypair.did();
+        let expected_listeners = config.net.listen.len();
+        let (network, events) = Network::start(config.net.clone())?;
+        let peer_id = network.peer_id();
+        let (peer_events, _) = broadcast::channel(256);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let peer_events_for_actors = peer_events.clone();
+        let thread = std::thread::Builder::new()
+            .name("weft-actors".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+                    let built = build(
+                        config,
+                        network,
+                        events,
+                        expected_listeners,
+                        peer_events_for_actors,
+                        &arbiters,
+                    );
+                    if ready_tx.send(built).is_ok() {
+                        let _ = stop_rx.await;
+                    }
+                    for arbiter in &arbiters {
+                        arbiter.stop();
+                    }
+                    System::current().stop();
+                });
+            })
+            .map_err(|e| StartError::Actors(e.to_string()))?;
+        let built = ready_rx
+            .await
+            .map_err(|_| StartError::Actors("the actor thread died while starting".into()))??;
+        let (listen_tx, listen_rx) = oneshot::channel();
+        built.node.do_send(ListenAddrs { reply: listen_tx });
+        let listen = listen_rx
+            .await
+            .map_err(|_| StartError::Actors("the node stopped while starting".into()))?;
+        Ok(NodeHandle {
+            node: built.node,
+            did,
+            peer_id,
+            listen,
+            realms: built.realms,
+            peer_events,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// This node's DID.
+    pub fn did(&self) -> Did {
+        self.did
+    }
+
+    /// This node's PeerId.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Where this node listens, each address ending in `/p2p/<peer-id>`.
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen
+    }
+
+    /// The realms this node hosts, in configuration order.
+    pub fn realms(&self) -> &[RealmHandle] {
+        &self.realms
+    }
+
+    /// The first realm with this name.
+    pub fn realm(&self, name: &str) -> Option<RealmHandle> {
+        self.realms
+            .iter()
+            .find(|r| r.realm.name().as_str() == name)
+            .cloned()
+    }
+
+    /// Peer arrivals and departures from now on.
+    pub fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
+        self.peer_events.subscribe()
+    }
+
+    /// Peers connected now (those that completed the handshake).
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        self.node.send(Peers).await.unwrap_or_default()
+    }
+
+    /// Says goodbye to every peer, flushes, and stops every thread of the node.
+    pub async fn shutdown(&self) {
+        let _ = self.node.send(Shutdown).await;
+        let stop = self.stop.lock().ok().and_then(|mut s| s.take());
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            // Joining is quick (the system is stopping); keep it off the caller's executor.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl RealmHandle {
+    /// The realm.
+    pub fn realm(&self) -> &AuthRealm {
+        &self.realm
+    }
+
+    /// Publishes `payload` to `topic`. Resolves once the publication is authorized and handed
+    /// to local subscriptions and peers' send queues.
+    pub async fn publish(&self, topic: &Name, payload: Bytes) -> Result<(), PublishError> {
+        self.router
+            .send(Publish {
+                topic: topic.clone(),
+                payload,
+            })
+            .await
+            .map_err(|_| PublishError::Stopped)?
+    }
+
+    /// Subscribes to `pattern`. Once this returns, the subscription is registered here and its
+    /// announcement is queued to every member of the realm.
+    pub async fn subscribe(&self, pattern: &Pattern) -> Result<Subscription, SubscribeError> {
+        let (tx, rx) = mpsc::channel(self.subscriber_queue.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = LocalSink {
+            events: tx,
+            dropped: dropped.clone(),
+        };
+        let id = self
+            .actor
+            .send(Subscribe {
+                pattern: pattern.clone(),
+                sink,
+            })
+            .await
+            .map_err(|_| SubscribeError::Stopped)??;
+        Ok(Subscription {
+            id,
+            events: rx,
+            dropped,
+            realm: self.actor.clone(),
+        })
+    }
+
+    /// The realm's counters on this node.
+    pub async fn stats(&self) -> RealmStats {
+        self.router.send(Stats).await.unwrap_or_default()
+    }
+}
+
+impl Subscription {
+    /// The next event, or `None` once the node has stopped.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Events dropped because this subscription's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl futures::Stream for Subscription {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Event>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.realm.do_send(Unsubscribe { id: self.id });
+    }
+}
+
+/// Starts the actors, on the actix system thread.
+fn build(
+    config: NodeConfig,
+    network: Network,
+    events: mpsc::Receiver<NetEvent>,
+    expected_listeners: usize,
+    peer_events: broadcast::Sender<PeerEvent>,
+    arbiters: &[Arbiter],
+) -> Result<Built, StartError> {
+    let own_did = config.net.keypair.did();
+    let authorizer = Arc::new(Authorizer::new());
+    let dht = Dht::new(network.clone()).start();
+    let mut links = Vec::new();
+    let mut realms = Vec::new();
+    let mut joins = Vec::new();
+    for (i, realm_config) in config.realms.into_iter().enumerate() {
+        let index = u16::try_from(i).map_err(|_| StartError::Actors("too many realms".into()))?;
+        let chains = Arc::new(realm_config.chains);
+        let realm = realm_config.realm;
+        let router = {
+            let (realm, authorizer, chains) = (realm.clone(), authorizer.clone(), chains.clone());
+            let max_payload = config.max_payload;
+            let arbiter = &arbiters[i % arbiters.len().max(1)];
+            Router::start_in_arbiter(&arbiter.handle(), move |_| {
+                Router::new(realm, index, authorizer, own_did, chains, max_payload)
+            })
+        };
+        let actor = Realm::new(
+            realm.clone(),
+            index,
+            authorizer.clone(),
+            own_did,
+            chains.clone(),
+            router.clone(),
+            dht.clone(),
+        )
+        .start();
+        joins.push(RealmJoin {
+            realm: realm.name().clone(),
+            owner: realm.owner().copied(),
+            chains: chains
+                .iter()
+                .map(|c| WireChain {
+                    leaf: c.leaf().as_str().to_owned(),
+                    proofs: proofs_of(c),
+                })
+                .collect(),
+        });
+        links.push(RealmLink {
+            realm: realm.clone(),
+            actor: actor.clone(),
+        });
+        realms.push(RealmHandle {
+            realm,
+            actor,
+            router,
+            subscriber_queue: config.subscriber_queue,
+        });
+    }
+    let hello = Frame::Hello(Hello {
+        agent: format!("weft/{}", env!("CARGO_PKG_VERSION")),
+        tags: config.tags,
+        realms: joins,
+    });
+    let hello = weft_net::framed::encode(&hello, DEFAULT_MAX_FRAME)
+        .map_err(|e| StartError::Actors(format!("hello does not fit a frame: {e}")))?;
+    let node = Node::new(
+        network,
+        events,
+        Arc::new(links),
+        hello,
+        config.peer_queue,
+        expected_listeners,
+        config.net.bootstrap,
+        config.reconnect,
+        peer_events,
+    )
+    .start();
+    Ok(Built { node, realms })
+}
+
+/// Every proof a chain can cite, as JWTs, for presenting it to a peer.
+fn proofs_of(chain: &weft_auth::Chain) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut pending: Vec<weft_ucan::Cid> = chain.leaf().proofs().to_vec();
+    while let Some(cid) = pending.pop() {
+        if let Some(token) = chain.proofs().get(&cid)
+            && !out.iter().any(|t| t == token.as_str())
+        {
+            out.push(token.as_str().to_owned());
+            pending.extend(token.proofs().iter().copied());
+        }
+    }
+    out
+}
+
+use weft_net::NetEvent;
