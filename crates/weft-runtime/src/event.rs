@@ -15,6 +15,13 @@ pub struct Event {
     pub publisher: Did,
 }
 
+impl Event {
+    /// The payload decoded as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.payload)
+    }
+}
+
 /// A connected peer, as the application sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerInfo {

@@ -42,7 +42,7 @@ pub use backoff::{Backoff, BackoffPolicy};
 pub use error::{PublishError, StartError, SubscribeError};
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
 pub use interest::Interests;
-pub use runtime::{NodeHandle, RealmHandle, Subscription};
+pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Subscription};
 pub use sequence::{Sequenced, Sequencer};
 pub use settings::{NodeConfig, RealmConfig};
 

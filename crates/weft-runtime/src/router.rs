@@ -126,6 +126,16 @@ pub struct RemoveLocal {
 #[rtype(result = "RealmStats")]
 pub struct Stats;
 
+/// Resolves once some peer has an authorized subscription matching `topic`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AwaitSubscriber {
+    /// The topic a publisher is about to use.
+    pub topic: Name,
+    /// Fires when a matching remote subscription exists (dropped if the router stops).
+    pub reply: tokio::sync::oneshot::Sender<()>,
+}
+
 struct Member {
     did: Did,
     chains: Arc<Vec<Chain>>,
@@ -146,6 +156,7 @@ pub struct Router {
     sequencer: Sequencer<PeerId>,
     next_seq: u64,
     stats: RealmStats,
+    waiting: Vec<AwaitSubscriber>,
 }
 
 impl std::fmt::Debug for Router {
@@ -180,6 +191,26 @@ impl Router {
             sequencer: Sequencer::new(),
             next_seq: 0,
             stats: RealmStats::default(),
+            waiting: Vec::new(),
+        }
+    }
+
+    fn has_remote_subscriber(&self, topic: &Name) -> bool {
+        self.interests
+            .targets(topic)
+            .iter()
+            .any(|t| matches!(t, Target::Peer(_)))
+    }
+
+    /// Wakes the waiters whose topic now has a remote subscriber.
+    fn wake_waiters(&mut self) {
+        let waiting = std::mem::take(&mut self.waiting);
+        for waiter in waiting {
+            if self.has_remote_subscriber(&waiter.topic) {
+                let _ = waiter.reply.send(());
+            } else if !waiter.reply.is_closed() {
+                self.waiting.push(waiter);
+            }
         }
     }
 
@@ -335,6 +366,7 @@ impl Handler<RemoteInterest> for Router {
                 ) {
                     Ok(_) => {
                         self.interests.insert(Target::Peer(msg.peer), id, pattern);
+                        self.wake_waiters();
                     }
                     Err(e) => {
                         debug!(peer = %member.did.short(), %pattern, error = %e, "subscription refused")
@@ -395,6 +427,19 @@ impl Handler<RemoveLocal> for Router {
     fn handle(&mut self, msg: RemoveLocal, _ctx: &mut Context<Self>) {
         self.interests.remove_target(&Target::Local(msg.id));
         self.locals.remove(&msg.id);
+    }
+}
+
+/// Answers at once if a remote subscriber exists, or when one arrives.
+impl Handler<AwaitSubscriber> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: AwaitSubscriber, _ctx: &mut Context<Self>) {
+        if self.has_remote_subscriber(&msg.topic) {
+            let _ = msg.reply.send(());
+        } else {
+            self.waiting.push(msg);
+        }
     }
 }
 

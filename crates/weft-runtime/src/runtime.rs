@@ -23,10 +23,14 @@ use crate::dht::Dht;
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
 use crate::realm::{Realm, Subscribe, Unsubscribe};
-use crate::router::{LocalSink, Publish, Router, Stats};
+use crate::router::{AwaitSubscriber, LocalSink, Publish, Router, Stats};
 use crate::{
     Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats, StartError, SubscribeError,
 };
+
+/// Where peer arrivals and departures arrive (a broadcast receiver: a slow reader skips ahead
+/// and is told how many events it missed).
+pub type PeerEvents = broadcast::Receiver<PeerEvent>;
 
 /// A running node.
 pub struct NodeHandle {
@@ -170,7 +174,7 @@ impl NodeHandle {
     }
 
     /// Peer arrivals and departures from now on.
-    pub fn peer_events(&self) -> broadcast::Receiver<PeerEvent> {
+    pub fn peer_events(&self) -> PeerEvents {
         self.peer_events.subscribe()
     }
 
@@ -235,6 +239,17 @@ impl RealmHandle {
             dropped,
             realm: self.actor.clone(),
         })
+    }
+
+    /// Resolves once a peer has an authorized subscription matching `topic`: the moment a
+    /// publication to it would reach someone beyond this node. `false` if the node stopped.
+    pub async fn wait_for_subscriber(&self, topic: &Name) -> bool {
+        let (reply, fired) = oneshot::channel();
+        self.router.do_send(AwaitSubscriber {
+            topic: topic.clone(),
+            reply,
+        });
+        fired.await.is_ok()
     }
 
     /// The realm's counters on this node.

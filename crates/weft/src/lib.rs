@@ -1,5 +1,16 @@
 //! weft: a runtime for distributed applications on a peer-to-peer mesh.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), weft::Error> {
+//! // Two services on one open development realm.
+//! let a = weft::Node::builder().open_realm("dev").start().await?;
+//! let b = weft::Node::builder().bootstrap(a.listen_addrs()[0].to_string()).open_realm("dev").start().await?;
+//! let mut orders = b.realm("dev").expect("configured").subscribe("orders.*").await?;
+//! a.realm("dev").expect("configured").publish("orders.placed", &serde_json::json!({"id": 7})).await?;
+//! let event = orders.next().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Services join **realms** (isolated namespaces, each rooted at an owner's key), publish and
 //! subscribe to topics, and advertise and call procedures. Who may do what is decided by **UCAN
 //! 0.10** capability chains that start at the realm's owner and are checked by the receiving node.
@@ -7,6 +18,8 @@
 //! This crate is the one applications depend on; it re-exports the layers below it.
 //!
 //! # Layout
+//! - [`Node`], [`NodeBuilder`], [`RealmHandle`]: start a node, publish and subscribe.
+//! - [`Error`]: what the facade can fail with.
 //! - [`names`]: realm names, topic and procedure names, wildcard patterns.
 //! - [`identity`]: Ed25519 keys, PKCS#8 key files, `did:key` names.
 //! - [`ucan`]: UCAN 0.10.0 tokens: build, parse, verify, proof CIDs.
@@ -34,6 +47,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]
+
+mod error;
+mod node;
+
+pub use error::Error;
+pub use node::{Node, NodeBuilder, RealmHandle};
+pub use weft_runtime::{
+    BackoffPolicy, Event, PeerEvent, PeerEvents, PeerInfo, PublishError, RealmStats, StartError,
+    SubscribeError, Subscription,
+};
 
 pub use weft_auth as auth;
 pub use weft_identity as identity;

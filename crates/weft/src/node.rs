@@ -1,0 +1,247 @@
+//! The node: build it, start it, reach its realms.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use weft_auth::{Chain, Realm};
+use weft_identity::{Did, Keypair};
+use weft_names::{Name, Pattern, RealmName};
+use weft_net::{Multiaddr, NetConfig, parse_addr};
+use weft_runtime::{
+    BackoffPolicy, NodeConfig, NodeHandle, PeerEvents, PeerInfo, RealmConfig,
+    RealmHandle as RuntimeRealm, RealmStats, Subscription,
+};
+
+use crate::Error;
+
+/// A running weft node. Cheap to share behind an `Arc`; [`shutdown`](Node::shutdown) stops it.
+#[derive(Debug)]
+pub struct Node {
+    inner: NodeHandle,
+}
+
+/// Configures a [`Node`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), weft::Error> {
+/// let node = weft::Node::builder()
+///     .listen("127.0.0.1:0")
+///     .open_realm("dev")
+///     .tag("region", "eu")
+///     .start()
+///     .await?;
+/// let dev = node.realm("dev").expect("configured above");
+/// dev.publish("orders.placed", &serde_json::json!({"id": 1})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct NodeBuilder {
+    key: Option<Keypair>,
+    listen: Vec<String>,
+    bootstrap: Vec<String>,
+    realms: Vec<(String, Option<Did>)>,
+    chains: Vec<(String, Chain)>,
+    tags: Vec<(String, String)>,
+    reconnect: Option<BackoffPolicy>,
+    idle_timeout: Option<Duration>,
+}
+
+impl NodeBuilder {
+    /// The node's key (its DID and PeerId). Default: a fresh key.
+    pub fn key(mut self, key: Keypair) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Listens on a multiaddr or `IP:PORT` (QUIC). Default: `127.0.0.1:0`.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen.push(addr.into());
+        self
+    }
+
+    /// Dials this peer at start to join the mesh (multiaddr or `IP:PORT`).
+    pub fn bootstrap(mut self, addr: impl Into<String>) -> Self {
+        self.bootstrap.push(addr.into());
+        self
+    }
+
+    /// Joins the realm `name` owned by `owner`.
+    pub fn realm(mut self, name: impl Into<String>, owner: Did) -> Self {
+        self.realms.push((name.into(), Some(owner)));
+        self
+    }
+
+    /// Joins the open realm `name`: no owner, no checks. Development only.
+    pub fn open_realm(mut self, name: impl Into<String>) -> Self {
+        self.realms.push((name.into(), None));
+        self
+    }
+
+    /// Acts under `chain` in the realm `name` (repeatable: one chain per capability is common).
+    pub fn ucan(mut self, realm: impl Into<String>, chain: Chain) -> Self {
+        self.chains.push((realm.into(), chain));
+        self
+    }
+
+    /// A label shown to peers (`region=eu`).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// How lost peers are redialed.
+    pub fn reconnect(mut self, policy: BackoffPolicy) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// How long an idle connection stays open.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Starts the node; returns once it listens.
+    pub async fn start(self) -> Result<Node, Error> {
+        let key = match self.key {
+            Some(key) => key,
+            None => Keypair::generate().map_err(|e| Error::Config(e.to_string()))?,
+        };
+        let mut net = NetConfig::loopback(key);
+        if !self.listen.is_empty() {
+            net.listen = self
+                .listen
+                .iter()
+                .map(|a| parse_addr(a))
+                .collect::<Result<_, _>>()?;
+        }
+        net.bootstrap = self
+            .bootstrap
+            .iter()
+            .map(|a| parse_addr(a))
+            .collect::<Result<_, _>>()?;
+        if let Some(idle) = self.idle_timeout {
+            net.idle_timeout = idle;
+        }
+        let mut config = NodeConfig::new(net);
+        for (name, owner) in self.realms {
+            let name = RealmName::new(&name)?;
+            let realm = match owner {
+                Some(owner) => Realm::owned(name, owner),
+                None => Realm::open(name),
+            };
+            config.realms.push(RealmConfig {
+                realm,
+                chains: Vec::new(),
+            });
+        }
+        for (name, chain) in self.chains {
+            let realm = config
+                .realms
+                .iter_mut()
+                .find(|r| r.realm.name().as_str() == name)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "a UCAN is given for realm {name:?}, which is not configured"
+                    ))
+                })?;
+            realm.chains.push(chain);
+        }
+        config.tags = self.tags;
+        if let Some(policy) = self.reconnect {
+            config.reconnect = policy;
+        }
+        Ok(Node {
+            inner: NodeHandle::start(config).await?,
+        })
+    }
+}
+
+impl Node {
+    /// A builder with defaults: a fresh key, `127.0.0.1:0`, no realms.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    /// This node's DID.
+    pub fn did(&self) -> Did {
+        self.inner.did()
+    }
+
+    /// Where this node listens, ready to give to others as `--bootstrap`.
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        self.inner.listen_addrs()
+    }
+
+    /// A realm this node was configured with.
+    pub fn realm(&self, name: &str) -> Option<RealmHandle> {
+        self.inner.realm(name).map(|inner| RealmHandle { inner })
+    }
+
+    /// Peer arrivals and departures from now on.
+    pub fn peer_events(&self) -> PeerEvents {
+        self.inner.peer_events()
+    }
+
+    /// Peers connected now.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        self.inner.peers().await
+    }
+
+    /// Says goodbye to every peer, flushes, and stops the node's threads.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown().await;
+    }
+}
+
+/// A realm on a running node.
+#[derive(Debug, Clone)]
+pub struct RealmHandle {
+    inner: RuntimeRealm,
+}
+
+impl RealmHandle {
+    /// The realm (name and owner).
+    pub fn realm(&self) -> &Realm {
+        self.inner.realm()
+    }
+
+    /// Publishes `value` as JSON to `topic`.
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let payload = serde_json::to_vec(value)?;
+        self.publish_bytes(topic, payload).await
+    }
+
+    /// Publishes raw bytes to `topic`.
+    pub async fn publish_bytes(&self, topic: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let topic = Name::new(topic)?;
+        Ok(self.inner.publish(&topic, payload.into()).await?)
+    }
+
+    /// Subscribes to `pattern` (`orders.*`, `orders.**`, …). Dropping the subscription ends it.
+    pub async fn subscribe(&self, pattern: &str) -> Result<Subscription, Error> {
+        let pattern = Pattern::new(pattern)?;
+        Ok(self.inner.subscribe(&pattern).await?)
+    }
+
+    /// Resolves once some peer subscribes to a pattern matching `topic` (and was authorized to):
+    /// from then on, publications to `topic` reach it. Wrap it in a timeout to bound the wait.
+    pub async fn wait_for_subscriber(&self, topic: &str) -> Result<(), Error> {
+        let topic = Name::new(topic)?;
+        if self.inner.wait_for_subscriber(&topic).await {
+            Ok(())
+        } else {
+            Err(Error::Publish(weft_runtime::PublishError::Stopped))
+        }
+    }
+
+    /// This realm's counters on this node (published, delivered, dropped, denied, …).
+    pub async fn stats(&self) -> RealmStats {
+        self.inner.stats().await
+    }
+}

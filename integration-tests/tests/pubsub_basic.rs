@@ -1,0 +1,53 @@
+//! Two nodes over real QUIC on 127.0.0.1, through the `weft` facade only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::timeout;
+use weft::Node;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_on_b_sees_publication_from_a() {
+    let a = Node::builder().open_realm("dev").start().await.unwrap();
+    let b = Node::builder()
+        .bootstrap(a.listen_addrs()[0].to_string())
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+
+    let mut orders = b.realm("dev").unwrap().subscribe("orders.*").await.unwrap();
+    let dev = a.realm("dev").unwrap();
+    timeout(LIMIT, dev.wait_for_subscriber("orders.placed"))
+        .await
+        .unwrap()
+        .unwrap();
+
+    dev.publish("orders.placed", &json!({"id": 1}))
+        .await
+        .unwrap();
+    dev.publish("billing.paid", &json!({"id": 2}))
+        .await
+        .unwrap();
+    dev.publish("orders.shipped", &json!({"id": 3}))
+        .await
+        .unwrap();
+
+    let first = timeout(LIMIT, orders.next()).await.unwrap().unwrap();
+    assert_eq!(first.topic.as_str(), "orders.placed");
+    assert_eq!(first.json::<serde_json::Value>().unwrap(), json!({"id": 1}));
+    assert_eq!(first.publisher, a.did());
+    let second = timeout(LIMIT, orders.next()).await.unwrap().unwrap();
+    assert_eq!(
+        second.topic.as_str(),
+        "orders.shipped",
+        "billing.paid does not match orders.*"
+    );
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
