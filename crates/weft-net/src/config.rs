@@ -19,6 +19,9 @@ pub struct NetConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// A connection with no open stream and no activity closes after this long.
     pub idle_timeout: Duration,
+    /// How fast a dead peer is noticed: QUIC closes a connection that has heard nothing for this
+    /// long, and keep-alives are sent at a third of it so a live one never goes that quiet.
+    pub liveness: Duration,
     /// Kademlia query timeout.
     pub query_timeout: Duration,
     /// Events buffered towards the node before the driver waits for it.
@@ -33,6 +36,7 @@ impl NetConfig {
             listen: vec![loopback_any()],
             bootstrap: Vec::new(),
             idle_timeout: Duration::from_secs(60),
+            liveness: Duration::from_secs(10),
             query_timeout: Duration::from_secs(10),
             event_capacity: 1024,
         }

@@ -3,6 +3,7 @@
 //! completes a pending reply. Unknown ids (late or duplicate events) are logged and ignored.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
@@ -79,9 +80,16 @@ impl Driver {
         let keypair = libp2p_keypair(&config.keypair);
         let query_timeout = config.query_timeout;
         let idle = config.idle_timeout;
+        let liveness_ms = u32::try_from(config.liveness.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(300);
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_quic()
+            .with_quic_config(|mut quic| {
+                quic.max_idle_timeout = liveness_ms;
+                quic.keep_alive_interval = Duration::from_millis(u64::from(liveness_ms / 3));
+                quic
+            })
             .with_behaviour(|key| Behaviour::new(key, query_timeout))
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))

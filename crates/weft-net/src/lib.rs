@@ -40,4 +40,4 @@ pub use config::{NetConfig, loopback_any, parse_addr};
 pub use error::NetError;
 pub use identity::peer_did;
 pub use libp2p::{Multiaddr, PeerId, Stream};
-pub use network::{NetEvent, Network, WEFT_PROTOCOL};
+pub use network::{NetEvent, NetThread, Network, WEFT_PROTOCOL};

@@ -45,6 +45,18 @@ pub enum NetEvent {
     },
 }
 
+/// The network thread, to wait for its end after [`Network::shutdown`].
+#[derive(Debug)]
+pub struct NetThread(std::thread::JoinHandle<()>);
+
+impl NetThread {
+    /// Blocks until the network thread has ended: its sockets are closed and its tasks gone.
+    pub fn join(self) {
+        // A panic on the network thread has already been reported by the panic hook.
+        let _ = self.0.join();
+    }
+}
+
 /// A cheap, cloneable handle to the network thread.
 ///
 /// Every method sends one command to the driver and awaits its reply; none blocks the caller's
@@ -68,9 +80,11 @@ impl std::fmt::Debug for Network {
 impl Network {
     /// Starts the network on a new thread with its own tokio runtime, and returns once the swarm
     /// is built and listening (listen addresses then arrive as [`NetEvent::Listening`]).
-    pub fn start(config: NetConfig) -> Result<(Network, mpsc::Receiver<NetEvent>), NetError> {
+    pub fn start(
+        config: NetConfig,
+    ) -> Result<(Network, mpsc::Receiver<NetEvent>, NetThread), NetError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("weft-net".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -107,9 +121,10 @@ impl Network {
                 // Dropping the runtime here ends every stream task spawned on it.
             })
             .map_err(|e| NetError::Start(e.to_string()))?;
-        ready_rx
+        let (network, events) = ready_rx
             .recv()
-            .map_err(|_| NetError::Start("the network thread died while starting".into()))?
+            .map_err(|_| NetError::Start("the network thread died while starting".into()))??;
+        Ok((network, events, NetThread(thread)))
     }
 
     /// This node's PeerId.

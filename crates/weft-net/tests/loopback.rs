@@ -18,7 +18,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 async fn start(bootstrap: Vec<Multiaddr>) -> (Network, mpsc::Receiver<NetEvent>, Multiaddr) {
     let mut config = NetConfig::loopback(Keypair::generate().unwrap());
     config.bootstrap = bootstrap;
-    let (net, mut events) = Network::start(config).unwrap();
+    let (net, mut events, _thread) = Network::start(config).unwrap();
     let addr = loop {
         match timeout(LIMIT, events.recv()).await.unwrap().unwrap() {
             NetEvent::Listening { addr } => break addr,

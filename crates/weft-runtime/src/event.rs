@@ -45,6 +45,17 @@ pub enum PeerEvent {
         /// Which peer.
         did: Did,
     },
+    /// A peer refused to admit this node to a realm; other realms are unaffected.
+    Denied {
+        /// Which peer.
+        did: Did,
+        /// The realm (`name=owner`).
+        realm: String,
+        /// The contract error code (`unauthorized`, `expired`, …).
+        code: String,
+        /// The peer's explanation.
+        reason: String,
+    },
 }
 
 /// Counters of one realm on this node; drops are never silent.

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
-use crate::peer::{AttachInbound, Disconnected, Leave, PeerConnection, RealmLink};
+use crate::peer::{AttachInbound, Connected, Disconnected, Leave, PeerConnection, RealmLink};
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 
 /// How long a shutdown waits for peers to flush.
@@ -35,6 +35,14 @@ pub struct PeerGreeted {
     pub peer: PeerId,
     /// What it told about itself.
     pub info: PeerInfo,
+}
+
+/// A peer refused us in one of our realms.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerDenied {
+    /// What to tell the application.
+    pub event: PeerEvent,
 }
 
 /// A peer actor stopped.
@@ -138,10 +146,13 @@ impl Node {
         }
     }
 
+    /// The session of `peer`, started if needed. `connected` says whether the connection event
+    /// was seen (see [`Connected`]).
     fn connect_peer(
         &mut self,
         peer: PeerId,
         addr: Multiaddr,
+        connected: bool,
         ctx: &mut Context<Self>,
     ) -> Option<Addr<PeerConnection>> {
         if let Some(entry) = self.peers.get(&peer) {
@@ -161,6 +172,7 @@ impl Node {
             self.hello.clone(),
             self.peer_queue,
         )
+        .connected(connected)
         .start();
         self.peers.insert(
             peer,
@@ -234,8 +246,17 @@ impl StreamHandler<NetEvent> for Node {
                 if let Some((_, backoff)) = self.redial.get_mut(&peer) {
                     backoff.reset();
                 }
-                if !self.stopping {
-                    self.connect_peer(peer, addr, ctx);
+                match self.peers.get_mut(&peer) {
+                    // Its inbound stream came first and started the session, which waits for
+                    // this before opening its own stream.
+                    Some(entry) => {
+                        entry.addr = addr;
+                        entry.actor.do_send(Connected);
+                    }
+                    None if !self.stopping => {
+                        self.connect_peer(peer, addr, true, ctx);
+                    }
+                    None => {}
                 }
             }
             NetEvent::PeerDisconnected { peer } => {
@@ -253,7 +274,7 @@ impl StreamHandler<NetEvent> for Node {
                 if self.stopping {
                     return;
                 }
-                if let Some(actor) = self.connect_peer(peer, addr, ctx) {
+                if let Some(actor) = self.connect_peer(peer, addr, false, ctx) {
                     actor.do_send(AttachInbound { stream });
                 }
             }
@@ -277,6 +298,15 @@ impl Handler<PeerGreeted> for Node {
             // No receiver is not an error: the application may not be listening.
             let _ = self.peer_events.send(PeerEvent::Up(msg.info));
         }
+    }
+}
+
+/// Tells the application a peer refused us in a realm.
+impl Handler<PeerDenied> for Node {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerDenied, _ctx: &mut Context<Self>) {
+        let _ = self.peer_events.send(msg.event);
     }
 }
 

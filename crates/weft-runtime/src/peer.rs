@@ -22,14 +22,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use weft_auth::Realm as AuthRealm;
 use weft_identity::Did;
-use weft_net::framed::{Outbound, read_frames, write_frames};
+use weft_net::framed::{Outbound, ReadError, accept, open_acknowledged, read_frames, write_frames};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, RealmIndex};
 
-use crate::PeerInfo;
-use crate::node::{Node, PeerGone, PeerGreeted};
+use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted};
 use crate::realm::{Admit, PeerLeft, Realm};
 use crate::router::{RemoteInterest, RemotePublish, Router};
+use crate::{PeerEvent, PeerInfo};
 
 /// Frames buffered from a peer's reader before it waits (back-pressure into QUIC).
 const INBOUND_QUEUE: usize = 1024;
@@ -67,6 +67,12 @@ pub struct AttachInbound {
     pub stream: Stream,
 }
 
+/// The network reports the peer's connection established (every behaviour has seen it, so a
+/// stream can be opened on it).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Connected;
+
 /// The network reports the peer gone.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -93,6 +99,11 @@ pub struct PeerConnection {
     admitted: Vec<Addr<Realm>>,
     greeted: bool,
     said_bye: bool,
+    /// The network already reported the peer gone; nothing to close.
+    disconnected: bool,
+    /// The connection is known established; until then no outbound stream is opened (a stream
+    /// requested earlier would make libp2p-stream dial a peer it is already connected to).
+    connected: bool,
 }
 
 impl std::fmt::Debug for PeerConnection {
@@ -132,7 +143,45 @@ impl PeerConnection {
             admitted: Vec::new(),
             greeted: false,
             said_bye: false,
+            disconnected: false,
+            connected: false,
         }
+    }
+
+    /// The session starts when the connection is known: created from a connection event, or
+    /// from an inbound stream that overtook it and then told by [`Connected`].
+    pub fn connected(mut self, connected: bool) -> Self {
+        self.connected = connected;
+        self
+    }
+
+    /// Opens the outbound stream (hello first, acknowledged) and starts the writer draining
+    /// the queue. If the peer never acknowledges a stream, the session is given up.
+    fn open_outbound(&mut self, ctx: &mut Context<Self>) {
+        let Some(outbound) = self.outbound.take() else {
+            return;
+        };
+        let (network, peer, did, hello, me) = (
+            self.network.clone(),
+            self.peer,
+            self.did,
+            self.hello.clone(),
+            ctx.address(),
+        );
+        self.writer = Some(self.network.spawn(async move {
+            match open_acknowledged(&network, peer, &hello).await {
+                Ok(opened) => {
+                    let _reader = opened.reader;
+                    if let Err(e) = write_frames(opened.writer, outbound).await {
+                        debug!(peer = %did.short(), error = %e, "writer stopped");
+                    }
+                }
+                Err(e) => {
+                    warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
+                    me.do_send(Disconnected);
+                }
+            }
+        }));
     }
 
     fn handle_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
@@ -208,31 +257,21 @@ impl Actor for PeerConnection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.sender.send(self.hello.clone());
-        let Some(outbound) = self.outbound.take() else {
-            return;
-        };
-        let network = self.network.clone();
-        let peer = self.peer;
-        ctx.spawn(async move { network.open_stream(peer).await }.into_actor(self).map(
-            move |opened, act, ctx| match opened {
-                Ok(stream) => {
-                    let did = act.did;
-                    act.writer = Some(act.network.spawn(async move {
-                        if let Err(e) = write_frames(stream, outbound).await {
-                            debug!(peer = %did.short(), error = %e, "writer stopped");
-                        }
-                    }));
-                }
-                Err(e) => {
-                    warn!(peer = %act.did, error = %e, "cannot open a stream; dropping the peer");
-                    ctx.stop();
-                }
-            },
-        ));
+        if self.connected {
+            self.open_outbound(ctx);
+        }
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        // The weft session is the connection's purpose: when it ends, so do the peer's
+        // connections. Otherwise a half-dead connection would linger, and the next connection to
+        // the peer would not be its first, so no new session would start.
+        if !self.disconnected {
+            let (network, peer) = (self.network.clone(), self.peer);
+            self.network.spawn(async move {
+                let _ = network.disconnect(peer).await;
+            });
+        }
         for realm in &self.admitted {
             realm.do_send(PeerLeft { peer: self.peer });
         }
@@ -254,10 +293,18 @@ impl Handler<AttachInbound> for PeerConnection {
         let network = self.network.clone();
         let (peer, did) = (self.peer, self.did);
         self.network.spawn(async move {
-            if let Err(e) = read_frames(msg.stream, sink, Decoder::new(DEFAULT_MAX_FRAME)).await {
-                // A peer breaking the protocol loses its connection; nobody else is affected.
-                warn!(peer = %did, error = %e, "closing connection after a bad stream");
-                let _ = network.disconnect(peer).await;
+            let reader = match accept(msg.stream).await {
+                Ok(reader) => reader,
+                Err(e) => return debug!(peer = %did.short(), error = %e, "inbound stream lost while accepting"),
+            };
+            match read_frames(reader, sink, Decoder::new(DEFAULT_MAX_FRAME)).await {
+                Ok(()) => {}
+                Err(ReadError::Io(e)) => debug!(peer = %did.short(), error = %e, "stream ended"),
+                Err(e) => {
+                    // A peer breaking the protocol loses its connection; nobody else is affected.
+                    warn!(peer = %did, error = %e, "closing the connection of a peer that sent a bad frame");
+                    let _ = network.disconnect(peer).await;
+                }
             }
         });
         ctx.add_stream(futures::stream::poll_fn(move |cx| frames.poll_recv(cx)));
@@ -305,6 +352,14 @@ impl StreamHandler<Frame> for PeerConnection {
                     .map(|l| l.realm.to_string())
                     .unwrap_or_default();
                 warn!(peer = %self.did, %realm, code = %denial.code, reason = %denial.reason, "peer refused us in a realm");
+                self.node.do_send(PeerDenied {
+                    event: PeerEvent::Denied {
+                        did: self.did,
+                        realm,
+                        code: denial.code,
+                        reason: denial.reason,
+                    },
+                });
             }
             Frame::Refused(refusal) => {
                 warn!(peer = %self.did, code = %refusal.code, reason = %refusal.reason, "peer refused the connection");
@@ -314,6 +369,8 @@ impl StreamHandler<Frame> for PeerConnection {
                 info!(peer = %self.did.short(), "peer is leaving");
                 self.said_bye = true;
             }
+            // Only ever sent back on a stream we opened, never on the one we read.
+            Frame::Accepted => debug!(peer = %self.did.short(), "unexpected Accepted ignored"),
         }
     }
 
@@ -322,11 +379,22 @@ impl StreamHandler<Frame> for PeerConnection {
     }
 }
 
+/// Opens the outbound stream once the connection is established.
+impl Handler<Connected> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Connected, ctx: &mut Context<Self>) {
+        self.connected = true;
+        self.open_outbound(ctx);
+    }
+}
+
 /// Stops the actor: the connection is gone.
 impl Handler<Disconnected> for PeerConnection {
     type Result = ();
 
     fn handle(&mut self, _msg: Disconnected, ctx: &mut Context<Self>) {
+        self.disconnected = true;
         ctx.stop();
     }
 }

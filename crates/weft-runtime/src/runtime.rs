@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_auth::{Authorizer, Realm as AuthRealm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
-use weft_net::{Multiaddr, Network, PeerId};
+use weft_net::{Multiaddr, NetThread, Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
 
 use crate::dht::Dht;
@@ -40,8 +40,10 @@ pub struct NodeHandle {
     listen: Vec<Multiaddr>,
     realms: Vec<RealmHandle>,
     peer_events: broadcast::Sender<PeerEvent>,
+    network: Network,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    net_thread: Mutex<Option<NetThread>>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -94,7 +96,8 @@ impl NodeHandle {
         }
         let did = config.net.keypair.did();
         let expected_listeners = config.net.listen.len();
-        let (network, events) = Network::start(config.net.clone())?;
+        let (network, events, net_thread) = Network::start(config.net.clone())?;
+        let network_handle = network.clone();
         let peer_id = network.peer_id();
         let (peer_events, _) = broadcast::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -140,8 +143,10 @@ impl NodeHandle {
             listen,
             realms: built.realms,
             peer_events,
+            network: network_handle,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
+            net_thread: Mutex::new(Some(net_thread)),
         })
     }
 
@@ -183,18 +188,38 @@ impl NodeHandle {
         self.node.send(Peers).await.unwrap_or_default()
     }
 
-    /// Says goodbye to every peer, flushes, and stops every thread of the node.
+    /// Says goodbye to every peer, flushes, and stops every thread of the node. Peers do not try
+    /// to reconnect to a node that said goodbye.
     pub async fn shutdown(&self) {
         let _ = self.node.send(Shutdown).await;
+        self.stop_threads().await;
+    }
+
+    /// Stops at once, as a crash would: no goodbye, nothing flushed. Peers see the connection
+    /// drop and start reconnecting. For tests and for stopping a node that is stuck.
+    pub async fn abort(&self) {
+        self.network.shutdown().await;
+        self.stop_threads().await;
+    }
+
+    /// Stops the actor system and waits for both threads to end (sockets closed, tasks gone).
+    async fn stop_threads(&self) {
         let stop = self.stop.lock().ok().and_then(|mut s| s.take());
         if let Some(stop) = stop {
             let _ = stop.send(());
         }
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(thread) = thread {
-            // Joining is quick (the system is stopping); keep it off the caller's executor.
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        let net_thread = self.net_thread.lock().ok().and_then(|mut t| t.take());
+        // Joining blocks briefly while the threads wind down; keep it off the caller's executor.
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+            if let Some(net_thread) = net_thread {
+                net_thread.join();
+            }
+        })
+        .await;
     }
 }
 
@@ -262,6 +287,11 @@ impl Subscription {
     /// The next event, or `None` once the node has stopped.
     pub async fn next(&mut self) -> Option<Event> {
         self.events.recv().await
+    }
+
+    /// The next event if one is already queued, without waiting.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
     }
 
     /// Events dropped because this subscription's queue was full.

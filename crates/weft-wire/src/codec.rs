@@ -164,6 +164,7 @@ mod tests {
                 reason: "no realm/join".into(),
             }),
             Frame::Bye,
+            Frame::Accepted,
         ];
         for frame in &frames {
             assert_eq!(&round_trip(frame), frame);

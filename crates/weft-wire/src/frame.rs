@@ -1,8 +1,8 @@
 //! The messages weft nodes exchange.
 //!
-//! A connection carries one stream each way; each side writes only on the stream it opened. The
-//! first frame each way is a [`Hello`]; after it come [`Interest`] and [`Publish`] frames, in the
-//! order they were sent.
+//! A connection carries one stream each way; each side writes only on the stream it opened,
+//! except for the single [`Frame::Accepted`] its acceptor sends back. The first frame each way is a
+//! [`Hello`]; after it come [`Interest`] and [`Publish`] frames, in the order they were sent.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,10 @@ pub enum Frame {
     Denied(Denial),
     /// The sender is leaving on purpose: do not try to reconnect to it.
     Bye,
+    /// The only frame sent *back* on a stream: its acceptor took it. The opener writes nothing
+    /// but its hello until this arrives, and opens the stream again if it does not (streams can be
+    /// dropped by a busy acceptor).
+    Accepted,
 }
 
 /// Why the sender refused us in one realm.
@@ -137,7 +141,8 @@ impl Frame {
     pub fn check_limits(&self) -> Result<(), WireError> {
         match self {
             Frame::Hello(hello) => hello.check_limits(),
-            Frame::Refused(_)
+            Frame::Accepted
+            | Frame::Refused(_)
             | Frame::Interest(_)
             | Frame::Publish(_)
             | Frame::Denied(_)

@@ -45,6 +45,7 @@ pub struct NodeBuilder {
     tags: Vec<(String, String)>,
     reconnect: Option<BackoffPolicy>,
     idle_timeout: Option<Duration>,
+    liveness: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -102,6 +103,12 @@ impl NodeBuilder {
         self
     }
 
+    /// How fast a silent (crashed, partitioned) peer is declared gone. Default: 10 s.
+    pub fn liveness(mut self, timeout: Duration) -> Self {
+        self.liveness = Some(timeout);
+        self
+    }
+
     /// Starts the node; returns once it listens.
     pub async fn start(self) -> Result<Node, Error> {
         let key = match self.key {
@@ -123,6 +130,9 @@ impl NodeBuilder {
             .collect::<Result<_, _>>()?;
         if let Some(idle) = self.idle_timeout {
             net.idle_timeout = idle;
+        }
+        if let Some(liveness) = self.liveness {
+            net.liveness = liveness;
         }
         let mut config = NodeConfig::new(net);
         for (name, owner) in self.realms {
@@ -192,6 +202,11 @@ impl Node {
     /// Says goodbye to every peer, flushes, and stops the node's threads.
     pub async fn shutdown(&self) {
         self.inner.shutdown().await;
+    }
+
+    /// Stops at once, as a crash would: no goodbye, nothing flushed; peers will try to reconnect.
+    pub async fn abort(&self) {
+        self.inner.abort().await;
     }
 }
 

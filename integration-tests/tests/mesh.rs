@@ -1,0 +1,190 @@
+//! Multi-node pub/sub over real QUIC on 127.0.0.1: wildcards across a five-node mesh, and realms
+//! that never leak into each other.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use weft::{Keypair, Node};
+use weft_integration_tests::{mesh, next_event, shutdown, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wildcard_subscriber_in_a_five_node_mesh_gets_exactly_the_matching_events() {
+    let nodes = mesh(5, |b, _| b.open_realm("mesh")).await;
+    let mut eu = nodes[4]
+        .realm("mesh")
+        .unwrap()
+        .subscribe("orders.*.eu")
+        .await
+        .unwrap();
+
+    // Every publisher knows of the subscription before publishing.
+    for node in &nodes[..4] {
+        within(
+            "subscriber known",
+            node.realm("mesh")
+                .unwrap()
+                .wait_for_subscriber("orders.placed.eu"),
+        )
+        .await
+        .unwrap();
+    }
+    for (i, node) in nodes[..4].iter().enumerate() {
+        let realm = node.realm("mesh").unwrap();
+        for topic in [
+            "orders.placed.eu",
+            "orders.placed.us",
+            "orders.eu",
+            "billing.paid.eu",
+            "orders.shipped.eu",
+        ] {
+            realm
+                .publish(topic, &json!({"node": i, "topic": topic}))
+                .await
+                .unwrap();
+        }
+        // Per-publisher order: once this arrives, everything this node published before it has.
+        realm
+            .publish(
+                "orders.done.eu",
+                &json!({"node": i, "topic": "orders.done.eu"}),
+            )
+            .await
+            .unwrap();
+    }
+
+    let mut received = BTreeSet::new();
+    let mut done = 0;
+    while done < 4 {
+        let event = next_event(&mut eu).await;
+        let body: Value = event.json().unwrap();
+        assert_eq!(body["topic"], event.topic.as_str());
+        assert_eq!(
+            event.publisher,
+            nodes[body["node"].as_u64().unwrap() as usize].did()
+        );
+        if event.topic.as_str() == "orders.done.eu" {
+            done += 1;
+        }
+        assert!(
+            received.insert((body["node"].as_u64().unwrap(), event.topic.to_string())),
+            "duplicate {body}"
+        );
+    }
+    let expected: BTreeSet<(u64, String)> = (0..4)
+        .flat_map(|i| {
+            ["orders.placed.eu", "orders.shipped.eu", "orders.done.eu"].map(|t| (i, t.to_owned()))
+        })
+        .collect();
+    assert_eq!(received, expected);
+    assert_eq!(eu.dropped(), 0);
+    shutdown(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_realms_on_the_same_nodes_never_leak_into_each_other() {
+    let nodes = mesh(3, |b, _| b.open_realm("alpha").open_realm("beta")).await;
+    let mut alpha = nodes[2]
+        .realm("alpha")
+        .unwrap()
+        .subscribe("**")
+        .await
+        .unwrap();
+    let mut beta = nodes[2]
+        .realm("beta")
+        .unwrap()
+        .subscribe("**")
+        .await
+        .unwrap();
+    let (pa, pb) = (
+        nodes[0].realm("alpha").unwrap(),
+        nodes[0].realm("beta").unwrap(),
+    );
+    within("alpha subscriber", pa.wait_for_subscriber("x"))
+        .await
+        .unwrap();
+    within("beta subscriber", pb.wait_for_subscriber("x"))
+        .await
+        .unwrap();
+
+    for i in 0..10 {
+        pa.publish("x", &json!({"realm": "alpha", "i": i}))
+            .await
+            .unwrap();
+        pb.publish("x", &json!({"realm": "beta", "i": i}))
+            .await
+            .unwrap();
+    }
+    for i in 0..10 {
+        assert_eq!(
+            next_event(&mut alpha).await.json::<Value>().unwrap(),
+            json!({"realm": "alpha", "i": i})
+        );
+        assert_eq!(
+            next_event(&mut beta).await.json::<Value>().unwrap(),
+            json!({"realm": "beta", "i": i})
+        );
+    }
+    shutdown(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_realm_name_with_another_owner_is_another_realm() {
+    // Each node owns its own "io.acme": the owner needs no token in its realm.
+    let (k1, k2) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let a = Node::builder()
+        .key(k1.clone())
+        .realm("io.acme", k1.did())
+        .open_realm("shared")
+        .start()
+        .await
+        .unwrap();
+    let b = Node::builder()
+        .key(k2.clone())
+        .bootstrap(a.listen_addrs()[0].to_string())
+        .realm("io.acme", k2.did())
+        .open_realm("shared")
+        .start()
+        .await
+        .unwrap();
+    let mut acme_on_a = a.realm("io.acme").unwrap().subscribe("**").await.unwrap();
+    let mut shared_on_a = a.realm("shared").unwrap().subscribe("**").await.unwrap();
+    // The shared realm proves the two nodes are connected and greeted each other.
+    within(
+        "shared subscriber",
+        b.realm("shared").unwrap().wait_for_subscriber("t"),
+    )
+    .await
+    .unwrap();
+
+    b.realm("io.acme")
+        .unwrap()
+        .publish("t", &json!("squatter"))
+        .await
+        .unwrap();
+    b.realm("shared")
+        .unwrap()
+        .publish("t", &json!("after"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut shared_on_a).await.json::<Value>().unwrap(),
+        json!("after")
+    );
+    assert_eq!(
+        b.realm("io.acme").unwrap().stats().await.members,
+        0,
+        "not admitted to another owner's realm"
+    );
+    assert_eq!(
+        a.realm("io.acme").unwrap().stats().await.members,
+        0,
+        "not admitted to another owner's realm"
+    );
+    assert!(
+        acme_on_a.try_next().is_none(),
+        "nothing crossed from the other owner's realm"
+    );
+    shutdown(&[a, b]).await;
+}
