@@ -20,6 +20,110 @@ pub(crate) enum Command {
     /// Issue, verify and examine UCAN 0.10 capability tokens.
     #[command(subcommand)]
     Ucan(UcanCommand),
+    /// Run a node: print its listen addresses, then serve until SIGINT/SIGTERM.
+    Node(NodeArgs),
+    /// Publish one JSON event.
+    Pub(PubArgs),
+    /// Subscribe to a pattern and print each event as a JSON line.
+    Sub(SubArgs),
+    /// Measure pub/sub throughput between two processes over QUIC on loopback.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// The second process of a benchmark (started by `weft bench`).
+    #[command(hide = true, subcommand)]
+    BenchPeer(BenchPeerCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// The node's PKCS#8 PEM key; default: a fresh key for this run.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Listen address (multiaddr or IP:PORT); repeatable. Default: 127.0.0.1:0.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) listen: Vec<String>,
+    /// A peer to join the mesh through (multiaddr or IP:PORT); repeatable.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) bootstrap: Vec<String>,
+    /// A realm to take part in: NAME (open) or NAME=OWNER_DID; repeatable. Default: open "dev".
+    #[arg(long, value_name = "NAME[=OWNER_DID]")]
+    pub(crate) realm: Vec<String>,
+    /// A UCAN this node acts under (TOKEN or @FILE), or a proof one needs; repeatable.
+    #[arg(long, value_name = "TOKEN|@FILE")]
+    pub(crate) ucan: Vec<String>,
+    /// A label shown to peers, KEY=VALUE; repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) tag: Vec<String>,
+}
+
+/// How a short-lived client joins the mesh.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The node to connect to (multiaddr or IP:PORT).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) connect: String,
+    /// The realm: NAME (open) or NAME=OWNER_DID.
+    #[arg(long, value_name = "NAME[=OWNER_DID]")]
+    pub(crate) realm: String,
+    /// The client's PKCS#8 PEM key; default: a fresh key for this run.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// A UCAN the client acts under (TOKEN or @FILE), or a proof one needs; repeatable.
+    #[arg(long, value_name = "TOKEN|@FILE")]
+    pub(crate) ucan: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PubArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The topic, e.g. orders.placed.
+    pub(crate) topic: String,
+    /// The payload, as JSON.
+    pub(crate) json: String,
+    /// How long to wait for a subscriber before publishing anyway (e.g. 2s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub(crate) wait: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The pattern, e.g. orders.* or orders.**.
+    pub(crate) pattern: String,
+    /// Exit after this many events.
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Publications per second from one process to a subscriber in another.
+    Pubsub {
+        /// Payload size in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 128)]
+        payload: usize,
+        /// How many publications.
+        #[arg(long, value_name = "N", default_value_t = 100_000)]
+        messages: u64,
+        /// Print one JSON object (SPEC §6).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchPeerCommand {
+    /// Subscribe, count, report.
+    Pubsub {
+        /// The publishing process's address.
+        #[arg(long)]
+        connect: String,
+        /// How many publications to expect.
+        #[arg(long)]
+        messages: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,27 @@ pub(crate) enum CliError {
     /// Any other failure of the command (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// The action was not allowed (exit 5).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A peer or the mesh could not be reached (exit 7).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<weft::Error> for CliError {
+    fn from(e: weft::Error) -> Self {
+        use weft::{Error, PublishError, SubscribeError};
+        match e {
+            Error::Publish(PublishError::Unauthorized(e)) => CliError::Unauthorized(e.to_string()),
+            Error::Subscribe(SubscribeError::Unauthorized(e)) => {
+                CliError::Unauthorized(e.to_string())
+            }
+            Error::Name(e) => CliError::Usage(e.to_string()),
+            Error::Net(e) => CliError::Usage(e.to_string()),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
 }
 
 impl CliError {
@@ -30,6 +51,8 @@ impl CliError {
         match self {
             CliError::Usage(_) => Self::USAGE,
             CliError::Key(_) | CliError::Ucan(_) | CliError::Failed(_) => Self::FAILED,
+            CliError::Unauthorized(_) => 5,
+            CliError::Unavailable(_) => 7,
         }
     }
 }

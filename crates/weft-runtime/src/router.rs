@@ -126,6 +126,16 @@ pub struct RemoveLocal {
 #[rtype(result = "RealmStats")]
 pub struct Stats;
 
+/// Resolves once at least `count` peers are members of the realm.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct AwaitMembers {
+    /// How many.
+    pub count: usize,
+    /// Fires when reached (dropped if the router stops).
+    pub reply: tokio::sync::oneshot::Sender<()>,
+}
+
 /// Resolves once some peer has an authorized subscription matching `topic`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -157,6 +167,7 @@ pub struct Router {
     next_seq: u64,
     stats: RealmStats,
     waiting: Vec<AwaitSubscriber>,
+    waiting_members: Vec<AwaitMembers>,
 }
 
 impl std::fmt::Debug for Router {
@@ -192,6 +203,7 @@ impl Router {
             next_seq: 0,
             stats: RealmStats::default(),
             waiting: Vec::new(),
+            waiting_members: Vec::new(),
         }
     }
 
@@ -396,6 +408,14 @@ impl Handler<MemberJoined> for Router {
                 sender: msg.sender,
             },
         );
+        let members = self.members.len();
+        for waiter in std::mem::take(&mut self.waiting_members) {
+            if members >= waiter.count {
+                let _ = waiter.reply.send(());
+            } else if !waiter.reply.is_closed() {
+                self.waiting_members.push(waiter);
+            }
+        }
     }
 }
 
@@ -439,6 +459,19 @@ impl Handler<AwaitSubscriber> for Router {
             let _ = msg.reply.send(());
         } else {
             self.waiting.push(msg);
+        }
+    }
+}
+
+/// Answers at once if enough members are in, or when they are.
+impl Handler<AwaitMembers> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: AwaitMembers, _ctx: &mut Context<Self>) {
+        if self.members.len() >= msg.count {
+            let _ = msg.reply.send(());
+        } else {
+            self.waiting_members.push(msg);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! routers. Handles are `Send + Sync` and work from any async runtime: every call is a message to
 //! an actor, awaited through a oneshot.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ use crate::dht::Dht;
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
 use crate::realm::{Realm, Subscribe, Unsubscribe};
-use crate::router::{AwaitSubscriber, LocalSink, Publish, Router, Stats};
+use crate::router::{AwaitMembers, AwaitSubscriber, LocalSink, Publish, Router, Stats};
 use crate::{
     Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats, StartError, SubscribeError,
 };
@@ -229,16 +230,20 @@ impl RealmHandle {
         &self.realm
     }
 
-    /// Publishes `payload` to `topic`. Resolves once the publication is authorized and handed
-    /// to local subscriptions and peers' send queues.
-    pub async fn publish(&self, topic: &Name, payload: Bytes) -> Result<(), PublishError> {
-        self.router
-            .send(Publish {
-                topic: topic.clone(),
-                payload,
-            })
-            .await
-            .map_err(|_| PublishError::Stopped)?
+    /// Publishes `payload` to `topic`. The publication is queued to the realm's router when this
+    /// is *called*, in call order; the returned future resolves once it is authorized and handed
+    /// to local subscriptions and peers' send queues. So a caller may keep several in flight and
+    /// await them later without reordering anything.
+    pub fn publish(
+        &self,
+        topic: &Name,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send + 'static + use<> {
+        let request = self.router.send(Publish {
+            topic: topic.clone(),
+            payload,
+        });
+        async move { request.await.map_err(|_| PublishError::Stopped)? }
     }
 
     /// Subscribes to `pattern`. Once this returns, the subscription is registered here and its
@@ -274,6 +279,14 @@ impl RealmHandle {
             topic: topic.clone(),
             reply,
         });
+        fired.await.is_ok()
+    }
+
+    /// Resolves once at least `count` peers have been admitted to the realm (and admitted this
+    /// node: admission is mutual). `false` if the node stopped.
+    pub async fn wait_for_members(&self, count: usize) -> bool {
+        let (reply, fired) = oneshot::channel();
+        self.router.do_send(AwaitMembers { count, reply });
         fired.await.is_ok()
     }
 

@@ -1,5 +1,6 @@
 //! The node: build it, start it, reach its realms.
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,6 +47,7 @@ pub struct NodeBuilder {
     reconnect: Option<BackoffPolicy>,
     idle_timeout: Option<Duration>,
     liveness: Option<Duration>,
+    subscriber_queue: Option<usize>,
 }
 
 impl NodeBuilder {
@@ -109,6 +111,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Events buffered per subscription before new ones are dropped (and counted). Default 4096.
+    pub fn subscriber_queue(mut self, events: usize) -> Self {
+        self.subscriber_queue = Some(events);
+        self
+    }
+
     /// Starts the node; returns once it listens.
     pub async fn start(self) -> Result<Node, Error> {
         let key = match self.key {
@@ -159,6 +167,9 @@ impl NodeBuilder {
             realm.chains.push(chain);
         }
         config.tags = self.tags;
+        if let Some(events) = self.subscriber_queue {
+            config.subscriber_queue = events;
+        }
         if let Some(policy) = self.reconnect {
             config.reconnect = policy;
         }
@@ -223,19 +234,28 @@ impl RealmHandle {
     }
 
     /// Publishes `value` as JSON to `topic`.
-    pub async fn publish<T: Serialize + ?Sized>(
+    ///
+    /// The publication is queued when this is called, in call order; the future resolves once it
+    /// is authorized and handed to subscribers and peers. Several may be kept in flight.
+    pub fn publish<T: Serialize + ?Sized>(
         &self,
         topic: &str,
         value: &T,
-    ) -> Result<(), Error> {
-        let payload = serde_json::to_vec(value)?;
-        self.publish_bytes(topic, payload).await
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<T> {
+        let queued = serde_json::to_vec(value)
+            .map_err(Error::from)
+            .map(|payload| self.publish_bytes(topic, payload));
+        async move { queued?.await }
     }
 
-    /// Publishes raw bytes to `topic`.
-    pub async fn publish_bytes(&self, topic: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let topic = Name::new(topic)?;
-        Ok(self.inner.publish(&topic, payload.into()).await?)
+    /// Publishes raw bytes to `topic`; queued when called, like [`publish`](Self::publish).
+    pub fn publish_bytes<P: Into<Bytes>>(
+        &self,
+        topic: &str,
+        payload: P,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<P> {
+        let queued = Name::new(topic).map(|topic| self.inner.publish(&topic, payload.into()));
+        async move { Ok(queued?.await?) }
     }
 
     /// Subscribes to `pattern` (`orders.*`, `orders.**`, …). Dropping the subscription ends it.
@@ -249,6 +269,15 @@ impl RealmHandle {
     pub async fn wait_for_subscriber(&self, topic: &str) -> Result<(), Error> {
         let topic = Name::new(topic)?;
         if self.inner.wait_for_subscriber(&topic).await {
+            Ok(())
+        } else {
+            Err(Error::Publish(weft_runtime::PublishError::Stopped))
+        }
+    }
+
+    /// Resolves once at least `count` peers are members of this realm with this node.
+    pub async fn wait_for_members(&self, count: usize) -> Result<(), Error> {
+        if self.inner.wait_for_members(count).await {
             Ok(())
         } else {
             Err(Error::Publish(weft_runtime::PublishError::Stopped))

@@ -1,6 +1,8 @@
 //! One module per command group; this one only dispatches.
 
+mod bench;
 mod id;
+mod mesh;
 mod ucan;
 
 use crate::cli::{Cli, Command};
@@ -10,6 +12,11 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Id(cmd) => id::run(cmd),
         Command::Ucan(cmd) => ucan::run(cmd),
+        Command::Node(args) => block_on(mesh::node(args)),
+        Command::Pub(args) => block_on(mesh::publish(args)),
+        Command::Sub(args) => block_on(mesh::subscribe(args)),
+        Command::Bench(cmd) => block_on(bench::run(cmd)),
+        Command::BenchPeer(cmd) => block_on(bench::peer(cmd)),
     }
 }
 
@@ -19,4 +26,32 @@ pub(crate) fn unix_now() -> Result<u64, CliError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .map_err(|_| CliError::Failed("the system clock is before 1970".into()))
+}
+
+/// Runs an async command on a small runtime of its own (the node has its own threads).
+fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(
+    future: F,
+) -> Result<(), CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?
+        .block_on(future)
+}
+
+/// Parses `500ms`, `2s`, `1m` or a bare number of seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, CliError> {
+    let bad = || CliError::Usage(format!("{s:?} is not a duration (e.g. 500ms, 2s, 1m)"));
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(bad()),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }

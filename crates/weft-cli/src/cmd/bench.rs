@@ -1,0 +1,189 @@
+//! `weft bench`: two processes, each its own node, over QUIC on loopback (SPEC §6).
+//!
+//! The parent publishes; a child process (`weft bench-peer`) subscribes, timestamps the first and
+//! last publication it receives, and reports. Throughput is what the subscriber saw: received
+//! publications over the time between the first and the last.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use weft::Node;
+
+use crate::cli::{BenchCommand, BenchPeerCommand};
+use crate::error::CliError;
+
+const REALM: &str = "bench";
+const TOPIC: &str = "bench.data";
+/// Publications in flight at once: enough to keep the router busy, few enough to stay bounded.
+const WINDOW: usize = 1024;
+/// The subscriber gives up when nothing arrives for this long.
+const IDLE: Duration = Duration::from_secs(3);
+/// Readiness of the child process, bounded.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
+    match cmd {
+        BenchCommand::Pubsub {
+            payload,
+            messages,
+            json,
+        } => pubsub(payload, messages, json).await,
+    }
+}
+
+async fn pubsub(payload: usize, messages: u64, as_json: bool) -> Result<(), CliError> {
+    let node = Node::builder()
+        .listen("127.0.0.1:0")
+        .open_realm(REALM)
+        .start()
+        .await?;
+    let addr = node
+        .listen_addrs()
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Failed(format!("cannot find the weft binary: {e}")))?;
+    let mut child = Command::new(exe)
+        .args([
+            "bench-peer",
+            "pubsub",
+            "--connect",
+            &addr,
+            "--messages",
+            &messages.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| CliError::Failed(format!("cannot start the subscriber process: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Failed("no subscriber output".into()))?;
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(4);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let ready = tokio::time::timeout(READY_TIMEOUT, lines.recv()).await;
+    if !matches!(ready, Ok(Some(ref l)) if l == "ready") {
+        let _ = child.kill();
+        return Err(CliError::Failed(
+            "the subscriber process did not become ready".into(),
+        ));
+    }
+    let realm = node
+        .realm(REALM)
+        .ok_or_else(|| CliError::Failed("bench realm missing".into()))?;
+    if tokio::time::timeout(READY_TIMEOUT, realm.wait_for_subscriber(TOPIC))
+        .await
+        .is_err()
+    {
+        let _ = child.kill();
+        return Err(CliError::Failed(
+            "the subscription never reached the publisher".into(),
+        ));
+    }
+
+    let body = Bytes::from(vec![0x5a; payload]);
+    let started = Instant::now();
+    let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
+    for _ in 0..messages {
+        in_flight.push_back(realm.publish_bytes(TOPIC, body.clone()));
+        if in_flight.len() >= WINDOW {
+            if let Some(oldest) = in_flight.pop_front() {
+                oldest.await?;
+            }
+        }
+    }
+    for pending in in_flight {
+        pending.await?;
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+
+    let report = tokio::time::timeout(IDLE + READY_TIMEOUT, lines.recv()).await;
+    let _ = child.wait();
+    node.shutdown().await;
+    let report: Value = match report {
+        Ok(Some(line)) => serde_json::from_str(&line)
+            .map_err(|e| CliError::Failed(format!("bad subscriber report: {e}")))?,
+        _ => {
+            return Err(CliError::Failed(
+                "the subscriber process did not report".into(),
+            ));
+        }
+    };
+    let received = report["received"].as_u64().unwrap_or(0);
+    let elapsed_us = report["elapsed_us"].as_u64().unwrap_or(0).max(1);
+    let msgs_per_sec = received as f64 * 1e6 / elapsed_us as f64;
+    let mb_per_sec = msgs_per_sec * payload as f64 / 1e6;
+    let out = json!({
+        "bench": "pubsub",
+        "payload": payload,
+        "messages": messages,
+        "received": received,
+        "msgs_per_sec": msgs_per_sec.round(),
+        "mb_per_sec": (mb_per_sec * 100.0).round() / 100.0,
+    });
+    if as_json {
+        println!("{out}");
+    } else {
+        println!(
+            "pubsub {payload} B: {received}/{messages} received, {msgs_per_sec:.0} msg/s, {mb_per_sec:.2} MB/s (publisher side: {:.0} msg/s)",
+            messages as f64 / publish_secs
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn peer(cmd: BenchPeerCommand) -> Result<(), CliError> {
+    let BenchPeerCommand::Pubsub { connect, messages } = cmd;
+    let node = Node::builder()
+        .listen("127.0.0.1:0")
+        .bootstrap(connect)
+        .open_realm(REALM)
+        .subscriber_queue(64 * 1024)
+        .start()
+        .await?;
+    let realm = node
+        .realm(REALM)
+        .ok_or_else(|| CliError::Failed("bench realm missing".into()))?;
+    let mut events = realm.subscribe(TOPIC).await?;
+    if tokio::time::timeout(READY_TIMEOUT, realm.wait_for_members(1))
+        .await
+        .is_err()
+    {
+        return Err(CliError::Unavailable(
+            "the publisher process is not reachable".into(),
+        ));
+    }
+    println!("ready");
+    let mut received = 0u64;
+    let mut first = None;
+    let mut last = Instant::now();
+    while received < messages {
+        match tokio::time::timeout(IDLE, events.next()).await {
+            Ok(Some(_)) => {
+                last = Instant::now();
+                first.get_or_insert(last);
+                received += 1;
+            }
+            _ => break,
+        }
+    }
+    let elapsed_us = first.map_or(0, |f| last.duration_since(f).as_micros());
+    println!(
+        "{}",
+        json!({ "received": received, "elapsed_us": elapsed_us, "dropped": events.dropped() })
+    );
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `weft node`, `weft pub` and `weft sub`: processes on the mesh.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weft::{Chain, Did, Keypair, Node, NodeBuilder, Resource, Token};
+
+use crate::cli::{ClientArgs, NodeArgs, PubArgs, SubArgs};
+use crate::cmd::parse_duration;
+use crate::error::CliError;
+use crate::input::token_arg;
+
+/// How long a client waits to be admitted by the node it connects to.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a node until SIGINT or SIGTERM, then leaves gracefully.
+pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
+    let key = load_key(args.key.as_deref())?;
+    let did = key.did();
+    let realms = if args.realm.is_empty() {
+        vec!["dev".to_owned()]
+    } else {
+        args.realm.clone()
+    };
+    let mut builder = Node::builder().key(key);
+    for addr in &args.listen {
+        builder = builder.listen(addr.clone());
+    }
+    for addr in &args.bootstrap {
+        builder = builder.bootstrap(addr.clone());
+    }
+    for tag in &args.tag {
+        let (k, v) = tag
+            .split_once('=')
+            .ok_or_else(|| CliError::Usage(format!("--tag {tag:?}: expected KEY=VALUE")))?;
+        builder = builder.tag(k, v);
+    }
+    builder = with_realms(builder, &realms, &args.ucan, did)?;
+    let node = builder.start().await?;
+    let mut stdout = std::io::stdout();
+    for addr in node.listen_addrs() {
+        let _ = writeln!(stdout, "{addr}");
+    }
+    let _ = stdout.flush();
+    let first = node
+        .listen_addrs()
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    eprintln!("weft: node {did} is up in {}", realms.join(", "));
+    eprintln!(
+        "weft: try: weft sub --connect {first} --realm {} '**'",
+        realms[0]
+    );
+    shutdown_signal().await;
+    eprintln!("weft: shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Publishes one event, after waiting (bounded) for a subscriber to be known.
+pub(crate) async fn publish(args: PubArgs) -> Result<(), CliError> {
+    let payload: Value = serde_json::from_str(&args.json)
+        .map_err(|e| CliError::Failed(format!("the payload is not JSON: {e}")))?;
+    let wait = parse_duration(&args.wait)?;
+    let node = client(&args.client).await?;
+    let realm = client_realm(&node, &args.client)?;
+    // A subscriber we do not know of yet would miss the event; waiting is bounded, and without
+    // any subscriber the event is published anyway (and reaches nobody, as pub/sub does).
+    let _ = tokio::time::timeout(wait, realm.wait_for_subscriber(&args.topic)).await;
+    let result = realm.publish(&args.topic, &payload).await;
+    node.shutdown().await;
+    Ok(result?)
+}
+
+/// Subscribes and prints events as JSON lines; "ready" goes to stderr once the subscription is
+/// announced to the mesh.
+pub(crate) async fn subscribe(args: SubArgs) -> Result<(), CliError> {
+    let node = client(&args.client).await?;
+    let realm = client_realm(&node, &args.client)?;
+    let outcome = async {
+        let mut events = realm.subscribe(&args.pattern).await?;
+        eprintln!("ready");
+        let mut seen = 0u64;
+        let mut stdout = std::io::stdout();
+        loop {
+            if args.count.is_some_and(|n| seen >= n) {
+                break;
+            }
+            let event = tokio::select! {
+                event = events.next() => event,
+                () = shutdown_signal() => None,
+            };
+            let Some(event) = event else { break };
+            let payload = event.json::<Value>().unwrap_or_else(|_| {
+                json!({ "base64": data_encoding::BASE64.encode(&event.payload) })
+            });
+            let line = json!({ "topic": event.topic.as_str(), "payload": payload, "publisher": event.publisher.to_string() });
+            if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+                break; // stdout closed (e.g. `| head`): nothing left to do
+            }
+            seen += 1;
+        }
+        Ok::<(), CliError>(())
+    }
+    .await;
+    node.shutdown().await;
+    outcome
+}
+
+/// Starts a short-lived node connected to `--connect`, and waits until the realm admits it.
+async fn client(args: &ClientArgs) -> Result<Node, CliError> {
+    let key = load_key(args.key.as_deref())?;
+    let did = key.did();
+    let listen = if args.connect.contains("127.0.0.1")
+        || args.connect.contains("/ip6/::1")
+        || args.connect.starts_with("[::1]")
+    {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let builder = Node::builder()
+        .key(key)
+        .listen(listen)
+        .bootstrap(args.connect.clone());
+    let builder = with_realms(builder, std::slice::from_ref(&args.realm), &args.ucan, did)?;
+    let node = builder.start().await?;
+    let realm = client_realm(&node, args)?;
+    if tokio::time::timeout(CONNECT_TIMEOUT, realm.wait_for_members(1))
+        .await
+        .is_err()
+    {
+        node.shutdown().await;
+        return Err(CliError::Unavailable(format!(
+            "no node of realm {} answered at {} within {}s (is it running, and does this client hold realm/join?)",
+            args.realm,
+            args.connect,
+            CONNECT_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(node)
+}
+
+fn client_realm(node: &Node, args: &ClientArgs) -> Result<weft::RealmHandle, CliError> {
+    let name = args
+        .realm
+        .split_once('=')
+        .map_or(args.realm.as_str(), |(n, _)| n);
+    node.realm(name)
+        .ok_or_else(|| CliError::Failed(format!("realm {name} is not configured")))
+}
+
+/// Adds realms (`NAME` or `NAME=OWNER`) and the chains from `--ucan` to a builder. Tokens
+/// addressed to this node are leaves; every other token is available as a proof. A leaf is used
+/// in each configured realm its `weft://` capabilities name.
+fn with_realms(
+    mut builder: NodeBuilder,
+    realms: &[String],
+    ucans: &[String],
+    me: Did,
+) -> Result<NodeBuilder, CliError> {
+    let mut names = Vec::new();
+    for realm in realms {
+        match realm.split_once('=') {
+            Some((name, owner)) => {
+                let owner = Did::parse(owner)
+                    .map_err(|e| CliError::Usage(format!("--realm {realm:?}: owner: {e}")))?;
+                builder = builder.realm(name, owner);
+                names.push(name.to_owned());
+            }
+            None => {
+                builder = builder.open_realm(realm.clone());
+                names.push(realm.clone());
+            }
+        }
+    }
+    let tokens = ucans
+        .iter()
+        .map(|u| Token::parse(&token_arg(u)?).map_err(CliError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (leaves, proofs): (Vec<&Token>, Vec<&Token>) =
+        tokens.iter().partition(|t| *t.audience() == me);
+    if !tokens.is_empty() && leaves.is_empty() {
+        return Err(CliError::Usage(format!(
+            "no --ucan is addressed to this key ({me})"
+        )));
+    }
+    for leaf in leaves {
+        let chain = Chain::new(leaf.clone(), proofs.iter().map(|p| (*p).clone()));
+        let mut used = false;
+        for name in &names {
+            let names_it = leaf
+                .capabilities()
+                .iter()
+                .any(|c| Resource::parse(&c.resource).is_ok_and(|r| r.realm().as_str() == name));
+            if names_it {
+                builder = builder.ucan(name.clone(), chain.clone());
+                used = true;
+            }
+        }
+        if !used {
+            return Err(CliError::Usage(format!(
+                "--ucan {} grants nothing in {}",
+                leaf.cid(),
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(builder)
+}
+
+fn load_key(path: Option<&std::path::Path>) -> Result<Keypair, CliError> {
+    Ok(match path {
+        Some(path) => Keypair::load(path)?,
+        None => Keypair::generate()?,
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
