@@ -98,10 +98,10 @@ async fn pubsub(payload: usize, messages: u64, as_json: bool) -> Result<(), CliE
     let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
     for _ in 0..messages {
         in_flight.push_back(realm.publish_bytes(TOPIC, body.clone()));
-        if in_flight.len() >= WINDOW {
-            if let Some(oldest) = in_flight.pop_front() {
-                oldest.await?;
-            }
+        if in_flight.len() >= WINDOW
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            oldest.await?;
         }
     }
     for pending in in_flight {

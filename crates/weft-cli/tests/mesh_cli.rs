@@ -1,0 +1,170 @@
+//! `weft node`, `weft sub` and `weft pub` as separate processes over QUIC on 127.0.0.1, as a
+//! user runs them (SPEC §5): addresses on stdout, "ready" on stderr, events as JSON lines.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn weft() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .env_remove("WEFT_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Lines of a child's stream, delivered through a channel so waits can be bounded.
+fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(rx: &mpsc::Receiver<String>, wanted: impl Fn(&str) -> bool) -> String {
+    loop {
+        let line = rx.recv_timeout(LIMIT).expect("expected output in time");
+        if wanted(&line) {
+            return line;
+        }
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn sub_receives_what_pub_sends_through_a_node() {
+    let mut node = weft()
+        .arg("node")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node_out = lines(node.stdout.take().unwrap());
+    let node = Killed(node);
+    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    assert!(addr.contains("/quic-v1/p2p/12D3"), "{addr}");
+
+    let mut sub = weft()
+        .args([
+            "sub",
+            "--connect",
+            &addr,
+            "--realm",
+            "dev",
+            "orders.*",
+            "--count",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sub_out, sub_err) = (
+        lines(sub.stdout.take().unwrap()),
+        lines(sub.stderr.take().unwrap()),
+    );
+    let mut sub = Killed(sub);
+    wait_for(&sub_err, |l| l == "ready");
+
+    for (topic, body) in [
+        ("billing.paid", r#"{"n":0}"#),
+        ("orders.placed", r#"{"n":1}"#),
+        ("orders.shipped", r#"{"n":2}"#),
+    ] {
+        let status = weft()
+            .args(["pub", "--connect", &addr, "--realm", "dev", topic, body])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pub {topic}: {status}");
+    }
+    let first: Value = serde_json::from_str(&wait_for(&sub_out, |_| true)).unwrap();
+    let second: Value = serde_json::from_str(&wait_for(&sub_out, |_| true)).unwrap();
+    assert_eq!(
+        (first["topic"].as_str(), first["payload"]["n"].as_u64()),
+        (Some("orders.placed"), Some(1))
+    );
+    assert_eq!(
+        (second["topic"].as_str(), second["payload"]["n"].as_u64()),
+        (Some("orders.shipped"), Some(2))
+    );
+    assert!(
+        first["publisher"]
+            .as_str()
+            .unwrap()
+            .starts_with("did:key:z6Mk")
+    );
+    assert!(
+        sub.0.wait().unwrap().success(),
+        "sub exits 0 after --count events"
+    );
+
+    // SIGINT: the node leaves gracefully and exits 0.
+    let mut node = node;
+    let pid = node.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(node.0.wait().unwrap().success());
+}
+
+#[test]
+fn bad_payloads_and_patterns_are_one_line_errors() {
+    let run = weft()
+        .args([
+            "pub",
+            "--connect",
+            "127.0.0.1:1",
+            "--realm",
+            "dev",
+            "t",
+            "not json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not JSON"));
+    let run = weft()
+        .args(["sub", "--connect", "nowhere", "--realm", "dev", "a.*"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "an unparsable address is a usage error"
+    );
+    let run = weft()
+        .args(["node", "--realm", "Bad_Realm"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
