@@ -32,8 +32,9 @@ const OPEN_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Bytes coalesced into one write at most.
 const BATCH_BYTES: usize = 64 * 1024;
-/// Read buffer size.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from the stream at a time. Buffers start empty and grow with the traffic: an idle
+/// peer costs no buffer memory, a busy one up to a batch.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// Why a reader stopped.
 #[derive(Debug, thiserror::Error)]
@@ -63,25 +64,48 @@ pub enum Outbound {
 /// Writes queued, already-encoded frames to `stream` until [`Outbound::Close`] or until every
 /// sender is gone, then closes the stream's sending side.
 pub async fn write_frames<W: AsyncWrite + Unpin>(
-    mut stream: W,
-    mut queue: mpsc::Receiver<Outbound>,
+    stream: W,
+    queue: mpsc::Receiver<Outbound>,
 ) -> std::io::Result<()> {
-    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
+    let (_none, control) = mpsc::unbounded_channel();
+    write_session(stream, control, queue).await
+}
+
+/// Like [`write_frames`], with a second, priority lane for control frames (subscriptions,
+/// refusals, goodbye). Control frames are few and must never be dropped, so their lane is
+/// unbounded and always drained first; data frames (publications) stay on the bounded queue,
+/// where a full queue means a counted drop. A [`Outbound::Close`] on the data queue flushes what
+/// the control lane holds, then closes.
+pub async fn write_session<W: AsyncWrite + Unpin>(
+    mut stream: W,
+    mut control: mpsc::UnboundedReceiver<Bytes>,
+    mut data: mpsc::Receiver<Outbound>,
+) -> std::io::Result<()> {
+    let mut batch: Vec<u8> = Vec::new();
     let mut closing = false;
     while !closing {
-        let Some(first) = queue.recv().await else {
-            break;
-        };
         batch.clear();
-        match first {
-            Outbound::Frame(bytes) => batch.extend_from_slice(&bytes),
-            Outbound::Close => closing = true,
+        tokio::select! {
+            biased;
+            Some(frame) = control.recv() => batch.extend_from_slice(&frame),
+            next = data.recv() => match next {
+                Some(Outbound::Frame(frame)) => batch.extend_from_slice(&frame),
+                Some(Outbound::Close) | None => closing = true,
+            },
+        }
+        while let Ok(frame) = control.try_recv() {
+            batch.extend_from_slice(&frame);
         }
         while !closing && batch.len() < BATCH_BYTES {
-            match queue.try_recv() {
+            match data.try_recv() {
                 Ok(Outbound::Frame(next)) => batch.extend_from_slice(&next),
                 Ok(Outbound::Close) => closing = true,
                 Err(_) => break,
+            }
+        }
+        if closing {
+            while let Ok(frame) = control.try_recv() {
+                batch.extend_from_slice(&frame);
             }
         }
         if !batch.is_empty() {
@@ -100,8 +124,8 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
     sink: mpsc::Sender<Frame>,
     decoder: Decoder,
 ) -> Result<(), ReadError> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut buf = BytesMut::new();
+    let mut chunk = [0u8; READ_CHUNK];
     loop {
         while let Some(frame) = decoder.decode(&mut buf)? {
             if sink.send(frame).await.is_err() {

@@ -1,7 +1,7 @@
 //! The `Dht` actor: the one front to Kademlia.
 //!
 //! Inbound: [`Provide`] and [`FindProviders`] from realm actors. Outbound: one network command per
-//! message; results are logged and counted, and providers found are dialed by the network layer
+//! message; results are logged, and providers found are dialed by the network layer
 //! while the query still knows their addresses. Lives as long as the node.
 
 use actix::prelude::*;
@@ -28,16 +28,12 @@ pub struct FindProviders {
 #[derive(Debug)]
 pub struct Dht {
     network: Network,
-    queries: u64,
 }
 
 impl Dht {
     /// A DHT front over `network`.
     pub fn new(network: Network) -> Self {
-        Self {
-            network,
-            queries: 0,
-        }
+        Self { network }
     }
 }
 
@@ -67,7 +63,6 @@ impl Handler<FindProviders> for Dht {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, msg: FindProviders, _ctx: &mut Context<Self>) -> Self::Result {
-        self.queries += 1;
         let network = self.network.clone();
         Box::pin(async move {
             match network.find_providers(msg.key).await {

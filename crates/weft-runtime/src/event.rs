@@ -73,8 +73,7 @@ pub struct RealmStats {
     pub denied: u64,
     /// Duplicates suppressed.
     pub duplicates: u64,
-    /// Publications known missed (gaps in publishers' sequence numbers).
-    pub missed: u64,
+
     /// Remote subscriptions currently routed to.
     pub remote_subscriptions: u64,
     /// Peers admitted to the realm.

@@ -1,8 +1,9 @@
 //! The `PeerConnection` actor: one per connected peer.
 //!
-//! Lifecycle: the `Node` starts it when a peer connects. In `started` it queues this node's
-//! [`Hello`](weft_wire::Hello) and opens its outbound stream (the writer task runs on the network
-//! runtime and drains the queue). The peer's inbound stream arrives as [`AttachInbound`]; its reader
+//! Lifecycle: the `Node` starts it when a peer connects (or when the peer's stream arrives first,
+//! in which case it waits for [`Connected`]). It then opens its outbound stream, writes this node's
+//! [`Hello`](weft_wire::Hello) and waits for the peer's acknowledgement; the writer task (on the
+//! network runtime) then drains the control lane and the publication queue. The peer's inbound stream arrives as [`AttachInbound`]; its reader
 //! task decodes frames into this actor. The actor stops when the inbound stream ends, on
 //! [`Disconnected`], or after [`Leave`]; in `stopping` it tells the realms it joined and the node.
 //!
@@ -22,7 +23,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use weft_auth::Realm as AuthRealm;
 use weft_identity::Did;
-use weft_net::framed::{Outbound, ReadError, accept, open_acknowledged, read_frames, write_frames};
+use weft_net::framed::{
+    Outbound, ReadError, accept, open_acknowledged, read_frames, write_session,
+};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, RealmIndex};
 
@@ -36,17 +39,26 @@ const INBOUND_QUEUE: usize = 1024;
 /// How long a leaving peer waits for its queue to flush.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A peer's send queue. Cloned into the realm and router that send to it.
+/// A peer's send queues. Cloned into the realm and router that send to it.
 #[derive(Debug, Clone)]
 pub struct PeerSender {
+    /// Publications: bounded; a full queue is a counted drop.
     queue: mpsc::Sender<Outbound>,
+    /// Control frames (interest, denial, goodbye): few, never dropped, written first.
+    control: mpsc::UnboundedSender<Bytes>,
 }
 
 impl PeerSender {
-    /// Queues an encoded frame; `false` when the queue is full (the caller counts the drop) or
-    /// the peer is gone.
+    /// Queues an encoded publication; `false` when the queue is full (the caller counts the
+    /// drop) or the peer is gone.
     pub fn send(&self, frame: Bytes) -> bool {
         self.queue.try_send(Outbound::Frame(frame)).is_ok()
+    }
+
+    /// Queues an encoded control frame; it is never dropped while the peer is connected.
+    pub fn send_control(&self, frame: Bytes) {
+        // Fails only when the writer is gone, and then the peer is gone too.
+        let _ = self.control.send(frame);
     }
 }
 
@@ -73,6 +85,11 @@ pub struct AttachInbound {
 #[rtype(result = "()")]
 pub struct Connected;
 
+/// The session cannot work (no stream could be opened): end it and close the connection.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Failed;
+
 /// The network reports the peer gone.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -93,7 +110,7 @@ pub struct PeerConnection {
     links: Arc<Vec<RealmLink>>,
     hello: Bytes,
     sender: PeerSender,
-    outbound: Option<mpsc::Receiver<Outbound>>,
+    outbound: Option<(mpsc::UnboundedReceiver<Bytes>, mpsc::Receiver<Outbound>)>,
     writer: Option<tokio::task::JoinHandle<()>>,
     routes: HashMap<RealmIndex, Addr<Router>>,
     admitted: Vec<Addr<Realm>>,
@@ -101,6 +118,8 @@ pub struct PeerConnection {
     said_bye: bool,
     /// The network already reported the peer gone; nothing to close.
     disconnected: bool,
+    /// Inbound streams being read; the session ends when the last one does.
+    inbound_streams: usize,
     /// The connection is known established; until then no outbound stream is opened (a stream
     /// requested earlier would make libp2p-stream dial a peer it is already connected to).
     connected: bool,
@@ -128,6 +147,7 @@ impl PeerConnection {
         queue: usize,
     ) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(16));
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
         Self {
             peer,
             did,
@@ -136,14 +156,18 @@ impl PeerConnection {
             node,
             links,
             hello,
-            sender: PeerSender { queue: tx },
-            outbound: Some(rx),
+            sender: PeerSender {
+                queue: tx,
+                control: control_tx,
+            },
+            outbound: Some((control_rx, rx)),
             writer: None,
             routes: HashMap::new(),
             admitted: Vec::new(),
             greeted: false,
             said_bye: false,
             disconnected: false,
+            inbound_streams: 0,
             connected: false,
         }
     }
@@ -158,7 +182,7 @@ impl PeerConnection {
     /// Opens the outbound stream (hello first, acknowledged) and starts the writer draining
     /// the queue. If the peer never acknowledges a stream, the session is given up.
     fn open_outbound(&mut self, ctx: &mut Context<Self>) {
-        let Some(outbound) = self.outbound.take() else {
+        let Some((control, outbound)) = self.outbound.take() else {
             return;
         };
         let (network, peer, did, hello, me) = (
@@ -172,13 +196,13 @@ impl PeerConnection {
             match open_acknowledged(&network, peer, &hello).await {
                 Ok(opened) => {
                     let _reader = opened.reader;
-                    if let Err(e) = write_frames(opened.writer, outbound).await {
+                    if let Err(e) = write_session(opened.writer, control, outbound).await {
                         debug!(peer = %did.short(), error = %e, "writer stopped");
                     }
                 }
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
-                    me.do_send(Disconnected);
+                    me.do_send(Failed);
                 }
             }
         }));
@@ -242,7 +266,7 @@ impl PeerConnection {
                                 if let Ok(bytes) =
                                     weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME)
                                 {
-                                    act.sender.send(bytes);
+                                    act.sender.send_control(bytes);
                                 }
                             }
                             Err(e) => debug!(error = %e, "realm actor gone during admission"),
@@ -307,6 +331,7 @@ impl Handler<AttachInbound> for PeerConnection {
                 }
             }
         });
+        self.inbound_streams += 1;
         ctx.add_stream(futures::stream::poll_fn(move |cx| frames.poll_recv(cx)));
     }
 }
@@ -375,6 +400,19 @@ impl StreamHandler<Frame> for PeerConnection {
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
+        // A replaced stream (the peer opened another) must not end the session.
+        self.inbound_streams = self.inbound_streams.saturating_sub(1);
+        if self.inbound_streams == 0 {
+            ctx.stop();
+        }
+    }
+}
+
+/// Ends a session that cannot work; `stopping` closes the connection.
+impl Handler<Failed> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Failed, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }
@@ -405,7 +443,7 @@ impl Handler<Leave> for PeerConnection {
 
     fn handle(&mut self, _msg: Leave, _ctx: &mut Context<Self>) -> Self::Result {
         if let Ok(bye) = weft_net::framed::encode(&Frame::Bye, DEFAULT_MAX_FRAME) {
-            self.sender.send(bye);
+            self.sender.send_control(bye);
         }
         let queue = self.sender.queue.clone();
         let writer = self.writer.take();

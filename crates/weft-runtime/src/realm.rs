@@ -147,7 +147,7 @@ impl Realm {
     fn broadcast(&self, interest: Interest) {
         if let Some(bytes) = self.interest_frame(interest) {
             for sender in self.members.values() {
-                sender.send(bytes.clone());
+                sender.send_control(bytes.clone());
             }
         }
     }
@@ -212,7 +212,7 @@ impl Handler<Admit> for Realm {
                 pattern: pattern.clone(),
             };
             if let Some(bytes) = self.interest_frame(subscribe) {
-                msg.sender.send(bytes);
+                msg.sender.send_control(bytes);
             }
         }
         self.router.do_send(MemberJoined {

@@ -211,16 +211,19 @@ impl NodeHandle {
         }
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         let net_thread = self.net_thread.lock().ok().and_then(|mut t| t.take());
-        // Joining blocks briefly while the threads wind down; keep it off the caller's executor.
-        let _ = tokio::task::spawn_blocking(move || {
+        // Joining blocks briefly while the threads wind down: do it on a thread of its own and
+        // await the result, so this works from any async runtime.
+        let (joined, done) = oneshot::channel();
+        std::thread::spawn(move || {
             if let Some(thread) = thread {
                 let _ = thread.join();
             }
             if let Some(net_thread) = net_thread {
                 net_thread.join();
             }
-        })
-        .await;
+            let _ = joined.send(());
+        });
+        let _ = done.await;
     }
 }
 
@@ -282,8 +285,8 @@ impl RealmHandle {
         fired.await.is_ok()
     }
 
-    /// Resolves once at least `count` peers have been admitted to the realm (and admitted this
-    /// node: admission is mutual). `false` if the node stopped.
+    /// Resolves once this node has admitted at least `count` peers to the realm (each peer
+    /// decides on its own whether to admit this node; see [`PeerEvent::Denied`]). `false` if the node stopped.
     pub async fn wait_for_members(&self, count: usize) -> bool {
         let (reply, fired) = oneshot::channel();
         self.router.do_send(AwaitMembers { count, reply });

@@ -109,7 +109,7 @@ pub enum Interest {
     Subscribe {
         /// Realm, as an index into the sender's hello.
         realm: RealmIndex,
-        /// The sender's identifier for this subscription, unique per connection.
+        /// The sender's identifier for this subscription, unique within the realm on the sender.
         id: u32,
         /// Which topics.
         pattern: Pattern,
