@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_auth::{Authorizer, Realm as AuthRealm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
-use weft_net::{Multiaddr, NetThread, Network, PeerId};
+use weft_net::{Multiaddr, NetEvent, NetThread, Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
 
 use crate::dht::Dht;
@@ -425,5 +425,3 @@ fn proofs_of(chain: &weft_auth::Chain) -> Vec<String> {
     }
     out
 }
-
-use weft_net::NetEvent;
