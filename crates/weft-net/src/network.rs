@@ -179,9 +179,10 @@ impl Network {
 
     /// Runs a future on the network runtime: stream I/O belongs next to the swarm, not on an
     /// actor thread.
-    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<()>
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
     {
         self.runtime.spawn(future)
     }

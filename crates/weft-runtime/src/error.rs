@@ -49,3 +49,74 @@ pub enum SubscribeError {
     #[error("the node has stopped")]
     Stopped,
 }
+
+/// A call failed (SPEC §4's typed errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No provider of the procedure is known in the realm.
+    #[error("no provider of {0} in the realm")]
+    NotFound(String),
+    /// No reply before the timeout.
+    #[error("no reply within the timeout")]
+    Timeout,
+    /// The caller may not call the procedure (checked here, and by the provider).
+    #[error("not allowed to call: {0}")]
+    Unauthorized(String),
+    /// The handler returned an error (or panicked).
+    #[error("remote error {code}: {message}")]
+    Remote {
+        /// The handler's code.
+        code: String,
+        /// The handler's message.
+        message: String,
+    },
+    /// Providers exist but none could be reached, or the connection was lost mid-call.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl CallError {
+    /// The contract's name for the error kind.
+    pub fn code(&self) -> &str {
+        match self {
+            CallError::NotFound(_) => "notFound",
+            CallError::Timeout => "timeout",
+            CallError::Unauthorized(_) => "unauthorized",
+            CallError::Remote { code, .. } => code,
+            CallError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// A procedure could not be advertised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdvertiseError {
+    /// This node may not provide that procedure.
+    #[error("not allowed to advertise: {0}")]
+    Unauthorized(AuthError),
+    /// The node is shutting down.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// What a handler returns instead of a result; the caller sees it as [`CallError::Remote`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct HandlerError {
+    /// A short machine-readable code, e.g. `out_of_stock`.
+    pub code: String,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// A handler error with `code` and `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -32,17 +32,23 @@ pub mod event;
 pub mod interest;
 pub mod node;
 pub mod peer;
+pub mod providers;
 pub mod realm;
+pub mod registry;
 pub mod router;
 pub mod runtime;
 pub mod sequence;
 pub mod settings;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use error::{PublishError, StartError, SubscribeError};
+pub use error::{
+    AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
+};
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
 pub use interest::Interests;
-pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Subscription};
+pub use providers::Strategy;
+pub use registry::{CallContext, ProcedureHandler};
+pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
 pub use sequence::{Sequenced, Sequencer};
 pub use settings::{NodeConfig, RealmConfig};
 

@@ -27,11 +27,13 @@ use weft_net::framed::{
     Outbound, ReadError, accept, open_acknowledged, read_frames, write_session,
 };
 use weft_net::{Multiaddr, Network, PeerId, Stream};
-use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, RealmIndex};
+use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, RealmIndex};
 
 use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted};
+use crate::realm::Routes;
 use crate::realm::{Admit, PeerLeft, Realm};
-use crate::router::{RemoteInterest, RemotePublish, Router};
+use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
+use crate::router::{RemoteInterest, RemotePublish};
 use crate::{PeerEvent, PeerInfo};
 
 /// Frames buffered from a peer's reader before it waits (back-pressure into QUIC).
@@ -69,6 +71,8 @@ pub struct RealmLink {
     pub realm: AuthRealm,
     /// Its actor.
     pub actor: Addr<Realm>,
+    /// Its registry, where replies to this node's calls go.
+    pub registry: Addr<Registry>,
 }
 
 /// The peer's weft stream towards us.
@@ -112,7 +116,7 @@ pub struct PeerConnection {
     sender: PeerSender,
     outbound: Option<(mpsc::UnboundedReceiver<Bytes>, mpsc::Receiver<Outbound>)>,
     writer: Option<tokio::task::JoinHandle<()>>,
-    routes: HashMap<RealmIndex, Addr<Router>>,
+    routes: HashMap<RealmIndex, Routes>,
     admitted: Vec<Addr<Realm>>,
     greeted: bool,
     said_bye: bool,
@@ -224,6 +228,7 @@ impl PeerConnection {
             peer: self.peer,
             info,
         });
+        let tags = Arc::new(hello.tags.clone());
         let mut admissions = Vec::new();
         for (index, join) in hello.realms.into_iter().enumerate() {
             let Ok(index) = RealmIndex::try_from(index) else {
@@ -240,6 +245,7 @@ impl PeerConnection {
                 peer: self.peer,
                 did: self.did,
                 chains: join.chains,
+                tags: tags.clone(),
                 sender: self.sender.clone(),
             };
             let actor = link.actor.clone();
@@ -253,8 +259,8 @@ impl PeerConnection {
                 .map(|results, act, _ctx| {
                     for (index, actor, result) in results {
                         match result {
-                            Ok(Ok(router)) => {
-                                act.routes.insert(index, router);
+                            Ok(Ok(routes)) => {
+                                act.routes.insert(index, routes);
                                 act.admitted.push(actor);
                             }
                             Ok(Err(e)) => {
@@ -342,19 +348,48 @@ impl StreamHandler<Frame> for PeerConnection {
         match frame {
             Frame::Hello(hello) => self.handle_hello(hello, ctx),
             Frame::Interest(interest) => {
-                let realm = match &interest {
-                    weft_wire::Interest::Subscribe { realm, .. }
-                    | weft_wire::Interest::Unsubscribe { realm, .. } => *realm,
+                let Some(routes) = self.routes.get(&interest.realm()) else {
+                    return;
                 };
-                if let Some(router) = self.routes.get(&realm) {
-                    router.do_send(RemoteInterest {
+                match interest {
+                    Interest::Advertise { procedure, .. } => {
+                        routes.registry.do_send(RemoteAdvert {
+                            peer: self.peer,
+                            procedure,
+                            provides: true,
+                        });
+                    }
+                    Interest::Unadvertise { procedure, .. } => {
+                        routes.registry.do_send(RemoteAdvert {
+                            peer: self.peer,
+                            procedure,
+                            provides: false,
+                        });
+                    }
+                    subscription => routes.router.do_send(RemoteInterest {
                         peer: self.peer,
-                        interest,
+                        interest: subscription,
+                    }),
+                }
+            }
+            Frame::Call(call) => {
+                if let Some(routes) = self.routes.get(&call.realm) {
+                    routes.registry.do_send(RemoteCall {
+                        peer: self.peer,
+                        call,
+                    });
+                }
+            }
+            Frame::Reply(reply) => {
+                if let Some(link) = self.links.get(usize::from(reply.realm)) {
+                    link.registry.do_send(RemoteReply {
+                        peer: self.peer,
+                        reply,
                     });
                 }
             }
             Frame::Publish(publish) => {
-                let Some(router) = self.routes.get(&publish.realm) else {
+                let Some(router) = self.routes.get(&publish.realm).map(|r| &r.router) else {
                     return;
                 };
                 match router.try_send(RemotePublish {

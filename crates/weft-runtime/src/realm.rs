@@ -27,6 +27,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, WireChain};
 
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::peer::PeerSender;
+use crate::registry::Registry;
 use crate::router::{AddLocal, LocalSink, MemberJoined, MemberLeft, RemoveLocal, Router};
 use crate::{SubscribeError, unix_now};
 
@@ -44,9 +45,18 @@ pub fn membership_key(realm: &AuthRealm) -> Vec<u8> {
     sha2::Sha256::digest(format!("weft/realm/v1/{}/{owner}", realm.name()).as_bytes()).to_vec()
 }
 
+/// Where an admitted member's frames for this realm go.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// Publications and subscriptions.
+    pub router: Addr<Router>,
+    /// Procedures, calls and replies.
+    pub registry: Addr<Registry>,
+}
+
 /// A peer asks to take part in the realm.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Addr<Router>, AuthError>")]
+#[rtype(result = "Result<Routes, AuthError>")]
 pub struct Admit {
     /// The peer.
     pub peer: PeerId,
@@ -54,6 +64,8 @@ pub struct Admit {
     pub did: Did,
     /// The chains it presented for this realm.
     pub chains: Vec<WireChain>,
+    /// Its tags, from its hello.
+    pub tags: Arc<Vec<(String, String)>>,
     /// Its send queue.
     pub sender: PeerSender,
 }
@@ -97,6 +109,7 @@ pub struct Realm {
     own_did: Did,
     own_chains: Arc<Vec<Chain>>,
     router: Addr<Router>,
+    registry: Addr<Registry>,
     dht: Addr<Dht>,
     members: HashMap<PeerId, PeerSender>,
     subscriptions: HashMap<u32, Pattern>,
@@ -121,9 +134,10 @@ impl Realm {
         authorizer: Arc<Authorizer>,
         own_did: Did,
         own_chains: Arc<Vec<Chain>>,
-        router: Addr<Router>,
+        routes: Routes,
         dht: Addr<Dht>,
     ) -> Self {
+        let Routes { router, registry } = routes;
         Self {
             realm,
             index,
@@ -131,6 +145,7 @@ impl Realm {
             own_did,
             own_chains,
             router,
+            registry,
             dht,
             members: HashMap::new(),
             subscriptions: HashMap::new(),
@@ -186,7 +201,7 @@ impl Handler<Discover> for Realm {
 
 /// Authorizes `realm/join` for a peer and, if allowed, makes it a member.
 impl Handler<Admit> for Realm {
-    type Result = Result<Addr<Router>, AuthError>;
+    type Result = Result<Routes, AuthError>;
 
     fn handle(&mut self, msg: Admit, _ctx: &mut Context<Self>) -> Self::Result {
         let mut chains = Vec::with_capacity(msg.chains.len());
@@ -215,14 +230,20 @@ impl Handler<Admit> for Realm {
                 msg.sender.send_control(bytes);
             }
         }
-        self.router.do_send(MemberJoined {
+        let joined = MemberJoined {
             peer: msg.peer,
             did: msg.did,
             chains: Arc::new(chains),
+            tags: msg.tags,
             sender: msg.sender.clone(),
-        });
+        };
+        self.registry.do_send(joined.clone());
+        self.router.do_send(joined);
         self.members.insert(msg.peer, msg.sender);
-        Ok(self.router.clone())
+        Ok(Routes {
+            router: self.router.clone(),
+            registry: self.registry.clone(),
+        })
     }
 }
 
@@ -232,6 +253,7 @@ impl Handler<PeerLeft> for Realm {
 
     fn handle(&mut self, msg: PeerLeft, _ctx: &mut Context<Self>) {
         if self.members.remove(&msg.peer).is_some() {
+            self.registry.do_send(MemberLeft { peer: msg.peer });
             self.router.do_send(MemberLeft { peer: msg.peer });
         }
     }

@@ -80,7 +80,7 @@ pub struct RemoteInterest {
 }
 
 /// A peer was admitted to the realm.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct MemberJoined {
     /// The peer.
@@ -89,12 +89,14 @@ pub struct MemberJoined {
     pub did: Did,
     /// The chains it presented for this realm.
     pub chains: Arc<Vec<Chain>>,
+    /// Its tags, from its hello.
+    pub tags: Arc<Vec<(String, String)>>,
     /// Its send queue.
     pub sender: PeerSender,
 }
 
 /// A peer left the realm (disconnected).
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct MemberLeft {
     /// The peer.
@@ -390,6 +392,8 @@ impl Handler<RemoteInterest> for Router {
             Interest::Unsubscribe { id, .. } => {
                 self.interests.remove(&Target::Peer(msg.peer), id);
             }
+            // Procedures are the registry's; the session routes them there.
+            Interest::Advertise { .. } | Interest::Unadvertise { .. } => {}
         }
     }
 }

@@ -23,10 +23,14 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
 use crate::dht::Dht;
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
-use crate::realm::{Realm, Subscribe, Unsubscribe};
+use crate::realm::{Realm, Routes, Subscribe, Unsubscribe};
+use crate::registry::{
+    Advertise, AwaitProviders, CallProcedure, ProcedureHandler, Registry, Unadvertise,
+};
 use crate::router::{AwaitMembers, AwaitSubscriber, LocalSink, Publish, Router, Stats};
 use crate::{
-    Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats, StartError, SubscribeError,
+    AdvertiseError, CallError, Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats,
+    StartError, Strategy, SubscribeError,
 };
 
 /// Where peer arrivals and departures arrive (a broadcast receiver: a slow reader skips ahead
@@ -62,6 +66,7 @@ pub struct RealmHandle {
     realm: AuthRealm,
     actor: Addr<Realm>,
     router: Addr<Router>,
+    registry: Addr<Registry>,
     subscriber_queue: usize,
 }
 
@@ -293,9 +298,83 @@ impl RealmHandle {
         fired.await.is_ok()
     }
 
+    /// Provides `procedure` with `handler` until the returned registration is dropped.
+    pub async fn advertise(
+        &self,
+        procedure: &Name,
+        handler: ProcedureHandler,
+    ) -> Result<Registration, AdvertiseError> {
+        self.registry
+            .send(Advertise {
+                procedure: procedure.clone(),
+                handler,
+            })
+            .await
+            .map_err(|_| AdvertiseError::Stopped)??;
+        Ok(Registration {
+            procedure: procedure.clone(),
+            registry: self.registry.clone(),
+        })
+    }
+
+    /// Calls `procedure` with `payload`; see [`Registry`] for provider choice and retries.
+    pub async fn call(
+        &self,
+        procedure: &Name,
+        payload: Bytes,
+        timeout: std::time::Duration,
+        strategy: Strategy,
+    ) -> Result<Bytes, CallError> {
+        let call = CallProcedure {
+            procedure: procedure.clone(),
+            payload,
+            timeout,
+            strategy,
+            waited: false,
+        };
+        self.registry
+            .send(call)
+            .await
+            .map_err(|_| CallError::Unavailable("the node has stopped".into()))?
+    }
+
+    /// Resolves once at least `count` providers of `procedure` are known here (this node's own
+    /// included). `false` if the node stopped.
+    pub async fn wait_for_providers(&self, procedure: &Name, count: usize) -> bool {
+        let (reply, fired) = oneshot::channel();
+        self.registry.do_send(AwaitProviders {
+            procedure: procedure.clone(),
+            count,
+            reply,
+        });
+        fired.await.is_ok()
+    }
+
     /// The realm's counters on this node.
     pub async fn stats(&self) -> RealmStats {
         self.router.send(Stats).await.unwrap_or_default()
+    }
+}
+
+/// A provided procedure; dropping it withdraws the procedure here and at every peer.
+#[derive(Debug)]
+pub struct Registration {
+    procedure: Name,
+    registry: Addr<Registry>,
+}
+
+impl Registration {
+    /// The procedure provided.
+    pub fn procedure(&self) -> &Name {
+        &self.procedure
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.do_send(Unadvertise {
+            procedure: self.procedure.clone(),
+        });
     }
 }
 
@@ -357,13 +436,29 @@ fn build(
                 Router::new(realm, index, authorizer, own_did, chains, max_payload)
             })
         };
+        let registry = {
+            let (realm, authorizer, chains, network, dht) = (
+                realm.clone(),
+                authorizer.clone(),
+                chains.clone(),
+                network.clone(),
+                dht.clone(),
+            );
+            let arbiter = &arbiters[i % arbiters.len().max(1)];
+            Registry::start_in_arbiter(&arbiter.handle(), move |_| {
+                Registry::new(realm, index, authorizer, own_did, chains, network, dht)
+            })
+        };
         let actor = Realm::new(
             realm.clone(),
             index,
             authorizer.clone(),
             own_did,
             chains.clone(),
-            router.clone(),
+            Routes {
+                router: router.clone(),
+                registry: registry.clone(),
+            },
             dht.clone(),
         )
         .start();
@@ -381,11 +476,13 @@ fn build(
         links.push(RealmLink {
             realm: realm.clone(),
             actor: actor.clone(),
+            registry: registry.clone(),
         });
         realms.push(RealmHandle {
             realm,
             actor,
             router,
+            registry,
             subscriber_queue: config.subscriber_queue,
         });
     }

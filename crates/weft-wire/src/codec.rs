@@ -165,6 +165,30 @@ mod tests {
             }),
             Frame::Bye,
             Frame::Accepted,
+            Frame::Interest(Interest::Advertise {
+                realm: 0,
+                procedure: Name::new("orders.get").unwrap(),
+            }),
+            Frame::Call(crate::Call {
+                realm: 0,
+                id: 9,
+                procedure: Name::new("orders.get").unwrap(),
+                timeout_ms: 5000,
+                payload: Bytes::from_static(b"{}"),
+            }),
+            Frame::Reply(crate::Reply {
+                realm: 0,
+                id: 9,
+                outcome: crate::Outcome::Ok(Bytes::from_static(b"1")),
+            }),
+            Frame::Reply(crate::Reply {
+                realm: 0,
+                id: 10,
+                outcome: crate::Outcome::Err {
+                    code: "timeout".into(),
+                    message: "too slow".into(),
+                },
+            }),
         ];
         for frame in &frames {
             assert_eq!(&round_trip(frame), frame);

@@ -43,6 +43,10 @@ pub enum Frame {
     Denied(Denial),
     /// The sender is leaving on purpose: do not try to reconnect to it.
     Bye,
+    /// A call to a procedure.
+    Call(Call),
+    /// The outcome of a call.
+    Reply(Reply),
     /// The only frame sent *back* on a stream: its acceptor took it. The opener writes nothing
     /// but its hello until this arrives, and opens the stream again if it does not (streams can be
     /// dropped by a busy acceptor).
@@ -121,6 +125,73 @@ pub enum Interest {
         /// The subscription that ended.
         id: u32,
     },
+    /// The sender provides `procedure` in `realm`.
+    Advertise {
+        /// Realm, as an index into the sender's hello.
+        realm: RealmIndex,
+        /// The procedure (an exact name).
+        procedure: Name,
+    },
+    /// The sender no longer provides `procedure` in `realm`.
+    Unadvertise {
+        /// Realm, as an index into the sender's hello.
+        realm: RealmIndex,
+        /// The procedure.
+        procedure: Name,
+    },
+}
+
+impl Interest {
+    /// The realm the declaration is about.
+    pub fn realm(&self) -> RealmIndex {
+        match self {
+            Interest::Subscribe { realm, .. }
+            | Interest::Unsubscribe { realm, .. }
+            | Interest::Advertise { realm, .. }
+            | Interest::Unadvertise { realm, .. } => *realm,
+        }
+    }
+}
+
+/// A call to a procedure the receiver advertised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// Realm, as an index into the sender's hello.
+    pub realm: RealmIndex,
+    /// The caller's identifier, echoed in the [`Reply`]; unique per caller session.
+    pub id: u64,
+    /// The procedure.
+    pub procedure: Name,
+    /// Milliseconds the caller will wait: the provider drops the work once they have passed.
+    pub timeout_ms: u32,
+    /// The arguments, opaque to weft.
+    pub payload: Bytes,
+}
+
+/// The outcome of a [`Call`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The realm of the call, echoed from [`Call::realm`]: an index into the *receiver's* (the
+    /// caller's) hello, like [`Denial::realm`].
+    pub realm: RealmIndex,
+    /// The call's identifier.
+    pub id: u64,
+    /// What the handler returned, or why there is no result.
+    pub outcome: Outcome,
+}
+
+/// A call's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The handler's result.
+    Ok(Bytes),
+    /// No result: a contract code (`notFound`, `unauthorized`, `timeout`, or the handler's own).
+    Err {
+        /// The code.
+        code: String,
+        /// A human-readable explanation.
+        message: String,
+    },
 }
 
 /// A publication.
@@ -146,6 +217,8 @@ impl Frame {
             | Frame::Interest(_)
             | Frame::Publish(_)
             | Frame::Denied(_)
+            | Frame::Call(_)
+            | Frame::Reply(_)
             | Frame::Bye => Ok(()),
         }
     }

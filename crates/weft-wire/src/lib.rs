@@ -28,5 +28,6 @@ pub mod frame;
 pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
 pub use error::WireError;
 pub use frame::{
-    Denial, Frame, Hello, Interest, Publish, RealmIndex, RealmJoin, Refusal, WireChain,
+    Call, Denial, Frame, Hello, Interest, Outcome, Publish, RealmIndex, RealmJoin, Refusal, Reply,
+    WireChain,
 };

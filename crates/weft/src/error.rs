@@ -2,7 +2,7 @@
 
 use weft_names::NameError;
 use weft_net::NetError;
-use weft_runtime::{PublishError, StartError, SubscribeError};
+use weft_runtime::{AdvertiseError, CallError, PublishError, StartError, SubscribeError};
 
 /// Anything the facade can fail with; each variant wraps the layer's own error.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,12 @@ pub enum Error {
     /// A subscription was refused.
     #[error(transparent)]
     Subscribe(#[from] SubscribeError),
+    /// A procedure could not be advertised.
+    #[error(transparent)]
+    Advertise(#[from] AdvertiseError),
+    /// A call failed: not found, timeout, unauthorized, remote error or unavailable.
+    #[error(transparent)]
+    Call(#[from] CallError),
     /// A payload could not be encoded or decoded as JSON.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -52,10 +52,11 @@ mod error;
 mod node;
 
 pub use error::Error;
-pub use node::{Node, NodeBuilder, RealmHandle};
+pub use node::{CallOptions, Node, NodeBuilder, RealmHandle};
 pub use weft_runtime::{
-    BackoffPolicy, Event, PeerEvent, PeerEvents, PeerInfo, PublishError, RealmStats, StartError,
-    SubscribeError, Subscription,
+    AdvertiseError, BackoffPolicy, CallContext, CallError, Event, HandlerError, PeerEvent,
+    PeerEvents, PeerInfo, ProcedureHandler, PublishError, RealmStats, Registration, StartError,
+    Strategy, SubscribeError, Subscription,
 };
 
 pub use weft_auth as auth;

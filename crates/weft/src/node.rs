@@ -1,17 +1,20 @@
 //! The node: build it, start it, reach its realms.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::Value;
 use weft_auth::{Chain, Realm};
 use weft_identity::{Did, Keypair};
 use weft_names::{Name, Pattern, RealmName};
 use weft_net::{Multiaddr, NetConfig, parse_addr};
 use weft_runtime::{
-    BackoffPolicy, NodeConfig, NodeHandle, PeerEvents, PeerInfo, RealmConfig,
-    RealmHandle as RuntimeRealm, RealmStats, Subscription,
+    BackoffPolicy, CallContext, HandlerError, NodeConfig, NodeHandle, PeerEvents, PeerInfo,
+    ProcedureHandler, RealmConfig, RealmHandle as RuntimeRealm, RealmStats, Registration, Strategy,
+    Subscription,
 };
 
 use crate::Error;
@@ -221,6 +224,38 @@ impl Node {
     }
 }
 
+/// How a call is made.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions {
+    /// How long to wait for the reply (also the provider's deadline). Default 5 s.
+    pub timeout: Duration,
+    /// How to pick among providers. Default round robin.
+    pub strategy: Strategy,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            strategy: Strategy::RoundRobin,
+        }
+    }
+}
+
+impl CallOptions {
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the strategy.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+}
+
 /// A realm on a running node.
 #[derive(Debug, Clone)]
 pub struct RealmHandle {
@@ -272,6 +307,100 @@ impl RealmHandle {
             Ok(())
         } else {
             Err(Error::Publish(weft_runtime::PublishError::Stopped))
+        }
+    }
+
+    /// Provides `procedure`: each call runs `handler` with the call's context and its arguments
+    /// as JSON, and the caller receives the JSON it returns (or its [`HandlerError`]). Handlers run
+    /// concurrently, each dropped when its caller's deadline passes. Dropping the returned
+    /// registration withdraws the procedure.
+    pub async fn advertise<F, Fut>(
+        &self,
+        procedure: &str,
+        handler: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(CallContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let raw: ProcedureHandler = Arc::new(move |context, payload: Bytes| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let args: Value = serde_json::from_slice(&payload).map_err(|e| {
+                    HandlerError::new("bad_arguments", format!("arguments are not JSON: {e}"))
+                })?;
+                let result = handler(context, args).await?;
+                serde_json::to_vec(&result)
+                    .map(Bytes::from)
+                    .map_err(|e| HandlerError::new("bad_result", e.to_string()))
+            })
+        });
+        self.advertise_bytes(procedure, raw).await
+    }
+
+    /// Provides `procedure` with a handler over raw bytes.
+    pub async fn advertise_bytes(
+        &self,
+        procedure: &str,
+        handler: ProcedureHandler,
+    ) -> Result<Registration, Error> {
+        let procedure = Name::new(procedure)?;
+        Ok(self.inner.advertise(&procedure, handler).await?)
+    }
+
+    /// Calls `procedure` with `args` as JSON and decodes the JSON result; default options
+    /// (5 s timeout, round robin).
+    pub async fn call<T: Serialize + ?Sized>(
+        &self,
+        procedure: &str,
+        args: &T,
+    ) -> Result<Value, Error> {
+        self.call_with(procedure, args, CallOptions::default())
+            .await
+    }
+
+    /// Calls `procedure` with options.
+    pub async fn call_with<T: Serialize + ?Sized>(
+        &self,
+        procedure: &str,
+        args: &T,
+        options: CallOptions,
+    ) -> Result<Value, Error> {
+        let payload = serde_json::to_vec(args)?;
+        let result = self.call_bytes(procedure, payload, options).await?;
+        Ok(serde_json::from_slice(&result)?)
+    }
+
+    /// Calls `procedure` with raw bytes.
+    pub async fn call_bytes(
+        &self,
+        procedure: &str,
+        payload: impl Into<Bytes>,
+        options: CallOptions,
+    ) -> Result<Bytes, Error> {
+        let procedure = Name::new(procedure)?;
+        Ok(self
+            .inner
+            .call(
+                &procedure,
+                payload.into(),
+                options.timeout,
+                options.strategy,
+            )
+            .await?)
+    }
+
+    /// Resolves once at least `count` providers of `procedure` are known to this node (itself
+    /// included): from then on a call can be routed to that many.
+    pub async fn wait_for_providers(&self, procedure: &str, count: usize) -> Result<(), Error> {
+        let procedure = Name::new(procedure)?;
+        if self.inner.wait_for_providers(&procedure, count).await {
+            Ok(())
+        } else {
+            Err(Error::Call(weft_runtime::CallError::Unavailable(
+                "the node has stopped".into(),
+            )))
         }
     }
 
