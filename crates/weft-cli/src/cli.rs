@@ -26,6 +26,10 @@ pub(crate) enum Command {
     Pub(PubArgs),
     /// Subscribe to a pattern and print each event as a JSON line.
     Sub(SubArgs),
+    /// Call a procedure and print its JSON result.
+    Call(CallArgs),
+    /// Provide a procedure by running a command per call (JSON arguments on stdin, result on stdout).
+    Serve(ServeArgs),
     /// Measure pub/sub throughput between two processes over QUIC on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -97,6 +101,33 @@ pub(crate) struct SubArgs {
     pub(crate) count: Option<u64>,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The procedure, e.g. orders.get.
+    pub(crate) procedure: String,
+    /// The arguments, as JSON.
+    pub(crate) json: String,
+    /// How long to wait for the result (e.g. 5s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub(crate) timeout: String,
+    /// How to pick among providers: round_robin, random, first, local_first.
+    #[arg(long, value_name = "S", default_value = "round_robin")]
+    pub(crate) strategy: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The procedure to provide.
+    pub(crate) procedure: String,
+    /// The command run for each call, and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum BenchCommand {
     /// Publications per second from one process to a subscriber in another.
@@ -107,6 +138,21 @@ pub(crate) enum BenchCommand {
         /// How many publications.
         #[arg(long, value_name = "N", default_value_t = 100_000)]
         messages: u64,
+        /// Print one JSON object (SPEC §6).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Round-trip latency and throughput of calls from one process to a provider in another.
+    Rpc {
+        /// Payload size in bytes (arguments and result).
+        #[arg(long, value_name = "BYTES", default_value_t = 128)]
+        payload: usize,
+        /// How many calls.
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        calls: u64,
+        /// Calls in flight at once.
+        #[arg(long, value_name = "C", default_value_t = 1)]
+        concurrency: usize,
         /// Print one JSON object (SPEC §6).
         #[arg(long)]
         json: bool,
@@ -123,6 +169,12 @@ pub(crate) enum BenchPeerCommand {
         /// How many publications to expect.
         #[arg(long)]
         messages: u64,
+    },
+    /// Provide an echo procedure until stdin closes.
+    Rpc {
+        /// The calling process's address.
+        #[arg(long)]
+        connect: String,
     },
 }
 

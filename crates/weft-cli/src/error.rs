@@ -24,6 +24,9 @@ pub(crate) enum CliError {
     /// A peer or the mesh could not be reached (exit 7).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A call failed; its kind picks the exit code (3, 4, 5, 6 or 7).
+    #[error(transparent)]
+    Call(weft::CallError),
 }
 
 impl From<weft::Error> for CliError {
@@ -35,6 +38,10 @@ impl From<weft::Error> for CliError {
                 CliError::Unauthorized(e.to_string())
             }
             Error::Name(e) => CliError::Usage(e.to_string()),
+            Error::Call(e) => CliError::Call(e),
+            Error::Advertise(weft::AdvertiseError::Unauthorized(e)) => {
+                CliError::Unauthorized(e.to_string())
+            }
             Error::Net(e) => CliError::Usage(e.to_string()),
             other => CliError::Failed(other.to_string()),
         }
@@ -53,6 +60,13 @@ impl CliError {
             CliError::Key(_) | CliError::Ucan(_) | CliError::Failed(_) => Self::FAILED,
             CliError::Unauthorized(_) => 5,
             CliError::Unavailable(_) => 7,
+            CliError::Call(e) => match e {
+                weft::CallError::NotFound(_) => 3,
+                weft::CallError::Timeout => 4,
+                weft::CallError::Unauthorized(_) => 5,
+                weft::CallError::Remote { .. } => 6,
+                _ => 7,
+            },
         }
     }
 }

@@ -168,3 +168,70 @@ fn bad_payloads_and_patterns_are_one_line_errors() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+#[test]
+fn call_reaches_a_command_served_on_another_process() {
+    let mut node = weft()
+        .arg("node")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node_out = lines(node.stdout.take().unwrap());
+    let _node = Killed(node);
+    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+
+    // `cat` answers each call with its arguments.
+    let mut serve = weft()
+        .args([
+            "serve",
+            "--connect",
+            &addr,
+            "--realm",
+            "dev",
+            "echo.back",
+            "--",
+            "cat",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serve_err = lines(serve.stderr.take().unwrap());
+    let _serve = Killed(serve);
+    wait_for(&serve_err, |l| l == "ready");
+
+    let out = weft()
+        .args([
+            "call",
+            "--connect",
+            &addr,
+            "--realm",
+            "dev",
+            "echo.back",
+            r#"{"sku":"tea"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result, serde_json::json!({"sku": "tea"}));
+
+    let missing = weft()
+        .args([
+            "call",
+            "--connect",
+            &addr,
+            "--realm",
+            "dev",
+            "echo.nothing",
+            "{}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(3), "not found exits 3");
+}

@@ -17,6 +17,7 @@ use crate::error::CliError;
 
 const REALM: &str = "bench";
 const TOPIC: &str = "bench.data";
+const RPC: &str = "bench.echo";
 /// Publications in flight at once: enough to keep the router busy, few enough to stay bounded.
 const WINDOW: usize = 1024;
 /// The subscriber gives up when nothing arrives for this long.
@@ -31,6 +32,12 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             messages,
             json,
         } => pubsub(payload, messages, json).await,
+        BenchCommand::Rpc {
+            payload,
+            calls,
+            concurrency,
+            json,
+        } => rpc(payload, calls, concurrency, json).await,
     }
 }
 
@@ -144,8 +151,110 @@ async fn pubsub(payload: usize, messages: u64, as_json: bool) -> Result<(), CliE
     Ok(())
 }
 
+/// Calls a provider in another process `calls` times, `concurrency` at a time, timing each.
+async fn rpc(
+    payload: usize,
+    calls: u64,
+    concurrency: usize,
+    as_json: bool,
+) -> Result<(), CliError> {
+    let node = Node::builder()
+        .listen("127.0.0.1:0")
+        .open_realm(REALM)
+        .start()
+        .await?;
+    let addr = node
+        .listen_addrs()
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Failed(format!("cannot find the weft binary: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(["bench-peer", "rpc", "--connect", &addr])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::Failed(format!("cannot start the provider process: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Failed("no provider output".into()))?;
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(4);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let ready = tokio::time::timeout(READY_TIMEOUT, lines.recv()).await;
+    let realm = node
+        .realm(REALM)
+        .ok_or_else(|| CliError::Failed("bench realm missing".into()))?;
+    let known = tokio::time::timeout(READY_TIMEOUT, realm.wait_for_providers(RPC, 1)).await;
+    if !matches!(ready, Ok(Some(ref l)) if l == "ready") || known.is_err() {
+        let _ = child.kill();
+        return Err(CliError::Failed(
+            "the provider process did not become ready".into(),
+        ));
+    }
+
+    let body = Bytes::from(vec![0x5a; payload]);
+    let options = weft::CallOptions::default();
+    let started = Instant::now();
+    let mut latencies: Vec<u64> = Vec::with_capacity(usize::try_from(calls).unwrap_or(0));
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut issued = 0u64;
+    while issued < calls || !in_flight.is_empty() {
+        while issued < calls && in_flight.len() < concurrency.max(1) {
+            let (realm, body) = (realm.clone(), body.clone());
+            in_flight.spawn(async move {
+                let t = Instant::now();
+                realm
+                    .call_bytes(RPC, body, options)
+                    .await
+                    .map(|_| t.elapsed())
+            });
+            issued += 1;
+        }
+        if let Some(done) = in_flight.join_next().await {
+            let elapsed = done.map_err(|e| CliError::Failed(e.to_string()))??;
+            latencies.push(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+    let total = started.elapsed().as_secs_f64();
+    drop(child.stdin.take()); // the provider exits when its stdin closes
+    let _ = child.wait();
+    node.shutdown().await;
+
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let (p50, p99) = (at(0.50), at(0.99));
+    let per_sec = calls as f64 / total;
+    if as_json {
+        println!(
+            "{}",
+            json!({ "bench": "rpc", "payload": payload, "calls": calls, "p50_us": p50, "p99_us": p99, "calls_per_sec": per_sec.round() })
+        );
+    } else {
+        println!(
+            "rpc {payload} B x{concurrency}: p50 {p50} µs, p99 {p99} µs, {per_sec:.0} calls/s"
+        );
+    }
+    Ok(())
+}
+
 pub(crate) async fn peer(cmd: BenchPeerCommand) -> Result<(), CliError> {
-    let BenchPeerCommand::Pubsub { connect, messages } = cmd;
+    let (connect, messages) = match cmd {
+        BenchPeerCommand::Pubsub { connect, messages } => (connect, messages),
+        BenchPeerCommand::Rpc { connect } => return rpc_peer(connect).await,
+    };
     let node = Node::builder()
         .listen("127.0.0.1:0")
         .bootstrap(connect)
@@ -184,6 +293,39 @@ pub(crate) async fn peer(cmd: BenchPeerCommand) -> Result<(), CliError> {
         "{}",
         json!({ "received": received, "elapsed_us": elapsed_us, "dropped": events.dropped() })
     );
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Provides `bench.echo` until stdin closes.
+async fn rpc_peer(connect: String) -> Result<(), CliError> {
+    let node = Node::builder()
+        .listen("127.0.0.1:0")
+        .bootstrap(connect)
+        .open_realm(REALM)
+        .start()
+        .await?;
+    let realm = node
+        .realm(REALM)
+        .ok_or_else(|| CliError::Failed("bench realm missing".into()))?;
+    let echo: weft::ProcedureHandler =
+        std::sync::Arc::new(|_ctx, payload| Box::pin(async move { Ok(payload) }));
+    let _registration = realm.advertise_bytes(RPC, echo).await?;
+    if tokio::time::timeout(READY_TIMEOUT, realm.wait_for_members(1))
+        .await
+        .is_err()
+    {
+        return Err(CliError::Unavailable(
+            "the calling process is not reachable".into(),
+        ));
+    }
+    println!("ready");
+    // Wait for the parent to close stdin (or die).
+    let _ = tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        let _ = std::io::stdin().read_line(&mut sink);
+    })
+    .await;
     node.shutdown().await;
     Ok(())
 }

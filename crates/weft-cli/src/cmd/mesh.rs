@@ -4,9 +4,11 @@ use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weft::{Chain, Did, Keypair, Node, NodeBuilder, Resource, Token};
+use weft::{
+    CallOptions, Chain, Did, HandlerError, Keypair, Node, NodeBuilder, Resource, Strategy, Token,
+};
 
-use crate::cli::{ClientArgs, NodeArgs, PubArgs, SubArgs};
+use crate::cli::{CallArgs, ClientArgs, NodeArgs, PubArgs, ServeArgs, SubArgs};
 use crate::cmd::parse_duration;
 use crate::error::CliError;
 use crate::input::token_arg;
@@ -107,6 +109,80 @@ pub(crate) async fn subscribe(args: SubArgs) -> Result<(), CliError> {
     .await;
     node.shutdown().await;
     outcome
+}
+
+/// Calls a procedure and prints its result.
+pub(crate) async fn call(args: CallArgs) -> Result<(), CliError> {
+    let arguments: Value = serde_json::from_str(&args.json)
+        .map_err(|e| CliError::Failed(format!("the arguments are not JSON: {e}")))?;
+    let options = CallOptions::default()
+        .timeout(parse_duration(&args.timeout)?)
+        .strategy(args.strategy.parse::<Strategy>().map_err(CliError::Usage)?);
+    let node = client(&args.client).await?;
+    let realm = client_realm(&node, &args.client)?;
+    let result = realm.call_with(&args.procedure, &arguments, options).await;
+    node.shutdown().await;
+    println!("{}", result?);
+    Ok(())
+}
+
+/// Provides a procedure by running a command per call, until SIGINT or SIGTERM.
+pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let node = client(&args.client).await?;
+    let realm = client_realm(&node, &args.client)?;
+    let command = std::sync::Arc::new(args.command.clone());
+    let registration = realm
+        .advertise(&args.procedure, move |_ctx, arguments| {
+            let command = command.clone();
+            async move { run_command(&command, &arguments).await }
+        })
+        .await;
+    let registration = match registration {
+        Ok(registration) => registration,
+        Err(e) => {
+            node.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    eprintln!("ready");
+    shutdown_signal().await;
+    drop(registration);
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Runs `command` with `arguments` on stdin; its stdout is the JSON result, a failure its error.
+async fn run_command(command: &[String], arguments: &Value) -> Result<Value, HandlerError> {
+    use tokio::io::AsyncWriteExt;
+    let (program, rest) = command
+        .split_first()
+        .ok_or_else(|| HandlerError::new("command_failed", "no command"))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(rest)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| HandlerError::new("command_failed", format!("cannot run {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = arguments.to_string();
+        // A command that does not read its input is not an error.
+        let _ = stdin.write_all(input.as_bytes()).await;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| HandlerError::new("command_failed", e.to_string()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(HandlerError::new(
+            "command_failed",
+            format!("{program} exited with {}: {}", output.status, stderr.trim()),
+        ));
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| HandlerError::new("bad_result", format!("{program} did not print JSON: {e}")))
 }
 
 /// Starts a short-lived node connected to `--connect`, and waits until the realm admits it.

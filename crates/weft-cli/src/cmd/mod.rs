@@ -15,6 +15,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Node(args) => block_on(mesh::node(args)),
         Command::Pub(args) => block_on(mesh::publish(args)),
         Command::Sub(args) => block_on(mesh::subscribe(args)),
+        Command::Call(args) => block_on(mesh::call(args)),
+        Command::Serve(args) => block_on(mesh::serve(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::BenchPeer(cmd) => block_on(bench::peer(cmd)),
     }
