@@ -75,7 +75,7 @@ async fn local_first_stays_local() {
     for _ in 0..20 {
         assert_eq!(
             caller
-                .call_with("orders.get", &json!({}), local_first)
+                .call_with("orders.get", &json!({}), local_first.clone())
                 .await
                 .unwrap(),
             json!(0)
@@ -400,5 +400,18 @@ async fn a_caller_without_rpc_call_is_refused_and_the_handler_never_runs() {
         "{err:?}"
     );
     assert_eq!(ran.load(Ordering::SeqCst), 0, "the handler never ran");
+
+    // A chain given for one call is sent with it, and the provider accepts it.
+    let one_call = Chain::new(grant(kc.did(), "weft://io.acme/orders.get", "rpc/call"), []);
+    let result = realm
+        .call_with(
+            "orders.get",
+            &json!({}),
+            CallOptions::default().ucan(one_call),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result, json!(1));
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
     shutdown(&[provider, caller]).await;
 }

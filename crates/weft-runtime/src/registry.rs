@@ -100,6 +100,8 @@ pub struct CallProcedure {
     pub timeout: Duration,
     /// How to pick among providers.
     pub strategy: Strategy,
+    /// A chain to act under for this call only, in addition to this node's chains.
+    pub chain: Option<Chain>,
     /// Set when this is the retry after waiting for a provider to appear.
     pub waited: bool,
 }
@@ -227,6 +229,15 @@ impl Registry {
         }
     }
 
+    /// This node's chains, with a per-call chain tried first.
+    fn chains_with(&self, extra: Option<&Chain>) -> Vec<Chain> {
+        extra
+            .into_iter()
+            .cloned()
+            .chain(self.own_chains.iter().cloned())
+            .collect()
+    }
+
     fn provider_appeared(&mut self, procedure: &Name) {
         for waiter in self.awaiting_provider.remove(procedure).unwrap_or_default() {
             let _ = waiter.send(());
@@ -307,13 +318,11 @@ impl Handler<CallProcedure> for Registry {
 
     fn handle(&mut self, msg: CallProcedure, ctx: &mut Context<Self>) -> Self::Result {
         let action = Action::Call(&msg.procedure);
-        if let Err(e) = self.authorizer.authorize_any(
-            &self.realm,
-            &self.own_chains,
-            &self.own_did,
-            action,
-            unix_now(),
-        ) {
+        let chains = self.chains_with(msg.chain.as_ref());
+        if let Err(e) =
+            self.authorizer
+                .authorize_any(&self.realm, &chains, &self.own_did, action, unix_now())
+        {
             return Box::pin(fut::ready(Err(CallError::Unauthorized(e.to_string()))));
         }
         let random = getrandom::u64().unwrap_or(0);
@@ -372,6 +381,7 @@ impl Handler<CallProcedure> for Registry {
                         procedure: msg.procedure.clone(),
                         timeout_ms: u32::try_from(msg.timeout.as_millis()).unwrap_or(u32::MAX),
                         payload: msg.payload.clone(),
+                        chain: msg.chain.as_ref().map(crate::runtime::wire_chain),
                     });
                     let Ok(bytes) = weft_net::framed::encode(&call, DEFAULT_MAX_FRAME) else {
                         return Box::pin(fut::ready(Err(CallError::Unavailable(
@@ -421,7 +431,7 @@ impl Registry {
                 .authorizer
                 .authorize_any(
                     &self.realm,
-                    &self.own_chains,
+                    &self.chains_with(msg.chain.as_ref()),
                     &self.own_did,
                     Action::Call(&msg.procedure),
                     unix_now(),
@@ -513,9 +523,20 @@ impl Handler<RemoteCall> for Registry {
             }
         };
         let action = Action::Call(&call.procedure);
+        // A chain sent with the call is tried first, then those the caller presented at admission.
+        let mut chains: Vec<Chain> = Vec::new();
+        if let Some(wire) = &call.chain {
+            match Chain::parse(&wire.leaf, &wire.proofs) {
+                Ok(chain) => chains.push(chain),
+                Err(e) => {
+                    debug!(caller = %member.did.short(), error = %e, "unparsable per-call chain ignored")
+                }
+            }
+        }
+        chains.extend(member.chains.iter().cloned());
         let grant = match self.authorizer.authorize_any(
             &self.realm,
-            &member.chains,
+            &chains,
             &member.did,
             action,
             unix_now(),

@@ -324,12 +324,14 @@ impl RealmHandle {
         payload: Bytes,
         timeout: std::time::Duration,
         strategy: Strategy,
+        chain: Option<weft_auth::Chain>,
     ) -> Result<Bytes, CallError> {
         let call = CallProcedure {
             procedure: procedure.clone(),
             payload,
             timeout,
             strategy,
+            chain,
             waited: false,
         };
         self.registry
@@ -506,6 +508,14 @@ fn build(
     )
     .start();
     Ok(Built { node, realms })
+}
+
+/// A chain as presented on the wire: its leaf and every proof it can cite.
+pub(crate) fn wire_chain(chain: &weft_auth::Chain) -> WireChain {
+    WireChain {
+        leaf: chain.leaf().as_str().to_owned(),
+        proofs: proofs_of(chain),
+    }
 }
 
 /// Every proof a chain can cite, as JWTs, for presenting it to a peer.

@@ -175,6 +175,10 @@ mod tests {
                 procedure: Name::new("orders.get").unwrap(),
                 timeout_ms: 5000,
                 payload: Bytes::from_static(b"{}"),
+                chain: Some(WireChain {
+                    leaf: "a.b.c".into(),
+                    proofs: vec![],
+                }),
             }),
             Frame::Reply(crate::Reply {
                 realm: 0,

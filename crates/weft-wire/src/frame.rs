@@ -166,6 +166,8 @@ pub struct Call {
     pub timeout_ms: u32,
     /// The arguments, opaque to weft.
     pub payload: Bytes,
+    /// A chain the caller acts under for this call only, in addition to those of its hello.
+    pub chain: Option<WireChain>,
 }
 
 /// The outcome of a [`Call`].

@@ -225,12 +225,14 @@ impl Node {
 }
 
 /// How a call is made.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CallOptions {
     /// How long to wait for the reply (also the provider's deadline). Default 5 s.
     pub timeout: Duration,
     /// How to pick among providers. Default round robin.
     pub strategy: Strategy,
+    /// A UCAN chain to call under, for this call only (sent with it; the provider checks it).
+    pub chain: Option<Chain>,
 }
 
 impl Default for CallOptions {
@@ -238,6 +240,7 @@ impl Default for CallOptions {
         Self {
             timeout: Duration::from_secs(5),
             strategy: Strategy::RoundRobin,
+            chain: None,
         }
     }
 }
@@ -252,6 +255,12 @@ impl CallOptions {
     /// Sets the strategy.
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Calls under `chain` (for this call only).
+    pub fn ucan(mut self, chain: Chain) -> Self {
+        self.chain = Some(chain);
         self
     }
 }
@@ -387,6 +396,7 @@ impl RealmHandle {
                 payload.into(),
                 options.timeout,
                 options.strategy,
+                options.chain,
             )
             .await?)
     }

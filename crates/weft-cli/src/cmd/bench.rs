@@ -208,7 +208,7 @@ async fn rpc(
     let mut issued = 0u64;
     while issued < calls || !in_flight.is_empty() {
         while issued < calls && in_flight.len() < concurrency.max(1) {
-            let (realm, body) = (realm.clone(), body.clone());
+            let (realm, body, options) = (realm.clone(), body.clone(), options.clone());
             in_flight.spawn(async move {
                 let t = Instant::now();
                 realm
