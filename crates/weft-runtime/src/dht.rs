@@ -16,6 +16,14 @@ pub struct Provide {
     pub key: Vec<u8>,
 }
 
+/// Withdraw this node's provider record for `key`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopProviding {
+    /// The DHT key.
+    pub key: Vec<u8>,
+}
+
 /// Look up the providers of `key`; returns how many were found.
 #[derive(Debug, Message)]
 #[rtype(result = "usize")]
@@ -52,6 +60,21 @@ impl Handler<Provide> for Dht {
                 if let Err(e) = network.provide(msg.key).await {
                     warn!(error = %e, "cannot announce realm membership in the DHT");
                 }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// Stops providing; the record then expires at the peers that stored it.
+impl Handler<StopProviding> for Dht {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopProviding, ctx: &mut Context<Self>) {
+        let network = self.network.clone();
+        ctx.spawn(
+            async move {
+                let _ = network.stop_providing(msg.key).await;
             }
             .into_actor(self),
         );

@@ -33,7 +33,7 @@ use weft_names::Name;
 use weft_net::{Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
 
-use crate::dht::{Dht, Provide};
+use crate::dht::{Dht, Provide, StopProviding};
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::router::{MemberJoined, MemberLeft};
@@ -304,6 +304,9 @@ impl Handler<Unadvertise> for Registry {
     fn handle(&mut self, msg: Unadvertise, _ctx: &mut Context<Self>) {
         if self.local.remove(&msg.procedure).is_some() {
             self.providers.remove(&msg.procedure, &Provider::Local);
+            self.dht.do_send(StopProviding {
+                key: procedure_key(&self.realm, &msg.procedure),
+            });
             self.announce(Interest::Unadvertise {
                 realm: self.index,
                 procedure: msg.procedure,
