@@ -91,10 +91,14 @@ async fn local_first_stays_local() {
         seen.contains(&json!(1)),
         "round robin reaches the remote provider: {seen:?}"
     );
-    let _ = caller
-        .call_with("orders.get", &json!({}), first)
-        .await
-        .unwrap();
+    // `first` is the provider announced first: this node's own, advertised before the remote one.
+    assert_eq!(
+        caller
+            .call_with("orders.get", &json!({}), first)
+            .await
+            .unwrap(),
+        json!(0)
+    );
     shutdown(&nodes).await;
 }
 
@@ -136,6 +140,10 @@ async fn a_remote_handler_error_and_a_panic_come_back_typed() {
             if args["sku"] == "boom" {
                 panic!("handler bug");
             }
+            if args["sku"] == "slow" {
+                // A handler's own code never poses as a runtime error.
+                return Err(HandlerError::new("timeout", "the warehouse did not answer"));
+            }
             Err::<Value, _>(HandlerError::new(
                 "out_of_stock",
                 format!("no {}", args["sku"]),
@@ -168,6 +176,14 @@ async fn a_remote_handler_error_and_a_panic_come_back_typed() {
     {
         Error::Call(CallError::Remote { code, .. }) => assert_eq!(code, "panic"),
         other => panic!("{other:?}"),
+    }
+    match caller
+        .call("stock.check", &json!({"sku": "slow"}))
+        .await
+        .unwrap_err()
+    {
+        Error::Call(CallError::Remote { code, .. }) => assert_eq!(code, "timeout"),
+        other => panic!("a handler's code must come back as Remote: {other:?}"),
     }
     // The provider survived its handler's panic.
     assert!(matches!(
@@ -268,7 +284,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_a_provider_mid_run_never_runs_a_call_twice() {
+async fn calls_keep_succeeding_when_a_provider_dies_between_calls() {
     let fast = BackoffPolicy {
         initial: Duration::from_millis(50),
         max: Duration::from_millis(200),
@@ -414,4 +430,70 @@ async fn a_caller_without_rpc_call_is_refused_and_the_handler_never_runs() {
     assert_eq!(result, json!(1));
     assert_eq!(ran.load(Ordering::SeqCst), 1);
     shutdown(&[provider, caller]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_flight_to_a_provider_that_dies_is_not_run_again_elsewhere() {
+    let nodes = mesh(3, |b, _| {
+        b.open_realm("dev").liveness(Duration::from_secs(1))
+    })
+    .await;
+    let caller = nodes[0].realm("dev").unwrap();
+
+    // B is announced first, so `first` picks it; its handler starts, then never finishes.
+    let started = Arc::new(Notify::new());
+    let s = started.clone();
+    let _b = nodes[2]
+        .realm("dev")
+        .unwrap()
+        .advertise("jobs.run", move |_ctx, _args| {
+            s.notify_one();
+            async { std::future::pending::<Result<Value, HandlerError>>().await }
+        })
+        .await
+        .unwrap();
+    within("B known", caller.wait_for_providers("jobs.run", 1))
+        .await
+        .unwrap();
+    let runs_on_a = Arc::new(AtomicU64::new(0));
+    let r = runs_on_a.clone();
+    let _a = nodes[1]
+        .realm("dev")
+        .unwrap()
+        .advertise("jobs.run", move |_ctx, _args| {
+            r.fetch_add(1, Ordering::SeqCst);
+            async { Ok(json!("a")) }
+        })
+        .await
+        .unwrap();
+    within("A known", caller.wait_for_providers("jobs.run", 2))
+        .await
+        .unwrap();
+
+    let options = CallOptions::default()
+        .strategy(Strategy::First)
+        .timeout(Duration::from_secs(10));
+    let call = tokio::spawn({
+        let caller = caller.clone();
+        async move { caller.call_with("jobs.run", &json!({}), options).await }
+    });
+    within("B runs the call", started.notified()).await;
+    nodes[2].abort().await;
+
+    let outcome = within("the call ends", call).await.unwrap();
+    assert!(
+        matches!(outcome, Err(Error::Call(CallError::Unavailable(_)))),
+        "a call lost in flight is reported, not retried: {outcome:?}"
+    );
+    assert_eq!(
+        runs_on_a.load(Ordering::SeqCst),
+        0,
+        "the call was not run a second time on A"
+    );
+    // A still serves new calls.
+    assert_eq!(
+        caller.call("jobs.run", &json!({})).await.unwrap(),
+        json!("a")
+    );
+    shutdown(&nodes[..2]).await;
 }

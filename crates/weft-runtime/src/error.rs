@@ -96,6 +96,9 @@ pub enum AdvertiseError {
     /// This node may not provide that procedure.
     #[error("not allowed to advertise: {0}")]
     Unauthorized(AuthError),
+    /// This node already provides it; drop the first registration to replace the handler.
+    #[error("{0} is already provided by this node")]
+    AlreadyProvided(String),
     /// The node is shutting down.
     #[error("the node has stopped")]
     Stopped,

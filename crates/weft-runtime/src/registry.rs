@@ -39,8 +39,12 @@ use crate::providers::{Provider, Providers, Strategy};
 use crate::router::{MemberJoined, MemberLeft};
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
 
-/// How long a call waits for a first provider of its procedure to be announced.
+/// How long a call waits, at most, for a first provider of its procedure to be announced.
 const PROVIDER_GRACE: Duration = Duration::from_secs(1);
+/// Longest deadline a call may carry (the wire's `u32` milliseconds, about 49 days).
+const MAX_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
+/// Handlers running at once for peers; past this, calls are answered `unavailable` at once.
+const MAX_CONCURRENT_HANDLERS: usize = 1024;
 
 /// A procedure's implementation: called with the context and the arguments, returns the result.
 pub type ProcedureHandler = Arc<
@@ -180,6 +184,8 @@ pub struct Registry {
     awaiting_provider: HashMap<Name, Vec<oneshot::Sender<()>>>,
     /// Callers waiting for a number of providers.
     awaiting_count: Vec<AwaitProviders>,
+    /// Bounds the handlers running for peers.
+    handler_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -218,6 +224,7 @@ impl Registry {
             next_id: 1,
             awaiting_provider: HashMap::new(),
             awaiting_count: Vec::new(),
+            handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
         }
     }
 
@@ -283,6 +290,9 @@ impl Handler<Advertise> for Registry {
                 unix_now(),
             )
             .map_err(AdvertiseError::Unauthorized)?;
+        if self.local.contains_key(&msg.procedure) {
+            return Err(AdvertiseError::AlreadyProvided(msg.procedure.to_string()));
+        }
         self.local.insert(msg.procedure.clone(), msg.handler);
         self.providers.add(msg.procedure.clone(), Provider::Local);
         self.announce(Interest::Advertise {
@@ -319,15 +329,20 @@ impl Handler<Unadvertise> for Registry {
 impl Handler<CallProcedure> for Registry {
     type Result = ResponseActFuture<Self, Result<Bytes, CallError>>;
 
-    fn handle(&mut self, msg: CallProcedure, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: CallProcedure, ctx: &mut Context<Self>) -> Self::Result {
+        msg.timeout = msg.timeout.min(MAX_TIMEOUT);
         let action = Action::Call(&msg.procedure);
         let chains = self.chains_with(msg.chain.as_ref());
-        if let Err(e) =
-            self.authorizer
-                .authorize_any(&self.realm, &chains, &self.own_did, action, unix_now())
-        {
-            return Box::pin(fut::ready(Err(CallError::Unauthorized(e.to_string()))));
-        }
+        let grant = match self.authorizer.authorize_any(
+            &self.realm,
+            &chains,
+            &self.own_did,
+            action,
+            unix_now(),
+        ) {
+            Ok(grant) => grant,
+            Err(e) => return Box::pin(fut::ready(Err(CallError::Unauthorized(e.to_string())))),
+        };
         let random = getrandom::u64().unwrap_or(0);
         let mut unreachable: Vec<Provider<PeerId>> = Vec::new();
         loop {
@@ -349,20 +364,30 @@ impl Handler<CallProcedure> for Registry {
                     ))));
                 }
                 // A provider may be about to be announced (a new member's advertisements follow
-                // its admission): wait for one, briefly, then try once more.
+                // its admission): wait for one, briefly and within the call's own timeout, then
+                // try once more with the time that is left.
                 let (appeared, wait) = oneshot::channel();
-                self.awaiting_provider
+                let waiters = self
+                    .awaiting_provider
                     .entry(msg.procedure.clone())
-                    .or_default()
-                    .push(appeared);
+                    .or_default();
+                waiters.retain(|w| !w.is_closed());
+                waiters.push(appeared);
                 let me = ctx.address();
-                let retry = CallProcedure {
-                    waited: true,
-                    ..msg
-                };
+                let started = Instant::now();
+                let grace = PROVIDER_GRACE.min(msg.timeout);
                 return Box::pin(
                     async move {
-                        let _ = tokio::time::timeout(PROVIDER_GRACE, wait).await;
+                        let _ = tokio::time::timeout(grace, wait).await;
+                        let timeout = msg.timeout.saturating_sub(started.elapsed());
+                        if timeout.is_zero() {
+                            return Err(CallError::NotFound(msg.procedure.to_string()));
+                        }
+                        let retry = CallProcedure {
+                            waited: true,
+                            timeout,
+                            ..msg
+                        };
                         me.send(retry)
                             .await
                             .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())))
@@ -371,7 +396,7 @@ impl Handler<CallProcedure> for Registry {
                 );
             };
             match provider {
-                Provider::Local => return Box::pin(self.call_local(msg).into_actor(self)),
+                Provider::Local => return Box::pin(self.call_local(msg, grant).into_actor(self)),
                 Provider::Remote(peer) => {
                     let Some(member) = self.members.get(&peer) else {
                         unreachable.push(Provider::Remote(peer));
@@ -382,7 +407,10 @@ impl Handler<CallProcedure> for Registry {
                         realm: self.index,
                         id,
                         procedure: msg.procedure.clone(),
-                        timeout_ms: u32::try_from(msg.timeout.as_millis()).unwrap_or(u32::MAX),
+                        // Rounded up: a sub-millisecond timeout must not arrive as "already past".
+                        timeout_ms: u32::try_from(msg.timeout.as_millis())
+                            .unwrap_or(u32::MAX)
+                            .max(1),
                         payload: msg.payload.clone(),
                         chain: msg.chain.as_ref().map(crate::runtime::wire_chain),
                     });
@@ -425,21 +453,13 @@ impl Registry {
     fn call_local(
         &self,
         msg: CallProcedure,
+        grant: Grant,
     ) -> impl Future<Output = Result<Bytes, CallError>> + 'static {
         let handler = self.local.get(&msg.procedure).cloned();
         let context = CallContext {
             caller: self.own_did,
             procedure: msg.procedure.clone(),
-            grant: self
-                .authorizer
-                .authorize_any(
-                    &self.realm,
-                    &self.chains_with(msg.chain.as_ref()),
-                    &self.own_did,
-                    Action::Call(&msg.procedure),
-                    unix_now(),
-                )
-                .unwrap_or(Grant::Owner),
+            grant,
             tags: Arc::new(Vec::new()),
             deadline: Instant::now() + msg.timeout,
         };
@@ -449,10 +469,7 @@ impl Registry {
                 return Err(CallError::NotFound(msg.procedure.to_string()));
             };
             let deadline = context.deadline;
-            match run(&network, handler, context, msg.payload, deadline).await {
-                Outcome::Ok(bytes) => Ok(bytes),
-                Outcome::Err { code, message } => Err(error_from(code, message)),
-            }
+            result_of(run(&network, handler, context, msg.payload, deadline).await)
         }
     }
 }
@@ -478,27 +495,32 @@ async fn run(
             code: "panic".into(),
             message: "the handler panicked".into(),
         },
-        Ok(Err(e)) => Outcome::Err {
-            code: "unavailable".into(),
-            message: e.to_string(),
-        },
+        Ok(Err(e)) => fault("unavailable", e.to_string()),
         Err(_) => {
             abort.abort();
-            Outcome::Err {
-                code: "timeout".into(),
-                message: "the caller's deadline passed".into(),
-            }
+            fault("timeout", "the caller's deadline passed")
         }
     }
 }
 
-fn error_from(code: String, message: String) -> CallError {
-    match code.as_str() {
-        "notFound" => CallError::NotFound(message),
-        "unauthorized" => CallError::Unauthorized(message),
-        "timeout" => CallError::Timeout,
-        "unavailable" => CallError::Unavailable(message),
-        _ => CallError::Remote { code, message },
+fn fault(code: &str, message: impl Into<String>) -> Outcome {
+    Outcome::Fault {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// A handler's error is always `Remote`; only the runtime's faults map to the other kinds.
+fn result_of(outcome: Outcome) -> Result<Bytes, CallError> {
+    match outcome {
+        Outcome::Ok(bytes) => Ok(bytes),
+        Outcome::Err { code, message } => Err(CallError::Remote { code, message }),
+        Outcome::Fault { code, message } => Err(match code.as_str() {
+            "notFound" => CallError::NotFound(message),
+            "unauthorized" => CallError::Unauthorized(message),
+            "timeout" => CallError::Timeout,
+            _ => CallError::Unavailable(message),
+        }),
     }
 }
 
@@ -513,16 +535,27 @@ impl Handler<RemoteCall> for Registry {
         };
         let call = msg.call;
         let sender = member.sender.clone();
+        let (realm, id) = (call.realm, call.id);
         let reply = move |outcome: Outcome| {
-            let frame = Frame::Reply(Reply {
-                realm: call.realm,
-                id: call.id,
-                outcome,
+            let encoded = weft_net::framed::encode(
+                &Frame::Reply(Reply { realm, id, outcome }),
+                DEFAULT_MAX_FRAME,
+            )
+            .or_else(|e| {
+                let too_large = fault("unavailable", format!("the result cannot be sent: {e}"));
+                weft_net::framed::encode(
+                    &Frame::Reply(Reply {
+                        realm,
+                        id,
+                        outcome: too_large,
+                    }),
+                    DEFAULT_MAX_FRAME,
+                )
             });
-            if let Ok(bytes) = weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME) {
-                // A reply that does not fit the queue is lost like a publication: the caller's
-                // timeout reports it.
-                sender.send(bytes);
+            // Replies go on the control lane: the handler has run, so its outcome must not be
+            // dropped by a full publication queue.
+            if let Ok(bytes) = encoded {
+                sender.send_control(bytes);
             }
         };
         let action = Action::Call(&call.procedure);
@@ -547,17 +580,14 @@ impl Handler<RemoteCall> for Registry {
             Ok(grant) => grant,
             Err(e) => {
                 debug!(caller = %member.did.short(), procedure = %call.procedure, error = %e, "call refused");
-                return reply(Outcome::Err {
-                    code: "unauthorized".into(),
-                    message: e.to_string(),
-                });
+                return reply(fault("unauthorized", e.to_string()));
             }
         };
         let Some(handler) = self.local.get(&call.procedure).cloned() else {
-            return reply(Outcome::Err {
-                code: "notFound".into(),
-                message: format!("{} is not provided here", call.procedure),
-            });
+            return reply(fault(
+                "notFound",
+                format!("{} is not provided here", call.procedure),
+            ));
         };
         let deadline = Instant::now() + Duration::from_millis(u64::from(call.timeout_ms));
         let context = CallContext {
@@ -567,10 +597,17 @@ impl Handler<RemoteCall> for Registry {
             tags: member.tags.clone(),
             deadline,
         };
+        let Ok(slot) = self.handler_slots.clone().try_acquire_owned() else {
+            return reply(fault(
+                "unavailable",
+                "the provider is at its limit of concurrent calls",
+            ));
+        };
         let network = self.network.clone();
         let payload = call.payload.clone();
         self.network.spawn(async move {
             let outcome = run(&network, handler, context, payload, deadline).await;
+            drop(slot);
             reply(outcome);
         });
     }
@@ -596,11 +633,7 @@ impl Handler<RemoteReply> for Registry {
     fn handle(&mut self, msg: RemoteReply, _ctx: &mut Context<Self>) {
         match self.pending.remove(&msg.reply.id) {
             Some(pending) if pending.peer == msg.peer => {
-                let result = match msg.reply.outcome {
-                    Outcome::Ok(bytes) => Ok(bytes),
-                    Outcome::Err { code, message } => Err(error_from(code, message)),
-                };
-                let _ = pending.reply.send(result);
+                let _ = pending.reply.send(result_of(msg.reply.outcome));
             }
             Some(pending) => {
                 // A reply to someone else's call: put it back, ignore the impostor.

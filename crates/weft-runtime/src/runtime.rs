@@ -45,6 +45,8 @@ pub struct NodeHandle {
     listen: Vec<Multiaddr>,
     realms: Vec<RealmHandle>,
     peer_events: broadcast::Sender<PeerEvent>,
+    /// Subscribed before the actors started, so the first `peer_events()` misses nothing.
+    first_events: Mutex<Option<PeerEvents>>,
     network: Network,
     stop: Mutex<Option<oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -105,7 +107,7 @@ impl NodeHandle {
         let (network, events, net_thread) = Network::start(config.net.clone())?;
         let network_handle = network.clone();
         let peer_id = network.peer_id();
-        let (peer_events, _) = broadcast::channel(256);
+        let (peer_events, first_events) = broadcast::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let peer_events_for_actors = peer_events.clone();
@@ -149,6 +151,7 @@ impl NodeHandle {
             listen,
             realms: built.realms,
             peer_events,
+            first_events: Mutex::new(Some(first_events)),
             network: network_handle,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
@@ -184,9 +187,11 @@ impl NodeHandle {
             .cloned()
     }
 
-    /// Peer arrivals and departures from now on.
+    /// Peer arrivals, departures and refusals: the first call sees every event since the node
+    /// started, later calls see events from then on.
     pub fn peer_events(&self) -> PeerEvents {
-        self.peer_events.subscribe()
+        let first = self.first_events.lock().ok().and_then(|mut f| f.take());
+        first.unwrap_or_else(|| self.peer_events.subscribe())
     }
 
     /// Peers connected now (those that completed the handshake).

@@ -187,9 +187,18 @@ pub struct Reply {
 pub enum Outcome {
     /// The handler's result.
     Ok(Bytes),
-    /// No result: a contract code (`notFound`, `unauthorized`, `timeout`, or the handler's own).
+    /// The handler's error (or panic, code `panic`): whatever its code, the caller sees a remote
+    /// error, so a handler can never pass itself off as the runtime.
     Err {
-        /// The code.
+        /// The handler's code.
+        code: String,
+        /// A human-readable explanation.
+        message: String,
+    },
+    /// The provider's runtime did not (or could not) run the handler: `notFound`,
+    /// `unauthorized`, `timeout` or `unavailable`.
+    Fault {
+        /// The contract code.
         code: String,
         /// A human-readable explanation.
         message: String,

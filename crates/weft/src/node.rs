@@ -203,7 +203,8 @@ impl Node {
         self.inner.realm(name).map(|inner| RealmHandle { inner })
     }
 
-    /// Peer arrivals and departures from now on.
+    /// Peer arrivals, departures and refusals: the first call sees every event since the node
+    /// started, later calls see events from then on.
     pub fn peer_events(&self) -> PeerEvents {
         self.inner.peer_events()
     }

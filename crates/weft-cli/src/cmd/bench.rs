@@ -52,33 +52,18 @@ async fn pubsub(payload: usize, messages: u64, as_json: bool) -> Result<(), CliE
         .first()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Failed(format!("cannot find the weft binary: {e}")))?;
-    let mut child = Command::new(exe)
-        .args([
+    let messages_arg = messages.to_string();
+    let (mut child, mut lines) = spawn_peer(
+        &[
             "bench-peer",
             "pubsub",
             "--connect",
             &addr,
             "--messages",
-            &messages.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| CliError::Failed(format!("cannot start the subscriber process: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| CliError::Failed("no subscriber output".into()))?;
-    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(4);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
+            &messages_arg,
+        ],
+        Stdio::null(),
+    )?;
 
     let ready = tokio::time::timeout(READY_TIMEOUT, lines.recv()).await;
     if !matches!(ready, Ok(Some(ref l)) if l == "ready") {
@@ -168,26 +153,8 @@ async fn rpc(
         .first()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Failed(format!("cannot find the weft binary: {e}")))?;
-    let mut child = Command::new(exe)
-        .args(["bench-peer", "rpc", "--connect", &addr])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| CliError::Failed(format!("cannot start the provider process: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| CliError::Failed("no provider output".into()))?;
-    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(4);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, mut lines) =
+        spawn_peer(&["bench-peer", "rpc", "--connect", &addr], Stdio::piped())?;
     let ready = tokio::time::timeout(READY_TIMEOUT, lines.recv()).await;
     let realm = node
         .realm(REALM)
@@ -248,6 +215,37 @@ async fn rpc(
         );
     }
     Ok(())
+}
+
+/// Starts this binary again as the benchmark's other process; its stdout lines arrive on the
+/// returned channel (read by a thread, so waits on them can be bounded).
+fn spawn_peer(
+    args: &[&str],
+    stdin: Stdio,
+) -> Result<(std::process::Child, tokio::sync::mpsc::Receiver<String>), CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Failed(format!("cannot find the weft binary: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stdin(stdin)
+        .spawn()
+        .map_err(|e| {
+            CliError::Failed(format!("cannot start the benchmark's second process: {e}"))
+        })?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Failed("no output from the second process".into()))?;
+    let (lines_tx, lines) = tokio::sync::mpsc::channel::<String>(4);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok((child, lines))
 }
 
 pub(crate) async fn peer(cmd: BenchPeerCommand) -> Result<(), CliError> {

@@ -120,7 +120,15 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), CliError> {
         .strategy(args.strategy.parse::<Strategy>().map_err(CliError::Usage)?);
     let node = client(&args.client).await?;
     let realm = client_realm(&node, &args.client)?;
-    let result = realm.call_with(&args.procedure, &arguments, options).await;
+    // A provider elsewhere in the mesh is found through discovery: give that the call's timeout.
+    let timeout = options.timeout;
+    let result =
+        match tokio::time::timeout(timeout, realm.wait_for_providers(&args.procedure, 1)).await {
+            Ok(_) => realm.call_with(&args.procedure, &arguments, options).await,
+            Err(_) => Err(weft::Error::Call(weft::CallError::NotFound(
+                args.procedure.clone(),
+            ))),
+        };
     node.shutdown().await;
     println!("{}", result?);
     Ok(())
@@ -165,15 +173,21 @@ async fn run_command(command: &[String], arguments: &Value) -> Result<Value, Han
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| HandlerError::new("command_failed", format!("cannot run {program}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = arguments.to_string();
-        // A command that does not read its input is not an error.
-        let _ = stdin.write_all(input.as_bytes()).await;
-    }
+    // Written concurrently with reading the output: a command that writes as it reads (`cat`)
+    // would otherwise fill one pipe while we block on the other.
+    let input = arguments.to_string();
+    let stdin = child.stdin.take();
+    let writer = tokio::spawn(async move {
+        if let Some(mut stdin) = stdin {
+            // A command that does not read its input is not an error.
+            let _ = stdin.write_all(input.as_bytes()).await;
+        }
+    });
     let output = child
         .wait_with_output()
         .await
         .map_err(|e| HandlerError::new("command_failed", e.to_string()))?;
+    let _ = writer.await;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         return Err(HandlerError::new(
@@ -203,11 +217,23 @@ async fn client(args: &ClientArgs) -> Result<Node, CliError> {
         .bootstrap(args.connect.clone());
     let builder = with_realms(builder, std::slice::from_ref(&args.realm), &args.ucan, did)?;
     let node = builder.start().await?;
+    let mut events = node.peer_events();
     let realm = client_realm(&node, args)?;
-    if tokio::time::timeout(CONNECT_TIMEOUT, realm.wait_for_members(1))
-        .await
-        .is_err()
-    {
+    // Admitted by us is not enough: the node may refuse us, and says so with a denial.
+    let admitted = tokio::select! {
+        joined = tokio::time::timeout(CONNECT_TIMEOUT, realm.wait_for_members(1)) => joined.is_ok(),
+        denial = next_denial(&mut events) => {
+            node.shutdown().await;
+            return Err(CliError::Unauthorized(denial));
+        }
+    };
+    while let Ok(event) = events.try_recv() {
+        if let weft::PeerEvent::Denied { code, reason, .. } = event {
+            node.shutdown().await;
+            return Err(CliError::Unauthorized(format!("{code}: {reason}")));
+        }
+    }
+    if !admitted {
         node.shutdown().await;
         return Err(CliError::Unavailable(format!(
             "no node of realm {} answered at {} within {}s (is it running, and does this client hold realm/join?)",
@@ -217,6 +243,24 @@ async fn client(args: &ClientArgs) -> Result<Node, CliError> {
         )));
     }
     Ok(node)
+}
+
+/// The next refusal by a peer, as text; pending forever if none comes.
+async fn next_denial(events: &mut weft::PeerEvents) -> String {
+    loop {
+        match events.recv().await {
+            Ok(weft::PeerEvent::Denied {
+                realm,
+                code,
+                reason,
+                ..
+            }) => return format!("{code} in {realm}: {reason}"),
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await
+            }
+        }
+    }
 }
 
 fn client_realm(node: &Node, args: &ClientArgs) -> Result<weft::RealmHandle, CliError> {
