@@ -419,16 +419,38 @@ async fn a_caller_without_rpc_call_is_refused_and_the_handler_never_runs() {
 
     // A chain given for one call is sent with it, and the provider accepts it.
     let one_call = Chain::new(grant(kc.did(), "weft://io.acme/orders.get", "rpc/call"), []);
+    let revocable = one_call.cid().to_owned();
     let result = realm
+        .call_with(
+            "orders.get",
+            &json!({}),
+            CallOptions::default().ucan(one_call.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result, json!(1));
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+
+    // The provider's own check: it revokes that token; the caller, unaware, still passes its
+    // local check and sends the call, which the provider refuses before the handler runs.
+    provider.revoke(revocable);
+    let err = realm
         .call_with(
             "orders.get",
             &json!({}),
             CallOptions::default().ucan(one_call),
         )
         .await
-        .unwrap();
-    assert_eq!(result, json!(1));
-    assert_eq!(ran.load(Ordering::SeqCst), 1);
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Call(CallError::Unauthorized(ref m)) if m.contains("revoked")),
+        "{err:?}"
+    );
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "the handler did not run again"
+    );
     shutdown(&[provider, caller]).await;
 }
 

@@ -134,8 +134,9 @@ impl Authorizer {
     }
 
     /// Like [`authorize`](Self::authorize) for a principal holding several chains (one for
-    /// `realm/join`, one for `msg/publish`, …): the first chain that allows the action wins; with
-    /// none, the error of the last one tried (or of having none) is returned.
+    /// `realm/join`, one for `msg/publish`, …): the first chain that allows the action wins. When
+    /// none does, the error reported is the first specific one (revoked, expired, invalid…), which
+    /// explains more than another chain's "does not cover this"; otherwise the last `unauthorized`.
     pub fn authorize_any(
         &self,
         realm: &Realm,
@@ -147,14 +148,20 @@ impl Authorizer {
         if chains.is_empty() {
             return self.authorize(realm, None, actor, action, now);
         }
+        let mut specific = None;
         let mut last = None;
         for chain in chains {
             match self.authorize(realm, Some(chain), actor, action, now) {
                 Ok(grant) => return Ok(grant),
-                Err(e) => last = Some(e),
+                Err(e @ AuthError::Unauthorized(_)) => last = Some(e),
+                Err(e) => {
+                    specific.get_or_insert(e);
+                }
             }
         }
-        Err(last.unwrap_or_else(|| AuthError::Unauthorized("no chain".into())))
+        Err(specific
+            .or(last)
+            .unwrap_or_else(|| AuthError::Unauthorized("no chain".into())))
     }
 
     /// Verifies (or finds in the cache) a chain without deciding any action: for checking a chain
@@ -789,6 +796,12 @@ mod tests {
             .authorize_any(&w.realm, &[], &w.service.did(), Action::Join, 0)
             .unwrap_err();
         assert_eq!(err.code(), "unauthorized");
+        // A revoked chain that would allow it explains more than another chain's "not covered".
+        auth.revoke(*chains[1].cid());
+        let err = auth
+            .authorize_any(&w.realm, &chains, &w.service.did(), Action::Publish(&t), 0)
+            .unwrap_err();
+        assert_eq!(err.code(), "revoked");
     }
 
     #[test]

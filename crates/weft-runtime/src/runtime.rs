@@ -45,6 +45,8 @@ pub struct NodeHandle {
     listen: Vec<Multiaddr>,
     realms: Vec<RealmHandle>,
     peer_events: broadcast::Sender<PeerEvent>,
+    /// Shared with every realm, router and registry of the node: revocations apply everywhere.
+    authorizer: Arc<Authorizer>,
     /// Subscribed before the actors started, so the first `peer_events()` misses nothing.
     first_events: Mutex<Option<PeerEvents>>,
     network: Network,
@@ -92,6 +94,7 @@ pub struct Subscription {
 struct Built {
     node: Addr<Node>,
     realms: Vec<RealmHandle>,
+    authorizer: Arc<Authorizer>,
 }
 
 impl NodeHandle {
@@ -151,6 +154,7 @@ impl NodeHandle {
             listen,
             realms: built.realms,
             peer_events,
+            authorizer: built.authorizer,
             first_events: Mutex::new(Some(first_events)),
             network: network_handle,
             stop: Mutex::new(Some(stop_tx)),
@@ -192,6 +196,12 @@ impl NodeHandle {
     pub fn peer_events(&self) -> PeerEvents {
         let first = self.first_events.lock().ok().and_then(|mut f| f.take());
         first.unwrap_or_else(|| self.peer_events.subscribe())
+    }
+
+    /// Revokes a token by CID: every chain through it stops authorizing anything on this node,
+    /// in every realm, from the next action on.
+    pub fn revoke(&self, cid: weft_ucan::Cid) {
+        self.authorizer.revoke(cid);
     }
 
     /// Peers connected now (those that completed the handshake).
@@ -512,7 +522,11 @@ fn build(
         peer_events,
     )
     .start();
-    Ok(Built { node, realms })
+    Ok(Built {
+        node,
+        realms,
+        authorizer,
+    })
 }
 
 /// A chain as presented on the wire: its leaf and every proof it can cite.

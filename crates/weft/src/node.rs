@@ -209,6 +209,12 @@ impl Node {
         self.inner.peer_events()
     }
 
+    /// Revokes a token by CID on this node: every chain through it stops authorizing anything
+    /// here (revocation is per node; revoke on every node that must refuse it).
+    pub fn revoke(&self, cid: weft_ucan::Cid) {
+        self.inner.revoke(cid);
+    }
+
     /// Peers connected now.
     pub async fn peers(&self) -> Vec<PeerInfo> {
         self.inner.peers().await
