@@ -8,8 +8,9 @@
 //!   by [`Strategy`] among those known ([`Providers`]), and the call is sent with an id and the
 //!   caller's timeout. A call is retried on another provider only when it provably never left
 //!   (the provider's queue refused it); once sent, a lost connection is [`CallError::Unavailable`],
-//!   never a second run. With no provider known yet, the call waits (up to a second) for one to be
-//!   announced, then fails [`CallError::NotFound`].
+//!   never a second run. With no provider known yet, the procedure's DHT records are looked up
+//!   (providers found are dialed) and the call waits, up to a second within its timeout, for one
+//!   to be announced, then fails [`CallError::NotFound`].
 //! - [`RemoteCall`] from a `PeerConnection`: the caller's `rpc/call` is authorized with the chains
 //!   it presented **before** the handler runs; the handler runs on the network runtime under the
 //!   caller's deadline (it is dropped when the deadline passes) and a panic becomes an error reply.
@@ -33,7 +34,7 @@ use weft_names::Name;
 use weft_net::{Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
 
-use crate::dht::{Dht, Provide, StopProviding};
+use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::router::{MemberJoined, MemberLeft};
@@ -366,6 +367,18 @@ impl Handler<CallProcedure> for Registry {
                 // A provider may be about to be announced (a new member's advertisements follow
                 // its admission): wait for one, briefly and within the call's own timeout, then
                 // try once more with the time that is left.
+                // Providers this node is not connected to are found through the procedure's own
+                // DHT records: the lookup dials them, their sessions admit them, and their
+                // advertisements wake this call.
+                let lookup = self.dht.send(FindProviders {
+                    key: procedure_key(&self.realm, &msg.procedure),
+                });
+                ctx.spawn(
+                    async move {
+                        let _ = lookup.await;
+                    }
+                    .into_actor(self),
+                );
                 let (appeared, wait) = oneshot::channel();
                 let waiters = self
                     .awaiting_provider
