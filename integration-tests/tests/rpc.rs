@@ -63,14 +63,20 @@ async fn round_robin_spreads_calls_evenly_over_three_providers() {
 async fn local_first_stays_local() {
     let nodes = mesh(2, |b, _| b.open_realm("dev")).await;
     let _local = provide(&nodes[0], 0).await;
-    let _remote = provide(&nodes[1], 1).await;
     let caller = nodes[0].realm("dev").unwrap();
+    within("members", caller.wait_for_members(1)).await.unwrap();
+    let advertised = Instant::now();
+    let _remote = provide(&nodes[1], 1).await;
     within(
         "both providers known",
         caller.wait_for_providers("orders.get", 2),
     )
     .await
     .unwrap();
+    assert!(
+        advertised.elapsed() < Duration::from_secs(1),
+        "a new provider is callable within 1 s"
+    );
     let local_first = CallOptions::default().strategy(Strategy::LocalFirst);
     for _ in 0..20 {
         assert_eq!(
