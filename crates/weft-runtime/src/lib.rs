@@ -7,22 +7,26 @@
 //!                 │  ├─ PeerConnection ×peer ── frames ◄───┼────── reader task (per stream)
 //!                 │  │       │ admits via                  │
 //!                 │  ├─ Realm ×realm (membership, subs)    │
-//!                 │  └─ Router ×realm (table, authz) ──────┼─────► writer task (per peer)
+//!                 │  ├─ Router ×realm (table, authz) ──────┼─────► writer task (per peer)
+//!                 │  └─ Registry ×realm (procedures, calls)┼─────► handler tasks
 //!                 └────────────────────────────────────────┘
 //! ```
 //!
-//! Decisions are made by plain structs ([`Interests`], [`Sequencer`], [`Backoff`]) that own no
-//! sockets, timers or threads; actors only move messages in and out. Routers, one per realm, are
-//! spread over one arbiter (thread) per core: a realm's publications are handled on one thread in
-//! order, different realms in parallel.
+//! Decisions are made by plain structs ([`Interests`], [`Sequencer`], [`Backoff`],
+//! [`providers::Providers`]) that own no sockets, timers or threads; actors only move messages in
+//! and out. Routers and registries, one each per realm, are spread over one arbiter (thread) per
+//! core: a realm's publications are handled on one thread in order, different realms in parallel.
 //!
 //! # Layout
-//! - [`interest`], [`sequence`], [`backoff`]: the sans-IO cores.
+//! - [`interest`], [`sequence`], [`backoff`], [`providers`]: the sans-IO cores.
 //! - [`settings`]: [`NodeConfig`], [`RealmConfig`].
 //! - [`event`]: what applications receive: [`Event`], [`PeerEvent`], [`RealmStats`].
-//! - [`node`], [`peer`], [`realm`], [`router`], [`dht`]: one actor each, with its messages.
-//! - [`runtime`]: [`NodeHandle`], starting the threads and actors and stopping them.
-//! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`].
+//! - [`node`], [`peer`], [`realm`], [`router`], [`registry`], [`dht`]: one actor each, with its
+//!   messages.
+//! - [`runtime`]: [`NodeHandle`], [`RealmHandle`], starting the threads and actors and stopping
+//!   them.
+//! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`], [`CallError`],
+//!   [`AdvertiseError`], [`HandlerError`].
 #![warn(missing_docs)]
 
 pub mod backoff;
