@@ -2,7 +2,7 @@
 //!
 //! Lifecycle: the `Node` starts it when a peer connects (or when the peer's stream arrives first,
 //! in which case it waits for [`Connected`]). It then opens its outbound stream, writes this node's
-//! [`Hello`](weft_wire::Hello) and waits for the peer's acknowledgement; the writer task (on the
+//! [`Hello`] and waits for the peer's acknowledgement; the writer task (on the
 //! network runtime) then drains the control lane and the publication queue. The peer's inbound stream arrives as [`AttachInbound`]; its reader
 //! task decodes frames into this actor. The actor stops when the inbound stream ends, on
 //! [`Disconnected`], or after [`Leave`]; in `stopping` it tells the realms it joined and the node.
