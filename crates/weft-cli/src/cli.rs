@@ -20,6 +20,9 @@ pub(crate) enum Command {
     /// Issue, verify and examine UCAN 0.10 capability tokens.
     #[command(subcommand)]
     Ucan(UcanCommand),
+    /// Run a small mesh on 127.0.0.1 and show weft at work: capabilities, pub/sub, RPC,
+    /// refusals. No configuration.
+    Demo,
     /// Run a node: print its listen addresses, then serve until SIGINT/SIGTERM.
     Node(NodeArgs),
     /// Publish one JSON event.

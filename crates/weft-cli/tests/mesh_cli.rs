@@ -235,3 +235,25 @@ fn call_reaches_a_command_served_on_another_process() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(3), "not found exits 3");
 }
+
+#[test]
+fn the_demo_runs_a_mesh_and_exits_0() {
+    let out = weft().arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("answered by inventory-a") && stdout.contains("answered by inventory-b"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("reserved").count(),
+        6,
+        "two instances saw three orders: {stdout}"
+    );
+    assert_eq!(stdout.matches("denied").count(), 2, "{stdout}");
+    assert!(stdout.contains("demo complete"));
+}

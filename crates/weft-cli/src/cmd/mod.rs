@@ -1,6 +1,7 @@
 //! One module per command group; this one only dispatches.
 
 mod bench;
+mod demo;
 mod id;
 mod mesh;
 mod ucan;
@@ -12,6 +13,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Id(cmd) => id::run(cmd),
         Command::Ucan(cmd) => ucan::run(cmd),
+        Command::Demo => block_on(demo::run()),
         Command::Node(args) => block_on(mesh::node(args)),
         Command::Pub(args) => block_on(mesh::publish(args)),
         Command::Sub(args) => block_on(mesh::subscribe(args)),
