@@ -43,6 +43,7 @@ pub mod router;
 pub mod runtime;
 pub mod sequence;
 pub mod settings;
+mod waiters;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use error::{

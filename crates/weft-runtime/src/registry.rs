@@ -38,6 +38,7 @@ use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::router::{MemberJoined, MemberLeft};
+use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
 
 /// How long a call waits, at most, for a first provider of its procedure to be announced.
@@ -182,9 +183,9 @@ pub struct Registry {
     pending: HashMap<u64, Pending>,
     next_id: u64,
     /// Calls waiting for a first provider of their procedure.
-    awaiting_provider: HashMap<Name, Vec<oneshot::Sender<()>>>,
-    /// Callers waiting for a number of providers.
-    awaiting_count: Vec<AwaitProviders>,
+    awaiting_provider: Waiters<Name>,
+    /// `wait_for_providers` callers, by procedure and count.
+    awaiting_count: Waiters<(Name, usize)>,
     /// Bounds the handlers running for peers.
     handler_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -223,8 +224,8 @@ impl Registry {
             members: HashMap::new(),
             pending: HashMap::new(),
             next_id: 1,
-            awaiting_provider: HashMap::new(),
-            awaiting_count: Vec::new(),
+            awaiting_provider: Waiters::default(),
+            awaiting_count: Waiters::default(),
             handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
         }
     }
@@ -247,16 +248,10 @@ impl Registry {
     }
 
     fn provider_appeared(&mut self, procedure: &Name) {
-        for waiter in self.awaiting_provider.remove(procedure).unwrap_or_default() {
-            let _ = waiter.send(());
-        }
-        for waiter in std::mem::take(&mut self.awaiting_count) {
-            if self.providers.of(&waiter.procedure).len() >= waiter.count {
-                let _ = waiter.reply.send(());
-            } else if !waiter.reply.is_closed() {
-                self.awaiting_count.push(waiter);
-            }
-        }
+        self.awaiting_provider.wake(|p| p == procedure);
+        let providers = &self.providers;
+        self.awaiting_count
+            .wake(|(p, count)| providers.of(p).len() >= *count);
     }
 }
 
@@ -380,12 +375,8 @@ impl Handler<CallProcedure> for Registry {
                     .into_actor(self),
                 );
                 let (appeared, wait) = oneshot::channel();
-                let waiters = self
-                    .awaiting_provider
-                    .entry(msg.procedure.clone())
-                    .or_default();
-                waiters.retain(|w| !w.is_closed());
-                waiters.push(appeared);
+                self.awaiting_provider
+                    .wait(msg.procedure.clone(), appeared, false);
                 let me = ctx.address();
                 let started = Instant::now();
                 let grace = PROVIDER_GRACE.min(msg.timeout);
@@ -631,11 +622,9 @@ impl Handler<AwaitProviders> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitProviders, _ctx: &mut Context<Self>) {
-        if self.providers.of(&msg.procedure).len() >= msg.count {
-            let _ = msg.reply.send(());
-        } else {
-            self.awaiting_count.push(msg);
-        }
+        let ready = self.providers.of(&msg.procedure).len() >= msg.count;
+        self.awaiting_count
+            .wait((msg.procedure, msg.count), msg.reply, ready);
     }
 }
 

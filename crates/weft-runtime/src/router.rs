@@ -31,6 +31,7 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::peer::PeerSender;
+use crate::waiters::Waiters;
 use crate::{Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now};
 
 /// Where a matching publication goes.
@@ -168,8 +169,10 @@ pub struct Router {
     sequencer: Sequencer<PeerId>,
     next_seq: u64,
     stats: RealmStats,
-    waiting: Vec<AwaitSubscriber>,
-    waiting_members: Vec<AwaitMembers>,
+    /// `wait_for_subscriber` callers, by topic.
+    waiting_subscriber: Waiters<Name>,
+    /// `wait_for_members` callers, by count.
+    waiting_members: Waiters<usize>,
 }
 
 impl std::fmt::Debug for Router {
@@ -204,27 +207,8 @@ impl Router {
             sequencer: Sequencer::new(),
             next_seq: 0,
             stats: RealmStats::default(),
-            waiting: Vec::new(),
-            waiting_members: Vec::new(),
-        }
-    }
-
-    fn has_remote_subscriber(&self, topic: &Name) -> bool {
-        self.interests
-            .targets(topic)
-            .iter()
-            .any(|t| matches!(t, Target::Peer(_)))
-    }
-
-    /// Wakes the waiters whose topic now has a remote subscriber.
-    fn wake_waiters(&mut self) {
-        let waiting = std::mem::take(&mut self.waiting);
-        for waiter in waiting {
-            if self.has_remote_subscriber(&waiter.topic) {
-                let _ = waiter.reply.send(());
-            } else if !waiter.reply.is_closed() {
-                self.waiting.push(waiter);
-            }
+            waiting_subscriber: Waiters::default(),
+            waiting_members: Waiters::default(),
         }
     }
 
@@ -241,6 +225,14 @@ impl Router {
             }
         }
     }
+}
+
+/// Does some peer hold a subscription matching `topic`?
+fn has_remote_subscriber(interests: &Interests<Target>, topic: &Name) -> bool {
+    interests
+        .targets(topic)
+        .iter()
+        .any(|t| matches!(t, Target::Peer(_)))
 }
 
 impl Actor for Router {
@@ -382,7 +374,9 @@ impl Handler<RemoteInterest> for Router {
                 ) {
                     Ok(_) => {
                         self.interests.insert(Target::Peer(msg.peer), id, pattern);
-                        self.wake_waiters();
+                        let interests = &self.interests;
+                        self.waiting_subscriber
+                            .wake(|topic| has_remote_subscriber(interests, topic));
                     }
                     Err(e) => {
                         debug!(peer = %member.did.short(), %pattern, error = %e, "subscription refused")
@@ -415,13 +409,7 @@ impl Handler<MemberJoined> for Router {
             },
         );
         let members = self.members.len();
-        for waiter in std::mem::take(&mut self.waiting_members) {
-            if members >= waiter.count {
-                let _ = waiter.reply.send(());
-            } else if !waiter.reply.is_closed() {
-                self.waiting_members.push(waiter);
-            }
-        }
+        self.waiting_members.wake(|count| members >= *count);
     }
 }
 
@@ -461,11 +449,8 @@ impl Handler<AwaitSubscriber> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitSubscriber, _ctx: &mut Context<Self>) {
-        if self.has_remote_subscriber(&msg.topic) {
-            let _ = msg.reply.send(());
-        } else {
-            self.waiting.push(msg);
-        }
+        let ready = has_remote_subscriber(&self.interests, &msg.topic);
+        self.waiting_subscriber.wait(msg.topic, msg.reply, ready);
     }
 }
 
@@ -474,11 +459,8 @@ impl Handler<AwaitMembers> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitMembers, _ctx: &mut Context<Self>) {
-        if self.members.len() >= msg.count {
-            let _ = msg.reply.send(());
-        } else {
-            self.waiting_members.push(msg);
-        }
+        let ready = self.members.len() >= msg.count;
+        self.waiting_members.wait(msg.count, msg.reply, ready);
     }
 }
 
