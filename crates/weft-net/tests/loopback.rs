@@ -45,6 +45,7 @@ fn publish(seq: u64) -> Frame {
         topic: Name::new("orders.placed").unwrap(),
         seq,
         payload: vec![seq as u8; 100].into(),
+        chain: None,
     })
 }
 

@@ -86,6 +86,8 @@ pub struct Subscribe {
     pub pattern: Pattern,
     /// Where events go.
     pub sink: LocalSink,
+    /// A chain to subscribe under instead of the node's own (see `RealmHandle::subscribe`).
+    pub chain: Option<Chain>,
 }
 
 /// The application's subscription ended.
@@ -95,6 +97,11 @@ pub struct Unsubscribe {
     /// Subscription id.
     pub id: u32,
 }
+
+/// The patterns this node subscribes to in the realm.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Pattern>")]
+pub struct LocalSubscriptions;
 
 /// Wakes the discovery loop.
 #[derive(Debug, Message)]
@@ -112,9 +119,13 @@ pub struct Realm {
     registry: Addr<Registry>,
     dht: Addr<Dht>,
     members: HashMap<PeerId, PeerSender>,
-    subscriptions: HashMap<u32, Pattern>,
+    /// Local subscriptions, with the chain each was made under if not the node's own: they are
+    /// announced again, chain included, to every member that joins.
+    subscriptions: HashMap<u32, (Pattern, Option<WireChain>)>,
     next_id: u32,
     discovery_delay: Duration,
+    /// `weft_local_subscriptions{realm}`.
+    subscription_gauge: metrics::Gauge,
 }
 
 impl std::fmt::Debug for Realm {
@@ -138,6 +149,7 @@ impl Realm {
         dht: Addr<Dht>,
     ) -> Self {
         let Routes { router, registry } = routes;
+        let realm_name = realm.name().as_str().to_owned();
         Self {
             realm,
             index,
@@ -151,6 +163,7 @@ impl Realm {
             subscriptions: HashMap::new(),
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
+            subscription_gauge: metrics::gauge!("weft_local_subscriptions", "realm" => realm_name),
         }
     }
 
@@ -220,11 +233,12 @@ impl Handler<Admit> for Realm {
             return Err(e);
         }
         info!(realm = %self.realm.name(), peer = %msg.did.short(), "peer admitted");
-        for (id, pattern) in &self.subscriptions {
+        for (id, (pattern, chain)) in &self.subscriptions {
             let subscribe = Interest::Subscribe {
                 realm: self.index,
                 id: *id,
                 pattern: pattern.clone(),
+                chain: chain.clone(),
             };
             if let Some(bytes) = self.interest_frame(subscribe) {
                 msg.sender.send_control(bytes);
@@ -264,15 +278,20 @@ impl Handler<Subscribe> for Realm {
     type Result = Result<u32, SubscribeError>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) -> Self::Result {
+        let chains = match &msg.chain {
+            Some(chain) => std::slice::from_ref(chain),
+            None => self.own_chains.as_slice(),
+        };
         self.authorizer
             .authorize_any(
                 &self.realm,
-                &self.own_chains,
+                chains,
                 &self.own_did,
                 Action::Subscribe(&msg.pattern),
                 unix_now(),
             )
             .map_err(SubscribeError::Unauthorized)?;
+        let chain = msg.chain.as_ref().map(crate::runtime::wire_chain);
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.router.do_send(AddLocal {
@@ -284,8 +303,11 @@ impl Handler<Subscribe> for Realm {
             realm: self.index,
             id,
             pattern: msg.pattern.clone(),
+            chain: chain.clone(),
         });
-        self.subscriptions.insert(id, msg.pattern);
+        info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id, pattern = %msg.pattern, "subscribed");
+        self.subscriptions.insert(id, (msg.pattern, chain));
+        self.subscription_gauge.set(self.subscriptions.len() as f64);
         Ok(id)
     }
 }
@@ -295,12 +317,29 @@ impl Handler<Unsubscribe> for Realm {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
-        if self.subscriptions.remove(&msg.id).is_some() {
+        if let Some((pattern, _)) = self.subscriptions.remove(&msg.id) {
+            info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id = msg.id, %pattern, "unsubscribed");
+            self.subscription_gauge.set(self.subscriptions.len() as f64);
             self.router.do_send(RemoveLocal { id: msg.id });
             self.broadcast(Interest::Unsubscribe {
                 realm: self.index,
                 id: msg.id,
             });
         }
+    }
+}
+
+/// Lists local subscriptions, sorted (one entry per subscription).
+impl Handler<LocalSubscriptions> for Realm {
+    type Result = MessageResult<LocalSubscriptions>;
+
+    fn handle(&mut self, _msg: LocalSubscriptions, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut patterns: Vec<Pattern> = self
+            .subscriptions
+            .values()
+            .map(|(p, _)| p.clone())
+            .collect();
+        patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        MessageResult(patterns)
     }
 }

@@ -27,7 +27,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{Instrument, debug};
 use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm};
 use weft_identity::Did;
 use weft_names::Name;
@@ -38,6 +38,7 @@ use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::router::{MemberJoined, MemberLeft};
+use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
 
@@ -188,6 +189,7 @@ pub struct Registry {
     awaiting_count: Waiters<(Name, usize)>,
     /// Bounds the handlers running for peers.
     handler_slots: Arc<tokio::sync::Semaphore>,
+    calls: Arc<CallMetrics>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -212,7 +214,6 @@ impl Registry {
         dht: Addr<Dht>,
     ) -> Self {
         Self {
-            realm,
             index,
             authorizer,
             own_did,
@@ -227,6 +228,8 @@ impl Registry {
             awaiting_provider: Waiters::default(),
             awaiting_count: Waiters::default(),
             handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
+            calls: Arc::new(CallMetrics::new(realm.name())),
+            realm,
         }
     }
 
@@ -238,13 +241,13 @@ impl Registry {
         }
     }
 
-    /// This node's chains, with a per-call chain tried first.
+    /// The chains a call acts under: its own chain alone if it has one (a gateway calling for a
+    /// client must not lend the client its own authority), else this node's.
     fn chains_with(&self, extra: Option<&Chain>) -> Vec<Chain> {
-        extra
-            .into_iter()
-            .cloned()
-            .chain(self.own_chains.iter().cloned())
-            .collect()
+        match extra {
+            Some(chain) => vec![chain.clone()],
+            None => self.own_chains.to_vec(),
+        }
     }
 
     fn provider_appeared(&mut self, procedure: &Name) {
@@ -514,6 +517,20 @@ fn fault(code: &str, message: impl Into<String>) -> Outcome {
     }
 }
 
+/// A served call's outcome, as a metric label.
+fn served_outcome(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok(_) => "ok",
+        Outcome::Err { .. } => "remote_error",
+        Outcome::Fault { code, .. } => match code.as_str() {
+            "notFound" => "not_found",
+            "unauthorized" => "unauthorized",
+            "timeout" => "timeout",
+            _ => "unavailable",
+        },
+    }
+}
+
 /// A handler's error is always `Remote`; only the runtime's faults map to the other kinds.
 fn result_of(outcome: Outcome) -> Result<Bytes, CallError> {
     match outcome {
@@ -540,7 +557,9 @@ impl Handler<RemoteCall> for Registry {
         let call = msg.call;
         let sender = member.sender.clone();
         let (realm, id) = (call.realm, call.id);
+        let calls = self.calls.clone();
         let reply = move |outcome: Outcome| {
+            calls.served(served_outcome(&outcome));
             let encoded = weft_net::framed::encode(
                 &Frame::Reply(Reply { realm, id, outcome }),
                 DEFAULT_MAX_FRAME,
@@ -563,24 +582,29 @@ impl Handler<RemoteCall> for Registry {
             }
         };
         let action = Action::Call(&call.procedure);
-        // A chain sent with the call is tried first, then those the caller presented at admission.
-        let mut chains: Vec<Chain> = Vec::new();
-        if let Some(wire) = &call.chain {
-            match Chain::parse(&wire.leaf, &wire.proofs) {
-                Ok(chain) => chains.push(chain),
-                Err(e) => {
-                    debug!(caller = %member.did.short(), error = %e, "unparsable per-call chain ignored")
-                }
-            }
-        }
-        chains.extend(member.chains.iter().cloned());
-        let grant = match self.authorizer.authorize_any(
-            &self.realm,
-            &chains,
-            &member.did,
-            action,
-            unix_now(),
-        ) {
+        // A chain sent with the call is the only one it acts under; without one, those the caller
+        // presented at admission.
+        let allowed = match &call.chain {
+            Some(wire) => Chain::parse(&wire.leaf, &wire.proofs)
+                .map_err(AuthError::from)
+                .and_then(|chain| {
+                    self.authorizer.authorize(
+                        &self.realm,
+                        Some(&chain),
+                        &member.did,
+                        action,
+                        unix_now(),
+                    )
+                }),
+            None => self.authorizer.authorize_any(
+                &self.realm,
+                &member.chains,
+                &member.did,
+                action,
+                unix_now(),
+            ),
+        };
+        let grant = match allowed {
             Ok(grant) => grant,
             Err(e) => {
                 debug!(caller = %member.did.short(), procedure = %call.procedure, error = %e, "call refused");
@@ -609,11 +633,38 @@ impl Handler<RemoteCall> for Registry {
         };
         let network = self.network.clone();
         let payload = call.payload.clone();
-        self.network.spawn(async move {
-            let outcome = run(&network, handler, context, payload, deadline).await;
-            drop(slot);
-            reply(outcome);
-        });
+        let span = tracing::debug_span!(
+            target: telemetry::TARGET,
+            "serve",
+            realm = %self.realm.name(),
+            procedure = %call.procedure,
+            caller = %member.did,
+        );
+        self.network.spawn(
+            async move {
+                let outcome = run(&network, handler, context, payload, deadline).await;
+                drop(slot);
+                tracing::debug!(target: telemetry::TARGET, outcome = served_outcome(&outcome), "served");
+                reply(outcome);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The procedures this node provides in the realm.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Name>")]
+pub struct LocalProcedures;
+
+/// Lists local procedures, sorted.
+impl Handler<LocalProcedures> for Registry {
+    type Result = MessageResult<LocalProcedures>;
+
+    fn handle(&mut self, _msg: LocalProcedures, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut names: Vec<Name> = self.local.keys().cloned().collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        MessageResult(names)
     }
 }
 

@@ -31,6 +31,7 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::peer::PeerSender;
+use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now};
 
@@ -58,6 +59,8 @@ pub struct Publish {
     pub topic: Name,
     /// The payload.
     pub payload: Bytes,
+    /// A chain to publish under instead of the node's own (see `RealmHandle::publish`).
+    pub chain: Option<Chain>,
 }
 
 /// A publication received from a peer.
@@ -168,7 +171,7 @@ pub struct Router {
     members: HashMap<PeerId, Member>,
     sequencer: Sequencer<PeerId>,
     next_seq: u64,
-    stats: RealmStats,
+    counters: RealmCounters,
     /// `wait_for_subscriber` callers, by topic.
     waiting_subscriber: Waiters<Name>,
     /// `wait_for_members` callers, by count.
@@ -179,7 +182,7 @@ impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
             .field("realm", &self.realm)
-            .field("stats", &self.stats)
+            .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
 }
@@ -194,6 +197,7 @@ impl Router {
         own_chains: Arc<Vec<Chain>>,
         max_payload: usize,
     ) -> Self {
+        let counters = RealmCounters::new(realm.name());
         Self {
             realm,
             index,
@@ -206,7 +210,7 @@ impl Router {
             members: HashMap::new(),
             sequencer: Sequencer::new(),
             next_seq: 0,
-            stats: RealmStats::default(),
+            counters,
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
         }
@@ -215,16 +219,23 @@ impl Router {
     fn deliver_local(&mut self, id: u32, event: Event) {
         if let Some(sink) = self.locals.get(&id) {
             match sink.events.try_send(event) {
-                Ok(()) => self.stats.delivered += 1,
+                Ok(()) => self.counters.delivered(),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     sink.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.stats.dropped_slow_subscriber += 1;
+                    self.counters.dropped_slow_subscriber();
                 }
                 // The application dropped its handle; the RemoveLocal is on its way.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
     }
+}
+
+/// The chain a peer sent with one frame, parsed; `None` when it acts under its hello's chains.
+fn presented(chain: Option<&weft_wire::WireChain>) -> Result<Option<Chain>, weft_auth::AuthError> {
+    chain
+        .map(|wire| Chain::parse(&wire.leaf, &wire.proofs).map_err(weft_auth::AuthError::from))
+        .transpose()
 }
 
 /// Does some peer hold a subscription matching `topic`?
@@ -255,17 +266,22 @@ impl Handler<Publish> for Router {
                 max: self.max_payload,
             });
         }
-        self.authorizer
-            .authorize_any(
-                &self.realm,
-                &self.own_chains,
-                &self.own_did,
-                Action::Publish(&msg.topic),
-                unix_now(),
-            )
-            .map_err(PublishError::Unauthorized)?;
+        let chains = match &msg.chain {
+            Some(chain) => std::slice::from_ref(chain),
+            None => self.own_chains.as_slice(),
+        };
+        if let Err(e) = self.authorizer.authorize_any(
+            &self.realm,
+            chains,
+            &self.own_did,
+            Action::Publish(&msg.topic),
+            unix_now(),
+        ) {
+            self.counters.denied();
+            return Err(PublishError::Unauthorized(e));
+        }
         self.next_seq += 1;
-        self.stats.published += 1;
+        self.counters.published();
         let mut encoded: Option<Bytes> = None;
         for target in self.interests.targets(&msg.topic) {
             match target {
@@ -287,6 +303,7 @@ impl Handler<Publish> for Router {
                             topic: msg.topic.clone(),
                             seq: self.next_seq,
                             payload: msg.payload.clone(),
+                            chain: msg.chain.as_ref().map(crate::runtime::wire_chain),
                         });
                         // Bounded by max_payload above, so only a misconfiguration fails here.
                         encoded =
@@ -300,7 +317,7 @@ impl Handler<Publish> for Router {
                     if let Some(bytes) = &encoded
                         && !member.sender.send(bytes.clone())
                     {
-                        self.stats.dropped_slow_peer += 1;
+                        self.counters.dropped_slow_peer();
                     }
                 }
             }
@@ -320,25 +337,36 @@ impl Handler<RemotePublish> for Router {
         };
         let topic = &msg.publish.topic;
         let action = Action::Publish(topic);
-        if let Err(e) = self.authorizer.authorize_any(
-            &self.realm,
-            &member.chains,
-            &member.did,
-            action,
-            unix_now(),
-        ) {
-            self.stats.denied += 1;
+        let allowed = match presented(msg.publish.chain.as_ref()) {
+            Ok(Some(chain)) => self.authorizer.authorize(
+                &self.realm,
+                Some(&chain),
+                &member.did,
+                action,
+                unix_now(),
+            ),
+            Ok(None) => self.authorizer.authorize_any(
+                &self.realm,
+                &member.chains,
+                &member.did,
+                action,
+                unix_now(),
+            ),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = allowed {
+            self.counters.denied();
             debug!(peer = %member.did.short(), %topic, error = %e, "publication refused");
             return;
         }
         match self.sequencer.handle(msg.peer, msg.publish.seq) {
             Sequenced::Duplicate => {
-                self.stats.duplicates += 1;
+                self.counters.duplicate();
                 return;
             }
             // Gaps are normal: a peer is sent only what matches its interests, and every
             // publication of the realm takes a number. Duplicates and reordering are what count.
-            Sequenced::Deliver { .. } => {}
+            Sequenced::Deliver { .. } => self.counters.received(),
         }
         let publisher = member.did;
         for target in self.interests.targets(topic) {
@@ -363,15 +391,28 @@ impl Handler<RemoteInterest> for Router {
             return;
         };
         match msg.interest {
-            Interest::Subscribe { id, pattern, .. } => {
+            Interest::Subscribe {
+                id, pattern, chain, ..
+            } => {
                 let action = Action::Subscribe(&pattern);
-                match self.authorizer.authorize_any(
-                    &self.realm,
-                    &member.chains,
-                    &member.did,
-                    action,
-                    unix_now(),
-                ) {
+                let allowed = match presented(chain.as_ref()) {
+                    Ok(Some(chain)) => self.authorizer.authorize(
+                        &self.realm,
+                        Some(&chain),
+                        &member.did,
+                        action,
+                        unix_now(),
+                    ),
+                    Ok(None) => self.authorizer.authorize_any(
+                        &self.realm,
+                        &member.chains,
+                        &member.did,
+                        action,
+                        unix_now(),
+                    ),
+                    Err(e) => Err(e),
+                };
+                match allowed {
                     Ok(_) => {
                         self.interests.insert(Target::Peer(msg.peer), id, pattern);
                         let interests = &self.interests;
@@ -409,6 +450,7 @@ impl Handler<MemberJoined> for Router {
             },
         );
         let members = self.members.len();
+        self.counters.members(members);
         self.waiting_members.wake(|count| members >= *count);
     }
 }
@@ -419,6 +461,7 @@ impl Handler<MemberLeft> for Router {
 
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
         self.members.remove(&msg.peer);
+        self.counters.members(self.members.len());
         self.interests.remove_target(&Target::Peer(msg.peer));
         self.sequencer.forget(&msg.peer);
     }
@@ -469,7 +512,7 @@ impl Handler<Stats> for Router {
     type Result = MessageResult<Stats>;
 
     fn handle(&mut self, _msg: Stats, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut stats = self.stats;
+        let mut stats = self.counters.snapshot();
         stats.members = self.members.len() as u64;
         stats.remote_subscriptions = self
             .members

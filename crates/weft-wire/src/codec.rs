@@ -129,6 +129,7 @@ mod tests {
             topic: Name::new("orders.placed").unwrap(),
             seq: 7,
             payload: payload.into(),
+            chain: None,
         })
     }
 
@@ -155,6 +156,10 @@ mod tests {
                 realm: 3,
                 id: 1,
                 pattern: Pattern::new("orders.**").unwrap(),
+                chain: Some(WireChain {
+                    leaf: "a.b.c".into(),
+                    proofs: vec![],
+                }),
             }),
             Frame::Interest(Interest::Unsubscribe { realm: 3, id: 1 }),
             publish(b"{\"id\":1}".to_vec()),
@@ -268,11 +273,29 @@ mod tests {
     fn buf_with_topic(topic: &[u8]) -> BytesMut {
         let mut body = vec![WIRE_VERSION, 3, 0, topic.len() as u8];
         body.extend_from_slice(topic);
-        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(&[0, 0, 0]); // seq, empty payload, no chain
         let mut buf = BytesMut::new();
         buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
         buf.extend_from_slice(&body);
         buf
+    }
+
+    #[test]
+    fn chain_limits_hold() {
+        let Frame::Publish(mut publish) = publish(vec![]) else {
+            unreachable!()
+        };
+        publish.chain = Some(WireChain {
+            leaf: "a.b.c".into(),
+            proofs: vec!["p".into(); crate::frame::MAX_PROOFS + 1],
+        });
+        let mut out = Vec::new();
+        encode(&Frame::Publish(publish), DEFAULT_MAX_FRAME, &mut out).unwrap();
+        let mut buf = BytesMut::from(&out[..]);
+        assert!(matches!(
+            Decoder::default().decode(&mut buf),
+            Err(WireError::Limit(_))
+        ));
     }
 
     #[test]
@@ -302,8 +325,9 @@ mod tests {
             let frame = Frame::Publish(Publish {
                 realm,
                 topic: Name::new(&topic.join(".")).unwrap(),
-                seq,
+                                seq,
                 payload: Bytes::from(payload),
+                chain: None,
             });
             prop_assert_eq!(round_trip(&frame), frame);
         }

@@ -117,6 +117,9 @@ pub enum Interest {
         id: u32,
         /// Which topics.
         pattern: Pattern,
+        /// A chain the subscriber acts under for this subscription only (a gateway subscribing
+        /// for a client that delegated to it), instead of those of its hello.
+        chain: Option<WireChain>,
     },
     /// Subscription `id` in `realm` ended.
     Unsubscribe {
@@ -216,6 +219,9 @@ pub struct Publish {
     pub seq: u64,
     /// The payload, opaque to weft.
     pub payload: Bytes,
+    /// A chain the publisher acts under for this publication only (a gateway publishing for a
+    /// client that delegated to it), instead of those of its hello.
+    pub chain: Option<WireChain>,
 }
 
 impl Frame {
@@ -223,15 +229,26 @@ impl Frame {
     pub fn check_limits(&self) -> Result<(), WireError> {
         match self {
             Frame::Hello(hello) => hello.check_limits(),
+            Frame::Interest(Interest::Subscribe { chain, .. })
+            | Frame::Publish(Publish { chain, .. })
+            | Frame::Call(Call { chain, .. }) => check_chain(chain.as_ref()),
             Frame::Accepted
             | Frame::Refused(_)
             | Frame::Interest(_)
-            | Frame::Publish(_)
             | Frame::Denied(_)
-            | Frame::Call(_)
             | Frame::Reply(_)
             | Frame::Bye => Ok(()),
         }
+    }
+}
+
+fn check_chain(chain: Option<&WireChain>) -> Result<(), WireError> {
+    match chain {
+        Some(chain) if chain.proofs.len() > MAX_PROOFS => Err(WireError::Limit(format!(
+            "a chain with {} proofs (at most {MAX_PROOFS})",
+            chain.proofs.len()
+        ))),
+        _ => Ok(()),
     }
 }
 
