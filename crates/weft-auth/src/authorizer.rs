@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use weft_identity::Did;
 use weft_ucan::{Cid, Token, UcanError, Validator, VerifiedToken};
 
-use crate::{AbilitySet, Action, AuthError, Chain, Realm, Resource, WeftSemantics};
+use crate::{Ability, AbilitySet, Action, AuthError, Chain, Realm, Resource, WeftSemantics};
 
 /// Verified chains remembered by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -60,7 +60,54 @@ pub struct Authorizer {
     revoked: RwLock<HashSet<Cid>>,
     /// Lets the common case (nothing revoked) skip the revocation lock entirely.
     any_revoked: AtomicBool,
+    checks: CheckCounters,
 }
+
+/// `weft_ucan_checks_total{ability, outcome}`, registered once: a check is on every
+/// publication's path, where looking a counter up by name each time would cost more than the
+/// cached check itself.
+#[derive(Debug)]
+struct CheckCounters {
+    allowed: [metrics::Counter; 5],
+    denied: [metrics::Counter; 5],
+}
+
+impl CheckCounters {
+    fn new() -> Self {
+        let counters = |outcome: &'static str| {
+            ALL_ABILITIES.map(|ability| {
+                metrics::counter!(
+                    "weft_ucan_checks_total",
+                    "ability" => ability.as_str(),
+                    "outcome" => outcome
+                )
+            })
+        };
+        Self {
+            allowed: counters("allowed"),
+            denied: counters("denied"),
+        }
+    }
+
+    fn record(&self, action: &Action<'_>, result: &Result<Grant, AuthError>) {
+        let ability = action.ability() as usize;
+        match result {
+            Ok(_) => self.allowed[ability].increment(1),
+            Err(e) => {
+                self.denied[ability].increment(1);
+                metrics::counter!("weft_ucan_denials_total", "code" => e.code()).increment(1);
+            }
+        }
+    }
+}
+
+const ALL_ABILITIES: [Ability; 5] = [
+    Ability::Join,
+    Ability::Publish,
+    Ability::Subscribe,
+    Ability::Call,
+    Ability::Advertise,
+];
 
 impl Default for Authorizer {
     fn default() -> Self {
@@ -76,6 +123,7 @@ impl Authorizer {
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             revoked: RwLock::new(HashSet::new()),
             any_revoked: AtomicBool::new(false),
+            checks: CheckCounters::new(),
         }
     }
 
@@ -97,6 +145,20 @@ impl Authorizer {
     ///
     /// `actor` must be the DID the transport proved, never one taken from the message.
     pub fn authorize(
+        &self,
+        realm: &Realm,
+        chain: Option<&Chain>,
+        actor: &Did,
+        action: Action<'_>,
+        now: u64,
+    ) -> Result<Grant, AuthError> {
+        let result = self.check(realm, chain, actor, action, now);
+        self.checks.record(&action, &result);
+        result
+    }
+
+    /// [`authorize`](Self::authorize) without counting: one decision may try several chains.
+    fn check(
         &self,
         realm: &Realm,
         chain: Option<&Chain>,
@@ -145,13 +207,26 @@ impl Authorizer {
         action: Action<'_>,
         now: u64,
     ) -> Result<Grant, AuthError> {
+        let result = self.check_any(realm, chains, actor, action, now);
+        self.checks.record(&action, &result);
+        result
+    }
+
+    fn check_any(
+        &self,
+        realm: &Realm,
+        chains: &[Chain],
+        actor: &Did,
+        action: Action<'_>,
+        now: u64,
+    ) -> Result<Grant, AuthError> {
         if chains.is_empty() {
-            return self.authorize(realm, None, actor, action, now);
+            return self.check(realm, None, actor, action, now);
         }
         let mut specific = None;
         let mut last = None;
         for chain in chains {
-            match self.authorize(realm, Some(chain), actor, action, now) {
+            match self.check(realm, Some(chain), actor, action, now) {
                 Ok(grant) => return Ok(grant),
                 Err(e @ AuthError::Unauthorized(_)) => last = Some(e),
                 Err(e) => {

@@ -45,7 +45,26 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<()>,
     },
+    Stats {
+        reply: oneshot::Sender<DhtStats>,
+    },
     Shutdown,
+}
+
+/// The DHT as this node sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DhtStats {
+    /// Peers in the Kademlia routing table.
+    pub routing_table: usize,
+    /// Peers with at least one open connection.
+    pub connected_peers: usize,
+    /// Keys this node announces as a provider.
+    pub provided_keys: usize,
+
+    /// Queries started since the node started (provide, find providers, bootstrap).
+    pub queries: u64,
+    /// Of those, how many failed or timed out.
+    pub failed_queries: u64,
 }
 
 type FindReply = oneshot::Sender<Result<HashSet<PeerId>, NetError>>;
@@ -61,6 +80,8 @@ pub(crate) struct Driver {
     pending_finds: HashMap<kad::QueryId, (HashSet<PeerId>, FindReply)>,
     /// Kademlia's own bootstrap is started once the first peer is known.
     bootstrapped: bool,
+    queries: u64,
+    failed_queries: u64,
 }
 
 impl Driver {
@@ -132,6 +153,8 @@ impl Driver {
             pending_provides: HashMap::new(),
             pending_finds: HashMap::new(),
             bootstrapped: false,
+            queries: 0,
+            failed_queries: 0,
         };
         Ok((driver, commands_tx, control, peer_id, events_rx))
     }
@@ -174,6 +197,7 @@ impl Driver {
                 }
             }
             Command::Provide { key, reply } => {
+                self.count_query("provide");
                 match self.swarm.behaviour_mut().kad.start_providing(key.into()) {
                     Ok(query) => {
                         self.pending_provides.insert(query, reply);
@@ -188,6 +212,7 @@ impl Driver {
                 let _ = reply.send(());
             }
             Command::FindProviders { key, reply } => {
+                self.count_query("find_providers");
                 let query = self.swarm.behaviour_mut().kad.get_providers(key.into());
                 self.pending_finds.insert(query, (HashSet::new(), reply));
             }
@@ -197,6 +222,9 @@ impl Driver {
             Command::Disconnect { peer, reply } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 let _ = reply.send(());
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
             }
             Command::Shutdown => {}
         }
@@ -233,11 +261,14 @@ impl Driver {
                 }
                 if !self.bootstrapped {
                     self.bootstrapped = true;
+                    self.count_query("bootstrap");
                     // Fails only with no known peers, which a connection just ruled out.
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, %addr, "peer connected");
+                    metrics::gauge!("weft_connected_peers").increment(1);
+                    metrics::counter!("weft_connections_total").increment(1);
                     self.emit(NetEvent::PeerConnected {
                         peer: peer_id,
                         did: peer_did(&peer_id),
@@ -254,6 +285,7 @@ impl Driver {
             } => {
                 if num_established == 0 {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
+                    metrics::gauge!("weft_connected_peers").decrement(1);
                     self.emit(NetEvent::PeerDisconnected { peer: peer_id })
                         .await?;
                 }
@@ -289,7 +321,39 @@ impl Driver {
         Ok(())
     }
 
+    fn count_query(&mut self, kind: &'static str) {
+        self.queries += 1;
+        metrics::counter!("weft_dht_queries_total", "kind" => kind).increment(1);
+    }
+
+    fn count_failure(&mut self, kind: &'static str) {
+        self.failed_queries += 1;
+        metrics::counter!("weft_dht_query_failures_total", "kind" => kind).increment(1);
+    }
+
+    fn stats(&mut self) -> DhtStats {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let routing_table = kad.kbuckets().map(|bucket| bucket.num_entries()).sum();
+        let provided_keys = kad::store::RecordStore::provided(kad.store_mut()).count();
+        DhtStats {
+            routing_table,
+            connected_peers: self.swarm.connected_peers().count(),
+            provided_keys,
+            queries: self.queries,
+            failed_queries: self.failed_queries,
+        }
+    }
+
     fn handle_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        let failed = match &result {
+            kad::QueryResult::StartProviding(r) => r.is_err().then_some("provide"),
+            kad::QueryResult::GetProviders(r) => r.is_err().then_some("find_providers"),
+            kad::QueryResult::Bootstrap(r) => r.is_err().then_some("bootstrap"),
+            _ => None,
+        };
+        if let Some(kind) = failed {
+            self.count_failure(kind);
+        }
         match result {
             kad::QueryResult::StartProviding(result) => match self.pending_provides.remove(&id) {
                 Some(reply) => {

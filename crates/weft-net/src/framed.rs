@@ -81,6 +81,7 @@ pub async fn write_session<W: AsyncWrite + Unpin>(
     mut control: mpsc::UnboundedReceiver<Bytes>,
     mut data: mpsc::Receiver<Outbound>,
 ) -> std::io::Result<()> {
+    let sent = metrics::counter!("weft_bytes_sent_total");
     let mut batch: Vec<u8> = Vec::new();
     let mut closing = false;
     while !closing {
@@ -111,6 +112,7 @@ pub async fn write_session<W: AsyncWrite + Unpin>(
         if !batch.is_empty() {
             stream.write_all(&batch).await?;
             stream.flush().await?;
+            sent.increment(batch.len() as u64);
         }
     }
     stream.close().await
@@ -124,6 +126,7 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
     sink: mpsc::Sender<Frame>,
     decoder: Decoder,
 ) -> Result<(), ReadError> {
+    let received = metrics::counter!("weft_bytes_received_total");
     let mut buf = BytesMut::new();
     let mut chunk = [0u8; READ_CHUNK];
     loop {
@@ -140,6 +143,7 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
                 Err(ReadError::Truncated)
             };
         }
+        received.increment(n as u64);
         buf.extend_from_slice(&chunk[..n]);
     }
 }

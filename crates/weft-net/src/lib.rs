@@ -37,6 +37,7 @@ pub mod network;
 
 pub use behaviour::{IDENTIFY_VERSION, KAD_PROTOCOL, MAX_PROVIDERS_PER_KEY};
 pub use config::{NetConfig, loopback_any, parse_addr};
+pub use driver::DhtStats;
 pub use error::NetError;
 pub use identity::peer_did;
 pub use libp2p::{Multiaddr, PeerId, Stream};

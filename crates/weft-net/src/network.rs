@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
 use weft_identity::Did;
 
-use crate::driver::{Command, Driver};
+use crate::driver::{Command, DhtStats, Driver};
 use crate::{NetConfig, NetError};
 
 /// The protocol of weft's framed streams.
@@ -158,6 +158,11 @@ impl Network {
     /// Current listen addresses, each ending in `/p2p/<peer-id>`.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
         self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// The DHT's routing table and query counts.
+    pub async fn dht_stats(&self) -> Result<DhtStats, NetError> {
+        self.call(|reply| Command::Stats { reply }).await
     }
 
     /// Closes every connection to `peer`.

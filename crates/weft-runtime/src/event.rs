@@ -69,7 +69,8 @@ pub struct RealmStats {
     pub dropped_slow_subscriber: u64,
     /// Frames dropped because a peer's send queue was full.
     pub dropped_slow_peer: u64,
-    /// Remote publications refused by authorization.
+    /// Publications refused by authorization: peers' publications, and this node's own that
+    /// were refused before sending.
     pub denied: u64,
     /// Duplicates suppressed.
     pub duplicates: u64,

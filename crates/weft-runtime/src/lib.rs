@@ -43,6 +43,7 @@ pub mod router;
 pub mod runtime;
 pub mod sequence;
 pub mod settings;
+pub mod telemetry;
 mod waiters;
 
 pub use backoff::{Backoff, BackoffPolicy};

@@ -293,7 +293,13 @@ impl Handler<PeerGreeted> for Node {
 
     fn handle(&mut self, msg: PeerGreeted, _ctx: &mut Context<Self>) {
         if let Some(entry) = self.peers.get_mut(&msg.peer) {
-            info!(peer = %msg.info.did.short(), agent = %msg.info.agent, "peer up");
+            info!(
+                target: crate::telemetry::TARGET,
+                peer = %msg.info.did,
+                agent = %msg.info.agent,
+                addr = %msg.info.addr,
+                "peer up"
+            );
             entry.info = Some(msg.info.clone());
             // No receiver is not an error: the application may not be listening.
             let _ = self.peer_events.send(PeerEvent::Up(msg.info));
@@ -319,6 +325,7 @@ impl Handler<PeerGone> for Node {
             return;
         };
         if let Some(info) = &entry.info {
+            info!(target: crate::telemetry::TARGET, peer = %info.did, said_bye = msg.said_bye, "peer down");
             let _ = self.peer_events.send(PeerEvent::Down { did: info.did });
         }
         let worth_it = msg.was_member || self.is_bootstrap(&entry.addr);
@@ -378,7 +385,16 @@ impl Handler<Peers> for Node {
     type Result = MessageResult<Peers>;
 
     fn handle(&mut self, _msg: Peers, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.peers.values().filter_map(|e| e.info.clone()).collect())
+        let peers = self.peers.values().filter_map(|entry| {
+            let mut info = entry.info.clone()?;
+            // A session started by the peer's stream can be greeted before the connection event
+            // brings its address; the node's entry has it by now.
+            if !entry.addr.is_empty() {
+                info.addr = entry.addr.to_string();
+            }
+            Some(info)
+        });
+        MessageResult(peers.collect())
     }
 }
 

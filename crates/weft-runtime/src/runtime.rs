@@ -14,6 +14,7 @@ use std::task::{Context as TaskContext, Poll};
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::Instrument;
 use weft_auth::{Authorizer, Realm as AuthRealm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
@@ -23,11 +24,13 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
 use crate::dht::Dht;
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
-use crate::realm::{Realm, Routes, Subscribe, Unsubscribe};
+use crate::realm::{LocalSubscriptions, Realm, Routes, Subscribe, Unsubscribe};
 use crate::registry::{
-    Advertise, AwaitProviders, CallProcedure, ProcedureHandler, Registry, Unadvertise,
+    Advertise, AwaitProviders, CallProcedure, LocalProcedures, ProcedureHandler, Registry,
+    Unadvertise,
 };
 use crate::router::{AwaitMembers, AwaitSubscriber, LocalSink, Publish, Router, Stats};
+use crate::telemetry::{self, CallMetrics};
 use crate::{
     AdvertiseError, CallError, Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats,
     StartError, Strategy, SubscribeError,
@@ -72,6 +75,7 @@ pub struct RealmHandle {
     router: Addr<Router>,
     registry: Addr<Registry>,
     subscriber_queue: usize,
+    calls: Arc<CallMetrics>,
 }
 
 impl std::fmt::Debug for RealmHandle {
@@ -204,6 +208,16 @@ impl NodeHandle {
         self.authorizer.revoke(cid);
     }
 
+    /// Is the node still running (not shut down, aborted or crashed)?
+    pub fn is_running(&self) -> bool {
+        self.node.connected()
+    }
+
+    /// The DHT's routing table and query counts (all zero once the node has stopped).
+    pub async fn dht_stats(&self) -> weft_net::DhtStats {
+        self.network.dht_stats().await.unwrap_or_default()
+    }
+
     /// Peers connected now (those that completed the handshake).
     pub async fn peers(&self) -> Vec<PeerInfo> {
         self.node.send(Peers).await.unwrap_or_default()
@@ -257,21 +271,38 @@ impl RealmHandle {
     /// is *called*, in call order; the returned future resolves once it is authorized and handed
     /// to local subscriptions and peers' send queues. So a caller may keep several in flight and
     /// await them later without reordering anything.
+    ///
+    /// With a `chain`, the publication is authorized by it alone, here and at every receiver (a
+    /// gateway publishing for a client that delegated to this node); otherwise by the node's own.
     pub fn publish(
         &self,
         topic: &Name,
         payload: Bytes,
+        chain: Option<weft_auth::Chain>,
     ) -> impl Future<Output = Result<(), PublishError>> + Send + 'static + use<> {
+        let span = tracing::debug_span!(
+            target: telemetry::TARGET,
+            "publish",
+            realm = %self.realm.name(),
+            %topic,
+            bytes = payload.len(),
+        );
         let request = self.router.send(Publish {
             topic: topic.clone(),
             payload,
+            chain,
         });
-        async move { request.await.map_err(|_| PublishError::Stopped)? }
+        async move { request.await.map_err(|_| PublishError::Stopped)? }.instrument(span)
     }
 
     /// Subscribes to `pattern`. Once this returns, the subscription is registered here and its
-    /// announcement is queued to every member of the realm.
-    pub async fn subscribe(&self, pattern: &Pattern) -> Result<Subscription, SubscribeError> {
+    /// announcement is queued to every member of the realm. With a `chain`, the subscription is
+    /// authorized by it alone, here and at every publisher, like [`publish`](Self::publish).
+    pub async fn subscribe(
+        &self,
+        pattern: &Pattern,
+        chain: Option<weft_auth::Chain>,
+    ) -> Result<Subscription, SubscribeError> {
         let (tx, rx) = mpsc::channel(self.subscriber_queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let sink = LocalSink {
@@ -283,6 +314,7 @@ impl RealmHandle {
             .send(Subscribe {
                 pattern: pattern.clone(),
                 sink,
+                chain,
             })
             .await
             .map_err(|_| SubscribeError::Stopped)??;
@@ -349,10 +381,42 @@ impl RealmHandle {
             chain,
             waited: false,
         };
-        self.registry
+        let span = tracing::info_span!(
+            target: telemetry::TARGET,
+            "call",
+            realm = %self.realm.name(),
+            %procedure,
+        );
+        let started = std::time::Instant::now();
+        let result = self
+            .registry
             .send(call)
+            .instrument(span.clone())
             .await
-            .map_err(|_| CallError::Unavailable("the node has stopped".into()))?
+            .unwrap_or_else(|_| Err(CallError::Unavailable("the node has stopped".into())));
+        let outcome = telemetry::call_outcome(&result);
+        let elapsed = started.elapsed();
+        self.calls.called(outcome, elapsed);
+        span.in_scope(|| {
+            tracing::debug!(target: telemetry::TARGET, outcome, elapsed_us = elapsed.as_micros() as u64, "call ended");
+        });
+        result
+    }
+
+    /// The patterns this node subscribes to here, one per live subscription.
+    pub async fn local_subscriptions(&self) -> Vec<Pattern> {
+        self.actor
+            .send(LocalSubscriptions)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The procedures this node provides here.
+    pub async fn local_procedures(&self) -> Vec<Name> {
+        self.registry
+            .send(LocalProcedures)
+            .await
+            .unwrap_or_default()
     }
 
     /// Resolves once at least `count` providers of `procedure` are known here (this node's own
@@ -495,12 +559,14 @@ fn build(
             actor: actor.clone(),
             registry: registry.clone(),
         });
+        let calls = Arc::new(CallMetrics::new(realm.name()));
         realms.push(RealmHandle {
             realm,
             actor,
             router,
             registry,
             subscriber_queue: config.subscriber_queue,
+            calls,
         });
     }
     let hello = Frame::Hello(Hello {

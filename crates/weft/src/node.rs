@@ -10,7 +10,7 @@ use serde_json::Value;
 use weft_auth::{Chain, Realm};
 use weft_identity::{Did, Keypair};
 use weft_names::{Name, Pattern, RealmName};
-use weft_net::{Multiaddr, NetConfig, parse_addr};
+use weft_net::{DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::{
     BackoffPolicy, CallContext, HandlerError, NodeConfig, NodeHandle, PeerEvents, PeerInfo,
     ProcedureHandler, RealmConfig, RealmHandle as RuntimeRealm, RealmStats, Registration, Strategy,
@@ -198,6 +198,27 @@ impl Node {
         self.inner.listen_addrs()
     }
 
+    /// Every realm this node was configured with, in configuration order.
+    pub fn realms(&self) -> Vec<RealmHandle> {
+        self.inner
+            .realms()
+            .iter()
+            .map(|inner| RealmHandle {
+                inner: inner.clone(),
+            })
+            .collect()
+    }
+
+    /// Is the node still running (not shut down or aborted)?
+    pub fn is_running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// The DHT as this node sees it: routing table size, provided keys, query counts.
+    pub async fn dht_stats(&self) -> DhtStats {
+        self.inner.dht_stats().await
+    }
+
     /// A realm this node was configured with.
     pub fn realm(&self, name: &str) -> Option<RealmHandle> {
         self.inner.realm(name).map(|inner| RealmHandle { inner })
@@ -238,7 +259,8 @@ pub struct CallOptions {
     pub timeout: Duration,
     /// How to pick among providers. Default round robin.
     pub strategy: Strategy,
-    /// A UCAN chain to call under, for this call only (sent with it; the provider checks it).
+    /// A UCAN chain to call under, for this call only and instead of the node's own chains (sent
+    /// with the call; the provider checks it).
     pub chain: Option<Chain>,
 }
 
@@ -265,7 +287,7 @@ impl CallOptions {
         self
     }
 
-    /// Calls under `chain` (for this call only).
+    /// Calls under `chain` alone (for this call only).
     pub fn ucan(mut self, chain: Chain) -> Self {
         self.chain = Some(chain);
         self
@@ -305,14 +327,47 @@ impl RealmHandle {
         topic: &str,
         payload: P,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<P> {
-        let queued = Name::new(topic).map(|topic| self.inner.publish(&topic, payload.into()));
+        self.publish_bytes_with_ucan(topic, payload, None)
+    }
+
+    /// Publishes raw bytes to `topic` under `chain` alone, instead of this node's own chains: how
+    /// a gateway publishes for a client that delegated to this node (the leaf's audience). Every
+    /// receiver checks the chain, as for any publication.
+    pub fn publish_bytes_with_ucan<P: Into<Bytes>>(
+        &self,
+        topic: &str,
+        payload: P,
+        chain: Option<Chain>,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<P> {
+        let queued =
+            Name::new(topic).map(|topic| self.inner.publish(&topic, payload.into(), chain));
         async move { Ok(queued?.await?) }
     }
 
     /// Subscribes to `pattern` (`orders.*`, `orders.**`, …). Dropping the subscription ends it.
     pub async fn subscribe(&self, pattern: &str) -> Result<Subscription, Error> {
+        self.subscribe_with_ucan(pattern, None).await
+    }
+
+    /// Subscribes under `chain` alone (see [`publish_bytes_with_ucan`](Self::publish_bytes_with_ucan));
+    /// every publisher checks the chain before routing to this subscription.
+    pub async fn subscribe_with_ucan(
+        &self,
+        pattern: &str,
+        chain: Option<Chain>,
+    ) -> Result<Subscription, Error> {
         let pattern = Pattern::new(pattern)?;
-        Ok(self.inner.subscribe(&pattern).await?)
+        Ok(self.inner.subscribe(&pattern, chain).await?)
+    }
+
+    /// The patterns this node subscribes to in the realm, one per live subscription.
+    pub async fn local_subscriptions(&self) -> Vec<Pattern> {
+        self.inner.local_subscriptions().await
+    }
+
+    /// The procedures this node provides in the realm.
+    pub async fn local_procedures(&self) -> Vec<Name> {
+        self.inner.local_procedures().await
     }
 
     /// Resolves once some peer subscribes to a pattern matching `topic` (and was authorized to):

@@ -1,0 +1,133 @@
+//! What weft reports about itself: metrics through the `metrics` facade and `tracing` spans and
+//! events under the target [`TARGET`]. Names live here so they stay one contract (listed in
+//! docs/operations.md); the binary chooses the exporter.
+//!
+//! Handles are registered once, when a realm starts, and incremented on the hot path: looking a
+//! metric up by name and labels on every publication would cost more than routing it. So a
+//! recorder must be installed before a node starts for its metrics to be recorded.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
+use weft_names::RealmName;
+
+use crate::{CallError, RealmStats};
+
+/// The `tracing` target of weft's telemetry spans and events (`RUST_LOG=weft::telemetry=debug`).
+pub const TARGET: &str = "weft::telemetry";
+
+/// A realm's publication counters: exported as metrics and kept for [`RealmStats`].
+#[derive(Debug)]
+pub(crate) struct RealmCounters {
+    stats: RealmStats,
+    published: Counter,
+    received: Counter,
+    delivered: Counter,
+    dropped_slow_subscriber: Counter,
+    dropped_slow_peer: Counter,
+    denied: Counter,
+    duplicates: Counter,
+    members: Gauge,
+}
+
+impl RealmCounters {
+    pub(crate) fn new(realm: &RealmName) -> Self {
+        let name = realm.as_str().to_owned();
+        let dropped = |reason: &'static str| metrics::counter!("weft_publications_dropped_total", "realm" => name.clone(), "reason" => reason);
+        Self {
+            stats: RealmStats::default(),
+            published: metrics::counter!("weft_publications_sent_total", "realm" => name.clone()),
+            received: metrics::counter!("weft_publications_received_total", "realm" => name.clone()),
+            delivered: metrics::counter!("weft_publications_delivered_total", "realm" => name.clone()),
+            dropped_slow_subscriber: dropped("slow_subscriber"),
+            dropped_slow_peer: dropped("slow_peer"),
+            denied: metrics::counter!("weft_publications_denied_total", "realm" => name.clone()),
+            duplicates: metrics::counter!("weft_publications_duplicate_total", "realm" => name.clone()),
+            members: metrics::gauge!("weft_realm_members", "realm" => name),
+        }
+    }
+
+    pub(crate) fn published(&mut self) {
+        self.stats.published += 1;
+        self.published.increment(1);
+    }
+
+    pub(crate) fn received(&mut self) {
+        self.received.increment(1);
+    }
+
+    pub(crate) fn delivered(&mut self) {
+        self.stats.delivered += 1;
+        self.delivered.increment(1);
+    }
+
+    pub(crate) fn dropped_slow_subscriber(&mut self) {
+        self.stats.dropped_slow_subscriber += 1;
+        self.dropped_slow_subscriber.increment(1);
+    }
+
+    pub(crate) fn dropped_slow_peer(&mut self) {
+        self.stats.dropped_slow_peer += 1;
+        self.dropped_slow_peer.increment(1);
+    }
+
+    pub(crate) fn denied(&mut self) {
+        self.stats.denied += 1;
+        self.denied.increment(1);
+    }
+
+    pub(crate) fn duplicate(&mut self) {
+        self.stats.duplicates += 1;
+        self.duplicates.increment(1);
+    }
+
+    pub(crate) fn members(&mut self, count: usize) {
+        self.members.set(count as f64);
+    }
+
+    pub(crate) fn snapshot(&self) -> RealmStats {
+        self.stats
+    }
+}
+
+/// A realm's call metrics, on the caller's side and on the provider's.
+#[derive(Debug)]
+pub(crate) struct CallMetrics {
+    realm: String,
+    duration: Histogram,
+}
+
+/// Every way a call can end, as a metric label.
+pub(crate) fn call_outcome(result: &Result<bytes::Bytes, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::NotFound(_)) => "not_found",
+        Err(CallError::Timeout) => "timeout",
+        Err(CallError::Unauthorized(_)) => "unauthorized",
+        Err(CallError::Remote { .. }) => "remote_error",
+        Err(CallError::Unavailable(_)) => "unavailable",
+    }
+}
+
+impl CallMetrics {
+    pub(crate) fn new(realm: &RealmName) -> Self {
+        let realm = realm.as_str().to_owned();
+        Self {
+            duration: metrics::histogram!("weft_call_duration_seconds", "realm" => realm.clone()),
+            realm,
+        }
+    }
+
+    /// A call this node made ended.
+    pub(crate) fn called(&self, outcome: &'static str, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        metrics::counter!("weft_calls_total", "realm" => self.realm.clone(), "outcome" => outcome)
+            .increment(1);
+    }
+
+    /// A call this node served ended (`outcome`: ok, remote_error or the fault's code).
+    pub(crate) fn served(&self, outcome: &'static str) {
+        metrics::counter!("weft_calls_served_total", "realm" => self.realm.clone(), "outcome" => outcome)
+            .increment(1);
+    }
+}
