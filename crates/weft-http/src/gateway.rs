@@ -1,0 +1,251 @@
+//! The gateway: publish, call and subscribe over HTTP, for clients that do not speak QUIC.
+//!
+//! Authority works as everywhere else in weft (SPEC §3). In an owned realm the client sends a
+//! UCAN chain whose leaf is delegated **to this node** (audience = the node's DID):
+//! `Authorization: Bearer <leaf JWT>`, with the proofs it needs in a `ucans` header
+//! (comma-separated JWTs, as in UCAN-as-Bearer). The gateway checks the chain first (401 for
+//! credentials that are not acceptable, 403 for a valid chain that does not grant the action),
+//! then acts under that chain alone, never its own: the chain travels with the publication, call
+//! or subscription, and every receiving node checks it again. In an open realm no token is needed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use weft::{Action, CallOptions, Chain, Name, Pattern, RealmHandle, Strategy};
+
+use crate::{ApiError, AppState};
+
+/// Most proofs a request may carry.
+const MAX_PROOFS: usize = 32;
+/// Longest call timeout a client may ask for.
+const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `POST /v1/realms/{realm}/publish/{topic}`: the body (JSON) is published; 202 once it is
+/// authorized and handed to subscribers and peers (delivery is at most once, as always).
+pub(crate) async fn publish(
+    State(state): State<Arc<AppState>>,
+    Path((realm, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let handle = realm_handle(&state, &realm)?;
+    let name = Name::new(&topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    require_json(&body, "the publication")?;
+    let chain = credentials(&state, &handle, &headers, Action::Publish(&name))?;
+    handle
+        .publish_bytes_with_ucan(&topic, body, chain)
+        .await
+        .map_err(ApiError::from)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "published", "realm": realm, "topic": topic })),
+    )
+        .into_response())
+}
+
+/// How a call is made: `?timeout=2s&strategy=round_robin`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallParams {
+    timeout: Option<String>,
+    strategy: Option<String>,
+}
+
+/// `POST /v1/realms/{realm}/call/{procedure}`: the body is the arguments (JSON); 200 with the
+/// result.
+pub(crate) async fn call(
+    State(state): State<Arc<AppState>>,
+    Path((realm, procedure)): Path<(String, String)>,
+    params: Result<Query<CallParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let handle = realm_handle(&state, &realm)?;
+    let name = Name::new(&procedure).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    require_json(&body, "the arguments")?;
+    let mut options = CallOptions::default();
+    if let Some(timeout) = &params.timeout {
+        options.timeout = parse_timeout(timeout)?;
+    }
+    if let Some(strategy) = &params.strategy {
+        options.strategy = strategy
+            .parse::<Strategy>()
+            .map_err(|e| ApiError::BadRequest(format!("strategy: {e}")))?;
+    }
+    options.chain = credentials(&state, &handle, &headers, Action::Call(&name))?;
+    let result = handle
+        .call_bytes(&procedure, body, options)
+        .await
+        .map_err(ApiError::from)?;
+    // JSON handlers return JSON; a raw handler's bytes are passed through as they are.
+    let content_type = if serde_json::from_slice::<serde::de::IgnoredAny>(&result).is_ok() {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], result).into_response())
+}
+
+/// `GET /v1/realms/{realm}/subscribe/{pattern}`: Server-Sent Events, one `data:` line of JSON
+/// per publication (`{"topic", "payload", "publisher"}`), after a `: ready` comment once the
+/// subscription is announced. Closing the request ends the subscription.
+pub(crate) async fn subscribe(
+    State(state): State<Arc<AppState>>,
+    Path((realm, pattern)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>>, ApiError> {
+    let handle = realm_handle(&state, &realm)?;
+    let parsed = Pattern::new(&pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let chain = credentials(&state, &handle, &headers, Action::Subscribe(&parsed))?;
+    let subscription = handle
+        .subscribe_with_ucan(&pattern, chain)
+        .await
+        .map_err(ApiError::from)?;
+    let ready = futures::stream::once(async { Ok(SseEvent::default().comment("ready")) });
+    let events = subscription.map(|event| {
+        let payload = serde_json::from_slice::<Value>(&event.payload)
+            .unwrap_or_else(|_| json!({ "base64": data_encoding::BASE64.encode(&event.payload) }));
+        let data = json!({
+            "topic": event.topic.as_str(),
+            "payload": payload,
+            "publisher": event.publisher.to_string(),
+        });
+        Ok(SseEvent::default().data(data.to_string()))
+    });
+    let stream = ready.chain(events).take_until(state.stopped());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn realm_handle(state: &AppState, realm: &str) -> Result<RealmHandle, ApiError> {
+    state
+        .node
+        .realm(realm)
+        .ok_or_else(|| ApiError::NotFound(format!("realm {realm:?} is not hosted by this node")))
+}
+
+fn require_json(body: &[u8], what: &str) -> Result<(), ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| ApiError::BadRequest(format!("{what} is not JSON: {e}")))
+}
+
+/// The chain a request acts under (`None` in an open realm), checked for `action` with this
+/// node as the actor.
+fn credentials(
+    state: &AppState,
+    handle: &RealmHandle,
+    headers: &HeaderMap,
+    action: Action<'_>,
+) -> Result<Option<Chain>, ApiError> {
+    let realm = handle.realm();
+    if realm.is_open() {
+        return Ok(None);
+    }
+    let me = state.node.did();
+    let unauthenticated = |message: String| ApiError::Unauthenticated {
+        code: "unauthorized",
+        message,
+    };
+    let leaf = match headers.get(header::AUTHORIZATION) {
+        None => {
+            return Err(unauthenticated(format!(
+                "realm {} needs `Authorization: Bearer <UCAN>` with a token delegated to {me}",
+                realm.name()
+            )));
+        }
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthenticated("the Authorization header is not `Bearer <UCAN>`".into())
+            })?,
+    };
+    let mut proofs = Vec::new();
+    for value in headers.get_all("ucans") {
+        let value = value
+            .to_str()
+            .map_err(|_| unauthenticated("the ucans header is not text".into()))?;
+        proofs.extend(value.split(',').map(str::trim).filter(|p| !p.is_empty()));
+    }
+    if proofs.len() > MAX_PROOFS {
+        return Err(unauthenticated(format!(
+            "{} proofs (at most {MAX_PROOFS})",
+            proofs.len()
+        )));
+    }
+    let chain = Chain::parse(leaf, &proofs).map_err(|e| ApiError::Unauthenticated {
+        code: e.code(),
+        message: e.to_string(),
+    })?;
+    state
+        .authorizer
+        .authorize(realm, Some(&chain), &me, action, unix_now())?;
+    Ok(Some(chain))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `500ms`, `2s`, `1m`, or plain milliseconds.
+fn parse_timeout(text: &str) -> Result<Duration, ApiError> {
+    let bad = || ApiError::BadRequest(format!("timeout {text:?}: expected e.g. 500ms, 2s or 1m"));
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let timeout = match unit {
+        "" | "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(bad()),
+    };
+    if timeout.is_zero() || timeout > MAX_CALL_TIMEOUT {
+        return Err(ApiError::BadRequest(format!(
+            "timeout {text:?}: must be above 0 and at most {}s",
+            MAX_CALL_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_and_are_bounded() {
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_timeout("250").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_timeout("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_timeout("1m").unwrap(), Duration::from_secs(60));
+        for bad in [
+            "",
+            "s",
+            "0",
+            "2h",
+            "-1s",
+            "1.5s",
+            "99999999999999999999s",
+            "301s",
+        ] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
+}

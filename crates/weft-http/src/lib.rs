@@ -1,0 +1,189 @@
+//! weft's HTTP surface, for operators and for clients that do not speak QUIC.
+//!
+//! - `GET /health`: 200 with JSON when the node is ready, 503 when it is not.
+//! - `GET /metrics`: Prometheus text (the [`metrics`] facade, rendered by
+//!   `metrics-exporter-prometheus`).
+//! - `GET /v1/status`: peers, realms, local subscriptions and procedures, DHT statistics.
+//! - The gateway: `POST /v1/realms/{realm}/publish/{topic}`, `POST /v1/realms/{realm}/call/{procedure}`
+//!   and `GET /v1/realms/{realm}/subscribe/{pattern}` (Server-Sent Events), each authorized by
+//!   `Authorization: Bearer <UCAN>` delegated to this node (see [`gateway`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let metrics = weft_http::install_metrics()?; // before the node starts: see weft::telemetry
+//! let node = std::sync::Arc::new(weft::Node::builder().open_realm("dev").start().await?);
+//! let http = weft_http::HttpServer::bind("127.0.0.1:8080".parse()?, node, weft_http::HttpConfig {
+//!     metrics: Some(metrics),
+//!     ..Default::default()
+//! }).await?;
+//! println!("http on {}", http.local_addr());
+//! # Ok(()) }
+//! ```
+
+mod error;
+pub mod gateway;
+mod health;
+mod metrics_endpoint;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::sync::{oneshot, watch};
+
+pub use error::ApiError;
+pub use metrics_endpoint::{MetricsError, install_metrics};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+
+/// How the HTTP surface behaves.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// What `/metrics` renders; `None` answers 404 there (metrics are someone else's).
+    pub metrics: Option<PrometheusHandle>,
+    /// `/health` reports 503 until at least one peer is connected: for nodes given bootstrap
+    /// peers, which are of no use alone.
+    pub require_peers: bool,
+    /// Largest request body (a publication or call arguments), in bytes.
+    pub max_body: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            metrics: None,
+            require_peers: false,
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) node: Arc<weft::Node>,
+    pub(crate) config: HttpConfig,
+    /// The gateway's own check of a client's chain, before anything is sent: it tells a bad
+    /// token (401) from a valid one that does not reach far enough (403).
+    pub(crate) authorizer: weft::Authorizer,
+    /// Turns true when the server stops: event streams end then, instead of holding the
+    /// graceful shutdown open forever.
+    pub(crate) stopping: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Resolves once the server is stopping (never, for a router embedded elsewhere).
+    pub(crate) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static + use<> {
+        let mut stopping = self.stopping.clone();
+        async move {
+            if stopping.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// A running HTTP server; dropping it (or [`shutdown`](Self::shutdown)) stops it.
+#[derive(Debug)]
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen for HTTP on {addr}: {source}")]
+pub struct BindError {
+    addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
+}
+
+impl HttpServer {
+    /// Listens on `addr` (port 0 picks one) and serves on the current tokio runtime.
+    pub async fn bind(
+        addr: SocketAddr,
+        node: Arc<weft::Node>,
+        config: HttpConfig,
+    ) -> Result<Self, BindError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| BindError { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| BindError { addr, source })?;
+        let (stopping_tx, stopping) = watch::channel(false);
+        let app = routes(node, config, stopping);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                    let _ = stopping_tx.send(true);
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracing::info!(addr = %local_addr, "HTTP surface listening");
+        Ok(Self {
+            local_addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets requests in flight finish (open event streams end), and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The routes, for embedding in an application's own axum server.
+pub fn router(node: Arc<weft::Node>, config: HttpConfig) -> Router {
+    routes(node, config, watch::channel(false).1)
+}
+
+fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<bool>) -> Router {
+    let max_body = config.max_body;
+    let state = Arc::new(AppState {
+        node,
+        config,
+        authorizer: weft::Authorizer::new(),
+        stopping,
+    });
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/metrics", get(metrics_endpoint::metrics))
+        .route("/v1/status", get(status::status))
+        .route("/v1/realms/{realm}/publish/{topic}", post(gateway::publish))
+        .route("/v1/realms/{realm}/call/{procedure}", post(gateway::call))
+        .route(
+            "/v1/realms/{realm}/subscribe/{pattern}",
+            get(gateway::subscribe),
+        )
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

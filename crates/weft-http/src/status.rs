@@ -1,0 +1,77 @@
+//! `GET /v1/status`: what this node is, knows and does.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+
+/// Peers (with tags and addresses), realms (members, counters, local subscriptions and
+/// procedures), and the DHT.
+pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let node = &state.node;
+    let peers: Vec<Value> = node
+        .peers()
+        .await
+        .into_iter()
+        .map(|peer| {
+            let tags: Map<String, Value> = peer
+                .tags
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            json!({
+                "did": peer.did.to_string(),
+                "agent": peer.agent,
+                "addr": peer.addr,
+                "tags": tags,
+            })
+        })
+        .collect();
+    let mut realms = Vec::new();
+    for realm in node.realms() {
+        let stats = realm.stats().await;
+        let subscriptions: Vec<String> = realm
+            .local_subscriptions()
+            .await
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        let procedures: Vec<String> = realm
+            .local_procedures()
+            .await
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect();
+        realms.push(json!({
+            "name": realm.realm().name().as_str(),
+            "owner": realm.realm().owner().map(ToString::to_string),
+            "members": stats.members,
+            "subscriptions": subscriptions,
+            "procedures": procedures,
+            "remote_subscriptions": stats.remote_subscriptions,
+            "published": stats.published,
+            "delivered": stats.delivered,
+            "dropped_slow_subscriber": stats.dropped_slow_subscriber,
+            "dropped_slow_peer": stats.dropped_slow_peer,
+            "denied": stats.denied,
+            "duplicates": stats.duplicates,
+        }));
+    }
+    let dht = node.dht_stats().await;
+    Json(json!({
+        "did": node.did().to_string(),
+        "listen": node.listen_addrs().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "peers": peers,
+        "realms": realms,
+        "dht": {
+            "routing_table": dht.routing_table,
+            "connected_peers": dht.connected_peers,
+            "provided_keys": dht.provided_keys,
+            "queries": dht.queries,
+            "failed_queries": dht.failed_queries,
+        },
+    }))
+}
