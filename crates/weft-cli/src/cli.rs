@@ -1,5 +1,6 @@
 //! Flags and subcommands, as SPEC §5 gives them.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -41,8 +42,17 @@ pub(crate) enum Command {
     BenchPeer(BenchPeerCommand),
 }
 
+// Settings come from a TOML file, then WEFT_* variables, then these flags, each overriding the
+// one before (see crate::config).
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
+    /// A TOML configuration file (also WEFT_CONFIG); WEFT_* variables (WEFT_LISTEN, WEFT_HTTP, ...)
+    /// override it, and flags override both.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Serve HTTP (health, metrics, status, gateway) on this address; default: off.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) http: Option<SocketAddr>,
     /// The node's PKCS#8 PEM key; default: a fresh key for this run.
     #[arg(long, value_name = "FILE")]
     pub(crate) key: Option<PathBuf>,

@@ -9,6 +9,10 @@ pub(crate) enum CliError {
     /// The arguments are wrong in a way clap could not see (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// The configuration file or a `WEFT_*` variable is wrong (exit 2); names the file and key,
+    /// or the variable.
+    #[error("{0}")]
+    Config(String),
     /// A key file could not be read or written (exit 1).
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -56,7 +60,7 @@ impl CliError {
     /// 6 remote error, 7 unavailable.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => Self::USAGE,
+            CliError::Usage(_) | CliError::Config(_) => Self::USAGE,
             CliError::Key(_) | CliError::Ucan(_) | CliError::Failed(_) => Self::FAILED,
             CliError::Unauthorized(_) => 5,
             CliError::Unavailable(_) => 7,

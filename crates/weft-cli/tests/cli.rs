@@ -404,3 +404,49 @@ fn fixtures_through_the_cli() {
         }
     }
 }
+
+/// A configuration file with an unknown key stops `weft node` before it starts anything: exit 2,
+/// one line naming the file and the key, nothing on stdout (where a node prints its addresses).
+#[test]
+fn node_refuses_a_config_file_with_an_unknown_key() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "listen = [\"127.0.0.1:0\"]\nlistn = [\"127.0.0.1:0\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["node", "--config", path.to_str().unwrap()])
+        .env_remove("WEFT_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run weft");
+    // A node that did start would serve until killed: never wait for it forever.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("weft node started despite the bad config");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().unwrap();
+    let run = Run {
+        code: status.code().expect("exited normally, not by a signal"),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    };
+    assert_eq!(run.stdout, "", "nothing started");
+    let err = run.fails(2);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("`listn`"), "{err}");
+    assert!(err.contains("line 2"), "{err}");
+}

@@ -10,36 +10,63 @@ use weft::{
 
 use crate::cli::{CallArgs, ClientArgs, NodeArgs, PubArgs, ServeArgs, SubArgs};
 use crate::cmd::parse_duration;
+use crate::config::{NodeSettings, RealmSetting};
 use crate::error::CliError;
 use crate::input::token_arg;
 
 /// How long a client waits to be admitted by the node it connects to.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs a node until SIGINT or SIGTERM, then leaves gracefully.
+/// Runs a node until SIGINT or SIGTERM, then leaves gracefully. Its settings are the
+/// configuration file, then `WEFT_*` variables, then the flags (see [`crate::config`]).
 pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
-    let key = load_key(args.key.as_deref())?;
+    let settings = NodeSettings::from_process(&args)?;
+    let key = load_key(settings.key.as_deref())?;
     let did = key.did();
-    let realms = if args.realm.is_empty() {
-        vec!["dev".to_owned()]
-    } else {
-        args.realm.clone()
-    };
-    let mut builder = Node::builder().key(key);
-    for addr in &args.listen {
+    let realms: Vec<String> = settings.realms.iter().map(RealmSetting::arg).collect();
+    let mut builder = Node::builder().key(key).reconnect(settings.reconnect);
+    for addr in &settings.listen {
         builder = builder.listen(addr.clone());
     }
-    for addr in &args.bootstrap {
+    for addr in &settings.bootstrap {
         builder = builder.bootstrap(addr.clone());
     }
-    for tag in &args.tag {
-        let (k, v) = tag
-            .split_once('=')
-            .ok_or_else(|| CliError::Usage(format!("--tag {tag:?}: expected KEY=VALUE")))?;
+    for (k, v) in &settings.tags {
         builder = builder.tag(k, v);
     }
-    builder = with_realms(builder, &realms, &args.ucan, did)?;
-    let node = builder.start().await?;
+    if let Some(events) = settings.limits.subscriber_queue {
+        builder = builder.subscriber_queue(events);
+    }
+    if let Some(timeout) = settings.limits.idle_timeout {
+        builder = builder.idle_timeout(timeout);
+    }
+    if let Some(timeout) = settings.limits.liveness {
+        builder = builder.liveness(timeout);
+    }
+    builder = with_realms(builder, &realms, &settings.ucans, did)?;
+    // Metrics are registered as the node starts: the recorder must exist before.
+    let metrics = match settings.http {
+        Some(_) => Some(weft_http::install_metrics().map_err(|e| CliError::Failed(e.to_string()))?),
+        None => None,
+    };
+    let node = std::sync::Arc::new(builder.start().await?);
+    let http = match settings.http {
+        Some(addr) => {
+            let config = weft_http::HttpConfig {
+                metrics,
+                require_peers: !settings.bootstrap.is_empty(),
+                ..Default::default()
+            };
+            match weft_http::HttpServer::bind(addr, node.clone(), config).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(CliError::Failed(e.to_string()));
+                }
+            }
+        }
+        None => None,
+    };
     let mut stdout = std::io::stdout();
     for addr in node.listen_addrs() {
         let _ = writeln!(stdout, "{addr}");
@@ -51,12 +78,21 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
         .map(ToString::to_string)
         .unwrap_or_default();
     eprintln!("weft: node {did} is up in {}", realms.join(", "));
+    if let Some(http) = &http {
+        eprintln!(
+            "weft: http on http://{} (/health, /metrics, /v1/status, /v1/realms/…)",
+            http.local_addr()
+        );
+    }
     eprintln!(
         "weft: try: weft sub --connect {first} --realm {} '**'",
         realms[0]
     );
     shutdown_signal().await;
     eprintln!("weft: shutting down");
+    if let Some(http) = http {
+        http.shutdown().await;
+    }
     node.shutdown().await;
     Ok(())
 }
