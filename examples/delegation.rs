@@ -7,7 +7,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use weft::{Action, Authorizer, Builder, Chain, Keypair, Name, Realm, RealmName};
 
+/// What the example saw (checked by `crates/weft/tests/examples.rs`).
+#[derive(Debug)]
+#[allow(dead_code)] // read by the test, not by `main`
+pub(crate) struct Summary {
+    /// Each procedure the service tried to call: allowed, or the code it was denied with.
+    pub(crate) calls: Vec<(&'static str, Result<(), &'static str>)>,
+    /// The code the widened chain was denied with.
+    pub(crate) widened: &'static str,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run().map(drop)
+}
+
+/// Runs the example (no network: the checks are what a receiving node does); an error if a step
+/// fails.
+pub(crate) fn run() -> Result<Summary, Box<dyn std::error::Error>> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let owner = Keypair::generate()?;
     let team = Keypair::generate()?;
@@ -37,6 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // check verifies signatures; later ones hit the cache.
     let chain = Chain::new(to_service, [to_team]);
     let authorizer = Authorizer::new();
+    let mut calls = Vec::new();
     for procedure in ["orders.get", "orders.cancel", "billing.refund"] {
         let name = Name::new(procedure)?;
         match authorizer.authorize(
@@ -46,8 +63,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Action::Call(&name),
             now,
         ) {
-            Ok(_) => println!("call {procedure:<15} allowed"),
-            Err(e) => println!("call {procedure:<15} denied: {e}"),
+            Ok(_) => {
+                println!("call {procedure:<15} allowed");
+                calls.push((procedure, Ok(())));
+            }
+            Err(e) => {
+                println!("call {procedure:<15} denied: {e}");
+                calls.push((procedure, Err(e.code())));
+            }
         }
     }
 
@@ -79,8 +102,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Action::Call(&anything),
         now,
     );
-    if let Err(e) = denied {
-        println!("widened chain    denied: {e}");
-    }
-    Ok(())
+    let widened = match denied {
+        Err(e) => {
+            println!("widened chain    denied: {e}");
+            e.code()
+        }
+        Ok(_) => return Err("the widened chain was allowed".into()),
+    };
+    Ok(Summary { calls, widened })
 }

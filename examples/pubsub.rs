@@ -7,7 +7,17 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use weft::{Builder, Chain, Did, Keypair, Node, Token};
+use weft::{Builder, Chain, Did, Error, Keypair, Node, PublishError, Token};
+
+/// What the example saw (checked by `crates/weft/tests/examples.rs`).
+#[derive(Debug)]
+#[allow(dead_code)] // read by the test, not by `main`
+pub(crate) struct Summary {
+    /// The orders inventory received, in order, and whether each came from the orders service.
+    pub(crate) received: Vec<(u64, bool)>,
+    /// The error code the publication to `billing.refund` was refused with.
+    pub(crate) refused: String,
+}
 
 fn grant(
     owner: &Keypair,
@@ -24,6 +34,11 @@ fn grant(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run().await.map(drop)
+}
+
+/// Runs the example; an error if any step fails.
+pub(crate) async fn run() -> Result<Summary, Box<dyn std::error::Error>> {
     let exp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3600;
     let owner = Keypair::generate()?;
     let (orders_key, inventory_key) = (Keypair::generate()?, Keypair::generate()?);
@@ -91,12 +106,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
     // Not allowed: the orders service may publish under orders.* only.
-    if let Err(e) = publisher
+    let refused = match publisher
         .publish("billing.refund", &json!({ "order": 1 }))
         .await
     {
-        println!("orders    refused: {e}");
-    }
+        Err(Error::Publish(PublishError::Unauthorized(e))) => {
+            println!("orders    refused: {e}");
+            e.code().to_string()
+        }
+        other => return Err(format!("billing.refund should be refused, got {other:?}").into()),
+    };
+    let mut received = Vec::new();
     for _ in 1..=3 {
         let event = tokio::time::timeout(Duration::from_secs(10), placed.next())
             .await?
@@ -109,8 +129,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             order["order"],
             event.publisher.short()
         );
+        received.push((
+            order["order"].as_u64().unwrap_or(0),
+            event.publisher == orders.did(),
+        ));
     }
     orders.shutdown().await;
     inventory.shutdown().await;
-    Ok(())
+    Ok(Summary { received, refused })
 }
