@@ -662,6 +662,11 @@ fn promtool_check(text: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
+        // CI installs promtool and sets this, so there the check cannot be skipped by accident.
+        assert!(
+            std::env::var_os("WEFT_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required (WEFT_REQUIRE_PROMTOOL is set) but cannot be run"
+        );
         eprintln!("skipping promtool check: promtool is not installed (.ci/run installs it)");
         return;
     };

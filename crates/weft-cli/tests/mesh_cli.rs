@@ -257,3 +257,72 @@ fn the_demo_runs_a_mesh_and_exits_0() {
     assert_eq!(stdout.matches("denied").count(), 2, "{stdout}");
     assert!(stdout.contains("demo complete"));
 }
+
+/// One HTTP/1.1 GET over a plain socket: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap();
+    (status, body)
+}
+
+#[test]
+fn node_serves_health_status_and_metrics_over_http_from_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("weft.toml");
+    std::fs::write(
+        &config,
+        "listen = [\"127.0.0.1:0\"]\nhttp = \"127.0.0.1:0\"\n[tags]\nregion = \"eu\"\n[[realm]]\nname = \"dev\"\n",
+    )
+    .unwrap();
+    let mut node = weft()
+        .args(["node", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let node_err = lines(node.stderr.take().unwrap());
+    let _node = Killed(node);
+    let line = wait_for(&node_err, |l| l.starts_with("weft: http on http://"));
+    let addr = line
+        .trim_start_matches("weft: http on http://")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (status, body) = http_get(&addr, "/health");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["realms"], 1);
+
+    let (status, body) = http_get(&addr, "/v1/status");
+    assert_eq!(status, 200);
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["realms"][0]["name"], "dev");
+
+    let (status, body) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("# TYPE weft_dht_queries_total counter"),
+        "{body}"
+    );
+}
