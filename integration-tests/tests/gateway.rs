@@ -455,6 +455,15 @@ async fn calls_through_the_gateway_map_every_outcome_to_a_status() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(response).await["error"], "tooLarge");
+    // A path that is not UTF-8 once decoded: a JSON 400 as well.
+    let response = mesh
+        .post("/v1/realms/io.acme/call/orders.%FF", Some(&call), "{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(response).await["error"], "badRequest");
     mesh.stop().await;
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -33,10 +34,12 @@ const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// authorized and handed to subscribers and peers (delivery is at most once, as always).
 pub(crate) async fn publish(
     State(state): State<Arc<AppState>>,
-    Path((realm, topic)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let (realm, topic) = path_of(path)?;
+    let body = body_of(body)?;
     let handle = realm_handle(&state, &realm)?;
     let name = Name::new(&topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     require_json(&body, "the publication")?;
@@ -64,12 +67,14 @@ pub(crate) struct CallParams {
 /// result.
 pub(crate) async fn call(
     State(state): State<Arc<AppState>>,
-    Path((realm, procedure)): Path<(String, String)>,
-    params: Result<Query<CallParams>, axum::extract::rejection::QueryRejection>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    params: Result<Query<CallParams>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let (realm, procedure) = path_of(path)?;
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let body = body_of(body)?;
     let handle = realm_handle(&state, &realm)?;
     let name = Name::new(&procedure).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     require_json(&body, "the arguments")?;
@@ -101,9 +106,10 @@ pub(crate) async fn call(
 /// subscription is announced. Closing the request ends the subscription.
 pub(crate) async fn subscribe(
     State(state): State<Arc<AppState>>,
-    Path((realm, pattern)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>>, ApiError> {
+    let (realm, pattern) = path_of(path)?;
     let handle = realm_handle(&state, &realm)?;
     let parsed = Pattern::new(&pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let chain = credentials(&state, &handle, &headers, Action::Subscribe(&parsed))?;
@@ -124,6 +130,24 @@ pub(crate) async fn subscribe(
     });
     let stream = ready.chain(events).take_until(state.stopped());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Axum's own rejections answer in plain text; the gateway answers every error in JSON.
+fn path_of(
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<(String, String), ApiError> {
+    path.map(|Path(parts)| parts)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+fn body_of(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(e.body_text())
+        } else {
+            ApiError::BadRequest(e.body_text())
+        }
+    })
 }
 
 fn realm_handle(state: &AppState, realm: &str) -> Result<RealmHandle, ApiError> {
