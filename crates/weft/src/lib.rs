@@ -24,6 +24,9 @@
 //! - [`identity`]: Ed25519 keys, PKCS#8 key files, `did:key` names.
 //! - [`ucan`]: UCAN 0.10.0 tokens: build, parse, verify, proof CIDs.
 //! - [`auth`]: the capability model: `weft://` resources, abilities, [`Authorizer`].
+//! - [`telemetry`]: the `tracing` target of weft's spans and events; its metrics go through the
+//!   `metrics` facade (install a recorder, e.g. `weft_http::install_metrics`, before starting a
+//!   node). The HTTP surface (health, metrics, status, gateway) is the `weft-http` crate.
 //!
 //! # Delegating a capability
 //! ```
