@@ -229,8 +229,20 @@ async fn publish_through_the_gateway_is_authorized_by_the_clients_delegation() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json_of(response).await["error"], "wrongAudience");
 
-    // A missing proof: the chain cannot be followed to the owner. (A new token: one whose chain
-    // was verified before is remembered with its proofs.)
+    // A missing proof: the chain cannot be followed to the owner. Even for a leaf whose chain the
+    // gateway verified before: receivers need the proofs too.
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/realms/io.acme/publish/orders.placed",
+            mesh.base
+        ))
+        .bearer_auth(publish.as_str())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(response).await["error"], "incorrectProofs");
     let unproven = Builder::new(&mesh.client, mesh.gateway.did())
         .expires_at(4_000_000_000)
         .nonce("unproven")
@@ -596,6 +608,7 @@ async fn health_status_and_metrics_describe_the_node() {
     let health = json_of(health).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["peers"], 1);
+    assert_eq!(health["members"], 1);
     assert_eq!(health["realms"], 1);
     assert!(health["routing_table"].as_u64().unwrap() >= 1, "{health}");
 
@@ -645,12 +658,19 @@ async fn health_status_and_metrics_describe_the_node() {
     }
     promtool_check(&text);
 
-    // Unknown endpoints are JSON 404s.
+    // Unknown endpoints are JSON 404s; a wrong method a JSON 405.
     let response = reqwest::get(format!("{}/v2/nothing", mesh.base))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(json_of(response).await["error"], "notFound");
+    let response = reqwest::Client::new()
+        .delete(format!("{}/health", mesh.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(json_of(response).await["error"], "methodNotAllowed");
 
     // A stopped node is not healthy.
     mesh.service.shutdown().await;

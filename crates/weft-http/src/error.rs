@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 404: no such realm on this node, endpoint, or procedure in the realm.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the endpoint exists, not with this method.
+    #[error("this endpoint does not take that method")]
+    MethodNotAllowed,
     /// 413: the body is larger than the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Remote { .. } | ApiError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::Unauthenticated { code, .. } => code,
             ApiError::Forbidden(_) => "unauthorized",
             ApiError::NotFound(_) => "notFound",
+            ApiError::MethodNotAllowed => "methodNotAllowed",
             ApiError::TooLarge(_) => "tooLarge",
             ApiError::Remote { .. } => "remote",
             ApiError::Unavailable(_) => "unavailable",

@@ -214,32 +214,50 @@ fn credentials(
         code: e.code(),
         message: e.to_string(),
     })?;
-    state
-        .authorizer
-        .authorize(realm, Some(&chain), &me, action, unix_now())?;
+    require_complete(&chain)?;
+    handle.authorize(&chain, action)?;
     Ok(Some(chain))
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Every proof the chain cites must be in the request. The node may remember a chain it verified
+/// before and accept the leaf alone, but only what the request carried travels on: a receiver
+/// that has not seen the proofs would refuse what the client was told had succeeded.
+fn require_complete(chain: &Chain) -> Result<(), ApiError> {
+    let mut cited: Vec<weft::Cid> = chain.leaf().proofs().to_vec();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(cid) = cited.pop() {
+        if !seen.insert(cid) {
+            continue;
+        }
+        let proof = chain
+            .proofs()
+            .get(&cid)
+            .ok_or_else(|| ApiError::Unauthenticated {
+                code: "incorrectProofs",
+                message: format!(
+                    "proof {cid} is cited but not sent (send proofs in the ucans header)"
+                ),
+            })?;
+        cited.extend_from_slice(proof.proofs());
+    }
+    Ok(())
 }
 
-/// `500ms`, `2s`, `1m`, or plain milliseconds.
+/// `500ms`, `2s`, `1.5s`, `1m`, or a plain number of seconds (as in the CLI and config file).
 fn parse_timeout(text: &str) -> Result<Duration, ApiError> {
     let bad = || ApiError::BadRequest(format!("timeout {text:?}: expected e.g. 500ms, 2s or 1m"));
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(text.len()),
     );
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let timeout = match unit {
-        "" | "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
         _ => return Err(bad()),
     };
+    let timeout = Duration::try_from_secs_f64(seconds).map_err(|_| bad())?;
     if timeout.is_zero() || timeout > MAX_CALL_TIMEOUT {
         return Err(ApiError::BadRequest(format!(
             "timeout {text:?}: must be above 0 and at most {}s",
@@ -256,7 +274,8 @@ mod tests {
     #[test]
     fn timeouts_parse_and_are_bounded() {
         assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_timeout("250").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_timeout("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_timeout("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_timeout("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_timeout("1m").unwrap(), Duration::from_secs(60));
         for bad in [
@@ -265,9 +284,10 @@ mod tests {
             "0",
             "2h",
             "-1s",
-            "1.5s",
+            "1..5s",
             "99999999999999999999s",
             "301s",
+            "NaN",
         ] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }

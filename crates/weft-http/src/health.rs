@@ -10,15 +10,20 @@ use serde_json::json;
 use crate::AppState;
 
 /// 200 when ready, 503 when not: the node has stopped, or it needs peers (it was given bootstrap
-/// peers) and has none.
+/// peers) and no peer is a member of any of its realms (connected is not enough: a node every
+/// peer refused is of no use).
 pub(crate) async fn health(
     State(state): State<Arc<AppState>>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     let node = &state.node;
     let peers = node.peers().await.len();
     let dht = node.dht_stats().await;
+    let mut members = 0;
+    for realm in node.realms() {
+        members += realm.stats().await.members;
+    }
     let running = node.is_running();
-    let ready = running && (peers > 0 || !state.config.require_peers);
+    let ready = running && (members > 0 || !state.config.require_peers);
     let status = if !running {
         "stopped"
     } else if ready {
@@ -36,7 +41,8 @@ pub(crate) async fn health(
         Json(json!({
             "status": status,
             "did": node.did().to_string(),
-            "peers": peers,
+                        "peers": peers,
+            "members": members,
             "realms": node.realms().len(),
             "routing_table": dht.routing_table,
         })),

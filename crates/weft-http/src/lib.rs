@@ -42,8 +42,8 @@ pub use metrics_exporter_prometheus::PrometheusHandle;
 pub struct HttpConfig {
     /// What `/metrics` renders; `None` answers 404 there (metrics are someone else's).
     pub metrics: Option<PrometheusHandle>,
-    /// `/health` reports 503 until at least one peer is connected: for nodes given bootstrap
-    /// peers, which are of no use alone.
+    /// `/health` reports 503 until some peer is a member of one of the node's realms: for nodes
+    /// given bootstrap peers, which are of no use alone.
     pub require_peers: bool,
     /// Largest request body (a publication or call arguments), in bytes.
     pub max_body: usize,
@@ -64,9 +64,7 @@ impl Default for HttpConfig {
 pub(crate) struct AppState {
     pub(crate) node: Arc<weft::Node>,
     pub(crate) config: HttpConfig,
-    /// The gateway's own check of a client's chain, before anything is sent: it tells a bad
-    /// token (401) from a valid one that does not reach far enough (403).
-    pub(crate) authorizer: weft::Authorizer,
+
     /// Turns true when the server stops: event streams end then, instead of holding the
     /// graceful shutdown open forever.
     pub(crate) stopping: watch::Receiver<bool>,
@@ -170,7 +168,7 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
     let state = Arc::new(AppState {
         node,
         config,
-        authorizer: weft::Authorizer::new(),
+
         stopping,
     });
     Router::new()
@@ -184,6 +182,7 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
             get(gateway::subscribe),
         )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

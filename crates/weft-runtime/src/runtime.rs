@@ -76,6 +76,8 @@ pub struct RealmHandle {
     registry: Addr<Registry>,
     subscriber_queue: usize,
     calls: Arc<CallMetrics>,
+    own_did: Did,
+    authorizer: Arc<Authorizer>,
 }
 
 impl std::fmt::Debug for RealmHandle {
@@ -403,6 +405,23 @@ impl RealmHandle {
         result
     }
 
+    /// Checks, as this node's routers would, whether this node acting under `chain` alone may
+    /// take `action` here: the same cache and the same revocations. For a gateway vetting a
+    /// client's delegation before acting under it.
+    pub fn authorize(
+        &self,
+        chain: &weft_auth::Chain,
+        action: weft_auth::Action<'_>,
+    ) -> Result<weft_auth::Grant, weft_auth::AuthError> {
+        self.authorizer.authorize(
+            &self.realm,
+            Some(chain),
+            &self.own_did,
+            action,
+            crate::unix_now(),
+        )
+    }
+
     /// The patterns this node subscribes to here, one per live subscription.
     pub async fn local_subscriptions(&self) -> Vec<Pattern> {
         self.actor
@@ -567,6 +586,8 @@ fn build(
             registry,
             subscriber_queue: config.subscriber_queue,
             calls,
+            own_did,
+            authorizer: authorizer.clone(),
         });
     }
     let hello = Frame::Hello(Hello {

@@ -360,6 +360,18 @@ impl RealmHandle {
         Ok(self.inner.subscribe(&pattern, chain).await?)
     }
 
+    /// May this node, acting under `chain` alone, take `action` here? Decided exactly as its own
+    /// routers decide (same cache, same revocations): how a gateway vets a client's delegation
+    /// before acting under it with [`publish_bytes_with_ucan`](Self::publish_bytes_with_ucan),
+    /// [`subscribe_with_ucan`](Self::subscribe_with_ucan) or [`CallOptions::ucan`].
+    pub fn authorize(
+        &self,
+        chain: &Chain,
+        action: weft_auth::Action<'_>,
+    ) -> Result<weft_auth::Grant, weft_auth::AuthError> {
+        self.inner.authorize(chain, action)
+    }
+
     /// The patterns this node subscribes to in the realm, one per live subscription.
     pub async fn local_subscriptions(&self) -> Vec<Pattern> {
         self.inner.local_subscriptions().await
