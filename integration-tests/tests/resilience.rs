@@ -127,3 +127,46 @@ async fn a_peer_that_says_goodbye_is_not_redialed_and_its_subscriptions_are_with
     );
     shutdown(&[a]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_peer_that_is_down_at_start_is_reached_once_it_is_up() {
+    // Reserve an address for A, then free it: B starts while nothing answers there.
+    let key_a = Keypair::generate().unwrap();
+    let first = Node::builder()
+        .key(key_a.clone())
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+    let addr = first.listen_addrs()[0].to_string();
+    first.shutdown().await;
+
+    let b = Node::builder()
+        .bootstrap(addr.clone())
+        .open_realm("dev")
+        .reconnect(fast_reconnect())
+        .start()
+        .await
+        .unwrap();
+    // Only once B has given up on its first dial does A come up (a QUIC dial in progress would
+    // otherwise still reach it).
+    let mut b_events = b.peer_events();
+    within("B's first dial fails", async {
+        while !matches!(b_events.recv().await, Ok(PeerEvent::Unreachable { .. })) {}
+    })
+    .await;
+    let a = Node::builder()
+        .key(key_a)
+        .listen(format!("127.0.0.1:{}", port_of(&addr)))
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+    within(
+        "B reaches A, which came up after B started",
+        b.realm("dev").unwrap().wait_for_members(1),
+    )
+    .await
+    .unwrap();
+    shutdown(&[a, b]).await;
+}

@@ -76,6 +76,8 @@ pub(crate) struct Driver {
     bootstrap: Vec<Multiaddr>,
     listen_addrs: Vec<Multiaddr>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    /// The start-up dials of bootstrap addresses, whose failure is reported.
+    bootstrap_dials: HashMap<ConnectionId, Multiaddr>,
     pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<(), NetError>>>,
     pending_finds: HashMap<kad::QueryId, (HashSet<PeerId>, FindReply)>,
     /// Kademlia's own bootstrap is started once the first peer is known.
@@ -150,6 +152,7 @@ impl Driver {
             bootstrap: config.bootstrap,
             listen_addrs: Vec::new(),
             pending_dials: HashMap::new(),
+            bootstrap_dials: HashMap::new(),
             pending_provides: HashMap::new(),
             pending_finds: HashMap::new(),
             bootstrapped: false,
@@ -162,8 +165,21 @@ impl Driver {
     pub(crate) async fn run(mut self) {
         for addr in std::mem::take(&mut self.bootstrap) {
             let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
-            if let Err(e) = self.swarm.dial(opts) {
-                warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.bootstrap_dials.insert(id, addr);
+                }
+                Err(e) => {
+                    warn!(%addr, error = %e, "cannot dial bootstrap peer");
+                    let event = NetEvent::BootstrapFailed {
+                        addr,
+                        error: e.to_string(),
+                    };
+                    if self.emit(event).await.is_err() {
+                        return;
+                    }
+                }
             }
         }
         loop {
@@ -259,6 +275,7 @@ impl Driver {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
+                self.bootstrap_dials.remove(&connection_id);
                 if !self.bootstrapped {
                     self.bootstrapped = true;
                     self.count_query("bootstrap");
@@ -298,6 +315,14 @@ impl Driver {
                 debug!(?peer_id, %error, "outgoing connection failed");
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                }
+                if let Some(addr) = self.bootstrap_dials.remove(&connection_id) {
+                    warn!(%addr, %error, "bootstrap peer unreachable");
+                    self.emit(NetEvent::BootstrapFailed {
+                        addr,
+                        error: error.to_string(),
+                    })
+                    .await?;
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {

@@ -36,6 +36,13 @@ pub enum NetEvent {
         /// The peer.
         peer: PeerId,
     },
+    /// Dialing a bootstrap address failed (the node may try again; see weft-runtime).
+    BootstrapFailed {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        error: String,
+    },
     /// A peer opened a weft stream to us.
     InboundStream {
         /// The peer.

@@ -37,6 +37,7 @@ pub struct PeerInfo {
 
 /// A peer came or went.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum PeerEvent {
     /// A peer completed the handshake.
     Up(PeerInfo),
@@ -55,6 +56,14 @@ pub enum PeerEvent {
         code: String,
         /// The peer's explanation.
         reason: String,
+    },
+    /// A bootstrap address could not be reached. While the node has no peer it keeps dialing
+    /// its bootstrap addresses, on the reconnect schedule.
+    Unreachable {
+        /// The address dialed.
+        addr: String,
+        /// Why it failed.
+        error: String,
     },
 }
 

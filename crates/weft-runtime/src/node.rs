@@ -102,6 +102,9 @@ pub struct Node {
     bootstrap: Vec<Multiaddr>,
     reconnect: BackoffPolicy,
     redial: HashMap<PeerId, (Multiaddr, Backoff)>,
+    /// While the node has no peer at all, its bootstrap peers are dialed on this schedule: one
+    /// that is down when the node starts is reached once it comes up.
+    rebootstrap: Backoff,
     peer_events: broadcast::Sender<PeerEvent>,
     stopping: bool,
 }
@@ -141,6 +144,7 @@ impl Node {
             bootstrap,
             reconnect,
             redial: HashMap::new(),
+            rebootstrap: Backoff::new(reconnect),
             peer_events,
             stopping: false,
         }
@@ -227,6 +231,67 @@ impl Actor for Node {
         if let Some(mut events) = self.events.take() {
             ctx.add_stream(futures::stream::poll_fn(move |cx| events.poll_recv(cx)));
         }
+        // The network dialed the bootstrap peers once already; check back after a first delay.
+        if !self.bootstrap.is_empty() {
+            self.schedule_rebootstrap(ctx);
+        }
+    }
+}
+
+/// Dials the bootstrap peers again if the node is alone.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Rebootstrap;
+
+impl Node {
+    fn schedule_rebootstrap(&mut self, ctx: &mut Context<Self>) {
+        match self.rebootstrap.next_delay(random_unit()) {
+            Some(delay) => {
+                ctx.notify_later(Rebootstrap, delay);
+            }
+            None => warn!(
+                attempts = self.rebootstrap.attempts(),
+                "giving up dialing the bootstrap peers"
+            ),
+        }
+    }
+}
+
+impl Handler<Rebootstrap> for Node {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Rebootstrap, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        if !self.peers.is_empty() {
+            // Not alone: lost peers are the redial schedule's business. Look again later, with
+            // a fresh schedule, in case the node ends up alone.
+            self.rebootstrap = Backoff::new(self.reconnect);
+            ctx.notify_later(Rebootstrap, self.reconnect.max);
+            return;
+        }
+        debug!(
+            attempt = self.rebootstrap.attempts(),
+            "alone: dialing the bootstrap peers again"
+        );
+        for addr in self.bootstrap.clone() {
+            let network = self.network.clone();
+            ctx.spawn(
+                async move { (network.dial(addr.clone()).await, addr) }
+                    .into_actor(self)
+                    .map(|(result, addr), act, _ctx| {
+                        if let Err(e) = result {
+                            debug!(%addr, error = %e, "bootstrap peer unreachable");
+                            let _ = act.peer_events.send(PeerEvent::Unreachable {
+                                addr: addr.to_string(),
+                                error: e.to_string(),
+                            });
+                        }
+                    }),
+            );
+        }
+        self.schedule_rebootstrap(ctx);
     }
 }
 
@@ -258,6 +323,12 @@ impl StreamHandler<NetEvent> for Node {
                     }
                     None => {}
                 }
+            }
+            NetEvent::BootstrapFailed { addr, error } => {
+                let _ = self.peer_events.send(PeerEvent::Unreachable {
+                    addr: addr.to_string(),
+                    error,
+                });
             }
             NetEvent::PeerDisconnected { peer } => {
                 if let Some(entry) = self.peers.get(&peer) {
