@@ -22,8 +22,8 @@ pub(crate) enum CliError {
     /// Any other failure of the command (exit 1).
     #[error("{0}")]
     Failed(String),
-    /// The action was not allowed (exit 5).
-    #[error("unauthorized: {0}")]
+    /// The action was not allowed (exit 5). The text names the refusal itself.
+    #[error("{0}")]
     Unauthorized(String),
     /// A peer or the mesh could not be reached (exit 7).
     #[error("unavailable: {0}")]

@@ -50,14 +50,18 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(CliError::USAGE)
 }
 
+/// Warnings, except libp2p-kad's about a node with no peer yet, which every first node logs.
+const DEFAULT_LOG: &str = "warn,libp2p_kad=error";
+
 fn init_logging() {
     let filter = std::env::var("WEFT_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "warn".to_owned());
+        .unwrap_or_else(|_| DEFAULT_LOG.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -178,6 +178,7 @@ pub async fn open_acknowledged(
             };
             writer.write_all(hello).await.map_err(io)?;
             writer.flush().await.map_err(io)?;
+            metrics::counter!("weft_bytes_sent_total").increment(hello.len() as u64);
             match read_one(&mut reader).await {
                 Ok(Frame::Accepted) => Ok(Opened { writer, reader }),
                 Ok(other) => Err(NetError::Stream {
@@ -211,6 +212,7 @@ pub async fn accept(stream: Stream) -> std::io::Result<ReadHalf<Stream>> {
     let (reader, mut writer) = stream.split();
     let accepted = encode(&Frame::Accepted, DEFAULT_MAX_FRAME).map_err(std::io::Error::other)?;
     writer.write_all(&accepted).await?;
+    metrics::counter!("weft_bytes_sent_total").increment(accepted.len() as u64);
     // Nothing else is ever written back: finish this direction.
     writer.close().await?;
     Ok(reader)

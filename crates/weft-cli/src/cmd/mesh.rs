@@ -264,9 +264,15 @@ async fn client(args: &ClientArgs) -> Result<Node, CliError> {
         }
     };
     while let Ok(event) = events.try_recv() {
-        if let weft::PeerEvent::Denied { code, reason, .. } = event {
+        if let weft::PeerEvent::Denied {
+            code,
+            reason,
+            realm: denied_in,
+            ..
+        } = event
+        {
             node.shutdown().await;
-            return Err(CliError::Unauthorized(format!("{code}: {reason}")));
+            return Err(CliError::Unauthorized(refusal(&code, &denied_in, &reason)));
         }
     }
     if !admitted {
@@ -281,6 +287,16 @@ async fn client(args: &ClientArgs) -> Result<Node, CliError> {
     Ok(node)
 }
 
+/// A peer's refusal as one line: `unauthorized in io.acme=did:…: chain … grants no …`, without
+/// the code twice (the reason is the error's own text, which starts with it).
+fn refusal(code: &str, realm: &str, reason: &str) -> String {
+    let reason = reason
+        .strip_prefix(code)
+        .and_then(|r| r.strip_prefix(": "))
+        .unwrap_or(reason);
+    format!("{code} in {realm}: {reason}")
+}
+
 /// The next refusal by a peer, as text; pending forever if none comes.
 async fn next_denial(events: &mut weft::PeerEvents) -> String {
     loop {
@@ -290,7 +306,7 @@ async fn next_denial(events: &mut weft::PeerEvents) -> String {
                 code,
                 reason,
                 ..
-            }) => return format!("{code} in {realm}: {reason}"),
+            }) => return refusal(&code, &realm, &reason),
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                 std::future::pending::<()>().await
