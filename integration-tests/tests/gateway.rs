@@ -619,6 +619,10 @@ async fn health_status_and_metrics_describe_the_node() {
     )
     .await;
     assert_eq!(status["did"], mesh.gateway.did().to_string());
+    assert_eq!(
+        status["listen"][0],
+        mesh.gateway.listen_addrs()[0].to_string()
+    );
     let peer = &status["peers"][0];
     assert_eq!(peer["did"], mesh.service.did().to_string());
     assert_eq!(peer["tags"]["role"], "service");

@@ -63,7 +63,12 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     let dht = node.dht_stats().await;
     Json(json!({
         "did": node.did().to_string(),
-        "listen": node.listen_addrs().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "listen": node
+            .current_listen_addrs()
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         "peers": peers,
         "realms": realms,
         "dht": {

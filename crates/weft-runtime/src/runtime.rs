@@ -210,6 +210,12 @@ impl NodeHandle {
         self.authorizer.revoke(cid);
     }
 
+    /// Every address the node listens on now: a wildcard listener (`0.0.0.0`) reports one per
+    /// interface, after start too. Empty once the node has stopped.
+    pub async fn current_listen_addrs(&self) -> Vec<Multiaddr> {
+        self.network.listen_addrs().await.unwrap_or_default()
+    }
+
     /// Is the node still running (not shut down, aborted or crashed)?
     pub fn is_running(&self) -> bool {
         self.node.connected()

@@ -209,6 +209,13 @@ impl Node {
             .collect()
     }
 
+    /// Every address the node listens on now (a `0.0.0.0` listener has one per interface, some
+    /// of which may appear after start); [`listen_addrs`](Self::listen_addrs) is the first of
+    /// each listener, as known at start.
+    pub async fn current_listen_addrs(&self) -> Vec<Multiaddr> {
+        self.inner.current_listen_addrs().await
+    }
+
     /// Is the node still running (not shut down or aborted)?
     pub fn is_running(&self) -> bool {
         self.inner.is_running()

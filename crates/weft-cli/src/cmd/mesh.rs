@@ -68,7 +68,12 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
         None => None,
     };
     let mut stdout = std::io::stdout();
-    for addr in node.listen_addrs() {
+    // Every address known now: a 0.0.0.0 listener has one per interface.
+    let mut addrs = node.current_listen_addrs().await;
+    if addrs.is_empty() {
+        addrs = node.listen_addrs().to_vec();
+    }
+    for addr in &addrs {
         let _ = writeln!(stdout, "{addr}");
     }
     let _ = stdout.flush();
