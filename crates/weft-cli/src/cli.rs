@@ -71,6 +71,30 @@ pub(crate) struct NodeArgs {
     /// A label shown to peers, KEY=VALUE; repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
     pub(crate) tag: Vec<String>,
+    /// First delay before redialing a lost peer (e.g. 100ms).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) reconnect_initial: Option<String>,
+    /// Longest delay between redials (e.g. 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) reconnect_max: Option<String>,
+    /// Growth of the delay per attempt (≥ 1).
+    #[arg(long, value_name = "X")]
+    pub(crate) reconnect_multiplier: Option<String>,
+    /// Randomised fraction of each delay, in [0, 1].
+    #[arg(long, value_name = "X")]
+    pub(crate) reconnect_jitter: Option<String>,
+    /// Redials before giving up; 0 retries forever.
+    #[arg(long, value_name = "N")]
+    pub(crate) reconnect_attempts: Option<String>,
+    /// Events buffered per subscription before drops.
+    #[arg(long, value_name = "N")]
+    pub(crate) subscriber_queue: Option<String>,
+    /// How long an idle connection stays open (e.g. 60s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) idle_timeout: Option<String>,
+    /// How fast a silent peer is declared gone (e.g. 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) liveness: Option<String>,
 }
 
 /// How a short-lived client joins the mesh.

@@ -14,15 +14,15 @@
 //! name = "io.acme"
 //! owner = "did:key:z6Mk..."                     # omit for an open realm
 //! [reconnect]
-//! initial = "100ms"                             # WEFT_RECONNECT_INITIAL
-//! max = "30s"                                   # WEFT_RECONNECT_MAX
-//! multiplier = 2.0                              # WEFT_RECONNECT_MULTIPLIER
-//! jitter = 0.5                                  # WEFT_RECONNECT_JITTER
-//! attempts = 0                                  # WEFT_RECONNECT_ATTEMPTS (0 = forever)
+//! initial = "100ms"                             # WEFT_RECONNECT_INITIAL     --reconnect-initial
+//! max = "30s"                                   # WEFT_RECONNECT_MAX         --reconnect-max
+//! multiplier = 2.0                              # WEFT_RECONNECT_MULTIPLIER  --reconnect-multiplier
+//! jitter = 0.5                                  # WEFT_RECONNECT_JITTER      --reconnect-jitter
+//! attempts = 0                                  # WEFT_RECONNECT_ATTEMPTS    --reconnect-attempts (0 = forever)
 //! [limits]
-//! subscriber_queue = 4096                       # WEFT_LIMITS_SUBSCRIBER_QUEUE
-//! idle_timeout = "60s"                          # WEFT_LIMITS_IDLE_TIMEOUT
-//! liveness = "10s"                              # WEFT_LIMITS_LIVENESS
+//! subscriber_queue = 4096                       # WEFT_LIMITS_SUBSCRIBER_QUEUE  --subscriber-queue
+//! idle_timeout = "60s"                          # WEFT_LIMITS_IDLE_TIMEOUT   --idle-timeout
+//! liveness = "10s"                              # WEFT_LIMITS_LIVENESS       --liveness
 //! ```
 //!
 //! The file is `--config FILE` or `WEFT_CONFIG`. Relative paths in it (`key`, `@FILE` tokens)
@@ -319,6 +319,16 @@ impl Layer {
                 realm_setting(realm).map_err(|e| CliError::Usage(format!("--realm {realm:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        fn flag<T>(
+            value: &Option<String>,
+            name: &str,
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<Option<T>, CliError> {
+            value
+                .as_deref()
+                .map(|v| parse(v).map_err(|e| CliError::Usage(format!("--{name}: {e}"))))
+                .transpose()
+        }
         Ok(Layer {
             key: args.key.clone(),
             listen: list(&args.listen),
@@ -327,7 +337,18 @@ impl Layer {
             ucans: list(&args.ucan),
             tags: (!tags.is_empty()).then_some(tags),
             realms: (!realms.is_empty()).then_some(realms),
-            ..Layer::default()
+            initial: flag(&args.reconnect_initial, "reconnect-initial", duration)?,
+            max: flag(&args.reconnect_max, "reconnect-max", duration)?,
+            multiplier: flag(&args.reconnect_multiplier, "reconnect-multiplier", |s| {
+                number(s, MULTIPLIER).and_then(multiplier)
+            })?,
+            jitter: flag(&args.reconnect_jitter, "reconnect-jitter", |s| {
+                number(s, JITTER).and_then(jitter)
+            })?,
+            attempts: flag(&args.reconnect_attempts, "reconnect-attempts", attempts)?,
+            subscriber_queue: flag(&args.subscriber_queue, "subscriber-queue", subscriber_queue)?,
+            idle_timeout: flag(&args.idle_timeout, "idle-timeout", duration)?,
+            liveness: flag(&args.liveness, "liveness", duration)?,
         })
     }
 }
@@ -739,6 +760,53 @@ liveness = "5s"
             settings,
             NodeSettings::resolve(&args(&[]), no_env()).unwrap()
         );
+    }
+
+    #[test]
+    fn every_reconnect_and_limit_key_has_a_flag_that_wins_over_env() {
+        let vars = [
+            ("WEFT_RECONNECT_INITIAL", "2s"),
+            ("WEFT_RECONNECT_MAX", "20s"),
+            ("WEFT_RECONNECT_MULTIPLIER", "3"),
+            ("WEFT_RECONNECT_JITTER", "0.1"),
+            ("WEFT_RECONNECT_ATTEMPTS", "4"),
+            ("WEFT_LIMITS_SUBSCRIBER_QUEUE", "10"),
+            ("WEFT_LIMITS_IDLE_TIMEOUT", "20s"),
+            ("WEFT_LIMITS_LIVENESS", "2s"),
+        ];
+        let flags = [
+            "--reconnect-initial",
+            "50ms",
+            "--reconnect-max",
+            "5s",
+            "--reconnect-multiplier",
+            "1.5",
+            "--reconnect-jitter",
+            "0",
+            "--reconnect-attempts",
+            "0",
+            "--subscriber-queue",
+            "99",
+            "--idle-timeout",
+            "90s",
+            "--liveness",
+            "3s",
+        ];
+        let settings = NodeSettings::resolve(&args(&flags), env(&vars)).unwrap();
+        assert_eq!(settings.reconnect.initial, Duration::from_millis(50));
+        assert_eq!(settings.reconnect.max, Duration::from_secs(5));
+        assert_eq!(settings.reconnect.multiplier, 1.5);
+        assert_eq!(settings.reconnect.jitter, 0.0);
+        assert_eq!(settings.reconnect.max_attempts, None);
+        assert_eq!(settings.limits.subscriber_queue, Some(99));
+        assert_eq!(settings.limits.idle_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(settings.limits.liveness, Some(Duration::from_secs(3)));
+
+        let e = NodeSettings::resolve(&args(&["--reconnect-jitter", "2"]), no_env()).unwrap_err();
+        assert!(e.to_string().starts_with("--reconnect-jitter: "), "{e}");
+        assert!(matches!(e, CliError::Usage(_)));
+        let e = NodeSettings::resolve(&args(&["--liveness", "soon"]), no_env()).unwrap_err();
+        assert!(e.to_string().starts_with("--liveness: "), "{e}");
     }
 
     #[test]
