@@ -584,26 +584,14 @@ impl Handler<RemoteCall> for Registry {
         let action = Action::Call(&call.procedure);
         // A chain sent with the call is the only one it acts under; without one, those the caller
         // presented at admission.
-        let allowed = match &call.chain {
-            Some(wire) => Chain::parse(&wire.leaf, &wire.proofs)
-                .map_err(AuthError::from)
-                .and_then(|chain| {
-                    self.authorizer.authorize(
-                        &self.realm,
-                        Some(&chain),
-                        &member.did,
-                        action,
-                        unix_now(),
-                    )
-                }),
-            None => self.authorizer.authorize_any(
-                &self.realm,
-                &member.chains,
-                &member.did,
-                action,
-                unix_now(),
-            ),
-        };
+        let allowed = crate::router::authorize_member(
+            &self.authorizer,
+            &self.realm,
+            call.chain.as_ref(),
+            &member.chains,
+            &member.did,
+            action,
+        );
         let grant = match allowed {
             Ok(grant) => grant,
             Err(e) => {

@@ -231,11 +231,23 @@ impl Router {
     }
 }
 
-/// The chain a peer sent with one frame, parsed; `None` when it acts under its hello's chains.
-fn presented(chain: Option<&weft_wire::WireChain>) -> Result<Option<Chain>, weft_auth::AuthError> {
-    chain
-        .map(|wire| Chain::parse(&wire.leaf, &wire.proofs).map_err(weft_auth::AuthError::from))
-        .transpose()
+/// Authorizes a member's action: under the chain sent with the frame alone when there is one (a
+/// gateway acting for a client; unparsable refuses), else under the chains of its hello. The one
+/// rule for publications, subscriptions and calls.
+pub(crate) fn authorize_member(
+    authorizer: &Authorizer,
+    realm: &Realm,
+    frame_chain: Option<&weft_wire::WireChain>,
+    hello_chains: &[Chain],
+    did: &Did,
+    action: Action<'_>,
+) -> Result<weft_auth::Grant, weft_auth::AuthError> {
+    match frame_chain {
+        Some(wire) => Chain::parse(&wire.leaf, &wire.proofs)
+            .map_err(weft_auth::AuthError::from)
+            .and_then(|chain| authorizer.authorize(realm, Some(&chain), did, action, unix_now())),
+        None => authorizer.authorize_any(realm, hello_chains, did, action, unix_now()),
+    }
 }
 
 /// Does some peer hold a subscription matching `topic`?
@@ -337,23 +349,14 @@ impl Handler<RemotePublish> for Router {
         };
         let topic = &msg.publish.topic;
         let action = Action::Publish(topic);
-        let allowed = match presented(msg.publish.chain.as_ref()) {
-            Ok(Some(chain)) => self.authorizer.authorize(
-                &self.realm,
-                Some(&chain),
-                &member.did,
-                action,
-                unix_now(),
-            ),
-            Ok(None) => self.authorizer.authorize_any(
-                &self.realm,
-                &member.chains,
-                &member.did,
-                action,
-                unix_now(),
-            ),
-            Err(e) => Err(e),
-        };
+        let allowed = authorize_member(
+            &self.authorizer,
+            &self.realm,
+            msg.publish.chain.as_ref(),
+            &member.chains,
+            &member.did,
+            action,
+        );
         if let Err(e) = allowed {
             self.counters.denied();
             debug!(peer = %member.did.short(), %topic, error = %e, "publication refused");
@@ -395,23 +398,14 @@ impl Handler<RemoteInterest> for Router {
                 id, pattern, chain, ..
             } => {
                 let action = Action::Subscribe(&pattern);
-                let allowed = match presented(chain.as_ref()) {
-                    Ok(Some(chain)) => self.authorizer.authorize(
-                        &self.realm,
-                        Some(&chain),
-                        &member.did,
-                        action,
-                        unix_now(),
-                    ),
-                    Ok(None) => self.authorizer.authorize_any(
-                        &self.realm,
-                        &member.chains,
-                        &member.did,
-                        action,
-                        unix_now(),
-                    ),
-                    Err(e) => Err(e),
-                };
+                let allowed = authorize_member(
+                    &self.authorizer,
+                    &self.realm,
+                    chain.as_ref(),
+                    &member.chains,
+                    &member.did,
+                    action,
+                );
                 match allowed {
                     Ok(_) => {
                         self.interests.insert(Target::Peer(msg.peer), id, pattern);
