@@ -2,12 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
-use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use weft::{Keypair, Node};
 use weft_integration_tests::{next_event, shutdown, within};
-use weft_net::framed::{Outbound, write_frames};
+use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{NetConfig, NetEvent, Network};
 use weft_wire::WIRE_VERSION;
 
@@ -20,11 +18,12 @@ async fn send_raw(target: &Node, bytes: Vec<u8>) {
         .await
         .unwrap();
     let stream = within("open stream", raw.open_stream(peer)).await.unwrap();
-    let (tx, rx) = mpsc::channel(4);
+    let outbox = Outbox::new(4);
+    let writer = outbox.clone();
     raw.spawn(async move {
-        let _ = write_frames(stream, rx).await;
+        let _ = write_outbox(stream, writer).await;
     });
-    tx.send(Outbound::Frame(Bytes::from(bytes))).await.unwrap();
+    assert!(outbox.push(&bytes));
     within("the node cuts the raw peer off", async {
         while !matches!(events.recv().await, Some(NetEvent::PeerDisconnected { peer: p }) if p == peer) {}
     })

@@ -1,5 +1,5 @@
-//! Frames over a libp2p stream: a batching writer and a bounded reader, both run on the network
-//! runtime.
+//! Frames over a libp2p stream: opening and accepting a stream, and a bounded, batching reader,
+//! run on the network runtime.
 //!
 //! Opening is acknowledged: libp2p-stream hands inbound streams to the application through a
 //! one-slot channel filled from the connections' own tasks, so a stream arriving while another is
@@ -7,15 +7,15 @@
 //! [`Frame::Accepted`], and opens again if it does not come ([`open_acknowledged`]); queued frames
 //! wait until then, so nothing is lost or needs replaying.
 //!
-//! Frames are encoded once, by whoever sends them (a publication to ten peers is encoded once and
-//! its `Bytes` shared), and the writer coalesces whatever is queued into one write: under load,
-//! many small publications share a QUIC packet instead of paying one each.
+//! Writing is the [`Outbox`](crate::outbox::Outbox)'s; reading decodes every whole frame a read
+//! completed and hands them on as one batch, so the hops behind the reader cost one message per
+//! read rather than one per frame.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::io::{ReadHalf, WriteHalf};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -30,11 +30,10 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// First pause between attempts; doubles each time.
 const OPEN_BACKOFF: Duration = Duration::from_millis(20);
 
-/// Bytes coalesced into one write at most.
-const BATCH_BYTES: usize = 64 * 1024;
-/// Bytes read from the stream at a time. Buffers start empty and grow with the traffic: an idle
-/// peer costs no buffer memory, a busy one up to a batch.
-const READ_CHUNK: usize = 8 * 1024;
+/// Read sizes: a reader starts small and doubles while reads fill its buffer, so an idle peer
+/// holds little and a busy one reads up to the maximum at a time.
+const READ_MIN: usize = 1024;
+const READ_MAX: usize = 64 * 1024;
 
 /// Why a reader stopped.
 #[derive(Debug, thiserror::Error)]
@@ -51,91 +50,33 @@ pub enum ReadError {
     Truncated,
 }
 
-/// What a writer is asked to do.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// Write this encoded frame.
-    Frame(Bytes),
-    /// Flush what came before, close the stream's sending side and stop. Explicit, because
-    /// several owners hold the queue's sender and it never closes while one of them lives.
-    Close,
-}
-
-/// Writes queued, already-encoded frames to `stream` until [`Outbound::Close`] or until every
-/// sender is gone, then closes the stream's sending side.
-pub async fn write_frames<W: AsyncWrite + Unpin>(
-    stream: W,
-    queue: mpsc::Receiver<Outbound>,
-) -> std::io::Result<()> {
-    let (_none, control) = mpsc::unbounded_channel();
-    write_session(stream, control, queue).await
-}
-
-/// Like [`write_frames`], with a second, priority lane for control frames (subscriptions,
-/// refusals, goodbye). Control frames are few and must never be dropped, so their lane is
-/// unbounded and always drained first; data frames (publications) stay on the bounded queue,
-/// where a full queue means a counted drop. A [`Outbound::Close`] on the data queue flushes what
-/// the control lane holds, then closes.
-pub async fn write_session<W: AsyncWrite + Unpin>(
-    mut stream: W,
-    mut control: mpsc::UnboundedReceiver<Bytes>,
-    mut data: mpsc::Receiver<Outbound>,
-) -> std::io::Result<()> {
-    let sent = metrics::counter!("weft_bytes_sent_total");
-    let mut batch: Vec<u8> = Vec::new();
-    let mut closing = false;
-    while !closing {
-        batch.clear();
-        tokio::select! {
-            biased;
-            Some(frame) = control.recv() => batch.extend_from_slice(&frame),
-            next = data.recv() => match next {
-                Some(Outbound::Frame(frame)) => batch.extend_from_slice(&frame),
-                Some(Outbound::Close) | None => closing = true,
-            },
-        }
-        while let Ok(frame) = control.try_recv() {
-            batch.extend_from_slice(&frame);
-        }
-        while !closing && batch.len() < BATCH_BYTES {
-            match data.try_recv() {
-                Ok(Outbound::Frame(next)) => batch.extend_from_slice(&next),
-                Ok(Outbound::Close) => closing = true,
-                Err(_) => break,
-            }
-        }
-        if closing {
-            while let Ok(frame) = control.try_recv() {
-                batch.extend_from_slice(&frame);
-            }
-        }
-        if !batch.is_empty() {
-            stream.write_all(&batch).await?;
-            stream.flush().await?;
-            sent.increment(batch.len() as u64);
-        }
-    }
-    stream.close().await
-}
-
-/// Reads frames from `stream` into `sink` until the stream ends cleanly, the sink closes, or a
-/// frame is bad. Back-pressure: when `sink` is full the reader waits, so QUIC flow control slows
-/// the sender instead of memory growing.
+/// Reads frames from `stream` into `sink`, a batch per read (every whole frame the read
+/// completed), until the stream ends cleanly, the sink closes, or a frame is bad. Back-pressure:
+/// when `sink` is full the reader waits, so QUIC flow control slows the sender instead of memory
+/// growing.
 pub async fn read_frames<R: AsyncRead + Unpin>(
     mut stream: R,
-    sink: mpsc::Sender<Frame>,
+    sink: mpsc::Sender<Vec<Frame>>,
     decoder: Decoder,
 ) -> Result<(), ReadError> {
     let received = metrics::counter!("weft_bytes_received_total");
     let mut buf = BytesMut::new();
-    let mut chunk = [0u8; READ_CHUNK];
+    let mut want = READ_MIN;
     loop {
+        let mut batch = Vec::new();
         while let Some(frame) = decoder.decode(&mut buf)? {
-            if sink.send(frame).await.is_err() {
-                return Ok(());
-            }
+            batch.push(frame);
         }
-        let n = stream.read(&mut chunk).await?;
+        if !batch.is_empty() && sink.send(batch).await.is_err() {
+            return Ok(());
+        }
+        if buf.is_empty() && buf.capacity() > 2 * want {
+            buf = BytesMut::new(); // a burst is over: give its buffer back
+        }
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let n = stream.read(&mut buf[start..]).await?;
+        buf.truncate(start + n);
         if n == 0 {
             return if buf.is_empty() {
                 Ok(())
@@ -144,7 +85,13 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
             };
         }
         received.increment(n as u64);
-        buf.extend_from_slice(&chunk[..n]);
+        want = if n == want {
+            (want * 2).min(READ_MAX)
+        } else if n < want / 4 {
+            (want / 2).max(READ_MIN)
+        } else {
+            want
+        };
     }
 }
 
@@ -235,7 +182,7 @@ async fn read_one<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Frame, ReadErr
     }
 }
 
-/// Encodes one frame for [`write_frames`].
+/// Encodes one frame, for an [`Outbox`](crate::outbox::Outbox) or a raw write.
 pub fn encode(frame: &Frame, max_frame: usize) -> Result<Bytes, WireError> {
     let mut out = Vec::new();
     weft_wire::encode(frame, max_frame, &mut out)?;

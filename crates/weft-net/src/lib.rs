@@ -10,7 +10,7 @@
 //!   Network::dial/provide/…  --Command-->  Driver ── owns ──> Swarm
 //!   (cloneable handle)        |              │ translates swarm events
 //!   events: Receiver<NetEvent> <--NetEvent---┘ (PeerConnected, InboundStream, …)
-//!   open_stream / spawn_*     |  framed::{writer, reader} tasks per stream
+//!   open_stream / spawn_*     |  outbox writer and framed reader tasks per stream
 //! ```
 //!
 //! The driver only translates: a command becomes one swarm call with its reply stored under the
@@ -23,7 +23,8 @@
 //! - `behaviour`: the composed libp2p behaviour.
 //! - `driver`: the swarm event loop.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
-//! - [`framed`]: frames over a stream: a batching writer and a bounded reader.
+//! - [`framed`]: opening and accepting weft streams, and a bounded reader of frames in batches.
+//! - [`outbox`]: a peer's queued frames as one buffer, and the writer that drains it.
 //! - [`error`]: what can fail, [`NetError`].
 #![warn(missing_docs)]
 
@@ -34,6 +35,7 @@ pub mod error;
 pub mod framed;
 pub mod identity;
 pub mod network;
+pub mod outbox;
 
 pub use behaviour::{IDENTIFY_VERSION, KAD_PROTOCOL, MAX_PROVIDERS_PER_KEY};
 pub use config::{NetConfig, loopback_any, parse_addr};

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio::time::timeout;
 use weft_identity::Keypair;
 use weft_names::Name;
-use weft_net::framed::{Outbound, encode, read_frames, write_frames};
+use weft_net::framed::{encode, read_frames};
+use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, NetConfig, NetEvent, Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Publish};
 
@@ -71,15 +72,16 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
         .await
         .unwrap()
         .unwrap();
-    let (tx, rx) = mpsc::channel(16);
+    let outbox = Outbox::new(128);
+    let writer = outbox.clone();
     c.spawn(async move {
-        write_frames(stream, rx).await.unwrap();
+        write_outbox(stream, writer).await.unwrap();
     });
     for seq in 0..100 {
         let frame = encode(&publish(seq), DEFAULT_MAX_FRAME).unwrap();
-        tx.send(Outbound::Frame(frame)).await.unwrap();
+        assert!(outbox.push(&frame));
     }
-    drop(tx);
+    outbox.close();
 
     let inbound = loop {
         match timeout(LIMIT, b_events.recv()).await.unwrap().unwrap() {
@@ -93,12 +95,11 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
             .await
             .unwrap();
     });
-    for seq in 0..100 {
-        assert_eq!(
-            timeout(LIMIT, frames.recv()).await.unwrap().unwrap(),
-            publish(seq)
-        );
+    let mut received = Vec::new();
+    while received.len() < 100 {
+        received.extend(timeout(LIMIT, frames.recv()).await.unwrap().unwrap());
     }
+    assert_eq!(received, (0..100).map(publish).collect::<Vec<_>>());
     assert!(
         timeout(LIMIT, frames.recv()).await.unwrap().is_none(),
         "clean end of stream"

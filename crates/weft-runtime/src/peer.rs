@@ -12,7 +12,7 @@
 //! frames, forwarded to the admitted realm's router. Frames for realms the peer was not admitted to
 //! are dropped: a peer without a valid proof never sees a realm's traffic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +23,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use weft_auth::Realm as AuthRealm;
 use weft_identity::Did;
-use weft_net::framed::{
-    Outbound, ReadError, accept, open_acknowledged, read_frames, write_session,
-};
+use weft_net::framed::{ReadError, accept, open_acknowledged, read_frames};
+use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, RealmIndex};
 
@@ -36,31 +35,29 @@ use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{RemoteInterest, RemotePublish};
 use crate::{PeerEvent, PeerInfo};
 
-/// Frames buffered from a peer's reader before it waits (back-pressure into QUIC).
-const INBOUND_QUEUE: usize = 1024;
+/// Batches (one per read, at most 64 KiB of frames each) buffered from a peer's reader before it
+/// waits (back-pressure into QUIC).
+const INBOUND_QUEUE: usize = 32;
 /// How long a leaving peer waits for its queue to flush.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A peer's send queues. Cloned into the realm and router that send to it.
+/// A peer's send queue. Cloned into the realm, router and registry that send to it.
 #[derive(Debug, Clone)]
 pub struct PeerSender {
-    /// Publications: bounded; a full queue is a counted drop.
-    queue: mpsc::Sender<Outbound>,
-    /// Control frames (interest, denial, goodbye): few, never dropped, written first.
-    control: mpsc::UnboundedSender<Bytes>,
+    outbox: Outbox,
 }
 
 impl PeerSender {
-    /// Queues an encoded publication; `false` when the queue is full (the caller counts the
-    /// drop) or the peer is gone.
-    pub fn send(&self, frame: Bytes) -> bool {
-        self.queue.try_send(Outbound::Frame(frame)).is_ok()
+    /// Queues an encoded publication, call or reply; `false` when the queue is full (the caller
+    /// counts the drop) or the peer is gone.
+    pub fn send(&self, frame: &[u8]) -> bool {
+        self.outbox.push(frame)
     }
 
-    /// Queues an encoded control frame; it is never dropped while the peer is connected.
-    pub fn send_control(&self, frame: Bytes) {
-        // Fails only when the writer is gone, and then the peer is gone too.
-        let _ = self.control.send(frame);
+    /// Queues an encoded control frame (interest, denial, goodbye): never dropped while the peer
+    /// is connected, and written before queued data.
+    pub fn send_control(&self, frame: &[u8]) {
+        self.outbox.push_control(frame);
     }
 }
 
@@ -114,8 +111,11 @@ pub struct PeerConnection {
     links: Arc<Vec<RealmLink>>,
     hello: Bytes,
     sender: PeerSender,
-    outbound: Option<(mpsc::UnboundedReceiver<Bytes>, mpsc::Receiver<Outbound>)>,
+    /// The writer has not been started yet.
+    unopened: bool,
     writer: Option<tokio::task::JoinHandle<()>>,
+    /// Frames of a batch held back while the peer's hello is being settled, in arrival order.
+    deferred: VecDeque<Frame>,
     routes: HashMap<RealmIndex, Routes>,
     admitted: Vec<Addr<Realm>>,
     greeted: bool,
@@ -150,8 +150,6 @@ impl PeerConnection {
         hello: Bytes,
         queue: usize,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(queue.max(16));
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
         Self {
             peer,
             did,
@@ -161,11 +159,11 @@ impl PeerConnection {
             links,
             hello,
             sender: PeerSender {
-                queue: tx,
-                control: control_tx,
+                outbox: Outbox::new(queue.max(16)),
             },
-            outbound: Some((control_rx, rx)),
+            unopened: true,
             writer: None,
+            deferred: VecDeque::new(),
             routes: HashMap::new(),
             admitted: Vec::new(),
             greeted: false,
@@ -186,9 +184,10 @@ impl PeerConnection {
     /// Opens the outbound stream (hello first, acknowledged) and starts the writer draining
     /// the queue. If the peer never acknowledges a stream, the session is given up.
     fn open_outbound(&mut self, ctx: &mut Context<Self>) {
-        let Some((control, outbound)) = self.outbound.take() else {
+        if !std::mem::take(&mut self.unopened) {
             return;
-        };
+        }
+        let outbox = self.sender.outbox.clone();
         let (network, peer, did, hello, me) = (
             self.network.clone(),
             self.peer,
@@ -200,12 +199,13 @@ impl PeerConnection {
             match open_acknowledged(&network, peer, &hello).await {
                 Ok(opened) => {
                     let _reader = opened.reader;
-                    if let Err(e) = write_session(opened.writer, control, outbound).await {
+                    if let Err(e) = write_outbox(opened.writer, outbox).await {
                         debug!(peer = %did.short(), error = %e, "writer stopped");
                     }
                 }
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
+                    outbox.close();
                     me.do_send(Failed);
                 }
             }
@@ -272,7 +272,7 @@ impl PeerConnection {
                                 if let Ok(bytes) =
                                     weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME)
                                 {
-                                    act.sender.send_control(bytes);
+                                    act.sender.send_control(&bytes);
                                 }
                             }
                             Err(e) => debug!(error = %e, "realm actor gone during admission"),
@@ -342,9 +342,98 @@ impl Handler<AttachInbound> for PeerConnection {
     }
 }
 
-/// Dispatches one frame from the peer.
-impl StreamHandler<Frame> for PeerConnection {
-    fn handle(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+/// Continues a batch held back while the peer's hello was being settled.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Resume;
+
+impl Handler<Resume> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Resume, ctx: &mut Context<Self>) {
+        self.drain(ctx);
+    }
+}
+
+/// Takes one read's worth of frames from the peer.
+impl StreamHandler<Vec<Frame>> for PeerConnection {
+    fn handle(&mut self, frames: Vec<Frame>, ctx: &mut Context<Self>) {
+        // Frames still held back go first: order per peer is kept across batches.
+        self.deferred.extend(frames);
+        self.drain(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // A replaced stream (the peer opened another) must not end the session.
+        self.inbound_streams = self.inbound_streams.saturating_sub(1);
+        if self.inbound_streams == 0 {
+            ctx.stop();
+        }
+    }
+}
+
+impl PeerConnection {
+    /// Dispatches held frames in order. Consecutive publications of one realm go to its router as
+    /// one message. Stops while the context waits (a hello's admissions, a full router) and
+    /// resumes after it.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        let mut run: Option<(RealmIndex, Vec<weft_wire::Publish>)> = None;
+        while !ctx.waiting() && ctx.state() == ActorState::Running {
+            let Some(frame) = self.deferred.pop_front() else {
+                break;
+            };
+            match frame {
+                Frame::Publish(publish) => match &mut run {
+                    Some((realm, batch)) if *realm == publish.realm => batch.push(publish),
+                    _ => {
+                        self.forward_publishes(run.take(), ctx);
+                        run = Some((publish.realm, vec![publish]));
+                    }
+                },
+                other => {
+                    self.forward_publishes(run.take(), ctx);
+                    if !ctx.waiting() {
+                        self.dispatch(other, ctx);
+                    } else {
+                        self.deferred.push_front(other);
+                    }
+                }
+            }
+        }
+        self.forward_publishes(run.take(), ctx);
+        if ctx.waiting() && !self.deferred.is_empty() {
+            ctx.notify(Resume);
+        }
+    }
+
+    /// Hands a run of publications to their realm's router.
+    fn forward_publishes(
+        &mut self,
+        run: Option<(RealmIndex, Vec<weft_wire::Publish>)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some((realm, publishes)) = run else {
+            return;
+        };
+        let Some(router) = self.routes.get(&realm).map(|r| &r.router) else {
+            return;
+        };
+        match router.try_send(RemotePublish {
+            peer: self.peer,
+            publishes,
+        }) {
+            Ok(()) => {}
+            // The router is behind: stop reading this peer until it catches up, so the
+            // back-pressure reaches the sender through QUIC instead of memory growing.
+            Err(SendError::Full(msg)) => {
+                ctx.wait(router.send(msg).into_actor(self).map(|_, _, _| ()));
+            }
+            Err(SendError::Closed(_)) => {}
+        }
+    }
+
+    /// Acts on one frame other than a publication.
+    fn dispatch(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         match frame {
             Frame::Hello(hello) => self.handle_hello(hello, ctx),
             Frame::Interest(interest) => {
@@ -389,21 +478,7 @@ impl StreamHandler<Frame> for PeerConnection {
                 }
             }
             Frame::Publish(publish) => {
-                let Some(router) = self.routes.get(&publish.realm).map(|r| &r.router) else {
-                    return;
-                };
-                match router.try_send(RemotePublish {
-                    peer: self.peer,
-                    publish,
-                }) {
-                    Ok(()) => {}
-                    // The router is behind: stop reading this peer until it catches up, so the
-                    // back-pressure reaches the sender through QUIC instead of memory growing.
-                    Err(SendError::Full(msg)) => {
-                        ctx.wait(router.send(msg).into_actor(self).map(|_, _, _| ()));
-                    }
-                    Err(SendError::Closed(_)) => {}
-                }
+                self.forward_publishes(Some((publish.realm, vec![publish])), ctx)
             }
             Frame::Denied(denial) => {
                 let realm = self
@@ -431,14 +506,6 @@ impl StreamHandler<Frame> for PeerConnection {
             }
             // Only ever sent back on a stream we opened, never on the one we read.
             Frame::Accepted => debug!(peer = %self.did.short(), "unexpected Accepted ignored"),
-        }
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        // A replaced stream (the peer opened another) must not end the session.
-        self.inbound_streams = self.inbound_streams.saturating_sub(1);
-        if self.inbound_streams == 0 {
-            ctx.stop();
         }
     }
 }
@@ -478,19 +545,15 @@ impl Handler<Leave> for PeerConnection {
 
     fn handle(&mut self, _msg: Leave, _ctx: &mut Context<Self>) -> Self::Result {
         if let Ok(bye) = weft_net::framed::encode(&Frame::Bye, DEFAULT_MAX_FRAME) {
-            self.sender.send_control(bye);
+            self.sender.send_control(&bye);
         }
-        let queue = self.sender.queue.clone();
+        self.sender.outbox.close();
         let writer = self.writer.take();
         Box::pin(
             async move {
-                let _ = tokio::time::timeout(FLUSH_TIMEOUT, async move {
-                    let _ = queue.send(Outbound::Close).await;
-                    if let Some(writer) = writer {
-                        let _ = writer.await;
-                    }
-                })
-                .await;
+                if let Some(writer) = writer {
+                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
+                }
             }
             .into_actor(self)
             .map(|(), _act, ctx| ctx.stop()),

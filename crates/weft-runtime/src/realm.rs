@@ -175,7 +175,7 @@ impl Realm {
     fn broadcast(&self, interest: Interest) {
         if let Some(bytes) = self.interest_frame(interest) {
             for sender in self.members.values() {
-                sender.send_control(bytes.clone());
+                sender.send_control(&bytes);
             }
         }
     }
@@ -241,7 +241,7 @@ impl Handler<Admit> for Realm {
                 chain: chain.clone(),
             };
             if let Some(bytes) = self.interest_frame(subscribe) {
-                msg.sender.send_control(bytes);
+                msg.sender.send_control(&bytes);
             }
         }
         let joined = MemberJoined {

@@ -236,7 +236,7 @@ impl Registry {
     fn announce(&self, interest: Interest) {
         if let Ok(bytes) = weft_net::framed::encode(&Frame::Interest(interest), DEFAULT_MAX_FRAME) {
             for member in self.members.values() {
-                member.sender.send_control(bytes.clone());
+                member.sender.send_control(&bytes);
             }
         }
     }
@@ -427,7 +427,7 @@ impl Handler<CallProcedure> for Registry {
                         ))));
                     };
                     // Not queued means never sent: the one case where another provider may try.
-                    if !member.sender.send(bytes) {
+                    if !member.sender.send(&bytes) {
                         unreachable.push(Provider::Remote(peer));
                         continue;
                     }
@@ -578,7 +578,7 @@ impl Handler<RemoteCall> for Registry {
             // Replies go on the control lane: the handler has run, so its outcome must not be
             // dropped by a full publication queue.
             if let Ok(bytes) = encoded {
-                sender.send_control(bytes);
+                sender.send_control(&bytes);
             }
         };
         let action = Action::Call(&call.procedure);
@@ -734,7 +734,7 @@ impl Handler<MemberJoined> for Registry {
                 procedure: procedure.clone(),
             });
             if let Ok(bytes) = weft_net::framed::encode(&advert, DEFAULT_MAX_FRAME) {
-                msg.sender.send_control(bytes);
+                msg.sender.send_control(&bytes);
             }
         }
         self.members.insert(

@@ -35,6 +35,9 @@ use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now};
 
+/// An encoding buffer larger than this (a large payload) is not kept for the next publication.
+const KEEP_ENCODED: usize = 64 * 1024;
+
 /// Where a matching publication goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Target {
@@ -63,14 +66,14 @@ pub struct Publish {
     pub chain: Option<Chain>,
 }
 
-/// A publication received from a peer.
+/// Publications received from a peer, in the order it sent them (one read's worth).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct RemotePublish {
     /// The sender, as authenticated by the transport.
     pub peer: PeerId,
-    /// The frame.
-    pub publish: weft_wire::Publish,
+    /// The frames.
+    pub publishes: Vec<weft_wire::Publish>,
 }
 
 /// A peer's subscription changed.
@@ -171,6 +174,8 @@ pub struct Router {
     members: HashMap<PeerId, Member>,
     sequencer: Sequencer<PeerId>,
     next_seq: u64,
+    /// The last publication's encoding buffer, reused.
+    encoded: Vec<u8>,
     counters: RealmCounters,
     /// `wait_for_subscriber` callers, by topic.
     waiting_subscriber: Waiters<Name>,
@@ -210,6 +215,7 @@ impl Router {
             members: HashMap::new(),
             sequencer: Sequencer::new(),
             next_seq: 0,
+            encoded: Vec::new(),
             counters,
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
@@ -294,7 +300,9 @@ impl Handler<Publish> for Router {
         }
         self.next_seq += 1;
         self.counters.published();
-        let mut encoded: Option<Bytes> = None;
+        // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
+        let mut encoded = std::mem::take(&mut self.encoded);
+        encoded.clear();
         for target in self.interests.targets(&msg.topic) {
             match target {
                 Target::Local(id) => {
@@ -309,7 +317,7 @@ impl Handler<Publish> for Router {
                     let Some(member) = self.members.get(&peer) else {
                         continue;
                     };
-                    if encoded.is_none() {
+                    if encoded.is_empty() {
                         let frame = Frame::Publish(weft_wire::Publish {
                             realm: self.index,
                             topic: msg.topic.clone(),
@@ -318,68 +326,81 @@ impl Handler<Publish> for Router {
                             chain: msg.chain.as_ref().map(crate::runtime::wire_chain),
                         });
                         // Bounded by max_payload above, so only a misconfiguration fails here.
-                        encoded =
-                            Some(weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME).map_err(
-                                |_| PublishError::TooLarge {
-                                    len: msg.payload.len(),
-                                    max: DEFAULT_MAX_FRAME,
-                                },
-                            )?);
+                        weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).map_err(
+                            |_| PublishError::TooLarge {
+                                len: msg.payload.len(),
+                                max: DEFAULT_MAX_FRAME,
+                            },
+                        )?;
                     }
-                    if let Some(bytes) = &encoded
-                        && !member.sender.send(bytes.clone())
-                    {
+                    if !member.sender.send(&encoded) {
                         self.counters.dropped_slow_peer();
                     }
                 }
             }
         }
+        if encoded.capacity() <= KEEP_ENCODED {
+            self.encoded = encoded;
+        }
         Ok(())
     }
 }
 
-/// Authorizes a peer's publication, then delivers it locally once and in order.
+/// Authorizes each of a peer's publications, then delivers it locally once and in order.
 impl Handler<RemotePublish> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemotePublish, _ctx: &mut Context<Self>) {
         let Some(member) = self.members.get(&msg.peer) else {
-            debug!(peer = %msg.peer, "publication from a non-member dropped");
+            debug!(peer = %msg.peer, "publications from a non-member dropped");
             return;
         };
-        let topic = &msg.publish.topic;
-        let action = Action::Publish(topic);
-        let allowed = authorize_member(
-            &self.authorizer,
-            &self.realm,
-            msg.publish.chain.as_ref(),
-            &member.chains,
-            &member.did,
-            action,
-        );
-        if let Err(e) = allowed {
-            self.counters.denied();
-            debug!(peer = %member.did.short(), %topic, error = %e, "publication refused");
-            return;
-        }
-        match self.sequencer.handle(msg.peer, msg.publish.seq) {
-            Sequenced::Duplicate => {
-                self.counters.duplicate();
-                return;
+        let (did, chains) = (member.did, member.chains.clone());
+        // A run of publications to one topic under the hello's chains is one decision: the
+        // chains, the topic and the clock (to the second) are the same for each.
+        let mut decided: Option<(Name, u64)> = None;
+        for publish in msg.publishes {
+            let topic = &publish.topic;
+            let now = unix_now();
+            let known = publish.chain.is_none()
+                && decided
+                    .as_ref()
+                    .is_some_and(|(t, at)| t == topic && *at == now);
+            if !known {
+                let allowed = authorize_member(
+                    &self.authorizer,
+                    &self.realm,
+                    publish.chain.as_ref(),
+                    &chains,
+                    &did,
+                    Action::Publish(topic),
+                );
+                if let Err(e) = allowed {
+                    self.counters.denied();
+                    debug!(peer = %did.short(), %topic, error = %e, "publication refused");
+                    decided = None;
+                    continue;
+                }
+                decided = publish.chain.is_none().then(|| (topic.clone(), now));
             }
-            // Gaps are normal: a peer is sent only what matches its interests, and every
-            // publication of the realm takes a number. Duplicates and reordering are what count.
-            Sequenced::Deliver { .. } => self.counters.received(),
-        }
-        let publisher = member.did;
-        for target in self.interests.targets(topic) {
-            if let Target::Local(id) = target {
-                let event = Event {
-                    topic: topic.clone(),
-                    payload: msg.publish.payload.clone(),
-                    publisher,
-                };
-                self.deliver_local(id, event);
+            match self.sequencer.handle(msg.peer, publish.seq) {
+                Sequenced::Duplicate => {
+                    self.counters.duplicate();
+                    continue;
+                }
+                // Gaps are normal: a peer is sent only what matches its interests, and every
+                // publication of the realm takes a number. Duplicates and reordering count.
+                Sequenced::Deliver { .. } => self.counters.received(),
+            }
+            for target in self.interests.targets(topic) {
+                if let Target::Local(id) = target {
+                    let event = Event {
+                        topic: topic.clone(),
+                        payload: publish.payload.clone(),
+                        publisher: did,
+                    };
+                    self.deliver_local(id, event);
+                }
             }
         }
     }

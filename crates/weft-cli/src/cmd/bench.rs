@@ -103,6 +103,7 @@ async fn pubsub(payload: usize, messages: u64, as_json: bool) -> Result<(), CliE
 
     let report = tokio::time::timeout(IDLE + READY_TIMEOUT, lines.recv()).await;
     let _ = child.wait();
+    let sent_dropped = realm.stats().await.dropped_slow_peer;
     node.shutdown().await;
     let report: Value = match report {
         Ok(Some(line)) => serde_json::from_str(&line)
@@ -128,8 +129,9 @@ async fn pubsub(payload: usize, messages: u64, as_json: bool) -> Result<(), CliE
     if as_json {
         println!("{out}");
     } else {
+        let received_dropped = report["dropped"].as_u64().unwrap_or(0);
         println!(
-            "pubsub {payload} B: {received}/{messages} received, {msgs_per_sec:.0} msg/s, {mb_per_sec:.2} MB/s (publisher side: {:.0} msg/s)",
+            "pubsub {payload} B: {received}/{messages} received, {msgs_per_sec:.0} msg/s, {mb_per_sec:.2} MB/s (publisher side: {:.0} msg/s; dropped: {sent_dropped} at the publisher's send queue, {received_dropped} at the subscriber's queue)",
             messages as f64 / publish_secs
         );
     }

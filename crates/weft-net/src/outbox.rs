@@ -1,0 +1,255 @@
+//! A peer's outgoing frames as one growing byte buffer, and the task that writes it.
+//!
+//! Senders (routers, registries, the session) append already-encoded frames under a short lock;
+//! the writer swaps the whole buffer out and writes it with one call. Compared with a channel of
+//! frames this costs no allocation and no channel operation per frame, and whatever accumulated
+//! while the previous write was in flight leaves in one write: under load, many small
+//! publications share a QUIC packet instead of paying one each.
+//!
+//! Two lanes: control frames (subscriptions, refusals, goodbye) are few and never dropped, and are
+//! written before data; data frames (publications, calls, replies) are bounded by a frame count
+//! and a byte count, and a full outbox refuses them so the caller counts a drop.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Bytes of queued data frames at most, whatever the frame limit: a slow peer cannot hold more
+/// memory than this.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+/// A write buffer that grew past this is released after the write instead of kept for reuse,
+/// so a burst does not pin memory on an idle peer.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
+/// The sending side of a peer's stream. Cheap to clone; every clone appends to the same buffer.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer when a lane goes from empty to non-empty, or on close.
+    ready: Notify,
+    max_frames: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    control: Vec<u8>,
+    data: Vec<u8>,
+    data_frames: usize,
+    /// Flush what is queued, close the stream and stop.
+    closing: bool,
+    /// The writer stopped: nothing will be written any more.
+    gone: bool,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.data.is_empty()
+    }
+}
+
+impl Outbox {
+    /// An outbox holding at most `max_frames` data frames (and [`MAX_QUEUED_BYTES`]) unwritten.
+    pub fn new(max_frames: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                ready: Notify::new(),
+                max_frames: max_frames.max(1),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves only byte buffers behind, which stay valid.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues an encoded data frame; `false` when the outbox is full (the caller counts the drop),
+    /// closing, or its writer is gone.
+    pub fn push(&self, frame: &[u8]) -> bool {
+        let mut state = self.lock();
+        if state.gone
+            || state.closing
+            || state.data_frames >= self.shared.max_frames
+            || state.data.len() + frame.len() > MAX_QUEUED_BYTES
+        {
+            return false;
+        }
+        let wake = state.is_empty();
+        state.data.extend_from_slice(frame);
+        state.data_frames += 1;
+        drop(state);
+        if wake {
+            self.shared.ready.notify_one();
+        }
+        true
+    }
+
+    /// Queues an encoded control frame. It is never dropped while the writer runs, and is written
+    /// before any data frame queued with it.
+    pub fn push_control(&self, frame: &[u8]) {
+        let mut state = self.lock();
+        if state.gone {
+            return;
+        }
+        let wake = state.is_empty();
+        state.control.extend_from_slice(frame);
+        drop(state);
+        if wake {
+            self.shared.ready.notify_one();
+        }
+    }
+
+    /// Asks the writer to write what is queued, close the stream's sending side and stop. Data
+    /// pushed afterwards is refused; control frames still go out with the final write.
+    pub fn close(&self) {
+        self.lock().closing = true;
+        self.shared.ready.notify_one();
+    }
+
+    /// Data frames queued and not yet handed to the stream.
+    pub fn queued_frames(&self) -> usize {
+        self.lock().data_frames
+    }
+}
+
+/// Marks the outbox gone when the writer stops, however it stops, so senders stop queueing.
+struct Gone(Outbox);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.gone = true;
+        state.control = Vec::new();
+        state.data = Vec::new();
+        state.data_frames = 0;
+    }
+}
+
+/// Writes what `outbox` receives to `stream` until [`Outbox::close`], then closes the stream's
+/// sending side.
+pub async fn write_outbox<W: AsyncWrite + Unpin>(
+    mut stream: W,
+    outbox: Outbox,
+) -> std::io::Result<()> {
+    let guard = Gone(outbox);
+    let outbox = &guard.0;
+    let sent = metrics::counter!("weft_bytes_sent_total");
+    let (mut control, mut data) = (Vec::new(), Vec::new());
+    loop {
+        let closing = {
+            let mut state = outbox.lock();
+            std::mem::swap(&mut state.control, &mut control);
+            std::mem::swap(&mut state.data, &mut data);
+            state.data_frames = 0;
+            state.closing
+        };
+        if control.is_empty() && data.is_empty() {
+            if closing {
+                break;
+            }
+            // A push between the swap and here stored a permit, so this returns at once.
+            outbox.shared.ready.notified().await;
+            continue;
+        }
+        for bytes in [&mut control, &mut data] {
+            if !bytes.is_empty() {
+                stream.write_all(bytes).await?;
+                sent.increment(bytes.len() as u64);
+                if bytes.capacity() > KEEP_CAPACITY {
+                    *bytes = Vec::new();
+                } else {
+                    bytes.clear();
+                }
+            }
+        }
+        stream.flush().await?;
+    }
+    stream.close().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that records what is written.
+    #[derive(Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>);
+
+    impl AsyncWrite for Sink {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            *self.1.lock().unwrap() = true;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn control_goes_first_and_close_flushes_everything() {
+        let outbox = Outbox::new(8);
+        assert!(outbox.push(b"d1"));
+        outbox.push_control(b"c1");
+        assert!(outbox.push(b"d2"));
+        outbox.close();
+        assert!(!outbox.push(b"late"), "closing refuses data");
+        outbox.push_control(b"bye");
+        let sink = Sink::default();
+        let (written, closed) = (sink.0.clone(), sink.1.clone());
+        write_outbox(sink, outbox.clone()).await.unwrap();
+        assert_eq!(&*written.lock().unwrap(), b"c1byed1d2");
+        assert!(*closed.lock().unwrap());
+        assert!(!outbox.push(b"after"), "a stopped writer refuses data");
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_refuses_data_but_not_control() {
+        let outbox = Outbox::new(2);
+        assert!(outbox.push(b"1"));
+        assert!(outbox.push(b"2"));
+        assert!(!outbox.push(b"3"));
+        assert_eq!(outbox.queued_frames(), 2);
+        outbox.push_control(b"c");
+        let big = vec![0u8; MAX_QUEUED_BYTES + 1];
+        assert!(!Outbox::new(8).push(&big), "the byte bound holds too");
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_for_frames_pushed_while_it_waits() {
+        let outbox = Outbox::new(1024);
+        let sink = Sink::default();
+        let written = sink.0.clone();
+        let writer = tokio::spawn(write_outbox(sink, outbox.clone()));
+        for i in 0..100u8 {
+            assert!(outbox.push(&[i]));
+            tokio::task::yield_now().await;
+        }
+        outbox.close();
+        writer.await.unwrap().unwrap();
+        assert_eq!(*written.lock().unwrap(), (0..100u8).collect::<Vec<_>>());
+    }
+}
