@@ -25,7 +25,7 @@ pub(crate) enum Command {
     /// refusals. No configuration.
     Demo,
     /// Run a node: print its listen addresses, then serve until SIGINT/SIGTERM.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Publish one JSON event.
     Pub(PubArgs),
     /// Subscribe to a pattern and print each event as a JSON line.
@@ -89,6 +89,12 @@ pub(crate) struct NodeArgs {
     /// Events buffered per subscription before drops.
     #[arg(long, value_name = "N")]
     pub(crate) subscriber_queue: Option<String>,
+    /// Frames (publications, calls, replies) queued per peer before drops.
+    #[arg(long, value_name = "N")]
+    pub(crate) peer_queue: Option<String>,
+    /// When a peer cannot keep up: `drop` (and count) or `block` (slow the publisher down).
+    #[arg(long, value_name = "drop|block")]
+    pub(crate) congestion: Option<String>,
     /// How long an idle connection stays open (e.g. 60s).
     #[arg(long, value_name = "DURATION")]
     pub(crate) idle_timeout: Option<String>,

@@ -21,6 +21,8 @@
 //! attempts = 0                                  # WEFT_RECONNECT_ATTEMPTS    --reconnect-attempts (0 = forever)
 //! [limits]
 //! subscriber_queue = 4096                       # WEFT_LIMITS_SUBSCRIBER_QUEUE  --subscriber-queue
+//! peer_queue = 16384                            # WEFT_LIMITS_PEER_QUEUE     --peer-queue
+//! congestion = "drop"                           # WEFT_LIMITS_CONGESTION     --congestion (drop|block)
 //! idle_timeout = "60s"                          # WEFT_LIMITS_IDLE_TIMEOUT   --idle-timeout
 //! liveness = "10s"                              # WEFT_LIMITS_LIVENESS       --liveness
 //! ```
@@ -35,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de::Error as _};
-use weft::{BackoffPolicy, Did, RealmName};
+use weft::{BackoffPolicy, Congestion, Did, RealmName};
 
 use crate::cli::NodeArgs;
 use crate::cmd::parse_duration;
@@ -81,10 +83,12 @@ impl RealmSetting {
     }
 }
 
-/// `[limits]`; `None` keeps the node's default (4096 events, 60 s, 10 s).
+/// `[limits]`; `None` keeps the node's default (4096 events, 16384 frames, drop, 60 s, 10 s).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Limits {
     pub(crate) subscriber_queue: Option<usize>,
+    pub(crate) peer_queue: Option<usize>,
+    pub(crate) congestion: Option<Congestion>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) liveness: Option<Duration>,
 }
@@ -103,6 +107,8 @@ const ENV_MULTIPLIER: &str = "WEFT_RECONNECT_MULTIPLIER";
 const ENV_JITTER: &str = "WEFT_RECONNECT_JITTER";
 const ENV_ATTEMPTS: &str = "WEFT_RECONNECT_ATTEMPTS";
 const ENV_QUEUE: &str = "WEFT_LIMITS_SUBSCRIBER_QUEUE";
+const ENV_PEER_QUEUE: &str = "WEFT_LIMITS_PEER_QUEUE";
+const ENV_CONGESTION: &str = "WEFT_LIMITS_CONGESTION";
 const ENV_IDLE: &str = "WEFT_LIMITS_IDLE_TIMEOUT";
 const ENV_LIVENESS: &str = "WEFT_LIMITS_LIVENESS";
 /// The configuration file, when `--config` is not given.
@@ -151,6 +157,8 @@ struct Layer {
     jitter: Option<f64>,
     attempts: Option<u32>,
     subscriber_queue: Option<usize>,
+    peer_queue: Option<usize>,
+    congestion: Option<Congestion>,
     idle_timeout: Option<Duration>,
     liveness: Option<Duration>,
 }
@@ -172,6 +180,8 @@ impl Layer {
             jitter: self.jitter.or(lower.jitter),
             attempts: self.attempts.or(lower.attempts),
             subscriber_queue: self.subscriber_queue.or(lower.subscriber_queue),
+            peer_queue: self.peer_queue.or(lower.peer_queue),
+            congestion: self.congestion.or(lower.congestion),
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
             liveness: self.liveness.or(lower.liveness),
         }
@@ -208,6 +218,8 @@ impl Layer {
             },
             limits: Limits {
                 subscriber_queue: self.subscriber_queue,
+                peer_queue: self.peer_queue,
+                congestion: self.congestion,
                 idle_timeout: self.idle_timeout,
                 liveness: self.liveness,
             },
@@ -253,6 +265,8 @@ impl Layer {
             jitter: reconnect.jitter,
             attempts: reconnect.attempts,
             subscriber_queue: limits.subscriber_queue,
+            peer_queue: limits.peer_queue,
+            congestion: limits.congestion,
             idle_timeout: limits.idle_timeout,
             liveness: limits.liveness,
         })
@@ -298,7 +312,9 @@ impl Layer {
             })?,
             jitter: env_value(&env, ENV_JITTER, |s| number(s, JITTER).and_then(jitter))?,
             attempts: env_value(&env, ENV_ATTEMPTS, attempts)?,
-            subscriber_queue: env_value(&env, ENV_QUEUE, subscriber_queue)?,
+            subscriber_queue: env_value(&env, ENV_QUEUE, queue_len)?,
+            peer_queue: env_value(&env, ENV_PEER_QUEUE, queue_len)?,
+            congestion: env_value(&env, ENV_CONGESTION, congestion)?,
             idle_timeout: env_value(&env, ENV_IDLE, duration)?,
             liveness: env_value(&env, ENV_LIVENESS, duration)?,
         })
@@ -346,7 +362,9 @@ impl Layer {
                 number(s, JITTER).and_then(jitter)
             })?,
             attempts: flag(&args.reconnect_attempts, "reconnect-attempts", attempts)?,
-            subscriber_queue: flag(&args.subscriber_queue, "subscriber-queue", subscriber_queue)?,
+            subscriber_queue: flag(&args.subscriber_queue, "subscriber-queue", queue_len)?,
+            peer_queue: flag(&args.peer_queue, "peer-queue", queue_len)?,
+            congestion: flag(&args.congestion, "congestion", congestion)?,
             idle_timeout: flag(&args.idle_timeout, "idle-timeout", duration)?,
             liveness: flag(&args.liveness, "liveness", duration)?,
         })
@@ -395,8 +413,12 @@ struct FileReconnect {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileLimits {
-    #[serde(default, deserialize_with = "de_subscriber_queue")]
+    #[serde(default, deserialize_with = "de_queue_len")]
     subscriber_queue: Option<usize>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    peer_queue: Option<usize>,
+    #[serde(default, deserialize_with = "de_congestion")]
+    congestion: Option<Congestion>,
     #[serde(default, deserialize_with = "de_duration")]
     idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -429,7 +451,13 @@ fn de_jitter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         .map_err(D::Error::custom)
 }
 
-fn de_subscriber_queue<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+fn de_congestion<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Congestion>, D::Error> {
+    congestion(&String::deserialize(d)?)
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+fn de_queue_len<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     match usize::deserialize(d)? {
         0 => Err(D::Error::custom("expected a whole number > 0, got 0")),
         n => Ok(Some(n)),
@@ -505,7 +533,11 @@ fn attempts(s: &str) -> Result<u32, String> {
         .map_err(|_| format!("expected a whole number ≥ 0 (0 = forever), got {s:?}"))
 }
 
-fn subscriber_queue(s: &str) -> Result<usize, String> {
+fn congestion(s: &str) -> Result<Congestion, String> {
+    s.parse()
+}
+
+fn queue_len(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("expected a whole number > 0, got {s:?}")),
@@ -602,7 +634,7 @@ mod tests {
     fn args(flags: &[&str]) -> NodeArgs {
         let argv = ["weft", "node"].iter().chain(flags);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Node(args) => args,
+            Command::Node(args) => *args,
             other => panic!("not node: {other:?}"),
         }
     }
@@ -696,6 +728,8 @@ attempts = 7
 
 [limits]
 subscriber_queue = 128
+peer_queue = 512
+congestion = "block"
 idle_timeout = "90s"
 liveness = "5s"
 "#
@@ -738,6 +772,8 @@ liveness = "5s"
                 },
                 limits: Limits {
                     subscriber_queue: Some(128),
+                    peer_queue: Some(512),
+                    congestion: Some(Congestion::Block),
                     idle_timeout: Some(Duration::from_secs(90)),
                     liveness: Some(Duration::from_secs(5)),
                 },
@@ -771,6 +807,8 @@ liveness = "5s"
             ("WEFT_RECONNECT_JITTER", "0.1"),
             ("WEFT_RECONNECT_ATTEMPTS", "4"),
             ("WEFT_LIMITS_SUBSCRIBER_QUEUE", "10"),
+            ("WEFT_LIMITS_PEER_QUEUE", "11"),
+            ("WEFT_LIMITS_CONGESTION", "block"),
             ("WEFT_LIMITS_IDLE_TIMEOUT", "20s"),
             ("WEFT_LIMITS_LIVENESS", "2s"),
         ];
@@ -787,12 +825,21 @@ liveness = "5s"
             "0",
             "--subscriber-queue",
             "99",
+            "--peer-queue",
+            "98",
+            "--congestion",
+            "drop",
             "--idle-timeout",
             "90s",
             "--liveness",
             "3s",
         ];
         let settings = NodeSettings::resolve(&args(&flags), env(&vars)).unwrap();
+        assert_eq!(settings.limits.peer_queue, Some(98));
+        assert_eq!(settings.limits.congestion, Some(Congestion::Drop));
+        let from_env = NodeSettings::resolve(&args(&[]), env(&vars)).unwrap();
+        assert_eq!(from_env.limits.peer_queue, Some(11));
+        assert_eq!(from_env.limits.congestion, Some(Congestion::Block));
         assert_eq!(settings.reconnect.initial, Duration::from_millis(50));
         assert_eq!(settings.reconnect.max, Duration::from_secs(5));
         assert_eq!(settings.reconnect.multiplier, 1.5);
@@ -965,6 +1012,9 @@ liveness = "1s"
         assert!(message.contains("line 2"), "{message}");
         let message = config_error("[limits]\nliveness = \"0s\"\n");
         assert!(message.contains("limits.liveness"), "{message}");
+        let message = config_error("[limits]\ncongestion = \"wait\"\n");
+        assert!(message.contains("limits.congestion"), "{message}");
+        assert!(message.contains("`drop` or `block`"), "{message}");
     }
 
     #[test]

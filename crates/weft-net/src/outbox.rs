@@ -8,7 +8,9 @@
 //!
 //! Two lanes: control frames (subscriptions, refusals, goodbye) are few and never dropped, and are
 //! written before data; data frames (publications, calls, replies) are bounded by a frame count
-//! and a byte count, and a full outbox refuses them so the caller counts a drop.
+//! and a byte count, and a full outbox refuses them so the caller counts a drop. A sender that
+//! would rather wait than drop checks [`Outbox::congested`] (half full) and awaits
+//! [`Outbox::drained`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -33,6 +35,8 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the writer when a lane goes from empty to non-empty, or on close.
     ready: Notify,
+    /// Wakes senders waiting for room when the writer takes the queued data.
+    space: Notify,
     max_frames: usize,
 }
 
@@ -60,6 +64,7 @@ impl Outbox {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 ready: Notify::new(),
+                space: Notify::new(),
                 max_frames: max_frames.max(1),
             }),
         }
@@ -120,6 +125,29 @@ impl Outbox {
     pub fn queued_frames(&self) -> usize {
         self.lock().data_frames
     }
+
+    /// Half the frame limit or half [`MAX_QUEUED_BYTES`] or more is queued: a sender that must not
+    /// lose frames should wait for [`drained`](Self::drained) before queueing more.
+    pub fn congested(&self) -> bool {
+        let state = self.lock();
+        !state.gone
+            && (state.data_frames >= self.shared.max_frames.div_ceil(2)
+                || state.data.len() >= MAX_QUEUED_BYTES / 2)
+    }
+
+    /// Resolves once the outbox is no longer [`congested`](Self::congested) (or its writer is gone).
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.shared.space.notified();
+            tokio::pin!(notified);
+            // Registered before checking, so a wake between the check and the wait is not lost.
+            notified.as_mut().enable();
+            if !self.congested() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Marks the outbox gone when the writer stops, however it stops, so senders stop queueing.
@@ -132,6 +160,8 @@ impl Drop for Gone {
         state.control = Vec::new();
         state.data = Vec::new();
         state.data_frames = 0;
+        drop(state);
+        self.0.shared.space.notify_waiters();
     }
 }
 
@@ -153,6 +183,9 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             state.data_frames = 0;
             state.closing
         };
+        if !data.is_empty() {
+            outbox.shared.space.notify_waiters();
+        }
         if control.is_empty() && data.is_empty() {
             if closing {
                 break;
@@ -236,6 +269,33 @@ mod tests {
         outbox.push_control(b"c");
         let big = vec![0u8; MAX_QUEUED_BYTES + 1];
         assert!(!Outbox::new(8).push(&big), "the byte bound holds too");
+        let half = Outbox::new(1024);
+        assert!(half.push(&big[..MAX_QUEUED_BYTES / 2]));
+        assert!(half.congested(), "half the bytes is congested too");
+    }
+
+    #[tokio::test]
+    async fn a_congested_outbox_drains_when_the_writer_takes_its_frames() {
+        let outbox = Outbox::new(4);
+        assert!(outbox.push(b"1"));
+        assert!(!outbox.congested());
+        assert!(outbox.push(b"2"));
+        assert!(outbox.congested(), "half of four");
+        let waiting = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.drained().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        let sink = Sink::default();
+        let writer = tokio::spawn(write_outbox(sink, outbox.clone()));
+        waiting.await.unwrap();
+        outbox.close();
+        writer.await.unwrap().unwrap();
+        assert!(
+            !outbox.congested(),
+            "a gone writer never leaves anyone waiting"
+        );
     }
 
     #[tokio::test]

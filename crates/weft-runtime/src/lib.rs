@@ -56,7 +56,7 @@ pub use providers::Strategy;
 pub use registry::{CallContext, ProcedureHandler};
 pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
 pub use sequence::{Sequenced, Sequencer};
-pub use settings::{NodeConfig, RealmConfig};
+pub use settings::{Congestion, NodeConfig, RealmConfig};
 
 /// Seconds since the Unix epoch, for UCAN time checks.
 pub(crate) fn unix_now() -> u64 {

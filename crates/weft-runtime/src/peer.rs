@@ -59,6 +59,16 @@ impl PeerSender {
     pub fn send_control(&self, frame: &[u8]) {
         self.outbox.push_control(frame);
     }
+
+    /// Its queue is half full or more.
+    pub fn congested(&self) -> bool {
+        self.outbox.congested()
+    }
+
+    /// Resolves once its queue is below half full, or the peer is gone.
+    pub async fn drained(&self) {
+        self.outbox.drained().await;
+    }
 }
 
 /// One of this node's realms, as a connection needs it.

@@ -33,7 +33,9 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 use crate::peer::PeerSender;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
-use crate::{Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now};
+use crate::{
+    Congestion, Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now,
+};
 
 /// An encoding buffer larger than this (a large payload) is not kept for the next publication.
 const KEEP_ENCODED: usize = 64 * 1024;
@@ -54,9 +56,10 @@ pub struct LocalSink {
     pub dropped: Arc<AtomicU64>,
 }
 
-/// Publish from this node.
+/// Publish from this node. Answers with the peers to wait for under [`Congestion::Block`]: those
+/// whose queue this publication left half full or more (always none under `Drop`).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), PublishError>")]
+#[rtype(result = "Result<Vec<PeerSender>, PublishError>")]
 pub struct Publish {
     /// The topic.
     pub topic: Name,
@@ -169,6 +172,7 @@ pub struct Router {
     own_did: Did,
     own_chains: Arc<Vec<Chain>>,
     max_payload: usize,
+    congestion: Congestion,
     interests: Interests<Target>,
     locals: HashMap<u32, LocalSink>,
     members: HashMap<PeerId, Member>,
@@ -210,6 +214,7 @@ impl Router {
             own_did,
             own_chains,
             max_payload,
+            congestion: Congestion::default(),
             interests: Interests::new(),
             locals: HashMap::new(),
             members: HashMap::new(),
@@ -220,6 +225,12 @@ impl Router {
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
         }
+    }
+
+    /// What publishing does when a peer's queue fills up.
+    pub fn congestion(mut self, congestion: Congestion) -> Self {
+        self.congestion = congestion;
+        self
     }
 
     fn deliver_local(&mut self, id: u32, event: Event) {
@@ -275,7 +286,7 @@ impl Actor for Router {
 
 /// Authorizes, numbers and fans out a local publication.
 impl Handler<Publish> for Router {
-    type Result = Result<(), PublishError>;
+    type Result = Result<Vec<PeerSender>, PublishError>;
 
     fn handle(&mut self, msg: Publish, _ctx: &mut Context<Self>) -> Self::Result {
         if msg.payload.len() > self.max_payload {
@@ -303,6 +314,7 @@ impl Handler<Publish> for Router {
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
+        let mut backlog = Vec::new();
         for target in self.interests.targets(&msg.topic) {
             match target {
                 Target::Local(id) => {
@@ -336,13 +348,16 @@ impl Handler<Publish> for Router {
                     if !member.sender.send(&encoded) {
                         self.counters.dropped_slow_peer();
                     }
+                    if self.congestion == Congestion::Block && member.sender.congested() {
+                        backlog.push(member.sender.clone());
+                    }
                 }
             }
         }
         if encoded.capacity() <= KEEP_ENCODED {
             self.encoded = encoded;
         }
-        Ok(())
+        Ok(backlog)
     }
 }
 

@@ -277,7 +277,8 @@ impl RealmHandle {
 
     /// Publishes `payload` to `topic`. The publication is queued to the realm's router when this
     /// is *called*, in call order; the returned future resolves once it is authorized and handed
-    /// to local subscriptions and peers' send queues. So a caller may keep several in flight and
+    /// to local subscriptions and peers' send queues (under [`Congestion::Block`](crate::Congestion),
+    /// once those queues are below half full again). So a caller may keep several in flight and
     /// await them later without reordering anything.
     ///
     /// With a `chain`, the publication is authorized by it alone, here and at every receiver (a
@@ -300,7 +301,15 @@ impl RealmHandle {
             payload,
             chain,
         });
-        async move { request.await.map_err(|_| PublishError::Stopped)? }.instrument(span)
+        async move {
+            let backlog = request.await.map_err(|_| PublishError::Stopped)??;
+            // Only under `Congestion::Block`: peers this publication left half full or more.
+            for peer in backlog {
+                peer.drained().await;
+            }
+            Ok(())
+        }
+        .instrument(span)
     }
 
     /// Subscribes to `pattern`. Once this returns, the subscription is registered here and its
@@ -536,10 +545,11 @@ fn build(
         let realm = realm_config.realm;
         let router = {
             let (realm, authorizer, chains) = (realm.clone(), authorizer.clone(), chains.clone());
-            let max_payload = config.max_payload;
+            let (max_payload, congestion) = (config.max_payload, config.congestion);
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Router::start_in_arbiter(&arbiter.handle(), move |_| {
                 Router::new(realm, index, authorizer, own_did, chains, max_payload)
+                    .congestion(congestion)
             })
         };
         let registry = {

@@ -32,6 +32,43 @@ pub struct NodeConfig {
     pub peer_queue: usize,
     /// Largest payload accepted for publishing.
     pub max_payload: usize,
+    /// What publishing does when a peer's queue fills up.
+    pub congestion: Congestion,
+}
+
+/// What publishing does when a receiving peer cannot keep up (its send queue fills).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Congestion {
+    /// Drop what does not fit and count it (`dropped_slow_peer`); publishing never waits on a
+    /// slow peer. The default, as in Zenoh: one slow subscriber cannot slow a realm down.
+    #[default]
+    Drop,
+    /// Slow the publisher down instead: a publish resolves only once every peer it was queued to
+    /// is below half its queue. Nothing is dropped at the sender while publishers await their
+    /// publishes; the realm goes at the pace of its slowest subscriber.
+    Block,
+}
+
+impl std::str::FromStr for Congestion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "drop" => Ok(Self::Drop),
+            "block" => Ok(Self::Block),
+            other => Err(format!("expected `drop` or `block`, got `{other}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for Congestion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Drop => "drop",
+            Self::Block => "block",
+        })
+    }
 }
 
 impl NodeConfig {
@@ -45,6 +82,7 @@ impl NodeConfig {
             subscriber_queue: 4096,
             peer_queue: 16 * 1024,
             max_payload: 1024 * 1024,
+            congestion: Congestion::Drop,
         }
     }
 }

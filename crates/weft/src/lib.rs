@@ -57,9 +57,9 @@ mod node;
 pub use error::Error;
 pub use node::{CallOptions, Node, NodeBuilder, RealmHandle};
 pub use weft_runtime::{
-    AdvertiseError, BackoffPolicy, CallContext, CallError, Event, HandlerError, PeerEvent,
-    PeerEvents, PeerInfo, ProcedureHandler, PublishError, RealmStats, Registration, StartError,
-    Strategy, SubscribeError, Subscription,
+    AdvertiseError, BackoffPolicy, CallContext, CallError, Congestion, Event, HandlerError,
+    PeerEvent, PeerEvents, PeerInfo, ProcedureHandler, PublishError, RealmStats, Registration,
+    StartError, Strategy, SubscribeError, Subscription,
 };
 
 pub use weft_auth as auth;

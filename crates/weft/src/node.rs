@@ -12,9 +12,9 @@ use weft_identity::{Did, Keypair};
 use weft_names::{Name, Pattern, RealmName};
 use weft_net::{DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::{
-    BackoffPolicy, CallContext, HandlerError, NodeConfig, NodeHandle, PeerEvents, PeerInfo,
-    ProcedureHandler, RealmConfig, RealmHandle as RuntimeRealm, RealmStats, Registration, Strategy,
-    Subscription,
+    BackoffPolicy, CallContext, Congestion, HandlerError, NodeConfig, NodeHandle, PeerEvents,
+    PeerInfo, ProcedureHandler, RealmConfig, RealmHandle as RuntimeRealm, RealmStats, Registration,
+    Strategy, Subscription,
 };
 
 use crate::Error;
@@ -51,6 +51,8 @@ pub struct NodeBuilder {
     idle_timeout: Option<Duration>,
     liveness: Option<Duration>,
     subscriber_queue: Option<usize>,
+    peer_queue: Option<usize>,
+    congestion: Option<Congestion>,
 }
 
 impl NodeBuilder {
@@ -120,6 +122,20 @@ impl NodeBuilder {
         self
     }
 
+    /// Frames (publications, calls, replies) queued per peer before new ones are dropped (and
+    /// counted). Default 16384.
+    pub fn peer_queue(mut self, frames: usize) -> Self {
+        self.peer_queue = Some(frames);
+        self
+    }
+
+    /// What publishing does when a peer cannot keep up: drop and count (the default), or slow
+    /// the publisher down ([`Congestion::Block`]).
+    pub fn congestion(mut self, congestion: Congestion) -> Self {
+        self.congestion = Some(congestion);
+        self
+    }
+
     /// Starts the node; returns once it listens.
     pub async fn start(self) -> Result<Node, Error> {
         let key = match self.key {
@@ -172,6 +188,12 @@ impl NodeBuilder {
         config.tags = self.tags;
         if let Some(events) = self.subscriber_queue {
             config.subscriber_queue = events;
+        }
+        if let Some(frames) = self.peer_queue {
+            config.peer_queue = frames;
+        }
+        if let Some(congestion) = self.congestion {
+            config.congestion = congestion;
         }
         if let Some(policy) = self.reconnect {
             config.reconnect = policy;

@@ -37,6 +37,12 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     if let Some(events) = settings.limits.subscriber_queue {
         builder = builder.subscriber_queue(events);
     }
+    if let Some(frames) = settings.limits.peer_queue {
+        builder = builder.peer_queue(frames);
+    }
+    if let Some(congestion) = settings.limits.congestion {
+        builder = builder.congestion(congestion);
+    }
     if let Some(timeout) = settings.limits.idle_timeout {
         builder = builder.idle_timeout(timeout);
     }

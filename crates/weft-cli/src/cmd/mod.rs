@@ -14,7 +14,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Id(cmd) => id::run(cmd),
         Command::Ucan(cmd) => ucan::run(cmd),
         Command::Demo => block_on(demo::run()),
-        Command::Node(args) => block_on(mesh::node(args)),
+        Command::Node(args) => block_on(mesh::node(*args)),
         Command::Pub(args) => block_on(mesh::publish(args)),
         Command::Sub(args) => block_on(mesh::subscribe(args)),
         Command::Call(args) => block_on(mesh::call(args)),
