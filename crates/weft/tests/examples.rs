@@ -10,6 +10,9 @@ use std::time::Duration;
 #[path = "../../../examples/delegation.rs"]
 mod delegation;
 #[allow(dead_code)]
+#[path = "../../../examples/firehose.rs"]
+mod firehose;
+#[allow(dead_code)]
 #[path = "../../../examples/multitenant.rs"]
 mod multitenant;
 #[allow(dead_code)]
@@ -50,6 +53,14 @@ async fn pubsub_delivers_the_orders_and_refuses_billing() {
     let summary = run("pubsub", pubsub::run()).await;
     assert_eq!(summary.received, [(1, true), (2, true), (3, true)]);
     assert_eq!(summary.refused, "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firehose_blocks_instead_of_dropping() {
+    let summary = run("firehose", firehose::run()).await;
+    assert_eq!(summary.received, 20_000);
+    assert_eq!(summary.dropped_at_gateway, 0);
+    assert_eq!(summary.dropped_at_collector, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
