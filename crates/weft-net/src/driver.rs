@@ -18,6 +18,8 @@ use crate::identity::{libp2p_keypair, peer_did};
 use crate::network::WEFT_PROTOCOL;
 use crate::{NetConfig, NetError, NetEvent};
 
+/// Concurrent QUIC streams per connection, each direction.
+const MAX_STREAMS: u32 = 32;
 /// Commands queued towards the driver before senders wait.
 const COMMAND_CAPACITY: usize = 256;
 
@@ -111,6 +113,12 @@ impl Driver {
             .with_quic_config(|mut quic| {
                 quic.max_idle_timeout = liveness_ms;
                 quic.keep_alive_interval = Duration::from_millis(u64::from(liveness_ms / 3));
+                // quinn sizes per-connection stream state by this limit, and keeps state for
+                // every stream slot used up to it. A weft connection needs a handful at once
+                // (its two streams, identify, ping and a few Kademlia requests); libp2p's 256
+                // cost each peer about 20 KiB more, growing as short Kademlia streams came
+                // and went.
+                quic.max_concurrent_stream_limit = MAX_STREAMS;
                 quic
             })
             .with_behaviour(|key| Behaviour::new(key, query_timeout))

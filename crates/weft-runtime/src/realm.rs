@@ -31,10 +31,14 @@ use crate::registry::Registry;
 use crate::router::{AddLocal, LocalSink, MemberJoined, MemberLeft, RemoveLocal, Router};
 use crate::{SubscribeError, unix_now};
 
-/// First delay between membership lookups; it doubles up to [`DISCOVERY_MAX`].
+/// First delay between membership lookups; it doubles up to [`DISCOVERY_ALONE_MAX`] or
+/// [`DISCOVERY_MAX`].
 const DISCOVERY_FIRST: Duration = Duration::from_millis(200);
-/// Steady-state delay between membership lookups.
-const DISCOVERY_MAX: Duration = Duration::from_secs(10);
+/// Steady-state delay between membership lookups while the node has no member to talk to.
+const DISCOVERY_ALONE_MAX: Duration = Duration::from_secs(10);
+/// Steady-state delay once it has members: newcomers find *us* (their own lookups start fast),
+/// so this only heals partitions, and each lookup costs every member a Kademlia request.
+const DISCOVERY_MAX: Duration = Duration::from_secs(60);
 
 /// The DHT key under which a realm's members announce themselves: the realm's name *and* owner,
 /// so a squatter's realm of the same name has a different key.
@@ -124,6 +128,8 @@ pub struct Realm {
     subscriptions: HashMap<u32, (Pattern, Option<WireChain>)>,
     next_id: u32,
     discovery_delay: Duration,
+    /// The next membership lookup, once scheduled.
+    next_discovery: Option<SpawnHandle>,
     /// `weft_local_subscriptions{realm}`.
     subscription_gauge: metrics::Gauge,
 }
@@ -163,6 +169,7 @@ impl Realm {
             subscriptions: HashMap::new(),
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
+            next_discovery: None,
             subscription_gauge: metrics::gauge!("weft_local_subscriptions", "realm" => realm_name),
         }
     }
@@ -200,14 +207,20 @@ impl Handler<Discover> for Realm {
     type Result = ();
 
     fn handle(&mut self, _msg: Discover, ctx: &mut Context<Self>) {
+        self.next_discovery = None; // this is it
         let lookup = self.dht.send(FindProviders {
             key: membership_key(&self.realm),
         });
         ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| {
             debug!(realm = %act.realm.name(), found = found.unwrap_or(0), "membership lookup");
             let delay = act.discovery_delay;
-            act.discovery_delay = (delay * 2).min(DISCOVERY_MAX);
-            ctx.notify_later(Discover, delay);
+            let max = if act.members.is_empty() {
+                DISCOVERY_ALONE_MAX
+            } else {
+                DISCOVERY_MAX
+            };
+            act.discovery_delay = (delay * 2).min(max);
+            act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }
 }
@@ -265,10 +278,19 @@ impl Handler<Admit> for Realm {
 impl Handler<PeerLeft> for Realm {
     type Result = ();
 
-    fn handle(&mut self, msg: PeerLeft, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: PeerLeft, ctx: &mut Context<Self>) {
         if self.members.remove(&msg.peer).is_some() {
             self.registry.do_send(MemberLeft { peer: msg.peer });
             self.router.do_send(MemberLeft { peer: msg.peer });
+            // Alone again: look for members on the fast schedule, not a minute from now.
+            if self.members.is_empty() && self.discovery_delay > DISCOVERY_ALONE_MAX {
+                self.discovery_delay = DISCOVERY_FIRST;
+                // A lookup in flight schedules the next one itself, at the reset pace.
+                if let Some(next) = self.next_discovery.take() {
+                    ctx.cancel_future(next);
+                    self.next_discovery = Some(ctx.notify_later(Discover, DISCOVERY_FIRST));
+                }
+            }
         }
     }
 }
