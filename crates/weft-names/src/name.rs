@@ -14,8 +14,10 @@ pub const MAX_SEGMENTS: usize = 32;
 ///
 /// Names are exact: publications and procedure advertisements carry a `Name`, subscriptions and
 /// capabilities carry a [`Pattern`](crate::Pattern) that may match many names.
+///
+/// Cloning is a reference count: a topic is cloned into every event and frame it travels in.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Box<str>);
+pub struct Name(std::sync::Arc<str>);
 
 /// A topic is a [`Name`] that publications are sent to.
 pub type TopicName = Name;

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+mod chains;
 pub mod dht;
 pub mod error;
 pub mod event;

@@ -34,6 +34,7 @@ use weft_names::Name;
 use weft_net::{Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
 
+use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
@@ -174,6 +175,8 @@ pub struct Registry {
     realm: Realm,
     index: RealmIndex,
     authorizer: Arc<Authorizer>,
+    /// Chains carried by callers' frames, parsed.
+    chain_cache: ChainCache,
     own_did: Did,
     own_chains: Arc<Vec<Chain>>,
     network: Network,
@@ -216,6 +219,7 @@ impl Registry {
         Self {
             index,
             authorizer,
+            chain_cache: ChainCache::default(),
             own_did,
             own_chains,
             network,
@@ -586,6 +590,7 @@ impl Handler<RemoteCall> for Registry {
         // presented at admission.
         let allowed = crate::router::authorize_member(
             &self.authorizer,
+            &mut self.chain_cache,
             &self.realm,
             call.chain.as_ref(),
             &member.chains,

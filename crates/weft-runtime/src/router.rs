@@ -30,6 +30,7 @@ use weft_names::{Name, Pattern};
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
+use crate::chains::ChainCache;
 use crate::peer::PeerSender;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
@@ -181,6 +182,8 @@ pub struct Router {
     /// The last publication's encoding buffer, reused.
     encoded: Vec<u8>,
     counters: RealmCounters,
+    /// Chains carried by peers' frames, parsed.
+    chain_cache: ChainCache,
     /// `wait_for_subscriber` callers, by topic.
     waiting_subscriber: Waiters<Name>,
     /// `wait_for_members` callers, by count.
@@ -222,6 +225,7 @@ impl Router {
             next_seq: 0,
             encoded: Vec::new(),
             counters,
+            chain_cache: ChainCache::default(),
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
         }
@@ -253,6 +257,7 @@ impl Router {
 /// rule for publications, subscriptions and calls.
 pub(crate) fn authorize_member(
     authorizer: &Authorizer,
+    chains: &mut ChainCache,
     realm: &Realm,
     frame_chain: Option<&weft_wire::WireChain>,
     hello_chains: &[Chain],
@@ -260,7 +265,8 @@ pub(crate) fn authorize_member(
     action: Action<'_>,
 ) -> Result<weft_auth::Grant, weft_auth::AuthError> {
     match frame_chain {
-        Some(wire) => Chain::parse(&wire.leaf, &wire.proofs)
+        Some(wire) => chains
+            .parse(wire)
             .map_err(weft_auth::AuthError::from)
             .and_then(|chain| authorizer.authorize(realm, Some(&chain), did, action, unix_now())),
         None => authorizer.authorize_any(realm, hello_chains, did, action, unix_now()),
@@ -384,6 +390,7 @@ impl Handler<RemotePublish> for Router {
             if !known {
                 let allowed = authorize_member(
                     &self.authorizer,
+                    &mut self.chain_cache,
                     &self.realm,
                     publish.chain.as_ref(),
                     &chains,
@@ -436,6 +443,7 @@ impl Handler<RemoteInterest> for Router {
                 let action = Action::Subscribe(&pattern);
                 let allowed = authorize_member(
                     &self.authorizer,
+                    &mut self.chain_cache,
                     &self.realm,
                     chain.as_ref(),
                     &member.chains,

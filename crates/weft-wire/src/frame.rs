@@ -89,7 +89,7 @@ pub struct RealmJoin {
 }
 
 /// A UCAN chain as sent: the token acted under, and the proofs it needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WireChain {
     /// The leaf token (JWT).
     pub leaf: String,
