@@ -96,11 +96,18 @@ impl<T: Clone + Eq + Hash> Interests<T> {
 
     /// Every target with at least one pattern matching `topic`, each once.
     pub fn targets(&self, topic: &Name) -> Vec<T> {
-        let mut out: Vec<T> = self
-            .exact
-            .get(topic)
-            .map(|h| h.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut out = Vec::new();
+        self.targets_into(topic, &mut out);
+        out
+    }
+
+    /// Like [`targets`](Self::targets), into `out` (cleared first): a router reuses one vector
+    /// for every publication instead of allocating one each.
+    pub fn targets_into(&self, topic: &Name, out: &mut Vec<T>) {
+        out.clear();
+        if let Some(holders) = self.exact.get(topic) {
+            out.extend(holders.keys().cloned());
+        }
         for target in self.wildcard.keys() {
             if out.contains(target) {
                 continue;
@@ -112,7 +119,6 @@ impl<T: Clone + Eq + Hash> Interests<T> {
                 out.push(target.clone());
             }
         }
-        out
     }
 
     /// The patterns of `target`, by id.

@@ -181,6 +181,8 @@ pub struct Router {
     next_seq: u64,
     /// The last publication's encoding buffer, reused.
     encoded: Vec<u8>,
+    /// The last publication's targets, the vector reused.
+    targets: Vec<Target>,
     counters: RealmCounters,
     /// Chains carried by peers' frames, parsed.
     chain_cache: ChainCache,
@@ -224,6 +226,7 @@ impl Router {
             sequencer: Sequencer::new(),
             next_seq: 0,
             encoded: Vec::new(),
+            targets: Vec::new(),
             counters,
             chain_cache: ChainCache::default(),
             waiting_subscriber: Waiters::default(),
@@ -321,7 +324,9 @@ impl Handler<Publish> for Router {
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         let mut backlog = Vec::new();
-        for target in self.interests.targets(&msg.topic) {
+        let mut targets = std::mem::take(&mut self.targets);
+        self.interests.targets_into(&msg.topic, &mut targets);
+        for target in targets.drain(..) {
             match target {
                 Target::Local(id) => {
                     let event = Event {
@@ -363,6 +368,7 @@ impl Handler<Publish> for Router {
         if encoded.capacity() <= KEEP_ENCODED {
             self.encoded = encoded;
         }
+        self.targets = targets;
         Ok(backlog)
     }
 }
@@ -377,16 +383,13 @@ impl Handler<RemotePublish> for Router {
             return;
         };
         let (did, chains) = (member.did, member.chains.clone());
-        // A run of publications to one topic under the hello's chains is one decision: the
-        // chains, the topic and the clock (to the second) are the same for each.
-        let mut decided: Option<(Name, u64)> = None;
+        // A run of publications to one topic under the hello's chains is one decision: a batch
+        // is one read's worth, microseconds apart, and the chains and topic are the same.
+        let mut decided: Option<Name> = None;
+        let mut targets = std::mem::take(&mut self.targets);
         for publish in msg.publishes {
             let topic = &publish.topic;
-            let now = unix_now();
-            let known = publish.chain.is_none()
-                && decided
-                    .as_ref()
-                    .is_some_and(|(t, at)| t == topic && *at == now);
+            let known = publish.chain.is_none() && decided.as_ref() == Some(topic);
             if !known {
                 let allowed = authorize_member(
                     &self.authorizer,
@@ -403,7 +406,7 @@ impl Handler<RemotePublish> for Router {
                     decided = None;
                     continue;
                 }
-                decided = publish.chain.is_none().then(|| (topic.clone(), now));
+                decided = publish.chain.is_none().then(|| topic.clone());
             }
             match self.sequencer.handle(msg.peer, publish.seq) {
                 Sequenced::Duplicate => {
@@ -414,7 +417,8 @@ impl Handler<RemotePublish> for Router {
                 // publication of the realm takes a number. Duplicates and reordering count.
                 Sequenced::Deliver { .. } => self.counters.received(),
             }
-            for target in self.interests.targets(topic) {
+            self.interests.targets_into(topic, &mut targets);
+            for target in targets.drain(..) {
                 if let Target::Local(id) = target {
                     let event = Event {
                         topic: topic.clone(),
@@ -425,6 +429,7 @@ impl Handler<RemotePublish> for Router {
                 }
             }
         }
+        self.targets = targets;
     }
 }
 
