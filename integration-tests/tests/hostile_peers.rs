@@ -23,7 +23,7 @@ async fn send_raw(target: &Node, bytes: Vec<u8>) {
     raw.spawn(async move {
         let _ = write_outbox(stream, writer).await;
     });
-    assert!(outbox.push(&bytes));
+    assert!(outbox.push(&bytes).queued);
     within("the node cuts the raw peer off", async {
         while !matches!(events.recv().await, Some(NetEvent::PeerDisconnected { peer: p }) if p == peer) {}
     })

@@ -78,25 +78,40 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues an encoded data frame; `false` when the outbox is full (the caller counts the drop),
-    /// closing, or its writer is gone.
-    pub fn push(&self, frame: &[u8]) -> bool {
+    /// Queues an encoded data frame. It is refused when the outbox is full (the caller counts the
+    /// drop), closing, or its writer is gone; either way the answer says whether the outbox is now
+    /// [`congested`](Self::congested), under the same lock.
+    pub fn push(&self, frame: &[u8]) -> Pushed {
         let mut state = self.lock();
         if state.gone
             || state.closing
             || state.data_frames >= self.shared.max_frames
             || state.data.len() + frame.len() > MAX_QUEUED_BYTES
         {
-            return false;
+            let congested = self.is_congested(&state);
+            return Pushed {
+                queued: false,
+                congested,
+            };
         }
         let wake = state.is_empty();
         state.data.extend_from_slice(frame);
         state.data_frames += 1;
+        let congested = self.is_congested(&state);
         drop(state);
         if wake {
             self.shared.ready.notify_one();
         }
-        true
+        Pushed {
+            queued: true,
+            congested,
+        }
+    }
+
+    fn is_congested(&self, state: &State) -> bool {
+        !state.gone
+            && (state.data_frames >= self.shared.max_frames.div_ceil(2)
+                || state.data.len() >= MAX_QUEUED_BYTES / 2)
     }
 
     /// Queues an encoded control frame. It is never dropped while the writer runs, and is written
@@ -129,10 +144,7 @@ impl Outbox {
     /// Half the frame limit or half [`MAX_QUEUED_BYTES`] or more is queued: a sender that must not
     /// lose frames should wait for [`drained`](Self::drained) before queueing more.
     pub fn congested(&self) -> bool {
-        let state = self.lock();
-        !state.gone
-            && (state.data_frames >= self.shared.max_frames.div_ceil(2)
-                || state.data.len() >= MAX_QUEUED_BYTES / 2)
+        self.is_congested(&self.lock())
     }
 
     /// Resolves once the outbox is no longer [`congested`](Self::congested) (or its writer is gone).
@@ -148,6 +160,16 @@ impl Outbox {
             notified.await;
         }
     }
+}
+
+/// What [`Outbox::push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a refused frame is a drop the caller should count"]
+pub struct Pushed {
+    /// The frame was queued; `false`: refused (full, closing, or the writer is gone).
+    pub queued: bool,
+    /// The outbox is now half full or more (see [`Outbox::congested`]).
+    pub congested: bool,
 }
 
 /// Marks the outbox gone when the writer stops, however it stops, so senders stop queueing.
@@ -245,41 +267,47 @@ mod tests {
     #[tokio::test]
     async fn control_goes_first_and_close_flushes_everything() {
         let outbox = Outbox::new(8);
-        assert!(outbox.push(b"d1"));
+        assert!(outbox.push(b"d1").queued);
         outbox.push_control(b"c1");
-        assert!(outbox.push(b"d2"));
+        assert!(outbox.push(b"d2").queued);
         outbox.close();
-        assert!(!outbox.push(b"late"), "closing refuses data");
+        assert!(!outbox.push(b"late").queued, "closing refuses data");
         outbox.push_control(b"bye");
         let sink = Sink::default();
         let (written, closed) = (sink.0.clone(), sink.1.clone());
         write_outbox(sink, outbox.clone()).await.unwrap();
         assert_eq!(&*written.lock().unwrap(), b"c1byed1d2");
         assert!(*closed.lock().unwrap());
-        assert!(!outbox.push(b"after"), "a stopped writer refuses data");
+        assert!(
+            !outbox.push(b"after").queued,
+            "a stopped writer refuses data"
+        );
     }
 
     #[tokio::test]
     async fn a_full_outbox_refuses_data_but_not_control() {
         let outbox = Outbox::new(2);
-        assert!(outbox.push(b"1"));
-        assert!(outbox.push(b"2"));
-        assert!(!outbox.push(b"3"));
+        assert!(outbox.push(b"1").queued);
+        assert!(outbox.push(b"2").queued);
+        assert!(!outbox.push(b"3").queued);
         assert_eq!(outbox.queued_frames(), 2);
         outbox.push_control(b"c");
         let big = vec![0u8; MAX_QUEUED_BYTES + 1];
-        assert!(!Outbox::new(8).push(&big), "the byte bound holds too");
+        assert!(
+            !Outbox::new(8).push(&big).queued,
+            "the byte bound holds too"
+        );
         let half = Outbox::new(1024);
-        assert!(half.push(&big[..MAX_QUEUED_BYTES / 2]));
+        assert!(half.push(&big[..MAX_QUEUED_BYTES / 2]).queued);
         assert!(half.congested(), "half the bytes is congested too");
     }
 
     #[tokio::test]
     async fn a_congested_outbox_drains_when_the_writer_takes_its_frames() {
         let outbox = Outbox::new(4);
-        assert!(outbox.push(b"1"));
+        assert!(outbox.push(b"1").queued);
         assert!(!outbox.congested());
-        assert!(outbox.push(b"2"));
+        assert!(outbox.push(b"2").queued);
         assert!(outbox.congested(), "half of four");
         let waiting = tokio::spawn({
             let outbox = outbox.clone();
@@ -305,7 +333,7 @@ mod tests {
         let written = sink.0.clone();
         let writer = tokio::spawn(write_outbox(sink, outbox.clone()));
         for i in 0..100u8 {
-            assert!(outbox.push(&[i]));
+            assert!(outbox.push(&[i]).queued);
             tokio::task::yield_now().await;
         }
         outbox.close();

@@ -79,7 +79,7 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
     });
     for seq in 0..100 {
         let frame = encode(&publish(seq), DEFAULT_MAX_FRAME).unwrap();
-        assert!(outbox.push(&frame));
+        assert!(outbox.push(&frame).queued);
     }
     outbox.close();
 

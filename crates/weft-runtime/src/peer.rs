@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use weft_auth::Realm as AuthRealm;
 use weft_identity::Did;
 use weft_net::framed::{ReadError, accept, open_acknowledged, read_frames};
-use weft_net::outbox::{Outbox, write_outbox};
+use weft_net::outbox::{Outbox, Pushed, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, RealmIndex};
 
@@ -48,9 +48,9 @@ pub struct PeerSender {
 }
 
 impl PeerSender {
-    /// Queues an encoded publication, call or reply; `false` when the queue is full (the caller
+    /// Queues an encoded publication, call or reply; refused when the queue is full (the caller
     /// counts the drop) or the peer is gone.
-    pub fn send(&self, frame: &[u8]) -> bool {
+    pub fn send(&self, frame: &[u8]) -> Pushed {
         self.outbox.push(frame)
     }
 
@@ -58,11 +58,6 @@ impl PeerSender {
     /// is connected, and written before queued data.
     pub fn send_control(&self, frame: &[u8]) {
         self.outbox.push_control(frame);
-    }
-
-    /// Its queue is half full or more.
-    pub fn congested(&self) -> bool {
-        self.outbox.congested()
     }
 
     /// Resolves once its queue is below half full, or the peer is gone.

@@ -431,7 +431,7 @@ impl Handler<CallProcedure> for Registry {
                         ))));
                     };
                     // Not queued means never sent: the one case where another provider may try.
-                    if !member.sender.send(&bytes) {
+                    if !member.sender.send(&bytes).queued {
                         unreachable.push(Provider::Remote(peer));
                         continue;
                     }

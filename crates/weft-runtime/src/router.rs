@@ -356,10 +356,11 @@ impl Handler<Publish> for Router {
                             },
                         )?;
                     }
-                    if !member.sender.send(&encoded) {
+                    let pushed = member.sender.send(&encoded);
+                    if !pushed.queued {
                         self.counters.dropped_slow_peer();
                     }
-                    if self.congestion == Congestion::Block && member.sender.congested() {
+                    if self.congestion == Congestion::Block && pushed.congested {
                         backlog.push(member.sender.clone());
                     }
                 }
