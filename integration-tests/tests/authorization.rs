@@ -207,3 +207,46 @@ async fn a_node_without_realm_join_is_refused_and_never_routed_to() {
     assert_eq!((stats.members, stats.remote_subscriptions), (0, 0));
     shutdown(&[b, x]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_publishers_own_token_stops_its_next_publication() {
+    // A publisher streaming to one topic is authorized once a second; a revocation must still
+    // take effect on the very next publication, not a second later.
+    let owner = Keypair::generate().unwrap();
+    let key = Keypair::generate().unwrap();
+    let publish = grant(
+        &owner,
+        key.did(),
+        "weft://io.acme/orders.*",
+        "msg/publish",
+        None,
+    );
+    let node = Node::builder()
+        .key(key.clone())
+        .realm(REALM, owner.did())
+        .ucan(REALM, join(&owner, &key))
+        .ucan(REALM, Chain::new(publish.clone(), []))
+        .start()
+        .await
+        .unwrap();
+    let realm = node.realm(REALM).unwrap();
+    for id in 0..3 {
+        within(
+            "publish",
+            realm.publish("orders.placed", &json!({ "id": id })),
+        )
+        .await
+        .unwrap();
+    }
+    node.revoke(*publish.cid());
+    let refused = within(
+        "publish",
+        realm.publish("orders.placed", &json!({ "id": 3 })),
+    )
+    .await;
+    match refused {
+        Err(Error::Publish(PublishError::Unauthorized(e))) => assert_eq!(e.code(), "revoked"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    node.shutdown().await;
+}

@@ -16,7 +16,7 @@
 //! has one; a capability restricted by caveats weft does not understand allows nothing.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use weft_identity::Did;
@@ -60,6 +60,8 @@ pub struct Authorizer {
     revoked: RwLock<HashSet<Cid>>,
     /// Lets the common case (nothing revoked) skip the revocation lock entirely.
     any_revoked: AtomicBool,
+    /// Revocations so far (see `revocation_epoch`).
+    revocations: AtomicU64,
     checks: CheckCounters,
 }
 
@@ -123,6 +125,7 @@ impl Authorizer {
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             revoked: RwLock::new(HashSet::new()),
             any_revoked: AtomicBool::new(false),
+            revocations: AtomicU64::new(0),
             checks: CheckCounters::new(),
         }
     }
@@ -254,6 +257,13 @@ impl Authorizer {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(cid);
         self.any_revoked.store(true, Ordering::Release);
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Grows with every revocation. A caller that remembers a decision keys it on this (with the
+    /// clock's second), so a revocation takes effect on its next check, not a second later.
+    pub fn revocation_epoch(&self) -> u64 {
+        self.revocations.load(Ordering::Acquire)
     }
 
     /// Has this token been revoked?

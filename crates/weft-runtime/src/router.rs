@@ -41,6 +41,15 @@ use crate::{
 /// An encoding buffer larger than this (a large payload) is not kept for the next publication.
 const KEEP_ENCODED: usize = 64 * 1024;
 
+/// A remembered "allowed": valid for its topic, within its second of the clock, while no token
+/// has been revoked since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decision {
+    topic: Name,
+    second: u64,
+    epoch: u64,
+}
+
 /// Where a matching publication goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Target {
@@ -183,6 +192,8 @@ pub struct Router {
     encoded: Vec<u8>,
     /// The last publication's targets, the vector reused.
     targets: Vec<Target>,
+    /// The last topic this node was allowed to publish to under its own chains, and when.
+    own_decision: Option<Decision>,
     counters: RealmCounters,
     /// Chains carried by peers' frames, parsed.
     chain_cache: ChainCache,
@@ -227,6 +238,7 @@ impl Router {
             next_seq: 0,
             encoded: Vec::new(),
             targets: Vec::new(),
+            own_decision: None,
             counters,
             chain_cache: ChainCache::default(),
             waiting_subscriber: Waiters::default(),
@@ -304,19 +316,33 @@ impl Handler<Publish> for Router {
                 max: self.max_payload,
             });
         }
-        let chains = match &msg.chain {
-            Some(chain) => std::slice::from_ref(chain),
-            None => self.own_chains.as_slice(),
+        let now = unix_now();
+        // This node's own chains never change, so a decision for a topic holds for the rest of
+        // the second unless something is revoked: a publisher streaming to one topic is
+        // authorized once a second, not once a publication.
+        let decided = Decision {
+            topic: msg.topic.clone(),
+            second: now,
+            epoch: self.authorizer.revocation_epoch(),
         };
-        if let Err(e) = self.authorizer.authorize_any(
-            &self.realm,
-            chains,
-            &self.own_did,
-            Action::Publish(&msg.topic),
-            unix_now(),
-        ) {
-            self.counters.denied();
-            return Err(PublishError::Unauthorized(e));
+        if msg.chain.is_some() || self.own_decision.as_ref() != Some(&decided) {
+            let chains = match &msg.chain {
+                Some(chain) => std::slice::from_ref(chain),
+                None => self.own_chains.as_slice(),
+            };
+            if let Err(e) = self.authorizer.authorize_any(
+                &self.realm,
+                chains,
+                &self.own_did,
+                Action::Publish(&msg.topic),
+                now,
+            ) {
+                self.counters.denied();
+                return Err(PublishError::Unauthorized(e));
+            }
+            if msg.chain.is_none() {
+                self.own_decision = Some(decided);
+            }
         }
         self.next_seq += 1;
         self.counters.published();
@@ -386,12 +412,17 @@ impl Handler<RemotePublish> for Router {
         let (did, chains) = (member.did, member.chains.clone());
         // A run of publications to one topic under the hello's chains is one decision: a batch
         // is one read's worth, microseconds apart, and the chains and topic are the same.
-        let mut decided: Option<Name> = None;
+        let mut decided: Option<(Name, u64)> = None;
         let mut targets = std::mem::take(&mut self.targets);
         for publish in msg.publishes {
             let topic = &publish.topic;
-            let known = publish.chain.is_none() && decided.as_ref() == Some(topic);
+            let known = publish.chain.is_none()
+                && decided.as_ref().is_some_and(|(t, epoch)| {
+                    t == topic && *epoch == self.authorizer.revocation_epoch()
+                });
             if !known {
+                // Read before deciding: a revocation racing the check must void the memo.
+                let epoch = self.authorizer.revocation_epoch();
                 let allowed = authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,
@@ -407,7 +438,7 @@ impl Handler<RemotePublish> for Router {
                     decided = None;
                     continue;
                 }
-                decided = publish.chain.is_none().then(|| topic.clone());
+                decided = publish.chain.is_none().then(|| (topic.clone(), epoch));
             }
             match self.sequencer.handle(msg.peer, publish.seq) {
                 Sequenced::Duplicate => {
