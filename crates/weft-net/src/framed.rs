@@ -85,10 +85,12 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
             };
         }
         received.increment(n as u64);
+        // Grow while reads fill the buffer; after a short one (a burst ended), drop straight to
+        // what it needed, so a peer that goes quiet does not keep a burst's buffer.
         want = if n == want {
             (want * 2).min(READ_MAX)
         } else if n < want / 4 {
-            (want / 2).max(READ_MIN)
+            (n * 2).next_power_of_two().clamp(READ_MIN, READ_MAX)
         } else {
             want
         };

@@ -20,9 +20,11 @@ use tokio::sync::Notify;
 /// Bytes of queued data frames at most, whatever the frame limit: a slow peer cannot hold more
 /// memory than this.
 pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
-/// A write buffer that grew past this is released after the write instead of kept for reuse,
-/// so a burst does not pin memory on an idle peer.
+/// A write buffer that grew past this is released after the write instead of kept for reuse.
 const KEEP_CAPACITY: usize = 256 * 1024;
+/// What a buffer may keep while its peer is idle: a burst does not pin memory on a quiet peer,
+/// and steady small traffic does not reallocate on every write.
+const IDLE_CAPACITY: usize = 4 * 1024;
 
 /// The sending side of a peer's stream. Cheap to clone; every clone appends to the same buffer.
 #[derive(Debug, Clone)]
@@ -212,6 +214,16 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             if closing {
                 break;
             }
+            // Idle: give back what the last burst grew, here and in the outbox.
+            shrink(&mut control);
+            shrink(&mut data);
+            {
+                let mut state = outbox.lock();
+                if state.is_empty() {
+                    shrink(&mut state.control);
+                    shrink(&mut state.data);
+                }
+            }
             // A push between the swap and here stored a permit, so this returns at once.
             outbox.shared.ready.notified().await;
             continue;
@@ -230,6 +242,13 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
         stream.flush().await?;
     }
     stream.close().await
+}
+
+/// Releases an empty buffer's memory if it holds more than an idle peer needs.
+fn shrink(buffer: &mut Vec<u8>) {
+    if buffer.is_empty() && buffer.capacity() > IDLE_CAPACITY {
+        *buffer = Vec::new();
+    }
 }
 
 #[cfg(test)]
@@ -324,6 +343,37 @@ mod tests {
             !outbox.congested(),
             "a gone writer never leaves anyone waiting"
         );
+    }
+
+    #[tokio::test]
+    async fn an_idle_outbox_gives_back_what_a_burst_grew() {
+        let outbox = Outbox::new(1024);
+        let writer = tokio::spawn(write_outbox(Sink::default(), outbox.clone()));
+        // Let the writer wait first, so the burst wakes it and no stale wake-up is left over.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // 64 KiB: under KEEP_CAPACITY, so without the idle shrink it would stay.
+        for _ in 0..64 {
+            assert!(outbox.push(&[7u8; 1024]).queued);
+        }
+        // Wait until the writer has taken everything and gone idle.
+        while outbox.queued_frames() > 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let capacity = {
+            let state = outbox.lock();
+            state.data.capacity() + state.control.capacity()
+        };
+        assert!(
+            capacity <= 2 * IDLE_CAPACITY,
+            "{capacity} bytes kept while idle"
+        );
+        outbox.close();
+        writer.await.unwrap().unwrap();
     }
 
     #[tokio::test]
