@@ -34,6 +34,9 @@ const OPEN_BACKOFF: Duration = Duration::from_millis(20);
 /// holds little and a busy one reads up to the maximum at a time.
 const READ_MIN: usize = 1024;
 const READ_MAX: usize = 64 * 1024;
+/// Frames in one batch at most: with the reader's queue bound, what one peer can have decoded
+/// and waiting stays small even when it sends nothing but minimal frames.
+pub const MAX_BATCH_FRAMES: usize = 1024;
 
 /// Why a reader stopped.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,13 @@ pub async fn read_frames<R: AsyncRead + Unpin>(
         let mut batch = Vec::new();
         while let Some(frame) = decoder.decode(&mut buf)? {
             batch.push(frame);
+            // A read of tiny frames would otherwise make one huge batch: bound what a queued
+            // batch can hold, whatever the peer sends.
+            if batch.len() == MAX_BATCH_FRAMES
+                && sink.send(std::mem::take(&mut batch)).await.is_err()
+            {
+                return Ok(());
+            }
         }
         if !batch.is_empty() && sink.send(batch).await.is_err() {
             return Ok(());
@@ -189,4 +199,56 @@ pub fn encode(frame: &Frame, max_frame: usize) -> Result<Bytes, WireError> {
     let mut out = Vec::new();
     weft_wire::encode(frame, max_frame, &mut out)?;
     Ok(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_names::Name;
+    use weft_wire::Publish;
+
+    fn publish(seq: u64) -> Frame {
+        Frame::Publish(Publish {
+            realm: 0,
+            topic: Name::new("t").unwrap(),
+            seq,
+            payload: Bytes::new(),
+            chain: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn minimal_frames_come_in_bounded_batches_and_in_order() {
+        let mut wire = Vec::new();
+        for seq in 0..1000 {
+            weft_wire::encode(&publish(seq), DEFAULT_MAX_FRAME, &mut wire).unwrap();
+        }
+        let (sink, mut batches) = mpsc::channel(64);
+        let reader = tokio::spawn(read_frames(
+            futures::io::Cursor::new(wire),
+            sink,
+            Decoder::default(),
+        ));
+        let mut frames = Vec::new();
+        while let Some(batch) = batches.recv().await {
+            assert!(
+                !batch.is_empty() && batch.len() <= MAX_BATCH_FRAMES,
+                "{}",
+                batch.len()
+            );
+            frames.extend(batch);
+        }
+        reader.await.unwrap().unwrap();
+        assert_eq!(frames, (0..1000).map(publish).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_stream_ending_inside_a_frame_is_an_error() {
+        let mut wire = Vec::new();
+        weft_wire::encode(&publish(1), DEFAULT_MAX_FRAME, &mut wire).unwrap();
+        wire.pop();
+        let (sink, _batches) = mpsc::channel(4);
+        let ended = read_frames(futures::io::Cursor::new(wire), sink, Decoder::default()).await;
+        assert!(matches!(ended, Err(ReadError::Truncated)), "{ended:?}");
+    }
 }

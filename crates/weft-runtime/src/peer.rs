@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -35,9 +36,13 @@ use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{RemoteInterest, RemotePublish};
 use crate::{PeerEvent, PeerInfo};
 
-/// Batches (one per read, at most 64 KiB of frames each) buffered from a peer's reader before it
-/// waits (back-pressure into QUIC).
+/// Batches (one per read: at most 64 KiB, or one large frame, and at most
+/// [`MAX_BATCH_FRAMES`](weft_net::framed::MAX_BATCH_FRAMES) frames) buffered from a peer's reader
+/// before it waits (back-pressure into QUIC).
 const INBOUND_QUEUE: usize = 32;
+/// Batches of this peer's publications queued at routers and not yet handled, before the session
+/// stops reading.
+const ROUTER_IN_FLIGHT: usize = 8;
 /// How long a leaving peer waits for its queue to flush.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -63,6 +68,52 @@ impl PeerSender {
     /// Resolves once its queue is below half full, or the peer is gone.
     pub async fn drained(&self) {
         self.outbox.drained().await;
+    }
+}
+
+/// Messages sent and not yet handled, counted by the [`Ticket`]s they carry.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    /// Wakes a sender waiting for the count to fall.
+    fell: tokio::sync::Notify,
+}
+
+impl InFlight {
+    /// Counts one more message until the returned ticket is dropped (with its message, once
+    /// handled, or if it is never delivered).
+    pub fn ticket(self: &Arc<Self>) -> Ticket {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Ticket(self.clone())
+    }
+
+    /// Messages in flight.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Resolves once fewer than `limit` are in flight.
+    pub async fn below(&self, limit: usize) {
+        loop {
+            let fell = self.fell.notified();
+            tokio::pin!(fell);
+            fell.as_mut().enable();
+            if self.count() < limit {
+                return;
+            }
+            fell.await;
+        }
+    }
+}
+
+/// One message in flight; see [`InFlight`].
+#[derive(Debug)]
+pub struct Ticket(Arc<InFlight>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.fell.notify_waiters();
     }
 }
 
@@ -121,6 +172,8 @@ pub struct PeerConnection {
     writer: Option<tokio::task::JoinHandle<()>>,
     /// Frames of a batch held back while the peer's hello is being settled, in arrival order.
     deferred: VecDeque<Frame>,
+    /// Batches sent to routers and not yet handled.
+    at_router: Arc<InFlight>,
     routes: HashMap<RealmIndex, Routes>,
     admitted: Vec<Addr<Realm>>,
     greeted: bool,
@@ -169,6 +222,7 @@ impl PeerConnection {
             unopened: true,
             writer: None,
             deferred: VecDeque::new(),
+            at_router: Arc::new(InFlight::default()),
             routes: HashMap::new(),
             admitted: Vec::new(),
             greeted: false,
@@ -423,17 +477,28 @@ impl PeerConnection {
         let Some(router) = self.routes.get(&realm).map(|r| &r.router) else {
             return;
         };
-        match router.try_send(RemotePublish {
+        let msg = RemotePublish {
             peer: self.peer,
             publishes,
-        }) {
+            ticket: self.at_router.ticket(),
+        };
+        match router.try_send(msg) {
             Ok(()) => {}
-            // The router is behind: stop reading this peer until it catches up, so the
-            // back-pressure reaches the sender through QUIC instead of memory growing.
             Err(SendError::Full(msg)) => {
                 ctx.wait(router.send(msg).into_actor(self).map(|_, _, _| ()));
             }
             Err(SendError::Closed(_)) => {}
+        }
+        // The router is behind with this peer's batches: stop reading it until the router
+        // catches up, so the back-pressure reaches the sender through QUIC and what one peer can
+        // have queued at routers stays bounded.
+        if self.at_router.count() >= ROUTER_IN_FLIGHT {
+            let at_router = self.at_router.clone();
+            ctx.wait(
+                async move { at_router.below(ROUTER_IN_FLIGHT).await }
+                    .into_actor(self)
+                    .map(|(), _, _| ()),
+            );
         }
     }
 

@@ -91,6 +91,8 @@ pub struct RemotePublish {
     pub peer: PeerId,
     /// The frames.
     pub publishes: Vec<weft_wire::Publish>,
+    /// Counts the batch against its session's limit until the router is done with it.
+    pub ticket: crate::peer::Ticket,
 }
 
 /// A peer's subscription changed.
