@@ -16,12 +16,15 @@ pub(crate) async fn health(
     State(state): State<Arc<AppState>>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     let node = &state.node;
-    let peers = node.peers().await.len();
-    let dht = node.dht_stats().await;
-    let mut members = 0;
-    for realm in node.realms() {
-        members += realm.stats().await.members;
-    }
+    // Each answer is an actor round trip: ask them all at once.
+    let realms = node.realms();
+    let (peers, dht, stats) = futures::join!(
+        node.peers(),
+        node.dht_stats(),
+        futures::future::join_all(realms.iter().map(|realm| realm.stats())),
+    );
+    let peers = peers.len();
+    let members: u64 = stats.iter().map(|s| s.members).sum();
     let running = node.is_running();
     let ready = running && (members > 0 || !state.config.require_peers);
     let status = if !running {

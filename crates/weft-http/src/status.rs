@@ -30,21 +30,23 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             })
         })
         .collect();
+    // Each answer is an actor round trip: ask every realm at once.
+    let handles = node.realms();
+    let answers = futures::future::join_all(handles.iter().map(|realm| async move {
+        futures::join!(
+            realm.stats(),
+            realm.local_subscriptions(),
+            realm.local_procedures()
+        )
+    }))
+    .await;
     let mut realms = Vec::new();
-    for realm in node.realms() {
-        let stats = realm.stats().await;
-        let subscriptions: Vec<String> = realm
-            .local_subscriptions()
-            .await
+    for (realm, (stats, subscriptions, procedures)) in handles.iter().zip(answers) {
+        let subscriptions: Vec<String> = subscriptions
             .iter()
             .map(|p| p.as_str().to_owned())
             .collect();
-        let procedures: Vec<String> = realm
-            .local_procedures()
-            .await
-            .iter()
-            .map(|p| p.as_str().to_owned())
-            .collect();
+        let procedures: Vec<String> = procedures.iter().map(|p| p.as_str().to_owned()).collect();
         realms.push(json!({
             "name": realm.realm().name().as_str(),
             "owner": realm.realm().owner().map(ToString::to_string),
