@@ -51,3 +51,32 @@ async fn subscriber_on_b_sees_publication_from_a() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_on_a_stopped_node_is_an_error_not_a_hang() {
+    let a = Node::builder().open_realm("dev").start().await.unwrap();
+    let dev = a.realm("dev").unwrap();
+    dev.publish("orders.placed", &json!({"id": 1}))
+        .await
+        .unwrap();
+    // Queued before the stop and never handled, or published after it: both are answered.
+    let queued: Vec<_> = (0..100)
+        .map(|i| dev.publish("orders.placed", &json!({ "id": i })))
+        .collect();
+    a.shutdown().await;
+    for publish in queued {
+        let _ = timeout(LIMIT, publish)
+            .await
+            .expect("answered, not left waiting");
+    }
+    let after = timeout(LIMIT, dev.publish("orders.placed", &json!({"id": 2})))
+        .await
+        .expect("answered, not left waiting");
+    assert!(
+        matches!(
+            after,
+            Err(weft::Error::Publish(weft::PublishError::Stopped))
+        ),
+        "{after:?}"
+    );
+}

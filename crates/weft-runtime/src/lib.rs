@@ -35,6 +35,7 @@ pub mod dht;
 pub mod error;
 pub mod event;
 pub mod interest;
+mod lane;
 pub mod node;
 pub mod peer;
 pub mod providers;

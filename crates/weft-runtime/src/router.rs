@@ -31,6 +31,7 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::chains::ChainCache;
+use crate::lane::{Drain, Published};
 use crate::peer::PeerSender;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
@@ -70,10 +71,10 @@ pub struct LocalSink {
     pub dropped: Arc<AtomicU64>,
 }
 
-/// Publish from this node. Answers with the peers to wait for under [`Congestion::Block`]: those
-/// whose queue this publication left half full or more (always none under `Drop`).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<PeerSender>, PublishError>")]
+/// Publish from this node, through the realm's [`PublishLane`](crate::lane::PublishLane).
+/// Answered with the peers to wait for under [`Congestion::Block`]: those whose queue this
+/// publication left half full or more (always none under `Drop`).
+#[derive(Debug)]
 pub struct Publish {
     /// The topic.
     pub topic: Name,
@@ -315,11 +316,25 @@ impl Actor for Router {
     }
 }
 
-/// Authorizes, numbers and fans out a local publication.
-impl Handler<Publish> for Router {
-    type Result = Result<Vec<PeerSender>, PublishError>;
+/// Takes every publication the application queued, in order, and answers each.
+impl Handler<Drain> for Router {
+    type Result = ();
 
-    fn handle(&mut self, msg: Publish, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, mut msg: Drain, _ctx: &mut Context<Self>) {
+        let Some(lane) = msg.take() else {
+            return;
+        };
+        for queued in lane.take() {
+            let published = self.publish(queued.publish);
+            // The caller may have dropped its future: nobody to tell.
+            let _ = queued.reply.send(published);
+        }
+    }
+}
+
+impl Router {
+    /// Authorizes, numbers and fans out a local publication.
+    fn publish(&mut self, msg: Publish) -> Published {
         if msg.payload.len() > self.max_payload {
             return Err(PublishError::TooLarge {
                 len: msg.payload.len(),

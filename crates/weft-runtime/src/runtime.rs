@@ -23,6 +23,7 @@ use weft_net::{Multiaddr, NetEvent, NetThread, Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
 
 use crate::dht::Dht;
+use crate::lane::PublishLane;
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
 use crate::realm::{LocalSubscriptions, Realm, Routes, Subscribe, Unsubscribe};
@@ -74,6 +75,8 @@ pub struct RealmHandle {
     realm: AuthRealm,
     actor: Addr<Realm>,
     router: Addr<Router>,
+    /// Publications on their way to `router`.
+    lane: PublishLane,
     registry: Addr<Registry>,
     subscriber_queue: usize,
     calls: Arc<CallMetrics>,
@@ -297,7 +300,7 @@ impl RealmHandle {
             %topic,
             bytes = payload.len(),
         );
-        let request = self.router.send(Publish {
+        let request = self.lane.push(Publish {
             topic: topic.clone(),
             payload,
             chain,
@@ -605,6 +608,7 @@ fn build(
         realms.push(RealmHandle {
             realm,
             actor,
+            lane: PublishLane::new(router.clone()),
             router,
             registry,
             subscriber_queue: config.subscriber_queue,
