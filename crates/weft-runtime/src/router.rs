@@ -1,8 +1,9 @@
 //! The `Router` actor: every publication of a realm flows through it.
 //!
 //! Inbound:
-//! - [`Publish`] from the application: authorized against this node's own chains, numbered, then
-//!   delivered to local subscriptions and sent once to each peer with a matching interest.
+//! - [`Publish`]es from the application, taken from the realm's lane on each `Drain`:
+//!   authorized against this node's own chains, numbered, then delivered to local subscriptions
+//!   and sent once to each peer with a matching interest.
 //! - [`RemotePublish`] from a `PeerConnection`: authorized (`msg/publish` of the sender, with the
 //!   chains it presented) **before** delivery, de-duplicated and ordered per publisher, then
 //!   delivered to local subscriptions only (nodes form a full mesh per realm: nothing is forwarded).

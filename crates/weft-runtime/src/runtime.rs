@@ -3,7 +3,8 @@
 //! Threads: the network runs on its own thread (`weft-net`, a 2-worker tokio runtime). The actors
 //! run on an actix system thread (`weft-actors`), plus one arbiter per core for the realms'
 //! routers. Handles are `Send + Sync` and work from any async runtime: every call is a message to
-//! an actor, awaited through a oneshot.
+//! an actor (publications share one per batch, through the realm's lane), awaited through a
+//! oneshot.
 
 use std::future::Future;
 use std::pin::Pin;
