@@ -27,6 +27,12 @@ pub type ProcedureName = Name;
 impl Name {
     /// Parses and validates a name; wildcards are refused with [`NameError::Wildcard`].
     pub fn new(s: &str) -> Result<Self, NameError> {
+        // Every publication's topic is parsed (by the publisher's API and by each receiver's
+        // decoder): one pass over the bytes settles the common case; the detailed walk below
+        // runs only to say what is wrong.
+        if is_plain_name(s.as_bytes()) {
+            return Ok(Self(s.into()));
+        }
         validate(s, "name", |index, segment| {
             if segment == "*" || segment == "**" {
                 return Err(NameError::Wildcard(s.to_owned()));
@@ -45,6 +51,31 @@ impl Name {
     pub fn segments(&self) -> std::str::Split<'_, char> {
         self.0.split('.')
     }
+}
+
+/// A valid name, decided in one pass: 1 to [`MAX_NAME_LEN`] bytes of `[A-Za-z0-9_-]` segments
+/// joined by single dots, at most [`MAX_SEGMENTS`] of them. `false` only means "not certainly
+/// valid": the full validation then decides and explains.
+fn is_plain_name(bytes: &[u8]) -> bool {
+    if bytes.is_empty() || bytes.len() > MAX_NAME_LEN {
+        return false;
+    }
+    let mut segments = 1;
+    let mut segment_len = 0;
+    for &b in bytes {
+        if b == b'.' {
+            if segment_len == 0 {
+                return false;
+            }
+            segments += 1;
+            segment_len = 0;
+        } else if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            segment_len += 1;
+        } else {
+            return false;
+        }
+    }
+    segment_len > 0 && segments <= MAX_SEGMENTS
 }
 
 /// Checks length and segment count, then hands each segment to `check`.
@@ -126,6 +157,23 @@ impl AsRef<str> for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-pass check never accepts what the full validation refuses, and accepts every
+        /// name without wildcards that it allows.
+        #[test]
+        fn the_fast_check_agrees_with_the_full_one(s in "[a-c_.*-]{0,12}|[a-z.]{250,260}|(a\\.){30,34}a") {
+            let full = validate(&s, "name", |index, segment| {
+                if segment == "*" || segment == "**" {
+                    return Err(NameError::Wildcard(s.clone()));
+                }
+                literal_segment("name", index, segment)
+            })
+            .is_ok();
+            prop_assert_eq!(is_plain_name(s.as_bytes()), full, "{:?}", s);
+        }
+    }
 
     #[test]
     fn accepts_names_from_the_contract() {

@@ -57,7 +57,7 @@ pub use interest::Interests;
 pub use providers::Strategy;
 pub use registry::{CallContext, ProcedureHandler};
 pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
-pub use sequence::{Sequenced, Sequencer};
+pub use sequence::{SequenceRun, Sequenced, Sequencer};
 pub use settings::{Congestion, NodeConfig, RealmConfig};
 
 /// Seconds since the Unix epoch, for UCAN time checks.

@@ -440,6 +440,7 @@ impl Handler<RemotePublish> for Router {
         // is one read's worth, microseconds apart, and the chains and topic are the same.
         let mut decided: Option<(Name, u64)> = None;
         let mut targets = std::mem::take(&mut self.targets);
+        let mut sequence = self.sequencer.run(&msg.peer);
         for publish in msg.publishes {
             let topic = &publish.topic;
             let known = publish.chain.is_none()
@@ -466,7 +467,7 @@ impl Handler<RemotePublish> for Router {
                 }
                 decided = publish.chain.is_none().then(|| (topic.clone(), epoch));
             }
-            match self.sequencer.handle(msg.peer, publish.seq) {
+            match sequence.handle(publish.seq) {
                 Sequenced::Duplicate => {
                     self.counters.duplicate();
                     continue;
@@ -487,6 +488,7 @@ impl Handler<RemotePublish> for Router {
                 }
             }
         }
+        self.sequencer.finish(msg.peer, sequence);
         self.targets = targets;
     }
 }

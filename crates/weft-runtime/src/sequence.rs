@@ -42,23 +42,55 @@ impl<P: Eq + Hash> Sequencer<P> {
     /// Decides on publication `seq` from `publisher`. The first one seen from a publisher is
     /// delivered whatever its number: a subscriber that joins late has missed nothing it asked for.
     pub fn handle(&mut self, publisher: P, seq: u64) -> Sequenced {
-        match self.last.get_mut(&publisher) {
-            None => {
-                self.last.insert(publisher, seq);
-                Sequenced::Deliver { missed: 0 }
-            }
-            Some(last) if seq > *last => {
-                let missed = seq - *last - 1;
-                *last = seq;
-                Sequenced::Deliver { missed }
-            }
-            Some(_) => Sequenced::Duplicate,
+        let mut run = self.run(&publisher);
+        let decision = run.handle(seq);
+        self.finish(publisher, run);
+        decision
+    }
+
+    /// Starts deciding on a run of publications from one publisher (a batch from its
+    /// connection) with one lookup; [`finish`](Self::finish) records where it ended.
+    pub fn run(&self, publisher: &P) -> SequenceRun {
+        SequenceRun {
+            last: self.last.get(publisher).copied(),
+        }
+    }
+
+    /// Records the end of `run`, started by [`run`](Self::run) for `publisher`.
+    pub fn finish(&mut self, publisher: P, run: SequenceRun) {
+        if let Some(last) = run.last {
+            self.last.insert(publisher, last);
         }
     }
 
     /// Forgets a publisher (it left; a restarted publisher starts its numbering again).
     pub fn forget(&mut self, publisher: &P) {
         self.last.remove(publisher);
+    }
+}
+
+/// A publisher's numbering while a run of its publications is decided; see [`Sequencer::run`].
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceRun {
+    last: Option<u64>,
+}
+
+impl SequenceRun {
+    /// Decides on publication `seq`, as [`Sequencer::handle`] does.
+    pub fn handle(&mut self, seq: u64) -> Sequenced {
+        match self.last {
+            None => {
+                self.last = Some(seq);
+                Sequenced::Deliver { missed: 0 }
+            }
+            Some(last) if seq > last => {
+                self.last = Some(seq);
+                Sequenced::Deliver {
+                    missed: seq - last - 1,
+                }
+            }
+            Some(_) => Sequenced::Duplicate,
+        }
     }
 }
 
@@ -81,5 +113,29 @@ mod tests {
         );
         s.forget(&"a");
         assert_eq!(s.handle("a", 1), Sequenced::Deliver { missed: 0 });
+    }
+
+    #[test]
+    fn a_run_decides_like_one_at_a_time_and_is_recorded() {
+        let mut s = Sequencer::new();
+        assert_eq!(s.handle("a", 3), Sequenced::Deliver { missed: 0 });
+        let mut run = s.run(&"a");
+        assert_eq!(run.handle(3), Sequenced::Duplicate);
+        assert_eq!(run.handle(4), Sequenced::Deliver { missed: 0 });
+        assert_eq!(run.handle(7), Sequenced::Deliver { missed: 2 });
+        assert_eq!(run.handle(5), Sequenced::Duplicate);
+        s.finish("a", run);
+        assert_eq!(
+            s.handle("a", 7),
+            Sequenced::Duplicate,
+            "the run's end is kept"
+        );
+        let empty = s.run(&"b");
+        s.finish("b", empty);
+        assert_eq!(
+            s.handle("b", 1),
+            Sequenced::Deliver { missed: 0 },
+            "an empty run records nothing"
+        );
     }
 }
