@@ -36,6 +36,7 @@ pub mod error;
 pub mod event;
 pub mod interest;
 mod lane;
+mod members;
 pub mod node;
 pub mod peer;
 pub mod providers;

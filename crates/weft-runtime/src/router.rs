@@ -33,6 +33,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::chains::ChainCache;
 use crate::lane::{Drain, Published};
+use crate::members::{Member, Members, Slot};
 use crate::peer::PeerSender;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
@@ -60,7 +61,7 @@ struct Decision {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Target {
     Local(u32),
-    Peer(PeerId),
+    Peer(Slot),
 }
 
 /// A local subscription's queue, and the count of what it had to drop.
@@ -176,12 +177,6 @@ pub struct AwaitSubscriber {
     pub reply: tokio::sync::oneshot::Sender<()>,
 }
 
-struct Member {
-    did: Did,
-    chains: Arc<Vec<Chain>>,
-    sender: PeerSender,
-}
-
 /// The realm's router.
 pub struct Router {
     realm: Realm,
@@ -193,7 +188,7 @@ pub struct Router {
     congestion: Congestion,
     interests: Interests<Target>,
     locals: HashMap<u32, LocalSink>,
-    members: HashMap<PeerId, Member>,
+    members: Members,
     sequencer: Sequencer<PeerId>,
     next_seq: u64,
     /// The last publication's encoding buffer, reused.
@@ -243,7 +238,7 @@ impl Router {
             congestion: Congestion::default(),
             interests: Interests::new(),
             locals: HashMap::new(),
-            members: HashMap::new(),
+            members: Members::default(),
             sequencer: Sequencer::new(),
             next_seq: 0,
             encoded: Vec::new(),
@@ -388,8 +383,8 @@ impl Router {
                     };
                     self.deliver_local(id, event);
                 }
-                Target::Peer(peer) => {
-                    let Some(member) = self.members.get(&peer) else {
+                Target::Peer(slot) => {
+                    let Some(member) = self.members.get(slot) else {
                         continue;
                     };
                     if encoded.is_empty() {
@@ -431,7 +426,7 @@ impl Handler<RemotePublish> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemotePublish, _ctx: &mut Context<Self>) {
-        let Some(member) = self.members.get(&msg.peer) else {
+        let Some((_, member)) = self.members.by_peer(&msg.peer) else {
             debug!(peer = %msg.peer, "publications from a non-member dropped");
             return;
         };
@@ -498,7 +493,7 @@ impl Handler<RemoteInterest> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteInterest, _ctx: &mut Context<Self>) {
-        let Some(member) = self.members.get(&msg.peer) else {
+        let Some((slot, member)) = self.members.by_peer(&msg.peer) else {
             return;
         };
         match msg.interest {
@@ -517,7 +512,7 @@ impl Handler<RemoteInterest> for Router {
                 );
                 match allowed {
                     Ok(_) => {
-                        self.interests.insert(Target::Peer(msg.peer), id, pattern);
+                        self.interests.insert(Target::Peer(slot), id, pattern);
                         let interests = &self.interests;
                         self.waiting_subscriber
                             .wake(|topic| has_remote_subscriber(interests, topic));
@@ -528,7 +523,7 @@ impl Handler<RemoteInterest> for Router {
                 }
             }
             Interest::Unsubscribe { id, .. } => {
-                self.interests.remove(&Target::Peer(msg.peer), id);
+                self.interests.remove(&Target::Peer(slot), id);
             }
             // Procedures are the registry's; the session routes them there.
             Interest::Advertise { .. } | Interest::Unadvertise { .. } => {}
@@ -542,7 +537,9 @@ impl Handler<MemberJoined> for Router {
 
     fn handle(&mut self, msg: MemberJoined, _ctx: &mut Context<Self>) {
         // A reconnecting peer starts a new connection: its old interests and numbering are void.
-        self.interests.remove_target(&Target::Peer(msg.peer));
+        if let Some(slot) = self.members.slot(&msg.peer) {
+            self.interests.remove_target(&Target::Peer(slot));
+        }
         self.sequencer.forget(&msg.peer);
         self.members.insert(
             msg.peer,
@@ -563,9 +560,11 @@ impl Handler<MemberLeft> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
-        self.members.remove(&msg.peer);
+        // Its subscriptions go before its slot can be given to another peer.
+        if let Some(slot) = self.members.remove(&msg.peer) {
+            self.interests.remove_target(&Target::Peer(slot));
+        }
         self.counters.members(self.members.len());
-        self.interests.remove_target(&Target::Peer(msg.peer));
         self.sequencer.forget(&msg.peer);
     }
 }
@@ -619,8 +618,8 @@ impl Handler<Stats> for Router {
         stats.members = self.members.len() as u64;
         stats.remote_subscriptions = self
             .members
-            .keys()
-            .map(|p| self.interests.patterns(&Target::Peer(*p)).count() as u64)
+            .slots()
+            .map(|slot| self.interests.patterns(&Target::Peer(slot)).count() as u64)
             .sum();
         MessageResult(stats)
     }
