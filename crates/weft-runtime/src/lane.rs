@@ -89,11 +89,17 @@ impl PublishLane {
         answer
     }
 
-    /// Everything queued, in order; the next publication schedules a new `Drain`.
-    pub(crate) fn take(&self) -> Vec<Queued> {
+    /// What is queued, in order, up to `max`. `true` with it when more remains: the caller then
+    /// drains again (so one flood of publications does not hold the router for its whole length);
+    /// otherwise the next publication schedules a new `Drain`.
+    pub(crate) fn take(&self, max: usize) -> (Vec<Queued>, bool) {
         let mut state = self.lock();
+        if state.queued.len() > max {
+            let rest = state.queued.split_off(max);
+            return (std::mem::replace(&mut state.queued, rest), true);
+        }
         state.scheduled = false;
-        std::mem::take(&mut state.queued)
+        (std::mem::take(&mut state.queued), false)
     }
 
     /// The router is gone: answer what is queued, and everything later, `Stopped`.
@@ -117,6 +123,11 @@ pub(crate) struct Drain {
 }
 
 impl Drain {
+    /// Drain `lane` (again: it still holds publications).
+    pub(crate) fn again(lane: PublishLane) -> Self {
+        Self { lane: Some(lane) }
+    }
+
     /// The lane to drain; taken once, by the router's handler.
     pub(crate) fn take(&mut self) -> Option<PublishLane> {
         self.lane.take()

@@ -41,6 +41,9 @@ use crate::{
     Congestion, Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now,
 };
 
+/// Publications taken from the lane per `Drain`: a flood from the application is handled in
+/// stretches, with the router's other messages in between.
+const DRAIN_BATCH: usize = 1024;
 /// How often the router reads the wall clock. Tokens are checked to the second with a 60 s
 /// leeway, so a clock a quarter second old decides the same; reading it per publication cost
 /// several percent of a router's time.
@@ -316,14 +319,19 @@ impl Actor for Router {
 impl Handler<Drain> for Router {
     type Result = ();
 
-    fn handle(&mut self, mut msg: Drain, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: Drain, ctx: &mut Context<Self>) {
         let Some(lane) = msg.take() else {
             return;
         };
-        for queued in lane.take() {
+        let (queued, more) = lane.take(DRAIN_BATCH);
+        for queued in queued {
             let published = self.publish(queued.publish);
             // The caller may have dropped its future: nobody to tell.
             let _ = queued.reply.send(published);
+        }
+        if more {
+            // Let peers' publications and other messages in before the next stretch.
+            ctx.notify(Drain::again(lane));
         }
     }
 }
