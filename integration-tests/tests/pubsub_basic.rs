@@ -80,3 +80,38 @@ async fn publishing_on_a_stopped_node_is_an_error_not_a_hang() {
         "{after:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_leaves_right_after_a_burst_loses_nothing() {
+    // The burst's last frames reach the subscriber just before its stream ends: they must be
+    // handled, not dropped with the session.
+    const BURST: u64 = 20_000;
+    let a = Node::builder().open_realm("dev").start().await.unwrap();
+    let b = Node::builder()
+        .bootstrap(a.listen_addrs()[0].to_string())
+        .open_realm("dev")
+        .subscriber_queue(BURST as usize)
+        .start()
+        .await
+        .unwrap();
+    let mut events = b.realm("dev").unwrap().subscribe("burst.*").await.unwrap();
+    let dev = a.realm("dev").unwrap();
+    timeout(LIMIT, dev.wait_for_subscriber("burst.n"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut pending = Vec::new();
+    for n in 0..BURST {
+        pending.push(dev.publish_bytes("burst.n", n.to_be_bytes().to_vec()));
+    }
+    for publish in pending {
+        publish.await.unwrap();
+    }
+    assert_eq!(dev.stats().await.dropped_slow_peer, 0);
+    a.shutdown().await;
+    for n in 0..BURST {
+        let event = timeout(LIMIT, events.next()).await.unwrap().unwrap();
+        assert_eq!(event.payload.as_ref(), n.to_be_bytes(), "publication {n}");
+    }
+    b.shutdown().await;
+}

@@ -138,6 +138,20 @@ impl Outbox {
         self.shared.ready.notify_one();
     }
 
+    /// No writer will ever run (the stream could not be opened, or the session ended before it
+    /// was): drop what is queued, refuse what comes, and release anyone waiting in
+    /// [`drained`](Self::drained).
+    pub fn abandon(&self) {
+        {
+            let mut state = self.lock();
+            state.gone = true;
+            state.control = Vec::new();
+            state.data = Vec::new();
+            state.data_frames = 0;
+        }
+        self.shared.space.notify_waiters();
+    }
+
     /// Data frames queued and not yet handed to the stream.
     pub fn queued_frames(&self) -> usize {
         self.lock().data_frames
@@ -342,6 +356,25 @@ mod tests {
         assert!(
             !outbox.congested(),
             "a gone writer never leaves anyone waiting"
+        );
+    }
+
+    #[tokio::test]
+    async fn abandoning_releases_those_waiting_for_room() {
+        let outbox = Outbox::new(2);
+        assert!(outbox.push(b"1").queued);
+        assert!(outbox.push(b"2").congested);
+        let waiting = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.drained().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        outbox.abandon();
+        waiting.await.unwrap();
+        assert!(
+            !outbox.push(b"3").queued,
+            "an abandoned outbox refuses data"
         );
     }
 

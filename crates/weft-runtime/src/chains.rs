@@ -3,7 +3,8 @@
 //! A gateway acting for a client sends the client's chain with every publication or call; parsing
 //! it (base64, JSON and a SHA-256 per token) each time would cost microseconds per frame. Each
 //! router and registry keeps its own cache, so no lock is taken. Only chains that parse are kept,
-//! and the cache is emptied when full, so a peer sending endless distinct chains gains nothing.
+//! and the cache is emptied when full, so a peer sending endless distinct chains gains nothing;
+//! chains above 16 KiB of text are not kept, so the cache stays within a few megabytes.
 //! Whether a chain *authorizes* is still decided every time, by the `Authorizer`.
 
 use std::collections::HashMap;
@@ -14,6 +15,9 @@ use weft_wire::WireChain;
 
 /// Distinct chains kept at most.
 const CAPACITY: usize = 256;
+/// Chains longer than this (leaf and proofs, as text) are parsed every time, not kept: real
+/// chains are a few kilobytes, and a member sending huge ones must not fill the cache with them.
+const MAX_KEPT_LEN: usize = 16 * 1024;
 
 /// Parsed chains by their wire text.
 #[derive(Debug, Default)]
@@ -28,6 +32,10 @@ impl ChainCache {
             return Ok(chain.clone());
         }
         let chain = Chain::parse(&wire.leaf, &wire.proofs)?;
+        let len = wire.leaf.len() + wire.proofs.iter().map(String::len).sum::<usize>();
+        if len > MAX_KEPT_LEN {
+            return Ok(chain);
+        }
         if self.parsed.len() >= CAPACITY {
             self.parsed.clear();
         }
@@ -74,6 +82,26 @@ mod tests {
         };
         assert!(cache.parse(&garbage).is_err());
         assert_eq!(cache.len(), 1, "failures are not kept");
+    }
+
+    #[test]
+    fn huge_chains_are_parsed_but_not_kept() {
+        let issuer = Keypair::generate().unwrap();
+        let token = Builder::new(&issuer, Keypair::generate().unwrap().did())
+            .expires_at(4_000_000_000)
+            .claim(
+                format!("weft://dev/{}", "a".repeat(MAX_KEPT_LEN)),
+                "msg/publish",
+            )
+            .build()
+            .unwrap();
+        let wire = WireChain {
+            leaf: token.as_str().to_owned(),
+            proofs: vec![],
+        };
+        let mut cache = ChainCache::default();
+        assert!(cache.parse(&wire).is_ok());
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

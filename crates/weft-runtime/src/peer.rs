@@ -272,7 +272,7 @@ impl PeerConnection {
                 }
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
-                    outbox.close();
+                    outbox.abandon();
                     me.do_send(Failed);
                 }
             }
@@ -360,6 +360,13 @@ impl Actor for PeerConnection {
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        // The writer ends with the session: it flushes what is queued and closes the stream;
+        // one that never started releases whoever waits for room.
+        if self.unopened {
+            self.sender.outbox.abandon();
+        } else {
+            self.sender.outbox.close();
+        }
         // The weft session is the connection's purpose: when it ends, so do the peer's
         // connections. Otherwise a half-dead connection would linger, and the next connection to
         // the peer would not be its first, so no new session would start.
@@ -433,9 +440,7 @@ impl StreamHandler<Vec<Frame>> for PeerConnection {
     fn finished(&mut self, ctx: &mut Context<Self>) {
         // A replaced stream (the peer opened another) must not end the session.
         self.inbound_streams = self.inbound_streams.saturating_sub(1);
-        if self.inbound_streams == 0 {
-            ctx.stop();
-        }
+        self.stop_when_read(ctx);
     }
 }
 
@@ -450,26 +455,50 @@ impl PeerConnection {
                 break;
             };
             match frame {
-                Frame::Publish(publish) => match &mut run {
-                    Some((realm, batch)) if *realm == publish.realm => batch.push(publish),
-                    _ => {
-                        self.forward_publishes(run.take(), ctx);
-                        run = Some((publish.realm, vec![publish]));
-                    }
-                },
-                other => {
-                    self.forward_publishes(run.take(), ctx);
-                    if !ctx.waiting() {
-                        self.dispatch(other, ctx);
-                    } else {
-                        self.deferred.push_front(other);
-                    }
+                Frame::Publish(publish)
+                    if run
+                        .as_ref()
+                        .is_none_or(|(realm, _)| *realm == publish.realm) =>
+                {
+                    run.get_or_insert_with(|| (publish.realm, Vec::new()))
+                        .1
+                        .push(publish);
                 }
+                // Another realm's publication or another frame: the run before it goes first,
+                // and it waits its turn if forwarding the run made the session wait.
+                other if run.is_some() => {
+                    self.deferred.push_front(other);
+                    self.forward_publishes(run.take(), ctx);
+                }
+                other => self.dispatch(other, ctx),
             }
         }
-        self.forward_publishes(run.take(), ctx);
+        // Only publications were added since the last check, so this is not waiting unless it
+        // already was; keep the run for later rather than send it past a wait.
+        if let Some((realm, publishes)) = run.take() {
+            if ctx.waiting() {
+                for publish in publishes.into_iter().rev() {
+                    self.deferred.push_front(Frame::Publish(publish));
+                }
+            } else {
+                self.forward_publishes(Some((realm, publishes)), ctx);
+            }
+        }
         if ctx.waiting() && !self.deferred.is_empty() {
             ctx.notify(Resume);
+        }
+        self.stop_when_read(ctx);
+    }
+
+    /// Ends the session once its last inbound stream has ended and every frame read from it has
+    /// been handled (frames held back behind a wait are not dropped).
+    fn stop_when_read(&mut self, ctx: &mut Context<Self>) {
+        if self.inbound_streams == 0
+            && self.deferred.is_empty()
+            && !ctx.waiting()
+            && ctx.state() == ActorState::Running
+        {
+            ctx.stop();
         }
     }
 

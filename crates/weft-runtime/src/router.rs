@@ -44,10 +44,6 @@ use crate::{
 /// Publications taken from the lane per `Drain`: a flood from the application is handled in
 /// stretches, with the router's other messages in between.
 const DRAIN_BATCH: usize = 1024;
-/// How often the router reads the wall clock. Tokens are checked to the second with a 60 s
-/// leeway, so a clock a quarter second old decides the same; reading it per publication cost
-/// several percent of a router's time.
-const CLOCK_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// An encoding buffer larger than this (a large payload) is not kept for the next publication.
 const KEEP_ENCODED: usize = 64 * 1024;
 
@@ -200,7 +196,8 @@ pub struct Router {
     targets: Vec<Target>,
     /// The last topic this node was allowed to publish to under its own chains, and when.
     own_decision: Option<Decision>,
-    /// The clock in seconds, read every [`CLOCK_TICK`] rather than on every publication.
+    /// The clock in seconds, read once per `Drain` rather than on every publication: tokens
+    /// are checked to the second with a 60 s leeway, and a stretch takes microseconds.
     now: u64,
     counters: RealmCounters,
     /// Chains carried by peers' frames, parsed.
@@ -311,7 +308,6 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Publications arrive in bursts from several peers; a deep mailbox absorbs them.
         ctx.set_mailbox_capacity(16 * 1024);
-        ctx.run_interval(CLOCK_TICK, |act, _ctx| act.now = unix_now());
     }
 }
 
@@ -323,6 +319,7 @@ impl Handler<Drain> for Router {
         let Some(lane) = msg.take() else {
             return;
         };
+        self.now = unix_now();
         let (queued, more) = lane.take(DRAIN_BATCH);
         for queued in queued {
             let published = self.publish(queued.publish);
@@ -330,8 +327,9 @@ impl Handler<Drain> for Router {
             let _ = queued.reply.send(published);
         }
         if more {
-            // Let peers' publications and other messages in before the next stretch.
-            ctx.notify(Drain::again(lane));
+            // Through the mailbox, behind what arrived meanwhile: peers' publications get their
+            // turn, and the rest of the flood gets its own.
+            ctx.address().do_send(Drain::again(lane));
         }
     }
 }
