@@ -20,6 +20,10 @@ use tokio::sync::Notify;
 /// Bytes of queued data frames at most, whatever the frame limit: a slow peer cannot hold more
 /// memory than this.
 pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of queued control frames at most. Control frames are never dropped, so a peer that
+/// lets this much pile up (it calls and never reads its replies) is not reading at all: the
+/// writer then fails, and the session ends the connection.
+pub const MAX_CONTROL_BYTES: usize = 64 * 1024 * 1024;
 /// A write buffer that grew past this is released after the write instead of kept for reuse.
 const KEEP_CAPACITY: usize = 256 * 1024;
 /// What a buffer may keep while its peer is idle: a burst does not pin memory on a quiet peer,
@@ -51,6 +55,8 @@ struct State {
     closing: bool,
     /// The writer stopped: nothing will be written any more.
     gone: bool,
+    /// The control lane outgrew [`MAX_CONTROL_BYTES`]: the peer is not reading.
+    overflowed: bool,
 }
 
 impl State {
@@ -87,6 +93,7 @@ impl Outbox {
         let mut state = self.lock();
         if state.gone
             || state.closing
+            || state.overflowed
             || state.data_frames >= self.shared.max_frames
             || state.data.len() + frame.len() > MAX_QUEUED_BYTES
         {
@@ -120,7 +127,16 @@ impl Outbox {
     /// before any data frame queued with it.
     pub fn push_control(&self, frame: &[u8]) {
         let mut state = self.lock();
-        if state.gone {
+        if state.gone || state.overflowed {
+            return;
+        }
+        if state.control.len() + frame.len() > MAX_CONTROL_BYTES {
+            state.overflowed = true;
+            state.control = Vec::new();
+            state.data = Vec::new();
+            state.data_frames = 0;
+            drop(state);
+            self.shared.ready.notify_one();
             return;
         }
         let wake = state.is_empty();
@@ -150,6 +166,11 @@ impl Outbox {
             state.data_frames = 0;
         }
         self.shared.space.notify_waiters();
+    }
+
+    /// The peer let more than [`MAX_CONTROL_BYTES`] of control frames pile up.
+    pub fn overflowed(&self) -> bool {
+        self.lock().overflowed
     }
 
     /// Data frames queued and not yet handed to the stream.
@@ -216,6 +237,11 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
     loop {
         let closing = {
             let mut state = outbox.lock();
+            if state.overflowed {
+                return Err(std::io::Error::other(
+                    "the peer is not reading: its queued control frames passed 64 MiB",
+                ));
+            }
             std::mem::swap(&mut state.control, &mut control);
             std::mem::swap(&mut state.data, &mut data);
             state.data_frames = 0;
@@ -357,6 +383,22 @@ mod tests {
             !outbox.congested(),
             "a gone writer never leaves anyone waiting"
         );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_lets_control_frames_pile_up_fails_the_writer() {
+        let outbox = Outbox::new(8);
+        let chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..=MAX_CONTROL_BYTES / chunk.len() {
+            outbox.push_control(&chunk);
+        }
+        assert!(
+            !outbox.push(b"data").queued,
+            "an overflowed outbox refuses data"
+        );
+        let failed = write_outbox(Sink::default(), outbox.clone()).await;
+        assert!(failed.is_err() && outbox.overflowed(), "{failed:?}");
+        assert!(!outbox.congested(), "and leaves nobody waiting");
     }
 
     #[tokio::test]

@@ -266,8 +266,17 @@ impl PeerConnection {
             match open_acknowledged(&network, peer, &hello).await {
                 Ok(opened) => {
                     let _reader = opened.reader;
+                    let watched = outbox.clone();
                     if let Err(e) = write_outbox(opened.writer, outbox).await {
-                        debug!(peer = %did.short(), error = %e, "writer stopped");
+                        // Nothing more can reach the peer on this session: end the connection
+                        // rather than keep a session that silently loses what it sends (a new
+                        // one starts if the peer comes back). Usually the peer is gone already.
+                        if watched.overflowed() {
+                            warn!(peer = %did, error = %e, "closing the connection of a peer that does not read");
+                        } else {
+                            debug!(peer = %did.short(), error = %e, "writer stopped");
+                        }
+                        let _ = network.disconnect(peer).await;
                     }
                 }
                 Err(e) => {
