@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use weft::{Congestion, Node};
+use weft::{Congestion, Node, Subscription};
 use weft_integration_tests::{mesh, next_event, shutdown, within};
 
 const MESSAGES: u64 = 3000;
@@ -40,27 +40,34 @@ async fn blast(nodes: &[Node], window: usize) -> u64 {
     publisher.stats().await.dropped_slow_peer
 }
 
+/// A publisher with a small peer queue under `congestion`, and a subscriber to `load.*` on
+/// another node that has room for every publication.
+async fn publisher_and_subscriber(congestion: Congestion) -> (Vec<Node>, Subscription) {
+    let nodes = mesh(2, |b, i| {
+        let b = b.open_realm("dev").subscriber_queue(MESSAGES as usize);
+        if i == 0 {
+            b.peer_queue(PEER_QUEUE).congestion(congestion)
+        } else {
+            b
+        }
+    })
+    .await;
+    let events = nodes[1]
+        .realm("dev")
+        .unwrap()
+        .subscribe("load.*")
+        .await
+        .unwrap();
+    (nodes, events)
+}
+
 fn number(payload: &[u8]) -> u64 {
     u64::from_be_bytes(payload[..8].try_into().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_slows_the_publisher_and_loses_nothing() {
-    let nodes = mesh(2, |b, i| {
-        let b = b.open_realm("dev").subscriber_queue(MESSAGES as usize);
-        if i == 0 {
-            b.peer_queue(PEER_QUEUE).congestion(Congestion::Block)
-        } else {
-            b
-        }
-    })
-    .await;
-    let mut events = nodes[1]
-        .realm("dev")
-        .unwrap()
-        .subscribe("load.*")
-        .await
-        .unwrap();
+    let (nodes, mut events) = publisher_and_subscriber(Congestion::Block).await;
     // Fewer unawaited publications than half a queue: Block then never has to drop.
     let dropped = blast(&nodes, PEER_QUEUE / 2 - 4).await;
     assert_eq!(dropped, 0);
@@ -77,17 +84,7 @@ async fn block_slows_the_publisher_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_never_waits_and_counts_what_it_could_not_queue() {
-    let nodes = mesh(2, |b, i| {
-        let b = b.open_realm("dev").subscriber_queue(MESSAGES as usize);
-        if i == 0 { b.peer_queue(PEER_QUEUE) } else { b }
-    })
-    .await;
-    let mut events = nodes[1]
-        .realm("dev")
-        .unwrap()
-        .subscribe("load.*")
-        .await
-        .unwrap();
+    let (nodes, mut events) = publisher_and_subscriber(Congestion::Drop).await;
     let dropped = blast(&nodes, 1024).await;
     // Whatever was not dropped arrives, in order: nothing is lost without being counted.
     let mut last = None;

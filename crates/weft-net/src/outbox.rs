@@ -63,6 +63,13 @@ impl State {
     fn is_empty(&self) -> bool {
         self.control.is_empty() && self.data.is_empty()
     }
+
+    /// Drops everything queued, memory included.
+    fn discard(&mut self) {
+        self.control = Vec::new();
+        self.data = Vec::new();
+        self.data_frames = 0;
+    }
 }
 
 impl Outbox {
@@ -132,9 +139,7 @@ impl Outbox {
         }
         if state.control.len() + frame.len() > MAX_CONTROL_BYTES {
             state.overflowed = true;
-            state.control = Vec::new();
-            state.data = Vec::new();
-            state.data_frames = 0;
+            state.discard();
             drop(state);
             self.shared.ready.notify_one();
             return;
@@ -161,9 +166,7 @@ impl Outbox {
         {
             let mut state = self.lock();
             state.gone = true;
-            state.control = Vec::new();
-            state.data = Vec::new();
-            state.data_frames = 0;
+            state.discard();
         }
         self.shared.space.notify_waiters();
     }
@@ -214,13 +217,7 @@ struct Gone(Outbox);
 
 impl Drop for Gone {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.gone = true;
-        state.control = Vec::new();
-        state.data = Vec::new();
-        state.data_frames = 0;
-        drop(state);
-        self.0.shared.space.notify_waiters();
+        self.0.abandon();
     }
 }
 
@@ -323,6 +320,17 @@ mod tests {
         }
     }
 
+    /// A task waiting for room in `outbox`, checked to be waiting.
+    async fn waiting_for_room(outbox: &Outbox) -> tokio::task::JoinHandle<()> {
+        let waiting = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.drained().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        waiting
+    }
+
     #[tokio::test]
     async fn control_goes_first_and_close_flushes_everything() {
         let outbox = Outbox::new(8);
@@ -368,12 +376,7 @@ mod tests {
         assert!(!outbox.congested());
         assert!(outbox.push(b"2").queued);
         assert!(outbox.congested(), "half of four");
-        let waiting = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.drained().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        let waiting = waiting_for_room(&outbox).await;
         let sink = Sink::default();
         let writer = tokio::spawn(write_outbox(sink, outbox.clone()));
         waiting.await.unwrap();
@@ -406,12 +409,7 @@ mod tests {
         let outbox = Outbox::new(2);
         assert!(outbox.push(b"1").queued);
         assert!(outbox.push(b"2").congested);
-        let waiting = tokio::spawn({
-            let outbox = outbox.clone();
-            async move { outbox.drained().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiting.is_finished());
+        let waiting = waiting_for_room(&outbox).await;
         outbox.abandon();
         waiting.await.unwrap();
         assert!(
