@@ -110,7 +110,10 @@ async fn a_publisher_that_leaves_right_after_a_burst_loses_nothing() {
     assert_eq!(dev.stats().await.dropped_slow_peer, 0);
     a.shutdown().await;
     for n in 0..BURST {
-        let event = timeout(LIMIT, events.next()).await.unwrap().unwrap();
+        let event = timeout(LIMIT, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("publication {n} of {BURST} never arrived"))
+            .unwrap();
         assert_eq!(event.payload.as_ref(), n.to_be_bytes(), "publication {n}");
     }
     b.shutdown().await;

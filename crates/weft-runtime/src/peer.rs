@@ -655,7 +655,7 @@ impl Handler<Disconnected> for PeerConnection {
     }
 }
 
-/// Says goodbye, waits for the queue to flush (bounded), then stops.
+/// Says goodbye, flushes the queue and waits for the peer to hang up (bounded), then stops.
 impl Handler<Leave> for PeerConnection {
     type Result = ResponseActFuture<Self, ()>;
 
@@ -665,11 +665,16 @@ impl Handler<Leave> for PeerConnection {
         }
         self.sender.outbox.close();
         let writer = self.writer.take();
+        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
         Box::pin(
             async move {
-                if let Some(writer) = writer {
-                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
-                }
+                let Some(writer) = writer else { return };
+                let _ = tokio::time::timeout_at(deadline, writer).await;
+                // The writer has only queued the stream's end: QUIC may still hold data the peer
+                // has not received, and closing the connection now would discard it (a burst's
+                // last publications were lost this way). The peer hangs up once it has read our
+                // stream to its end, and `Disconnected` stops this actor before the deadline.
+                tokio::time::sleep_until(deadline).await;
             }
             .into_actor(self)
             .map(|(), _act, ctx| ctx.stop()),
