@@ -1,5 +1,6 @@
 //! Realm-relative topic and procedure names such as `orders.order_placed`.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -18,6 +19,11 @@ pub const MAX_SEGMENTS: usize = 32;
 /// Cloning is a reference count: a topic is cloned into every event and frame it travels in.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(std::sync::Arc<str>);
+
+thread_local! {
+    /// The last name [`Name::new_cached`] made on this thread.
+    static LAST_NAME: RefCell<Option<Name>> = const { RefCell::new(None) };
+}
 
 /// A topic is a [`Name`] that publications are sent to.
 pub type TopicName = Name;
@@ -40,6 +46,23 @@ impl Name {
             literal_segment("name", index, segment)
         })?;
         Ok(Self(s.into()))
+    }
+
+    /// [`Name::new`] for hot paths that see the same name over and over (publishing to a topic,
+    /// decoding a stream of publications): a string equal to the last name this thread made
+    /// here costs one comparison and a reference count, instead of validating and allocating
+    /// again. Anything else is parsed as by `new` and becomes the thread's last name.
+    pub fn new_cached(s: &str) -> Result<Self, NameError> {
+        LAST_NAME.with(|last| {
+            if let Some(name) = last.borrow().as_ref()
+                && name.as_str() == s
+            {
+                return Ok(name.clone());
+            }
+            let name = Name::new(s)?;
+            *last.borrow_mut() = Some(name.clone());
+            Ok(name)
+        })
     }
 
     /// The name as a string.
@@ -173,6 +196,29 @@ mod tests {
             .is_ok();
             prop_assert_eq!(is_plain_name(s.as_bytes()), full, "{:?}", s);
         }
+    }
+
+    #[test]
+    fn new_cached_agrees_with_new_and_reuses_the_last_name() {
+        let first = Name::new_cached("orders.placed").unwrap();
+        let again = Name::new_cached("orders.placed").unwrap();
+        assert_eq!(first, Name::new("orders.placed").unwrap());
+        assert!(
+            std::sync::Arc::ptr_eq(&first.0, &again.0),
+            "a repeat shares the name"
+        );
+        // Errors are the same as `new`'s and leave the cached name alone.
+        assert_eq!(Name::new_cached("orders.*"), Name::new("orders.*"));
+        assert_eq!(Name::new_cached(""), Name::new(""));
+        let after = Name::new_cached("orders.placed").unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first.0, &after.0));
+        // A different name replaces it.
+        let other = Name::new_cached("orders.shipped").unwrap();
+        assert_eq!(other.as_str(), "orders.shipped");
+        assert!(!std::sync::Arc::ptr_eq(
+            &first.0,
+            &Name::new_cached("orders.placed").unwrap().0
+        ));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Names travel as strings and are validated as they are deserialized, so a decoded message
 //! never holds an invalid name.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -16,25 +15,11 @@ trait FromWire: Sized {
     fn from_wire(s: &str) -> Result<Self, NameError>;
 }
 
-thread_local! {
-    /// The last name decoded on this thread. A stream of publications mostly repeats its
-    /// topics, and a hit costs a comparison instead of validating and allocating the name again.
-    static LAST_NAME: RefCell<Option<Name>> = const { RefCell::new(None) };
-}
-
 impl FromWire for Name {
     const EXPECTING: &'static str = "a name";
     fn from_wire(s: &str) -> Result<Self, NameError> {
-        LAST_NAME.with(|last| {
-            if let Some(name) = last.borrow().as_ref()
-                && name.as_str() == s
-            {
-                return Ok(name.clone());
-            }
-            let name = Name::new(s)?;
-            *last.borrow_mut() = Some(name.clone());
-            Ok(name)
-        })
+        // A stream of publications mostly repeats its topics.
+        Name::new_cached(s)
     }
 }
 

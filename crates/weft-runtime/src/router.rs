@@ -442,7 +442,7 @@ impl Handler<RemotePublish> for Router {
         let mut decided: Option<(Name, u64)> = None;
         let mut targets = std::mem::take(&mut self.targets);
         let mut sequence = self.sequencer.run(&msg.peer);
-        for publish in msg.publishes {
+        for mut publish in msg.publishes {
             let topic = &publish.topic;
             let known = publish.chain.is_none()
                 && decided.as_ref().is_some_and(|(t, epoch)| {
@@ -478,15 +478,28 @@ impl Handler<RemotePublish> for Router {
                 Sequenced::Deliver { .. } => self.counters.received(),
             }
             self.interests.targets_into(topic, &mut targets);
-            for target in targets.drain(..) {
-                if let Target::Local(id) = target {
-                    let event = Event {
-                        topic: topic.clone(),
-                        payload: publish.payload.clone(),
-                        publisher: did,
-                    };
-                    self.deliver_local(id, event);
-                }
+            // Only local subscriptions: a peer's publications are not relayed.
+            let mut locals = targets
+                .drain(..)
+                .filter_map(|target| match target {
+                    Target::Local(id) => Some(id),
+                    Target::Peer(_) => None,
+                })
+                .peekable();
+            while let Some(id) = locals.next() {
+                // The last subscriber takes the payload itself: cloning a freshly decoded
+                // `Bytes` allocates its shared header.
+                let payload = if locals.peek().is_some() {
+                    publish.payload.clone()
+                } else {
+                    std::mem::take(&mut publish.payload)
+                };
+                let event = Event {
+                    topic: topic.clone(),
+                    payload,
+                    publisher: did,
+                };
+                self.deliver_local(id, event);
             }
         }
         self.sequencer.finish(msg.peer, sequence);
