@@ -53,16 +53,19 @@ impl Name {
     /// here costs one comparison and a reference count, instead of validating and allocating
     /// again. Anything else is parsed as by `new` and becomes the thread's last name.
     pub fn new_cached(s: &str) -> Result<Self, NameError> {
-        LAST_NAME.with(|last| {
-            if let Some(name) = last.borrow().as_ref()
-                && name.as_str() == s
-            {
-                return Ok(name.clone());
-            }
-            let name = Name::new(s)?;
-            *last.borrow_mut() = Some(name.clone());
-            Ok(name)
-        })
+        LAST_NAME
+            .try_with(|last| {
+                if let Some(name) = last.borrow().as_ref()
+                    && name.as_str() == s
+                {
+                    return Ok(name.clone());
+                }
+                let name = Name::new(s)?;
+                *last.borrow_mut() = Some(name.clone());
+                Ok(name)
+            })
+            // The thread is being torn down and its cache is gone: parse without it.
+            .unwrap_or_else(|_| Name::new(s))
     }
 
     /// The name as a string.

@@ -1,8 +1,8 @@
 //! The QUIC connections' cipher suite order comes from the patched libp2p-tls (`patches/`).
 //!
 //! A rustls server takes the first suite in the dialer's list that it supports, so this order
-//! decides what seals and opens every packet. If a libp2p upgrade silently drops the patch,
-//! this test fails on any machine with AES instructions.
+//! decides what seals and opens every packet. If a libp2p upgrade leaves the patch behind (say
+//! libp2p-quic moves to a libp2p-tls the patch does not match), these tests fail.
 
 use libp2p::identity::Keypair;
 use rustls::CipherSuite;
@@ -49,10 +49,37 @@ fn tls_prefers_aes_gcm_with_aes_instructions() {
         ]
     };
     assert_eq!(offered, expected, "dialer's order");
+    // Without AES instructions a listener goes by its own order, ChaCha20-Poly1305 first.
+    assert_eq!(server.ignore_client_order, !aes_in_hardware());
     // Whatever the order, every TLS 1.3 suite stays on offer, so any two libp2p peers agree.
     let mut accepted = suites(server.crypto_provider());
     accepted.sort_by_key(|s| u16::from(*s));
     let mut all = expected.to_vec();
     all.sort_by_key(|s| u16::from(*s));
     assert_eq!(accepted, all, "listener's suites");
+}
+
+/// The libp2p-tls that libp2p-quic links is the patched one: one copy in the lock file, built
+/// from the workspace (no registry source). Holds on every CPU, unlike the order above.
+#[test]
+fn the_only_libp2p_tls_is_the_patched_one() {
+    let lock = include_str!("../../../Cargo.lock");
+    let packages: Vec<&str> = lock
+        .split("[[package]]")
+        .filter(|p| p.contains("\nname = \"libp2p-tls\"\n"))
+        .collect();
+    assert_eq!(packages.len(), 1, "one libp2p-tls in Cargo.lock");
+    assert!(
+        !packages[0].contains("source ="),
+        "libp2p-tls comes from a registry, not from patches/: {}",
+        packages[0]
+    );
+    let quic = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"libp2p-quic\"\n"))
+        .expect("libp2p-quic in Cargo.lock");
+    assert!(
+        quic.contains("\"libp2p-tls\""),
+        "libp2p-quic uses libp2p-tls"
+    );
 }

@@ -43,7 +43,7 @@ const INBOUND_QUEUE: usize = 32;
 /// Batches of this peer's publications queued at routers and not yet handled, before the session
 /// stops reading.
 const ROUTER_IN_FLIGHT: usize = 8;
-/// How long a leaving peer waits for its queue to flush.
+/// How long a leaving session waits for its queue to flush and then for the peer to hang up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A peer's send queue. Cloned into the realm, router and registry that send to it.
@@ -668,16 +668,23 @@ impl Handler<Leave> for PeerConnection {
         let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
         Box::pin(
             async move {
-                let Some(writer) = writer else { return };
+                // Nothing was ever sent: nothing to wait for.
+                let Some(writer) = writer else { return false };
                 let _ = tokio::time::timeout_at(deadline, writer).await;
                 // The writer has only queued the stream's end: QUIC may still hold data the peer
                 // has not received, and closing the connection now would discard it (a burst's
                 // last publications were lost this way). The peer hangs up once it has read our
                 // stream to its end, and `Disconnected` stops this actor before the deadline.
                 tokio::time::sleep_until(deadline).await;
+                true
             }
             .into_actor(self)
-            .map(|(), _act, ctx| ctx.stop()),
+            .map(|waited_out, act, ctx| {
+                if waited_out {
+                    debug!(peer = %act.did.short(), "peer did not hang up in time; unsent data may be lost");
+                }
+                ctx.stop();
+            }),
         )
     }
 }

@@ -88,6 +88,9 @@ pub fn make_server_config(
         .with_cert_resolver(cert_resolver);
     crypto.alpn_protocols = vec![P2P_ALPN.to_vec()];
     crypto.key_log = Arc::new(rustls::KeyLogFile::new());
+    // weft: a listener without AES instructions chooses by its own order (ChaCha20-Poly1305
+    // first), or a dialer that has them would make it run AES-GCM in software.
+    crypto.ignore_client_order = !verifier::aes_in_hardware();
 
     Ok(crypto)
 }

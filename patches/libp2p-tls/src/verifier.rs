@@ -52,9 +52,10 @@ pub(crate) static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] = &[&rustls::v
 //
 // weft: upstream always lists ChaCha20-Poly1305 first. A rustls server follows the client's
 // order, so that is what every connection used, although with AES instructions AES-GCM seals and
-// opens several times faster. The dialer now puts AES-GCM first when its CPU has AES and
-// carry-less multiplication, and ChaCha20-Poly1305 first when it does not (as Go's TLS does).
-// Every suite stays offered, so peers with either order still agree.
+// opens several times faster. The order now puts AES-GCM first when the CPU has AES and
+// carry-less multiplication, and ChaCha20-Poly1305 first when it does not; a listener without
+// them also ignores the dialer's order (see `make_server_config`), as Go's TLS does. Every suite
+// stays offered, so peers with either order still agree.
 pub(crate) fn cipher_suites() -> Vec<SupportedCipherSuite> {
     if aes_in_hardware() {
         vec![
@@ -72,7 +73,7 @@ pub(crate) fn cipher_suites() -> Vec<SupportedCipherSuite> {
 }
 
 /// Does this CPU accelerate AES-GCM (AES rounds and GHASH's carry-less multiplication)?
-fn aes_in_hardware() -> bool {
+pub(crate) fn aes_in_hardware() -> bool {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     {
         std::arch::is_x86_feature_detected!("aes")
