@@ -36,6 +36,7 @@ pub mod error;
 pub mod event;
 pub mod interest;
 mod lane;
+pub mod local;
 mod members;
 pub mod node;
 pub mod peer;

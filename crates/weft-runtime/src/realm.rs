@@ -26,9 +26,10 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, WireChain};
 
 use crate::dht::{Dht, FindProviders, Provide};
+use crate::local::LocalSink;
 use crate::peer::PeerSender;
 use crate::registry::Registry;
-use crate::router::{AddLocal, LocalSink, MemberJoined, MemberLeft, RemoveLocal, Router};
+use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
 use crate::{SubscribeError, unix_now};
 
 /// First delay between membership lookups; it doubles up to [`DISCOVERY_ALONE_MAX`] or

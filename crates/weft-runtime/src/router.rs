@@ -19,11 +19,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tracing::debug;
 use weft_auth::{Action, Authorizer, Chain, Realm};
 use weft_identity::Did;
@@ -33,6 +32,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::chains::ChainCache;
 use crate::lane::{Drain, Published};
+use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
 use crate::peer::PeerSender;
 use crate::telemetry::RealmCounters;
@@ -61,15 +61,6 @@ struct Decision {
 enum Target {
     Local(u32),
     Peer(Slot),
-}
-
-/// A local subscription's queue, and the count of what it had to drop.
-#[derive(Debug, Clone)]
-pub struct LocalSink {
-    /// Events for the application.
-    pub events: mpsc::Sender<Event>,
-    /// Shared with the application's handle, so drops are visible there.
-    pub dropped: Arc<AtomicU64>,
 }
 
 /// Publish from this node, through the realm's [`PublishLane`](crate::lane::PublishLane).
@@ -187,6 +178,8 @@ pub struct Router {
     congestion: Congestion,
     interests: Interests<Target>,
     locals: HashMap<u32, LocalSink>,
+    /// Local subscriptions with events gathered and not yet flushed.
+    gathering: Vec<u32>,
     members: Members,
     sequencer: Sequencer<PeerId>,
     next_seq: u64,
@@ -194,6 +187,8 @@ pub struct Router {
     encoded: Vec<u8>,
     /// The last publication's targets, the vector reused.
     targets: Vec<Target>,
+    /// A `Drain`'s answers, held until its events are flushed; the vector reused.
+    answers: Vec<(oneshot::Sender<Published>, Published)>,
     /// The last topic this node was allowed to publish to under its own chains, and when.
     own_decision: Option<Decision>,
     /// The clock in seconds, read once per `Drain` rather than on every publication: tokens
@@ -238,11 +233,13 @@ impl Router {
             congestion: Congestion::default(),
             interests: Interests::new(),
             locals: HashMap::new(),
+            gathering: Vec::new(),
             members: Members::default(),
             sequencer: Sequencer::new(),
             next_seq: 0,
             encoded: Vec::new(),
             targets: Vec::new(),
+            answers: Vec::new(),
             own_decision: None,
             now: unix_now(),
             counters,
@@ -258,16 +255,24 @@ impl Router {
         self
     }
 
+    /// Adds `event` to the batch local subscription `id` receives at the next
+    /// [`flush_locals`](Self::flush_locals).
     fn deliver_local(&mut self, id: u32, event: Event) {
-        if let Some(sink) = self.locals.get(&id) {
-            match sink.events.try_send(event) {
-                Ok(()) => self.counters.delivered(),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sink.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.counters.dropped_slow_subscriber();
-                }
-                // The application dropped its handle; the RemoveLocal is on its way.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if let Some(sink) = self.locals.get_mut(&id)
+            && sink.push(event)
+        {
+            self.gathering.push(id);
+        }
+    }
+
+    /// Hands every local subscription the events gathered for it since the last flush. Called at
+    /// the end of each message that delivers, so nothing waits for a later one.
+    fn flush_locals(&mut self) {
+        for id in self.gathering.drain(..) {
+            if let Some(sink) = self.locals.get_mut(&id) {
+                let flushed = sink.flush();
+                self.counters.delivered(flushed.delivered);
+                self.counters.dropped_slow_subscriber(flushed.dropped);
             }
         }
     }
@@ -321,11 +326,18 @@ impl Handler<Drain> for Router {
         };
         self.now = unix_now();
         let (queued, more) = lane.take(DRAIN_BATCH);
+        let mut answers = std::mem::take(&mut self.answers);
         for queued in queued {
             let published = self.publish(queued.publish);
-            // The caller may have dropped its future: nobody to tell.
-            let _ = queued.reply.send(published);
+            answers.push((queued.reply, published));
         }
+        // A publication is answered once its local subscribers have it.
+        self.flush_locals();
+        for (reply, published) in answers.drain(..) {
+            // The caller may have dropped its future: nobody to tell.
+            let _ = reply.send(published);
+        }
+        self.answers = answers;
         if more {
             // Through the mailbox, behind what arrived meanwhile: peers' publications get their
             // turn, and the rest of the flood gets its own.
@@ -504,6 +516,7 @@ impl Handler<RemotePublish> for Router {
         }
         self.sequencer.finish(msg.peer, sequence);
         self.targets = targets;
+        self.flush_locals();
     }
 }
 

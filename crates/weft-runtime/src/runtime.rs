@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 
@@ -25,6 +24,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
 
 use crate::dht::Dht;
 use crate::lane::PublishLane;
+use crate::local::{LocalEvents, local_queue};
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
 use crate::realm::{LocalSubscriptions, Realm, Routes, Subscribe, Unsubscribe};
@@ -32,7 +32,7 @@ use crate::registry::{
     Advertise, AwaitProviders, CallProcedure, LocalProcedures, ProcedureHandler, Registry,
     Unadvertise,
 };
-use crate::router::{AwaitMembers, AwaitSubscriber, LocalSink, Publish, Router, Stats};
+use crate::router::{AwaitMembers, AwaitSubscriber, Publish, Router, Stats};
 use crate::telemetry::{self, CallMetrics};
 use crate::{
     AdvertiseError, CallError, Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats,
@@ -97,8 +97,7 @@ impl std::fmt::Debug for RealmHandle {
 #[derive(Debug)]
 pub struct Subscription {
     id: u32,
-    events: mpsc::Receiver<Event>,
-    dropped: Arc<AtomicU64>,
+    events: LocalEvents,
     realm: Addr<Realm>,
 }
 
@@ -331,12 +330,7 @@ impl RealmHandle {
         pattern: &Pattern,
         chain: Option<weft_auth::Chain>,
     ) -> Result<Subscription, SubscribeError> {
-        let (tx, rx) = mpsc::channel(self.subscriber_queue.max(1));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let sink = LocalSink {
-            events: tx,
-            dropped: dropped.clone(),
-        };
+        let (sink, events) = local_queue(self.subscriber_queue);
         let id = self
             .actor
             .send(Subscribe {
@@ -348,8 +342,7 @@ impl RealmHandle {
             .map_err(|_| SubscribeError::Stopped)??;
         Ok(Subscription {
             id,
-            events: rx,
-            dropped,
+            events,
             realm: self.actor.clone(),
         })
     }
@@ -507,17 +500,17 @@ impl Drop for Registration {
 impl Subscription {
     /// The next event, or `None` once the node has stopped.
     pub async fn next(&mut self) -> Option<Event> {
-        self.events.recv().await
+        std::future::poll_fn(|cx| self.events.poll_next(cx)).await
     }
 
     /// The next event if one is already queued, without waiting.
     pub fn try_next(&mut self) -> Option<Event> {
-        self.events.try_recv().ok()
+        self.events.try_next()
     }
 
     /// Events dropped because this subscription's queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.events.dropped()
     }
 }
 
@@ -525,7 +518,7 @@ impl futures::Stream for Subscription {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Event>> {
-        self.events.poll_recv(cx)
+        self.events.poll_next(cx)
     }
 }
 

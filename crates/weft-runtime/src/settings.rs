@@ -26,7 +26,9 @@ pub struct NodeConfig {
     pub tags: Vec<(String, String)>,
     /// How lost peers are redialed.
     pub reconnect: BackoffPolicy,
-    /// Events buffered per local subscription before new ones are dropped (and counted).
+    /// Events buffered per local subscription before new ones are dropped (and counted). The
+    /// router hands events over a batch at a time; the batch the application is taking events
+    /// from no longer counts.
     pub subscriber_queue: usize,
     /// Frames buffered per peer before new ones are dropped (and counted).
     pub peer_queue: usize,

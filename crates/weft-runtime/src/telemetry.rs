@@ -56,14 +56,18 @@ impl RealmCounters {
         self.received.increment(1);
     }
 
-    pub(crate) fn delivered(&mut self) {
-        self.stats.delivered += 1;
-        self.delivered.increment(1);
+    pub(crate) fn delivered(&mut self, events: u64) {
+        if events > 0 {
+            self.stats.delivered += events;
+            self.delivered.increment(events);
+        }
     }
 
-    pub(crate) fn dropped_slow_subscriber(&mut self) {
-        self.stats.dropped_slow_subscriber += 1;
-        self.dropped_slow_subscriber.increment(1);
+    pub(crate) fn dropped_slow_subscriber(&mut self, events: u64) {
+        if events > 0 {
+            self.stats.dropped_slow_subscriber += events;
+            self.dropped_slow_subscriber.increment(events);
+        }
     }
 
     pub(crate) fn dropped_slow_peer(&mut self) {

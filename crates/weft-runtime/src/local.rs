@@ -1,0 +1,228 @@
+//! A local subscription's queue: the router hands events over a batch at a time.
+//!
+//! One channel operation per event cost the router a send and the application a receive (with a
+//! lock to give the permit back) for every publication. The router instead gathers what one
+//! message (a peer's batch, a stretch of the application's own publications) brings a
+//! subscription and sends it as one `Vec`; the subscription hands the events out one by one.
+//!
+//! The bound is in events: the router admits a batch's events while fewer than `capacity` are
+//! queued and drops (and counts) the rest, newest first, as a full queue always did. Events the
+//! application has already taken a batch of are no longer counted, so at most one batch more
+//! than `capacity` is buffered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+
+use crate::Event;
+
+/// Creates a subscription's queue holding up to `capacity` events.
+pub(crate) fn local_queue(capacity: usize) -> (LocalSink, LocalEvents) {
+    let (batches, receiver) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sink = LocalSink {
+        batches,
+        queued: queued.clone(),
+        capacity: capacity.max(1),
+        dropped: dropped.clone(),
+        gathering: Vec::new(),
+    };
+    let events = LocalEvents {
+        batches: receiver,
+        current: Vec::new().into_iter(),
+        queued,
+        dropped,
+    };
+    (sink, events)
+}
+
+/// The router's end: gathers a batch, then sends it.
+#[derive(Debug)]
+pub struct LocalSink {
+    batches: mpsc::UnboundedSender<Vec<Event>>,
+    /// Events sent and not yet taken by the application: what the bound counts.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    /// Shared with the application's handle, so drops are visible there.
+    dropped: Arc<AtomicU64>,
+    gathering: Vec<Event>,
+}
+
+/// What a flush did with the gathered events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Flushed {
+    pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
+}
+
+impl LocalSink {
+    /// Adds an event to the batch being gathered; it leaves with the next [`flush`](Self::flush).
+    /// Returns `true` if it is the batch's first.
+    pub(crate) fn push(&mut self, event: Event) -> bool {
+        self.gathering.push(event);
+        self.gathering.len() == 1
+    }
+
+    /// Sends what was gathered, as much as the bound admits; the rest is dropped and counted.
+    pub(crate) fn flush(&mut self) -> Flushed {
+        if self.gathering.is_empty() {
+            return Flushed::default();
+        }
+        // Only the application lowers `queued` meanwhile, so the room read here is never more
+        // than there is.
+        let room = self
+            .capacity
+            .saturating_sub(self.queued.load(Ordering::Acquire));
+        let mut batch = std::mem::take(&mut self.gathering);
+        let dropped = batch.len().saturating_sub(room);
+        if dropped > 0 {
+            batch.truncate(room);
+            self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+        }
+        let admitted = batch.len();
+        if admitted > 0 {
+            self.queued.fetch_add(admitted, Ordering::AcqRel);
+            if self.batches.send(batch).is_err() {
+                // The application dropped its handle; the `RemoveLocal` is on its way.
+                return Flushed::default();
+            }
+        }
+        Flushed {
+            delivered: admitted as u64,
+            dropped: dropped as u64,
+        }
+    }
+}
+
+/// The application's end, inside a [`Subscription`](crate::Subscription).
+#[derive(Debug)]
+pub(crate) struct LocalEvents {
+    batches: mpsc::UnboundedReceiver<Vec<Event>>,
+    /// The batch being handed out.
+    current: std::vec::IntoIter<Event>,
+    queued: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LocalEvents {
+    fn take(&mut self, batch: Vec<Event>) {
+        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        self.current = batch.into_iter();
+    }
+
+    /// The next event, waiting for one; `None` once the router is gone and all is taken.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Poll::Ready(Some(event));
+            }
+            match self.batches.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.take(batch),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The next event if one is already here.
+    pub(crate) fn try_next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.current.next() {
+                return Some(event);
+            }
+            let batch = self.batches.try_recv().ok()?;
+            self.take(batch);
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use weft_identity::Keypair;
+    use weft_names::Name;
+
+    use super::*;
+
+    fn event(n: u8) -> Event {
+        Event {
+            topic: Name::new("t").unwrap(),
+            payload: Bytes::from(vec![n]),
+            publisher: Keypair::generate().unwrap().did(),
+        }
+    }
+
+    fn payloads(events: &mut LocalEvents) -> Vec<u8> {
+        std::iter::from_fn(|| events.try_next())
+            .map(|e| e.payload[0])
+            .collect()
+    }
+
+    #[test]
+    fn batches_arrive_whole_and_in_order() {
+        let (mut sink, mut events) = local_queue(16);
+        assert!(sink.push(event(1)));
+        assert!(!sink.push(event(2)));
+        assert_eq!(events.try_next(), None, "nothing leaves before the flush");
+        assert_eq!(sink.flush().delivered, 2);
+        sink.push(event(3));
+        sink.flush();
+        assert_eq!(payloads(&mut events), [1, 2, 3]);
+        assert_eq!(
+            sink.flush(),
+            Flushed::default(),
+            "an empty flush sends nothing"
+        );
+    }
+
+    #[test]
+    fn the_bound_is_in_events_and_drops_the_newest() {
+        let (mut sink, mut events) = local_queue(3);
+        for n in 0..5 {
+            sink.push(event(n));
+        }
+        assert_eq!(
+            sink.flush(),
+            Flushed {
+                delivered: 3,
+                dropped: 2
+            }
+        );
+        sink.push(event(5));
+        assert_eq!(sink.flush().dropped, 1, "still full");
+        assert_eq!(events.dropped(), 3);
+        // Taking a batch makes room again.
+        assert_eq!(events.try_next().map(|e| e.payload[0]), Some(0));
+        sink.push(event(6));
+        assert_eq!(sink.flush().delivered, 1);
+        assert_eq!(payloads(&mut events), [1, 2, 6]);
+    }
+
+    #[test]
+    fn the_stream_ends_after_the_last_event_once_the_sink_is_gone() {
+        let (mut sink, mut events) = local_queue(8);
+        sink.push(event(7));
+        sink.flush();
+        drop(sink);
+        let mut next =
+            || futures::executor::block_on(std::future::poll_fn(|cx| events.poll_next(cx)));
+        assert_eq!(next().map(|e| e.payload[0]), Some(7));
+        assert_eq!(next(), None);
+    }
+
+    #[test]
+    fn a_dropped_receiver_is_not_counted_as_delivered() {
+        let (mut sink, events) = local_queue(8);
+        drop(events);
+        sink.push(event(1));
+        assert_eq!(sink.flush(), Flushed::default());
+    }
+}
