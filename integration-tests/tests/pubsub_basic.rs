@@ -118,3 +118,50 @@ async fn a_publisher_that_leaves_right_after_a_burst_loses_nothing() {
     }
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_subscriber_has_the_event_when_publish_returns() {
+    // A publication is answered only after its local subscribers have it.
+    let a = Node::builder().open_realm("dev").start().await.unwrap();
+    let dev = a.realm("dev").unwrap();
+    let mut events = dev.subscribe("local.*").await.unwrap();
+    for n in 0..100u64 {
+        timeout(LIMIT, dev.publish_bytes("local.n", n.to_be_bytes().to_vec()))
+            .await
+            .unwrap()
+            .unwrap();
+        let event = events
+            .try_next()
+            .unwrap_or_else(|| panic!("publication {n} not delivered when publish returned"));
+        assert_eq!(event.payload.as_ref(), n.to_be_bytes());
+    }
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_subscription_keeps_the_oldest_and_counts_the_rest() {
+    const QUEUE: usize = 10;
+    let a = Node::builder()
+        .open_realm("dev")
+        .subscriber_queue(QUEUE)
+        .start()
+        .await
+        .unwrap();
+    let dev = a.realm("dev").unwrap();
+    let mut events = dev.subscribe("slow.*").await.unwrap();
+    // Published in one go, so the router sees them in stretches; nobody reads meanwhile.
+    let pending: Vec<_> = (0..100u64)
+        .map(|n| dev.publish_bytes("slow.n", n.to_be_bytes().to_vec()))
+        .collect();
+    for publish in pending {
+        timeout(LIMIT, publish).await.unwrap().unwrap();
+    }
+    let kept: Vec<u64> = std::iter::from_fn(|| events.try_next())
+        .map(|e| u64::from_be_bytes(e.payload.as_ref().try_into().unwrap()))
+        .collect();
+    assert_eq!(kept, (0..QUEUE as u64).collect::<Vec<_>>());
+    assert_eq!(events.dropped(), 90);
+    assert_eq!(dev.stats().await.dropped_slow_subscriber, 90);
+    assert_eq!(dev.stats().await.delivered, QUEUE as u64);
+    a.shutdown().await;
+}

@@ -8,7 +8,11 @@
 //! The bound is in events: the router admits a batch's events while fewer than `capacity` are
 //! queued and drops (and counts) the rest, newest first, as a full queue always did. Events the
 //! application has already taken a batch of are no longer counted, so at most one batch more
-//! than `capacity` is buffered.
+//! than `capacity` is buffered. A batch cut short is copied to its own size, so the memory
+//! held follows the events held.
+//!
+//! Events reach the subscription when the router has handled the whole message that brought
+//! them (up to 1,024 publications), not one by one as it goes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -71,22 +75,37 @@ impl LocalSink {
         if self.gathering.is_empty() {
             return Flushed::default();
         }
+        if self.batches.is_closed() {
+            // The application dropped its handle and the `RemoveLocal` is on its way: nothing is
+            // delivered, and nothing counts as dropped for a slow subscriber either.
+            self.gathering.clear();
+            return Flushed::default();
+        }
         // Only the application lowers `queued` meanwhile, so the room read here is never more
         // than there is.
         let room = self
             .capacity
             .saturating_sub(self.queued.load(Ordering::Acquire));
-        let mut batch = std::mem::take(&mut self.gathering);
-        let dropped = batch.len().saturating_sub(room);
+        let gathered = self.gathering.len();
+        let batch = if gathered <= room {
+            std::mem::take(&mut self.gathering)
+        } else {
+            // A right-sized copy of what fits: the bound is on memory as well as on events, and
+            // a queue refilled a few events at a time must not hold a whole read's allocation
+            // per batch. The gathering vector keeps its room for the next message.
+            let admitted: Vec<Event> = self.gathering.drain(..room).collect();
+            self.gathering.clear();
+            admitted
+        };
+        let dropped = gathered - batch.len();
         if dropped > 0 {
-            batch.truncate(room);
             self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
         }
         let admitted = batch.len();
         if admitted > 0 {
             self.queued.fetch_add(admitted, Ordering::AcqRel);
             if self.batches.send(batch).is_err() {
-                // The application dropped its handle; the `RemoveLocal` is on its way.
+                // Closed since the check above.
                 return Flushed::default();
             }
         }
@@ -204,6 +223,24 @@ mod tests {
         sink.push(event(6));
         assert_eq!(sink.flush().delivered, 1);
         assert_eq!(payloads(&mut events), [1, 2, 6]);
+        // Taking a batch frees all of it at once: three fit again.
+        for n in 7..10 {
+            sink.push(event(n));
+        }
+        assert_eq!(sink.flush().delivered, 3);
+        assert_eq!(payloads(&mut events), [7, 8, 9]);
+    }
+
+    #[test]
+    fn a_truncated_batch_does_not_keep_the_gathered_allocation() {
+        let (mut sink, mut events) = local_queue(2);
+        for n in 0..100 {
+            sink.push(event(n));
+        }
+        assert_eq!(sink.flush().dropped, 98);
+        let batch = events.batches.try_recv().unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(batch.capacity() < 8, "capacity {}", batch.capacity());
     }
 
     #[test]
@@ -219,10 +256,16 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_receiver_is_not_counted_as_delivered() {
-        let (mut sink, events) = local_queue(8);
+    fn a_dropped_receiver_counts_nothing() {
+        let (mut sink, events) = local_queue(2);
+        for n in 0..2 {
+            sink.push(event(n));
+        }
+        assert_eq!(sink.flush().delivered, 2, "the queue is full");
         drop(events);
-        sink.push(event(1));
+        // Neither delivered nor dropped for a slow subscriber: nobody is subscribed any more.
+        sink.push(event(2));
         assert_eq!(sink.flush(), Flushed::default());
+        assert!(sink.gathering.is_empty());
     }
 }

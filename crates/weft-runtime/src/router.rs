@@ -12,8 +12,8 @@
 //! - [`MemberJoined`] / [`MemberLeft`] from the `Realm` actor; [`AddLocal`] / [`RemoveLocal`] for
 //!   the application's subscriptions; [`Stats`].
 //!
-//! Outbound: frames to peers' writer queues and events to subscription queues, both bounded and
-//! filled with `try_send`; what does not fit is dropped and counted in [`RealmStats`].
+//! Outbound: frames to peers' outboxes, and events to subscription queues a batch per message
+//! (`local.rs`), both bounded; what does not fit is dropped and counted in [`RealmStats`].
 //!
 //! One router per realm, started on one of the node's arbiters; it stops with the actor system.
 
