@@ -126,10 +126,13 @@ async fn a_local_subscriber_has_the_event_when_publish_returns() {
     let dev = a.realm("dev").unwrap();
     let mut events = dev.subscribe("local.*").await.unwrap();
     for n in 0..100u64 {
-        timeout(LIMIT, dev.publish_bytes("local.n", n.to_be_bytes().to_vec()))
-            .await
-            .unwrap()
-            .unwrap();
+        timeout(
+            LIMIT,
+            dev.publish_bytes("local.n", n.to_be_bytes().to_vec()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let event = events
             .try_next()
             .unwrap_or_else(|| panic!("publication {n} not delivered when publish returned"));

@@ -63,7 +63,7 @@ enum Target {
     Peer(Slot),
 }
 
-/// Publish from this node, through the realm's [`PublishLane`](crate::lane::PublishLane).
+/// Publish from this node, through the realm's publish lane (`lane.rs`).
 /// Answered with the peers to wait for under [`Congestion::Block`]: those whose queue this
 /// publication left half full or more (always none under `Drop`).
 #[derive(Debug)]
