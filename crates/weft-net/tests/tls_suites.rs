@@ -7,6 +7,8 @@
 use libp2p::identity::Keypair;
 use rustls::CipherSuite;
 
+/// The patch's own CPU check, written again on purpose: the test must not take the answer from
+/// the code it checks (and the patched crate keeps it private).
 fn aes_in_hardware() -> bool {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     {
