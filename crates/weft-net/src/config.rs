@@ -26,6 +26,10 @@ pub struct NetConfig {
     pub query_timeout: Duration,
     /// Events buffered towards the node before the driver waits for it.
     pub event_capacity: usize,
+    /// A client of the nodes it dials (a short-lived process attached with `--connect`): its
+    /// Kademlia only asks, never answers or joins other nodes' routing tables, and it starts no
+    /// DHT queries of its own.
+    pub client: bool,
 }
 
 impl NetConfig {
@@ -39,6 +43,7 @@ impl NetConfig {
             liveness: Duration::from_secs(10),
             query_timeout: Duration::from_secs(10),
             event_capacity: 1024,
+            client: false,
         }
     }
 }

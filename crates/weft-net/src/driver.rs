@@ -3,7 +3,7 @@
 //! completes a pending reply. Unknown ids (late or duplicate events) are logged and ignored.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::departed::{self, Departed};
 use crate::identity::{libp2p_keypair, peer_did};
 use crate::network::WEFT_PROTOCOL;
 use crate::{NetConfig, NetError, NetEvent};
@@ -22,6 +23,9 @@ use crate::{NetConfig, NetError, NetEvent};
 const MAX_STREAMS: u32 = 32;
 /// Commands queued towards the driver before senders wait.
 const COMMAND_CAPACITY: usize = 256;
+/// Providers one lookup dials at most: a key with many stale records costs a bounded number of
+/// handshakes, and the periodic lookups reach the rest.
+pub(crate) const MAX_DIALS_PER_LOOKUP: usize = 16;
 
 pub(crate) enum Command {
     Dial {
@@ -47,6 +51,10 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<()>,
     },
+    Forget {
+        peer: PeerId,
+        keys: Vec<Vec<u8>>,
+    },
     Stats {
         reply: oneshot::Sender<DhtStats>,
     },
@@ -71,6 +79,13 @@ pub struct DhtStats {
 
 type FindReply = oneshot::Sender<Result<HashSet<PeerId>, NetError>>;
 
+/// A provider lookup under way: what it found, who to answer, how many providers it dialed.
+struct Find {
+    found: HashSet<PeerId>,
+    reply: FindReply,
+    dials: usize,
+}
+
 pub(crate) struct Driver {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
@@ -81,7 +96,11 @@ pub(crate) struct Driver {
     /// The start-up dials of bootstrap addresses, whose failure is reported.
     bootstrap_dials: HashMap<ConnectionId, Multiaddr>,
     pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<(), NetError>>>,
-    pending_finds: HashMap<kad::QueryId, (HashSet<PeerId>, FindReply)>,
+    pending_finds: HashMap<kad::QueryId, Find>,
+    /// Peers not to dial from DHT records for now.
+    departed: Departed<PeerId>,
+    /// A client starts no DHT queries of its own.
+    client: bool,
     /// Kademlia's own bootstrap is started once the first peer is known.
     bootstrapped: bool,
     queries: u64,
@@ -121,7 +140,7 @@ impl Driver {
                 quic.max_concurrent_stream_limit = MAX_STREAMS;
                 quic
             })
-            .with_behaviour(|key| Behaviour::new(key, query_timeout))
+            .with_behaviour(|key| Behaviour::new(key, query_timeout, config.client))
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
@@ -163,6 +182,8 @@ impl Driver {
             bootstrap_dials: HashMap::new(),
             pending_provides: HashMap::new(),
             pending_finds: HashMap::new(),
+            departed: Departed::new(departed::CAPACITY),
+            client: config.client,
             bootstrapped: false,
             queries: 0,
             failed_queries: 0,
@@ -222,7 +243,11 @@ impl Driver {
             }
             Command::Provide { key, reply } => {
                 self.count_query("provide");
-                match self.swarm.behaviour_mut().kad.start_providing(key.into()) {
+                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+                    let _ = reply.send(Err(NetError::Dht("a client provides nothing".into())));
+                    return;
+                };
+                match kad.start_providing(key.into()) {
                     Ok(query) => {
                         self.pending_provides.insert(query, reply);
                     }
@@ -232,13 +257,27 @@ impl Driver {
                 }
             }
             Command::StopProviding { key, reply } => {
-                self.swarm.behaviour_mut().kad.stop_providing(&key.into());
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    kad.stop_providing(&key.into());
+                }
                 let _ = reply.send(());
             }
             Command::FindProviders { key, reply } => {
                 self.count_query("find_providers");
-                let query = self.swarm.behaviour_mut().kad.get_providers(key.into());
-                self.pending_finds.insert(query, (HashSet::new(), reply));
+                let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+                    // A client looks nothing up: its access node does.
+                    let _ = reply.send(Ok(HashSet::new()));
+                    return;
+                };
+                let query = kad.get_providers(key.into());
+                self.pending_finds.insert(
+                    query,
+                    Find {
+                        found: HashSet::new(),
+                        reply,
+                        dials: 0,
+                    },
+                );
             }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
@@ -246,6 +285,22 @@ impl Driver {
             Command::Disconnect { peer, reply } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 let _ = reply.send(());
+            }
+            Command::Forget { peer, keys } => {
+                // It left on purpose: its records here and its routing entry only lead to dials
+                // that time out.
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    kad.remove_peer(&peer);
+                    for key in keys {
+                        kad::store::RecordStore::remove_provider(
+                            kad.store_mut(),
+                            &key.into(),
+                            &peer,
+                        );
+                    }
+                }
+                self.departed
+                    .mark(peer, Instant::now(), departed::DEPARTED_FOR);
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
@@ -260,7 +315,9 @@ impl Driver {
             SwarmEvent::NewListenAddr { address, .. } => {
                 // Provider records only carry confirmed external addresses; without this, peers
                 // finding us through the DHT would have no address to dial.
-                self.swarm.add_external_address(address.clone());
+                if !self.client {
+                    self.swarm.add_external_address(address.clone());
+                }
                 let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
                 info!(addr = %full, "listening");
                 self.listen_addrs.push(full.clone());
@@ -274,21 +331,23 @@ impl Driver {
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
-                if endpoint.is_dialer() {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, addr.clone());
+                if endpoint.is_dialer()
+                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                {
+                    kad.add_address(&peer_id, addr.clone());
                 }
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
                 self.bootstrap_dials.remove(&connection_id);
-                if !self.bootstrapped {
+                self.departed.clear(&peer_id);
+                if !self.bootstrapped && !self.client {
                     self.bootstrapped = true;
                     self.count_query("bootstrap");
                     // Fails only with no known peers, which a connection just ruled out.
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        let _ = kad.bootstrap();
+                    }
                 }
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, %addr, "peer connected");
@@ -321,6 +380,12 @@ impl Driver {
                 error,
             } => {
                 debug!(?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                {
+                    self.departed
+                        .mark(peer, Instant::now(), departed::UNREACHABLE_FOR);
+                }
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Dial(error.to_string())));
                 }
@@ -339,8 +404,10 @@ impl Driver {
                 ..
             })) => {
                 // identify does not feed Kademlia by itself.
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for addr in info.listen_addrs {
+                        kad.add_address(&peer_id, addr);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
@@ -365,9 +432,13 @@ impl Driver {
     }
 
     fn stats(&mut self) -> DhtStats {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let routing_table = kad.kbuckets().map(|bucket| bucket.num_entries()).sum();
-        let provided_keys = kad::store::RecordStore::provided(kad.store_mut()).count();
+        let (routing_table, provided_keys) = match self.swarm.behaviour_mut().kad.as_mut() {
+            Some(kad) => (
+                kad.kbuckets().map(|bucket| bucket.num_entries()).sum(),
+                kad::store::RecordStore::provided(kad.store_mut()).count(),
+            ),
+            None => (0, 0),
+        };
         DhtStats {
             routing_table,
             connected_peers: self.swarm.connected_peers().count(),
@@ -398,29 +469,35 @@ impl Driver {
             kad::QueryResult::GetProviders(result) => {
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
                     let me = *self.swarm.local_peer_id();
-                    let unconnected: Vec<PeerId> = providers
-                        .iter()
-                        .filter(|p| **p != me && !self.swarm.is_connected(p))
-                        .copied()
+                    let now = Instant::now();
+                    let live: Vec<PeerId> = providers
+                        .into_iter()
+                        .filter(|p| *p != me && !self.departed.contains(p, now))
                         .collect();
-                    for peer in unconnected {
-                        let opts = DialOpts::peer_id(peer)
+                    let Some(find) = self.pending_finds.get_mut(&id) else {
+                        debug!(?id, "providers for no pending query");
+                        return;
+                    };
+                    for peer in &live {
+                        if find.dials >= MAX_DIALS_PER_LOOKUP {
+                            break;
+                        }
+                        if self.swarm.is_connected(peer) || find.found.contains(peer) {
+                            continue;
+                        }
+                        let opts = DialOpts::peer_id(*peer)
                             .condition(PeerCondition::DisconnectedAndNotDialing)
                             .build();
-                        if let Err(e) = self.swarm.dial(opts) {
-                            debug!(%peer, error = %e, "cannot dial provider");
+                        match self.swarm.dial(opts) {
+                            Ok(()) => find.dials += 1,
+                            Err(e) => debug!(%peer, error = %e, "cannot dial provider"),
                         }
                     }
-                    match self.pending_finds.get_mut(&id) {
-                        Some((found, _)) => {
-                            found.extend(providers.into_iter().filter(|p| *p != me))
-                        }
-                        None => debug!(?id, "providers for no pending query"),
-                    }
+                    find.found.extend(live);
                 }
                 // A timeout still answers with what was found; the final step closes the query.
-                if last && let Some((found, reply)) = self.pending_finds.remove(&id) {
-                    let _ = reply.send(Ok(found));
+                if last && let Some(find) = self.pending_finds.remove(&id) {
+                    let _ = find.reply.send(Ok(find.found));
                 }
             }
             _ => {}

@@ -22,6 +22,7 @@
 //! - [`identity`]: a weft key as a libp2p key, and the [`Did`](weft_identity::Did) of a `PeerId`.
 //! - `behaviour`: the composed libp2p behaviour.
 //! - `driver`: the swarm event loop.
+//! - `departed`: peers not to dial from DHT records for a while (gone, or unreachable).
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
 //! - [`framed`]: opening and accepting weft streams, and a bounded reader of frames in batches.
 //! - [`outbox`]: a peer's queued frames as one buffer, and the writer that drains it.
@@ -30,6 +31,7 @@
 
 mod behaviour;
 pub mod config;
+mod departed;
 mod driver;
 pub mod error;
 pub mod framed;
@@ -37,7 +39,9 @@ pub mod identity;
 pub mod network;
 pub mod outbox;
 
-pub use behaviour::{IDENTIFY_VERSION, KAD_PROTOCOL, MAX_PROVIDERS_PER_KEY};
+pub use behaviour::{
+    IDENTIFY_VERSION, KAD_PROTOCOL, MAX_PROVIDERS_PER_KEY, PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH,
+};
 pub use config::{NetConfig, loopback_any, parse_addr};
 pub use driver::DhtStats;
 pub use error::NetError;

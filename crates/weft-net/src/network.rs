@@ -172,6 +172,14 @@ impl Network {
         self.call(|reply| Command::Stats { reply }).await
     }
 
+    /// Forgets a peer that left on purpose: it leaves the routing table, its provider records
+    /// for `keys` are dropped from this node's store, and DHT lookups do not dial it for a while
+    /// (until it connects again).
+    pub async fn forget(&self, peer: PeerId, keys: Vec<Vec<u8>>) {
+        // An error means the driver is gone: nothing left to forget.
+        let _ = self.commands.send(Command::Forget { peer, keys }).await;
+    }
+
     /// Closes every connection to `peer`.
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
         self.call(|reply| Command::Disconnect { peer, reply }).await
