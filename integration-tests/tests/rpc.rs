@@ -109,7 +109,7 @@ async fn local_first_stays_local() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_procedure_fails_not_found_fast() {
+async fn an_unknown_procedure_fails_not_found_when_its_timeout_ends() {
     let nodes = mesh(2, |b, _| b.open_realm("dev")).await;
     let _known = provide(&nodes[1], 1).await;
     within(
@@ -122,18 +122,39 @@ async fn an_unknown_procedure_fails_not_found_fast() {
     let err = nodes[0]
         .realm("dev")
         .unwrap()
-        .call("orders.nope", &json!({}))
+        .call_with(
+            "orders.nope",
+            &json!({}),
+            CallOptions::default().timeout(Duration::from_millis(300)),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(err, Error::Call(CallError::NotFound(_))),
         "{err:?}"
     );
+    let waited = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
+        waited >= Duration::from_millis(300),
+        "gave up after {waited:?}"
     );
+    shutdown(&nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waits_for_a_provider_that_appears_within_its_timeout() {
+    let nodes = mesh(2, |b, _| b.open_realm("dev")).await;
+    let caller = nodes[0].realm("dev").unwrap();
+    within("members", caller.wait_for_members(1)).await.unwrap();
+    let options = CallOptions::default().timeout(Duration::from_secs(10));
+    let arguments = json!({});
+    let call = caller.call_with("orders.get", &arguments, options);
+    let (answer, _provider) = tokio::join!(call, async {
+        // Advertised after the call has started waiting: it is found and used.
+        tokio::task::yield_now().await;
+        provide(&nodes[1], 7).await
+    });
+    assert_eq!(answer.unwrap(), json!(7));
     shutdown(&nodes).await;
 }
 

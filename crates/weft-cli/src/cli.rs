@@ -128,9 +128,6 @@ pub(crate) struct PubArgs {
     pub(crate) topic: String,
     /// The payload, as JSON.
     pub(crate) json: String,
-    /// How long to wait for a subscriber before publishing anyway (e.g. 2s, 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "2s")]
-    pub(crate) wait: String,
 }
 
 #[derive(Debug, Args)]

@@ -326,3 +326,136 @@ fn node_serves_health_status_and_metrics_over_http_from_a_config_file() {
         "{body}"
     );
 }
+
+/// Runs `weft ARGS` to completion; panics with its stderr unless it exits 0. Returns stdout.
+fn run_ok(args: &[&str]) -> String {
+    let out = weft().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "weft {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `weft node` with extra arguments; returns it and its first address.
+fn node(extra: &[&str]) -> (Killed, String) {
+    let mut node = weft()
+        .arg("node")
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = lines(node.stdout.take().unwrap());
+    let node = Killed(node);
+    let addr = wait_for(&out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    (node, addr)
+}
+
+/// The issue's reproduction: one-shot `weft call` and `weft pub` processes come and go through
+/// two nodes while a `weft serve` and a `weft sub` stay. Every call succeeds, the subscriber gets
+/// every publication, and the procedure is still reachable afterwards.
+#[test]
+fn serve_and_sub_keep_working_while_one_shot_clients_come_and_go() {
+    let (_a, addr_a) = node(&[]);
+    let (_b, addr_b) = node(&["--bootstrap", &addr_a]);
+
+    let mut serve = weft()
+        .args([
+            "serve",
+            "--connect",
+            &addr_b,
+            "--realm",
+            "dev",
+            "orders.get",
+        ])
+        .args(["--", "sh", "-c", r#"cat >/dev/null; echo '{"ok":1}'"#])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serve_err = lines(serve.stderr.take().unwrap());
+    let _serve = Killed(serve);
+    wait_for(&serve_err, |l| l == "ready");
+
+    let mut sub = weft()
+        .args(["sub", "--connect", &addr_b, "--realm", "dev", "orders.*"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sub_out = lines(sub.stdout.take().unwrap());
+    let sub_err = lines(sub.stderr.take().unwrap());
+    let _sub = Killed(sub);
+    wait_for(&sub_err, |l| l == "ready");
+
+    // Until A has heard of the subscription through B, a publication through A reaches nobody
+    // (as in any pub/sub); probe until one arrives.
+    let mut heard = false;
+    for _ in 0..100 {
+        run_ok(&[
+            "pub",
+            "--connect",
+            &addr_a,
+            "--realm",
+            "dev",
+            "orders.probe",
+            "{}",
+        ]);
+        if sub_out.recv_timeout(Duration::from_millis(200)).is_ok() {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the subscription never reached node A");
+
+    for i in 1..=30 {
+        let topic = format!("orders.n{i}");
+        run_ok(&["pub", "--connect", &addr_a, "--realm", "dev", &topic, "{}"]);
+    }
+    let mut missing: std::collections::HashSet<String> =
+        (1..=30).map(|i| format!("orders.n{i}")).collect();
+    while !missing.is_empty() {
+        let line = sub_out
+            .recv_timeout(LIMIT)
+            .expect("every publication arrives");
+        let event: Value = serde_json::from_str(&line).unwrap();
+        let topic = event["topic"].as_str().unwrap().to_owned();
+        assert!(
+            missing.remove(&topic) || topic == "orders.probe",
+            "{topic} arrived twice"
+        );
+    }
+
+    for addr in [&addr_b, &addr_a] {
+        for _ in 0..16 {
+            let out = run_ok(&[
+                "call",
+                "--connect",
+                addr,
+                "--realm",
+                "dev",
+                "orders.get",
+                "{}",
+            ]);
+            assert_eq!(out.trim(), r#"{"ok":1}"#);
+        }
+    }
+    // After all of them: still reachable at once, through either node.
+    for addr in [&addr_b, &addr_a] {
+        let out = run_ok(&[
+            "call",
+            "--connect",
+            addr,
+            "--realm",
+            "dev",
+            "--timeout",
+            "2s",
+            "orders.get",
+            "{}",
+        ]);
+        assert_eq!(out.trim(), r#"{"ok":1}"#);
+    }
+}

@@ -43,6 +43,7 @@ pub mod peer;
 pub mod providers;
 pub mod realm;
 pub mod registry;
+mod relay;
 pub mod router;
 pub mod runtime;
 pub mod sequence;

@@ -20,9 +20,13 @@ pub(crate) type Slot = u32;
 /// An admitted peer.
 #[derive(Debug)]
 pub(crate) struct Member {
+    pub(crate) peer: PeerId,
     pub(crate) did: Did,
     pub(crate) chains: Arc<Vec<Chain>>,
     pub(crate) sender: PeerSender,
+    /// A client of this node: what it publishes is relayed to the realm, and what the realm
+    /// publishes is relayed to it.
+    pub(crate) client: bool,
 }
 
 /// Members by slot, and slots by peer.
@@ -98,9 +102,11 @@ mod tests {
 
     fn member() -> Member {
         Member {
+            peer: PeerId::random(),
             did: Keypair::generate().unwrap().did(),
             chains: Arc::new(Vec::new()),
             sender: PeerSender::detached(),
+            client: false,
         }
     }
 

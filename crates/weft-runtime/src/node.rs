@@ -22,6 +22,8 @@ use tracing::{debug, info, warn};
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
 use crate::peer::{AttachInbound, Connected, Disconnected, Leave, PeerConnection, RealmLink};
+use crate::realm::membership_key;
+use crate::registry::Withdraw;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 
 /// How long a shutdown waits for peers to flush.
@@ -55,6 +57,8 @@ pub struct PeerGone {
     pub said_bye: bool,
     /// It was admitted to at least one realm: worth redialing.
     pub was_member: bool,
+    /// It was our client: it cannot be dialed, and comes back by itself if it wants to.
+    pub client: bool,
 }
 
 /// The listen addresses, once every configured listener is up.
@@ -105,6 +109,10 @@ pub struct Node {
     /// While the node has no peer at all, its bootstrap peers are dialed on this schedule: one
     /// that is down when the node starts is reached once it comes up.
     rebootstrap: Backoff,
+    /// A `Rebootstrap` is scheduled.
+    rebootstrapping: bool,
+    /// This node is a client: it keeps one session, with its access node.
+    client: bool,
     peer_events: broadcast::Sender<PeerEvent>,
     stopping: bool,
 }
@@ -145,9 +153,17 @@ impl Node {
             reconnect,
             redial: HashMap::new(),
             rebootstrap: Backoff::new(reconnect),
+            rebootstrapping: false,
+            client: false,
             peer_events,
             stopping: false,
         }
+    }
+
+    /// Marks this node as a client: it keeps a session with its access node only.
+    pub fn client(mut self, client: bool) -> Self {
+        self.client = client;
+        self
     }
 
     /// The session of `peer`, started if needed. `connected` says whether the connection event
@@ -161,6 +177,14 @@ impl Node {
     ) -> Option<Addr<PeerConnection>> {
         if let Some(entry) = self.peers.get(&peer) {
             return Some(entry.actor.clone());
+        }
+        if self.client && !self.peers.is_empty() {
+            // Nobody dials a client on purpose: this is not the node it is attached to.
+            debug!(%peer, "a client talks to its access node only; connection closed");
+            let network = self.network.clone();
+            self.network
+                .spawn(async move { network.disconnect(peer).await });
+            return None;
         }
         let Some(did) = peer_did(&peer) else {
             debug!(%peer, "not an Ed25519 peer; ignored");
@@ -231,10 +255,9 @@ impl Actor for Node {
         if let Some(mut events) = self.events.take() {
             ctx.add_stream(futures::stream::poll_fn(move |cx| events.poll_recv(cx)));
         }
-        // The network dialed the bootstrap peers once already; check back after a first delay.
-        if !self.bootstrap.is_empty() {
-            self.schedule_rebootstrap(ctx);
-        }
+        // The network dials the bootstrap peers once at start; they are dialed again only once
+        // that fails or the node ends up alone (dialing again while the first dial is under way
+        // would open a second connection to the same peer).
     }
 }
 
@@ -244,9 +267,18 @@ impl Actor for Node {
 struct Rebootstrap;
 
 impl Node {
+    /// Starts the bootstrap schedule, unless it runs already or there is nothing to dial.
+    fn start_rebootstrap(&mut self, ctx: &mut Context<Self>) {
+        if !self.rebootstrapping && !self.stopping && !self.bootstrap.is_empty() {
+            self.rebootstrap = Backoff::new(self.reconnect);
+            self.schedule_rebootstrap(ctx);
+        }
+    }
+
     fn schedule_rebootstrap(&mut self, ctx: &mut Context<Self>) {
         match self.rebootstrap.next_delay(random_unit()) {
             Some(delay) => {
+                self.rebootstrapping = true;
                 ctx.notify_later(Rebootstrap, delay);
             }
             None => warn!(
@@ -261,14 +293,10 @@ impl Handler<Rebootstrap> for Node {
     type Result = ();
 
     fn handle(&mut self, _msg: Rebootstrap, ctx: &mut Context<Self>) {
-        if self.stopping {
-            return;
-        }
-        if !self.peers.is_empty() {
-            // Not alone: lost peers are the redial schedule's business. Look again later, with
-            // a fresh schedule, in case the node ends up alone.
-            self.rebootstrap = Backoff::new(self.reconnect);
-            ctx.notify_later(Rebootstrap, self.reconnect.max);
+        self.rebootstrapping = false;
+        if self.stopping || !self.peers.is_empty() {
+            // Not alone: lost peers are the redial schedule's business, and being left alone
+            // starts this schedule again.
             return;
         }
         debug!(
@@ -325,6 +353,7 @@ impl StreamHandler<NetEvent> for Node {
                 }
             }
             NetEvent::BootstrapFailed { addr, error } => {
+                self.start_rebootstrap(ctx);
                 let _ = self.peer_events.send(PeerEvent::Unreachable {
                     addr: addr.to_string(),
                     error,
@@ -395,11 +424,26 @@ impl Handler<PeerGone> for Node {
         let Some(entry) = self.peers.remove(&msg.peer) else {
             return;
         };
+        if self.peers.is_empty() {
+            self.start_rebootstrap(ctx);
+        }
         if let Some(info) = &entry.info {
             info!(target: crate::telemetry::TARGET, peer = %info.did, said_bye = msg.said_bye, "peer down");
             let _ = self.peer_events.send(PeerEvent::Down { did: info.did });
         }
-        let worth_it = msg.was_member || self.is_bootstrap(&entry.addr);
+        if msg.said_bye && !self.stopping {
+            // Its DHT records here would only send lookups to a node that is gone.
+            let keys = self
+                .links
+                .iter()
+                .map(|l| membership_key(&l.realm))
+                .collect();
+            let network = self.network.clone();
+            let peer = msg.peer;
+            self.network
+                .spawn(async move { network.forget(peer, keys).await });
+        }
+        let worth_it = (msg.was_member && !msg.client) || self.is_bootstrap(&entry.addr);
         if self.stopping || msg.said_bye || !worth_it || entry.addr.is_empty() {
             self.redial.remove(&msg.peer);
             return;
@@ -476,10 +520,23 @@ impl Handler<Shutdown> for Node {
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
         self.redial.clear();
-        let leaving: Vec<_> = self.peers.values().map(|e| e.actor.send(Leave)).collect();
+        // Procedures first: members stop choosing this node, calls already here finish and
+        // their replies leave before the goodbye.
+        let withdrawn: Vec<_> = self
+            .links
+            .iter()
+            .map(|l| {
+                l.registry.send(Withdraw {
+                    timeout: SHUTDOWN_TIMEOUT,
+                })
+            })
+            .collect();
+        let peers: Vec<_> = self.peers.values().map(|e| e.actor.clone()).collect();
         let network = self.network.clone();
         Box::pin(
             async move {
+                let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, join_all(withdrawn)).await;
+                let leaving = peers.iter().map(|peer| peer.send(Leave));
                 let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, join_all(leaving)).await;
                 network.shutdown().await;
             }

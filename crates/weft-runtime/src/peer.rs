@@ -31,7 +31,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, Real
 
 use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted};
 use crate::realm::Routes;
-use crate::realm::{Admit, PeerLeft, Realm};
+use crate::realm::{Admit, PeerLeft, Realm, RelayInterest};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{RemoteInterest, RemotePublish};
 use crate::{PeerEvent, PeerInfo};
@@ -184,8 +184,16 @@ pub struct PeerConnection {
     at_router: Arc<InFlight>,
     routes: HashMap<RealmIndex, Routes>,
     admitted: Vec<Addr<Realm>>,
+    /// The peer is our client (its hello says so): its subscriptions are also held in the mesh
+    /// by the realm actors here, which are kept by the peer's realm index.
+    client: bool,
+    relays: HashMap<RealmIndex, Addr<Realm>>,
     greeted: bool,
     said_bye: bool,
+    /// This node said goodbye and waits for the peer's.
+    leaving: bool,
+    /// Fires when the peer's goodbye arrives while this node is leaving.
+    bye_answered: Option<tokio::sync::oneshot::Sender<()>>,
     /// The network already reported the peer gone; nothing to close.
     disconnected: bool,
     /// Inbound streams being read; the session ends when the last one does.
@@ -233,8 +241,12 @@ impl PeerConnection {
             at_router: Arc::new(InFlight::default()),
             routes: HashMap::new(),
             admitted: Vec::new(),
+            client: false,
+            relays: HashMap::new(),
             greeted: false,
             said_bye: false,
+            leaving: false,
+            bye_answered: None,
             disconnected: false,
             inbound_streams: 0,
             connected: false,
@@ -294,6 +306,7 @@ impl PeerConnection {
             return;
         }
         self.greeted = true;
+        self.client = hello.client;
         let info = PeerInfo {
             did: self.did,
             agent: hello.agent.clone(),
@@ -323,6 +336,7 @@ impl PeerConnection {
                 chains: join.chains,
                 tags: tags.clone(),
                 sender: self.sender.clone(),
+                client: self.client,
             };
             let actor = link.actor.clone();
             admissions.push(async move { (index, actor.clone(), actor.send(admit).await) });
@@ -337,6 +351,9 @@ impl PeerConnection {
                         match result {
                             Ok(Ok(routes)) => {
                                 act.routes.insert(index, routes);
+                                if act.client {
+                                    act.relays.insert(index, actor.clone());
+                                }
                                 act.admitted.push(actor);
                             }
                             Ok(Err(e)) => {
@@ -392,6 +409,7 @@ impl Actor for PeerConnection {
             peer: self.peer,
             said_bye: self.said_bye,
             was_member: !self.admitted.is_empty(),
+            client: self.client,
         });
         Running::Stop
     }
@@ -571,10 +589,18 @@ impl PeerConnection {
                             provides: false,
                         });
                     }
-                    subscription => routes.router.do_send(RemoteInterest {
-                        peer: self.peer,
-                        interest: subscription,
-                    }),
+                    subscription => {
+                        if let Some(realm) = self.relays.get(&subscription.realm()) {
+                            realm.do_send(RelayInterest {
+                                peer: self.peer,
+                                interest: subscription.clone(),
+                            });
+                        }
+                        routes.router.do_send(RemoteInterest {
+                            peer: self.peer,
+                            interest: subscription,
+                        });
+                    }
                 }
             }
             Frame::Call(call) => {
@@ -619,6 +645,15 @@ impl PeerConnection {
             Frame::Bye => {
                 info!(peer = %self.did.short(), "peer is leaving");
                 self.said_bye = true;
+                if self.leaving {
+                    if let Some(answered) = self.bye_answered.take() {
+                        let _ = answered.send(());
+                    }
+                } else if let Ok(bye) = weft_net::framed::encode(&Frame::Bye, DEFAULT_MAX_FRAME) {
+                    // The answer follows everything this node sent the peer, calls included:
+                    // once the peer has it, it has answered all of them, and may hang up.
+                    self.sender.send_control(&bye);
+                }
             }
             // Only ever sent back on a stream we opened, never on the one we read.
             Frame::Accepted => debug!(peer = %self.did.short(), "unexpected Accepted ignored"),
@@ -655,19 +690,37 @@ impl Handler<Disconnected> for PeerConnection {
     }
 }
 
-/// Says goodbye, flushes the queue and waits for the peer to hang up (bounded), then stops.
+/// Says goodbye and waits for the peer's answer, then flushes the queue and waits for the peer
+/// to hang up (all bounded), then stops.
+///
+/// The answer is what makes leaving lose no call: the peer sends it behind every frame it sent
+/// before it saw our goodbye, so until it arrives this session still answers the peer's calls
+/// (refused as `notFound` by a leaving registry, which the caller may try elsewhere).
 impl Handler<Leave> for PeerConnection {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: Leave, _ctx: &mut Context<Self>) -> Self::Result {
+        self.leaving = true;
+        let (answered, answer) = tokio::sync::oneshot::channel();
+        if self.said_bye || self.unopened {
+            // The peer left first, or was never greeted: nobody to wait for.
+            let _ = answered.send(());
+        } else {
+            self.bye_answered = Some(answered);
+        }
         if let Ok(bye) = weft_net::framed::encode(&Frame::Bye, DEFAULT_MAX_FRAME) {
             self.sender.send_control(&bye);
         }
-        self.sender.outbox.close();
-        let writer = self.writer.take();
         let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
         Box::pin(
             async move {
+                let _ = tokio::time::timeout_at(deadline, answer).await;
+            }
+            .into_actor(self)
+            .then(move |(), act, _ctx| {
+                act.sender.outbox.close();
+                let writer = act.writer.take();
+                async move {
                 // Nothing was ever sent: nothing to wait for.
                 let Some(writer) = writer else { return false };
                 let _ = tokio::time::timeout_at(deadline, writer).await;
@@ -677,8 +730,9 @@ impl Handler<Leave> for PeerConnection {
                 // stream to its end, and `Disconnected` stops this actor before the deadline.
                 tokio::time::sleep_until(deadline).await;
                 true
-            }
-            .into_actor(self)
+                }
+                .into_actor(act)
+            })
             .map(|waited_out, act, ctx| {
                 if waited_out {
                     debug!(peer = %act.did.short(), "peer did not hang up in time; unsent data may be lost");

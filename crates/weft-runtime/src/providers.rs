@@ -98,6 +98,21 @@ impl<P: Clone + Eq + Hash> Providers<P> {
         }
     }
 
+    /// The procedures `peer` provides.
+    pub fn procedures_of(&self, peer: &P) -> Vec<Name> {
+        let remote = Provider::Remote(peer.clone());
+        self.by_procedure
+            .iter()
+            .filter(|(_, list)| list.contains(&remote))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Every procedure with a provider.
+    pub fn procedures(&self) -> impl Iterator<Item = &Name> {
+        self.by_procedure.keys()
+    }
+
     /// Providers of `procedure`, in advertisement order.
     pub fn of(&self, procedure: &Name) -> &[Provider<P>] {
         self.by_procedure.get(procedure).map_or(&[], Vec::as_slice)
@@ -208,5 +223,23 @@ mod tests {
         assert_eq!(p.choose(&n("get"), Strategy::RoundRobin, 0, &[]), None);
         assert_eq!("local_first".parse(), Ok(Strategy::LocalFirst));
         assert!("fastest".parse::<Strategy>().is_err());
+    }
+
+    #[test]
+    fn what_a_peer_provides() {
+        let mut p = Providers::new();
+        p.add(n("get"), Provider::Remote("a"));
+        p.add(n("put"), Provider::Remote("a"));
+        p.add(n("put"), Provider::Remote("b"));
+        p.add(n("del"), Provider::Local);
+        let mut of_a = p.procedures_of(&"a");
+        of_a.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+        assert_eq!(of_a, [n("get"), n("put")]);
+        assert_eq!(p.procedures_of(&"b"), [n("put")]);
+        p.remove_peer(&"a");
+        assert!(p.procedures_of(&"a").is_empty());
+        let mut all: Vec<&str> = p.procedures().map(Name::as_str).collect();
+        all.sort_unstable();
+        assert_eq!(all, ["del", "put"], "get went with its only provider");
     }
 }

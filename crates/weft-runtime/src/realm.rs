@@ -8,9 +8,17 @@
 //! - [`Subscribe`] / [`Unsubscribe`] from the application: authorized (`msg/subscribe` with this
 //!   node's own chains), registered with the router, and announced to every member at once.
 //!
+//! - [`RelayInterest`] from a client's session: a client's subscription is held in the mesh by
+//!   this node, its access point, so publications from other members reach it here.
+//!
 //! Outbound: [`router`](crate::router) messages, interest frames to members, and DHT commands: on
 //! start the realm's membership key is provided, then looked up on a widening schedule so new
-//! members are found (the network dials them; their hello brings them here).
+//! members are found (the network dials them; their hello brings them here). A node that is
+//! itself a client does neither: its access node is its way into the realm.
+//!
+//! Clients (peers whose hello says so) are members too, but the mesh is not theirs to hear about:
+//! interest frames go to the other members only, and a client's subscriptions are announced to
+//! them as this node's own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +33,7 @@ use weft_names::Pattern;
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, WireChain};
 
+use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::local::LocalSink;
 use crate::peer::PeerSender;
@@ -73,6 +82,18 @@ pub struct Admit {
     pub tags: Arc<Vec<(String, String)>>,
     /// Its send queue.
     pub sender: PeerSender,
+    /// It is a client of this node (its hello says so).
+    pub client: bool,
+}
+
+/// A client's subscription changed: this node subscribes (or unsubscribes) in the mesh for it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RelayInterest {
+    /// The client.
+    pub peer: PeerId,
+    /// Its `Subscribe` or `Unsubscribe` (other kinds are ignored).
+    pub interest: Interest,
 }
 
 /// A member's connection ended.
@@ -113,6 +134,14 @@ pub struct LocalSubscriptions;
 #[rtype(result = "()")]
 struct Discover;
 
+/// An admitted peer, as the realm actor needs it.
+struct Member {
+    did: Did,
+    chains: Arc<Vec<Chain>>,
+    sender: PeerSender,
+    client: bool,
+}
+
 /// A realm hosted by this node.
 pub struct Realm {
     realm: AuthRealm,
@@ -123,10 +152,17 @@ pub struct Realm {
     router: Addr<Router>,
     registry: Addr<Registry>,
     dht: Addr<Dht>,
-    members: HashMap<PeerId, PeerSender>,
+    members: HashMap<PeerId, Member>,
     /// Local subscriptions, with the chain each was made under if not the node's own: they are
     /// announced again, chain included, to every member that joins.
     subscriptions: HashMap<u32, (Pattern, Option<WireChain>)>,
+    /// Clients' subscriptions held in the mesh by this node: (client, its id) → (our id, pattern).
+    /// Our ids come from the same counter as local ones, so a member sees distinct ids.
+    relayed: HashMap<(PeerId, u32), (u32, Pattern)>,
+    /// Clients' chains, parsed once.
+    chain_cache: ChainCache,
+    /// This node is a client: it neither provides the membership key nor looks for members.
+    client: bool,
     next_id: u32,
     discovery_delay: Duration,
     /// The next membership lookup, once scheduled.
@@ -168,6 +204,9 @@ impl Realm {
             dht,
             members: HashMap::new(),
             subscriptions: HashMap::new(),
+            relayed: HashMap::new(),
+            chain_cache: ChainCache::default(),
+            client: false,
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
             next_discovery: None,
@@ -175,15 +214,46 @@ impl Realm {
         }
     }
 
+    /// Marks this node as a client: it neither announces nor looks up the realm in the DHT.
+    pub fn client(mut self, client: bool) -> Self {
+        self.client = client;
+        self
+    }
+
+    fn take_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
     fn interest_frame(&self, interest: Interest) -> Option<bytes::Bytes> {
         // Interest frames are a few hundred bytes: far below any frame limit.
         weft_net::framed::encode(&Frame::Interest(interest), DEFAULT_MAX_FRAME).ok()
     }
 
+    /// Sends an interest frame to every member but clients.
     fn broadcast(&self, interest: Interest) {
         if let Some(bytes) = self.interest_frame(interest) {
-            for sender in self.members.values() {
-                sender.send_control(&bytes);
+            for member in self.members.values().filter(|m| !m.client) {
+                member.sender.send_control(&bytes);
+            }
+        }
+    }
+
+    /// Withdraws every subscription held for `client`.
+    fn drop_relayed(&mut self, client: &PeerId) {
+        let ended: Vec<(PeerId, u32)> = self
+            .relayed
+            .keys()
+            .filter(|(peer, _)| peer == client)
+            .copied()
+            .collect();
+        for key in ended {
+            if let Some((id, _)) = self.relayed.remove(&key) {
+                self.broadcast(Interest::Unsubscribe {
+                    realm: self.index,
+                    id,
+                });
             }
         }
     }
@@ -193,6 +263,9 @@ impl Actor for Realm {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.client {
+            return;
+        }
         if self.realm.is_open() {
             warn!(realm = %self.realm.name(), "realm is open: anyone may join and do anything (development only)");
         }
@@ -246,28 +319,51 @@ impl Handler<Admit> for Realm {
             warn!(realm = %self.realm.name(), peer = %msg.did, error = %e, "peer refused");
             return Err(e);
         }
-        info!(realm = %self.realm.name(), peer = %msg.did.short(), "peer admitted");
-        for (id, (pattern, chain)) in &self.subscriptions {
-            let subscribe = Interest::Subscribe {
-                realm: self.index,
-                id: *id,
-                pattern: pattern.clone(),
-                chain: chain.clone(),
-            };
-            if let Some(bytes) = self.interest_frame(subscribe) {
-                msg.sender.send_control(&bytes);
+        info!(realm = %self.realm.name(), peer = %msg.did.short(), client = msg.client, "peer admitted");
+        // A client sends everything to this node anyway: it needs none of our interests.
+        if !msg.client {
+            let relayed = self
+                .relayed
+                .values()
+                .map(|(id, pattern)| (*id, pattern, None));
+            let local = self
+                .subscriptions
+                .iter()
+                .map(|(id, (pattern, chain))| (*id, pattern, chain.clone()));
+            for (id, pattern, chain) in local.chain(relayed) {
+                let subscribe = Interest::Subscribe {
+                    realm: self.index,
+                    id,
+                    pattern: pattern.clone(),
+                    chain,
+                };
+                if let Some(bytes) = self.interest_frame(subscribe) {
+                    msg.sender.send_control(&bytes);
+                }
             }
         }
+        let chains = Arc::new(chains);
         let joined = MemberJoined {
             peer: msg.peer,
             did: msg.did,
-            chains: Arc::new(chains),
+            chains: chains.clone(),
             tags: msg.tags,
             sender: msg.sender.clone(),
+            client: msg.client,
         };
         self.registry.do_send(joined.clone());
         self.router.do_send(joined);
-        self.members.insert(msg.peer, msg.sender);
+        // A client that reconnects starts afresh: what it held before is withdrawn.
+        self.drop_relayed(&msg.peer);
+        self.members.insert(
+            msg.peer,
+            Member {
+                did: msg.did,
+                chains,
+                sender: msg.sender,
+                client: msg.client,
+            },
+        );
         Ok(Routes {
             router: self.router.clone(),
             registry: self.registry.clone(),
@@ -280,11 +376,15 @@ impl Handler<PeerLeft> for Realm {
     type Result = ();
 
     fn handle(&mut self, msg: PeerLeft, ctx: &mut Context<Self>) {
-        if self.members.remove(&msg.peer).is_some() {
+        if let Some(member) = self.members.remove(&msg.peer) {
+            if member.client {
+                self.drop_relayed(&msg.peer);
+            }
             self.registry.do_send(MemberLeft { peer: msg.peer });
             self.router.do_send(MemberLeft { peer: msg.peer });
             // Alone again: look for members on the fast schedule, not a minute from now.
-            if self.members.is_empty() && self.discovery_delay > DISCOVERY_ALONE_MAX {
+            if !self.client && self.members.is_empty() && self.discovery_delay > DISCOVERY_ALONE_MAX
+            {
                 self.discovery_delay = DISCOVERY_FIRST;
                 // A lookup in flight schedules the next one itself, at the reset pace.
                 if let Some(next) = self.next_discovery.take() {
@@ -315,8 +415,7 @@ impl Handler<Subscribe> for Realm {
             )
             .map_err(SubscribeError::Unauthorized)?;
         let chain = msg.chain.as_ref().map(crate::runtime::wire_chain);
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let id = self.take_id();
         self.router.do_send(AddLocal {
             id,
             pattern: msg.pattern.clone(),
@@ -364,5 +463,58 @@ impl Handler<LocalSubscriptions> for Realm {
             .collect();
         patterns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         MessageResult(patterns)
+    }
+}
+
+/// Holds (or withdraws) a client's subscription in the mesh, once the client may subscribe.
+impl Handler<RelayInterest> for Realm {
+    type Result = ();
+
+    fn handle(&mut self, msg: RelayInterest, _ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.peer).filter(|m| m.client) else {
+            return;
+        };
+        match msg.interest {
+            Interest::Subscribe {
+                id, pattern, chain, ..
+            } => {
+                // The router checks the same before delivering to the client; checking here too
+                // keeps a client from making this node subscribe to what it may not read.
+                let allowed = crate::router::authorize_member(
+                    &self.authorizer,
+                    &mut self.chain_cache,
+                    &self.realm,
+                    chain.as_ref(),
+                    &member.chains,
+                    &member.did,
+                    Action::Subscribe(&pattern),
+                );
+                if let Err(e) = allowed {
+                    debug!(client = %member.did.short(), %pattern, error = %e, "client subscription not relayed");
+                    return;
+                }
+                if self.relayed.contains_key(&(msg.peer, id)) {
+                    return;
+                }
+                let ours = self.take_id();
+                // Under this node's own chains: the members check that this node may subscribe.
+                self.broadcast(Interest::Subscribe {
+                    realm: self.index,
+                    id: ours,
+                    pattern: pattern.clone(),
+                    chain: None,
+                });
+                self.relayed.insert((msg.peer, id), (ours, pattern));
+            }
+            Interest::Unsubscribe { id, .. } => {
+                if let Some((ours, _)) = self.relayed.remove(&(msg.peer, id)) {
+                    self.broadcast(Interest::Unsubscribe {
+                        realm: self.index,
+                        id: ours,
+                    });
+                }
+            }
+            Interest::Advertise { .. } | Interest::Unadvertise { .. } => {}
+        }
     }
 }

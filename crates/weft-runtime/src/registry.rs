@@ -6,11 +6,19 @@
 //!   DHT.
 //! - [`CallProcedure`] from the application: `rpc/call` is checked locally, a provider is chosen
 //!   by [`Strategy`] among those known ([`Providers`]), and the call is sent with an id and the
-//!   caller's timeout. A call is retried on another provider only when it provably never left
-//!   (the provider's queue refused it); once sent, a lost connection is [`CallError::Unavailable`],
+//!   caller's timeout. A call is retried on another provider only when it provably never ran
+//!   there: the provider's queue refused it, or the provider answered `notFound` (it stopped
+//!   providing, or is leaving); once sent, a lost connection is [`CallError::Unavailable`],
 //!   never a second run. With no provider known yet, the procedure's DHT records are looked up
-//!   (providers found are dialed) and the call waits, up to a second within its timeout, for one
-//!   to be announced, then fails [`CallError::NotFound`].
+//!   (providers found are dialed) and the call waits, within its timeout, for one to be
+//!   announced, then fails [`CallError::NotFound`].
+//! - Clients ([`relay`](crate::relay)): a node that is a client sends every call it does not serve
+//!   itself to its access node. The access node passes its clients' calls on to any provider it
+//!   knows, and other members' calls on to its clients' procedures, which it advertises to the
+//!   members (and in the DHT) as its own while a client provides them.
+//! - [`Withdraw`] when the node shuts down: its procedures are withdrawn from every member, calls
+//!   that still arrive are answered `notFound` (so their callers try another provider), and the
+//!   handlers running finish before the node says goodbye.
 //! - [`RemoteCall`] from a `PeerConnection`: the caller's `rpc/call` is authorized with the chains
 //!   it presented **before** the handler runs; the handler runs on the network runtime under the
 //!   caller's deadline (it is dropped when the deadline passes) and a panic becomes an error reply.
@@ -38,13 +46,15 @@ use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
+use crate::relay::{self, Origin};
 use crate::router::{MemberJoined, MemberLeft};
 use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
 
-/// How long a call waits, at most, for a first provider of its procedure to be announced.
-const PROVIDER_GRACE: Duration = Duration::from_secs(1);
+/// How long before a relayed call's deadline the access node stops waiting for a provider, so
+/// that its `notFound` reaches the caller in time.
+const RELAY_MARGIN: Duration = Duration::from_millis(200);
 /// Longest deadline a call may carry (the wire's `u32` milliseconds, about 49 days).
 const MAX_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
 /// Handlers running at once for peers; past this, calls are answered `unavailable` at once.
@@ -110,8 +120,28 @@ pub struct CallProcedure {
     pub strategy: Strategy,
     /// A chain to act under for this call only, in addition to this node's chains.
     pub chain: Option<Chain>,
-    /// Set when this is the retry after waiting for a provider to appear.
-    pub waited: bool,
+    /// How the registry has routed the call so far; the default for a new call.
+    pub route: Route,
+}
+
+/// What the registry knows of a call it is routing: for whom, and what was tried.
+#[derive(Debug, Clone, Default)]
+pub struct Route {
+    /// Passed on for a peer: its `rpc/call` was checked, and this node's own is not needed.
+    relay: Option<Origin<PeerId>>,
+    /// Providers that answered `notFound`: the call never ran there.
+    skip: Vec<PeerId>,
+    /// The procedure's DHT records were looked up already.
+    looked_up: bool,
+}
+
+/// The node is leaving: withdraw this node's procedures, refuse new calls, and resolve once the
+/// handlers running have finished (or `timeout` has passed).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Withdraw {
+    /// How long to wait for running handlers.
+    pub timeout: Duration,
 }
 
 /// Resolves once at least `count` providers of `procedure` are known (this node included).
@@ -163,6 +193,7 @@ struct Member {
     chains: Arc<Vec<Chain>>,
     tags: Arc<Vec<(String, String)>>,
     sender: PeerSender,
+    client: bool,
 }
 
 struct Pending {
@@ -193,6 +224,10 @@ pub struct Registry {
     /// Bounds the handlers running for peers.
     handler_slots: Arc<tokio::sync::Semaphore>,
     calls: Arc<CallMetrics>,
+    /// This node is a client: calls it does not serve go to its access node.
+    client: bool,
+    /// The node is shutting down: nothing more is served.
+    leaving: bool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -234,15 +269,89 @@ impl Registry {
             handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
             calls: Arc::new(CallMetrics::new(realm.name())),
             realm,
+            client: false,
+            leaving: false,
         }
     }
 
+    /// Marks this node as a client: calls it does not serve go to its access node, and it
+    /// announces nothing in the DHT.
+    pub fn client(mut self, client: bool) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// Sends an interest frame to every member but clients (they send every call to us).
     fn announce(&self, interest: Interest) {
         if let Ok(bytes) = weft_net::framed::encode(&Frame::Interest(interest), DEFAULT_MAX_FRAME) {
-            for member in self.members.values() {
+            for member in self.members.values().filter(|m| !m.client) {
                 member.sender.send_control(&bytes);
             }
         }
+    }
+
+    /// Does this node offer `procedure` to the members: it serves it, or one of its clients does?
+    fn offers(&self, procedure: &Name) -> bool {
+        if self.leaving {
+            return false;
+        }
+        self.providers.of(procedure).iter().any(|p| match p {
+            Provider::Local => self.local.contains_key(procedure),
+            Provider::Remote(peer) => self.members.get(peer).is_some_and(|m| m.client),
+        })
+    }
+
+    /// After a change to `procedure`'s providers: tells the members (and the DHT) if this node
+    /// now offers it, or no longer does. `offered` is [`offers`](Self::offers) before the change.
+    fn offer_changed(&mut self, procedure: &Name, offered: bool) {
+        let offers = self.offers(procedure);
+        if offers == offered {
+            return;
+        }
+        let key = procedure_key(&self.realm, procedure);
+        if offers {
+            self.announce(Interest::Advertise {
+                realm: self.index,
+                procedure: procedure.clone(),
+            });
+            if !self.client {
+                self.dht.do_send(Provide { key });
+            }
+        } else {
+            self.announce(Interest::Unadvertise {
+                realm: self.index,
+                procedure: procedure.clone(),
+            });
+            if !self.client {
+                self.dht.do_send(StopProviding { key });
+            }
+        }
+    }
+
+    /// May this call use `provider`? A relayed call follows the [`relay`] rules and never runs
+    /// here (it was checked for its caller, not for this node); one that needs a grant has one.
+    fn may_use(&self, provider: &Provider<PeerId>, route: &Route, granted: bool) -> bool {
+        match provider {
+            Provider::Local => granted && route.relay.is_none(),
+            Provider::Remote(peer) => {
+                !route.skip.contains(peer)
+                    && route.relay.as_ref().is_none_or(|origin| {
+                        let client = self.members.get(peer).is_some_and(|m| m.client);
+                        relay::call_to(origin, peer, client)
+                    })
+            }
+        }
+    }
+
+    /// A client's way out: its access node (its first member not ruled out).
+    fn access_node(&self, route: &Route, skip: &[Provider<PeerId>]) -> Option<PeerId> {
+        if !self.client || route.relay.is_some() {
+            return None;
+        }
+        self.members
+            .keys()
+            .find(|peer| !skip.contains(&Provider::Remote(**peer)))
+            .copied()
     }
 
     /// The chains a call acts under: its own chain alone if it has one (a gateway calling for a
@@ -255,7 +364,9 @@ impl Registry {
     }
 
     fn provider_appeared(&mut self, procedure: &Name) {
-        self.awaiting_provider.wake(|p| p == procedure);
+        // A client's calls wait for its access node, whatever the procedure.
+        let client = self.client;
+        self.awaiting_provider.wake(|p| client || p == procedure);
         let providers = &self.providers;
         self.awaiting_count
             .wake(|(p, count)| providers.of(p).len() >= *count);
@@ -296,15 +407,10 @@ impl Handler<Advertise> for Registry {
         if self.local.contains_key(&msg.procedure) {
             return Err(AdvertiseError::AlreadyProvided(msg.procedure.to_string()));
         }
+        let offered = self.offers(&msg.procedure);
         self.local.insert(msg.procedure.clone(), msg.handler);
         self.providers.add(msg.procedure.clone(), Provider::Local);
-        self.announce(Interest::Advertise {
-            realm: self.index,
-            procedure: msg.procedure.clone(),
-        });
-        self.dht.do_send(Provide {
-            key: procedure_key(&self.realm, &msg.procedure),
-        });
+        self.offer_changed(&msg.procedure, offered);
         self.provider_appeared(&msg.procedure);
         Ok(())
     }
@@ -315,15 +421,10 @@ impl Handler<Unadvertise> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Unadvertise, _ctx: &mut Context<Self>) {
+        let offered = self.offers(&msg.procedure);
         if self.local.remove(&msg.procedure).is_some() {
             self.providers.remove(&msg.procedure, &Provider::Local);
-            self.dht.do_send(StopProviding {
-                key: procedure_key(&self.realm, &msg.procedure),
-            });
-            self.announce(Interest::Unadvertise {
-                realm: self.index,
-                procedure: msg.procedure,
-            });
+            self.offer_changed(&msg.procedure, offered);
         }
     }
 }
@@ -334,128 +435,213 @@ impl Handler<CallProcedure> for Registry {
 
     fn handle(&mut self, mut msg: CallProcedure, ctx: &mut Context<Self>) -> Self::Result {
         msg.timeout = msg.timeout.min(MAX_TIMEOUT);
-        let action = Action::Call(&msg.procedure);
-        let chains = self.chains_with(msg.chain.as_ref());
-        let grant = match self.authorizer.authorize_any(
-            &self.realm,
-            &chains,
-            &self.own_did,
-            action,
-            unix_now(),
-        ) {
-            Ok(grant) => grant,
-            Err(e) => return Box::pin(fut::ready(Err(CallError::Unauthorized(e.to_string())))),
+        let deadline = Instant::now() + msg.timeout;
+        // A relayed call's caller was checked where it arrived; the provider checks this node.
+        let grant = match msg.route.relay {
+            Some(_) => None,
+            None => {
+                let chains = self.chains_with(msg.chain.as_ref());
+                let action = Action::Call(&msg.procedure);
+                match self.authorizer.authorize_any(
+                    &self.realm,
+                    &chains,
+                    &self.own_did,
+                    action,
+                    unix_now(),
+                ) {
+                    Ok(grant) => Some(grant),
+                    Err(e) => {
+                        return Box::pin(fut::ready(Err(CallError::Unauthorized(e.to_string()))));
+                    }
+                }
+            }
         };
         let random = getrandom::u64().unwrap_or(0);
-        let mut unreachable: Vec<Provider<PeerId>> = Vec::new();
+        let mut skip: Vec<Provider<PeerId>> = self
+            .providers
+            .of(&msg.procedure)
+            .iter()
+            .filter(|p| !self.may_use(p, &msg.route, grant.is_some()))
+            .cloned()
+            .collect();
+        let mut unreachable = 0usize;
         loop {
-            let Some(provider) =
-                self.providers
-                    .choose(&msg.procedure, msg.strategy, random, &unreachable)
-            else {
-                if !unreachable.is_empty() {
+            let chosen = self
+                .providers
+                .choose(&msg.procedure, msg.strategy, random, &skip)
+                .map(|p| (p, false))
+                .or_else(|| {
+                    self.access_node(&msg.route, &skip)
+                        .map(|peer| (Provider::Remote(peer), true))
+                });
+            let Some((provider, via_access)) = chosen else {
+                if unreachable > 0 {
                     let why = format!(
-                        "{} provider(s) of {} could not be reached",
-                        unreachable.len(),
+                        "{unreachable} provider(s) of {} could not be reached",
                         msg.procedure
                     );
                     return Box::pin(fut::ready(Err(CallError::Unavailable(why))));
                 }
-                if msg.waited {
+                // A member called this node for a client's procedure that is gone: it finds
+                // another provider faster than this node could.
+                if msg.route.relay == Some(Origin::Member) {
                     return Box::pin(fut::ready(Err(CallError::NotFound(
                         msg.procedure.to_string(),
                     ))));
                 }
-                // A provider may be about to be announced (a new member's advertisements follow
-                // its admission): wait for one, briefly and within the call's own timeout, then
-                // try once more with the time that is left.
-                // Providers this node is not connected to are found through the procedure's own
-                // DHT records: the lookup dials them, their sessions admit them, and their
-                // advertisements wake this call.
-                let lookup = self.dht.send(FindProviders {
-                    key: procedure_key(&self.realm, &msg.procedure),
-                });
-                ctx.spawn(
-                    async move {
-                        let _ = lookup.await;
+                return self.await_provider(msg, deadline, ctx);
+            };
+            match provider {
+                Provider::Local => match grant {
+                    Some(grant) => return Box::pin(self.call_local(msg, grant).into_actor(self)),
+                    None => {
+                        skip.push(Provider::Local);
+                        continue;
                     }
-                    .into_actor(self),
-                );
-                let (appeared, wait) = oneshot::channel();
-                self.awaiting_provider
-                    .wait(msg.procedure.clone(), appeared, false);
-                let me = ctx.address();
-                let started = Instant::now();
-                let grace = PROVIDER_GRACE.min(msg.timeout);
-                return Box::pin(
+                },
+                Provider::Remote(peer) => match self.send_call(peer, &msg) {
+                    Some(sent) => {
+                        return self.await_reply(msg, peer, via_access, deadline, sent, ctx);
+                    }
+                    // Not queued means never sent: the one case where another provider may try
+                    // without a reply.
+                    None => {
+                        skip.push(Provider::Remote(peer));
+                        unreachable += 1;
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// Queues the call to `peer`; `None` when it was not queued (never sent).
+    fn send_call(
+        &mut self,
+        peer: PeerId,
+        msg: &CallProcedure,
+    ) -> Option<(u64, oneshot::Receiver<Result<Bytes, CallError>>)> {
+        let member = self.members.get(&peer)?;
+        let id = self.next_id;
+        let call = Frame::Call(weft_wire::Call {
+            realm: self.index,
+            id,
+            procedure: msg.procedure.clone(),
+            // Rounded up: a sub-millisecond timeout must not arrive as "already past".
+            timeout_ms: u32::try_from(msg.timeout.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1),
+            payload: msg.payload.clone(),
+            // A relayed call acts under this node's own chains: the caller's chain names the
+            // caller, not this node.
+            chain: match msg.route.relay {
+                Some(_) => None,
+                None => msg.chain.as_ref().map(crate::runtime::wire_chain),
+            },
+        });
+        // Arguments over the frame limit: no provider can take them.
+        let bytes = weft_net::framed::encode(&call, DEFAULT_MAX_FRAME).ok()?;
+        if !member.sender.send(&bytes).queued {
+            return None;
+        }
+        self.next_id += 1;
+        let (reply, result) = oneshot::channel();
+        self.pending.insert(id, Pending { peer, reply });
+        Some((id, result))
+    }
+
+    /// Waits for the reply to a call sent to `peer`. A provider's `notFound` means the call never
+    /// ran there: it is tried again elsewhere while time is left (not when `peer` is the access
+    /// node, which did that already).
+    fn await_reply(
+        &mut self,
+        msg: CallProcedure,
+        peer: PeerId,
+        via_access: bool,
+        deadline: Instant,
+        (id, result): (u64, oneshot::Receiver<Result<Bytes, CallError>>),
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<Bytes, CallError>> {
+        let me = ctx.address();
+        Box::pin(
+            async move { tokio::time::timeout_at(deadline.into(), result).await }
+                .into_actor(self)
+                .then(move |outcome, act, _ctx| {
+                    act.pending.remove(&id);
+                    let result = match outcome {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(_)) => Err(CallError::Unavailable("the call was abandoned".into())),
+                        Err(_) => Err(CallError::Timeout),
+                    };
+                    let timeout = deadline.saturating_duration_since(Instant::now());
+                    let retry = matches!(result, Err(CallError::NotFound(_)))
+                        && !via_access
+                        && !timeout.is_zero();
                     async move {
-                        let _ = tokio::time::timeout(grace, wait).await;
-                        let timeout = msg.timeout.saturating_sub(started.elapsed());
-                        if timeout.is_zero() {
-                            return Err(CallError::NotFound(msg.procedure.to_string()));
+                        if !retry {
+                            return result;
                         }
-                        let retry = CallProcedure {
-                            waited: true,
+                        let mut route = msg.route;
+                        route.skip.push(peer);
+                        let again = CallProcedure {
                             timeout,
+                            route,
                             ..msg
                         };
-                        me.send(retry)
+                        me.send(again)
                             .await
                             .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())))
                     }
-                    .into_actor(self),
-                );
-            };
-            match provider {
-                Provider::Local => return Box::pin(self.call_local(msg, grant).into_actor(self)),
-                Provider::Remote(peer) => {
-                    let Some(member) = self.members.get(&peer) else {
-                        unreachable.push(Provider::Remote(peer));
-                        continue;
-                    };
-                    let id = self.next_id;
-                    let call = Frame::Call(weft_wire::Call {
-                        realm: self.index,
-                        id,
-                        procedure: msg.procedure.clone(),
-                        // Rounded up: a sub-millisecond timeout must not arrive as "already past".
-                        timeout_ms: u32::try_from(msg.timeout.as_millis())
-                            .unwrap_or(u32::MAX)
-                            .max(1),
-                        payload: msg.payload.clone(),
-                        chain: msg.chain.as_ref().map(crate::runtime::wire_chain),
-                    });
-                    let Ok(bytes) = weft_net::framed::encode(&call, DEFAULT_MAX_FRAME) else {
-                        return Box::pin(fut::ready(Err(CallError::Unavailable(
-                            "arguments too large".into(),
-                        ))));
-                    };
-                    // Not queued means never sent: the one case where another provider may try.
-                    if !member.sender.send(&bytes).queued {
-                        unreachable.push(Provider::Remote(peer));
-                        continue;
-                    }
-                    self.next_id += 1;
-                    let (reply, result) = oneshot::channel();
-                    self.pending.insert(id, Pending { peer, reply });
-                    let timeout = msg.timeout;
-                    return Box::pin(
-                        async move { tokio::time::timeout(timeout, result).await }
-                            .into_actor(self)
-                            .map(move |outcome, act, _ctx| {
-                                act.pending.remove(&id);
-                                match outcome {
-                                    Ok(Ok(result)) => result,
-                                    Ok(Err(_)) => {
-                                        Err(CallError::Unavailable("the call was abandoned".into()))
-                                    }
-                                    Err(_) => Err(CallError::Timeout),
-                                }
-                            }),
-                    );
+                    .into_actor(act)
+                }),
+        )
+    }
+
+    /// No provider yet: looks the procedure up in the DHT (once per call; providers found are
+    /// dialed, their sessions admit them, and their advertisements wake this call), then waits
+    /// for one to be announced and tries again with the time left.
+    fn await_provider(
+        &mut self,
+        mut msg: CallProcedure,
+        deadline: Instant,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<Bytes, CallError>> {
+        if !self.client && !msg.route.looked_up {
+            msg.route.looked_up = true;
+            let lookup = self.dht.send(FindProviders {
+                key: procedure_key(&self.realm, &msg.procedure),
+            });
+            ctx.spawn(
+                async move {
+                    let _ = lookup.await;
                 }
-            }
+                .into_actor(self),
+            );
         }
+        let (appeared, wait) = oneshot::channel();
+        self.awaiting_provider
+            .wait(msg.procedure.clone(), appeared, false);
+        let me = ctx.address();
+        // Waiting for a client, leave its answer the time to travel back: a client told
+        // `notFound` before its own deadline knows what happened; one that times out does not.
+        let give_up = match msg.route.relay {
+            Some(_) => deadline - (msg.timeout / 10).min(RELAY_MARGIN),
+            None => deadline,
+        };
+        Box::pin(
+            async move {
+                let woken = tokio::time::timeout_at(give_up.into(), wait).await;
+                let timeout = deadline.saturating_duration_since(Instant::now());
+                if !matches!(woken, Ok(Ok(()))) || timeout.is_zero() {
+                    return Err(CallError::NotFound(msg.procedure.to_string()));
+                }
+                me.send(CallProcedure { timeout, ..msg })
+                    .await
+                    .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())))
+            }
+            .into_actor(self),
+        )
     }
 }
 
@@ -535,6 +721,18 @@ fn served_outcome(outcome: &Outcome) -> &'static str {
     }
 }
 
+/// A call's result as a reply frame's outcome: what a relayed call tells its caller.
+fn outcome_of(result: Result<Bytes, CallError>) -> Outcome {
+    match result {
+        Ok(bytes) => Outcome::Ok(bytes),
+        Err(CallError::Remote { code, message }) => Outcome::Err { code, message },
+        Err(CallError::NotFound(what)) => fault("notFound", what),
+        Err(CallError::Unauthorized(why)) => fault("unauthorized", why),
+        Err(CallError::Timeout) => fault("timeout", "no reply within the timeout"),
+        Err(CallError::Unavailable(why)) => fault("unavailable", why),
+    }
+}
+
 /// A handler's error is always `Remote`; only the runtime's faults map to the other kinds.
 fn result_of(outcome: Outcome) -> Result<Bytes, CallError> {
     match outcome {
@@ -553,7 +751,7 @@ fn result_of(outcome: Outcome) -> Result<Bytes, CallError> {
 impl Handler<RemoteCall> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: RemoteCall, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RemoteCall, ctx: &mut Context<Self>) {
         let Some(member) = self.members.get(&msg.peer) else {
             debug!(peer = %msg.peer, "call from a non-member dropped");
             return;
@@ -604,11 +802,42 @@ impl Handler<RemoteCall> for Registry {
                 return reply(fault("unauthorized", e.to_string()));
             }
         };
+        if self.leaving {
+            // Never run: the caller may try another provider.
+            return reply(fault("notFound", format!("{} is leaving", self.own_did)));
+        }
         let Some(handler) = self.local.get(&call.procedure).cloned() else {
-            return reply(fault(
-                "notFound",
-                format!("{} is not provided here", call.procedure),
-            ));
+            let origin = match member.client {
+                true => Origin::Client(msg.peer),
+                false => Origin::Member,
+            };
+            // A member reaches this node for its clients' procedures only; a client for any.
+            if origin == Origin::Member && !self.offers(&call.procedure) {
+                return reply(fault(
+                    "notFound",
+                    format!("{} is not provided here", call.procedure),
+                ));
+            }
+            let relayed = CallProcedure {
+                procedure: call.procedure.clone(),
+                payload: call.payload.clone(),
+                timeout: Duration::from_millis(u64::from(call.timeout_ms)),
+                strategy: Strategy::RoundRobin,
+                chain: None,
+                route: Route {
+                    relay: Some(origin),
+                    ..Route::default()
+                },
+            };
+            let me = ctx.address();
+            self.network.spawn(async move {
+                let result = me
+                    .send(relayed)
+                    .await
+                    .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())));
+                reply(outcome_of(result));
+            });
+            return;
         };
         let deadline = Instant::now() + Duration::from_millis(u64::from(call.timeout_ms));
         let context = CallContext {
@@ -702,9 +931,11 @@ impl Handler<RemoteAdvert> for Registry {
         let Some(member) = self.members.get(&msg.peer) else {
             return;
         };
+        let offered = self.offers(&msg.procedure);
         if !msg.provides {
             self.providers
                 .remove(&msg.procedure, &Provider::Remote(msg.peer));
+            self.offer_changed(&msg.procedure, offered);
             return;
         }
         let action = Action::Advertise(&msg.procedure);
@@ -718,6 +949,7 @@ impl Handler<RemoteAdvert> for Registry {
             Ok(_) => {
                 self.providers
                     .add(msg.procedure.clone(), Provider::Remote(msg.peer));
+                self.offer_changed(&msg.procedure, offered);
                 self.provider_appeared(&msg.procedure);
             }
             Err(e) => {
@@ -732,14 +964,18 @@ impl Handler<MemberJoined> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: MemberJoined, _ctx: &mut Context<Self>) {
-        self.providers.remove_peer(&msg.peer);
-        for procedure in self.local.keys() {
-            let advert = Frame::Interest(Interest::Advertise {
-                realm: self.index,
-                procedure: procedure.clone(),
-            });
-            if let Ok(bytes) = weft_net::framed::encode(&advert, DEFAULT_MAX_FRAME) {
-                msg.sender.send_control(&bytes);
+        // A peer that reconnects starts afresh: what it provided before is re-announced.
+        self.forget_member(&msg.peer);
+        // A client sends every call here: it needs no advertisements.
+        if !msg.client {
+            for procedure in self.providers.procedures().filter(|p| self.offers(p)) {
+                let advert = Frame::Interest(Interest::Advertise {
+                    realm: self.index,
+                    procedure: procedure.clone(),
+                });
+                if let Ok(bytes) = weft_net::framed::encode(&advert, DEFAULT_MAX_FRAME) {
+                    msg.sender.send_control(&bytes);
+                }
             }
         }
         self.members.insert(
@@ -749,8 +985,13 @@ impl Handler<MemberJoined> for Registry {
                 chains: msg.chains,
                 tags: msg.tags,
                 sender: msg.sender,
+                client: msg.client,
             },
         );
+        if self.client {
+            // The access node is here: calls waiting for it can go.
+            self.awaiting_provider.wake(|_| true);
+        }
     }
 }
 
@@ -759,8 +1000,8 @@ impl Handler<MemberLeft> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
+        self.forget_member(&msg.peer);
         self.members.remove(&msg.peer);
-        self.providers.remove_peer(&msg.peer);
         let lost: Vec<u64> = self
             .pending
             .iter()
@@ -781,5 +1022,43 @@ impl Handler<MemberLeft> for Registry {
 impl From<AuthError> for CallError {
     fn from(e: AuthError) -> Self {
         CallError::Unauthorized(e.to_string())
+    }
+}
+
+impl Registry {
+    /// Removes what `peer` provided, withdrawing from the members what this node offered only
+    /// for it.
+    fn forget_member(&mut self, peer: &PeerId) {
+        let procedures = self.providers.procedures_of(peer);
+        let offered: Vec<bool> = procedures.iter().map(|p| self.offers(p)).collect();
+        self.providers.remove_peer(peer);
+        // Still a member while its offers are recomputed: `offers` must see it gone as a provider.
+        for (procedure, offered) in procedures.iter().zip(offered) {
+            self.offer_changed(procedure, offered);
+        }
+    }
+}
+
+/// Withdraws this node's procedures and waits for the handlers running.
+impl Handler<Withdraw> for Registry {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Withdraw, _ctx: &mut Context<Self>) -> Self::Result {
+        let offered: Vec<Name> = self
+            .providers
+            .procedures()
+            .filter(|p| self.offers(p))
+            .cloned()
+            .collect();
+        self.leaving = true;
+        for procedure in &offered {
+            self.offer_changed(procedure, true);
+        }
+        let slots = self.handler_slots.clone();
+        Box::pin(async move {
+            // Every slot free means no handler is running; new calls are refused meanwhile.
+            let all = u32::try_from(MAX_CONCURRENT_HANDLERS).unwrap_or(u32::MAX);
+            let _ = tokio::time::timeout(msg.timeout, slots.acquire_many(all)).await;
+        })
     }
 }

@@ -6,7 +6,11 @@
 //!   and sent once to each peer with a matching interest.
 //! - [`RemotePublish`] from a `PeerConnection`: authorized (`msg/publish` of the sender, with the
 //!   chains it presented) **before** delivery, de-duplicated and ordered per publisher, then
-//!   delivered to local subscriptions only (nodes form a full mesh per realm: nothing is forwarded).
+//!   delivered to local subscriptions, and relayed as [`relay`](crate::relay) says: a member's
+//!   publications to this node's clients, a client's to every peer that asked. Nothing goes from
+//!   member to member (nodes form a full mesh per realm).
+//!
+//! A node that is itself a client sends every publication to its access node, which routes it.
 //! - [`RemoteInterest`] from a `PeerConnection`: a peer's subscription, authorized
 //!   (`msg/subscribe`) before it is routed to.
 //! - [`MemberJoined`] / [`MemberLeft`] from the `Realm` actor; [`AddLocal`] / [`RemoveLocal`] for
@@ -35,6 +39,7 @@ use crate::lane::{Drain, Published};
 use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
 use crate::peer::PeerSender;
+use crate::relay::{self, Origin};
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{
@@ -112,6 +117,8 @@ pub struct MemberJoined {
     pub tags: Arc<Vec<(String, String)>>,
     /// Its send queue.
     pub sender: PeerSender,
+    /// It is a client of this node.
+    pub client: bool,
 }
 
 /// A peer left the realm (disconnected).
@@ -201,6 +208,8 @@ pub struct Router {
     waiting_subscriber: Waiters<Name>,
     /// `wait_for_members` callers, by count.
     waiting_members: Waiters<usize>,
+    /// This node is a client: every publication goes to its access node.
+    client: bool,
 }
 
 impl std::fmt::Debug for Router {
@@ -246,7 +255,14 @@ impl Router {
             chain_cache: ChainCache::default(),
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
+            client: false,
         }
+    }
+
+    /// Marks this node as a client: its access node (its one member) is sent every publication.
+    pub fn client(mut self, client: bool) -> Self {
+        self.client = client;
+        self
     }
 
     /// What publishing does when a peer's queue fills up.
@@ -391,6 +407,14 @@ impl Router {
         let mut backlog = Vec::new();
         let mut targets = std::mem::take(&mut self.targets);
         self.interests.targets_into(&msg.topic, &mut targets);
+        if self.client {
+            // The access node routes for us, whatever it asked for.
+            for slot in self.members.slots() {
+                if !targets.contains(&Target::Peer(slot)) {
+                    targets.push(Target::Peer(slot));
+                }
+            }
+        }
         for target in targets.drain(..) {
             match target {
                 Target::Local(id) => {
@@ -449,6 +473,10 @@ impl Handler<RemotePublish> for Router {
             return;
         };
         let (did, chains) = (member.did, member.chains.clone());
+        let origin = match member.client {
+            true => Origin::Client(msg.peer),
+            false => Origin::Member,
+        };
         // A run of publications to one topic under the hello's chains is one decision: a batch
         // is one read's worth, microseconds apart, and the chains and topic are the same.
         let mut decided: Option<(Name, u64)> = None;
@@ -490,7 +518,7 @@ impl Handler<RemotePublish> for Router {
                 Sequenced::Deliver { .. } => self.counters.received(),
             }
             self.interests.targets_into(topic, &mut targets);
-            // Only local subscriptions: a peer's publications are not relayed.
+            self.relay(&origin, &publish, &targets);
             let mut locals = targets
                 .drain(..)
                 .filter_map(|target| match target {
@@ -517,6 +545,48 @@ impl Handler<RemotePublish> for Router {
         self.sequencer.finish(msg.peer, sequence);
         self.targets = targets;
         self.flush_locals();
+    }
+}
+
+impl Router {
+    /// Sends a peer's publication on to the peers among `targets` that [`relay::publish_to`]
+    /// allows, numbered as this node's own: a peer sees one sequence from this node, whoever
+    /// published. Under this node's own chains: the receiver checks this node may publish, as
+    /// it does for this node's own publications.
+    fn relay(&mut self, origin: &Origin<PeerId>, publish: &weft_wire::Publish, targets: &[Target]) {
+        let mut encoded = std::mem::take(&mut self.encoded);
+        encoded.clear();
+        for target in targets {
+            let Target::Peer(slot) = target else {
+                continue;
+            };
+            let Some(member) = self.members.get(*slot) else {
+                continue;
+            };
+            if !relay::publish_to(origin, &member.peer, member.client) {
+                continue;
+            }
+            if encoded.is_empty() {
+                self.next_seq += 1;
+                let frame = Frame::Publish(weft_wire::Publish {
+                    realm: self.index,
+                    topic: publish.topic.clone(),
+                    seq: self.next_seq,
+                    payload: publish.payload.clone(),
+                    chain: None,
+                });
+                // It arrived within the frame limit, and this frame is no larger.
+                if weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).is_err() {
+                    break;
+                }
+            }
+            if !member.sender.send(&encoded).queued {
+                self.counters.dropped_slow_peer();
+            }
+        }
+        if encoded.capacity() <= KEEP_ENCODED {
+            self.encoded = encoded;
+        }
     }
 }
 
@@ -576,9 +646,11 @@ impl Handler<MemberJoined> for Router {
         self.members.insert(
             msg.peer,
             Member {
+                peer: msg.peer,
                 did: msg.did,
                 chains: msg.chains,
                 sender: msg.sender,
+                client: msg.client,
             },
         );
         let members = self.members.len();

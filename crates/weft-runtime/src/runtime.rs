@@ -128,7 +128,7 @@ impl NodeHandle {
             .name("weft-actors".into())
             .spawn(move || {
                 let system = actix_rt::System::new();
-                system.block_on(async move {
+                let arbiters = system.block_on(async move {
                     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
                     let built = build(
@@ -146,7 +146,13 @@ impl NodeHandle {
                         arbiter.stop();
                     }
                     System::current().stop();
+                    arbiters
                 });
+                // The routers and registries live on the arbiters: once their threads are
+                // joined, nothing of this node handles a message any more.
+                for arbiter in arbiters {
+                    let _ = arbiter.join();
+                }
             })
             .map_err(|e| StartError::Actors(e.to_string()))?;
         let built = ready_rx
@@ -400,7 +406,7 @@ impl RealmHandle {
             timeout,
             strategy,
             chain,
-            waited: false,
+            route: Default::default(),
         };
         let span = tracing::info_span!(
             target: telemetry::TARGET,
@@ -538,6 +544,7 @@ fn build(
     arbiters: &[Arbiter],
 ) -> Result<Built, StartError> {
     let own_did = config.net.keypair.did();
+    let client = config.net.client;
     let authorizer = Arc::new(Authorizer::new());
     let dht = Dht::new(network.clone()).start();
     let mut links = Vec::new();
@@ -554,6 +561,7 @@ fn build(
             Router::start_in_arbiter(&arbiter.handle(), move |_| {
                 Router::new(realm, index, authorizer, own_did, chains, max_payload)
                     .congestion(congestion)
+                    .client(client)
             })
         };
         let registry = {
@@ -567,6 +575,7 @@ fn build(
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Registry::start_in_arbiter(&arbiter.handle(), move |_| {
                 Registry::new(realm, index, authorizer, own_did, chains, network, dht)
+                    .client(client)
             })
         };
         let actor = Realm::new(
@@ -581,6 +590,7 @@ fn build(
             },
             dht.clone(),
         )
+        .client(client)
         .start();
         joins.push(RealmJoin {
             realm: realm.name().clone(),
@@ -615,6 +625,7 @@ fn build(
         agent: format!("weft/{}", env!("CARGO_PKG_VERSION")),
         tags: config.tags,
         realms: joins,
+        client,
     });
     let hello = weft_net::framed::encode(&hello, DEFAULT_MAX_FRAME)
         .map_err(|e| StartError::Actors(format!("hello does not fit a frame: {e}")))?;
@@ -629,6 +640,7 @@ fn build(
         config.reconnect,
         peer_events,
     )
+    .client(client)
     .start();
     Ok(Built {
         node,

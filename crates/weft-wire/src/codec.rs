@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use crate::{Frame, WireError};
 
 /// The wire version this code speaks.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Bytes before the body: the length prefix and the version byte.
 pub const HEADER_LEN: usize = 5;
 /// Default frame limit (length prefix value): 1 MiB of payload plus room for the envelope.
@@ -147,6 +147,7 @@ mod tests {
                         proofs: vec!["d.e.f".into()],
                     }],
                 }],
+                client: true,
             }),
             Frame::Refused(Refusal {
                 code: "unauthorized".into(),
@@ -237,11 +238,11 @@ mod tests {
 
     #[test]
     fn other_versions_are_named() {
-        let mut buf = BytesMut::from(&[0, 0, 0, 5, 2, 0, 0, 0, 0][..]);
+        let mut buf = BytesMut::from(&[0, 0, 0, 5, 99, 0, 0, 0, 0][..]);
         assert_eq!(
             Decoder::default().decode(&mut buf),
             Err(WireError::UnsupportedVersion {
-                theirs: 2,
+                theirs: 99,
                 ours: WIRE_VERSION
             })
         );
@@ -304,6 +305,7 @@ mod tests {
             agent: String::new(),
             tags: vec![("k".into(), "v".into()); 33],
             realms: vec![],
+            client: false,
         });
         let mut out = Vec::new();
         encode(&hello, DEFAULT_MAX_FRAME, &mut out).unwrap();

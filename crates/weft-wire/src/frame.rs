@@ -74,6 +74,10 @@ pub struct Hello {
     /// Realms the sender takes part in, each with the chains proving it may; a frame's
     /// [`RealmIndex`] is a position in this list.
     pub realms: Vec<RealmJoin>,
+    /// The sender is a client of the receiver (a process attached with `--connect`): it listens
+    /// nowhere, provides no DHT records, is never redialed, and relies on the receiver to route
+    /// its publications, subscriptions, calls and procedures to the rest of the realm.
+    pub client: bool,
 }
 
 /// A realm the sender joins, with its credentials.

@@ -53,6 +53,7 @@ pub struct NodeBuilder {
     subscriber_queue: Option<usize>,
     peer_queue: Option<usize>,
     congestion: Option<Congestion>,
+    connect: Option<String>,
 }
 
 impl NodeBuilder {
@@ -71,6 +72,21 @@ impl NodeBuilder {
     /// Dials this peer at start to join the mesh (multiaddr or `IP:PORT`).
     pub fn bootstrap(mut self, addr: impl Into<String>) -> Self {
         self.bootstrap.push(addr.into());
+        self
+    }
+
+    /// Attaches to the node at `addr` as its client, the way a NATS client attaches to its
+    /// server: for short-lived processes and applications that are not mesh nodes themselves.
+    ///
+    /// A client listens nowhere, provides no DHT records and is never dialed back, so coming and
+    /// going leaves nothing behind. Its access node routes for it: the client's publications
+    /// reach every matching subscriber of the realm, its subscriptions receive the realm's
+    /// publications, its calls reach any provider the access node knows, and its procedures
+    /// are offered to the realm by the access node. Members check the access node's authority
+    /// for what it relays, and the access node checks the client's. Events relayed to a client
+    /// name the access node as their publisher.
+    pub fn connect(mut self, addr: impl Into<String>) -> Self {
+        self.connect = Some(addr.into());
         self
     }
 
@@ -143,18 +159,30 @@ impl NodeBuilder {
             None => Keypair::generate().map_err(|e| Error::Config(e.to_string()))?,
         };
         let mut net = NetConfig::loopback(key);
-        if !self.listen.is_empty() {
+        if let Some(addr) = &self.connect {
+            if !self.listen.is_empty() || !self.bootstrap.is_empty() {
+                return Err(Error::Config(
+                    "a client (connect) neither listens nor bootstraps: it attaches to one node"
+                        .into(),
+                ));
+            }
+            net.client = true;
+            net.listen = Vec::new();
+            net.bootstrap = vec![parse_addr(addr)?];
+        } else if !self.listen.is_empty() {
             net.listen = self
                 .listen
                 .iter()
                 .map(|a| parse_addr(a))
                 .collect::<Result<_, _>>()?;
         }
-        net.bootstrap = self
-            .bootstrap
-            .iter()
-            .map(|a| parse_addr(a))
-            .collect::<Result<_, _>>()?;
+        if !net.client {
+            net.bootstrap = self
+                .bootstrap
+                .iter()
+                .map(|a| parse_addr(a))
+                .collect::<Result<_, _>>()?;
+        }
         if let Some(idle) = self.idle_timeout {
             net.idle_timeout = idle;
         }

@@ -108,16 +108,14 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Publishes one event, after waiting (bounded) for a subscriber to be known.
+/// Publishes one event through the node it connects to, which routes it to every matching
+/// subscriber of the realm. The goodbye that ends the process leaves only once the event has
+/// been handed to that node's connection, and the node reads it before it hangs up.
 pub(crate) async fn publish(args: PubArgs) -> Result<(), CliError> {
     let payload: Value = serde_json::from_str(&args.json)
         .map_err(|e| CliError::Failed(format!("the payload is not JSON: {e}")))?;
-    let wait = parse_duration(&args.wait)?;
     let node = client(&args.client).await?;
     let realm = client_realm(&node, &args.client)?;
-    // A subscriber we do not know of yet would miss the event; waiting is bounded, and without
-    // any subscriber the event is published anyway (and reaches nobody, as pub/sub does).
-    let _ = tokio::time::timeout(wait, realm.wait_for_subscriber(&args.topic)).await;
     let result = realm.publish(&args.topic, &payload).await;
     node.shutdown().await;
     Ok(result?)
@@ -167,15 +165,8 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), CliError> {
         .strategy(args.strategy.parse::<Strategy>().map_err(CliError::Usage)?);
     let node = client(&args.client).await?;
     let realm = client_realm(&node, &args.client)?;
-    // A provider elsewhere in the mesh is found through discovery: give that the call's timeout.
-    let timeout = options.timeout;
-    let result =
-        match tokio::time::timeout(timeout, realm.wait_for_providers(&args.procedure, 1)).await {
-            Ok(_) => realm.call_with(&args.procedure, &arguments, options).await,
-            Err(_) => Err(weft::Error::Call(weft::CallError::NotFound(
-                args.procedure.clone(),
-            ))),
-        };
+    // The node connected to finds the provider, waiting for one within the call's timeout.
+    let result = realm.call_with(&args.procedure, &arguments, options).await;
     node.shutdown().await;
     println!("{}", result?);
     Ok(())
@@ -246,22 +237,11 @@ async fn run_command(command: &[String], arguments: &Value) -> Result<Value, Han
         .map_err(|e| HandlerError::new("bad_result", format!("{program} did not print JSON: {e}")))
 }
 
-/// Starts a short-lived node connected to `--connect`, and waits until the realm admits it.
+/// Attaches to `--connect` as its client, and waits until the realm admits it.
 async fn client(args: &ClientArgs) -> Result<Node, CliError> {
     let key = load_key(args.key.as_deref())?;
     let did = key.did();
-    let listen = if args.connect.contains("127.0.0.1")
-        || args.connect.contains("/ip6/::1")
-        || args.connect.starts_with("[::1]")
-    {
-        "127.0.0.1:0"
-    } else {
-        "0.0.0.0:0"
-    };
-    let builder = Node::builder()
-        .key(key)
-        .listen(listen)
-        .bootstrap(args.connect.clone());
+    let builder = Node::builder().key(key).connect(args.connect.clone());
     let builder = with_realms(builder, std::slice::from_ref(&args.realm), &args.ucan, did)?;
     let node = builder.start().await?;
     let mut events = node.peer_events();
