@@ -93,7 +93,12 @@ pub(crate) async fn run() -> Result<Summary, Box<dyn std::error::Error>> {
         }
         other => return Err(format!("unexpected: {other:?}").into()),
     };
-    let missing = match shop.call("orders.cancel", &json!({ "id": 1 })).await {
+    // Nobody provides it: the call waits for a provider as long as its timeout allows.
+    let briefly = CallOptions::default().timeout(Duration::from_millis(500));
+    let missing = match shop
+        .call_with("orders.cancel", &json!({ "id": 1 }), briefly)
+        .await
+    {
         Err(Error::Call(e)) => {
             println!("orders.cancel: {e} [{}]", e.code());
             e.code().to_string()

@@ -7,6 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 #[allow(dead_code)] // the example's `main` is not used here
+#[path = "../../../examples/clients.rs"]
+mod clients;
+#[allow(dead_code)]
 #[path = "../../../examples/delegation.rs"]
 mod delegation;
 #[allow(dead_code)]
@@ -115,5 +118,16 @@ async fn multitenant_keeps_each_tenant_in_its_realm() {
             ("call ledger.append", "unauthorized"),
             ("advertise ledger.append", "unauthorized"),
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_come_and_go_and_every_call_and_order_gets_through() {
+    let summary = run("clients", clients::run()).await;
+    assert_eq!(summary.answered, summary.clients);
+    assert_eq!(summary.received, summary.clients);
+    assert!(
+        summary.routing_table <= 1,
+        "only node B, never a client: {summary:?}"
     );
 }
