@@ -11,10 +11,17 @@ use crate::Resource;
 pub struct WeftSemantics;
 
 impl Semantics for WeftSemantics {
-    fn resource_contains(&self, granted: &str, requested: &str) -> bool {
-        match (Resource::parse(granted), Resource::parse(requested)) {
-            (Ok(g), Ok(r)) => g.contains(&r),
-            (Err(_), Err(_)) => granted == requested,
+    /// A `weft://` resource, or the URI of any other.
+    type Resource = Result<Resource, String>;
+
+    fn parse_resource(&self, resource: &str) -> Self::Resource {
+        Resource::parse(resource).map_err(|_| resource.to_owned())
+    }
+
+    fn resource_contains(&self, granted: &Self::Resource, requested: &Self::Resource) -> bool {
+        match (granted, requested) {
+            (Ok(g), Ok(r)) => g.contains(r),
+            (Err(g), Err(r)) => g == r,
             _ => false,
         }
     }
@@ -27,10 +34,18 @@ mod tests {
     #[test]
     fn weft_resources_narrow_by_pattern() {
         let s = WeftSemantics;
-        assert!(s.resource_contains("weft://io.acme/orders.**", "weft://io.acme/orders.*"));
-        assert!(!s.resource_contains("weft://io.acme/orders.*", "weft://io.acme/orders.**"));
-        assert!(s.resource_contains("mailto:a@b.c", "mailto:a@b.c"));
-        assert!(!s.resource_contains("mailto:a@b.c", "weft://io.acme"));
-        assert!(!s.resource_contains("weft://io.acme", "mailto:a@b.c"));
+        let contains =
+            |g: &str, r: &str| s.resource_contains(&s.parse_resource(g), &s.parse_resource(r));
+        assert!(contains(
+            "weft://io.acme/orders.**",
+            "weft://io.acme/orders.*"
+        ));
+        assert!(!contains(
+            "weft://io.acme/orders.*",
+            "weft://io.acme/orders.**"
+        ));
+        assert!(contains("mailto:a@b.c", "mailto:a@b.c"));
+        assert!(!contains("mailto:a@b.c", "weft://io.acme"));
+        assert!(!contains("weft://io.acme", "mailto:a@b.c"));
     }
 }

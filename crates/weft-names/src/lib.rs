@@ -15,6 +15,7 @@
 //! bound their input before they parse it.
 #![warn(missing_docs)]
 
+pub mod containment;
 pub mod error;
 pub mod name;
 pub mod pattern;

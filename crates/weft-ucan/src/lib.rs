@@ -34,5 +34,5 @@ pub use capability::{Capability, Caveat, ability_covers, caveats_enable};
 pub use cid::{Cid, HashAlg};
 pub use error::UcanError;
 pub use semantics::{DefaultSemantics, Semantics};
-pub use token::{MAX_TOKEN_LEN, Token, UCAN_VERSION, decode_unverified};
+pub use token::{MAX_CAPABILITIES, MAX_TOKEN_LEN, Token, UCAN_VERSION, decode_unverified};
 pub use validate::{DEFAULT_LEEWAY, MAX_CHAIN_DEPTH, ProofStore, Validator, VerifiedToken};

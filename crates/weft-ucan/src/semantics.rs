@@ -8,8 +8,15 @@ use crate::ability_covers;
 /// UCAN 0.10 leaves resource semantics to the application; weft's capability layer implements
 /// this trait with pattern containment for `weft://` resources.
 pub trait Semantics {
+    /// A resource as the rules read it, parsed once per delegation step rather than once per
+    /// pair of capabilities compared.
+    type Resource;
+
+    /// Reads a resource URI.
+    fn parse_resource(&self, resource: &str) -> Self::Resource;
+
     /// Does the granted resource include everything the requested one names?
-    fn resource_contains(&self, granted: &str, requested: &str) -> bool;
+    fn resource_contains(&self, granted: &Self::Resource, requested: &Self::Resource) -> bool;
 
     /// Does the granted ability cover the requested one? Defaults to UCAN's ability hierarchy.
     fn ability_covers(&self, granted: &str, requested: &str) -> bool {
@@ -22,7 +29,13 @@ pub trait Semantics {
 pub struct DefaultSemantics;
 
 impl Semantics for DefaultSemantics {
-    fn resource_contains(&self, granted: &str, requested: &str) -> bool {
+    type Resource = String;
+
+    fn parse_resource(&self, resource: &str) -> String {
+        resource.to_owned()
+    }
+
+    fn resource_contains(&self, granted: &String, requested: &String) -> bool {
         granted == requested
     }
 }

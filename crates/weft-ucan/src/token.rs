@@ -21,6 +21,9 @@ pub const UCAN_VERSION: &str = "0.10.0";
 /// Longest token accepted, in bytes. Real tokens are a few hundred bytes; the bound keeps a hostile
 /// peer or a mistaken argument from costing more than a bounded decode.
 pub const MAX_TOKEN_LEN: usize = 32 * 1024;
+/// Most capabilities (resource–ability pairs) one token may grant. Checking a delegation compares
+/// each of a token's capabilities with each of its proofs': the product stays small.
+pub const MAX_CAPABILITIES: usize = 64;
 
 /// A parsed UCAN: its exact bytes, its decoded fields and its CID.
 ///
@@ -322,6 +325,12 @@ fn capabilities(value: &Value) -> Result<Vec<Capability>, UcanError> {
                     ));
                 }
             };
+            if out.len() == MAX_CAPABILITIES {
+                return Err(UcanError::incorrect_type(
+                    "payload.cap",
+                    format!("grants more than {MAX_CAPABILITIES} capabilities"),
+                ));
+            }
             out.push(Capability {
                 resource: resource.clone(),
                 ability: ability.to_ascii_lowercase(),
@@ -397,6 +406,21 @@ mod tests {
         let good = jwt(H, &payload(""));
         assert_eq!(code(&good[..good.len() - 3]), "badSignature");
         assert_eq!(code(&good[1..]), "malformed");
+    }
+
+    #[test]
+    fn capabilities_per_token_are_bounded() {
+        let caps = |n: usize| {
+            let entries: Vec<String> = (0..n)
+                .map(|i| format!(r#""weft://r/a{i}":{{"msg/publish":[{{}}]}}"#))
+                .collect();
+            format!(
+                r#"{{"ucv":"0.10.0","iss":"{ISS}","aud":"{ISS}","exp":null,"cap":{{{}}}}}"#,
+                entries.join(",")
+            )
+        };
+        assert_eq!(code(&jwt(H, &caps(MAX_CAPABILITIES))), "ok");
+        assert_eq!(code(&jwt(H, &caps(MAX_CAPABILITIES + 1))), "incorrectType");
     }
 
     #[test]

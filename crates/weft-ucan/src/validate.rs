@@ -220,8 +220,20 @@ impl<S: Semantics> Validator<S> {
         if proofs.is_empty() {
             return Ok(());
         }
+        // Each resource is read once for the step: a token with `n` capabilities over proofs
+        // with `m` is `n × m` comparisons, not as many parses.
+        let parse =
+            |capability: &'_ Capability| self.semantics.parse_resource(&capability.resource);
+        let granted: Vec<Vec<S::Resource>> = proofs
+            .iter()
+            .map(|p| p.capabilities().iter().map(parse).collect())
+            .collect();
         for capability in token.capabilities() {
-            if !proofs.iter().any(|p| self.grants(p, capability)) {
+            let requested = parse(capability);
+            let granted_by = |(proof, resources): (&&Token, &Vec<S::Resource>)| {
+                self.grants(proof, resources, capability, &requested)
+            };
+            if !proofs.iter().zip(&granted).any(granted_by) {
                 return Err(UcanError::InvalidDelegation(format!(
                     "{} on {} is not granted by any proof (a delegation may only narrow)",
                     capability.ability, capability.resource
@@ -231,16 +243,25 @@ impl<S: Semantics> Validator<S> {
         Ok(())
     }
 
-    /// Does `proof` grant `requested` (same or wider resource, ability and caveats)?
-    fn grants(&self, proof: &Token, requested: &Capability) -> bool {
-        proof.capabilities().iter().any(|granted| {
-            self.semantics
-                .resource_contains(&granted.resource, &requested.resource)
-                && self
-                    .semantics
-                    .ability_covers(&granted.ability, &requested.ability)
-                && caveats_enable(&granted.caveats, &requested.caveats)
-        })
+    /// Does `proof` (whose resources are `resources`, in order) grant `capability` (same or
+    /// wider resource, ability and caveats)? Resources are compared last: they cost the most.
+    fn grants(
+        &self,
+        proof: &Token,
+        resources: &[S::Resource],
+        capability: &Capability,
+        requested: &S::Resource,
+    ) -> bool {
+        proof
+            .capabilities()
+            .iter()
+            .zip(resources)
+            .any(|(granted, resource)| {
+                self.semantics
+                    .ability_covers(&granted.ability, &capability.ability)
+                    && caveats_enable(&granted.caveats, &capability.caveats)
+                    && self.semantics.resource_contains(resource, requested)
+            })
     }
 }
 
