@@ -717,3 +717,110 @@ fn promtool_check(text: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A gateway run under the realm owner's own key still verifies every token it is handed, and
+/// acts for a client under the client's delegation, never with the owner's authority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_keyed_gateway_verifies_every_token() {
+    let metrics = weft_http::install_metrics().unwrap();
+    let owner = Keypair::generate().unwrap();
+    let client = Keypair::generate().unwrap();
+    let gateway = Arc::new(
+        Node::builder()
+            .key(owner.clone())
+            .realm(REALM, owner.did())
+            .start()
+            .await
+            .unwrap(),
+    );
+    let http = HttpServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        gateway.clone(),
+        HttpConfig {
+            metrics: Some(metrics),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", http.local_addr());
+    let client_grant = grant(
+        &owner,
+        client.did(),
+        &[
+            ("weft://io.acme/orders.*", "msg/publish"),
+            ("weft://io.acme/orders.*", "msg/subscribe"),
+        ],
+        None,
+    );
+    let bearer = grant(
+        &client,
+        owner.did(),
+        &[
+            ("weft://io.acme/orders.*", "msg/publish"),
+            ("weft://io.acme/orders.*", "msg/subscribe"),
+        ],
+        Some(&client_grant),
+    );
+    let mut corrupted = bearer.as_str().to_owned().into_bytes();
+    let at = corrupted.len() - 10; // inside the signature
+    corrupted[at] = if corrupted[at] == b'A' { b'B' } else { b'A' };
+    let corrupted = String::from_utf8(corrupted).unwrap();
+    let request = |method: reqwest::Method, path: &str, token: &str| {
+        reqwest::Client::new()
+            .request(method, format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .bearer_auth(token)
+            .header("ucans", client_grant.as_str())
+            .body("{}")
+    };
+    let publish = "/v1/realms/io.acme/publish/orders.placed";
+
+    let response = request(reqwest::Method::POST, publish, &corrupted)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "a corrupted signature"
+    );
+    let response = request(reqwest::Method::POST, publish, bearer.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "within the client's grant"
+    );
+    let response = request(
+        reqwest::Method::POST,
+        "/v1/realms/io.acme/publish/billing.refund",
+        bearer.as_str(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "beyond the client's grant"
+    );
+    let response = request(
+        reqwest::Method::GET,
+        "/v1/realms/io.acme/subscribe/**",
+        bearer.as_str(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "a stream beyond the client's grant"
+    );
+
+    http.shutdown().await;
+    gateway.shutdown().await;
+}
