@@ -184,6 +184,7 @@ impl Authorizer {
                 action.describe()
             ))
         })?;
+        precheck(chain, realm, owner, actor, now, self.validator.leeway())?;
         let compiled = self.compiled(chain)?;
         compiled.leaf.check_time(now, self.validator.leeway())?;
         if self.any_revoked.load(Ordering::Acquire) {
@@ -312,6 +313,56 @@ impl Authorizer {
         }
         result.map_err(AuthError::Invalid)
     }
+}
+
+/// Refuses, without verifying a signature, a chain bound to fail: a leaf addressed to another
+/// actor or outside its time, a cited proof missing, or no root issued by the realm's owner. What
+/// costs nothing goes first, so a chain a stranger makes up costs no Ed25519 work at all.
+fn precheck(
+    chain: &Chain,
+    realm: &Realm,
+    owner: &Did,
+    actor: &Did,
+    now: u64,
+    leeway: u64,
+) -> Result<(), AuthError> {
+    let leaf = chain.leaf();
+    if leaf.audience() != actor {
+        return Err(AuthError::WrongAudience {
+            audience: *leaf.audience(),
+            actor: *actor,
+        });
+    }
+    leaf.check_time(now, leeway).map_err(AuthError::Invalid)?;
+    let mut rooted = false;
+    let mut seen: Vec<Cid> = Vec::new();
+    let mut stack: Vec<&Token> = vec![leaf];
+    while let Some(token) = stack.pop() {
+        if seen.contains(token.cid()) {
+            continue;
+        }
+        seen.push(*token.cid());
+        if token.proofs().is_empty() {
+            rooted |= token.issuer() == owner;
+            continue;
+        }
+        for cid in token.proofs() {
+            let proof = chain.proofs().get(cid).ok_or_else(|| {
+                AuthError::Invalid(UcanError::IncorrectProofs(format!(
+                    "proof {cid} was not provided"
+                )))
+            })?;
+            stack.push(proof);
+        }
+    }
+    if !rooted {
+        return Err(AuthError::Unauthorized(format!(
+            "chain {} is not rooted at the owner of {}",
+            leaf.cid(),
+            realm.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Verified chains (and known-bad ones) by leaf CID, evicted oldest first.
@@ -695,6 +746,63 @@ mod tests {
         let corrupted = String::from_utf8(corrupted).unwrap();
         let chain = Chain::parse(&corrupted, &[to_service.as_str().to_owned()]).unwrap();
         assert_eq!(publish(&chain, &t).unwrap_err().code(), "badSignature");
+    }
+
+    #[test]
+    fn what_costs_nothing_is_checked_before_any_signature() {
+        let w = world();
+        let auth = Authorizer::new();
+        let t = name("orders.get");
+        let corrupt = |token: &Token| {
+            let mut text = token.as_str().to_owned().into_bytes();
+            let at = text.len() - 10;
+            text[at] = if text[at] == b'A' { b'B' } else { b'A' };
+            String::from_utf8(text).unwrap()
+        };
+        let check = |leaf: &str, proofs: &[String], actor: &Did| {
+            let chain = Chain::parse(leaf, proofs).unwrap();
+            auth.authorize(&w.realm, Some(&chain), actor, Action::Publish(&t), 100)
+                .unwrap_err()
+                .code()
+                .to_owned()
+        };
+        let good = Builder::new(&w.owner, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .build()
+            .unwrap();
+        // Each of these has a bad signature too; the cheap fault is the one reported.
+        assert_eq!(check(&corrupt(&good), &[], &w.team.did()), "wrongAudience");
+        let stranger = Builder::new(&w.team, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .build()
+            .unwrap();
+        assert_eq!(
+            check(&corrupt(&stranger), &[], &w.service.did()),
+            "unauthorized"
+        );
+        let citing = Builder::new(&w.team, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .proof(*good.cid())
+            .build()
+            .unwrap();
+        assert_eq!(
+            check(&corrupt(&citing), &[], &w.service.did()),
+            "incorrectProofs"
+        );
+        let expired = Builder::new(&w.owner, w.service.did())
+            .expires_at(10)
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .build()
+            .unwrap();
+        assert_eq!(check(&corrupt(&expired), &[], &w.service.did()), "expired");
+        // Nothing cheap is wrong: the signature is what fails.
+        assert_eq!(
+            check(&corrupt(&good), &[], &w.service.did()),
+            "badSignature"
+        );
     }
 
     #[test]
