@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use weft_names::containment::Budget;
 use weft_names::{NameError, Pattern, RealmName};
 
 /// The URI scheme of weft resources.
@@ -66,6 +67,11 @@ impl Resource {
     /// Does this resource include everything `other` names? A realm contains itself and every
     /// pattern in it; a pattern contains the patterns it is wider than, in the same realm.
     pub fn contains(&self, other: &Resource) -> bool {
+        self.contains_within(other, &mut Budget::default())
+    }
+
+    /// [`contains`](Self::contains), spending pattern work from a budget shared with other checks.
+    pub fn contains_within(&self, other: &Resource, budget: &mut Budget) -> bool {
         match (self, other) {
             (Resource::Realm(a), other) => a == other.realm(),
             (Resource::Names { .. }, Resource::Realm(_)) => false,
@@ -78,7 +84,7 @@ impl Resource {
                     realm: b,
                     pattern: q,
                 },
-            ) => a == b && p.contains(q),
+            ) => a == b && p.contains_within(q, budget),
         }
     }
 }

@@ -36,6 +36,32 @@ const STATE_COST: usize = 16;
 /// containment"); the patterns people write need a few dozen.
 pub const BUDGET: usize = 40 * 1024;
 
+/// Work left for checks that share one bound: all the pairs of resources compared while one
+/// chain is verified, say, so a chain of many pathological pairs costs no more than a few.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    /// `work` units, in [`BUDGET`]'s measure.
+    pub fn new(work: usize) -> Self {
+        Self { left: work }
+    }
+
+    /// Nothing is left: every further check is answered [`Outcome::TooComplex`].
+    pub fn is_spent(&self) -> bool {
+        self.left == 0
+    }
+}
+
+/// One check's worth.
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new(BUDGET)
+    }
+}
+
 /// The answer of [`search`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -43,12 +69,20 @@ pub enum Outcome {
     Contained,
     /// Some name `inner` matches, `outer` does not.
     NotContained,
-    /// Not decided within [`BUDGET`].
+    /// Not decided within the budget.
     TooComplex,
 }
 
-/// Decides whether `outer` matches every name `inner` matches (both at most 32 segments).
-pub fn search(outer: &[Segment], inner: &[Segment]) -> Outcome {
+/// Decides whether `outer` matches every name `inner` matches (both at most 32 segments), spending
+/// from `budget` the work it does.
+pub fn search(outer: &[Segment], inner: &[Segment], budget: &mut Budget) -> Outcome {
+    let mut work = 0;
+    let outcome = walk(outer, inner, budget.left, &mut work);
+    budget.left = budget.left.saturating_sub(work);
+    outcome
+}
+
+fn walk(outer: &[Segment], inner: &[Segment], limit: usize, work: &mut usize) -> Outcome {
     let (mut one, mut many) = (0u64, 0u64);
     for (i, segment) in outer.iter().enumerate().take(MAX_SEGMENTS) {
         match segment {
@@ -79,25 +113,24 @@ pub fn search(outer: &[Segment], inner: &[Segment]) -> Outcome {
     // reached with none (only at the start, through `**` standing for nothing).
     let mut reached: Vec<Vec<u64>> = vec![Vec::new(); inner.len() + 1];
     let mut reached_empty: Vec<(usize, u64)> = Vec::new();
-    let mut work = 0usize;
     while let Some((at, len, states)) = queue.pop_front() {
         if len == 0 {
-            work += reached_empty.len();
+            *work += reached_empty.len();
             if reached_empty.contains(&(at, states)) {
                 continue;
             }
             reached_empty.push((at, states));
         } else {
             let kept = &mut reached[at];
-            work += 2 * kept.len();
+            *work += 2 * kept.len();
             if kept.iter().any(|&k| subset(k, states)) {
                 continue;
             }
             kept.retain(|&k| !subset(states, k));
             kept.push(states);
         }
-        work += STATE_COST;
-        if work > BUDGET {
+        *work += STATE_COST;
+        if *work > limit {
             return Outcome::TooComplex;
         }
         let Some(segment) = inner.get(at) else {
@@ -165,7 +198,7 @@ mod tests {
 
     fn outcome(outer: &str, inner: &str) -> Outcome {
         let (outer, inner) = (Pattern::new(outer).unwrap(), Pattern::new(inner).unwrap());
-        search(outer.segments(), inner.segments())
+        search(outer.segments(), inner.segments(), &mut Budget::default())
     }
 
     #[test]
@@ -210,6 +243,29 @@ mod tests {
             !Pattern::new(outer)
                 .unwrap()
                 .contains(&Pattern::new(inner).unwrap())
+        );
+    }
+
+    #[test]
+    fn a_shared_budget_runs_out_and_then_refuses() {
+        let outer = Pattern::new(&format!("**{}", ".a.*".repeat(15))).unwrap();
+        let inner = Pattern::new("a.**.".repeat(16).trim_end_matches('.')).unwrap();
+        let mut budget = Budget::default();
+        // Each of these costs about half a check's budget.
+        let first = search(outer.segments(), inner.segments(), &mut budget);
+        assert_eq!(first, Outcome::NotContained);
+        assert!(!budget.is_spent());
+        let mut outcomes = Vec::new();
+        while !budget.is_spent() {
+            outcomes.push(search(outer.segments(), inner.segments(), &mut budget));
+        }
+        assert_eq!(outcomes.last(), Some(&Outcome::TooComplex));
+        let cheap = Pattern::new("orders.**").unwrap();
+        let narrow = Pattern::new("orders.*").unwrap();
+        assert_eq!(
+            search(cheap.segments(), narrow.segments(), &mut budget),
+            Outcome::TooComplex,
+            "nothing is decided once the budget is spent"
         );
     }
 }

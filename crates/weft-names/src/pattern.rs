@@ -132,6 +132,12 @@ impl Pattern {
     /// `b.**.a` (by cases on what the `**` stands for), for instance. See [`containment`] for the
     /// method and its bound: a pair whose check would pass that bound is answered "no".
     pub fn contains(&self, other: &Pattern) -> bool {
+        self.contains_within(other, &mut containment::Budget::default())
+    }
+
+    /// [`contains`](Self::contains), spending from a budget shared with other checks (see
+    /// [`containment::Budget`]); once it is spent, the answer is "no".
+    pub fn contains_within(&self, other: &Pattern, budget: &mut containment::Budget) -> bool {
         if self == other || self.segments.iter().all(|s| *s == Segment::Many) {
             return true;
         }
@@ -139,7 +145,8 @@ impl Pattern {
             let name: Vec<&str> = other.text.split('.').collect();
             return self.matches_segments(&name);
         }
-        containment::search(&self.segments, &other.segments) == containment::Outcome::Contained
+        containment::search(&self.segments, &other.segments, budget)
+            == containment::Outcome::Contained
     }
 }
 

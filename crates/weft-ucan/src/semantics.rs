@@ -12,11 +12,21 @@ pub trait Semantics {
     /// pair of capabilities compared.
     type Resource;
 
+    /// What bounds the work of comparing resources while one chain is verified; a fresh one per
+    /// chain.
+    type Budget: Default;
+
     /// Reads a resource URI.
     fn parse_resource(&self, resource: &str) -> Self::Resource;
 
-    /// Does the granted resource include everything the requested one names?
-    fn resource_contains(&self, granted: &Self::Resource, requested: &Self::Resource) -> bool;
+    /// Does the granted resource include everything the requested one names? Spends from
+    /// `budget`; once it is spent the answer may be a refusal.
+    fn resource_contains(
+        &self,
+        granted: &Self::Resource,
+        requested: &Self::Resource,
+        budget: &mut Self::Budget,
+    ) -> bool;
 
     /// Does the granted ability cover the requested one? Defaults to UCAN's ability hierarchy.
     fn ability_covers(&self, granted: &str, requested: &str) -> bool {
@@ -30,12 +40,13 @@ pub struct DefaultSemantics;
 
 impl Semantics for DefaultSemantics {
     type Resource = String;
+    type Budget = ();
 
     fn parse_resource(&self, resource: &str) -> String {
         resource.to_owned()
     }
 
-    fn resource_contains(&self, granted: &String, requested: &String) -> bool {
+    fn resource_contains(&self, granted: &String, requested: &String, _budget: &mut ()) -> bool {
         granted == requested
     }
 }

@@ -171,7 +171,8 @@ impl<S: Semantics> Validator<S> {
         proofs: &ProofStore,
     ) -> Result<Arc<VerifiedToken>, UcanError> {
         let mut memo = HashMap::new();
-        self.verify_node(token.into(), proofs, 0, &mut memo)
+        let mut budget = S::Budget::default();
+        self.verify_node(token.into(), proofs, 0, &mut memo, &mut budget)
     }
 
     fn verify_node(
@@ -181,6 +182,8 @@ impl<S: Semantics> Validator<S> {
         depth: usize,
         // A proof cited along several paths is verified once.
         memo: &mut HashMap<Cid, Arc<VerifiedToken>>,
+        // Resource comparisons for the whole chain share one bound.
+        budget: &mut S::Budget,
     ) -> Result<Arc<VerifiedToken>, UcanError> {
         if depth >= MAX_CHAIN_DEPTH {
             return Err(UcanError::IncorrectProofs(format!(
@@ -195,10 +198,10 @@ impl<S: Semantics> Validator<S> {
             let proof = store.get(cid).ok_or_else(|| {
                 UcanError::IncorrectProofs(format!("proof {cid} was not provided"))
             })?;
-            proofs.push(self.verify_node(proof.clone(), store, depth + 1, memo)?);
+            proofs.push(self.verify_node(proof.clone(), store, depth + 1, memo, budget)?);
         }
         let direct: Vec<&Token> = proofs.iter().map(|p| &**p.token()).collect();
-        self.check_delegation_step(&token, &direct)?;
+        self.check_step(&token, &direct, budget)?;
         // The token's own signature is checked last: when a delegation is broken and the
         // signature is bad too, the conformance fixtures expect the delegation error.
         token.verify_signature()?;
@@ -214,6 +217,15 @@ impl<S: Semantics> Validator<S> {
     /// [`verify_chain`](Self::verify_chain) applies it at every link; a tool issuing a token can
     /// apply it to refuse a delegation that its own proofs do not support.
     pub fn check_delegation_step(&self, token: &Token, proofs: &[&Token]) -> Result<(), UcanError> {
+        self.check_step(token, proofs, &mut S::Budget::default())
+    }
+
+    fn check_step(
+        &self,
+        token: &Token,
+        proofs: &[&Token],
+        budget: &mut S::Budget,
+    ) -> Result<(), UcanError> {
         for proof in proofs {
             check_delegation(token, proof)?;
         }
@@ -230,10 +242,10 @@ impl<S: Semantics> Validator<S> {
             .collect();
         for capability in token.capabilities() {
             let requested = parse(capability);
-            let granted_by = |(proof, resources): (&&Token, &Vec<S::Resource>)| {
-                self.grants(proof, resources, capability, &requested)
-            };
-            if !proofs.iter().zip(&granted).any(granted_by) {
+            let granted_by = proofs.iter().zip(&granted).any(|(proof, resources)| {
+                self.grants(proof, resources, capability, &requested, budget)
+            });
+            if !granted_by {
                 return Err(UcanError::InvalidDelegation(format!(
                     "{} on {} is not granted by any proof (a delegation may only narrow)",
                     capability.ability, capability.resource
@@ -251,6 +263,7 @@ impl<S: Semantics> Validator<S> {
         resources: &[S::Resource],
         capability: &Capability,
         requested: &S::Resource,
+        budget: &mut S::Budget,
     ) -> bool {
         proof
             .capabilities()
@@ -260,7 +273,9 @@ impl<S: Semantics> Validator<S> {
                 self.semantics
                     .ability_covers(&granted.ability, &capability.ability)
                     && caveats_enable(&granted.caveats, &capability.caveats)
-                    && self.semantics.resource_contains(resource, requested)
+                    && self
+                        .semantics
+                        .resource_contains(resource, requested, budget)
             })
     }
 }
