@@ -130,6 +130,11 @@ impl Authorizer {
         }
     }
 
+    /// The clock-skew leeway in seconds: how long past its `exp` a token still holds.
+    pub fn leeway(&self) -> u64 {
+        self.validator.leeway()
+    }
+
     /// Sets the clock-skew leeway in seconds.
     pub fn with_leeway(mut self, leeway: u64) -> Self {
         self.validator = self.validator.with_leeway(leeway);

@@ -48,6 +48,7 @@ pub mod router;
 pub mod runtime;
 pub mod sequence;
 pub mod settings;
+mod standing;
 pub mod telemetry;
 mod waiters;
 

@@ -27,6 +27,8 @@ pub(crate) struct Member {
     /// A client of this node: what it publishes is relayed to the realm, and what the realm
     /// publishes is relayed to it.
     pub(crate) client: bool,
+    /// The realm's index in its hello.
+    pub(crate) index: weft_wire::RealmIndex,
 }
 
 /// Members by slot, and slots by peer.
@@ -107,6 +109,7 @@ mod tests {
             chains: Arc::new(Vec::new()),
             sender: PeerSender::detached(),
             client: false,
+            index: 0,
         }
     }
 

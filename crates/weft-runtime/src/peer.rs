@@ -73,6 +73,19 @@ impl PeerSender {
         self.outbox.push_control(frame);
     }
 
+    /// Tells the peer it is refused in one realm (`realm` indexes the peer's hello): at
+    /// admission, or when a standing grant ends.
+    pub fn send_denial(&self, realm: RealmIndex, code: &str, reason: String) {
+        let denial = Frame::Denied(Denial {
+            realm,
+            code: code.to_owned(),
+            reason,
+        });
+        if let Ok(bytes) = weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME) {
+            self.send_control(&bytes);
+        }
+    }
+
     /// Resolves once its queue is below half full, or the peer is gone.
     pub async fn drained(&self) {
         self.outbox.drained().await;
@@ -331,6 +344,7 @@ impl PeerConnection {
                 continue;
             };
             let admit = Admit {
+                index,
                 peer: self.peer,
                 did: self.did,
                 chains: join.chains,
@@ -356,18 +370,7 @@ impl PeerConnection {
                                 }
                                 act.admitted.push(actor);
                             }
-                            Ok(Err(e)) => {
-                                let denial = Frame::Denied(Denial {
-                                    realm: index,
-                                    code: e.code().into(),
-                                    reason: e.to_string(),
-                                });
-                                if let Ok(bytes) =
-                                    weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME)
-                                {
-                                    act.sender.send_control(&bytes);
-                                }
-                            }
+                            Ok(Err(e)) => act.sender.send_denial(index, e.code(), e.to_string()),
                             Err(e) => debug!(error = %e, "realm actor gone during admission"),
                         }
                     }

@@ -39,6 +39,7 @@ use crate::local::LocalSink;
 use crate::peer::PeerSender;
 use crate::registry::Registry;
 use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
+use crate::standing::Standing;
 use crate::{SubscribeError, unix_now};
 
 /// First delay between membership lookups; it doubles up to [`DISCOVERY_ALONE_MAX`] or
@@ -72,6 +73,8 @@ pub struct Routes {
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Routes, AuthError>")]
 pub struct Admit {
+    /// The realm's index in the peer's hello.
+    pub index: RealmIndex,
     /// The peer.
     pub peer: PeerId,
     /// Its DID, proven by the transport.
@@ -140,6 +143,8 @@ struct Member {
     chains: Arc<Vec<Chain>>,
     sender: PeerSender,
     client: bool,
+    /// The realm's index in its hello.
+    index: RealmIndex,
 }
 
 /// A realm hosted by this node.
@@ -163,6 +168,8 @@ pub struct Realm {
     chain_cache: ChainCache,
     /// This node is a client: it neither provides the membership key nor looks for members.
     client: bool,
+    /// Memberships, which end when the `realm/join` chain they rest on does.
+    memberships: Standing<PeerId, ()>,
     next_id: u32,
     discovery_delay: Duration,
     /// The next membership lookup, once scheduled.
@@ -207,6 +214,7 @@ impl Realm {
             relayed: HashMap::new(),
             chain_cache: ChainCache::default(),
             client: false,
+            memberships: Standing::default(),
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
             next_discovery: None,
@@ -263,6 +271,7 @@ impl Actor for Realm {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(crate::standing::SWEEP, |act, _ctx| act.sweep());
         if self.client {
             return;
         }
@@ -273,6 +282,48 @@ impl Actor for Realm {
             key: membership_key(&self.realm),
         });
         ctx.notify(Discover);
+    }
+}
+
+impl Realm {
+    /// Ends the memberships whose `realm/join` chain expired or was revoked: the member's
+    /// subscriptions and procedures go, it is told, and the end is counted. Its session stays
+    /// for its other realms.
+    fn sweep(&mut self) {
+        let due = self.memberships.due(
+            unix_now(),
+            self.authorizer.leeway(),
+            self.authorizer.revocation_epoch(),
+        );
+        for peer in due {
+            let Some(member) = self.members.get(&peer) else {
+                continue;
+            };
+            let allowed = self.authorizer.authorize_any(
+                &self.realm,
+                &member.chains,
+                &member.did,
+                Action::Join,
+                unix_now(),
+            );
+            match allowed {
+                Ok(grant) => self.memberships.insert(peer, (), &grant),
+                Err(e) => {
+                    let reason = format!("membership of {} ended: {e}", self.realm);
+                    warn!(peer = %member.did, %reason, "standing grant ended");
+                    member.sender.send_denial(member.index, e.code(), reason);
+                    crate::telemetry::grant_ended(self.realm.name(), "membership", e.code());
+                    self.memberships.remove(&peer);
+                    if let Some(member) = self.members.remove(&peer)
+                        && member.client
+                    {
+                        self.drop_relayed(&peer);
+                    }
+                    self.registry.do_send(MemberLeft { peer });
+                    self.router.do_send(MemberLeft { peer });
+                }
+            }
+        }
     }
 }
 
@@ -312,13 +363,20 @@ impl Handler<Admit> for Realm {
                 Err(e) => debug!(peer = %msg.did.short(), error = %e, "unparsable chain ignored"),
             }
         }
-        if let Err(e) =
-            self.authorizer
-                .authorize_any(&self.realm, &chains, &msg.did, Action::Join, unix_now())
-        {
-            warn!(realm = %self.realm.name(), peer = %msg.did, error = %e, "peer refused");
-            return Err(e);
-        }
+        let grant = match self.authorizer.authorize_any(
+            &self.realm,
+            &chains,
+            &msg.did,
+            Action::Join,
+            unix_now(),
+        ) {
+            Ok(grant) => grant,
+            Err(e) => {
+                warn!(realm = %self.realm.name(), peer = %msg.did, error = %e, "peer refused");
+                return Err(e);
+            }
+        };
+        self.memberships.insert(msg.peer, (), &grant);
         info!(realm = %self.realm.name(), peer = %msg.did.short(), client = msg.client, "peer admitted");
         // A client sends everything to this node anyway: it needs none of our interests.
         if !msg.client {
@@ -350,6 +408,7 @@ impl Handler<Admit> for Realm {
             tags: msg.tags,
             sender: msg.sender.clone(),
             client: msg.client,
+            index: msg.index,
         };
         self.registry.do_send(joined.clone());
         self.router.do_send(joined);
@@ -362,6 +421,7 @@ impl Handler<Admit> for Realm {
                 chains,
                 sender: msg.sender,
                 client: msg.client,
+                index: msg.index,
             },
         );
         Ok(Routes {
@@ -376,6 +436,7 @@ impl Handler<PeerLeft> for Realm {
     type Result = ();
 
     fn handle(&mut self, msg: PeerLeft, ctx: &mut Context<Self>) {
+        self.memberships.remove(&msg.peer);
         if let Some(member) = self.members.remove(&msg.peer) {
             if member.client {
                 self.drop_relayed(&msg.peer);

@@ -48,6 +48,7 @@ use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::relay::{self, Origin};
 use crate::router::{MemberJoined, MemberLeft};
+use crate::standing::Standing;
 use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
@@ -194,6 +195,8 @@ struct Member {
     tags: Arc<Vec<(String, String)>>,
     sender: PeerSender,
     client: bool,
+    /// The realm's index in its hello.
+    index: RealmIndex,
 }
 
 struct Pending {
@@ -228,6 +231,8 @@ pub struct Registry {
     client: bool,
     /// The node is shutting down: nothing more is served.
     leaving: bool,
+    /// Peers' advertisements, which end when the chain they rest on does.
+    adverts: Standing<(PeerId, Name), ()>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -271,6 +276,7 @@ impl Registry {
             realm,
             client: false,
             leaving: false,
+            adverts: Standing::default(),
         }
     }
 
@@ -386,6 +392,7 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(16 * 1024);
+        ctx.run_interval(crate::standing::SWEEP, |act, _ctx| act.sweep());
     }
 }
 
@@ -933,6 +940,7 @@ impl Handler<RemoteAdvert> for Registry {
         };
         let offered = self.offers(&msg.procedure);
         if !msg.provides {
+            self.adverts.remove(&(msg.peer, msg.procedure.clone()));
             self.providers
                 .remove(&msg.procedure, &Provider::Remote(msg.peer));
             self.offer_changed(&msg.procedure, offered);
@@ -946,7 +954,9 @@ impl Handler<RemoteAdvert> for Registry {
             action,
             unix_now(),
         ) {
-            Ok(_) => {
+            Ok(grant) => {
+                self.adverts
+                    .insert((msg.peer, msg.procedure.clone()), (), &grant);
                 self.providers
                     .add(msg.procedure.clone(), Provider::Remote(msg.peer));
                 self.offer_changed(&msg.procedure, offered);
@@ -986,6 +996,7 @@ impl Handler<MemberJoined> for Registry {
                 tags: msg.tags,
                 sender: msg.sender,
                 client: msg.client,
+                index: msg.index,
             },
         );
         if self.client {
@@ -1029,6 +1040,7 @@ impl Registry {
     /// Removes what `peer` provided, withdrawing from the members what this node offered only
     /// for it.
     fn forget_member(&mut self, peer: &PeerId) {
+        self.adverts.retain(|(p, _)| p != peer);
         let procedures = self.providers.procedures_of(peer);
         let offered: Vec<bool> = procedures.iter().map(|p| self.offers(p)).collect();
         self.providers.remove_peer(peer);
@@ -1060,5 +1072,42 @@ impl Handler<Withdraw> for Registry {
             let all = u32::try_from(MAX_CONCURRENT_HANDLERS).unwrap_or(u32::MAX);
             let _ = tokio::time::timeout(msg.timeout, slots.acquire_many(all)).await;
         })
+    }
+}
+
+impl Registry {
+    /// Ends the peers' advertisements whose chain expired or was revoked: calls stop going
+    /// there, the peer is told, and the end is counted.
+    fn sweep(&mut self) {
+        let due = self.adverts.due(
+            unix_now(),
+            self.authorizer.leeway(),
+            self.authorizer.revocation_epoch(),
+        );
+        for (peer, procedure) in due {
+            let Some(member) = self.members.get(&peer) else {
+                continue;
+            };
+            let allowed = self.authorizer.authorize_any(
+                &self.realm,
+                &member.chains,
+                &member.did,
+                Action::Advertise(&procedure),
+                unix_now(),
+            );
+            match allowed {
+                Ok(grant) => self.adverts.insert((peer, procedure), (), &grant),
+                Err(e) => {
+                    let reason = format!("advertisement of {procedure} ended: {e}");
+                    debug!(peer = %member.did.short(), %reason, "standing grant ended");
+                    member.sender.send_denial(member.index, e.code(), reason);
+                    telemetry::grant_ended(self.realm.name(), "advertisement", e.code());
+                    let offered = self.offers(&procedure);
+                    self.adverts.remove(&(peer, procedure.clone()));
+                    self.providers.remove(&procedure, &Provider::Remote(peer));
+                    self.offer_changed(&procedure, offered);
+                }
+            }
+        }
     }
 }

@@ -40,6 +40,7 @@ use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
 use crate::peer::PeerSender;
 use crate::relay::{self, Origin};
+use crate::standing::Standing;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{
@@ -119,6 +120,8 @@ pub struct MemberJoined {
     pub sender: PeerSender,
     /// It is a client of this node.
     pub client: bool,
+    /// The realm's index in its hello (what a `Denied` to it names).
+    pub index: RealmIndex,
 }
 
 /// A peer left the realm (disconnected).
@@ -210,6 +213,9 @@ pub struct Router {
     waiting_members: Waiters<usize>,
     /// This node is a client: every publication goes to its access node.
     client: bool,
+    /// Peers' subscriptions, by slot and id, with the pattern and the chain sent with each: they
+    /// end when the chain they rest on does.
+    subscriptions: Standing<(Slot, u32), (Pattern, Option<weft_wire::WireChain>)>,
 }
 
 impl std::fmt::Debug for Router {
@@ -256,6 +262,7 @@ impl Router {
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
             client: false,
+            subscriptions: Standing::default(),
         }
     }
 
@@ -329,6 +336,50 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Publications arrive in bursts from several peers; a deep mailbox absorbs them.
         ctx.set_mailbox_capacity(16 * 1024);
+        ctx.run_interval(crate::standing::SWEEP, |act, _ctx| act.sweep());
+    }
+}
+
+impl Router {
+    /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
+    /// peer is told, and the end is counted.
+    fn sweep(&mut self) {
+        let now = unix_now();
+        let due = self.subscriptions.due(
+            now,
+            self.authorizer.leeway(),
+            self.authorizer.revocation_epoch(),
+        );
+        for (slot, id) in due {
+            let (Some(member), Some((pattern, chain))) =
+                (self.members.get(slot), self.subscriptions.get(&(slot, id)))
+            else {
+                continue;
+            };
+            let allowed = authorize_member(
+                &self.authorizer,
+                &mut self.chain_cache,
+                &self.realm,
+                chain.as_ref(),
+                &member.chains,
+                &member.did,
+                Action::Subscribe(pattern),
+            );
+            match allowed {
+                Ok(grant) => {
+                    let value = (pattern.clone(), chain.clone());
+                    self.subscriptions.insert((slot, id), value, &grant);
+                }
+                Err(e) => {
+                    let reason = format!("subscription {id} to {pattern} ended: {e}");
+                    debug!(peer = %member.did.short(), %reason, "standing grant ended");
+                    member.sender.send_denial(member.index, e.code(), reason);
+                    crate::telemetry::grant_ended(self.realm.name(), "subscription", e.code());
+                    self.interests.remove(&Target::Peer(slot), id);
+                    self.subscriptions.remove(&(slot, id));
+                }
+            }
+        }
     }
 }
 
@@ -613,7 +664,9 @@ impl Handler<RemoteInterest> for Router {
                     action,
                 );
                 match allowed {
-                    Ok(_) => {
+                    Ok(grant) => {
+                        self.subscriptions
+                            .insert((slot, id), (pattern.clone(), chain), &grant);
                         self.interests.insert(Target::Peer(slot), id, pattern);
                         let interests = &self.interests;
                         self.waiting_subscriber
@@ -626,6 +679,7 @@ impl Handler<RemoteInterest> for Router {
             }
             Interest::Unsubscribe { id, .. } => {
                 self.interests.remove(&Target::Peer(slot), id);
+                self.subscriptions.remove(&(slot, id));
             }
             // Procedures are the registry's; the session routes them there.
             Interest::Advertise { .. } | Interest::Unadvertise { .. } => {}
@@ -641,6 +695,7 @@ impl Handler<MemberJoined> for Router {
         // A reconnecting peer starts a new connection: its old interests and numbering are void.
         if let Some(slot) = self.members.slot(&msg.peer) {
             self.interests.remove_target(&Target::Peer(slot));
+            self.subscriptions.retain(|(s, _)| *s != slot);
         }
         self.sequencer.forget(&msg.peer);
         self.members.insert(
@@ -651,6 +706,7 @@ impl Handler<MemberJoined> for Router {
                 chains: msg.chains,
                 sender: msg.sender,
                 client: msg.client,
+                index: msg.index,
             },
         );
         let members = self.members.len();
@@ -667,6 +723,7 @@ impl Handler<MemberLeft> for Router {
         // Its subscriptions go before its slot can be given to another peer.
         if let Some(slot) = self.members.remove(&msg.peer) {
             self.interests.remove_target(&Target::Peer(slot));
+            self.subscriptions.retain(|(s, _)| *s != slot);
         }
         self.counters.members(self.members.len());
         self.sequencer.forget(&msg.peer);

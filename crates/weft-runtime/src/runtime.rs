@@ -545,7 +545,7 @@ fn build(
 ) -> Result<Built, StartError> {
     let own_did = config.net.keypair.did();
     let client = config.net.client;
-    let authorizer = Arc::new(Authorizer::new());
+    let authorizer = Arc::new(Authorizer::new().with_leeway(config.clock_leeway.as_secs()));
     let dht = Dht::new(network.clone()).start();
     let mut links = Vec::new();
     let mut realms = Vec::new();

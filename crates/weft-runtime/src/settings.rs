@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub max_payload: usize,
     /// What publishing does when a peer's queue fills up.
     pub congestion: Congestion,
+    /// How far clocks may disagree: a token holds this long past its `exp` (and before its
+    /// `nbf`). Standing grants end once their chain has expired by more than this.
+    pub clock_leeway: std::time::Duration,
 }
 
 /// What publishing does when a receiving peer cannot keep up (its send queue fills).
@@ -85,6 +88,7 @@ impl NodeConfig {
             peer_queue: 16 * 1024,
             max_payload: 1024 * 1024,
             congestion: Congestion::Drop,
+            clock_leeway: std::time::Duration::from_secs(60),
         }
     }
 }

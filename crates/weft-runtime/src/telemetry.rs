@@ -16,6 +16,19 @@ use crate::{CallError, RealmStats};
 /// The `tracing` target of weft's telemetry spans and events (`RUST_LOG=weft::telemetry=debug`).
 pub const TARGET: &str = "weft::telemetry";
 
+/// Counts a standing grant (a peer's `subscription`, `advertisement` or `membership`) that ended
+/// because the chain it rested on did (`reason`: the error code, `expired` or `revoked`). Rare,
+/// so looked up by name each time.
+pub(crate) fn grant_ended(realm: &RealmName, kind: &'static str, reason: &str) {
+    metrics::counter!(
+        "weft_grants_ended_total",
+        "realm" => realm.as_str().to_owned(),
+        "kind" => kind,
+        "reason" => reason.to_owned()
+    )
+    .increment(1);
+}
+
 /// A realm's publication counters: exported as metrics and kept for [`RealmStats`].
 #[derive(Debug)]
 pub(crate) struct RealmCounters {

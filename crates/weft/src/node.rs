@@ -54,6 +54,7 @@ pub struct NodeBuilder {
     peer_queue: Option<usize>,
     congestion: Option<Congestion>,
     connect: Option<String>,
+    clock_leeway: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -87,6 +88,14 @@ impl NodeBuilder {
     /// name the access node as their publisher.
     pub fn connect(mut self, addr: impl Into<String>) -> Self {
         self.connect = Some(addr.into());
+        self
+    }
+
+    /// How far clocks may disagree (default 60 s): a token holds this long past its `exp`. A
+    /// peer's subscription, advertisement or membership ends once the chain it rests on has
+    /// expired by more than this, or is revoked, and the peer is told.
+    pub fn clock_leeway(mut self, leeway: Duration) -> Self {
+        self.clock_leeway = Some(leeway);
         self
     }
 
@@ -225,6 +234,9 @@ impl NodeBuilder {
         }
         if let Some(policy) = self.reconnect {
             config.reconnect = policy;
+        }
+        if let Some(leeway) = self.clock_leeway {
+            config.clock_leeway = leeway;
         }
         Ok(Node {
             inner: NodeHandle::start(config).await?,
