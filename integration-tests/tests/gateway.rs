@@ -824,3 +824,73 @@ async fn an_owner_keyed_gateway_verifies_every_token() {
     http.shutdown().await;
     gateway.shutdown().await;
 }
+
+/// An SSE stream lasts only as long as the client's token: once it expires, the stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_stream_ends_when_the_clients_token_expires() {
+    let metrics = weft_http::install_metrics().unwrap();
+    let owner = Keypair::generate().unwrap();
+    let (kg, client) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let gateway = Arc::new(
+        Node::builder()
+            .key(kg.clone())
+            .realm(REALM, owner.did())
+            .ucan(
+                REALM,
+                Chain::new(
+                    grant(&owner, kg.did(), &[("weft://io.acme", "realm/join")], None),
+                    [],
+                ),
+            )
+            .clock_leeway(std::time::Duration::ZERO)
+            .start()
+            .await
+            .unwrap(),
+    );
+    let http = HttpServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        gateway.clone(),
+        HttpConfig {
+            metrics: Some(metrics),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let caps = [("weft://io.acme/orders.*", "msg/subscribe")];
+    let client_grant = grant(&owner, client.did(), &caps, None);
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    let bearer = Builder::new(&client, kg.did())
+        .expires_at(soon)
+        .claim(caps[0].0, caps[0].1)
+        .proof(*client_grant.cid())
+        .build()
+        .unwrap();
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/realms/io.acme/subscribe/orders.*",
+            http.local_addr()
+        ))
+        .bearer_auth(bearer.as_str())
+        .header("ucans", client_grant.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    within("the stream ends with the token", async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await;
+    assert!(text.contains(": ready"), "{text}");
+
+    http.shutdown().await;
+    gateway.shutdown().await;
+}

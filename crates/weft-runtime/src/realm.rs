@@ -170,6 +170,9 @@ pub struct Realm {
     client: bool,
     /// Memberships, which end when the `realm/join` chain they rest on does.
     memberships: Standing<PeerId, ()>,
+    /// Local subscriptions made under a chain of their own (a gateway's client's), which end
+    /// with it: the subscription's stream closes.
+    delegated: Standing<u32, (Pattern, Chain)>,
     next_id: u32,
     discovery_delay: Duration,
     /// The next membership lookup, once scheduled.
@@ -215,6 +218,7 @@ impl Realm {
             chain_cache: ChainCache::default(),
             client: false,
             memberships: Standing::default(),
+            delegated: Standing::default(),
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
             next_discovery: None,
@@ -286,10 +290,49 @@ impl Actor for Realm {
 }
 
 impl Realm {
+    /// Ends the local subscriptions made under a chain that expired or was revoked: the router
+    /// drops the subscription's queue, which ends its stream, and the members are told.
+    fn sweep_delegated(&mut self) {
+        let due = self.delegated.due(
+            unix_now(),
+            self.authorizer.leeway(),
+            self.authorizer.revocation_epoch(),
+        );
+        for id in due {
+            let Some((pattern, chain)) = self.delegated.get(&id) else {
+                continue;
+            };
+            let allowed = self.authorizer.authorize(
+                &self.realm,
+                Some(chain),
+                &self.own_did,
+                Action::Subscribe(pattern),
+                unix_now(),
+            );
+            match allowed {
+                Ok(grant) => {
+                    let value = (pattern.clone(), chain.clone());
+                    self.delegated.insert(id, value, &grant);
+                }
+                Err(e) => {
+                    info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id, %pattern, error = %e, "delegated subscription ended");
+                    crate::telemetry::grant_ended(
+                        self.realm.name(),
+                        "local_subscription",
+                        e.code(),
+                    );
+                    self.delegated.remove(&id);
+                    self.end_subscription(id);
+                }
+            }
+        }
+    }
+
     /// Ends the memberships whose `realm/join` chain expired or was revoked: the member's
     /// subscriptions and procedures go, it is told, and the end is counted. Its session stays
     /// for its other realms.
     fn sweep(&mut self) {
+        self.sweep_delegated();
         let due = self.memberships.due(
             unix_now(),
             self.authorizer.leeway(),
@@ -466,7 +509,8 @@ impl Handler<Subscribe> for Realm {
             Some(chain) => std::slice::from_ref(chain),
             None => self.own_chains.as_slice(),
         };
-        self.authorizer
+        let grant = self
+            .authorizer
             .authorize_any(
                 &self.realm,
                 chains,
@@ -475,8 +519,12 @@ impl Handler<Subscribe> for Realm {
                 unix_now(),
             )
             .map_err(SubscribeError::Unauthorized)?;
-        let chain = msg.chain.as_ref().map(crate::runtime::wire_chain);
         let id = self.take_id();
+        if let Some(chain) = &msg.chain {
+            self.delegated
+                .insert(id, (msg.pattern.clone(), chain.clone()), &grant);
+        }
+        let chain = msg.chain.as_ref().map(crate::runtime::wire_chain);
         self.router.do_send(AddLocal {
             id,
             pattern: msg.pattern.clone(),
@@ -500,13 +548,21 @@ impl Handler<Unsubscribe> for Realm {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
-        if let Some((pattern, _)) = self.subscriptions.remove(&msg.id) {
-            info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id = msg.id, %pattern, "unsubscribed");
+        self.delegated.remove(&msg.id);
+        self.end_subscription(msg.id);
+    }
+}
+
+impl Realm {
+    /// Removes local subscription `id` here, at the router and at every member.
+    fn end_subscription(&mut self, id: u32) {
+        if let Some((pattern, _)) = self.subscriptions.remove(&id) {
+            info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id, %pattern, "unsubscribed");
             self.subscription_gauge.set(self.subscriptions.len() as f64);
-            self.router.do_send(RemoveLocal { id: msg.id });
+            self.router.do_send(RemoveLocal { id });
             self.broadcast(Interest::Unsubscribe {
                 realm: self.index,
-                id: msg.id,
+                id,
             });
         }
     }
