@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use weft_identity::Did;
 use weft_ucan::{Cid, Token, UcanError, Validator, VerifiedToken};
 
-use crate::{Ability, AbilitySet, Action, AuthError, Chain, Realm, Resource, WeftSemantics};
+use crate::{
+    Ability, AbilitySet, Action, AuthError, Chain, Realm, Resource, VerifyBudget, WeftSemantics,
+};
 
 /// Verified chains remembered by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
@@ -160,7 +162,23 @@ impl Authorizer {
         action: Action<'_>,
         now: u64,
     ) -> Result<Grant, AuthError> {
-        let result = self.check(realm, chain, actor, action, now);
+        let result = self.check(realm, chain, actor, action, now, None);
+        self.checks.record(&action, &result);
+        result
+    }
+
+    /// [`authorize`](Self::authorize) for a source with a budget of cold verifications: a chain
+    /// not in the cache is verified only if `budget` allows, and refused with `limit` otherwise.
+    pub fn authorize_from(
+        &self,
+        realm: &Realm,
+        chain: Option<&Chain>,
+        actor: &Did,
+        action: Action<'_>,
+        now: u64,
+        budget: &VerifyBudget,
+    ) -> Result<Grant, AuthError> {
+        let result = self.check(realm, chain, actor, action, now, Some(budget));
         self.checks.record(&action, &result);
         result
     }
@@ -173,6 +191,7 @@ impl Authorizer {
         actor: &Did,
         action: Action<'_>,
         now: u64,
+        budget: Option<&VerifyBudget>,
     ) -> Result<Grant, AuthError> {
         let Some(owner) = realm.owner() else {
             return Ok(Grant::Open);
@@ -190,7 +209,7 @@ impl Authorizer {
             ))
         })?;
         precheck(chain, realm, owner, actor, now, self.validator.leeway())?;
-        let compiled = self.compiled(chain)?;
+        let compiled = self.compiled(chain, budget, now)?;
         compiled.leaf.check_time(now, self.validator.leeway())?;
         if self.any_revoked.load(Ordering::Acquire) {
             let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
@@ -219,7 +238,23 @@ impl Authorizer {
         action: Action<'_>,
         now: u64,
     ) -> Result<Grant, AuthError> {
-        let result = self.check_any(realm, chains, actor, action, now);
+        let result = self.check_any(realm, chains, actor, action, now, None);
+        self.checks.record(&action, &result);
+        result
+    }
+
+    /// [`authorize_any`](Self::authorize_any) for a source with a budget of cold verifications
+    /// (see [`authorize_from`](Self::authorize_from)).
+    pub fn authorize_any_from(
+        &self,
+        realm: &Realm,
+        chains: &[Chain],
+        actor: &Did,
+        action: Action<'_>,
+        now: u64,
+        budget: &VerifyBudget,
+    ) -> Result<Grant, AuthError> {
+        let result = self.check_any(realm, chains, actor, action, now, Some(budget));
         self.checks.record(&action, &result);
         result
     }
@@ -231,14 +266,15 @@ impl Authorizer {
         actor: &Did,
         action: Action<'_>,
         now: u64,
+        budget: Option<&VerifyBudget>,
     ) -> Result<Grant, AuthError> {
         if chains.is_empty() {
-            return self.check(realm, None, actor, action, now);
+            return self.check(realm, None, actor, action, now, budget);
         }
         let mut specific = None;
         let mut last = None;
         for chain in chains {
-            match self.check(realm, Some(chain), actor, action, now) {
+            match self.check(realm, Some(chain), actor, action, now, budget) {
                 Ok(grant) => return Ok(grant),
                 Err(e @ AuthError::Unauthorized(_)) => last = Some(e),
                 Err(e) => {
@@ -254,7 +290,7 @@ impl Authorizer {
     /// Verifies (or finds in the cache) a chain without deciding any action: for checking a chain
     /// when it is presented, so that errors surface at once.
     pub fn verify(&self, chain: &Chain, now: u64) -> Result<(), AuthError> {
-        let compiled = self.compiled(chain)?;
+        let compiled = self.compiled(chain, None, now)?;
         compiled.leaf.check_time(now, self.validator.leeway())?;
         Ok(())
     }
@@ -292,7 +328,12 @@ impl Authorizer {
             .len()
     }
 
-    fn compiled(&self, chain: &Chain) -> Result<Arc<Compiled>, AuthError> {
+    fn compiled(
+        &self,
+        chain: &Chain,
+        budget: Option<&VerifyBudget>,
+        now: u64,
+    ) -> Result<Arc<Compiled>, AuthError> {
         let cid = *chain.cid();
         if let Some(entry) = self
             .cache
@@ -302,6 +343,11 @@ impl Authorizer {
             .get(&cid)
         {
             return entry.clone().map_err(AuthError::Invalid);
+        }
+        if budget.is_some_and(|budget| !budget.take(now)) {
+            return Err(AuthError::Limit(format!(
+                "too many new chains from this source lately; chain {cid} was not verified"
+            )));
         }
         // Verified outside the lock: signature checks must not stall other chains' lookups.
         let result = self
@@ -807,6 +853,50 @@ mod tests {
         assert_eq!(
             check(&corrupt(&good), &[], &w.service.did()),
             "badSignature"
+        );
+    }
+
+    #[test]
+    fn a_source_gets_a_budget_of_cold_verifications() {
+        let w = world();
+        let auth = Authorizer::new();
+        let t = name("orders.get");
+        let budget = VerifyBudget::new(3, 1);
+        let issue = |nonce: &str| {
+            Builder::new(&w.owner, w.service.did())
+                .never_expires()
+                .nonce(nonce)
+                .claim("weft://io.acme/orders.*", "msg/publish")
+                .build()
+                .unwrap()
+        };
+        let good = Chain::new(issue("good"), []);
+        let publish = |chain: &Chain| {
+            auth.authorize_from(
+                &w.realm,
+                Some(chain),
+                &w.service.did(),
+                Action::Publish(&t),
+                100,
+                &budget,
+            )
+        };
+        assert!(publish(&good).is_ok(), "verified cold: one of three");
+        // Forged: the owner named as issuer, the signature broken. Each passes the free checks.
+        let forged = |nonce: &str| {
+            let mut text = issue(nonce).as_str().to_owned().into_bytes();
+            let at = text.len() - 10;
+            text[at] = if text[at] == b'A' { b'B' } else { b'A' };
+            Chain::parse(&String::from_utf8(text).unwrap(), &[] as &[String]).unwrap()
+        };
+        assert_eq!(publish(&forged("1")).unwrap_err().code(), "badSignature");
+        assert_eq!(publish(&forged("2")).unwrap_err().code(), "badSignature");
+        assert_eq!(publish(&forged("3")).unwrap_err().code(), "limit");
+        assert!(publish(&good).is_ok(), "a cached chain costs nothing");
+        assert_eq!(
+            publish(&forged("1")).unwrap_err().code(),
+            "badSignature",
+            "a known failure costs nothing either"
         );
     }
 

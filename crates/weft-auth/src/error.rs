@@ -24,17 +24,21 @@ pub enum AuthError {
     /// The chain is valid but does not grant this action in this realm from its owner.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The source has had too many chains verified lately; this one was not checked.
+    #[error("limit: {0}")]
+    Limit(String),
 }
 
 impl AuthError {
-    /// The contract's error code (SPEC §3): a UCAN code, `revoked`, `wrongAudience` or
-    /// `unauthorized`.
+    /// The contract's error code (SPEC §3): a UCAN code, `revoked`, `wrongAudience`,
+    /// `unauthorized`, or `limit` (the source's verification budget is spent).
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Invalid(e) => e.code(),
             AuthError::Revoked(_) => "revoked",
             AuthError::WrongAudience { .. } => "wrongAudience",
             AuthError::Unauthorized(_) => "unauthorized",
+            AuthError::Limit(_) => "limit",
         }
     }
 }

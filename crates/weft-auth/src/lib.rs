@@ -19,12 +19,14 @@
 //!   attenuation checks.
 //! - [`chain`]: [`Chain`], a presented token with the proofs it cites.
 //! - [`authorizer`]: [`Authorizer`], [`Grant`]: verification cache, revocation, the decision.
+//! - [`budget`]: [`VerifyBudget`], how many chains one source may have verified cold.
 //! - [`error`]: [`AuthError`], with the contract's error codes.
 #![warn(missing_docs)]
 
 pub mod ability;
 pub mod action;
 pub mod authorizer;
+pub mod budget;
 pub mod chain;
 pub mod error;
 pub mod realm;
@@ -34,6 +36,7 @@ pub mod semantics;
 pub use ability::{Ability, AbilitySet};
 pub use action::Action;
 pub use authorizer::{Authorizer, DEFAULT_CACHE_CAPACITY, Grant};
+pub use budget::{VERIFY_BURST, VERIFY_PER_SECOND, VerifyBudget};
 pub use chain::Chain;
 pub use error::AuthError;
 pub use realm::Realm;

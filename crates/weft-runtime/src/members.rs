@@ -29,6 +29,8 @@ pub(crate) struct Member {
     pub(crate) client: bool,
     /// The realm's index in its hello.
     pub(crate) index: weft_wire::RealmIndex,
+    /// The cold verifications its chains may cost.
+    pub(crate) budget: Arc<weft_auth::VerifyBudget>,
 }
 
 /// Members by slot, and slots by peer.
@@ -110,6 +112,7 @@ mod tests {
             sender: PeerSender::detached(),
             client: false,
             index: 0,
+            budget: Arc::default(),
         }
     }
 

@@ -201,6 +201,8 @@ pub struct PeerConnection {
     /// by the realm actors here, which are kept by the peer's realm index.
     client: bool,
     relays: HashMap<RealmIndex, Addr<Realm>>,
+    /// The cold verifications this peer's chains may cost, across all realms.
+    budget: Arc<weft_auth::VerifyBudget>,
     greeted: bool,
     said_bye: bool,
     /// This node said goodbye and waits for the peer's.
@@ -256,6 +258,7 @@ impl PeerConnection {
             admitted: Vec::new(),
             client: false,
             relays: HashMap::new(),
+            budget: Arc::default(),
             greeted: false,
             said_bye: false,
             leaving: false,
@@ -351,6 +354,7 @@ impl PeerConnection {
                 tags: tags.clone(),
                 sender: self.sender.clone(),
                 client: self.client,
+                budget: self.budget.clone(),
             };
             let actor = link.actor.clone();
             admissions.push(async move { (index, actor.clone(), actor.send(admit).await) });

@@ -27,7 +27,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use sha2::Digest;
 use tracing::{debug, info, warn};
-use weft_auth::{Action, AuthError, Authorizer, Chain, Realm as AuthRealm};
+use weft_auth::{Action, AuthError, Authorizer, Chain, Realm as AuthRealm, VerifyBudget};
 use weft_identity::Did;
 use weft_names::Pattern;
 use weft_net::PeerId;
@@ -87,6 +87,8 @@ pub struct Admit {
     pub sender: PeerSender,
     /// It is a client of this node (its hello says so).
     pub client: bool,
+    /// The cold verifications its chains may cost, shared by every realm of its session.
+    pub budget: Arc<VerifyBudget>,
 }
 
 /// A client's subscription changed: this node subscribes (or unsubscribes) in the mesh for it.
@@ -145,6 +147,8 @@ struct Member {
     client: bool,
     /// The realm's index in its hello.
     index: RealmIndex,
+    /// The cold verifications its chains may cost.
+    budget: Arc<VerifyBudget>,
 }
 
 /// A realm hosted by this node.
@@ -406,12 +410,13 @@ impl Handler<Admit> for Realm {
                 Err(e) => debug!(peer = %msg.did.short(), error = %e, "unparsable chain ignored"),
             }
         }
-        let grant = match self.authorizer.authorize_any(
+        let grant = match self.authorizer.authorize_any_from(
             &self.realm,
             &chains,
             &msg.did,
             Action::Join,
             unix_now(),
+            &msg.budget,
         ) {
             Ok(grant) => grant,
             Err(e) => {
@@ -452,6 +457,7 @@ impl Handler<Admit> for Realm {
             sender: msg.sender.clone(),
             client: msg.client,
             index: msg.index,
+            budget: msg.budget.clone(),
         };
         self.registry.do_send(joined.clone());
         self.router.do_send(joined);
@@ -465,6 +471,7 @@ impl Handler<Admit> for Realm {
                 sender: msg.sender,
                 client: msg.client,
                 index: msg.index,
+                budget: msg.budget,
             },
         );
         Ok(Routes {
@@ -597,13 +604,17 @@ impl Handler<RelayInterest> for Realm {
             } => {
                 // The router checks the same before delivering to the client; checking here too
                 // keeps a client from making this node subscribe to what it may not read.
+                let acting = crate::router::Acting {
+                    did: &member.did,
+                    chains: &member.chains,
+                    budget: Some(&member.budget),
+                };
                 let allowed = crate::router::authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,
                     &self.realm,
                     chain.as_ref(),
-                    &member.chains,
-                    &member.did,
+                    acting,
                     Action::Subscribe(&pattern),
                 );
                 if let Err(e) = allowed {

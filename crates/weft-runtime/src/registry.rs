@@ -36,7 +36,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tracing::{Instrument, debug};
-use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm};
+use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget};
 use weft_identity::Did;
 use weft_names::Name;
 use weft_net::{Network, PeerId};
@@ -197,6 +197,8 @@ struct Member {
     client: bool,
     /// The realm's index in its hello.
     index: RealmIndex,
+    /// The cold verifications its chains may cost.
+    budget: Arc<VerifyBudget>,
 }
 
 struct Pending {
@@ -793,13 +795,17 @@ impl Handler<RemoteCall> for Registry {
         let action = Action::Call(&call.procedure);
         // A chain sent with the call is the only one it acts under; without one, those the caller
         // presented at admission.
+        let acting = crate::router::Acting {
+            did: &member.did,
+            chains: &member.chains,
+            budget: Some(&member.budget),
+        };
         let allowed = crate::router::authorize_member(
             &self.authorizer,
             &mut self.chain_cache,
             &self.realm,
             call.chain.as_ref(),
-            &member.chains,
-            &member.did,
+            acting,
             action,
         );
         let grant = match allowed {
@@ -947,12 +953,13 @@ impl Handler<RemoteAdvert> for Registry {
             return;
         }
         let action = Action::Advertise(&msg.procedure);
-        match self.authorizer.authorize_any(
+        match self.authorizer.authorize_any_from(
             &self.realm,
             &member.chains,
             &member.did,
             action,
             unix_now(),
+            &member.budget,
         ) {
             Ok(grant) => {
                 self.adverts
@@ -997,6 +1004,7 @@ impl Handler<MemberJoined> for Registry {
                 sender: msg.sender,
                 client: msg.client,
                 index: msg.index,
+                budget: msg.budget,
             },
         );
         if self.client {

@@ -28,7 +28,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tracing::debug;
-use weft_auth::{Action, Authorizer, Chain, Realm};
+use weft_auth::{Action, Authorizer, Chain, Realm, VerifyBudget};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
 use weft_net::PeerId;
@@ -122,6 +122,8 @@ pub struct MemberJoined {
     pub client: bool,
     /// The realm's index in its hello (what a `Denied` to it names).
     pub index: RealmIndex,
+    /// The cold verifications its chains may cost (shared by its session's actors).
+    pub budget: Arc<VerifyBudget>,
 }
 
 /// A peer left the realm (disconnected).
@@ -309,17 +311,40 @@ pub(crate) fn authorize_member(
     chains: &mut ChainCache,
     realm: &Realm,
     frame_chain: Option<&weft_wire::WireChain>,
-    hello_chains: &[Chain],
-    did: &Did,
+    acting: Acting<'_>,
     action: Action<'_>,
 ) -> Result<weft_auth::Grant, weft_auth::AuthError> {
-    match frame_chain {
-        Some(wire) => chains
+    let now = unix_now();
+    let Acting {
+        did,
+        chains: hello_chains,
+        budget,
+    } = acting;
+    match (frame_chain, budget) {
+        (Some(wire), budget) => chains
             .parse(wire)
             .map_err(weft_auth::AuthError::from)
-            .and_then(|chain| authorizer.authorize(realm, Some(&chain), did, action, unix_now())),
-        None => authorizer.authorize_any(realm, hello_chains, did, action, unix_now()),
+            .and_then(|chain| match budget {
+                Some(budget) => {
+                    authorizer.authorize_from(realm, Some(&chain), did, action, now, budget)
+                }
+                None => authorizer.authorize(realm, Some(&chain), did, action, now),
+            }),
+        (None, Some(budget)) => {
+            authorizer.authorize_any_from(realm, hello_chains, did, action, now, budget)
+        }
+        (None, None) => authorizer.authorize_any(realm, hello_chains, did, action, now),
     }
+}
+
+/// A member acting: its DID, the chains of its hello, and the budget its new chains are verified
+/// under (none when re-checking what was already granted: that must not fail for lack of
+/// budget).
+#[derive(Clone, Copy)]
+pub(crate) struct Acting<'a> {
+    pub(crate) did: &'a Did,
+    pub(crate) chains: &'a [Chain],
+    pub(crate) budget: Option<&'a VerifyBudget>,
 }
 
 /// Does some peer hold a subscription matching `topic`?
@@ -356,13 +381,17 @@ impl Router {
             else {
                 continue;
             };
+            let acting = Acting {
+                did: &member.did,
+                chains: &member.chains,
+                budget: None,
+            };
             let allowed = authorize_member(
                 &self.authorizer,
                 &mut self.chain_cache,
                 &self.realm,
                 chain.as_ref(),
-                &member.chains,
-                &member.did,
+                acting,
                 Action::Subscribe(pattern),
             );
             match allowed {
@@ -523,7 +552,7 @@ impl Handler<RemotePublish> for Router {
             debug!(peer = %msg.peer, "publications from a non-member dropped");
             return;
         };
-        let (did, chains) = (member.did, member.chains.clone());
+        let (did, chains, budget) = (member.did, member.chains.clone(), member.budget.clone());
         let origin = match member.client {
             true => Origin::Client(msg.peer),
             false => Origin::Member,
@@ -542,13 +571,17 @@ impl Handler<RemotePublish> for Router {
             if !known {
                 // Read before deciding: a revocation racing the check must void the memo.
                 let epoch = self.authorizer.revocation_epoch();
+                let acting = Acting {
+                    did: &did,
+                    chains: &chains,
+                    budget: Some(&budget),
+                };
                 let allowed = authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,
                     &self.realm,
                     publish.chain.as_ref(),
-                    &chains,
-                    &did,
+                    acting,
                     Action::Publish(topic),
                 );
                 if let Err(e) = allowed {
@@ -654,13 +687,17 @@ impl Handler<RemoteInterest> for Router {
                 id, pattern, chain, ..
             } => {
                 let action = Action::Subscribe(&pattern);
+                let acting = Acting {
+                    did: &member.did,
+                    chains: &member.chains,
+                    budget: Some(&member.budget),
+                };
                 let allowed = authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,
                     &self.realm,
                     chain.as_ref(),
-                    &member.chains,
-                    &member.did,
+                    acting,
                     action,
                 );
                 match allowed {
@@ -707,6 +744,7 @@ impl Handler<MemberJoined> for Router {
                 sender: msg.sender,
                 client: msg.client,
                 index: msg.index,
+                budget: msg.budget,
             },
         );
         let members = self.members.len();
