@@ -100,17 +100,27 @@ impl Token {
         if alg != "EdDSA" {
             return Err(UcanError::UnsupportedAlg(alg.to_owned()));
         }
+        // A field of the right JSON type with a value that is not allowed is `incorrectType`:
+        // `malformed` is kept for what is not a JWT of two JSON objects at all.
         if !typ.eq_ignore_ascii_case("JWT") {
-            return Err(UcanError::Malformed(format!(
-                "header.typ is {typ:?}, expected \"JWT\""
-            )));
+            return Err(UcanError::incorrect_type(
+                "header.typ",
+                format!("is {typ:?}, expected \"JWT\""),
+            ));
         }
 
         let ucv = string(required(payload, "payload", "ucv")?, "payload.ucv")?;
+        if !is_semver(ucv) {
+            return Err(UcanError::incorrect_type(
+                "payload.ucv",
+                format!("{ucv:?} is not a semantic version"),
+            ));
+        }
         if ucv != UCAN_VERSION {
-            return Err(UcanError::Malformed(format!(
-                "UCAN version {ucv:?}; weft speaks {UCAN_VERSION}"
-            )));
+            return Err(UcanError::incorrect_type(
+                "payload.ucv",
+                format!("is {ucv:?}; weft speaks {UCAN_VERSION}"),
+            ));
         }
         let iss = did(required(payload, "payload", "iss")?, "payload.iss")?;
         let aud = did(required(payload, "payload", "aud")?, "payload.aud")?;
@@ -143,9 +153,11 @@ impl Token {
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let field = format!("payload.prf[{i}]");
-                    Cid::parse(string(item, &field)?).map_err(|e| {
-                        UcanError::incorrect_type(field, format!("is not a proof CID: {e}"))
+                    let cid = item.as_str().ok_or_else(|| {
+                        UcanError::IncorrectProofs(format!("payload.prf[{i}] is not a CID string"))
+                    })?;
+                    Cid::parse(cid).map_err(|e| {
+                        UcanError::IncorrectProofs(format!("payload.prf[{i}] is not a CID: {e}"))
                     })
                 })
                 .collect::<Result<_, _>>()?,
@@ -273,6 +285,18 @@ fn string<'a>(value: &'a Value, field: &str) -> Result<&'a str, UcanError> {
 fn did(value: &Value, field: &str) -> Result<Did, UcanError> {
     Did::parse(string(value, field)?)
         .map_err(|e| UcanError::incorrect_type(field, format!("is not a DID: {e}")))
+}
+
+/// `MAJOR.MINOR.PATCH`, each a number without leading zeros (pre-release and build metadata are
+/// not part of a UCAN version).
+fn is_semver(version: &str) -> bool {
+    let parts: Vec<&str> = version.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        })
 }
 
 fn time(value: &Value, field: &str) -> Result<u64, UcanError> {
@@ -446,17 +470,123 @@ mod tests {
         assert_eq!(code(&jwt(H, &payload(r#","fct":[]"#))), "incorrectType");
         assert_eq!(
             code(&jwt(H, &payload(r#","prf":["not-a-cid"]"#))),
-            "incorrectType"
+            "incorrectProofs"
         );
-        assert_eq!(code(&jwt(H, &payload(r#","prf":[1]"#))), "incorrectType");
+        assert_eq!(code(&jwt(H, &payload(r#","prf":[1]"#))), "incorrectProofs");
         let bad_version = payload("").replace("0.10.0", "0.9.1");
-        assert_eq!(code(&jwt(H, &bad_version)), "malformed");
+        assert_eq!(code(&jwt(H, &bad_version)), "incorrectType");
         let empty_caveats =
             payload("").replace(r#""cap":{}"#, r#""cap":{"weft://a":{"msg/publish":[]}}"#);
         assert_eq!(code(&jwt(H, &empty_caveats)), "incorrectType");
         let bad_ability =
             payload("").replace(r#""cap":{}"#, r#""cap":{"weft://a":{"publish":[{}]}}"#);
         assert_eq!(code(&jwt(H, &bad_ability)), "incorrectType");
+    }
+
+    /// Every header and payload field of UCAN 0.10.0: missing (when required), of the wrong JSON
+    /// type, and of the right type with a value that is not allowed.
+    #[test]
+    fn every_field_missing_mistyped_or_wrong() {
+        const ALG: &str = r#""alg":"EdDSA""#;
+        const TYP: &str = r#""typ":"JWT""#;
+        let header = |fields: &[&str]| format!("{{{}}}", fields.join(","));
+        let fields = [
+            ("ucv", r#""ucv":"0.10.0""#),
+            ("iss", &format!(r#""iss":"{ISS}""#)),
+            ("aud", &format!(r#""aud":"{ISS}""#)),
+            ("exp", r#""exp":null"#),
+            ("cap", r#""cap":{}"#),
+        ]
+        .map(|(name, text)| (name, text.to_owned()));
+        let body = |replace: &str, with: Option<&str>| {
+            let parts: Vec<String> = fields
+                .iter()
+                .filter_map(|(name, text)| {
+                    if *name == replace {
+                        with.map(str::to_owned)
+                    } else {
+                        Some(text.clone())
+                    }
+                })
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        };
+        let good_header = header(&[ALG, TYP]);
+        assert_eq!(code(&jwt(&good_header, &body("", None))), "ok");
+
+        // Header.
+        assert_eq!(code(&jwt(&header(&[TYP]), &body("", None))), "missingField");
+        assert_eq!(code(&jwt(&header(&[ALG]), &body("", None))), "missingField");
+        let alg_number = header(&[r#""alg":1"#, TYP]);
+        assert_eq!(code(&jwt(&alg_number, &body("", None))), "incorrectType");
+        let typ_number = header(&[ALG, r#""typ":1"#]);
+        assert_eq!(code(&jwt(&typ_number, &body("", None))), "incorrectType");
+        let typ_wrong = header(&[ALG, r#""typ":"JWS""#]);
+        assert_eq!(code(&jwt(&typ_wrong, &body("", None))), "incorrectType");
+        let alg_wrong = header(&[r#""alg":"RS256""#, TYP]);
+        assert_eq!(code(&jwt(&alg_wrong, &body("", None))), "unsupportedAlg");
+
+        // Required payload fields: missing, mistyped, and (where a value can be wrong) wrong.
+        let cases: [(&str, &str, Option<&str>); 5] = [
+            ("ucv", r#""ucv":10"#, Some(r#""ucv":"ten""#)),
+            ("iss", r#""iss":1"#, Some(r#""iss":"did:web:example.com""#)),
+            ("aud", r#""aud":[]"#, Some(r#""aud":"not a did""#)),
+            ("exp", r#""exp":"soon""#, Some(r#""exp":-5"#)),
+            (
+                "cap",
+                r#""cap":[]"#,
+                Some(r#""cap":{"":{"msg/publish":[{}]}}"#),
+            ),
+        ];
+        for (name, mistyped, wrong) in cases {
+            let missing = code(&jwt(&good_header, &body(name, None)));
+            assert_eq!(missing, "missingField", "{name} missing");
+            let typed = code(&jwt(&good_header, &body(name, Some(mistyped))));
+            assert_eq!(typed, "incorrectType", "{name}: {mistyped}");
+            if let Some(wrong) = wrong {
+                let valued = code(&jwt(&good_header, &body(name, Some(wrong))));
+                assert_eq!(valued, "incorrectType", "{name}: {wrong}");
+            }
+        }
+        let other_version = body("ucv", Some(r#""ucv":"0.9.0""#));
+        assert_eq!(code(&jwt(&good_header, &other_version)), "incorrectType");
+
+        // Optional payload fields: absent is fine; mistyped or wrong is not.
+        let optional = [
+            (r#","nbf":"now""#, "incorrectType"),
+            (r#","nbf":2.5"#, "incorrectType"),
+            (r#","nnc":7"#, "incorrectType"),
+            (r#","fct":"facts""#, "incorrectType"),
+            (r#","prf":"bafk""#, "incorrectType"),
+            (r#","prf":[{}]"#, "incorrectProofs"),
+            (r#","prf":["bafkreinot"]"#, "incorrectProofs"),
+        ];
+        for (extra, expected) in optional {
+            assert_eq!(code(&jwt(H, &payload(extra))), expected, "{extra}");
+        }
+
+        // Not a JWT of two JSON objects: the only malformed tokens.
+        assert_eq!(code(&jwt("[]", &body("", None))), "malformed");
+        assert_eq!(code(&jwt(&good_header, "\"a string\"")), "malformed");
+        assert_eq!(code(&jwt("{", &body("", None))), "malformed");
+    }
+
+    #[test]
+    fn semantic_versions_are_recognised() {
+        for good in ["0.10.0", "1.0.0", "10.20.30"] {
+            assert!(is_semver(good), "{good}");
+        }
+        for bad in [
+            "",
+            "0.10",
+            "0.10.0.1",
+            "v0.10.0",
+            "01.0.0",
+            "0.10.x",
+            "0.10.0-rc1",
+        ] {
+            assert!(!is_semver(bad), "{bad}");
+        }
     }
 
     #[test]
