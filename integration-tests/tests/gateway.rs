@@ -122,14 +122,34 @@ impl Mesh {
         }
     }
 
-    /// The client's delegation to the gateway of `caps` (a subset of its own).
+    /// The client's delegation to the gateway of `caps` (a subset of its own), signed for one
+    /// request: a nonce and a two-minute life, as the gateway requires.
     fn bearer(&self, caps: &[(&str, &str)]) -> Token {
-        grant(
-            &self.client,
-            self.gateway.did(),
-            caps,
-            Some(&self.client_grant),
-        )
+        let caps: Vec<(String, String)> = caps
+            .iter()
+            .map(|(r, a)| ((*r).to_owned(), (*a).to_owned()))
+            .collect();
+        self.sign(&caps)
+    }
+
+    fn sign(&self, caps: &[(String, String)]) -> Token {
+        let mut builder = Builder::new(&self.client, self.gateway.did())
+            .expires_at(soon(120))
+            .nonce(fresh_nonce());
+        for (resource, ability) in caps {
+            builder = builder.claim(resource.as_str(), ability.as_str());
+        }
+        builder.proof(*self.client_grant.cid()).build().unwrap()
+    }
+
+    /// A fresh token with the capabilities of `template`: each request signs its own.
+    fn resign(&self, template: &Token) -> Token {
+        let caps: Vec<(String, String)> = template
+            .capabilities()
+            .iter()
+            .map(|c| (c.resource.clone(), c.ability.clone()))
+            .collect();
+        self.sign(&caps)
     }
 
     fn post(&self, path: &str, token: Option<&Token>, body: &str) -> reqwest::RequestBuilder {
@@ -139,7 +159,7 @@ impl Mesh {
             .body(body.to_owned());
         if let Some(token) = token {
             request = request
-                .bearer_auth(token.as_str())
+                .bearer_auth(self.resign(token).as_str())
                 .header("ucans", self.client_grant.as_str());
         }
         request
@@ -150,6 +170,24 @@ impl Mesh {
         self.service.shutdown().await;
         self.gateway.shutdown().await;
     }
+}
+
+/// Unix seconds, `seconds` from now.
+fn soon(seconds: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + seconds
+}
+
+/// A nonce never used before in this process.
+fn fresh_nonce() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "n{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -311,7 +349,8 @@ async fn publish_through_the_gateway_is_authorized_by_the_clients_delegation() {
         .build()
         .unwrap();
     let marker = Builder::new(&mesh.client, mesh.gateway.did())
-        .expires_at(4_000_000_000)
+        .expires_at(soon(120))
+        .nonce(fresh_nonce())
         .claim("weft://io.acme/orders.marker", "msg/publish")
         .proof(*second_grant.cid())
         .build()
@@ -753,15 +792,14 @@ async fn an_owner_keyed_gateway_verifies_every_token() {
         ],
         None,
     );
-    let bearer = grant(
-        &client,
-        owner.did(),
-        &[
-            ("weft://io.acme/orders.*", "msg/publish"),
-            ("weft://io.acme/orders.*", "msg/subscribe"),
-        ],
-        Some(&client_grant),
-    );
+    let bearer = Builder::new(&client, owner.did())
+        .expires_at(soon(120))
+        .nonce(fresh_nonce())
+        .claim("weft://io.acme/orders.*", "msg/publish")
+        .claim("weft://io.acme/orders.*", "msg/subscribe")
+        .proof(*client_grant.cid())
+        .build()
+        .unwrap();
     let mut corrupted = bearer.as_str().to_owned().into_bytes();
     let at = corrupted.len() - 10; // inside the signature
     corrupted[at] = if corrupted[at] == b'A' { b'B' } else { b'A' };
@@ -866,6 +904,7 @@ async fn an_sse_stream_ends_when_the_clients_token_expires() {
         + 2;
     let bearer = Builder::new(&client, kg.did())
         .expires_at(soon)
+        .nonce(fresh_nonce())
         .claim(caps[0].0, caps[0].1)
         .proof(*client_grant.cid())
         .build()
@@ -893,4 +932,41 @@ async fn an_sse_stream_ends_when_the_clients_token_expires() {
 
     http.shutdown().await;
     gateway.shutdown().await;
+}
+
+/// The client's token travels on with the publication to every member of the realm; replayed at
+/// the gateway, by anyone, it is refused. Each request needs a fresh, short-lived token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_was_used_once_is_refused_again() {
+    let mesh = Mesh::start().await;
+    let url = format!("{}/v1/realms/io.acme/publish/orders.placed", mesh.base);
+    let send = |token: &Token| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(token.as_str())
+            .header("ucans", mesh.client_grant.as_str())
+            .body("{}")
+            .send()
+    };
+    let once = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
+    assert_eq!(send(&once).await.unwrap().status(), StatusCode::ACCEPTED);
+    // What a member saw in the frame, replayed: refused.
+    let replayed = send(&once).await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(replayed).await["error"], "replay");
+    // A long-lived token without a nonce is a bearer credential: refused.
+    let reusable = grant(
+        &mesh.client,
+        mesh.gateway.did(),
+        &[("weft://io.acme/orders.*", "msg/publish")],
+        Some(&mesh.client_grant),
+    );
+    let response = send(&reusable).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(response).await["error"], "replay");
+    // A fresh one works.
+    let fresh = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
+    assert_eq!(send(&fresh).await.unwrap().status(), StatusCode::ACCEPTED);
+    mesh.stop().await;
 }

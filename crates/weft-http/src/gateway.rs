@@ -216,8 +216,31 @@ fn credentials(
     })?;
     require_complete(&chain)?;
     handle.authorize(&chain, action)?;
+    // Only a token that authorizes is remembered: a stranger's garbage must not fill the guard.
+    let token = chain.leaf();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    state
+        .replay
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .accept(
+            *token.cid(),
+            token.nonce(),
+            token.expires_at(),
+            now,
+            CLIENT_CLOCK_SKEW,
+        )
+        .map_err(|e| ApiError::Unauthenticated {
+            code: "replay",
+            message: e.to_string(),
+        })?;
     Ok(Some(chain))
 }
+
+/// How far ahead of this gateway's clock a client may stamp its token's expiry.
+const CLIENT_CLOCK_SKEW: u64 = 60;
 
 /// Every proof the chain cites must be in the request. The node may remember a chain it verified
 /// before and accept the leaf alone, but only what the request carried travels on: a receiver

@@ -24,6 +24,7 @@ mod error;
 pub mod gateway;
 mod health;
 mod metrics_endpoint;
+pub mod replay;
 mod status;
 
 use std::net::SocketAddr;
@@ -68,6 +69,8 @@ pub(crate) struct AppState {
     /// Turns true when the server stops: event streams end then, instead of holding the
     /// graceful shutdown open forever.
     pub(crate) stopping: watch::Receiver<bool>,
+    /// The Bearer tokens accepted and not yet expired: each is accepted once.
+    pub(crate) replay: std::sync::Mutex<replay::ReplayGuard>,
 }
 
 impl AppState {
@@ -168,8 +171,8 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
     let state = Arc::new(AppState {
         node,
         config,
-
         stopping,
+        replay: std::sync::Mutex::default(),
     });
     Router::new()
         .route("/health", get(health::health))
