@@ -517,7 +517,17 @@ impl Compiled {
                     .collect(),
             })
             .collect();
-        let cids = order.iter().map(|v| *v.token().cid()).collect();
+        // Both CID forms name the same token: a revocation may cite either.
+        let cids = order
+            .iter()
+            .flat_map(|v| {
+                let token = v.token();
+                [
+                    *token.cid(),
+                    Cid::compute(token.as_str().as_bytes(), weft_ucan::HashAlg::Blake3),
+                ]
+            })
+            .collect();
         Ok(Self {
             leaf: verified.token().clone(),
             nodes,
@@ -1130,7 +1140,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), "unauthorized");
         // A revoked chain that would allow it explains more than another chain's "not covered".
-        auth.revoke(*chains[1].cid());
+        // Revoked by its BLAKE3 CID: either form names the token.
+        let blake3 = Cid::compute(
+            chains[1].leaf().as_str().as_bytes(),
+            weft_ucan::HashAlg::Blake3,
+        );
+        auth.revoke(blake3);
         let err = auth
             .authorize_any(&w.realm, &chains, &w.service.did(), Action::Publish(&t), 0)
             .unwrap_err();
