@@ -173,3 +173,41 @@ async fn a_membership_ends_when_its_token_expires() {
     assert_eq!(hub.realm(REALM).unwrap().stats().await.members, 0);
     shutdown(&[member, hub]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_revocation_record_ends_what_rests_on_the_token() {
+    let owner = Keypair::generate().unwrap();
+    let hub = hub(&owner).await;
+    let key = Keypair::generate().unwrap();
+    let far = now() + 3600;
+    let join = token(&owner, &key, "weft://io.acme", "realm/join", far);
+    let read = token(
+        &owner,
+        &key,
+        "weft://io.acme/orders.**",
+        "msg/subscribe",
+        far,
+    );
+    let record = weft::ucan::Revocation::issue(&owner, &read);
+    let reader = peer(&owner, &key, &hub, vec![join, read]).await;
+    let mut events = reader.peer_events();
+    let _orders = reader
+        .realm(REALM)
+        .unwrap()
+        .subscribe("orders.*")
+        .await
+        .unwrap();
+    let acme = hub.realm(REALM).unwrap();
+    within(
+        "the subscription arrives",
+        acme.wait_for_subscriber("orders.a"),
+    )
+    .await
+    .unwrap();
+
+    // The owner issued the token: its record revokes it (whose records do not is unit-tested).
+    hub.apply_revocation(&record).unwrap();
+    assert_eq!(next_denial(&mut events).await, "revoked");
+    assert_eq!(acme.stats().await.remote_subscriptions, 0);
+    shutdown(&[reader, hub]).await;
+}

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use weft_identity::Did;
-use weft_ucan::{Cid, Token, UcanError, Validator, VerifiedToken};
+use weft_ucan::{Cid, Revocation, Token, UcanError, Validator, VerifiedToken};
 
 use crate::{
     Ability, AbilitySet, Action, AuthError, Chain, Realm, Resource, VerifyBudget, WeftSemantics,
@@ -60,6 +60,8 @@ pub struct Authorizer {
     validator: Validator<WeftSemantics>,
     cache: Mutex<Cache>,
     revoked: RwLock<HashSet<Cid>>,
+    /// Signed revocation records: revoked token → the issuers who revoked it.
+    records: RwLock<HashMap<Cid, Vec<Did>>>,
     /// Lets the common case (nothing revoked) skip the revocation lock entirely.
     any_revoked: AtomicBool,
     /// Revocations so far (see `revocation_epoch`).
@@ -126,6 +128,7 @@ impl Authorizer {
             validator: Validator::new(WeftSemantics),
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             revoked: RwLock::new(HashSet::new()),
+            records: RwLock::new(HashMap::new()),
             any_revoked: AtomicBool::new(false),
             revocations: AtomicU64::new(0),
             checks: CheckCounters::new(),
@@ -213,8 +216,13 @@ impl Authorizer {
         compiled.leaf.check_time(now, self.validator.leeway())?;
         if self.any_revoked.load(Ordering::Acquire) {
             let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(cid) = compiled.cids.iter().find(|c| revoked.contains(c)) {
+            if let Some(cid) = compiled.cids.iter().flatten().find(|c| revoked.contains(c)) {
                 return Err(AuthError::Revoked(*cid));
+            }
+            drop(revoked);
+            let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(cid) = compiled.revoked_by(&records) {
+                return Err(AuthError::Revoked(cid));
             }
         }
         if compiled.leaf.audience() != actor {
@@ -295,7 +303,35 @@ impl Authorizer {
         Ok(())
     }
 
-    /// Revokes a token: every chain containing it stops authorizing anything.
+    /// Applies a signed revocation record: once its signature verifies, every chain in which
+    /// the revoked token sits below (or is) a token its issuer issued stops authorizing anything.
+    /// A record whose issuer is in no such chain revokes nothing. Records are kept (at most
+    /// [`MAX_RECORDS`]); a repeat changes nothing.
+    pub fn apply(&self, record: &Revocation) -> Result<(), AuthError> {
+        record.verify()?;
+        {
+            let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
+            let issuers = records.get(record.revoked());
+            if issuers.is_some_and(|i| i.contains(record.issuer())) {
+                return Ok(());
+            }
+            if issuers.is_none() && records.len() >= MAX_RECORDS {
+                return Err(AuthError::Limit(format!(
+                    "{MAX_RECORDS} revocation records are kept already"
+                )));
+            }
+            records
+                .entry(*record.revoked())
+                .or_default()
+                .push(*record.issuer());
+        }
+        self.any_revoked.store(true, Ordering::Release);
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Revokes a token as this node's operator: every chain containing it stops authorizing
+    /// anything, whoever issued it.
     pub fn revoke(&self, cid: Cid) {
         self.revoked
             .write()
@@ -416,6 +452,9 @@ fn precheck(
     Ok(())
 }
 
+/// Revocation records kept at most.
+pub const MAX_RECORDS: usize = 64 * 1024;
+
 /// Verified chains (and known-bad ones) by leaf CID, evicted oldest first.
 #[derive(Debug)]
 struct Cache {
@@ -452,8 +491,8 @@ impl Cache {
 struct Compiled {
     leaf: Arc<Token>,
     nodes: Vec<Node>,
-    /// Every distinct token CID in the chain, for revocation.
-    cids: Vec<Cid>,
+    /// Both CID forms of every token, aligned with `nodes`, for revocation.
+    cids: Vec<[Cid; 2]>,
 }
 
 #[derive(Debug)]
@@ -520,7 +559,7 @@ impl Compiled {
         // Both CID forms name the same token: a revocation may cite either.
         let cids = order
             .iter()
-            .flat_map(|v| {
+            .map(|v| {
                 let token = v.token();
                 [
                     *token.cid(),
@@ -533,6 +572,30 @@ impl Compiled {
             nodes,
             cids,
         })
+    }
+
+    /// The first token of this chain revoked by a record whose issuer issued it or a token above
+    /// it (UCAN 0.10: any issuer in the chain leading to a token may revoke it).
+    fn revoked_by(&self, records: &HashMap<Cid, Vec<Did>>) -> Option<Cid> {
+        for (i, forms) in self.cids.iter().enumerate() {
+            for cid in forms {
+                let Some(issuers) = records.get(cid) else {
+                    continue;
+                };
+                let mut stack = vec![i];
+                let mut seen = vec![false; self.nodes.len()];
+                while let Some(n) = stack.pop() {
+                    if std::mem::replace(&mut seen[n], true) {
+                        continue;
+                    }
+                    if issuers.contains(&self.nodes[n].issuer) {
+                        return Some(*cid);
+                    }
+                    stack.extend(&self.nodes[n].proofs);
+                }
+            }
+        }
+        None
     }
 
     fn decide(&self, realm: &Realm, owner: &Did, action: Action<'_>) -> Result<Grant, AuthError> {
@@ -908,6 +971,64 @@ mod tests {
             "badSignature",
             "a known failure costs nothing either"
         );
+    }
+
+    #[test]
+    fn records_revoke_only_when_signed_by_an_issuer_in_the_chain() {
+        let w = world();
+        let t = name("orders.get");
+        let root = Builder::new(&w.owner, w.team.did())
+            .never_expires()
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .build()
+            .unwrap();
+        let leaf = Builder::new(&w.team, w.service.did())
+            .never_expires()
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .proof(*root.cid())
+            .build()
+            .unwrap();
+        let chain = Chain::new(leaf.clone(), [root.clone()]);
+        let outcome = |record: Option<Revocation>| {
+            let auth = Authorizer::new();
+            if let Some(record) = record {
+                auth.apply(&record).unwrap();
+            }
+            auth.authorize(
+                &w.realm,
+                Some(&chain),
+                &w.service.did(),
+                Action::Publish(&t),
+                0,
+            )
+            .map(|_| "allowed")
+            .unwrap_or_else(|e| e.code())
+        };
+        assert_eq!(outcome(None), "allowed");
+        // The leaf's issuer, or an issuer above it, may revoke it; the root's revocation reaches
+        // everything delegated from it.
+        assert_eq!(outcome(Some(Revocation::issue(&w.team, &leaf))), "revoked");
+        assert_eq!(outcome(Some(Revocation::issue(&w.owner, &leaf))), "revoked");
+        assert_eq!(outcome(Some(Revocation::issue(&w.owner, &root))), "revoked");
+        // Anyone else's record revokes nothing: not the holder's, not a stranger's, and a team
+        // cannot revoke what is above it.
+        let stranger = Keypair::from_seed(&[9; 32]);
+        assert_eq!(
+            outcome(Some(Revocation::issue(&stranger, &leaf))),
+            "allowed"
+        );
+        assert_eq!(
+            outcome(Some(Revocation::issue(&w.service, &leaf))),
+            "allowed"
+        );
+        assert_eq!(outcome(Some(Revocation::issue(&w.team, &root))), "allowed");
+        // A record whose signature does not verify is refused.
+        let forged = Revocation::issue(&stranger, &leaf)
+            .to_json()
+            .replace(&stranger.did().to_string(), &w.owner.did().to_string());
+        let forged = Revocation::parse(&forged).unwrap();
+        let auth = Authorizer::new();
+        assert_eq!(auth.apply(&forged).unwrap_err().code(), "badSignature");
     }
 
     #[test]

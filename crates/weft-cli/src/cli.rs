@@ -56,6 +56,9 @@ pub(crate) struct NodeArgs {
     /// The node's PKCS#8 PEM key; default: a fresh key for this run.
     #[arg(long, value_name = "FILE")]
     pub(crate) key: Option<PathBuf>,
+    /// UCAN revocation records to apply at start (`weft ucan revoke` output, one per line).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) revocations: Option<PathBuf>,
     /// Listen address (multiaddr or IP:PORT); repeatable. Default: 127.0.0.1:0.
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) listen: Vec<String>,
@@ -263,6 +266,15 @@ pub(crate) enum UcanCommand {
     /// Print a token's header and payload as JSON (without verifying it).
     Inspect {
         /// The token, or @FILE.
+        token: String,
+    },
+    /// Print a signed revocation record for a token (UCAN 0.10): nodes that apply it refuse
+    /// every chain in which the token sits below (or is) one the key issued.
+    Revoke {
+        /// The revoker's PKCS#8 PEM key: the issuer of the token or of one above it.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The token to revoke, or @FILE.
         token: String,
     },
 }

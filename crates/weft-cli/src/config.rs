@@ -8,6 +8,7 @@
 //! bootstrap = ["10.0.0.2:4001"]                 # WEFT_BOOTSTRAP  --bootstrap (a,b)
 //! http = "127.0.0.1:8080"                       # WEFT_HTTP       --http
 //! ucan = ["@node.jwt"]                          # WEFT_UCAN       --ucan (a,b)
+//! revocations = "revoked.jsonl"                 # WEFT_REVOCATIONS --revocations
 //! [tags]                                        # WEFT_TAGS       --tag (k=v,k2=v2)
 //! region = "eu"
 //! [[realm]]                                     # WEFT_REALMS     --realm (name=owner,name2)
@@ -48,6 +49,8 @@ use crate::error::CliError;
 pub(crate) struct NodeSettings {
     /// The PKCS#8 key file; `None`: a fresh key for this run.
     pub(crate) key: Option<PathBuf>,
+    /// Revocation records to apply at start, one JSON record per line.
+    pub(crate) revocations: Option<PathBuf>,
     /// Listen addresses (multiaddr or IP:PORT); empty: the node's default, 127.0.0.1:0.
     pub(crate) listen: Vec<String>,
     /// Peers to join the mesh through.
@@ -95,6 +98,7 @@ pub(crate) struct Limits {
 
 /// The environment variables read as settings (besides `WEFT_CONFIG`).
 const ENV_KEY: &str = "WEFT_KEY";
+const ENV_REVOCATIONS: &str = "WEFT_REVOCATIONS";
 const ENV_LISTEN: &str = "WEFT_LISTEN";
 const ENV_BOOTSTRAP: &str = "WEFT_BOOTSTRAP";
 const ENV_HTTP: &str = "WEFT_HTTP";
@@ -145,6 +149,7 @@ impl NodeSettings {
 #[derive(Debug, Default)]
 struct Layer {
     key: Option<PathBuf>,
+    revocations: Option<PathBuf>,
     listen: Option<Vec<String>>,
     bootstrap: Option<Vec<String>>,
     http: Option<SocketAddr>,
@@ -168,6 +173,7 @@ impl Layer {
     fn over(self, lower: Layer) -> Layer {
         Layer {
             key: self.key.or(lower.key),
+            revocations: self.revocations.or(lower.revocations),
             listen: self.listen.or(lower.listen),
             bootstrap: self.bootstrap.or(lower.bootstrap),
             http: self.http.or(lower.http),
@@ -199,6 +205,7 @@ impl Layer {
         };
         NodeSettings {
             key: self.key,
+            revocations: self.revocations,
             listen: self.listen.unwrap_or_default(),
             bootstrap: self.bootstrap.unwrap_or_default(),
             http: self.http,
@@ -237,6 +244,7 @@ impl Layer {
         let limits = file.limits.unwrap_or_default();
         Ok(Layer {
             key: file.key.map(|key| dir.join(key)),
+            revocations: file.revocations.map(|path| dir.join(path)),
             listen: file.listen,
             bootstrap: file.bootstrap,
             http: file.http,
@@ -299,6 +307,7 @@ impl Layer {
             .transpose()?;
         Ok(Layer {
             key: env(ENV_KEY).map(PathBuf::from),
+            revocations: env(ENV_REVOCATIONS).map(PathBuf::from),
             listen: list(ENV_LISTEN),
             bootstrap: list(ENV_BOOTSTRAP),
             http: env_value(&env, ENV_HTTP, socket_addr)?,
@@ -347,6 +356,7 @@ impl Layer {
         }
         Ok(Layer {
             key: args.key.clone(),
+            revocations: args.revocations.clone(),
             listen: list(&args.listen),
             bootstrap: list(&args.bootstrap),
             http: args.http,
@@ -376,6 +386,7 @@ impl Layer {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     key: Option<PathBuf>,
+    revocations: Option<PathBuf>,
     listen: Option<Vec<String>>,
     bootstrap: Option<Vec<String>>,
     #[serde(default, deserialize_with = "de_socket_addr")]
@@ -682,6 +693,7 @@ mod tests {
             settings,
             NodeSettings {
                 key: None,
+                revocations: None,
                 listen: vec![],
                 bootstrap: vec![],
                 http: None,
@@ -741,6 +753,7 @@ liveness = "5s"
             settings,
             NodeSettings {
                 key: Some(d.join("node.pem")),
+                revocations: None,
                 listen: vec![
                     "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
                     "0.0.0.0:4002".into()

@@ -450,3 +450,34 @@ fn node_refuses_a_config_file_with_an_unknown_key() {
     assert!(err.contains("`listn`"), "{err}");
     assert!(err.contains("line 2"), "{err}");
 }
+
+/// `weft ucan revoke` prints a signed UCAN 0.10 record; `weft node --revocations` refuses a file
+/// with a broken record, naming its line.
+#[test]
+fn ucan_revoke_prints_a_record_and_a_node_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _) = new_key(dir.path(), "owner.pem");
+    let (_, holder) = new_key(dir.path(), "holder.pem");
+    let token = weft(&[
+        "ucan",
+        "issue",
+        "--key",
+        owner.to_str().unwrap(),
+        "--aud",
+        &holder,
+        "--cap",
+        "weft://io.acme=realm/join",
+    ])
+    .ok();
+    let record = weft(&["ucan", "revoke", "--key", owner.to_str().unwrap(), &token]).ok();
+    let parsed: Value = serde_json::from_str(&record).unwrap();
+    let cid = weft(&["ucan", "cid", &token]).ok();
+    assert_eq!(parsed["revoke"], cid.as_str());
+    assert!(parsed["iss"].as_str().unwrap().starts_with("did:key:z6Mk"));
+    assert!(parsed["challenge"].as_str().unwrap().len() > 80);
+
+    let broken = dir.path().join("revoked.jsonl");
+    std::fs::write(&broken, format!("# revoked\n{record}\n{{\"iss\":1}}\n")).unwrap();
+    let err = weft(&["node", "--revocations", broken.to_str().unwrap()]).fails(2);
+    assert!(err.contains("line 3"), "{err}");
+}

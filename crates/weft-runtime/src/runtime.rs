@@ -220,6 +220,16 @@ impl NodeHandle {
         self.authorizer.revoke(cid);
     }
 
+    /// Applies a signed revocation record (UCAN 0.10): once its signature verifies, every chain
+    /// in which the revoked token sits below (or is) a token the record's issuer issued stops
+    /// authorizing anything on this node; standing grants resting on one end within a second.
+    pub fn apply_revocation(
+        &self,
+        record: &weft_ucan::Revocation,
+    ) -> Result<(), weft_auth::AuthError> {
+        self.authorizer.apply(record)
+    }
+
     /// Every address the node listens on now: a wildcard listener (`0.0.0.0`) reports one per
     /// interface, after start too. Empty once the node has stopped.
     pub async fn current_listen_addrs(&self) -> Vec<Multiaddr> {

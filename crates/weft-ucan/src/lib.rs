@@ -16,6 +16,7 @@
 //! - [`cid`]: [`Cid`], proof references (CIDv1, raw codec, SHA2-256 or BLAKE3, base32).
 //! - [`validate`]: [`Validator`], [`ProofStore`] and [`VerifiedToken`]: chain verification.
 //! - [`semantics`]: [`Semantics`], the resource and ability rules the validator consults.
+//! - [`revocation`]: [`Revocation`], signed records that revoke a token by CID.
 //! - [`error`]: [`UcanError`], whose [`code`](UcanError::code) is the contract's error string.
 //! - `json`: canonical (sorted-key) JSON, so that building is deterministic.
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod capability;
 pub mod cid;
 pub mod error;
 mod json;
+pub mod revocation;
 pub mod semantics;
 pub mod token;
 pub mod validate;
@@ -33,6 +35,7 @@ pub use builder::Builder;
 pub use capability::{Capability, Caveat, ability_covers, caveats_enable};
 pub use cid::{Cid, HashAlg};
 pub use error::UcanError;
+pub use revocation::Revocation;
 pub use semantics::{DefaultSemantics, Semantics};
 pub use token::{MAX_CAPABILITIES, MAX_TOKEN_LEN, Token, UCAN_VERSION, decode_unverified};
 pub use validate::{DEFAULT_LEEWAY, MAX_CHAIN_DEPTH, ProofStore, Validator, VerifiedToken};

@@ -32,6 +32,9 @@ pub enum Error {
     /// A call failed: not found, timeout, unauthorized, remote error or unavailable.
     #[error(transparent)]
     Call(#[from] CallError),
+    /// A revocation record that does not verify, or one too many.
+    #[error("revocation record refused: {0}")]
+    Revocation(weft_auth::AuthError),
     /// A payload could not be encoded or decoded as JSON.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -305,6 +305,16 @@ impl Node {
         self.inner.revoke(cid);
     }
 
+    /// Applies a signed revocation record (`weft ucan revoke`, UCAN 0.10) on this node: every
+    /// chain in which the revoked token sits below (or is) a token the record's issuer issued
+    /// stops authorizing anything here. A record that does not verify is refused; one whose
+    /// issuer is in no chain revokes nothing.
+    pub fn apply_revocation(&self, record: &weft_ucan::Revocation) -> Result<(), Error> {
+        self.inner
+            .apply_revocation(record)
+            .map_err(Error::Revocation)
+    }
+
     /// Peers connected now.
     pub async fn peers(&self) -> Vec<PeerInfo> {
         self.inner.peers().await

@@ -55,7 +55,17 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
         Some(_) => Some(weft_http::install_metrics().map_err(|e| CliError::Failed(e.to_string()))?),
         None => None,
     };
+    let revocations = match &settings.revocations {
+        Some(path) => read_revocations(path)?,
+        None => Vec::new(),
+    };
     let node = std::sync::Arc::new(builder.start().await?);
+    for record in &revocations {
+        if let Err(e) = node.apply_revocation(record) {
+            node.shutdown().await;
+            return Err(e.into());
+        }
+    }
     let http = match settings.http {
         Some(addr) => {
             let config = weft_http::HttpConfig {
@@ -106,6 +116,26 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// Reads revocation records, one JSON record per line (blank lines and `#` comments skipped);
+/// the first that does not parse is an error naming its line.
+fn read_revocations(path: &std::path::Path) -> Result<Vec<weft::ucan::Revocation>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config(format!("revocations {}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(i, line)| {
+            weft::ucan::Revocation::parse(line.trim()).map_err(|e| {
+                CliError::Config(format!(
+                    "revocations {} line {}: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Publishes one event through the node it connects to, which routes it to every matching

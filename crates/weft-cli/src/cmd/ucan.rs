@@ -1,4 +1,4 @@
-//! `weft ucan issue|verify|cid|inspect`.
+//! `weft ucan issue|verify|cid|inspect|revoke`.
 
 use std::sync::Arc;
 
@@ -27,6 +27,12 @@ pub(crate) fn run(cmd: UcanCommand) -> Result<(), CliError> {
                 .map_err(|e: UcanError| CliError::Usage(e.to_string()))?;
             let token = Token::parse(&token_arg(&token)?)?;
             println!("{}", Cid::compute(token.as_str().as_bytes(), alg));
+            Ok(())
+        }
+        UcanCommand::Revoke { key, token } => {
+            let key = Keypair::load(&key)?;
+            let token = Token::parse(&token_arg(&token)?)?;
+            println!("{}", weft::ucan::Revocation::issue(&key, &token).to_json());
             Ok(())
         }
         UcanCommand::Inspect { token } => {
