@@ -211,3 +211,83 @@ async fn a_signed_revocation_record_ends_what_rests_on_the_token() {
     assert_eq!(acme.stats().await.remote_subscriptions, 0);
     shutdown(&[reader, hub]).await;
 }
+
+/// A record applied on one node travels to the others, which apply it, end what rests on the
+/// token, and keep the record for their next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_travels_the_realm_and_is_kept() {
+    let owner = Keypair::generate().unwrap();
+    let kept = std::env::temp_dir().join(format!("weft-revoked-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&kept);
+    let hub = Node::builder()
+        .key(owner.clone())
+        .realm(REALM, owner.did())
+        .clock_leeway(Duration::ZERO)
+        .revocations_file(&kept)
+        .start()
+        .await
+        .unwrap();
+    let far = now() + 3600;
+    let reader_key = Keypair::generate().unwrap();
+    let join = token(&owner, &reader_key, "weft://io.acme", "realm/join", far);
+    let read = token(
+        &owner,
+        &reader_key,
+        "weft://io.acme/orders.**",
+        "msg/subscribe",
+        far,
+    );
+    let record = weft::ucan::Revocation::issue(&owner, &read);
+    let reader = peer(&owner, &reader_key, &hub, vec![join, read]).await;
+    let mut events = reader.peer_events();
+    let _orders = reader
+        .realm(REALM)
+        .unwrap()
+        .subscribe("orders.*")
+        .await
+        .unwrap();
+    let acme = hub.realm(REALM).unwrap();
+    within(
+        "the subscription arrives",
+        acme.wait_for_subscriber("orders.a"),
+    )
+    .await
+    .unwrap();
+
+    // Another member hands the record to the realm.
+    let other_key = Keypair::generate().unwrap();
+    let other = Node::builder()
+        .key(other_key.clone())
+        .realm(REALM, owner.did())
+        .ucan(
+            REALM,
+            Chain::new(
+                token(&owner, &other_key, "weft://io.acme", "realm/join", far),
+                [],
+            ),
+        )
+        .bootstrap(hub.listen_addrs()[0].to_string())
+        .start()
+        .await
+        .unwrap();
+    within("both members", acme.wait_for_members(2))
+        .await
+        .unwrap();
+    within(
+        "the hub is a member there",
+        other.realm(REALM).unwrap().wait_for_members(1),
+    )
+    .await
+    .unwrap();
+    assert!(other.apply_revocation(&record).unwrap(), "new there");
+    assert_eq!(next_denial(&mut events).await, "revoked");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    let again = weft::ucan::Revocation::parse(text.trim()).unwrap();
+    assert_eq!(again, record, "the hub kept it");
+    assert!(
+        !hub.apply_revocation(&record).unwrap(),
+        "known there already"
+    );
+    shutdown(&[other, reader, hub]).await;
+    let _ = std::fs::remove_file(&kept);
+}

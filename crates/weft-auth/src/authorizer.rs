@@ -62,6 +62,8 @@ pub struct Authorizer {
     revoked: RwLock<HashSet<Cid>>,
     /// Signed revocation records: revoked token → the issuers who revoked it.
     records: RwLock<HashMap<Cid, Vec<Did>>>,
+    /// The same records in the order they were applied, to hand on to peers.
+    record_log: RwLock<Vec<Revocation>>,
     /// Lets the common case (nothing revoked) skip the revocation lock entirely.
     any_revoked: AtomicBool,
     /// Revocations so far (see `revocation_epoch`).
@@ -129,6 +131,7 @@ impl Authorizer {
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             revoked: RwLock::new(HashSet::new()),
             records: RwLock::new(HashMap::new()),
+            record_log: RwLock::new(Vec::new()),
             any_revoked: AtomicBool::new(false),
             revocations: AtomicU64::new(0),
             checks: CheckCounters::new(),
@@ -306,16 +309,28 @@ impl Authorizer {
     /// Applies a signed revocation record: once its signature verifies, every chain in which
     /// the revoked token sits below (or is) a token its issuer issued stops authorizing anything.
     /// A record whose issuer is in no such chain revokes nothing. Records are kept (at most
-    /// [`MAX_RECORDS`]); a repeat changes nothing.
-    pub fn apply(&self, record: &Revocation) -> Result<(), AuthError> {
+    /// [`MAX_RECORDS`]); a repeat (same token, same issuer) costs no signature check and changes
+    /// nothing. `true` when the record is new here.
+    pub fn apply(&self, record: &Revocation) -> Result<bool, AuthError> {
+        let known = |records: &HashMap<Cid, Vec<Did>>| {
+            records
+                .get(record.revoked())
+                .is_some_and(|issuers| issuers.contains(record.issuer()))
+        };
+        if known(&self.records.read().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(false);
+        }
         record.verify()?;
         {
             let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
-            let issuers = records.get(record.revoked());
-            if issuers.is_some_and(|i| i.contains(record.issuer())) {
-                return Ok(());
+            if known(&records) {
+                return Ok(false);
             }
-            if issuers.is_none() && records.len() >= MAX_RECORDS {
+            let mut log = self
+                .record_log
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if log.len() >= MAX_RECORDS {
                 return Err(AuthError::Limit(format!(
                     "{MAX_RECORDS} revocation records are kept already"
                 )));
@@ -324,10 +339,19 @@ impl Authorizer {
                 .entry(*record.revoked())
                 .or_default()
                 .push(*record.issuer());
+            log.push(record.clone());
         }
         self.any_revoked.store(true, Ordering::Release);
         self.revocations.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Every revocation record applied here, oldest first.
+    pub fn revocation_records(&self) -> Vec<Revocation> {
+        self.record_log
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Revokes a token as this node's operator: every chain containing it stops authorizing

@@ -34,6 +34,8 @@ pub(crate) enum Command {
     Call(CallArgs),
     /// Provide a procedure by running a command per call (JSON arguments on stdin, result on stdout).
     Serve(ServeArgs),
+    /// Hand a revocation record (from `weft ucan revoke`) to a realm through one of its nodes.
+    Revoke(RevokeArgs),
     /// Measure pub/sub throughput between two processes over QUIC on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -169,6 +171,14 @@ pub(crate) struct ServeArgs {
     /// The command run for each call, and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// The record (JSON), or @FILE.
+    pub(crate) record: String,
 }
 
 #[derive(Debug, Subcommand)]

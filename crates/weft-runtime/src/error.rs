@@ -16,6 +16,9 @@ pub enum StartError {
     /// Two realms with the same name and owner were configured.
     #[error("realm {0} is configured twice")]
     DuplicateRealm(String),
+    /// A revocation record given at start does not verify.
+    #[error("revocation record refused: {0}")]
+    Revocation(weft_auth::AuthError),
 }
 
 /// A publication was refused.

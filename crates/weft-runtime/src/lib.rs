@@ -44,6 +44,7 @@ pub mod providers;
 pub mod realm;
 pub mod registry;
 mod relay;
+mod revocations;
 pub mod router;
 pub mod runtime;
 pub mod sequence;

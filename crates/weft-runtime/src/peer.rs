@@ -31,7 +31,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, Real
 
 use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted};
 use crate::realm::Routes;
-use crate::realm::{Admit, PeerLeft, Realm, RelayInterest};
+use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{RemoteInterest, RemotePublish};
 use crate::{PeerEvent, PeerInfo};
@@ -198,9 +198,10 @@ pub struct PeerConnection {
     routes: HashMap<RealmIndex, Routes>,
     admitted: Vec<Addr<Realm>>,
     /// The peer is our client (its hello says so): its subscriptions are also held in the mesh
-    /// by the realm actors here, which are kept by the peer's realm index.
+    /// by the realm actors here.
     client: bool,
-    relays: HashMap<RealmIndex, Addr<Realm>>,
+    /// The realm actors that admitted the peer, by the peer's realm index.
+    realm_actors: HashMap<RealmIndex, Addr<Realm>>,
     /// The cold verifications this peer's chains may cost, across all realms.
     budget: Arc<weft_auth::VerifyBudget>,
     greeted: bool,
@@ -257,7 +258,7 @@ impl PeerConnection {
             routes: HashMap::new(),
             admitted: Vec::new(),
             client: false,
-            relays: HashMap::new(),
+            realm_actors: HashMap::new(),
             budget: Arc::default(),
             greeted: false,
             said_bye: false,
@@ -369,9 +370,7 @@ impl PeerConnection {
                         match result {
                             Ok(Ok(routes)) => {
                                 act.routes.insert(index, routes);
-                                if act.client {
-                                    act.relays.insert(index, actor.clone());
-                                }
+                                act.realm_actors.insert(index, actor.clone());
                                 act.admitted.push(actor);
                             }
                             Ok(Err(e)) => act.sender.send_denial(index, e.code(), e.to_string()),
@@ -597,7 +596,11 @@ impl PeerConnection {
                         });
                     }
                     subscription => {
-                        if let Some(realm) = self.relays.get(&subscription.realm()) {
+                        if let Some(realm) = self
+                            .realm_actors
+                            .get(&subscription.realm())
+                            .filter(|_| self.client)
+                        {
                             realm.do_send(RelayInterest {
                                 peer: self.peer,
                                 interest: subscription.clone(),
@@ -660,6 +663,14 @@ impl PeerConnection {
                     // The answer follows everything this node sent the peer, calls included:
                     // once the peer has it, it has answered all of them, and may hang up.
                     self.sender.send_control(&bye);
+                }
+            }
+            Frame::Revoke(revoke) => {
+                if let Some(realm) = self.realm_actors.get(&revoke.realm) {
+                    realm.do_send(RemoteRevoke {
+                        peer: self.peer,
+                        record: revoke.record,
+                    });
                 }
             }
             // Only ever sent back on a stream we opened, never on the one we read.

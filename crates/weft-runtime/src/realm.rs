@@ -31,13 +31,14 @@ use weft_auth::{Action, AuthError, Authorizer, Chain, Realm as AuthRealm, Verify
 use weft_identity::Did;
 use weft_names::Pattern;
 use weft_net::PeerId;
-use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, WireChain};
+use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, RevokeRecord, WireChain};
 
 use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::local::LocalSink;
 use crate::peer::PeerSender;
 use crate::registry::Registry;
+use crate::revocations::RevocationLog;
 use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
 use crate::standing::Standing;
 use crate::{SubscribeError, unix_now};
@@ -99,6 +100,24 @@ pub struct RelayInterest {
     pub peer: PeerId,
     /// Its `Subscribe` or `Unsubscribe` (other kinds are ignored).
     pub interest: Interest,
+}
+
+/// A member sent a revocation record.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteRevoke {
+    /// The member.
+    pub peer: PeerId,
+    /// The record, as sent.
+    pub record: String,
+}
+
+/// This node applied a new revocation record itself: pass it on to the members.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SpreadRevocation {
+    /// The record.
+    pub record: weft_ucan::Revocation,
 }
 
 /// A member's connection ended.
@@ -177,6 +196,8 @@ pub struct Realm {
     /// Local subscriptions made under a chain of their own (a gateway's client's), which end
     /// with it: the subscription's stream closes.
     delegated: Standing<u32, (Pattern, Chain)>,
+    /// Where new revocation records are kept for the next run.
+    revocation_log: RevocationLog,
     next_id: u32,
     discovery_delay: Duration,
     /// The next membership lookup, once scheduled.
@@ -223,6 +244,7 @@ impl Realm {
             client: false,
             memberships: Standing::default(),
             delegated: Standing::default(),
+            revocation_log: RevocationLog::default(),
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
             next_discovery: None,
@@ -234,6 +256,28 @@ impl Realm {
     pub fn client(mut self, client: bool) -> Self {
         self.client = client;
         self
+    }
+
+    /// Keeps the revocation records members send in this file, for the next run.
+    pub fn revocations_file(mut self, file: Option<std::path::PathBuf>) -> Self {
+        self.revocation_log = RevocationLog::new(file);
+        self
+    }
+
+    /// Sends a revocation record to every member but clients and `except` (who sent it).
+    fn spread_revocation(&self, record: &weft_ucan::Revocation, except: Option<PeerId>) {
+        let frame = Frame::Revoke(RevokeRecord {
+            realm: self.index,
+            record: record.to_json(),
+        });
+        let Ok(bytes) = weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME) else {
+            return;
+        };
+        for (peer, member) in &self.members {
+            if !member.client && Some(*peer) != except {
+                member.sender.send_control(&bytes);
+            }
+        }
     }
 
     fn take_id(&mut self) -> u32 {
@@ -426,8 +470,18 @@ impl Handler<Admit> for Realm {
         };
         self.memberships.insert(msg.peer, (), &grant);
         info!(realm = %self.realm.name(), peer = %msg.did.short(), client = msg.client, "peer admitted");
-        // A client sends everything to this node anyway: it needs none of our interests.
+        // A client sends everything to this node anyway: it needs none of our interests, nor
+        // the revocations it must not act on (this node enforces them).
         if !msg.client {
+            for record in self.authorizer.revocation_records() {
+                let frame = Frame::Revoke(RevokeRecord {
+                    realm: self.index,
+                    record: record.to_json(),
+                });
+                if let Ok(bytes) = weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME) {
+                    msg.sender.send_control(&bytes);
+                }
+            }
             let relayed = self
                 .relayed
                 .values()
@@ -644,5 +698,44 @@ impl Handler<RelayInterest> for Realm {
             }
             Interest::Advertise { .. } | Interest::Unadvertise { .. } => {}
         }
+    }
+}
+
+/// Applies a member's revocation record and, if it is new here, passes it on.
+impl Handler<RemoteRevoke> for Realm {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteRevoke, _ctx: &mut Context<Self>) {
+        let Some(member) = self.members.get(&msg.peer) else {
+            return;
+        };
+        // A record costs a signature check unless it is known: the member's budget pays.
+        let record = match weft_ucan::Revocation::parse(&msg.record) {
+            Ok(record) => record,
+            Err(e) => {
+                return debug!(peer = %member.did.short(), error = %e, "revocation record unreadable");
+            }
+        };
+        if !member.budget.take(unix_now()) {
+            return debug!(peer = %member.did.short(), "revocation record dropped: verification budget spent");
+        }
+        match self.authorizer.apply(&record) {
+            Ok(true) => {
+                info!(realm = %self.realm.name(), revoked = %record.revoked(), by = %record.issuer(), "revocation record applied");
+                self.revocation_log.append(&record);
+                self.spread_revocation(&record, Some(msg.peer));
+            }
+            Ok(false) => {}
+            Err(e) => debug!(peer = %member.did.short(), error = %e, "revocation record refused"),
+        }
+    }
+}
+
+/// Passes on a record this node applied itself.
+impl Handler<SpreadRevocation> for Realm {
+    type Result = ();
+
+    fn handle(&mut self, msg: SpreadRevocation, _ctx: &mut Context<Self>) {
+        self.spread_revocation(&msg.record, None);
     }
 }

@@ -27,11 +27,12 @@ use crate::lane::PublishLane;
 use crate::local::{LocalEvents, local_queue};
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
-use crate::realm::{LocalSubscriptions, Realm, Routes, Subscribe, Unsubscribe};
+use crate::realm::{LocalSubscriptions, Realm, Routes, SpreadRevocation, Subscribe, Unsubscribe};
 use crate::registry::{
     Advertise, AwaitProviders, CallProcedure, LocalProcedures, ProcedureHandler, Registry,
     Unadvertise,
 };
+use crate::revocations::RevocationLog;
 use crate::router::{AwaitMembers, AwaitSubscriber, Publish, Router, Stats};
 use crate::telemetry::{self, CallMetrics};
 use crate::{
@@ -59,6 +60,8 @@ pub struct NodeHandle {
     stop: Mutex<Option<oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     net_thread: Mutex<Option<NetThread>>,
+    /// Where new revocation records are kept for the next run.
+    revocation_log: RevocationLog,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -117,6 +120,7 @@ impl NodeHandle {
         }
         let did = config.net.keypair.did();
         let expected_listeners = config.net.listen.len();
+        let revocation_log = RevocationLog::new(config.revocations_file.clone());
         let (network, events, net_thread) = Network::start(config.net.clone())?;
         let network_handle = network.clone();
         let peer_id = network.peer_id();
@@ -176,6 +180,7 @@ impl NodeHandle {
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
             net_thread: Mutex::new(Some(net_thread)),
+            revocation_log,
         })
     }
 
@@ -223,11 +228,22 @@ impl NodeHandle {
     /// Applies a signed revocation record (UCAN 0.10): once its signature verifies, every chain
     /// in which the revoked token sits below (or is) a token the record's issuer issued stops
     /// authorizing anything on this node; standing grants resting on one end within a second.
+    /// The record is kept in the node's revocations file and passed on to every realm's members
+    /// (they apply and pass it on in turn); `true` when it was new here.
     pub fn apply_revocation(
         &self,
         record: &weft_ucan::Revocation,
-    ) -> Result<(), weft_auth::AuthError> {
-        self.authorizer.apply(record)
+    ) -> Result<bool, weft_auth::AuthError> {
+        let new = self.authorizer.apply(record)?;
+        if new {
+            self.revocation_log.append(record);
+            for realm in &self.realms {
+                realm.actor.do_send(SpreadRevocation {
+                    record: record.clone(),
+                });
+            }
+        }
+        Ok(new)
     }
 
     /// Every address the node listens on now: a wildcard listener (`0.0.0.0`) reports one per
@@ -556,6 +572,9 @@ fn build(
     let own_did = config.net.keypair.did();
     let client = config.net.client;
     let authorizer = Arc::new(Authorizer::new().with_leeway(config.clock_leeway.as_secs()));
+    for record in &config.revocations {
+        authorizer.apply(record).map_err(StartError::Revocation)?;
+    }
     let dht = Dht::new(network.clone()).start();
     let mut links = Vec::new();
     let mut realms = Vec::new();
@@ -601,6 +620,7 @@ fn build(
             dht.clone(),
         )
         .client(client)
+        .revocations_file(config.revocations_file.clone())
         .start();
         joins.push(RealmJoin {
             realm: realm.name().clone(),

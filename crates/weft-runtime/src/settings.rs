@@ -39,6 +39,11 @@ pub struct NodeConfig {
     /// How far clocks may disagree: a token holds this long past its `exp` (and before its
     /// `nbf`). Standing grants end once their chain has expired by more than this.
     pub clock_leeway: std::time::Duration,
+    /// Where revocation records this node learns are appended, one JSON record per line, so
+    /// that they survive a restart (the node reads none itself: give them in `revocations`).
+    pub revocations_file: Option<std::path::PathBuf>,
+    /// Revocation records applied at start (not appended to `revocations_file` again).
+    pub revocations: Vec<weft_ucan::Revocation>,
 }
 
 /// What publishing does when a receiving peer cannot keep up (its send queue fills).
@@ -89,6 +94,8 @@ impl NodeConfig {
             max_payload: 1024 * 1024,
             congestion: Congestion::Drop,
             clock_leeway: std::time::Duration::from_secs(60),
+            revocations_file: None,
+            revocations: Vec::new(),
         }
     }
 }

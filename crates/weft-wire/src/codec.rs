@@ -171,6 +171,10 @@ mod tests {
             }),
             Frame::Bye,
             Frame::Accepted,
+            Frame::Revoke(crate::RevokeRecord {
+                realm: 0,
+                record: r#"{"iss":"did:key:z6Mk…","revoke":"bafk…","challenge":"…"}"#.into(),
+            }),
             Frame::Interest(Interest::Advertise {
                 realm: 0,
                 procedure: Name::new("orders.get").unwrap(),

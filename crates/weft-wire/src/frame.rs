@@ -51,6 +51,20 @@ pub enum Frame {
     /// but its hello until this arrives, and opens the stream again if it does not (streams can be
     /// dropped by a busy acceptor).
     Accepted,
+    /// A UCAN revocation record (JSON) the sender applied and passes on to the realm's members.
+    Revoke(RevokeRecord),
+}
+
+/// Longest revocation record carried, in bytes.
+pub const MAX_REVOCATION_LEN: usize = 1024;
+
+/// A revocation record on its way through a realm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeRecord {
+    /// Realm, as an index into the sender's hello: the record travels among its members.
+    pub realm: RealmIndex,
+    /// The record, `{"iss","revoke","challenge"}`: checked by every node that applies it.
+    pub record: String,
 }
 
 /// Why the sender refused us in one realm.
@@ -236,7 +250,14 @@ impl Frame {
             Frame::Interest(Interest::Subscribe { chain, .. })
             | Frame::Publish(Publish { chain, .. })
             | Frame::Call(Call { chain, .. }) => check_chain(chain.as_ref()),
-            Frame::Accepted
+            Frame::Revoke(RevokeRecord { record, .. }) if record.len() > MAX_REVOCATION_LEN => {
+                Err(WireError::Limit(format!(
+                    "a revocation record of {} bytes (at most {MAX_REVOCATION_LEN})",
+                    record.len()
+                )))
+            }
+            Frame::Revoke(_)
+            | Frame::Accepted
             | Frame::Refused(_)
             | Frame::Interest(_)
             | Frame::Denied(_)

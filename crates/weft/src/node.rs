@@ -55,6 +55,8 @@ pub struct NodeBuilder {
     congestion: Option<Congestion>,
     connect: Option<String>,
     clock_leeway: Option<Duration>,
+    revocations: Vec<weft_ucan::Revocation>,
+    revocations_file: Option<std::path::PathBuf>,
 }
 
 impl NodeBuilder {
@@ -96,6 +98,21 @@ impl NodeBuilder {
     /// expired by more than this, or is revoked, and the peer is told.
     pub fn clock_leeway(mut self, leeway: Duration) -> Self {
         self.clock_leeway = Some(leeway);
+        self
+    }
+
+    /// Applies these revocation records from the start (see [`Node::apply_revocation`]); a
+    /// record that does not verify stops the node from starting.
+    pub fn revocations(mut self, records: impl IntoIterator<Item = weft_ucan::Revocation>) -> Self {
+        self.revocations.extend(records);
+        self
+    }
+
+    /// Appends every revocation record this node learns afterwards (from its members, or
+    /// [`Node::apply_revocation`]) to `file`, one JSON record per line: read it back with
+    /// [`revocations`](Self::revocations) at the next start.
+    pub fn revocations_file(mut self, file: impl Into<std::path::PathBuf>) -> Self {
+        self.revocations_file = Some(file.into());
         self
     }
 
@@ -238,6 +255,8 @@ impl NodeBuilder {
         if let Some(leeway) = self.clock_leeway {
             config.clock_leeway = leeway;
         }
+        config.revocations = self.revocations;
+        config.revocations_file = self.revocations_file;
         Ok(Node {
             inner: NodeHandle::start(config).await?,
         })
@@ -307,9 +326,11 @@ impl Node {
 
     /// Applies a signed revocation record (`weft ucan revoke`, UCAN 0.10) on this node: every
     /// chain in which the revoked token sits below (or is) a token the record's issuer issued
-    /// stops authorizing anything here. A record that does not verify is refused; one whose
-    /// issuer is in no chain revokes nothing.
-    pub fn apply_revocation(&self, record: &weft_ucan::Revocation) -> Result<(), Error> {
+    /// stops authorizing anything here, and standing grants resting on one end within a second.
+    /// The record travels on to every member of this node's realms, which apply it and pass it
+    /// on. A record that does not verify is refused; one whose issuer is in no chain revokes
+    /// nothing. `true` when the record was new here.
+    pub fn apply_revocation(&self, record: &weft_ucan::Revocation) -> Result<bool, Error> {
         self.inner
             .apply_revocation(record)
             .map_err(Error::Revocation)

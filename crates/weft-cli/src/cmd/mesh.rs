@@ -8,7 +8,7 @@ use weft::{
     CallOptions, Chain, Did, HandlerError, Keypair, Node, NodeBuilder, Resource, Strategy, Token,
 };
 
-use crate::cli::{CallArgs, ClientArgs, NodeArgs, PubArgs, ServeArgs, SubArgs};
+use crate::cli::{CallArgs, ClientArgs, NodeArgs, PubArgs, RevokeArgs, ServeArgs, SubArgs};
 use crate::cmd::parse_duration;
 use crate::config::{NodeSettings, RealmSetting};
 use crate::error::CliError;
@@ -55,17 +55,13 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
         Some(_) => Some(weft_http::install_metrics().map_err(|e| CliError::Failed(e.to_string()))?),
         None => None,
     };
-    let revocations = match &settings.revocations {
-        Some(path) => read_revocations(path)?,
-        None => Vec::new(),
-    };
-    let node = std::sync::Arc::new(builder.start().await?);
-    for record in &revocations {
-        if let Err(e) = node.apply_revocation(record) {
-            node.shutdown().await;
-            return Err(e.into());
-        }
+    if let Some(path) = &settings.revocations {
+        // Read back at start, and where the records the realm sends later are kept.
+        builder = builder
+            .revocations(read_revocations(path)?)
+            .revocations_file(path.clone());
     }
+    let node = std::sync::Arc::new(builder.start().await?);
     let http = match settings.http {
         Some(addr) => {
             let config = weft_http::HttpConfig {
@@ -118,11 +114,20 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads revocation records, one JSON record per line (blank lines and `#` comments skipped);
-/// the first that does not parse is an error naming its line.
+/// Reads revocation records, one JSON record per line (blank lines and `#` comments skipped; no
+/// file: none); the first that does not parse is an error naming its line.
 fn read_revocations(path: &std::path::Path) -> Result<Vec<weft::ucan::Revocation>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Config(format!("revocations {}: {e}", path.display())))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        // Nothing revoked yet: the node creates the file with the first record it learns.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(CliError::Config(format!(
+                "revocations {}: {e}",
+                path.display()
+            )));
+        }
+    };
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
@@ -199,6 +204,21 @@ pub(crate) async fn call(args: CallArgs) -> Result<(), CliError> {
     let result = realm.call_with(&args.procedure, &arguments, options).await;
     node.shutdown().await;
     println!("{}", result?);
+    Ok(())
+}
+
+/// Hands a revocation record to the realm: the node connected to applies it and passes it on to
+/// every member. Prints the revoked token's CID.
+pub(crate) async fn revoke(args: RevokeArgs) -> Result<(), CliError> {
+    let text = token_arg(&args.record)?;
+    let record = weft::ucan::Revocation::parse(text.trim())?;
+    record.verify()?;
+    let node = client(&args.client).await?;
+    let applied = node.apply_revocation(&record);
+    // The goodbye leaves after the record, and the node answers it once it has read both.
+    node.shutdown().await;
+    applied?;
+    println!("{}", record.revoked());
     Ok(())
 }
 

@@ -19,6 +19,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sub(args) => block_on(mesh::subscribe(args)),
         Command::Call(args) => block_on(mesh::call(args)),
         Command::Serve(args) => block_on(mesh::serve(args)),
+        Command::Revoke(args) => block_on(mesh::revoke(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::BenchPeer(cmd) => block_on(bench::peer(cmd)),
     }
