@@ -970,3 +970,46 @@ async fn a_token_that_was_used_once_is_refused_again() {
     assert_eq!(send(&fresh).await.unwrap().status(), StatusCode::ACCEPTED);
     mesh.stop().await;
 }
+
+/// A revocation record posted to a node applies there (and travels on); it needs no token, since
+/// it proves itself, and one that does not is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_records_are_posted_and_checked() {
+    let mesh = Mesh::start().await;
+    let url = format!("{}/v1/realms/io.acme/revocations", mesh.base);
+    let post = |body: String| reqwest::Client::new().post(&url).body(body).send();
+    let record = weft::ucan::Revocation::issue(&mesh.owner, &mesh.client_grant);
+    let response = post(record.to_json()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body = json_of(response).await;
+    assert_eq!(body["status"], "applied");
+    assert_eq!(body["revoke"], mesh.client_grant.cid().to_string());
+    let again = json_of(post(record.to_json()).await.unwrap()).await;
+    assert_eq!(again["status"], "known");
+    // The client's chain rests on the revoked grant: refused at the gateway now.
+    let response = mesh
+        .post(
+            "/v1/realms/io.acme/publish/orders.placed",
+            Some(&mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")])),
+            "{}",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(response).await["error"], "revoked");
+
+    let response = post("not a record".into()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // Signed by the client, claimed to be the owner's, about a token not revoked yet.
+    let other = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
+    let forged = weft::ucan::Revocation::issue(&mesh.client, &other)
+        .to_json()
+        .replace(
+            &mesh.client.did().to_string(),
+            &mesh.owner.did().to_string(),
+        );
+    let response = post(forged).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(response).await["error"], "badSignature");
+    mesh.stop().await;
+}

@@ -55,6 +55,36 @@ pub(crate) async fn publish(
         .into_response())
 }
 
+/// `POST /v1/realms/{realm}/revocations`: the body is a UCAN revocation record (`weft ucan
+/// revoke`). A record proves itself (its issuer's signature, and where it counts is decided by
+/// the chains it meets), so no token is needed. 202 with `"applied"` (new here: it travels on to
+/// the realm's members) or `"known"`.
+pub(crate) async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Path(realm): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_of(body)?;
+    realm_handle(&state, &realm)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::BadRequest("the record is not UTF-8".into()))?;
+    let record = weft::ucan::Revocation::parse(text.trim())
+        .map_err(|e| ApiError::BadRequest(format!("not a revocation record: {e}")))?;
+    let new = state.node.apply_revocation(&record).map_err(|e| match e {
+        weft::Error::Revocation(e) => ApiError::Unauthenticated {
+            code: e.code(),
+            message: e.to_string(),
+        },
+        other => ApiError::Unavailable(other.to_string()),
+    })?;
+    let status = if new { "applied" } else { "known" };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": status, "realm": realm, "revoke": record.revoked().to_string() })),
+    )
+        .into_response())
+}
+
 /// How a call is made: `?timeout=2s&strategy=round_robin`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -180,6 +180,7 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
         .route("/v1/status", get(status::status))
         .route("/v1/realms/{realm}/publish/{topic}", post(gateway::publish))
         .route("/v1/realms/{realm}/call/{procedure}", post(gateway::call))
+        .route("/v1/realms/{realm}/revocations", post(gateway::revoke))
         .route(
             "/v1/realms/{realm}/subscribe/{pattern}",
             get(gateway::subscribe),
