@@ -46,6 +46,9 @@ pub enum ApiError {
     /// 504: no reply within the call's timeout.
     #[error("no reply within the timeout")]
     Timeout,
+    /// 429: the gateway's clients have had too many new chains verified lately; try again.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ApiError {
@@ -59,6 +62,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Remote { .. } | ApiError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::Remote { .. } => "remote",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout => "timeout",
+            ApiError::Busy(_) => "limit",
         }
     }
 
@@ -109,6 +114,7 @@ impl From<weft::AuthError> for ApiError {
     fn from(e: weft::AuthError) -> Self {
         match e {
             weft::AuthError::Unauthorized(message) => ApiError::Forbidden(message),
+            weft::AuthError::Limit(message) => ApiError::Busy(message),
             other => ApiError::Unauthenticated {
                 code: other.code(),
                 message: other.to_string(),

@@ -245,7 +245,7 @@ fn credentials(
         message: e.to_string(),
     })?;
     require_complete(&chain)?;
-    handle.authorize(&chain, action)?;
+    handle.authorize_within(&chain, action, &state.verify_budget)?;
     // Only a token that authorizes is remembered: a stranger's garbage must not fill the guard.
     let token = chain.leaf();
     let now = std::time::SystemTime::now()

@@ -25,6 +25,11 @@ pub mod gateway;
 mod health;
 mod metrics_endpoint;
 pub mod replay;
+
+/// Cold chain verifications the gateway's clients may start at once, all together.
+const GATEWAY_VERIFY_BURST: u32 = 1024;
+/// Cold chain verifications the gateway's clients regain per second, all together.
+const GATEWAY_VERIFY_PER_SECOND: u32 = 256;
 mod status;
 
 use std::net::SocketAddr;
@@ -71,6 +76,9 @@ pub(crate) struct AppState {
     pub(crate) stopping: watch::Receiver<bool>,
     /// The Bearer tokens accepted and not yet expired: each is accepted once.
     pub(crate) replay: std::sync::Mutex<replay::ReplayGuard>,
+    /// New chains the gateway's clients may have verified, all together: a client can mint
+    /// keys at will, so only a bound on all of them bounds the work.
+    pub(crate) verify_budget: weft::auth::VerifyBudget,
 }
 
 impl AppState {
@@ -173,6 +181,10 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
         config,
         stopping,
         replay: std::sync::Mutex::default(),
+        verify_budget: weft::auth::VerifyBudget::new(
+            GATEWAY_VERIFY_BURST,
+            GATEWAY_VERIFY_PER_SECOND,
+        ),
     });
     Router::new()
         .route("/health", get(health::health))

@@ -473,6 +473,24 @@ impl RealmHandle {
         )
     }
 
+    /// [`authorize`](Self::authorize), verifying a chain not yet in the cache only while
+    /// `budget` allows (refused with `limit` otherwise).
+    pub fn authorize_within(
+        &self,
+        chain: &weft_auth::Chain,
+        action: weft_auth::Action<'_>,
+        budget: &weft_auth::VerifyBudget,
+    ) -> Result<weft_auth::Grant, weft_auth::AuthError> {
+        self.authorizer.authorize_from(
+            &self.realm,
+            Some(chain),
+            &self.own_did,
+            action,
+            crate::unix_now(),
+            budget,
+        )
+    }
+
     /// The patterns this node subscribes to here, one per live subscription.
     pub async fn local_subscriptions(&self) -> Vec<Pattern> {
         self.actor

@@ -473,6 +473,18 @@ impl RealmHandle {
         self.inner.authorize(chain, action)
     }
 
+    /// [`authorize`](Self::authorize) for a source with a budget of cold verifications (a
+    /// gateway's clients): a chain not yet verified is checked only while `budget` allows, and
+    /// refused with `limit` otherwise.
+    pub fn authorize_within(
+        &self,
+        chain: &Chain,
+        action: weft_auth::Action<'_>,
+        budget: &weft_auth::VerifyBudget,
+    ) -> Result<weft_auth::Grant, weft_auth::AuthError> {
+        self.inner.authorize_within(chain, action, budget)
+    }
+
     /// The patterns this node subscribes to in the realm, one per live subscription.
     pub async fn local_subscriptions(&self) -> Vec<Pattern> {
         self.inner.local_subscriptions().await
