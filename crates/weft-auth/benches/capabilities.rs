@@ -106,5 +106,61 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(capabilities, benches);
+/// A stranger's chain of `n` tokens, each issued by the previous audience, rooted at the
+/// stranger's own key: valid as UCAN, worthless in the realm.
+fn stranger_chain(n: u8) -> (Keypair, Vec<Token>) {
+    let keys: Vec<Keypair> = (0..=n)
+        .map(|i| Keypair::from_seed(&[100 + i; 32]))
+        .collect();
+    let mut tokens: Vec<Token> = Vec::new();
+    for i in 0..usize::from(n) {
+        let mut builder = Builder::new(&keys[i], keys[i + 1].did())
+            .expires_at(4_000_000_000 - i as u64)
+            .claim("weft://io.acme/orders.*", "rpc/call");
+        if let Some(proof) = tokens.last() {
+            builder = builder.proof(*proof.cid());
+        }
+        tokens.push(builder.build().unwrap());
+    }
+    tokens.reverse(); // leaf first
+    (keys[usize::from(n)].clone(), tokens)
+}
+
+/// What admitting a peer costs when its chain is new to the node: the member's chain of three,
+/// a stranger's chain of eight, and the same with its root left out (which was never cached).
+fn cold_admission(c: &mut Criterion) {
+    let (realm, worker, tokens) = chain_of_three();
+    let now = 1_800_000_000;
+    let procedure = Name::new("orders.get").unwrap();
+    let call = Action::Call(&procedure);
+    let mut group = c.benchmark_group("cold_admission");
+    let valid = Chain::new(tokens[0].clone(), tokens[1..].iter().cloned());
+    group.bench_function("member_chain3", |b| {
+        b.iter_batched(
+            Authorizer::new,
+            |auth| auth.authorize(&realm, Some(&valid), &worker.did(), call, now),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let (stranger, chain8) = stranger_chain(8);
+    let rooted_elsewhere = Chain::new(chain8[0].clone(), chain8[1..].iter().cloned());
+    group.bench_function("stranger_chain8", |b| {
+        b.iter_batched(
+            Authorizer::new,
+            |auth| auth.authorize(&realm, Some(&rooted_elsewhere), &stranger.did(), call, now),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let missing_root = Chain::new(chain8[0].clone(), chain8[1..7].iter().cloned());
+    group.bench_function("stranger_chain8_root_missing", |b| {
+        b.iter_batched(
+            Authorizer::new,
+            |auth| auth.authorize(&realm, Some(&missing_root), &stranger.did(), call, now),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(capabilities, benches, cold_admission);
 criterion_main!(capabilities);
