@@ -341,38 +341,20 @@ impl Realm {
     /// Ends the local subscriptions made under a chain that expired or was revoked: the router
     /// drops the subscription's queue, which ends its stream, and the members are told.
     fn sweep_delegated(&mut self) {
-        let due = self.delegated.due(
+        let (authorizer, realm, own_did) = (&self.authorizer, &self.realm, &self.own_did);
+        let ended = self.delegated.sweep(
             unix_now(),
-            self.authorizer.leeway(),
-            self.authorizer.revocation_epoch(),
+            authorizer.leeway(),
+            authorizer.revocation_epoch(),
+            |_, (pattern, chain)| {
+                let action = Action::Subscribe(pattern);
+                authorizer.authorize(realm, Some(chain), own_did, action, unix_now())
+            },
         );
-        for id in due {
-            let Some((pattern, chain)) = self.delegated.get(&id) else {
-                continue;
-            };
-            let allowed = self.authorizer.authorize(
-                &self.realm,
-                Some(chain),
-                &self.own_did,
-                Action::Subscribe(pattern),
-                unix_now(),
-            );
-            match allowed {
-                Ok(grant) => {
-                    let value = (pattern.clone(), chain.clone());
-                    self.delegated.insert(id, value, &grant);
-                }
-                Err(e) => {
-                    info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id, %pattern, error = %e, "delegated subscription ended");
-                    crate::telemetry::grant_ended(
-                        self.realm.name(),
-                        "local_subscription",
-                        e.code(),
-                    );
-                    self.delegated.remove(&id);
-                    self.end_subscription(id);
-                }
-            }
+        for (id, (pattern, _), e) in ended {
+            info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id, %pattern, error = %e, "delegated subscription ended");
+            crate::telemetry::grant_ended(self.realm.name(), "local_subscription", e.code());
+            self.end_subscription(id);
         }
     }
 
@@ -381,39 +363,37 @@ impl Realm {
     /// for its other realms.
     fn sweep(&mut self) {
         self.sweep_delegated();
-        let due = self.memberships.due(
+        let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
+        let ended = self.memberships.sweep(
             unix_now(),
-            self.authorizer.leeway(),
-            self.authorizer.revocation_epoch(),
+            authorizer.leeway(),
+            authorizer.revocation_epoch(),
+            |peer, ()| {
+                let member = members
+                    .get(peer)
+                    .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
+                authorizer.authorize_any(
+                    realm,
+                    &member.chains,
+                    &member.did,
+                    Action::Join,
+                    unix_now(),
+                )
+            },
         );
-        for peer in due {
-            let Some(member) = self.members.get(&peer) else {
+        for (peer, (), e) in ended {
+            let Some(member) = self.members.remove(&peer) else {
                 continue;
             };
-            let allowed = self.authorizer.authorize_any(
-                &self.realm,
-                &member.chains,
-                &member.did,
-                Action::Join,
-                unix_now(),
-            );
-            match allowed {
-                Ok(grant) => self.memberships.insert(peer, (), &grant),
-                Err(e) => {
-                    let reason = format!("membership of {} ended: {e}", self.realm);
-                    warn!(peer = %member.did, %reason, "standing grant ended");
-                    member.sender.send_denial(member.index, e.code(), reason);
-                    crate::telemetry::grant_ended(self.realm.name(), "membership", e.code());
-                    self.memberships.remove(&peer);
-                    if let Some(member) = self.members.remove(&peer)
-                        && member.client
-                    {
-                        self.drop_relayed(&peer);
-                    }
-                    self.registry.do_send(MemberLeft { peer });
-                    self.router.do_send(MemberLeft { peer });
-                }
+            let reason = format!("membership of {} ended: {e}", self.realm);
+            warn!(peer = %member.did, %reason, "standing grant ended");
+            member.sender.send_denial(member.index, e.code(), reason);
+            crate::telemetry::grant_ended(self.realm.name(), "membership", e.code());
+            if member.client {
+                self.drop_relayed(&peer);
             }
+            self.registry.do_send(MemberLeft { peer });
+            self.router.do_send(MemberLeft { peer });
         }
     }
 }

@@ -1087,35 +1087,29 @@ impl Registry {
     /// Ends the peers' advertisements whose chain expired or was revoked: calls stop going
     /// there, the peer is told, and the end is counted.
     fn sweep(&mut self) {
-        let due = self.adverts.due(
+        let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
+        let ended = self.adverts.sweep(
             unix_now(),
-            self.authorizer.leeway(),
-            self.authorizer.revocation_epoch(),
+            authorizer.leeway(),
+            authorizer.revocation_epoch(),
+            |(peer, procedure), ()| {
+                let member = members
+                    .get(peer)
+                    .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
+                let action = Action::Advertise(procedure);
+                authorizer.authorize_any(realm, &member.chains, &member.did, action, unix_now())
+            },
         );
-        for (peer, procedure) in due {
-            let Some(member) = self.members.get(&peer) else {
-                continue;
-            };
-            let allowed = self.authorizer.authorize_any(
-                &self.realm,
-                &member.chains,
-                &member.did,
-                Action::Advertise(&procedure),
-                unix_now(),
-            );
-            match allowed {
-                Ok(grant) => self.adverts.insert((peer, procedure), (), &grant),
-                Err(e) => {
-                    let reason = format!("advertisement of {procedure} ended: {e}");
-                    debug!(peer = %member.did.short(), %reason, "standing grant ended");
-                    member.sender.send_denial(member.index, e.code(), reason);
-                    telemetry::grant_ended(self.realm.name(), "advertisement", e.code());
-                    let offered = self.offers(&procedure);
-                    self.adverts.remove(&(peer, procedure.clone()));
-                    self.providers.remove(&procedure, &Provider::Remote(peer));
-                    self.offer_changed(&procedure, offered);
-                }
+        for ((peer, procedure), (), e) in ended {
+            if let Some(member) = self.members.get(&peer) {
+                let reason = format!("advertisement of {procedure} ended: {e}");
+                debug!(peer = %member.did.short(), %reason, "standing grant ended");
+                member.sender.send_denial(member.index, e.code(), reason);
             }
+            telemetry::grant_ended(self.realm.name(), "advertisement", e.code());
+            let offered = self.offers(&procedure);
+            self.providers.remove(&procedure, &Provider::Remote(peer));
+            self.offer_changed(&procedure, offered);
         }
     }
 }

@@ -369,45 +369,33 @@ impl Router {
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
     fn sweep(&mut self) {
-        let now = unix_now();
-        let due = self.subscriptions.due(
-            now,
-            self.authorizer.leeway(),
-            self.authorizer.revocation_epoch(),
+        let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
+        let cache = &mut self.chain_cache;
+        let ended = self.subscriptions.sweep(
+            unix_now(),
+            authorizer.leeway(),
+            authorizer.revocation_epoch(),
+            |(slot, _), (pattern, chain)| {
+                let member = members.get(*slot).ok_or_else(|| {
+                    weft_auth::AuthError::Unauthorized("no longer a member".into())
+                })?;
+                let acting = Acting {
+                    did: &member.did,
+                    chains: &member.chains,
+                    budget: None,
+                };
+                let action = Action::Subscribe(pattern);
+                authorize_member(authorizer, cache, realm, chain.as_ref(), acting, action)
+            },
         );
-        for (slot, id) in due {
-            let (Some(member), Some((pattern, chain))) =
-                (self.members.get(slot), self.subscriptions.get(&(slot, id)))
-            else {
-                continue;
-            };
-            let acting = Acting {
-                did: &member.did,
-                chains: &member.chains,
-                budget: None,
-            };
-            let allowed = authorize_member(
-                &self.authorizer,
-                &mut self.chain_cache,
-                &self.realm,
-                chain.as_ref(),
-                acting,
-                Action::Subscribe(pattern),
-            );
-            match allowed {
-                Ok(grant) => {
-                    let value = (pattern.clone(), chain.clone());
-                    self.subscriptions.insert((slot, id), value, &grant);
-                }
-                Err(e) => {
-                    let reason = format!("subscription {id} to {pattern} ended: {e}");
-                    debug!(peer = %member.did.short(), %reason, "standing grant ended");
-                    member.sender.send_denial(member.index, e.code(), reason);
-                    crate::telemetry::grant_ended(self.realm.name(), "subscription", e.code());
-                    self.interests.remove(&Target::Peer(slot), id);
-                    self.subscriptions.remove(&(slot, id));
-                }
+        for ((slot, id), (pattern, _), e) in ended {
+            self.interests.remove(&Target::Peer(slot), id);
+            if let Some(member) = self.members.get(slot) {
+                let reason = format!("subscription {id} to {pattern} ended: {e}");
+                debug!(peer = %member.did.short(), %reason, "standing grant ended");
+                member.sender.send_denial(member.index, e.code(), reason);
             }
+            crate::telemetry::grant_ended(self.realm.name(), "subscription", e.code());
         }
     }
 }

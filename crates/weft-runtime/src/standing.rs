@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use weft_auth::Grant;
+use weft_auth::{AuthError, Grant};
 
 /// How often the actors holding standing grants look for those that are due: a grant ends at
 /// most this long after its chain does.
@@ -47,7 +47,8 @@ impl<K: Eq + Hash + Clone, V> Standing<K, V> {
         self.grants.retain(|key, _| keep(key));
     }
 
-    /// What a due grant rests on.
+    /// What a grant rests on.
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &K) -> Option<&V> {
         self.grants.get(key).map(|(value, _)| value)
     }
@@ -64,6 +65,33 @@ impl<K: Eq + Hash + Clone, V> Standing<K, V> {
             })
             .map(|(key, _)| key.clone())
             .collect()
+    }
+
+    /// Checks again every grant that is [`due`](Self::due): one that `check` still allows is
+    /// renewed (with the expiry of what allows it now), one it refuses is removed and returned
+    /// with the reason, for the holder to tell the peer and count.
+    pub(crate) fn sweep(
+        &mut self,
+        now: u64,
+        leeway: u64,
+        epoch: u64,
+        mut check: impl FnMut(&K, &V) -> Result<Grant, AuthError>,
+    ) -> Vec<(K, V, AuthError)> {
+        let mut ended = Vec::new();
+        for key in self.due(now, leeway, epoch) {
+            let Some((value, expires)) = self.grants.get_mut(&key) else {
+                continue;
+            };
+            match check(&key, value) {
+                Ok(grant) => *expires = expiry(&grant),
+                Err(e) => {
+                    if let Some((value, _)) = self.grants.remove(&key) {
+                        ended.push((key, value, e));
+                    }
+                }
+            }
+        }
+        ended
     }
 
     /// How many grants stand.
@@ -123,6 +151,24 @@ mod tests {
             standing.due(0, 60, 1).is_empty(),
             "checked at this epoch already"
         );
+    }
+
+    #[test]
+    fn a_sweep_renews_what_still_holds_and_ends_the_rest() {
+        let mut standing = Standing::default();
+        standing.insert("renewed", 1, &expiring(Some(10)));
+        standing.insert("ended", 2, &expiring(Some(10)));
+        standing.insert("not due", 3, &expiring(Some(1_000)));
+        let ended = standing.sweep(100, 0, 0, |key, _| match *key {
+            "renewed" => Ok(expiring(Some(500))),
+            _ => Err(AuthError::Unauthorized("expired".into())),
+        });
+        assert_eq!(ended.len(), 1);
+        assert_eq!((ended[0].0, ended[0].1), ("ended", 2));
+        assert_eq!(standing.get(&"renewed"), Some(&1));
+        assert!(standing.due(400, 0, 0).is_empty(), "renewed until 500");
+        assert_eq!(standing.get(&"not due"), Some(&3));
+        assert_eq!(standing.get(&"ended"), None);
     }
 
     #[test]
