@@ -346,6 +346,22 @@ impl Authorizer {
         Ok(true)
     }
 
+    /// Could a record by `issuer` revoke anything here: is it the owner of `realm`, or the
+    /// issuer of a token in a chain this node has verified? Records from the network are kept
+    /// only then, so strangers cannot fill the store (or the wire) with records about nothing.
+    pub fn may_revoke(&self, realm: &Realm, issuer: &Did) -> bool {
+        if realm.owner() == Some(issuer) {
+            return true;
+        }
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .values()
+            .filter_map(|entry| entry.as_ref().ok())
+            .any(|compiled| compiled.nodes.iter().any(|node| node.issuer == *issuer))
+    }
+
     /// Every revocation record applied here, oldest first.
     pub fn revocation_records(&self) -> Vec<Revocation> {
         self.record_log

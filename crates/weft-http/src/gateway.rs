@@ -65,11 +65,22 @@ pub(crate) async fn revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_of(body)?;
-    realm_handle(&state, &realm)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the record is not UTF-8".into()))?;
     let record = weft::ucan::Revocation::parse(text.trim())
         .map_err(|e| ApiError::BadRequest(format!("not a revocation record: {e}")))?;
+    let handle = realm_handle(&state, &realm)?;
+    if !handle.may_revoke(record.issuer()) {
+        return Err(ApiError::Forbidden(format!(
+            "{} is neither the realm's owner nor an issuer in any chain this node knows",
+            record.issuer()
+        )));
+    }
+    state
+        .verify_budget
+        .take(unix_seconds())
+        .then_some(())
+        .ok_or_else(|| ApiError::Busy("too many revocation records lately".into()))?;
     let new = state.node.apply_revocation(&record).map_err(|e| match e {
         weft::Error::Revocation(e) => ApiError::Unauthenticated {
             code: e.code(),
@@ -248,9 +259,7 @@ fn credentials(
     handle.authorize_within(&chain, action, &state.verify_budget)?;
     // Only a token that authorizes is remembered: a stranger's garbage must not fill the guard.
     let token = chain.leaf();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_seconds();
     state
         .replay
         .lock()
@@ -260,7 +269,8 @@ fn credentials(
             token.nonce(),
             token.expires_at(),
             now,
-            CLIENT_CLOCK_SKEW,
+            // Remembered as long as the node would accept it: its expiry plus the node's leeway.
+            handle.clock_leeway().as_secs(),
         )
         .map_err(|e| ApiError::Unauthenticated {
             code: "replay",
@@ -269,8 +279,12 @@ fn credentials(
     Ok(Some(chain))
 }
 
-/// How far ahead of this gateway's clock a client may stamp its token's expiry.
-const CLIENT_CLOCK_SKEW: u64 = 60;
+/// The clock, in Unix seconds, as tokens count time.
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// Every proof the chain cites must be in the request. The node may remember a chain it verified
 /// before and accept the leaf alone, but only what the request carried travels on: a receiver

@@ -660,9 +660,13 @@ impl PeerConnection {
                         let _ = answered.send(());
                     }
                 } else if let Ok(bye) = weft_net::framed::encode(&Frame::Bye, DEFAULT_MAX_FRAME) {
-                    // The answer follows everything this node sent the peer, calls included:
-                    // once the peer has it, it has answered all of them, and may hang up.
-                    self.sender.send_control(&bye);
+                    // The answer follows everything this node sent the peer, calls included
+                    // (they travel on the data lane, which the control lane would overtake):
+                    // once the peer has it, it has answered all of them, and may hang up. A full
+                    // data lane takes nothing more; the control lane still carries the answer.
+                    if !self.sender.send(&bye).queued {
+                        self.sender.send_control(&bye);
+                    }
                 }
             }
             Frame::Revoke(revoke) => {

@@ -696,6 +696,9 @@ impl Handler<RemoteRevoke> for Realm {
                 return debug!(peer = %member.did.short(), error = %e, "revocation record unreadable");
             }
         };
+        if !self.authorizer.may_revoke(&self.realm, record.issuer()) {
+            return debug!(peer = %member.did.short(), by = %record.issuer(), "revocation record about nothing here dropped");
+        }
         if !member.budget.take(unix_now()) {
             return debug!(peer = %member.did.short(), "revocation record dropped: verification budget spent");
         }

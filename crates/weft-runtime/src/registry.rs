@@ -199,6 +199,32 @@ struct Member {
     index: RealmIndex,
     /// The cold verifications its chains may cost.
     budget: Arc<VerifyBudget>,
+    /// Its calls this node is passing on and still waiting for.
+    relayed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Calls one peer may have this node pass on at once: past this, they are refused at once.
+const MAX_RELAYED_PER_PEER: usize = 256;
+
+/// One relayed call in flight, counted until it is answered.
+struct RelaySlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl RelaySlot {
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let taken = count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_RELAYED_PER_PEER).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| Self(count.clone()))
+    }
+}
+
+impl Drop for RelaySlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 struct Pending {
@@ -842,12 +868,19 @@ impl Handler<RemoteCall> for Registry {
                     ..Route::default()
                 },
             };
+            let Some(slot) = RelaySlot::take(&member.relayed) else {
+                return reply(fault(
+                    "unavailable",
+                    format!("more than {MAX_RELAYED_PER_PEER} calls of this peer in flight here"),
+                ));
+            };
             let me = ctx.address();
             self.network.spawn(async move {
                 let result = me
                     .send(relayed)
                     .await
                     .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())));
+                drop(slot);
                 reply(outcome_of(result));
             });
             return;
@@ -1005,6 +1038,7 @@ impl Handler<MemberJoined> for Registry {
                 client: msg.client,
                 index: msg.index,
                 budget: msg.budget,
+                relayed: Arc::default(),
             },
         );
         if self.client {

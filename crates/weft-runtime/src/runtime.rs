@@ -473,6 +473,17 @@ impl RealmHandle {
         )
     }
 
+    /// How long past its `exp` a token still holds here, in seconds (the clock leeway).
+    pub fn clock_leeway(&self) -> u64 {
+        self.authorizer.leeway()
+    }
+
+    /// Could a revocation record by `issuer` revoke anything here (see
+    /// [`Authorizer::may_revoke`](weft_auth::Authorizer::may_revoke))?
+    pub fn may_revoke(&self, issuer: &Did) -> bool {
+        self.authorizer.may_revoke(&self.realm, issuer)
+    }
+
     /// [`authorize`](Self::authorize), verifying a chain not yet in the cache only while
     /// `budget` allows (refused with `limit` otherwise).
     pub fn authorize_within(

@@ -473,6 +473,17 @@ impl RealmHandle {
         self.inner.authorize(chain, action)
     }
 
+    /// How long past its `exp` a token still holds here (the node's clock leeway).
+    pub fn clock_leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.clock_leeway())
+    }
+
+    /// Could a revocation record by `issuer` revoke anything here: is it the realm's owner, or
+    /// the issuer of a token in a chain this node has verified?
+    pub fn may_revoke(&self, issuer: &Did) -> bool {
+        self.inner.may_revoke(issuer)
+    }
+
     /// [`authorize`](Self::authorize) for a source with a budget of cold verifications (a
     /// gateway's clients): a chain not yet verified is checked only while `budget` allows, and
     /// refused with `limit` otherwise.
