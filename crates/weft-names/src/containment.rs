@@ -114,6 +114,10 @@ fn walk(outer: &[Segment], inner: &[Segment], limit: usize, work: &mut usize) ->
     let mut reached: Vec<Vec<u64>> = vec![Vec::new(); inner.len() + 1];
     let mut reached_empty: Vec<(usize, u64)> = Vec::new();
     while let Some((at, len, states)) = queue.pop_front() {
+        // Checked before the comparisons too: a skipped state costs them all the same.
+        if *work > limit {
+            return Outcome::TooComplex;
+        }
         if len == 0 {
             *work += reached_empty.len();
             if reached_empty.contains(&(at, states)) {
