@@ -291,3 +291,55 @@ async fn a_revocation_travels_the_realm_and_is_kept() {
     shutdown(&[other, reader, hub]).await;
     let _ = std::fs::remove_file(&kept);
 }
+
+/// A client's subscription held in the mesh by its access node ends there too when the client's
+/// token expires: the other members stop sending for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_subscription_is_withdrawn_when_its_token_expires() {
+    let owner = Keypair::generate().unwrap();
+    let access = hub(&owner).await;
+    let far = now() + 3600;
+    let publisher_key = Keypair::generate().unwrap();
+    let join = token(&owner, &publisher_key, "weft://io.acme", "realm/join", far);
+    let publisher = peer(&owner, &publisher_key, &access, vec![join]).await;
+    let client_key = Keypair::generate().unwrap();
+    let join = token(&owner, &client_key, "weft://io.acme", "realm/join", far);
+    let read = token(
+        &owner,
+        &client_key,
+        "weft://io.acme/orders.**",
+        "msg/subscribe",
+        now() + 2,
+    );
+    let client = Node::builder()
+        .key(client_key)
+        .realm(REALM, owner.did())
+        .ucan(REALM, Chain::new(join, []))
+        .ucan(REALM, Chain::new(read, []))
+        .connect(access.listen_addrs()[0].to_string())
+        .start()
+        .await
+        .unwrap();
+    let mut events = client.peer_events();
+    let _orders = client
+        .realm(REALM)
+        .unwrap()
+        .subscribe("orders.*")
+        .await
+        .unwrap();
+    let at_publisher = publisher.realm(REALM).unwrap();
+    within(
+        "the access node subscribes for it",
+        at_publisher.wait_for_subscriber("orders.a"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_denial(&mut events).await, "expired");
+    within("the publisher stops routing to it", async {
+        while at_publisher.stats().await.remote_subscriptions > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    shutdown(&[client, publisher, access]).await;
+}

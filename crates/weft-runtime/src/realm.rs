@@ -198,6 +198,9 @@ pub struct Realm {
     delegated: Standing<u32, (Pattern, Chain)>,
     /// Where new revocation records are kept for the next run.
     revocation_log: RevocationLog,
+    /// What each relayed subscription rests on (the chain sent with it, if any): it is withdrawn
+    /// from the members when that ends.
+    relayed_grants: Standing<(PeerId, u32), Option<WireChain>>,
     next_id: u32,
     discovery_delay: Duration,
     /// The next membership lookup, once scheduled.
@@ -245,6 +248,7 @@ impl Realm {
             memberships: Standing::default(),
             delegated: Standing::default(),
             revocation_log: RevocationLog::default(),
+            relayed_grants: Standing::default(),
             next_id: 1,
             discovery_delay: DISCOVERY_FIRST,
             next_discovery: None,
@@ -302,6 +306,7 @@ impl Realm {
 
     /// Withdraws every subscription held for `client`.
     fn drop_relayed(&mut self, client: &PeerId) {
+        self.relayed_grants.retain(|(peer, _)| peer != client);
         let ended: Vec<(PeerId, u32)> = self
             .relayed
             .keys()
@@ -363,6 +368,7 @@ impl Realm {
     /// for its other realms.
     fn sweep(&mut self) {
         self.sweep_delegated();
+        self.sweep_relayed();
         let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
         let ended = self.memberships.sweep(
             unix_now(),
@@ -651,12 +657,19 @@ impl Handler<RelayInterest> for Realm {
                     acting,
                     Action::Subscribe(&pattern),
                 );
-                if let Err(e) = allowed {
-                    debug!(client = %member.did.short(), %pattern, error = %e, "client subscription not relayed");
-                    return;
-                }
-                if self.relayed.contains_key(&(msg.peer, id)) {
-                    return;
+                let grant = match allowed {
+                    Ok(grant) => grant,
+                    Err(e) => {
+                        debug!(client = %member.did.short(), %pattern, error = %e, "client subscription not relayed");
+                        return;
+                    }
+                };
+                self.relayed_grants.insert((msg.peer, id), chain, &grant);
+                // An id already in use is replaced, as any subscription is.
+                match self.relayed.get(&(msg.peer, id)) {
+                    Some((_, held)) if *held == pattern => return,
+                    Some(_) => self.drop_relayed_one(msg.peer, id),
+                    None => {}
                 }
                 let ours = self.take_id();
                 // Under this node's own chains: the members check that this node may subscribe.
@@ -669,14 +682,59 @@ impl Handler<RelayInterest> for Realm {
                 self.relayed.insert((msg.peer, id), (ours, pattern));
             }
             Interest::Unsubscribe { id, .. } => {
-                if let Some((ours, _)) = self.relayed.remove(&(msg.peer, id)) {
-                    self.broadcast(Interest::Unsubscribe {
-                        realm: self.index,
-                        id: ours,
-                    });
-                }
+                self.relayed_grants.remove(&(msg.peer, id));
+                self.drop_relayed_one(msg.peer, id);
             }
             Interest::Advertise { .. } | Interest::Unadvertise { .. } => {}
+        }
+    }
+}
+
+impl Realm {
+    /// Withdraws from the members the subscription held for `client` under its id `id`.
+    fn drop_relayed_one(&mut self, client: PeerId, id: u32) {
+        if let Some((ours, _)) = self.relayed.remove(&(client, id)) {
+            self.broadcast(Interest::Unsubscribe {
+                realm: self.index,
+                id: ours,
+            });
+        }
+    }
+
+    /// Withdraws the relayed subscriptions whose client's chain ended (the client's own access
+    /// node tells the client; the members only stop sending).
+    fn sweep_relayed(&mut self) {
+        let (members, relayed, authorizer, realm) =
+            (&self.members, &self.relayed, &self.authorizer, &self.realm);
+        let cache = &mut self.chain_cache;
+        let ended = self.relayed_grants.sweep(
+            unix_now(),
+            authorizer.leeway(),
+            authorizer.revocation_epoch(),
+            |(client, id), chain| {
+                let (Some(member), Some((_, pattern))) =
+                    (members.get(client), relayed.get(&(*client, *id)))
+                else {
+                    return Err(AuthError::Unauthorized("no longer relayed".into()));
+                };
+                let acting = crate::router::Acting {
+                    did: &member.did,
+                    chains: &member.chains,
+                    budget: None,
+                };
+                let action = Action::Subscribe(pattern);
+                crate::router::authorize_member(
+                    authorizer,
+                    cache,
+                    realm,
+                    chain.as_ref(),
+                    acting,
+                    action,
+                )
+            },
+        );
+        for ((client, id), _, _) in ended {
+            self.drop_relayed_one(client, id);
         }
     }
 }
