@@ -54,8 +54,10 @@ fn publish(seq: u64) -> Frame {
 async fn provider_found_through_the_dht_receives_frames_in_order() {
     let (a, _a_events, a_addr) = start(vec![]).await;
     let (b, mut b_events, _) = start(vec![a_addr.clone()]).await;
-    let (c, _c_events, _) = start(vec![a_addr.clone()]).await;
+    let (c, mut c_events, _) = start(vec![a_addr.clone()]).await;
     wait_connected(&mut b_events, a.peer_id()).await;
+    // A lookup from a node that knows no peer yet finds nothing: C must have joined through A.
+    wait_connected(&mut c_events, a.peer_id()).await;
 
     let key = b"weft/realm/v1/test".to_vec();
     timeout(LIMIT, b.provide(key.clone()))
