@@ -732,6 +732,14 @@ mod tests {
         realm: Realm,
     }
 
+    /// `token` with one character of its signature changed: it still parses, and does not verify.
+    fn corrupt_signature(token: &Token) -> String {
+        let mut text = token.as_str().to_owned().into_bytes();
+        let at = text.len() - 10; // inside the signature, away from base64's padding bits
+        text[at] = if text[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(text).unwrap()
+    }
+
     fn world() -> World {
         let owner = Keypair::from_seed(&[1; 32]);
         let realm = Realm::owned(RealmName::new("io.acme").unwrap(), owner.did());
@@ -904,10 +912,7 @@ mod tests {
             "unauthorized"
         );
         // A corrupted signature is refused, owner or not.
-        let mut corrupted = to_gateway.as_str().to_owned().into_bytes();
-        let at = corrupted.len() - 10; // inside the signature, away from base64's padding bits
-        corrupted[at] = if corrupted[at] == b'A' { b'B' } else { b'A' };
-        let corrupted = String::from_utf8(corrupted).unwrap();
+        let corrupted = corrupt_signature(&to_gateway);
         let chain = Chain::parse(&corrupted, &[to_service.as_str().to_owned()]).unwrap();
         assert_eq!(publish(&chain, &t).unwrap_err().code(), "badSignature");
     }
@@ -917,12 +922,6 @@ mod tests {
         let w = world();
         let auth = Authorizer::new();
         let t = name("orders.get");
-        let corrupt = |token: &Token| {
-            let mut text = token.as_str().to_owned().into_bytes();
-            let at = text.len() - 10;
-            text[at] = if text[at] == b'A' { b'B' } else { b'A' };
-            String::from_utf8(text).unwrap()
-        };
         let check = |leaf: &str, proofs: &[String], actor: &Did| {
             let chain = Chain::parse(leaf, proofs).unwrap();
             auth.authorize(&w.realm, Some(&chain), actor, Action::Publish(&t), 100)
@@ -936,14 +935,17 @@ mod tests {
             .build()
             .unwrap();
         // Each of these has a bad signature too; the cheap fault is the one reported.
-        assert_eq!(check(&corrupt(&good), &[], &w.team.did()), "wrongAudience");
+        assert_eq!(
+            check(&corrupt_signature(&good), &[], &w.team.did()),
+            "wrongAudience"
+        );
         let stranger = Builder::new(&w.team, w.service.did())
             .never_expires()
             .claim("weft://io.acme/orders.*", "msg/publish")
             .build()
             .unwrap();
         assert_eq!(
-            check(&corrupt(&stranger), &[], &w.service.did()),
+            check(&corrupt_signature(&stranger), &[], &w.service.did()),
             "unauthorized"
         );
         let citing = Builder::new(&w.team, w.service.did())
@@ -953,7 +955,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            check(&corrupt(&citing), &[], &w.service.did()),
+            check(&corrupt_signature(&citing), &[], &w.service.did()),
             "incorrectProofs"
         );
         let expired = Builder::new(&w.owner, w.service.did())
@@ -961,10 +963,13 @@ mod tests {
             .claim("weft://io.acme/orders.*", "msg/publish")
             .build()
             .unwrap();
-        assert_eq!(check(&corrupt(&expired), &[], &w.service.did()), "expired");
+        assert_eq!(
+            check(&corrupt_signature(&expired), &[], &w.service.did()),
+            "expired"
+        );
         // Nothing cheap is wrong: the signature is what fails.
         assert_eq!(
-            check(&corrupt(&good), &[], &w.service.did()),
+            check(&corrupt_signature(&good), &[], &w.service.did()),
             "badSignature"
         );
     }
@@ -997,10 +1002,7 @@ mod tests {
         assert!(publish(&good).is_ok(), "verified cold: one of three");
         // Forged: the owner named as issuer, the signature broken. Each passes the free checks.
         let forged = |nonce: &str| {
-            let mut text = issue(nonce).as_str().to_owned().into_bytes();
-            let at = text.len() - 10;
-            text[at] = if text[at] == b'A' { b'B' } else { b'A' };
-            Chain::parse(&String::from_utf8(text).unwrap(), &[] as &[String]).unwrap()
+            Chain::parse(&corrupt_signature(&issue(nonce)), &[] as &[String]).unwrap()
         };
         assert_eq!(publish(&forged("1")).unwrap_err().code(), "badSignature");
         assert_eq!(publish(&forged("2")).unwrap_err().code(), "badSignature");

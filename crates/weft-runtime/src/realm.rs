@@ -268,13 +268,18 @@ impl Realm {
         self
     }
 
-    /// Sends a revocation record to every member but clients and `except` (who sent it).
-    fn spread_revocation(&self, record: &weft_ucan::Revocation, except: Option<PeerId>) {
+    /// A revocation record as a frame of this realm (records are at most 1 KiB: it fits).
+    fn revoke_frame(&self, record: &weft_ucan::Revocation) -> Option<bytes::Bytes> {
         let frame = Frame::Revoke(RevokeRecord {
             realm: self.index,
             record: record.to_json(),
         });
-        let Ok(bytes) = weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME) else {
+        weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME).ok()
+    }
+
+    /// Sends a revocation record to every member but clients and `except` (who sent it).
+    fn spread_revocation(&self, record: &weft_ucan::Revocation, except: Option<PeerId>) {
+        let Some(bytes) = self.revoke_frame(record) else {
             return;
         };
         for (peer, member) in &self.members {
@@ -347,15 +352,10 @@ impl Realm {
     /// drops the subscription's queue, which ends its stream, and the members are told.
     fn sweep_delegated(&mut self) {
         let (authorizer, realm, own_did) = (&self.authorizer, &self.realm, &self.own_did);
-        let ended = self.delegated.sweep(
-            unix_now(),
-            authorizer.leeway(),
-            authorizer.revocation_epoch(),
-            |_, (pattern, chain)| {
-                let action = Action::Subscribe(pattern);
-                authorizer.authorize(realm, Some(chain), own_did, action, unix_now())
-            },
-        );
+        let ended = self.delegated.sweep_now(authorizer, |_, (pattern, chain)| {
+            let action = Action::Subscribe(pattern);
+            authorizer.authorize(realm, Some(chain), own_did, action, unix_now())
+        });
         for (id, (pattern, _), e) in ended {
             info!(target: crate::telemetry::TARGET, realm = %self.realm.name(), id, %pattern, error = %e, "delegated subscription ended");
             crate::telemetry::grant_ended(self.realm.name(), "local_subscription", e.code());
@@ -370,23 +370,12 @@ impl Realm {
         self.sweep_delegated();
         self.sweep_relayed();
         let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
-        let ended = self.memberships.sweep(
-            unix_now(),
-            authorizer.leeway(),
-            authorizer.revocation_epoch(),
-            |peer, ()| {
-                let member = members
-                    .get(peer)
-                    .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
-                authorizer.authorize_any(
-                    realm,
-                    &member.chains,
-                    &member.did,
-                    Action::Join,
-                    unix_now(),
-                )
-            },
-        );
+        let ended = self.memberships.sweep_now(authorizer, |peer, ()| {
+            let member = members
+                .get(peer)
+                .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
+            authorizer.authorize_any(realm, &member.chains, &member.did, Action::Join, unix_now())
+        });
         for (peer, (), e) in ended {
             let Some(member) = self.members.remove(&peer) else {
                 continue;
@@ -460,11 +449,7 @@ impl Handler<Admit> for Realm {
         // the revocations it must not act on (this node enforces them).
         if !msg.client {
             for record in self.authorizer.revocation_records() {
-                let frame = Frame::Revoke(RevokeRecord {
-                    realm: self.index,
-                    record: record.to_json(),
-                });
-                if let Ok(bytes) = weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME) {
+                if let Some(bytes) = self.revoke_frame(&record) {
                     msg.sender.send_control(&bytes);
                 }
             }
@@ -707,11 +692,9 @@ impl Realm {
         let (members, relayed, authorizer, realm) =
             (&self.members, &self.relayed, &self.authorizer, &self.realm);
         let cache = &mut self.chain_cache;
-        let ended = self.relayed_grants.sweep(
-            unix_now(),
-            authorizer.leeway(),
-            authorizer.revocation_epoch(),
-            |(client, id), chain| {
+        let ended = self
+            .relayed_grants
+            .sweep_now(authorizer, |(client, id), chain| {
                 let (Some(member), Some((_, pattern))) =
                     (members.get(client), relayed.get(&(*client, *id)))
                 else {
@@ -731,8 +714,7 @@ impl Realm {
                     acting,
                     action,
                 )
-            },
-        );
+            });
         for ((client, id), _, _) in ended {
             self.drop_relayed_one(client, id);
         }

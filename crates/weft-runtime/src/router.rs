@@ -371,11 +371,9 @@ impl Router {
     fn sweep(&mut self) {
         let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
         let cache = &mut self.chain_cache;
-        let ended = self.subscriptions.sweep(
-            unix_now(),
-            authorizer.leeway(),
-            authorizer.revocation_epoch(),
-            |(slot, _), (pattern, chain)| {
+        let ended = self
+            .subscriptions
+            .sweep_now(authorizer, |(slot, _), (pattern, chain)| {
                 let member = members.get(*slot).ok_or_else(|| {
                     weft_auth::AuthError::Unauthorized("no longer a member".into())
                 })?;
@@ -386,8 +384,7 @@ impl Router {
                 };
                 let action = Action::Subscribe(pattern);
                 authorize_member(authorizer, cache, realm, chain.as_ref(), acting, action)
-            },
-        );
+            });
         for ((slot, id), (pattern, _), e) in ended {
             self.interests.remove(&Target::Peer(slot), id);
             if let Some(member) = self.members.get(slot) {

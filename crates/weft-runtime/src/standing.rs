@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
-use weft_auth::{AuthError, Grant};
+use weft_auth::{AuthError, Authorizer, Grant};
 
 /// How often the actors holding standing grants look for those that are due: a grant ends at
 /// most this long after its chain does.
@@ -92,6 +92,16 @@ impl<K: Eq + Hash + Clone, V> Standing<K, V> {
             }
         }
         ended
+    }
+
+    /// [`sweep`](Self::sweep) at the clock's now, with `authorizer`'s leeway and revocations.
+    pub(crate) fn sweep_now(
+        &mut self,
+        authorizer: &Authorizer,
+        check: impl FnMut(&K, &V) -> Result<Grant, AuthError>,
+    ) -> Vec<(K, V, AuthError)> {
+        let (leeway, epoch) = (authorizer.leeway(), authorizer.revocation_epoch());
+        self.sweep(crate::unix_now(), leeway, epoch, check)
     }
 
     /// How many grants stand.
