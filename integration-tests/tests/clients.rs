@@ -206,7 +206,7 @@ fn grant(owner: &weft::Keypair, to: weft::Did, claims: &[(&str, &str)]) -> weft:
 async fn a_client_acts_within_its_own_grant_and_no_further() {
     use weft_net::outbox::{Outbox, write_outbox};
     use weft_net::{NetConfig, Network};
-    use weft_wire::{Frame, Hello, Publish, RealmJoin, WireChain};
+    use weft_wire::{Frame, Hello, Join, Publish, RealmJoin, WireChain, realm_digest};
 
     let owner = weft::Keypair::generate().unwrap();
     let realm = |b: weft::NodeBuilder| b.realm("io.acme", owner.did());
@@ -272,6 +272,7 @@ async fn a_client_acts_within_its_own_grant_and_no_further() {
     // A raw client with the same grant, which publishes outside it anyway.
     let raw_key = weft::Keypair::generate().unwrap();
     let to_raw = grant(&owner, raw_key.did(), &narrow);
+    let raw_did = raw_key.did();
     let (raw, _events, thread) = Network::start(NetConfig {
         listen: Vec::new(),
         client: true,
@@ -296,21 +297,31 @@ async fn a_client_acts_within_its_own_grant_and_no_further() {
             chain: None,
         })
     };
+    let acme = weft::RealmName::new("io.acme").unwrap();
     let hello = Frame::Hello(Hello {
-        agent: "raw".into(),
-        tags: Vec::new(),
+        realms: vec![realm_digest(
+            &raw_did,
+            &access.did(),
+            &acme,
+            Some(&owner.did()),
+        )],
+        client: true,
+    });
+    // The join goes right behind the hello: the raw client knows the realm it shares.
+    let join = Frame::Join(Join {
         realms: vec![RealmJoin {
-            realm: weft::RealmName::new("io.acme").unwrap(),
+            index: 0,
+            realm: acme,
             owner: Some(owner.did()),
             chains: vec![WireChain {
                 leaf: to_raw.as_str().to_owned(),
                 proofs: Vec::new(),
             }],
         }],
-        client: true,
     });
     for frame in [
         hello,
+        join,
         publish(1, "billing.refund"),
         publish(2, "orders.shipped"),
     ] {

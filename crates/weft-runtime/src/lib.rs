@@ -18,7 +18,7 @@
 //! core: a realm's publications are handled on one thread in order, different realms in parallel.
 //!
 //! # Layout
-//! - [`interest`], [`sequence`], [`backoff`], [`providers`]: the sans-IO cores.
+//! - [`interest`], [`sequence`], [`backoff`], [`providers`], [`handshake`]: the sans-IO cores.
 //! - [`settings`]: [`NodeConfig`], [`RealmConfig`].
 //! - [`event`]: what applications receive: [`Event`], [`PeerEvent`], [`RealmStats`].
 //! - [`node`], [`peer`], [`realm`], [`router`], [`registry`], [`dht`]: one actor each, with its
@@ -34,6 +34,7 @@ mod chains;
 pub mod dht;
 pub mod error;
 pub mod event;
+pub mod handshake;
 pub mod interest;
 mod lane;
 pub mod local;

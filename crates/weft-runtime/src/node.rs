@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
+use crate::handshake::Greeting;
 use crate::peer::{AttachInbound, Connected, Disconnected, Leave, PeerConnection, RealmLink};
 use crate::realm::membership_key;
 use crate::registry::Withdraw;
@@ -29,7 +29,7 @@ use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 /// How long a shutdown waits for peers to flush.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A peer completed its hello.
+/// A peer welcomed us: it admitted us to a realm, and said who it is.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PeerGreeted {
@@ -69,7 +69,7 @@ pub struct ListenAddrs {
     pub reply: oneshot::Sender<Vec<Multiaddr>>,
 }
 
-/// The peers that completed a hello.
+/// The peers that welcomed us.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<PeerInfo>")]
 pub struct Peers;
@@ -97,7 +97,7 @@ pub struct Node {
     network: Network,
     events: Option<mpsc::Receiver<NetEvent>>,
     links: Arc<Vec<RealmLink>>,
-    hello: Bytes,
+    greeting: Arc<Greeting>,
     peer_queue: usize,
     peers: HashMap<PeerId, PeerEntry>,
     listen: Vec<Multiaddr>,
@@ -132,7 +132,7 @@ impl Node {
         network: Network,
         events: mpsc::Receiver<NetEvent>,
         links: Arc<Vec<RealmLink>>,
-        hello: Bytes,
+        greeting: Arc<Greeting>,
         peer_queue: usize,
         expected_listeners: usize,
         bootstrap: Vec<Multiaddr>,
@@ -143,7 +143,7 @@ impl Node {
             network,
             events: Some(events),
             links,
-            hello,
+            greeting,
             peer_queue,
             peers: HashMap::new(),
             listen: Vec::new(),
@@ -197,7 +197,7 @@ impl Node {
             self.network.clone(),
             ctx.address(),
             self.links.clone(),
-            self.hello.clone(),
+            self.greeting.clone(),
             self.peer_queue,
         )
         .connected(connected)

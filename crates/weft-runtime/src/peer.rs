@@ -2,14 +2,16 @@
 //!
 //! Lifecycle: the `Node` starts it when a peer connects (or when the peer's stream arrives first,
 //! in which case it waits for [`Connected`]). It then opens its outbound stream, writes this node's
-//! [`Hello`] and waits for the peer's acknowledgement; the writer task (on the
-//! network runtime) then drains the control lane and the publication queue. The peer's inbound stream arrives as [`AttachInbound`]; its reader
-//! task decodes frames into this actor. The actor stops when the inbound stream ends, on
+//! hello (digests only, see [`crate::handshake`]) and waits for the peer's acknowledgement; the
+//! writer task (on the network runtime) then drains the control lane and the publication queue.
+//! The peer's inbound stream arrives as [`AttachInbound`]; its reader task decodes frames into
+//! this actor. The actor stops when the inbound stream ends, on
 //! [`Disconnected`], or after [`Leave`]; in `stopping` it tells the realms it joined and the node.
 //!
-//! Frames in: the peer's hello (each realm in it is offered to the matching local `Realm` actor for
-//! admission, and nothing else is processed until that is settled), then interest and publish
-//! frames, forwarded to the admitted realm's router. Frames for realms the peer was not admitted to
+//! Frames in: the peer's hello (answered with a join naming the realms both host), its join (each
+//! realm in it is offered to the matching local `Realm` actor for admission, and nothing else is
+//! processed until that is settled; the first admission sends our welcome), its welcome (its
+//! agent and tags), then interest and publish frames, forwarded to the admitted realm's router. Frames for realms the peer was not admitted to
 //! are dropped: a peer without a valid proof never sees a realm's traffic.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +20,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -27,8 +28,11 @@ use weft_identity::Did;
 use weft_net::framed::{ReadError, accept, open_acknowledged, read_frames};
 use weft_net::outbox::{Outbox, Pushed, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
-use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, RealmIndex};
+use weft_wire::{
+    DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, Join, RealmIndex, Welcome,
+};
 
+use crate::handshake::{Greeting, Handshake, PeerTags};
 use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted};
 use crate::realm::Routes;
 use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
@@ -186,7 +190,9 @@ pub struct PeerConnection {
     network: Network,
     node: Addr<Node>,
     links: Arc<Vec<RealmLink>>,
-    hello: Bytes,
+    handshake: Handshake,
+    /// The peer's tags, once its welcome arrives; shared with the realms that admitted it.
+    tags: PeerTags,
     sender: PeerSender,
     /// The writer has not been started yet.
     unopened: bool,
@@ -204,7 +210,6 @@ pub struct PeerConnection {
     realm_actors: HashMap<RealmIndex, Addr<Realm>>,
     /// The cold verifications this peer's chains may cost, across all realms.
     budget: Arc<weft_auth::VerifyBudget>,
-    greeted: bool,
     said_bye: bool,
     /// This node said goodbye and waits for the peer's.
     leaving: bool,
@@ -228,7 +233,7 @@ impl std::fmt::Debug for PeerConnection {
 }
 
 impl PeerConnection {
-    /// A connection to `peer`, which will greet it with `hello` (already encoded).
+    /// A connection to `peer`, which will greet it as `greeting` says.
     #[allow(clippy::too_many_arguments)] // every field is needed, and a builder would only hide them
     pub fn new(
         peer: PeerId,
@@ -237,7 +242,7 @@ impl PeerConnection {
         network: Network,
         node: Addr<Node>,
         links: Arc<Vec<RealmLink>>,
-        hello: Bytes,
+        greeting: Arc<Greeting>,
         queue: usize,
     ) -> Self {
         Self {
@@ -247,7 +252,8 @@ impl PeerConnection {
             network,
             node,
             links,
-            hello,
+            handshake: Handshake::new(greeting, did),
+            tags: PeerTags::default(),
             sender: PeerSender {
                 outbox: Outbox::new(queue.max(16)),
             },
@@ -260,7 +266,6 @@ impl PeerConnection {
             client: false,
             realm_actors: HashMap::new(),
             budget: Arc::default(),
-            greeted: false,
             said_bye: false,
             leaving: false,
             bye_answered: None,
@@ -284,13 +289,18 @@ impl PeerConnection {
             return;
         }
         let outbox = self.sender.outbox.clone();
-        let (network, peer, did, hello, me) = (
-            self.network.clone(),
-            self.peer,
-            self.did,
-            self.hello.clone(),
-            ctx.address(),
-        );
+        let hello = match weft_net::framed::encode(
+            &Frame::Hello(self.handshake.hello()),
+            DEFAULT_MAX_FRAME,
+        ) {
+            Ok(hello) => hello,
+            Err(e) => {
+                warn!(peer = %self.did, error = %e, "our hello does not fit a frame; dropping the peer");
+                outbox.abandon();
+                return ctx.stop();
+            }
+        };
+        let (network, peer, did, me) = (self.network.clone(), self.peer, self.did, ctx.address());
         self.writer = Some(self.network.spawn(async move {
             match open_acknowledged(&network, peer, &hello).await {
                 Ok(opened) => {
@@ -317,51 +327,60 @@ impl PeerConnection {
         }));
     }
 
-    fn handle_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
-        if self.greeted {
-            warn!(peer = %self.did, "second hello ignored");
-            return;
+    /// Queues a control frame; one that cannot be encoded (our own, so a bug) is logged.
+    fn send_control(&self, frame: &Frame) {
+        match weft_net::framed::encode(frame, DEFAULT_MAX_FRAME) {
+            Ok(bytes) => self.sender.send_control(&bytes),
+            Err(e) => warn!(peer = %self.did, error = %e, "cannot encode a control frame"),
         }
-        self.greeted = true;
-        self.client = hello.client;
-        let info = PeerInfo {
-            did: self.did,
-            agent: hello.agent.clone(),
-            tags: hello.tags.clone(),
-            addr: self.addr.to_string(),
+    }
+
+    /// The peer broke the greeting's order: it is not speaking weft, so the session ends.
+    fn broke_greeting(&mut self, e: crate::handshake::HandshakeError, ctx: &mut Context<Self>) {
+        warn!(peer = %self.did, error = %e, "closing the connection of a peer that broke the greeting");
+        ctx.stop();
+    }
+
+    fn handle_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
+        let client = hello.client;
+        match self.handshake.on_hello(hello) {
+            Ok(Some(join)) => {
+                self.client = client;
+                self.send_control(&Frame::Join(join));
+            }
+            Ok(None) => {
+                debug!(peer = %self.did.short(), "the peer's hello again, on a reopened stream")
+            }
+            Err(e) => self.broke_greeting(e, ctx),
+        }
+    }
+
+    fn handle_join(&mut self, join: Join, ctx: &mut Context<Self>) {
+        let claims = match self.handshake.on_join(join) {
+            Ok(claims) => claims,
+            Err(e) => return self.broke_greeting(e, ctx),
         };
-        self.node.do_send(PeerGreeted {
-            peer: self.peer,
-            info,
-        });
-        let tags = Arc::new(hello.tags.clone());
         let mut admissions = Vec::new();
-        for (index, join) in hello.realms.into_iter().enumerate() {
-            let Ok(index) = RealmIndex::try_from(index) else {
-                break;
-            };
-            let Some(link) = self
-                .links
-                .iter()
-                .find(|l| *l.realm.name() == join.realm && l.realm.owner() == join.owner.as_ref())
-            else {
+        for claim in claims {
+            let Some(link) = self.links.get(claim.link) else {
                 continue;
             };
             let admit = Admit {
-                index,
+                index: claim.index,
                 peer: self.peer,
                 did: self.did,
-                chains: join.chains,
-                tags: tags.clone(),
+                chains: claim.chains,
+                tags: self.tags.clone(),
                 sender: self.sender.clone(),
                 client: self.client,
                 budget: self.budget.clone(),
             };
             let actor = link.actor.clone();
+            let index = claim.index;
             admissions.push(async move { (index, actor.clone(), actor.send(admit).await) });
         }
         // Nothing else from this peer is handled until its realms are settled: an interest frame
-        // right behind the hello must find its route.
+        // right behind the join must find its route.
         ctx.wait(
             join_all(admissions)
                 .into_actor(self)
@@ -377,8 +396,32 @@ impl PeerConnection {
                             Err(e) => debug!(error = %e, "realm actor gone during admission"),
                         }
                     }
+                    // Who this node is, only to a peer that has shown it belongs to one of its
+                    // realms.
+                    if !act.admitted.is_empty()
+                        && let Some(welcome) = act.handshake.on_admitted()
+                    {
+                        act.send_control(&Frame::Welcome(welcome));
+                    }
                 }),
         );
+    }
+
+    fn handle_welcome(&mut self, welcome: Welcome, ctx: &mut Context<Self>) {
+        let welcome = match self.handshake.on_welcome(welcome) {
+            Ok(welcome) => welcome,
+            Err(e) => return self.broke_greeting(e, ctx),
+        };
+        self.tags.set(welcome.tags.clone());
+        self.node.do_send(PeerGreeted {
+            peer: self.peer,
+            info: PeerInfo {
+                did: self.did,
+                agent: welcome.agent,
+                tags: welcome.tags,
+                addr: self.addr.to_string(),
+            },
+        });
     }
 }
 
@@ -576,6 +619,8 @@ impl PeerConnection {
     fn dispatch(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         match frame {
             Frame::Hello(hello) => self.handle_hello(hello, ctx),
+            Frame::Join(join) => self.handle_join(join, ctx),
+            Frame::Welcome(welcome) => self.handle_welcome(welcome, ctx),
             Frame::Interest(interest) => {
                 let Some(routes) = self.routes.get(&interest.realm()) else {
                     return;

@@ -35,6 +35,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, RevokeRecord, Wi
 
 use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide};
+use crate::handshake::PeerTags;
 use crate::local::LocalSink;
 use crate::peer::PeerSender;
 use crate::registry::Registry;
@@ -82,8 +83,8 @@ pub struct Admit {
     pub did: Did,
     /// The chains it presented for this realm.
     pub chains: Vec<WireChain>,
-    /// Its tags, from its hello.
-    pub tags: Arc<Vec<(String, String)>>,
+    /// Its tags, once its welcome arrives.
+    pub tags: PeerTags,
     /// Its send queue.
     pub sender: PeerSender,
     /// It is a client of this node (its hello says so).

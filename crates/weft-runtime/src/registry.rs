@@ -44,6 +44,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
 
 use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide, StopProviding};
+use crate::handshake::PeerTags;
 use crate::peer::PeerSender;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::relay::{self, Origin};
@@ -192,7 +193,7 @@ pub struct RemoteAdvert {
 struct Member {
     did: Did,
     chains: Arc<Vec<Chain>>,
-    tags: Arc<Vec<(String, String)>>,
+    tags: PeerTags,
     sender: PeerSender,
     client: bool,
     /// The realm's index in its hello.
@@ -890,7 +891,7 @@ impl Handler<RemoteCall> for Registry {
             caller: member.did,
             procedure: call.procedure.clone(),
             grant,
-            tags: member.tags.clone(),
+            tags: member.tags.get(),
             deadline,
         };
         let Ok(slot) = self.handler_slots.clone().try_acquire_owned() else {

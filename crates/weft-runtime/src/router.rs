@@ -35,6 +35,7 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::chains::ChainCache;
+use crate::handshake::PeerTags;
 use crate::lane::{Drain, Published};
 use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
@@ -114,8 +115,8 @@ pub struct MemberJoined {
     pub did: Did,
     /// The chains it presented for this realm.
     pub chains: Arc<Vec<Chain>>,
-    /// Its tags, from its hello.
-    pub tags: Arc<Vec<(String, String)>>,
+    /// Its tags, once its welcome arrives.
+    pub tags: PeerTags,
     /// Its send queue.
     pub sender: PeerSender,
     /// It is a client of this node.

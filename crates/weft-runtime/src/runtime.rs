@@ -20,9 +20,10 @@ use weft_auth::{Authorizer, Realm as AuthRealm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
 use weft_net::{Multiaddr, NetEvent, NetThread, Network, PeerId};
-use weft_wire::{DEFAULT_MAX_FRAME, Frame, Hello, RealmJoin, WireChain};
+use weft_wire::{RealmJoin, WireChain};
 
 use crate::dht::Dht;
+use crate::handshake::Greeting;
 use crate::lane::PublishLane;
 use crate::local::{LocalEvents, local_queue};
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
@@ -652,6 +653,7 @@ fn build(
         .revocations_file(config.revocations_file.clone())
         .start();
         joins.push(RealmJoin {
+            index,
             realm: realm.name().clone(),
             owner: realm.owner().copied(),
             chains: chains
@@ -680,19 +682,18 @@ fn build(
             authorizer: authorizer.clone(),
         });
     }
-    let hello = Frame::Hello(Hello {
+    let greeting = Arc::new(Greeting {
+        own: own_did,
         agent: format!("weft/{}", env!("CARGO_PKG_VERSION")),
         tags: config.tags,
-        realms: joins,
         client,
+        realms: joins,
     });
-    let hello = weft_net::framed::encode(&hello, DEFAULT_MAX_FRAME)
-        .map_err(|e| StartError::Actors(format!("hello does not fit a frame: {e}")))?;
     let node = Node::new(
         network,
         events,
         Arc::new(links),
-        hello,
+        greeting,
         config.peer_queue,
         expected_listeners,
         config.net.bootstrap,

@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use crate::{Frame, WireError};
 
 /// The wire version this code speaks.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Bytes before the body: the length prefix and the version byte.
 pub const HEADER_LEN: usize = 5;
 /// Default frame limit (length prefix value): 1 MiB of payload plus room for the envelope.
@@ -108,7 +108,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Hello, Interest, Publish, RealmJoin, Refusal, WireChain};
+    use crate::{Hello, Interest, Join, Publish, RealmJoin, Refusal, Welcome, WireChain};
     use bytes::Bytes;
     use proptest::prelude::*;
     use weft_identity::Did;
@@ -137,9 +137,12 @@ mod tests {
     fn every_frame_kind_round_trips() {
         let frames = [
             Frame::Hello(Hello {
-                agent: "weft/0.1.0".into(),
-                tags: vec![("region".into(), "eu".into())],
+                realms: vec![[7; 16], [8; 16]],
+                client: true,
+            }),
+            Frame::Join(Join {
                 realms: vec![RealmJoin {
+                    index: 1,
                     realm: RealmName::new("io.acme").unwrap(),
                     owner: Some(Did::from_public_key([9; 32])),
                     chains: vec![WireChain {
@@ -147,7 +150,10 @@ mod tests {
                         proofs: vec!["d.e.f".into()],
                     }],
                 }],
-                client: true,
+            }),
+            Frame::Welcome(Welcome {
+                agent: "weft/0.1.0".into(),
+                tags: vec![("region".into(), "eu".into())],
             }),
             Frame::Refused(Refusal {
                 code: "unauthorized".into(),
@@ -304,20 +310,55 @@ mod tests {
     }
 
     #[test]
-    fn hello_limits_hold() {
-        let hello = Frame::Hello(Hello {
-            agent: String::new(),
-            tags: vec![("k".into(), "v".into()); 33],
-            realms: vec![],
+    fn greeting_limits_hold() {
+        let welcome = |agent: &str, tags: usize| {
+            Frame::Welcome(Welcome {
+                agent: agent.into(),
+                tags: vec![("k".into(), "v".into()); tags],
+            })
+        };
+        let join = |chains: usize, proofs: usize| {
+            Frame::Join(Join {
+                realms: vec![RealmJoin {
+                    index: 0,
+                    realm: RealmName::new("dev").unwrap(),
+                    owner: None,
+                    chains: vec![
+                        WireChain {
+                            leaf: "a.b.c".into(),
+                            proofs: vec!["p".into(); proofs],
+                        };
+                        chains
+                    ],
+                }],
+            })
+        };
+        let too_many_realms = Frame::Hello(Hello {
+            realms: vec![[0; 16]; crate::frame::MAX_REALMS + 1],
             client: false,
         });
-        let mut out = Vec::new();
-        encode(&hello, DEFAULT_MAX_FRAME, &mut out).unwrap();
-        let mut buf = BytesMut::from(&out[..]);
-        assert!(matches!(
-            Decoder::default().decode(&mut buf),
-            Err(WireError::Limit(_))
-        ));
+        let refused = [
+            welcome("weft", crate::frame::MAX_TAGS + 1),
+            welcome(&"a".repeat(crate::frame::MAX_AGENT + 1), 0),
+            join(crate::frame::MAX_CHAINS + 1, 0),
+            join(1, crate::frame::MAX_PROOFS + 1),
+            too_many_realms,
+        ];
+        for frame in &refused {
+            let mut out = Vec::new();
+            encode(frame, DEFAULT_MAX_FRAME, &mut out).unwrap();
+            let mut buf = BytesMut::from(&out[..]);
+            assert!(
+                matches!(
+                    Decoder::default().decode(&mut buf),
+                    Err(WireError::Limit(_))
+                ),
+                "{frame:?}"
+            );
+        }
+        for frame in [welcome("weft/0.1.0", 3), join(2, 3)] {
+            assert_eq!(round_trip(&frame), frame);
+        }
     }
 
     proptest! {

@@ -1,18 +1,29 @@
 //! The messages weft nodes exchange.
 //!
 //! A connection carries one stream each way; each side writes only on the stream it opened,
-//! except for the single [`Frame::Accepted`] its acceptor sends back. The first frame each way is a
-//! [`Hello`]; after it come [`Interest`] and [`Publish`] frames, in the order they were sent.
+//! except for the single [`Frame::Accepted`] its acceptor sends back.
+//!
+//! The greeting tells a peer about a realm only once it has shown it is in it. Each way, in order:
+//! 1. [`Hello`]: the sender's realms as digests bound to this pair of peers ([`realm_digest`]),
+//!    which reveal nothing to a peer that does not already know a realm's name and owner;
+//! 2. [`Join`], once the peer's hello has arrived: name, owner and chains of the realms both sides
+//!    host (the digests that matched), and nothing of the others;
+//! 3. [`Welcome`], once the sender has admitted the peer to a realm: its agent and tags.
+//!
+//! After the join come [`Interest`], [`Publish`], [`Call`] and the other frames, in the order
+//! they were sent.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use weft_identity::Did;
 use weft_names::{Name, Pattern, RealmName};
 
 use crate::WireError;
 
-/// Position of a realm in the sender's [`Hello::realms`]: frames name realms by index, not by
-/// string, because the index costs one or two bytes per publication.
+/// Position of a realm in the sender's [`Hello::realms`] (the same position as in its [`Join`]):
+/// frames name realms by index, not by string, because the index costs one or two bytes per
+/// publication.
 pub type RealmIndex = u16;
 
 /// Most tags in a hello.
@@ -23,6 +34,8 @@ pub const MAX_TAG_KEY: usize = 64;
 pub const MAX_TAG_VALUE: usize = 256;
 /// Most realms one hello may join.
 pub const MAX_REALMS: usize = 256;
+/// Longest agent string, in bytes.
+pub const MAX_AGENT: usize = 64;
 /// Most capability chains presented for one realm.
 pub const MAX_CHAINS: usize = 16;
 /// Most proofs in one presented chain.
@@ -31,7 +44,7 @@ pub const MAX_PROOFS: usize = 32;
 /// Everything sent on a weft stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Frame {
-    /// Opens a stream: who the sender is and which realms it joins.
+    /// Opens a stream: the sender's realms, as digests only.
     Hello(Hello),
     /// The handshake was refused; the sender closes the connection after this frame.
     Refused(Refusal),
@@ -53,6 +66,12 @@ pub enum Frame {
     Accepted,
     /// A UCAN revocation record (JSON) the sender applied and passes on to the realm's members.
     Revoke(RevokeRecord),
+    /// The realms both sides host, with the sender's credentials in each: the greeting's second
+    /// step.
+    Join(Join),
+    /// The sender admitted us to at least one realm, and now says who it is: the greeting's
+    /// last step.
+    Welcome(Welcome),
 }
 
 /// Longest revocation record carried, in bytes.
@@ -78,25 +97,61 @@ pub struct Denial {
     pub reason: String,
 }
 
-/// The first frame each way on a connection.
+/// The first frame each way on a connection. It names no realm: a peer learns which realms the
+/// sender hosts only for the realms it names itself (see [`realm_digest`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The sender's software, e.g. `weft/0.1.0`, for logs and peer info.
-    pub agent: String,
-    /// Operator-chosen labels (`region=eu`), visible to applications as peer info.
-    pub tags: Vec<(String, String)>,
-    /// Realms the sender takes part in, each with the chains proving it may; a frame's
+    /// The sender's realms, as [`realm_digest`]s for this pair of peers; a frame's
     /// [`RealmIndex`] is a position in this list.
-    pub realms: Vec<RealmJoin>,
+    pub realms: Vec<RealmDigest>,
     /// The sender is a client of the receiver (a process attached with `--connect`): it listens
     /// nowhere, provides no DHT records, is never redialed, and relies on the receiver to route
     /// its publications, subscriptions, calls and procedures to the rest of the realm.
     pub client: bool,
 }
 
-/// A realm the sender joins, with its credentials.
+/// A realm as it appears in a [`Hello`]: see [`realm_digest`].
+pub type RealmDigest = [u8; 16];
+
+/// A realm's digest for one pair of peers: SHA-256 over a fixed label, both peers' Ed25519 keys
+/// (smaller first, so both sides compute the same value), the realm's name and its owner's DID
+/// (empty for an open realm), truncated to 16 bytes.
+///
+/// Only a peer that already knows a realm's name and owner can recognise it, and a digest seen on
+/// one connection says nothing about the same realm on another.
+pub fn realm_digest(a: &Did, b: &Did, realm: &RealmName, owner: Option<&Did>) -> RealmDigest {
+    let (low, high) = if a.public_key() <= b.public_key() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mut hash = Sha256::new();
+    hash.update(b"weft realm digest v1\0");
+    hash.update(low.public_key());
+    hash.update(high.public_key());
+    hash.update(realm.as_str().as_bytes());
+    hash.update([0]);
+    if let Some(owner) = owner {
+        hash.update(owner.to_string().as_bytes());
+    }
+    let full = hash.finalize();
+    let mut digest = [0; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
+}
+
+/// The greeting's second step: the realms of the peer's hello that the sender hosts too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Join {
+    /// Each shared realm, with its position in the sender's hello.
+    pub realms: Vec<RealmJoin>,
+}
+
+/// A realm both sides host, with the sender's credentials in it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RealmJoin {
+    /// Its position in the sender's [`Hello::realms`], whose digest it must match.
+    pub index: RealmIndex,
     /// The realm's name.
     pub realm: RealmName,
     /// Its owner; `None` for an open realm. Part of the realm's identity: same name, different
@@ -104,6 +159,15 @@ pub struct RealmJoin {
     pub owner: Option<Did>,
     /// Capability chains the sender acts under in this realm (`realm/join`, `msg/publish`, …).
     pub chains: Vec<WireChain>,
+}
+
+/// The greeting's last step, sent once the sender has admitted the receiver to a realm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The sender's software, e.g. `weft/0.1.0`, for logs and peer info.
+    pub agent: String,
+    /// Operator-chosen labels (`region=eu`), visible to applications as peer info.
+    pub tags: Vec<(String, String)>,
 }
 
 /// A UCAN chain as sent: the token acted under, and the proofs it needs.
@@ -246,7 +310,11 @@ impl Frame {
     /// Checks the limits the type system cannot express; the decoder applies it to every frame.
     pub fn check_limits(&self) -> Result<(), WireError> {
         match self {
-            Frame::Hello(hello) => hello.check_limits(),
+            Frame::Hello(hello) if hello.realms.len() > MAX_REALMS => Err(WireError::Limit(
+                format!("{} realms (at most {MAX_REALMS})", hello.realms.len()),
+            )),
+            Frame::Join(join) => join.check_limits(),
+            Frame::Welcome(welcome) => welcome.check_limits(),
             Frame::Interest(Interest::Subscribe { chain, .. })
             | Frame::Publish(Publish { chain, .. })
             | Frame::Call(Call { chain, .. }) => check_chain(chain.as_ref()),
@@ -257,6 +325,7 @@ impl Frame {
                 )))
             }
             Frame::Revoke(_)
+            | Frame::Hello(_)
             | Frame::Accepted
             | Frame::Refused(_)
             | Frame::Interest(_)
@@ -277,9 +346,15 @@ fn check_chain(chain: Option<&WireChain>) -> Result<(), WireError> {
     }
 }
 
-impl Hello {
+impl Welcome {
     fn check_limits(&self) -> Result<(), WireError> {
         let limit = |what: String| Err(WireError::Limit(what));
+        if self.agent.len() > MAX_AGENT {
+            return limit(format!(
+                "an agent of {} bytes (at most {MAX_AGENT})",
+                self.agent.len()
+            ));
+        }
         if self.tags.len() > MAX_TAGS {
             return limit(format!("{} tags (at most {MAX_TAGS})", self.tags.len()));
         }
@@ -292,6 +367,13 @@ impl Hello {
                 "tag {k:.32?} too long (key ≤ {MAX_TAG_KEY}, value ≤ {MAX_TAG_VALUE} bytes)"
             ));
         }
+        Ok(())
+    }
+}
+
+impl Join {
+    fn check_limits(&self) -> Result<(), WireError> {
+        let limit = |what: String| Err(WireError::Limit(what));
         if self.realms.len() > MAX_REALMS {
             return limit(format!(
                 "{} realms (at most {MAX_REALMS})",
@@ -314,5 +396,27 @@ impl Hello {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn did(byte: u8) -> Did {
+        Did::from_public_key([byte; 32])
+    }
+
+    #[test]
+    fn a_realm_digest_is_the_same_from_both_sides_and_differs_per_pair_and_realm() {
+        let acme = RealmName::new("io.acme").unwrap();
+        let owner = did(9);
+        let ab = realm_digest(&did(1), &did(2), &acme, Some(&owner));
+        assert_eq!(ab, realm_digest(&did(2), &did(1), &acme, Some(&owner)));
+        assert_ne!(ab, realm_digest(&did(1), &did(3), &acme, Some(&owner)));
+        assert_ne!(ab, realm_digest(&did(1), &did(2), &acme, None));
+        assert_ne!(ab, realm_digest(&did(1), &did(2), &acme, Some(&did(8))));
+        let other = RealmName::new("io.acmf").unwrap();
+        assert_ne!(ab, realm_digest(&did(1), &did(2), &other, Some(&owner)));
     }
 }

@@ -28,6 +28,6 @@ pub mod frame;
 pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
 pub use error::WireError;
 pub use frame::{
-    Call, Denial, Frame, Hello, Interest, MAX_REVOCATION_LEN, Outcome, Publish, RealmIndex,
-    RealmJoin, Refusal, Reply, RevokeRecord, WireChain,
+    Call, Denial, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome, Publish, RealmDigest,
+    RealmIndex, RealmJoin, Refusal, Reply, RevokeRecord, Welcome, WireChain, realm_digest,
 };
