@@ -106,6 +106,18 @@ pub(crate) struct NodeArgs {
     /// How fast a silent peer is declared gone (e.g. 10s).
     #[arg(long, value_name = "DURATION")]
     pub(crate) liveness: Option<String>,
+    /// Connections held at once, inbound and outbound (default 1024).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_connections: Option<String>,
+    /// Inbound QUIC handshakes in progress at once (default 128).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_incoming_handshakes: Option<String>,
+    /// Sessions whose peer has not said hello yet; one more lets the oldest go (default 256).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_silent_peers: Option<String>,
+    /// How long a peer has to say hello before its connection closes (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) hello_timeout: Option<String>,
 }
 
 /// How a short-lived client joins the mesh.

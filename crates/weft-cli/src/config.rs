@@ -26,6 +26,10 @@
 //! congestion = "drop"                           # WEFT_LIMITS_CONGESTION     --congestion (drop|block)
 //! idle_timeout = "60s"                          # WEFT_LIMITS_IDLE_TIMEOUT   --idle-timeout
 //! liveness = "10s"                              # WEFT_LIMITS_LIVENESS       --liveness
+//! max_connections = 1024                      # WEFT_LIMITS_MAX_CONNECTIONS  --max-connections
+//! max_incoming_handshakes = 128               # WEFT_LIMITS_MAX_INCOMING_HANDSHAKES  --max-incoming-handshakes
+//! max_silent_peers = 256                      # WEFT_LIMITS_MAX_SILENT_PEERS  --max-silent-peers
+//! hello_timeout = "5s"                        # WEFT_LIMITS_HELLO_TIMEOUT  --hello-timeout
 //! ```
 //!
 //! The file is `--config FILE` or `WEFT_CONFIG`. Relative paths in it (`key`, `@FILE` tokens)
@@ -86,7 +90,7 @@ impl RealmSetting {
     }
 }
 
-/// `[limits]`; `None` keeps the node's default (4096 events, 16384 frames, drop, 60 s, 10 s).
+/// `[limits]`; `None` keeps the node's default (see the module's example).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Limits {
     pub(crate) subscriber_queue: Option<usize>,
@@ -94,6 +98,10 @@ pub(crate) struct Limits {
     pub(crate) congestion: Option<Congestion>,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) liveness: Option<Duration>,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) max_incoming_handshakes: Option<usize>,
+    pub(crate) max_silent_peers: Option<usize>,
+    pub(crate) hello_timeout: Option<Duration>,
 }
 
 /// The environment variables read as settings (besides `WEFT_CONFIG`).
@@ -115,6 +123,10 @@ const ENV_PEER_QUEUE: &str = "WEFT_LIMITS_PEER_QUEUE";
 const ENV_CONGESTION: &str = "WEFT_LIMITS_CONGESTION";
 const ENV_IDLE: &str = "WEFT_LIMITS_IDLE_TIMEOUT";
 const ENV_LIVENESS: &str = "WEFT_LIMITS_LIVENESS";
+const ENV_MAX_CONNECTIONS: &str = "WEFT_LIMITS_MAX_CONNECTIONS";
+const ENV_MAX_HANDSHAKES: &str = "WEFT_LIMITS_MAX_INCOMING_HANDSHAKES";
+const ENV_MAX_SILENT: &str = "WEFT_LIMITS_MAX_SILENT_PEERS";
+const ENV_HELLO_TIMEOUT: &str = "WEFT_LIMITS_HELLO_TIMEOUT";
 /// The configuration file, when `--config` is not given.
 const ENV_CONFIG: &str = "WEFT_CONFIG";
 
@@ -166,6 +178,10 @@ struct Layer {
     congestion: Option<Congestion>,
     idle_timeout: Option<Duration>,
     liveness: Option<Duration>,
+    max_connections: Option<usize>,
+    max_incoming_handshakes: Option<usize>,
+    max_silent_peers: Option<usize>,
+    hello_timeout: Option<Duration>,
 }
 
 impl Layer {
@@ -190,6 +206,12 @@ impl Layer {
             congestion: self.congestion.or(lower.congestion),
             idle_timeout: self.idle_timeout.or(lower.idle_timeout),
             liveness: self.liveness.or(lower.liveness),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_incoming_handshakes: self
+                .max_incoming_handshakes
+                .or(lower.max_incoming_handshakes),
+            max_silent_peers: self.max_silent_peers.or(lower.max_silent_peers),
+            hello_timeout: self.hello_timeout.or(lower.hello_timeout),
         }
     }
 
@@ -229,6 +251,10 @@ impl Layer {
                 congestion: self.congestion,
                 idle_timeout: self.idle_timeout,
                 liveness: self.liveness,
+                max_connections: self.max_connections,
+                max_incoming_handshakes: self.max_incoming_handshakes,
+                max_silent_peers: self.max_silent_peers,
+                hello_timeout: self.hello_timeout,
             },
         }
     }
@@ -277,6 +303,10 @@ impl Layer {
             congestion: limits.congestion,
             idle_timeout: limits.idle_timeout,
             liveness: limits.liveness,
+            max_connections: limits.max_connections,
+            max_incoming_handshakes: limits.max_incoming_handshakes,
+            max_silent_peers: limits.max_silent_peers,
+            hello_timeout: limits.hello_timeout,
         })
     }
 
@@ -326,6 +356,10 @@ impl Layer {
             congestion: env_value(&env, ENV_CONGESTION, congestion)?,
             idle_timeout: env_value(&env, ENV_IDLE, duration)?,
             liveness: env_value(&env, ENV_LIVENESS, duration)?,
+            max_connections: env_value(&env, ENV_MAX_CONNECTIONS, queue_len)?,
+            max_incoming_handshakes: env_value(&env, ENV_MAX_HANDSHAKES, queue_len)?,
+            max_silent_peers: env_value(&env, ENV_MAX_SILENT, queue_len)?,
+            hello_timeout: env_value(&env, ENV_HELLO_TIMEOUT, duration)?,
         })
     }
 
@@ -377,6 +411,14 @@ impl Layer {
             congestion: flag(&args.congestion, "congestion", congestion)?,
             idle_timeout: flag(&args.idle_timeout, "idle-timeout", duration)?,
             liveness: flag(&args.liveness, "liveness", duration)?,
+            max_connections: flag(&args.max_connections, "max-connections", queue_len)?,
+            max_incoming_handshakes: flag(
+                &args.max_incoming_handshakes,
+                "max-incoming-handshakes",
+                queue_len,
+            )?,
+            max_silent_peers: flag(&args.max_silent_peers, "max-silent-peers", queue_len)?,
+            hello_timeout: flag(&args.hello_timeout, "hello-timeout", duration)?,
         })
     }
 }
@@ -434,6 +476,14 @@ struct FileLimits {
     idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     liveness: Option<Duration>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_connections: Option<usize>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_incoming_handshakes: Option<usize>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_silent_peers: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration")]
+    hello_timeout: Option<Duration>,
 }
 
 // Each value is checked while it is deserialized, so that toml reports the key and the line.
@@ -744,6 +794,10 @@ peer_queue = 512
 congestion = "block"
 idle_timeout = "90s"
 liveness = "5s"
+max_connections = 300
+max_incoming_handshakes = 40
+max_silent_peers = 50
+hello_timeout = "2s"
 "#
         ));
         let settings =
@@ -789,6 +843,10 @@ liveness = "5s"
                     congestion: Some(Congestion::Block),
                     idle_timeout: Some(Duration::from_secs(90)),
                     liveness: Some(Duration::from_secs(5)),
+                    max_connections: Some(300),
+                    max_incoming_handshakes: Some(40),
+                    max_silent_peers: Some(50),
+                    hello_timeout: Some(Duration::from_secs(2)),
                 },
             }
         );
@@ -824,6 +882,10 @@ liveness = "5s"
             ("WEFT_LIMITS_CONGESTION", "block"),
             ("WEFT_LIMITS_IDLE_TIMEOUT", "20s"),
             ("WEFT_LIMITS_LIVENESS", "2s"),
+            ("WEFT_LIMITS_MAX_CONNECTIONS", "12"),
+            ("WEFT_LIMITS_MAX_INCOMING_HANDSHAKES", "13"),
+            ("WEFT_LIMITS_MAX_SILENT_PEERS", "14"),
+            ("WEFT_LIMITS_HELLO_TIMEOUT", "15s"),
         ];
         let flags = [
             "--reconnect-initial",
@@ -846,13 +908,41 @@ liveness = "5s"
             "90s",
             "--liveness",
             "3s",
+            "--max-connections",
+            "97",
+            "--max-incoming-handshakes",
+            "96",
+            "--max-silent-peers",
+            "95",
+            "--hello-timeout",
+            "4s",
         ];
         let settings = NodeSettings::resolve(&args(&flags), env(&vars)).unwrap();
+        let limits = &settings.limits;
+        assert_eq!(
+            (
+                limits.max_connections,
+                limits.max_incoming_handshakes,
+                limits.max_silent_peers,
+                limits.hello_timeout
+            ),
+            (Some(97), Some(96), Some(95), Some(Duration::from_secs(4)))
+        );
         assert_eq!(settings.limits.peer_queue, Some(98));
         assert_eq!(settings.limits.congestion, Some(Congestion::Drop));
         let from_env = NodeSettings::resolve(&args(&[]), env(&vars)).unwrap();
         assert_eq!(from_env.limits.peer_queue, Some(11));
         assert_eq!(from_env.limits.congestion, Some(Congestion::Block));
+        let limits = &from_env.limits;
+        assert_eq!(
+            (
+                limits.max_connections,
+                limits.max_incoming_handshakes,
+                limits.max_silent_peers,
+                limits.hello_timeout
+            ),
+            (Some(12), Some(13), Some(14), Some(Duration::from_secs(15)))
+        );
         assert_eq!(settings.reconnect.initial, Duration::from_millis(50));
         assert_eq!(settings.reconnect.max, Duration::from_secs(5));
         assert_eq!(settings.reconnect.multiplier, 1.5);

@@ -70,6 +70,18 @@ fn describe() {
         "Peers connected (first connection), since start."
     );
     describe_counter!(
+        "weft_connections_refused_total",
+        "Connections refused: past a connection limit (limit) or not an Ed25519 key (key)."
+    );
+    describe_gauge!(
+        "weft_silent_peers",
+        "Sessions whose peer has not sent its hello yet."
+    );
+    describe_counter!(
+        "weft_sessions_closed_total",
+        "Sessions this node ended: no hello in time (hello_timeout), or to make room for a newer silent one (silent)."
+    );
+    describe_counter!(
         "weft_bytes_sent_total",
         Unit::Bytes,
         "Bytes written on weft streams."

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, identify, identity, kad, ping};
+use libp2p::{StreamProtocol, connection_limits, identify, identity, kad, ping};
 
 /// Kademlia under weft's name: weft meshes never mix with the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/kad/1.0.0");
@@ -19,10 +19,12 @@ pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(30 * 60);
 /// How often a node republishes the records it provides: well within their lifetime.
 pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(10 * 60);
 
-/// Kademlia, identify, ping and weft's streams.
+/// Connection limits, Kademlia, identify, ping and weft's streams.
 #[derive(NetworkBehaviour)]
 #[allow(missing_debug_implementations)] // the stock behaviours do not all implement Debug
 pub(crate) struct Behaviour {
+    /// Refuses connections past the configured limits, before any other behaviour sees them.
+    pub(crate) limits: connection_limits::Behaviour,
     /// Peer routing and realm membership records; absent on a client, which reaches the realm
     /// through its access node alone (Kademlia would otherwise bootstrap from it, find the
     /// other nodes and connect to them).
@@ -39,7 +41,12 @@ impl Behaviour {
     /// Builds the behaviour for `key`, with Kademlia in server mode from the start: mesh nodes
     /// serve the DHT without waiting for an external address to be confirmed. A client has no
     /// Kademlia: no node adds it to its routing table, and nobody dials it back once it has gone.
-    pub(crate) fn new(key: &identity::Keypair, query_timeout: Duration, client: bool) -> Self {
+    pub(crate) fn new(
+        key: &identity::Keypair,
+        query_timeout: Duration,
+        client: bool,
+        limits: connection_limits::ConnectionLimits,
+    ) -> Self {
         let peer_id = key.public().to_peer_id();
         let store = kad::store::MemoryStore::with_config(
             peer_id,
@@ -59,6 +66,7 @@ impl Behaviour {
                 .with_agent_version(format!("weft/{}", env!("CARGO_PKG_VERSION"))),
         );
         Self {
+            limits: connection_limits::Behaviour::new(limits),
             kad: Toggle::from((!client).then_some(kad)),
             identify,
             ping: ping::Behaviour::default(),

@@ -30,7 +30,17 @@ pub struct NetConfig {
     /// Kademlia only asks, never answers or joins other nodes' routing tables, and it starts no
     /// DHT queries of its own.
     pub client: bool,
+    /// Connections held at once, inbound and outbound; past it new ones are refused during
+    /// their handshake (counted as `weft_connections_refused_total{reason="limit"}`).
+    pub max_connections: u32,
+    /// Inbound QUIC handshakes in progress at once; past it new ones are refused.
+    pub max_incoming_handshakes: u32,
 }
+
+/// Connections one peer may hold at once: two, so that two nodes dialing each other at the
+/// same moment keep both rather than each refusing the other's (weft runs one session per peer
+/// whatever the count).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 
 impl NetConfig {
     /// A configuration listening on a free loopback port, with no bootstrap peers.
@@ -44,6 +54,8 @@ impl NetConfig {
             query_timeout: Duration::from_secs(10),
             event_capacity: 1024,
             client: false,
+            max_connections: 1024,
+            max_incoming_handshakes: 128,
         }
     }
 }

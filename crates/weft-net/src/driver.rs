@@ -123,6 +123,10 @@ impl Driver {
     > {
         let keypair = libp2p_keypair(&config.keypair);
         let query_timeout = config.query_timeout;
+        let limits = libp2p::connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_pending_incoming(Some(config.max_incoming_handshakes))
+            .with_max_established_per_peer(Some(crate::config::MAX_CONNECTIONS_PER_PEER));
         let idle = config.idle_timeout;
         let liveness_ms = u32::try_from(config.liveness.as_millis())
             .unwrap_or(u32::MAX)
@@ -140,7 +144,7 @@ impl Driver {
                 quic.max_concurrent_stream_limit = MAX_STREAMS;
                 quic
             })
-            .with_behaviour(|key| Behaviour::new(key, query_timeout, config.client))
+            .with_behaviour(|key| Behaviour::new(key, query_timeout, config.client, limits))
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
@@ -331,6 +335,17 @@ impl Driver {
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
+                if peer_did(&peer_id).is_none() {
+                    // weft names peers by their Ed25519 key; any other key gets nothing here.
+                    debug!(peer = %peer_id, "not an Ed25519 peer; disconnected");
+                    metrics::counter!("weft_connections_refused_total", "reason" => "key")
+                        .increment(1);
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                        let _ = reply.send(Err(NetError::Dial("not an Ed25519 peer".into())));
+                    }
+                    return Ok(());
+                }
                 if endpoint.is_dialer()
                     && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                 {
@@ -367,11 +382,19 @@ impl Driver {
                 cause,
                 ..
             } => {
-                if num_established == 0 {
+                // A peer refused for its key was never reported connected.
+                if num_established == 0 && peer_did(&peer_id).is_some() {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
                     metrics::gauge!("weft_connected_peers").decrement(1);
                     self.emit(NetEvent::PeerDisconnected { peer: peer_id })
                         .await?;
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                if matches!(error, libp2p::swarm::ListenError::Denied { .. }) {
+                    debug!(%error, "incoming connection refused");
+                    metrics::counter!("weft_connections_refused_total", "reason" => "limit")
+                        .increment(1);
                 }
             }
             SwarmEvent::OutgoingConnectionError {

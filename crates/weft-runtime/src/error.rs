@@ -16,6 +16,9 @@ pub enum StartError {
     /// Two realms with the same name and owner were configured.
     #[error("realm {0} is configured twice")]
     DuplicateRealm(String),
+    /// The realms and chains would not fit the greeting that tells peers about them.
+    #[error("this node's realms and chains cannot be sent to peers: {0}")]
+    TooLarge(weft_wire::WireError),
     /// A revocation record given at start does not verify.
     #[error("revocation record refused: {0}")]
     Revocation(weft_auth::AuthError),

@@ -35,21 +35,25 @@ pub struct Greeting {
     pub realms: Vec<RealmJoin>,
 }
 
-/// The peer broke the greeting's order.
+/// The peer broke the greeting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
     /// A second hello that differs from the first.
     #[error("a second, different hello")]
     SecondHello,
+    /// A hello carrying this node's own digests: ours, sent back to learn what they name.
+    #[error("our own hello sent back")]
+    Reflected,
     /// A join before the hello it refers to.
     #[error("a join before the hello")]
     JoinBeforeHello,
     /// A second join.
     #[error("a second join")]
     SecondJoin,
-    /// A second welcome.
-    #[error("a second welcome")]
-    SecondWelcome,
+    /// A welcome before the peer could have admitted us (before its join, or when we named no
+    /// realm to it), or a second one.
+    #[error("a welcome out of turn")]
+    UnexpectedWelcome,
 }
 
 /// A realm the peer's join names and this node hosts, to be offered to it for admission.
@@ -68,8 +72,10 @@ pub struct Claim {
 pub struct Handshake {
     greeting: Arc<Greeting>,
     peer: Did,
-    /// The digests of the peer's hello, once it arrived.
-    theirs: Option<Vec<RealmDigest>>,
+    /// The peer's hello, once it arrived.
+    theirs: Option<Hello>,
+    /// Our realms named in the join we sent, by our index.
+    named: Vec<RealmIndex>,
     joined: bool,
     welcome_sent: bool,
     welcome_received: bool,
@@ -82,20 +88,31 @@ impl Handshake {
             greeting,
             peer,
             theirs: None,
+            named: Vec::new(),
             joined: false,
             welcome_sent: false,
             welcome_received: false,
         }
     }
 
-    /// The first frame to send: this node's realms, as digests for this pair.
+    /// The peer's hello has arrived.
+    pub fn heard(&self) -> bool {
+        self.theirs.is_some()
+    }
+
+    /// We named our realm `index` to the peer: it may refuse us there.
+    pub fn named(&self, index: RealmIndex) -> bool {
+        self.named.contains(&index)
+    }
+
+    /// The first frame to send: this node's realms, as digests from us to the peer.
     pub fn hello(&self) -> Hello {
         Hello {
             realms: self
                 .greeting
                 .realms
                 .iter()
-                .map(|join| self.digest(join))
+                .map(|join| self.ours(join))
                 .collect(),
             client: self.greeting.client,
         }
@@ -106,20 +123,29 @@ impl Handshake {
     /// answer.
     pub fn on_hello(&mut self, hello: Hello) -> Result<Option<Join>, HandshakeError> {
         if let Some(theirs) = &self.theirs {
-            return if *theirs == hello.realms {
+            return if *theirs == hello {
                 Ok(None)
             } else {
                 Err(HandshakeError::SecondHello)
             };
         }
-        let realms = self
+        if self
             .greeting
             .realms
             .iter()
-            .filter(|join| hello.realms.contains(&self.digest(join)))
+            .any(|join| hello.realms.contains(&self.ours(join)))
+        {
+            return Err(HandshakeError::Reflected);
+        }
+        let realms: Vec<RealmJoin> = self
+            .greeting
+            .realms
+            .iter()
+            .filter(|join| hello.realms.contains(&self.theirs_for(join)))
             .cloned()
             .collect();
-        self.theirs = Some(hello.realms);
+        self.named = realms.iter().map(|join| join.index).collect();
+        self.theirs = Some(hello);
         Ok(Some(Join { realms }))
     }
 
@@ -143,7 +169,8 @@ impl Handshake {
             else {
                 continue;
             };
-            let matches = theirs.get(usize::from(entry.index)) == Some(&self.digest(&entry));
+            let matches =
+                theirs.realms.get(usize::from(entry.index)) == Some(&self.theirs_for(&entry));
             let seen = claims
                 .iter()
                 .any(|c| c.index == entry.index || c.link == link);
@@ -169,18 +196,31 @@ impl Handshake {
         })
     }
 
-    /// The peer's welcome arrived (it admitted this node somewhere): what it says about itself.
+    /// The peer's welcome arrived: it admitted this node somewhere, so it must have had our join
+    /// with a realm in it, and sent its own join before. What it says about itself.
     pub fn on_welcome(&mut self, welcome: Welcome) -> Result<Welcome, HandshakeError> {
-        if std::mem::replace(&mut self.welcome_received, true) {
-            return Err(HandshakeError::SecondWelcome);
+        if !self.joined || self.named.is_empty() || self.welcome_received {
+            return Err(HandshakeError::UnexpectedWelcome);
         }
+        self.welcome_received = true;
         Ok(welcome)
     }
 
-    fn digest(&self, join: &RealmJoin) -> RealmDigest {
+    /// Our realm's digest in our hello to the peer.
+    fn ours(&self, join: &RealmJoin) -> RealmDigest {
         realm_digest(
             &self.greeting.own,
             &self.peer,
+            &join.realm,
+            join.owner.as_ref(),
+        )
+    }
+
+    /// The digest of a realm in the peer's hello to us.
+    fn theirs_for(&self, join: &RealmJoin) -> RealmDigest {
+        realm_digest(
+            &self.peer,
+            &self.greeting.own,
             &join.realm,
             join.owner.as_ref(),
         )
@@ -341,19 +381,63 @@ mod tests {
         );
         let (_, join_b, _, _) = greet(&mut at_a, &mut at_b);
         assert_eq!(at_a.on_hello(at_b.hello()), Ok(None), "a reopened stream");
-        assert_eq!(
-            at_a.on_hello(Hello {
-                realms: Vec::new(),
-                client: false
-            }),
-            Err(HandshakeError::SecondHello)
-        );
+        let mut as_client = at_b.hello();
+        as_client.client = true;
+        assert_eq!(at_a.on_hello(as_client), Err(HandshakeError::SecondHello));
         assert_eq!(at_a.on_join(join_b), Err(HandshakeError::SecondJoin));
         let welcome = at_a.on_admitted().unwrap();
         assert_eq!(welcome.tags, vec![("role".into(), "payments".into())]);
         assert_eq!(at_a.on_admitted(), None);
         assert!(at_b.on_welcome(welcome.clone()).is_ok());
-        assert_eq!(at_b.on_welcome(welcome), Err(HandshakeError::SecondWelcome));
+        assert_eq!(
+            at_b.on_welcome(welcome),
+            Err(HandshakeError::UnexpectedWelcome)
+        );
+        assert!(at_a.named(0) && !at_a.named(1));
+    }
+
+    #[test]
+    fn a_welcome_needs_a_join_that_named_a_realm() {
+        let welcome = Welcome {
+            agent: "x".into(),
+            tags: Vec::new(),
+        };
+        let a = node(did(1), vec![realm("dev", None, "a")]);
+        let stranger = node(did(2), vec![realm("elsewhere", None, "b")]);
+        let mut at_a = Handshake::new(a.clone(), did(2));
+        assert_eq!(
+            at_a.on_welcome(welcome.clone()),
+            Err(HandshakeError::UnexpectedWelcome),
+            "before anything"
+        );
+        let mut at_stranger = Handshake::new(stranger, did(1));
+        greet(&mut at_a, &mut at_stranger);
+        assert_eq!(
+            at_a.on_welcome(welcome),
+            Err(HandshakeError::UnexpectedWelcome),
+            "we named no realm to it, so it cannot have admitted us"
+        );
+    }
+
+    #[test]
+    fn our_own_hello_sent_back_is_refused_and_names_nothing() {
+        let a = node(
+            did(1),
+            vec![
+                realm("dev", None, "a"),
+                realm("io.secret", Some(did(9)), "a"),
+            ],
+        );
+        let mut at_a = Handshake::new(a.clone(), did(2));
+        let reflected = at_a.hello();
+        assert_eq!(at_a.on_hello(reflected), Err(HandshakeError::Reflected));
+        // The same digests computed by a peer that knows nothing match nothing either way.
+        let mut fresh = Handshake::new(a, did(2));
+        let none = Hello {
+            realms: vec![[0; 16]],
+            client: false,
+        };
+        assert_eq!(fresh.on_hello(none).unwrap().unwrap().realms, Vec::new());
     }
 
     #[test]

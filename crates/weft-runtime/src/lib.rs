@@ -50,6 +50,7 @@ pub mod router;
 pub mod runtime;
 pub mod sequence;
 pub mod settings;
+mod silent;
 mod standing;
 pub mod telemetry;
 mod waiters;
@@ -64,7 +65,7 @@ pub use providers::Strategy;
 pub use registry::{CallContext, ProcedureHandler};
 pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
 pub use sequence::{SequenceRun, Sequenced, Sequencer};
-pub use settings::{Congestion, NodeConfig, RealmConfig};
+pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
 
 /// Seconds since the Unix epoch, for UCAN time checks.
 pub(crate) fn unix_now() -> u64 {

@@ -21,9 +21,12 @@ use tracing::{debug, info, warn};
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
 use crate::handshake::Greeting;
-use crate::peer::{AttachInbound, Connected, Disconnected, Leave, PeerConnection, RealmLink};
+use crate::peer::{
+    AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, RealmLink,
+};
 use crate::realm::membership_key;
 use crate::registry::Withdraw;
+use crate::silent::Silent;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 
 /// How long a shutdown waits for peers to flush.
@@ -37,6 +40,14 @@ pub struct PeerGreeted {
     pub peer: PeerId,
     /// What it told about itself.
     pub info: PeerInfo,
+}
+
+/// A peer sent its hello: its session is no longer silent.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerSpoke {
+    /// The peer.
+    pub peer: PeerId,
 }
 
 /// A peer refused us in one of our realms.
@@ -115,6 +126,10 @@ pub struct Node {
     client: bool,
     peer_events: broadcast::Sender<PeerEvent>,
     stopping: bool,
+    /// Sessions whose peer has not said hello yet, capped.
+    silent: Silent<PeerId>,
+    /// How long a new session waits for its peer's hello.
+    hello_timeout: Duration,
 }
 
 impl std::fmt::Debug for Node {
@@ -157,7 +172,16 @@ impl Node {
             client: false,
             peer_events,
             stopping: false,
+            silent: Silent::new(crate::Limits::default().max_silent_peers),
+            hello_timeout: crate::Limits::default().hello_timeout,
         }
+    }
+
+    /// Applies the limits on silent sessions.
+    pub fn limits(mut self, limits: &crate::Limits) -> Self {
+        self.silent = Silent::new(limits.max_silent_peers);
+        self.hello_timeout = limits.hello_timeout;
+        self
     }
 
     /// Marks this node as a client: it keeps a session with its access node only.
@@ -201,6 +225,7 @@ impl Node {
             self.peer_queue,
         )
         .connected(connected)
+        .hello_timeout(self.hello_timeout)
         .start();
         self.peers.insert(
             peer,
@@ -210,7 +235,19 @@ impl Node {
                 info: None,
             },
         );
+        if let Some(evicted) = self.silent.started(peer)
+            && let Some(entry) = self.peers.get(&evicted)
+        {
+            debug!(peer = %evicted, "too many silent peers; letting the oldest go");
+            metrics::counter!("weft_sessions_closed_total", "reason" => "silent").increment(1);
+            entry.actor.do_send(Failed);
+        }
+        self.count_silent();
         Some(actor)
+    }
+
+    fn count_silent(&self) {
+        metrics::gauge!("weft_silent_peers").set(self.silent.len() as f64);
     }
 
     fn is_bootstrap(&self, addr: &Multiaddr) -> bool {
@@ -407,6 +444,16 @@ impl Handler<PeerGreeted> for Node {
     }
 }
 
+/// A peer is no longer silent.
+impl Handler<PeerSpoke> for Node {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerSpoke, _ctx: &mut Context<Self>) {
+        self.silent.remove(&msg.peer);
+        self.count_silent();
+    }
+}
+
 /// Tells the application a peer refused us in a realm.
 impl Handler<PeerDenied> for Node {
     type Result = ();
@@ -421,6 +468,8 @@ impl Handler<PeerGone> for Node {
     type Result = ();
 
     fn handle(&mut self, msg: PeerGone, ctx: &mut Context<Self>) {
+        self.silent.remove(&msg.peer);
+        self.count_silent();
         let Some(entry) = self.peers.remove(&msg.peer) else {
             return;
         };

@@ -33,7 +33,7 @@ use weft_wire::{
 };
 
 use crate::handshake::{Greeting, Handshake, PeerTags};
-use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted};
+use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted, PeerSpoke};
 use crate::realm::Routes;
 use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
@@ -222,6 +222,8 @@ pub struct PeerConnection {
     /// The connection is known established; until then no outbound stream is opened (a stream
     /// requested earlier would make libp2p-stream dial a peer it is already connected to).
     connected: bool,
+    /// How long the peer has to send its hello.
+    hello_timeout: Duration,
 }
 
 impl std::fmt::Debug for PeerConnection {
@@ -272,7 +274,14 @@ impl PeerConnection {
             disconnected: false,
             inbound_streams: 0,
             connected: false,
+            hello_timeout: crate::Limits::default().hello_timeout,
         }
+    }
+
+    /// How long the peer has to send its hello before the session ends.
+    pub fn hello_timeout(mut self, timeout: Duration) -> Self {
+        self.hello_timeout = timeout;
+        self
     }
 
     /// The session starts when the connection is known: created from a connection event, or
@@ -347,6 +356,7 @@ impl PeerConnection {
             Ok(Some(join)) => {
                 self.client = client;
                 self.send_control(&Frame::Join(join));
+                self.node.do_send(PeerSpoke { peer: self.peer });
             }
             Ok(None) => {
                 debug!(peer = %self.did.short(), "the peer's hello again, on a reopened stream")
@@ -432,6 +442,15 @@ impl Actor for PeerConnection {
         if self.connected {
             self.open_outbound(ctx);
         }
+        // Identities are free: a connection that never says hello holds memory for nothing.
+        ctx.run_later(self.hello_timeout, |act, ctx| {
+            if !act.handshake.heard() {
+                debug!(peer = %act.did.short(), "no hello in time; closing the connection");
+                metrics::counter!("weft_sessions_closed_total", "reason" => "hello_timeout")
+                    .increment(1);
+                ctx.stop();
+            }
+        });
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
@@ -676,6 +695,10 @@ impl PeerConnection {
             }
             Frame::Publish(publish) => {
                 self.forward_publishes(Some((publish.realm, vec![publish])), ctx)
+            }
+            // Only a realm we named to the peer can be refused: anything else is noise it made up.
+            Frame::Denied(denial) if !self.handshake.named(denial.realm) => {
+                debug!(peer = %self.did.short(), index = denial.realm, "denial for a realm we did not name ignored");
             }
             Frame::Denied(denial) => {
                 let realm = self

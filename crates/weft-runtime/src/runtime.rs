@@ -122,7 +122,10 @@ impl NodeHandle {
         let did = config.net.keypair.did();
         let expected_listeners = config.net.listen.len();
         let revocation_log = RevocationLog::new(config.revocations_file.clone());
-        let (network, events, net_thread) = Network::start(config.net.clone())?;
+        let mut net = config.net.clone();
+        net.max_connections = config.limits.max_connections;
+        net.max_incoming_handshakes = config.limits.max_incoming_handshakes;
+        let (network, events, net_thread) = Network::start(net)?;
         let network_handle = network.clone();
         let peer_id = network.peer_id();
         let (peer_events, first_events) = broadcast::channel(256);
@@ -682,6 +685,15 @@ fn build(
             authorizer: authorizer.clone(),
         });
     }
+    // The largest join this node can send names every realm: it must fit a frame and the
+    // peers' limits, or no peer would ever hear of a realm.
+    let widest = weft_wire::Frame::Join(weft_wire::Join {
+        realms: joins.clone(),
+    });
+    widest
+        .check_limits()
+        .and_then(|()| weft_wire::encode(&widest, weft_wire::DEFAULT_MAX_FRAME, &mut Vec::new()))
+        .map_err(StartError::TooLarge)?;
     let greeting = Arc::new(Greeting {
         own: own_did,
         agent: format!("weft/{}", env!("CARGO_PKG_VERSION")),
@@ -701,6 +713,7 @@ fn build(
         peer_events,
     )
     .client(client)
+    .limits(&config.limits)
     .start();
     Ok(Built {
         node,

@@ -44,6 +44,34 @@ pub struct NodeConfig {
     pub revocations_file: Option<std::path::PathBuf>,
     /// Revocation records applied at start (not appended to `revocations_file` again).
     pub revocations: Vec<weft_ucan::Revocation>,
+    /// What peers can make this node hold or do.
+    pub limits: Limits,
+}
+
+/// Bounds on what peers can make a node hold or do. Past each, the node refuses or lets go and
+/// counts it (`docs/operations.md` lists the counters).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Connections held at once, inbound and outbound (default 1024).
+    pub max_connections: u32,
+    /// Inbound QUIC handshakes in progress at once (default 128).
+    pub max_incoming_handshakes: u32,
+    /// Sessions whose peer has not said hello yet (default 256); one more lets the oldest go.
+    pub max_silent_peers: usize,
+    /// How long a peer has to send its hello before its connection is closed (default 5 s).
+    pub hello_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_incoming_handshakes: 128,
+            max_silent_peers: 256,
+            hello_timeout: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 /// What publishing does when a receiving peer cannot keep up (its send queue fills).
@@ -96,6 +124,7 @@ impl NodeConfig {
             clock_leeway: std::time::Duration::from_secs(60),
             revocations_file: None,
             revocations: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }

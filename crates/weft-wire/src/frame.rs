@@ -4,7 +4,7 @@
 //! except for the single [`Frame::Accepted`] its acceptor sends back.
 //!
 //! The greeting tells a peer about a realm only once it has shown it is in it. Each way, in order:
-//! 1. [`Hello`]: the sender's realms as digests bound to this pair of peers ([`realm_digest`]),
+//! 1. [`Hello`]: the sender's realms as digests bound to the sender and receiver ([`realm_digest`]),
 //!    which reveal nothing to a peer that does not already know a realm's name and owner;
 //! 2. [`Join`], once the peer's hello has arrived: name, owner and chains of the realms both sides
 //!    host (the digests that matched), and nothing of the others;
@@ -101,7 +101,7 @@ pub struct Denial {
 /// sender hosts only for the realms it names itself (see [`realm_digest`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
-    /// The sender's realms, as [`realm_digest`]s for this pair of peers; a frame's
+    /// The sender's realms, as [`realm_digest`]s from the sender to the receiver; a frame's
     /// [`RealmIndex`] is a position in this list.
     pub realms: Vec<RealmDigest>,
     /// The sender is a client of the receiver (a process attached with `--connect`): it listens
@@ -113,22 +113,24 @@ pub struct Hello {
 /// A realm as it appears in a [`Hello`]: see [`realm_digest`].
 pub type RealmDigest = [u8; 16];
 
-/// A realm's digest for one pair of peers: SHA-256 over a fixed label, both peers' Ed25519 keys
-/// (smaller first, so both sides compute the same value), the realm's name and its owner's DID
-/// (empty for an open realm), truncated to 16 bytes.
+/// A realm's digest in a hello from `sender` to `receiver`: SHA-256 over a fixed label, the
+/// sender's and the receiver's Ed25519 keys (in that order), the realm's name and its owner's
+/// DID (empty for an open realm), truncated to 16 bytes.
 ///
-/// Only a peer that already knows a realm's name and owner can recognise it, and a digest seen on
-/// one connection says nothing about the same realm on another.
-pub fn realm_digest(a: &Did, b: &Did, realm: &RealmName, owner: Option<&Did>) -> RealmDigest {
-    let (low, high) = if a.public_key() <= b.public_key() {
-        (a, b)
-    } else {
-        (b, a)
-    };
+/// Only a peer that already knows a realm's name and owner can recognise it, a digest seen on
+/// one connection says nothing about the same realm on another, and the order of the keys makes
+/// a hello useless to send back to its sender (it would name realms *from* the sender, which the
+/// sender does not look for).
+pub fn realm_digest(
+    sender: &Did,
+    receiver: &Did,
+    realm: &RealmName,
+    owner: Option<&Did>,
+) -> RealmDigest {
     let mut hash = Sha256::new();
     hash.update(b"weft realm digest v1\0");
-    hash.update(low.public_key());
-    hash.update(high.public_key());
+    hash.update(sender.public_key());
+    hash.update(receiver.public_key());
     hash.update(realm.as_str().as_bytes());
     hash.update([0]);
     if let Some(owner) = owner {
@@ -408,11 +410,12 @@ mod tests {
     }
 
     #[test]
-    fn a_realm_digest_is_the_same_from_both_sides_and_differs_per_pair_and_realm() {
+    fn a_realm_digest_differs_per_direction_pair_and_realm() {
         let acme = RealmName::new("io.acme").unwrap();
         let owner = did(9);
         let ab = realm_digest(&did(1), &did(2), &acme, Some(&owner));
-        assert_eq!(ab, realm_digest(&did(2), &did(1), &acme, Some(&owner)));
+        assert_eq!(ab, realm_digest(&did(1), &did(2), &acme, Some(&owner)));
+        assert_ne!(ab, realm_digest(&did(2), &did(1), &acme, Some(&owner)));
         assert_ne!(ab, realm_digest(&did(1), &did(3), &acme, Some(&owner)));
         assert_ne!(ab, realm_digest(&did(1), &did(2), &acme, None));
         assert_ne!(ab, realm_digest(&did(1), &did(2), &acme, Some(&did(8))));

@@ -57,7 +57,7 @@ mod node;
 pub use error::Error;
 pub use node::{CallOptions, Node, NodeBuilder, RealmHandle};
 pub use weft_runtime::{
-    AdvertiseError, BackoffPolicy, CallContext, CallError, Congestion, Event, HandlerError,
+    AdvertiseError, BackoffPolicy, CallContext, CallError, Congestion, Event, HandlerError, Limits,
     PeerEvent, PeerEvents, PeerInfo, ProcedureHandler, PublishError, RealmStats, Registration,
     StartError, Strategy, SubscribeError, Subscription,
 };

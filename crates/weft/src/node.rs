@@ -11,6 +11,7 @@ use weft_auth::{Chain, Realm};
 use weft_identity::{Did, Keypair};
 use weft_names::{Name, Pattern, RealmName};
 use weft_net::{DhtStats, Multiaddr, NetConfig, parse_addr};
+use weft_runtime::Limits;
 use weft_runtime::{
     BackoffPolicy, CallContext, Congestion, HandlerError, NodeConfig, NodeHandle, PeerEvents,
     PeerInfo, ProcedureHandler, RealmConfig, RealmHandle as RuntimeRealm, RealmStats, Registration,
@@ -57,6 +58,7 @@ pub struct NodeBuilder {
     clock_leeway: Option<Duration>,
     revocations: Vec<weft_ucan::Revocation>,
     revocations_file: Option<std::path::PathBuf>,
+    limits: Option<Limits>,
 }
 
 impl NodeBuilder {
@@ -178,6 +180,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Bounds on what peers can make the node hold or do (connections, silent sessions, …).
+    /// Default: [`Limits::default`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// Starts the node; returns once it listens.
     pub async fn start(self) -> Result<Node, Error> {
         let key = match self.key {
@@ -254,6 +263,9 @@ impl NodeBuilder {
         }
         if let Some(leeway) = self.clock_leeway {
             config.clock_leeway = leeway;
+        }
+        if let Some(limits) = self.limits {
+            config.limits = limits;
         }
         config.revocations = self.revocations;
         config.revocations_file = self.revocations_file;

@@ -49,6 +49,7 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     if let Some(timeout) = settings.limits.liveness {
         builder = builder.liveness(timeout);
     }
+    builder = builder.limits(node_limits(&settings.limits));
     builder = with_realms(builder, &realms, &settings.ucans, did)?;
     // Metrics are registered as the node starts: the recorder must exist before.
     let metrics = match settings.http {
@@ -452,4 +453,23 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The node's limits: its defaults, with what the settings say instead.
+fn node_limits(settings: &crate::config::Limits) -> weft::Limits {
+    let mut limits = weft::Limits::default();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    if let Some(n) = settings.max_connections {
+        limits.max_connections = count(n);
+    }
+    if let Some(n) = settings.max_incoming_handshakes {
+        limits.max_incoming_handshakes = count(n);
+    }
+    if let Some(n) = settings.max_silent_peers {
+        limits.max_silent_peers = n;
+    }
+    if let Some(timeout) = settings.hello_timeout {
+        limits.hello_timeout = timeout;
+    }
+    limits
 }
