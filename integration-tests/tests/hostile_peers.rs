@@ -287,3 +287,47 @@ async fn a_hello_tells_a_stranger_nothing() {
     );
     target.shutdown().await;
 }
+
+/// A peer that connects and never says hello loses its connection after the hello timeout; a
+/// peer that says hello keeps its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_says_hello_is_let_go() {
+    let mut limits = weft::Limits::default();
+    limits.hello_timeout = std::time::Duration::from_millis(500);
+    let target = Node::builder()
+        .open_realm("dev")
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    let (raw, mut events, thread) =
+        Network::start(NetConfig::loopback(Keypair::generate().unwrap())).unwrap();
+    let peer = within("dial", raw.dial(target.listen_addrs()[0].clone()))
+        .await
+        .unwrap();
+    within("the silent peer is cut off", async {
+        while !matches!(events.recv().await, Some(NetEvent::PeerDisconnected { peer: p }) if p == peer) {}
+    })
+    .await;
+    raw.shutdown().await;
+    thread.join();
+
+    // A real peer, past the same timeout, is still a member.
+    let member = Node::builder()
+        .bootstrap(target.listen_addrs()[0].to_string())
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+    let dev = target.realm("dev").unwrap();
+    within("the member is admitted", dev.wait_for_members(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        dev.stats().await.members,
+        1,
+        "still a member after the timeout"
+    );
+    shutdown(&[member, target]).await;
+}
