@@ -8,7 +8,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use weft::{Event, Node, NodeBuilder, Subscription};
+use tokio::sync::mpsc;
+use weft::{Event, Keypair, Node, NodeBuilder, Subscription};
+use weft_net::outbox::{Outbox, write_outbox};
+use weft_net::{NetConfig, NetEvent, NetThread, Network, PeerId};
+use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame};
 
 /// The longest any single wait may take.
 pub const LIMIT: Duration = Duration::from_secs(20);
@@ -64,5 +68,134 @@ pub async fn next_event(subscription: &mut Subscription) -> Event {
 pub async fn shutdown(nodes: &[Node]) {
     for node in nodes {
         node.shutdown().await;
+    }
+}
+
+/// A peer speaking raw frames to one node, below the runtime: it sends what a test makes up,
+/// and reads everything the node sends back.
+#[allow(missing_debug_implementations)] // holds the network's channels, which say nothing useful
+pub struct RawPeer {
+    network: Network,
+    thread: Option<NetThread>,
+    events: mpsc::Receiver<NetEvent>,
+    outbox: Outbox,
+    /// The node's peer ID.
+    pub peer: PeerId,
+    received: Option<mpsc::Receiver<Vec<Frame>>>,
+}
+
+impl RawPeer {
+    /// Connects to `target` under `key` and opens a weft stream towards it.
+    pub async fn connect(target: &Node, key: Keypair) -> Self {
+        let (network, events, thread) =
+            Network::start(NetConfig::loopback(key)).expect("raw network starts");
+        let peer = within("dial", network.dial(target.listen_addrs()[0].clone()))
+            .await
+            .expect("dial");
+        let stream = within("open stream", network.open_stream(peer))
+            .await
+            .expect("stream");
+        let outbox = Outbox::new(64);
+        let writer = outbox.clone();
+        network.spawn(async move {
+            let _ = write_outbox(stream, writer).await;
+        });
+        Self {
+            network,
+            thread: Some(thread),
+            events,
+            outbox,
+            peer,
+            received: None,
+        }
+    }
+
+    /// Connects to `target` under a fresh key and joins its open realm `realm` (the only realm
+    /// it names, at index 0): returns once the node has welcomed it.
+    pub async fn join_open(target: &Node, realm: &str) -> Self {
+        let key = Keypair::generate().expect("a key");
+        let did = key.did();
+        let mut raw = Self::connect(target, key).await;
+        let realm = weft::RealmName::new(realm).expect("a realm name");
+        raw.send(&Frame::Hello(weft_wire::Hello {
+            realms: vec![weft_wire::realm_digest(&did, &target.did(), &realm, None)],
+            client: false,
+        }))
+        .await;
+        raw.send(&Frame::Join(weft_wire::Join {
+            realms: vec![weft_wire::RealmJoin {
+                index: 0,
+                realm,
+                owner: None,
+                chains: Vec::new(),
+            }],
+        }))
+        .await;
+        raw.read_until(|f| matches!(f, Frame::Welcome(_))).await;
+        raw
+    }
+
+    /// Sends `frame`, waiting for room when the stream is behind (back-pressure from the node).
+    pub async fn send(&self, frame: &Frame) {
+        let bytes = weft_net::framed::encode(frame, DEFAULT_MAX_FRAME).expect("encodes");
+        while !self.outbox.push(&bytes).queued {
+            self.outbox.drained().await;
+        }
+    }
+
+    /// The next batch of frames the node sent (its stream is accepted on first use); `None` once
+    /// the node has ended it.
+    pub async fn next_frames(&mut self) -> Option<Vec<Frame>> {
+        if self.received.is_none() {
+            let peer = self.peer;
+            let stream = within("the node's stream", async {
+                loop {
+                    match self.events.recv().await {
+                        Some(NetEvent::InboundStream { peer: p, stream }) if p == peer => {
+                            break stream;
+                        }
+                        Some(_) => {}
+                        None => panic!("the raw network stopped"),
+                    }
+                }
+            })
+            .await;
+            let (sink, frames) = mpsc::channel(16);
+            self.network.spawn(async move {
+                if let Ok(reader) = weft_net::framed::accept(stream).await {
+                    let _ = weft_net::framed::read_frames(
+                        reader,
+                        sink,
+                        Decoder::new(DEFAULT_MAX_FRAME),
+                    )
+                    .await;
+                }
+            });
+            self.received = Some(frames);
+        }
+        let frames = self.received.as_mut()?;
+        within("frames from the node", frames.recv()).await
+    }
+
+    /// Reads the node's frames until one satisfies `wanted`; returns everything read, or
+    /// everything up to the end of the node's stream.
+    pub async fn read_until(&mut self, wanted: impl Fn(&Frame) -> bool) -> Vec<Frame> {
+        let mut read = Vec::new();
+        while let Some(batch) = self.next_frames().await {
+            let done = batch.iter().any(&wanted);
+            read.extend(batch);
+            if done {
+                break;
+            }
+        }
+        read
+    }
+
+    /// Closes the connection and stops the raw network.
+    pub async fn close(mut self) {
+        self.network.shutdown().await;
+        if let Some(thread) = self.thread.take() {
+            thread.join();
+        }
     }
 }

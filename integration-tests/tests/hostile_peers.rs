@@ -4,12 +4,10 @@
 
 use serde_json::{Value, json};
 use weft::{Keypair, Node, RealmName};
-use weft_integration_tests::{next_event, shutdown, within};
+use weft_integration_tests::{RawPeer, next_event, shutdown, within};
 use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{NetConfig, NetEvent, Network};
-use weft_wire::{
-    DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Join, RealmJoin, WIRE_VERSION, realm_digest,
-};
+use weft_wire::{Frame, Hello, Join, RealmJoin, WIRE_VERSION, realm_digest};
 
 /// Connects a raw network to `target`, writes `bytes` on a weft stream, and waits until the target
 /// drops the connection.
@@ -73,57 +71,16 @@ async fn greet_raw(
     key: Keypair,
     answer: impl FnOnce(&Hello) -> Vec<Frame>,
 ) -> Vec<Frame> {
-    let (raw, mut events, thread) = Network::start(NetConfig::loopback(key)).unwrap();
-    let peer = within("dial", raw.dial(target.listen_addrs()[0].clone()))
-        .await
-        .unwrap();
-    let stream = within("open stream", raw.open_stream(peer)).await.unwrap();
-    let outbox = Outbox::new(16);
-    let writer = outbox.clone();
-    raw.spawn(async move {
-        let _ = write_outbox(stream, writer).await;
-    });
-    let inbound = within("the target's stream", async {
-        loop {
-            if let Some(NetEvent::InboundStream { peer: p, stream }) = events.recv().await
-                && p == peer
-            {
-                break stream;
-            }
-        }
-    })
-    .await;
-    let (sink, mut batches) = tokio::sync::mpsc::channel(16);
-    raw.spawn(async move {
-        let reader = weft_net::framed::accept(inbound).await.unwrap();
-        let _ = weft_net::framed::read_frames(reader, sink, Decoder::new(DEFAULT_MAX_FRAME)).await;
-    });
-    let mut received: Vec<Frame> = within("the target's hello", async {
-        let mut received = Vec::new();
-        while !matches!(received.first(), Some(Frame::Hello(_))) {
-            received.extend(batches.recv().await.expect("a hello first"));
-        }
-        received
-    })
-    .await;
+    let mut raw = RawPeer::connect(target, key).await;
+    let mut received = raw.read_until(|f| matches!(f, Frame::Hello(_))).await;
     let Some(Frame::Hello(hello)) = received.first() else {
-        unreachable!()
+        panic!("a hello first: {received:?}");
     };
     for frame in answer(hello).iter().chain([&Frame::Bye]) {
-        let bytes = weft_net::framed::encode(frame, DEFAULT_MAX_FRAME).unwrap();
-        assert!(outbox.push(&bytes).queued);
+        raw.send(frame).await;
     }
-    within("the target's goodbye or hang-up", async {
-        while !received.contains(&Frame::Bye) {
-            match batches.recv().await {
-                Some(batch) => received.extend(batch),
-                None => break,
-            }
-        }
-    })
-    .await;
-    raw.shutdown().await;
-    thread.join();
+    received.extend(raw.read_until(|f| *f == Frame::Bye).await);
+    raw.close().await;
     received
 }
 

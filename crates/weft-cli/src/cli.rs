@@ -118,6 +118,18 @@ pub(crate) struct NodeArgs {
     /// How long a peer has to say hello before its connection closes (default 5s).
     #[arg(long, value_name = "DURATION")]
     pub(crate) hello_timeout: Option<String>,
+    /// Subscriptions one peer may hold in a realm (default 10000).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_subscriptions_per_peer: Option<String>,
+    /// Procedures one peer may advertise in a realm (default 1024).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_procedures_per_peer: Option<String>,
+    /// Calls of one peer run or relayed at once, in a realm (default 128).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_calls_per_peer: Option<String>,
+    /// Longest a call is served, whatever its caller's timeout (default 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_call_duration: Option<String>,
 }
 
 /// How a short-lived client joins the mesh.
@@ -180,6 +192,9 @@ pub(crate) struct ServeArgs {
     pub(crate) client: ClientArgs,
     /// The procedure to provide.
     pub(crate) procedure: String,
+    /// Commands running at once; further calls wait for one to end (within their timeout).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_concurrent: u32,
     /// The command run for each call, and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,

@@ -30,6 +30,10 @@
 //! max_incoming_handshakes = 128               # WEFT_LIMITS_MAX_INCOMING_HANDSHAKES  --max-incoming-handshakes
 //! max_silent_peers = 256                      # WEFT_LIMITS_MAX_SILENT_PEERS  --max-silent-peers
 //! hello_timeout = "5s"                        # WEFT_LIMITS_HELLO_TIMEOUT  --hello-timeout
+//! max_subscriptions_per_peer = 10000          # WEFT_LIMITS_MAX_SUBSCRIPTIONS_PER_PEER  --max-subscriptions-per-peer
+//! max_procedures_per_peer = 1024              # WEFT_LIMITS_MAX_PROCEDURES_PER_PEER  --max-procedures-per-peer
+//! max_calls_per_peer = 128                    # WEFT_LIMITS_MAX_CALLS_PER_PEER  --max-calls-per-peer
+//! max_call_duration = "5m"                    # WEFT_LIMITS_MAX_CALL_DURATION  --max-call-duration
 //! ```
 //!
 //! The file is `--config FILE` or `WEFT_CONFIG`. Relative paths in it (`key`, `@FILE` tokens)
@@ -102,6 +106,10 @@ pub(crate) struct Limits {
     pub(crate) max_incoming_handshakes: Option<usize>,
     pub(crate) max_silent_peers: Option<usize>,
     pub(crate) hello_timeout: Option<Duration>,
+    pub(crate) max_subscriptions_per_peer: Option<usize>,
+    pub(crate) max_procedures_per_peer: Option<usize>,
+    pub(crate) max_calls_per_peer: Option<usize>,
+    pub(crate) max_call_duration: Option<Duration>,
 }
 
 /// The environment variables read as settings (besides `WEFT_CONFIG`).
@@ -127,6 +135,10 @@ const ENV_MAX_CONNECTIONS: &str = "WEFT_LIMITS_MAX_CONNECTIONS";
 const ENV_MAX_HANDSHAKES: &str = "WEFT_LIMITS_MAX_INCOMING_HANDSHAKES";
 const ENV_MAX_SILENT: &str = "WEFT_LIMITS_MAX_SILENT_PEERS";
 const ENV_HELLO_TIMEOUT: &str = "WEFT_LIMITS_HELLO_TIMEOUT";
+const ENV_MAX_SUBSCRIPTIONS: &str = "WEFT_LIMITS_MAX_SUBSCRIPTIONS_PER_PEER";
+const ENV_MAX_PROCEDURES: &str = "WEFT_LIMITS_MAX_PROCEDURES_PER_PEER";
+const ENV_MAX_CALLS: &str = "WEFT_LIMITS_MAX_CALLS_PER_PEER";
+const ENV_MAX_CALL_DURATION: &str = "WEFT_LIMITS_MAX_CALL_DURATION";
 /// The configuration file, when `--config` is not given.
 const ENV_CONFIG: &str = "WEFT_CONFIG";
 
@@ -182,6 +194,10 @@ struct Layer {
     max_incoming_handshakes: Option<usize>,
     max_silent_peers: Option<usize>,
     hello_timeout: Option<Duration>,
+    max_subscriptions_per_peer: Option<usize>,
+    max_procedures_per_peer: Option<usize>,
+    max_calls_per_peer: Option<usize>,
+    max_call_duration: Option<Duration>,
 }
 
 impl Layer {
@@ -212,6 +228,14 @@ impl Layer {
                 .or(lower.max_incoming_handshakes),
             max_silent_peers: self.max_silent_peers.or(lower.max_silent_peers),
             hello_timeout: self.hello_timeout.or(lower.hello_timeout),
+            max_subscriptions_per_peer: self
+                .max_subscriptions_per_peer
+                .or(lower.max_subscriptions_per_peer),
+            max_procedures_per_peer: self
+                .max_procedures_per_peer
+                .or(lower.max_procedures_per_peer),
+            max_calls_per_peer: self.max_calls_per_peer.or(lower.max_calls_per_peer),
+            max_call_duration: self.max_call_duration.or(lower.max_call_duration),
         }
     }
 
@@ -255,6 +279,10 @@ impl Layer {
                 max_incoming_handshakes: self.max_incoming_handshakes,
                 max_silent_peers: self.max_silent_peers,
                 hello_timeout: self.hello_timeout,
+                max_subscriptions_per_peer: self.max_subscriptions_per_peer,
+                max_procedures_per_peer: self.max_procedures_per_peer,
+                max_calls_per_peer: self.max_calls_per_peer,
+                max_call_duration: self.max_call_duration,
             },
         }
     }
@@ -307,6 +335,10 @@ impl Layer {
             max_incoming_handshakes: limits.max_incoming_handshakes,
             max_silent_peers: limits.max_silent_peers,
             hello_timeout: limits.hello_timeout,
+            max_subscriptions_per_peer: limits.max_subscriptions_per_peer,
+            max_procedures_per_peer: limits.max_procedures_per_peer,
+            max_calls_per_peer: limits.max_calls_per_peer,
+            max_call_duration: limits.max_call_duration,
         })
     }
 
@@ -360,6 +392,10 @@ impl Layer {
             max_incoming_handshakes: env_value(&env, ENV_MAX_HANDSHAKES, queue_len)?,
             max_silent_peers: env_value(&env, ENV_MAX_SILENT, queue_len)?,
             hello_timeout: env_value(&env, ENV_HELLO_TIMEOUT, duration)?,
+            max_subscriptions_per_peer: env_value(&env, ENV_MAX_SUBSCRIPTIONS, queue_len)?,
+            max_procedures_per_peer: env_value(&env, ENV_MAX_PROCEDURES, queue_len)?,
+            max_calls_per_peer: env_value(&env, ENV_MAX_CALLS, queue_len)?,
+            max_call_duration: env_value(&env, ENV_MAX_CALL_DURATION, duration)?,
         })
     }
 
@@ -419,6 +455,18 @@ impl Layer {
             )?,
             max_silent_peers: flag(&args.max_silent_peers, "max-silent-peers", queue_len)?,
             hello_timeout: flag(&args.hello_timeout, "hello-timeout", duration)?,
+            max_subscriptions_per_peer: flag(
+                &args.max_subscriptions_per_peer,
+                "max-subscriptions-per-peer",
+                queue_len,
+            )?,
+            max_procedures_per_peer: flag(
+                &args.max_procedures_per_peer,
+                "max-procedures-per-peer",
+                queue_len,
+            )?,
+            max_calls_per_peer: flag(&args.max_calls_per_peer, "max-calls-per-peer", queue_len)?,
+            max_call_duration: flag(&args.max_call_duration, "max-call-duration", duration)?,
         })
     }
 }
@@ -484,6 +532,14 @@ struct FileLimits {
     max_silent_peers: Option<usize>,
     #[serde(default, deserialize_with = "de_duration")]
     hello_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_subscriptions_per_peer: Option<usize>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_procedures_per_peer: Option<usize>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_calls_per_peer: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration")]
+    max_call_duration: Option<Duration>,
 }
 
 // Each value is checked while it is deserialized, so that toml reports the key and the line.
@@ -798,6 +854,10 @@ max_connections = 300
 max_incoming_handshakes = 40
 max_silent_peers = 50
 hello_timeout = "2s"
+max_subscriptions_per_peer = 20
+max_procedures_per_peer = 21
+max_calls_per_peer = 22
+max_call_duration = "23s"
 "#
         ));
         let settings =
@@ -847,6 +907,10 @@ hello_timeout = "2s"
                     max_incoming_handshakes: Some(40),
                     max_silent_peers: Some(50),
                     hello_timeout: Some(Duration::from_secs(2)),
+                    max_subscriptions_per_peer: Some(20),
+                    max_procedures_per_peer: Some(21),
+                    max_calls_per_peer: Some(22),
+                    max_call_duration: Some(Duration::from_secs(23)),
                 },
             }
         );
@@ -886,6 +950,10 @@ hello_timeout = "2s"
             ("WEFT_LIMITS_MAX_INCOMING_HANDSHAKES", "13"),
             ("WEFT_LIMITS_MAX_SILENT_PEERS", "14"),
             ("WEFT_LIMITS_HELLO_TIMEOUT", "15s"),
+            ("WEFT_LIMITS_MAX_SUBSCRIPTIONS_PER_PEER", "16"),
+            ("WEFT_LIMITS_MAX_PROCEDURES_PER_PEER", "17"),
+            ("WEFT_LIMITS_MAX_CALLS_PER_PEER", "18"),
+            ("WEFT_LIMITS_MAX_CALL_DURATION", "19s"),
         ];
         let flags = [
             "--reconnect-initial",
@@ -916,6 +984,14 @@ hello_timeout = "2s"
             "95",
             "--hello-timeout",
             "4s",
+            "--max-subscriptions-per-peer",
+            "94",
+            "--max-procedures-per-peer",
+            "93",
+            "--max-calls-per-peer",
+            "92",
+            "--max-call-duration",
+            "91s",
         ];
         let settings = NodeSettings::resolve(&args(&flags), env(&vars)).unwrap();
         let limits = &settings.limits;
@@ -927,6 +1003,15 @@ hello_timeout = "2s"
                 limits.hello_timeout
             ),
             (Some(97), Some(96), Some(95), Some(Duration::from_secs(4)))
+        );
+        assert_eq!(
+            (
+                limits.max_subscriptions_per_peer,
+                limits.max_procedures_per_peer,
+                limits.max_calls_per_peer,
+                limits.max_call_duration
+            ),
+            (Some(94), Some(93), Some(92), Some(Duration::from_secs(91)))
         );
         assert_eq!(settings.limits.peer_queue, Some(98));
         assert_eq!(settings.limits.congestion, Some(Congestion::Drop));
@@ -942,6 +1027,15 @@ hello_timeout = "2s"
                 limits.hello_timeout
             ),
             (Some(12), Some(13), Some(14), Some(Duration::from_secs(15)))
+        );
+        assert_eq!(
+            (
+                limits.max_subscriptions_per_peer,
+                limits.max_procedures_per_peer,
+                limits.max_calls_per_peer,
+                limits.max_call_duration
+            ),
+            (Some(16), Some(17), Some(18), Some(Duration::from_secs(19)))
         );
         assert_eq!(settings.reconnect.initial, Duration::from_millis(50));
         assert_eq!(settings.reconnect.max, Duration::from_secs(5));

@@ -459,3 +459,85 @@ fn serve_and_sub_keep_working_while_one_shot_clients_come_and_go() {
         assert_eq!(out.trim(), r#"{"ok":1}"#);
     }
 }
+
+/// `weft serve --max-concurrent 2` runs at most two commands at once; the other calls wait
+/// their turn and are all answered.
+#[test]
+fn serve_runs_at_most_max_concurrent_commands_at_once() {
+    let mut node = weft()
+        .arg("node")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node_out = lines(node.stdout.take().unwrap());
+    let _node = Killed(node);
+    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let dir = tempfile::tempdir().unwrap();
+    let running = dir.path().join("running");
+    std::fs::create_dir(&running).unwrap();
+    let log = dir.path().join("log");
+    // Each command records how many others were running when it started.
+    let script = format!(
+        r#"cat >/dev/null; ls {r} | wc -l >> {l}; touch {r}/$$; sleep 0.3; rm {r}/$$; echo 0"#,
+        r = running.display(),
+        l = log.display()
+    );
+    let mut serve = weft()
+        .args([
+            "serve",
+            "--connect",
+            &addr,
+            "--realm",
+            "dev",
+            "--max-concurrent",
+            "2",
+            "work.slow",
+        ])
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serve_err = lines(serve.stderr.take().unwrap());
+    let _serve = Killed(serve);
+    wait_for(&serve_err, |l| l == "ready");
+
+    let calls: Vec<Child> = (0..6)
+        .map(|_| {
+            weft()
+                .args([
+                    "call",
+                    "--connect",
+                    &addr,
+                    "--realm",
+                    "dev",
+                    "work.slow",
+                    "{}",
+                ])
+                .args(["--timeout", "20s"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for call in calls {
+        let out = call.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seen: Vec<usize> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(seen.len(), 6, "every call ran its command: {seen:?}");
+    assert!(
+        seen.iter().all(|&others| others <= 1),
+        "never more than two at once: {seen:?}"
+    );
+}

@@ -5,21 +5,24 @@
 //! goes to a target once, however many of its patterns match, because a peer receives one copy and
 //! fans out to its own subscribers.
 //!
-//! Matching is a scan over targets with an exact-name fast path: patterns without wildcards are
-//! also indexed by name, so a topic only exact subscriptions care about costs one hash lookup.
+//! Patterns without wildcards are indexed by name, so a topic only exact subscriptions care about
+//! costs one hash lookup; wildcard patterns are held in a trie of segments ([`crate::wildcards`]),
+//! so a topic costs a walk along its segments whatever the number of patterns.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use weft_names::{Name, Pattern};
 
+use crate::wildcards::Wildcards;
+
 /// Subscriptions by target, with an index of exact (wildcard-free) patterns.
 #[derive(Debug, Clone)]
 pub struct Interests<T> {
     /// Every target's patterns, by the target's own subscription id.
     by_target: HashMap<T, HashMap<u32, Pattern>>,
-    /// Targets holding at least one wildcard pattern: the only ones a topic must be scanned against.
-    wildcard: HashMap<T, usize>,
+    /// Wildcard patterns, as a trie.
+    wildcard: Wildcards<T>,
     /// Exact patterns: name → targets holding it (with how many of their ids name it).
     exact: HashMap<Name, HashMap<T, usize>>,
 }
@@ -28,7 +31,7 @@ impl<T> Default for Interests<T> {
     fn default() -> Self {
         Self {
             by_target: HashMap::new(),
-            wildcard: HashMap::new(),
+            wildcard: Wildcards::default(),
             exact: HashMap::new(),
         }
     }
@@ -52,7 +55,7 @@ impl<T: Clone + Eq + Hash> Interests<T> {
                 .entry(target.clone())
                 .or_default() += 1;
         } else {
-            *self.wildcard.entry(target.clone()).or_default() += 1;
+            self.wildcard.insert(&pattern, target.clone());
         }
         self.by_target
             .entry(target)
@@ -76,7 +79,7 @@ impl<T: Clone + Eq + Hash> Interests<T> {
                 }
             }
         } else {
-            decrement(&mut self.wildcard, target);
+            self.wildcard.remove(&pattern, target);
         }
         Some(pattern)
     }
@@ -94,6 +97,18 @@ impl<T: Clone + Eq + Hash> Interests<T> {
         ids.len()
     }
 
+    /// `target` holds a subscription under `id`.
+    pub fn holds(&self, target: &T, id: u32) -> bool {
+        self.by_target
+            .get(target)
+            .is_some_and(|patterns| patterns.contains_key(&id))
+    }
+
+    /// How many subscriptions `target` holds.
+    pub fn count(&self, target: &T) -> usize {
+        self.by_target.get(target).map_or(0, HashMap::len)
+    }
+
     /// Every target with at least one pattern matching `topic`, each once.
     pub fn targets(&self, topic: &Name) -> Vec<T> {
         let mut out = Vec::new();
@@ -108,17 +123,7 @@ impl<T: Clone + Eq + Hash> Interests<T> {
         if let Some(holders) = self.exact.get(topic) {
             out.extend(holders.keys().cloned());
         }
-        for target in self.wildcard.keys() {
-            if out.contains(target) {
-                continue;
-            }
-            let matches = self.by_target.get(target).is_some_and(|patterns| {
-                patterns.values().any(|p| !p.is_exact() && p.matches(topic))
-            });
-            if matches {
-                out.push(target.clone());
-            }
-        }
+        self.wildcard.matches_into(topic, out);
     }
 
     /// The patterns of `target`, by id.

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+mod caps;
 mod chains;
 pub mod dht;
 pub mod error;
@@ -54,6 +55,7 @@ mod silent;
 mod standing;
 pub mod telemetry;
 mod waiters;
+mod wildcards;
 
 pub use backoff::{Backoff, BackoffPolicy};
 pub use error::{

@@ -31,6 +31,8 @@ pub(crate) struct Member {
     pub(crate) index: weft_wire::RealmIndex,
     /// The cold verifications its chains may cost.
     pub(crate) budget: Arc<weft_auth::VerifyBudget>,
+    /// Its subscriptions here, against their cap.
+    pub(crate) subscription_cap: crate::caps::Cap,
 }
 
 /// Members by slot, and slots by peer.
@@ -45,6 +47,11 @@ impl Members {
     /// The member in `slot`.
     pub(crate) fn get(&self, slot: Slot) -> Option<&Member> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The member in `slot`, to change.
+    pub(crate) fn get_mut(&mut self, slot: Slot) -> Option<&mut Member> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
     }
 
     /// `peer`'s slot and membership.
@@ -113,6 +120,7 @@ mod tests {
             client: false,
             index: 0,
             budget: Arc::default(),
+            subscription_cap: crate::caps::Cap::new(8),
         }
     }
 

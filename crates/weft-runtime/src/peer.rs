@@ -44,9 +44,11 @@ use crate::{PeerEvent, PeerInfo};
 /// [`MAX_BATCH_FRAMES`](weft_net::framed::MAX_BATCH_FRAMES) frames) buffered from a peer's reader
 /// before it waits (back-pressure into QUIC).
 const INBOUND_QUEUE: usize = 32;
-/// Batches of this peer's publications queued at routers and not yet handled, before the session
-/// stops reading.
-const ROUTER_IN_FLIGHT: usize = 8;
+/// Messages from this peer's frames (a batch of publications counts as one) queued at realm
+/// actors and not yet handled, before the session stops reading it. Every kind of frame goes
+/// through this one bound: actors' mailboxes take what `do_send` gives them whatever their size,
+/// so this is what keeps a peer's flood in its own QUIC stream rather than in this node's memory.
+const IN_FLIGHT: usize = 16;
 /// How long a leaving session waits for its queue to flush and then for the peer to hang up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -199,8 +201,8 @@ pub struct PeerConnection {
     writer: Option<tokio::task::JoinHandle<()>>,
     /// Frames of a batch held back while the peer's hello is being settled, in arrival order.
     deferred: VecDeque<Frame>,
-    /// Batches sent to routers and not yet handled.
-    at_router: Arc<InFlight>,
+    /// Messages sent to realm actors and not yet handled.
+    in_flight: Arc<InFlight>,
     routes: HashMap<RealmIndex, Routes>,
     admitted: Vec<Addr<Realm>>,
     /// The peer is our client (its hello says so): its subscriptions are also held in the mesh
@@ -262,7 +264,7 @@ impl PeerConnection {
             unopened: true,
             writer: None,
             deferred: VecDeque::new(),
-            at_router: Arc::new(InFlight::default()),
+            in_flight: Arc::new(InFlight::default()),
             routes: HashMap::new(),
             admitted: Vec::new(),
             client: false,
@@ -612,7 +614,7 @@ impl PeerConnection {
         let msg = RemotePublish {
             peer: self.peer,
             publishes,
-            ticket: self.at_router.ticket(),
+            ticket: self.in_flight.ticket(),
         };
         match router.try_send(msg) {
             Ok(()) => {}
@@ -621,13 +623,17 @@ impl PeerConnection {
             }
             Err(SendError::Closed(_)) => {}
         }
-        // The router is behind with this peer's batches: stop reading it until the router
-        // catches up, so the back-pressure reaches the sender through QUIC and what one peer can
-        // have queued at routers stays bounded.
-        if self.at_router.count() >= ROUTER_IN_FLIGHT {
-            let at_router = self.at_router.clone();
+        self.pace(ctx);
+    }
+
+    /// The realm actors are behind with this peer's messages: stop reading it until they catch
+    /// up, so the back-pressure reaches the sender through QUIC and what one peer can have
+    /// queued here stays bounded.
+    fn pace(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.count() >= IN_FLIGHT {
+            let in_flight = self.in_flight.clone();
             ctx.wait(
-                async move { at_router.below(ROUTER_IN_FLIGHT).await }
+                async move { in_flight.below(IN_FLIGHT).await }
                     .into_actor(self)
                     .map(|(), _, _| ()),
             );
@@ -650,6 +656,7 @@ impl PeerConnection {
                             peer: self.peer,
                             procedure,
                             provides: true,
+                            ticket: self.in_flight.ticket(),
                         });
                     }
                     Interest::Unadvertise { procedure, .. } => {
@@ -657,6 +664,7 @@ impl PeerConnection {
                             peer: self.peer,
                             procedure,
                             provides: false,
+                            ticket: self.in_flight.ticket(),
                         });
                     }
                     subscription => {
@@ -668,11 +676,13 @@ impl PeerConnection {
                             realm.do_send(RelayInterest {
                                 peer: self.peer,
                                 interest: subscription.clone(),
+                                ticket: self.in_flight.ticket(),
                             });
                         }
                         routes.router.do_send(RemoteInterest {
                             peer: self.peer,
                             interest: subscription,
+                            ticket: self.in_flight.ticket(),
                         });
                     }
                 }
@@ -682,6 +692,7 @@ impl PeerConnection {
                     routes.registry.do_send(RemoteCall {
                         peer: self.peer,
                         call,
+                        ticket: self.in_flight.ticket(),
                     });
                 }
             }
@@ -690,6 +701,7 @@ impl PeerConnection {
                     link.registry.do_send(RemoteReply {
                         peer: self.peer,
                         reply,
+                        ticket: self.in_flight.ticket(),
                     });
                 }
             }
@@ -742,11 +754,15 @@ impl PeerConnection {
                     realm.do_send(RemoteRevoke {
                         peer: self.peer,
                         record: revoke.record,
+                        ticket: self.in_flight.ticket(),
                     });
                 }
             }
             // Only ever sent back on a stream we opened, never on the one we read.
             Frame::Accepted => debug!(peer = %self.did.short(), "unexpected Accepted ignored"),
+        }
+        if ctx.state() == ActorState::Running && !ctx.waiting() {
+            self.pace(ctx);
         }
     }
 }

@@ -53,6 +53,8 @@ pub enum Provider<P> {
 pub struct Providers<P> {
     by_procedure: HashMap<Name, Vec<Provider<P>>>,
     cursor: HashMap<Name, usize>,
+    /// How many procedures each peer provides.
+    per_peer: HashMap<P, usize>,
 }
 
 impl<P> Default for Providers<P> {
@@ -60,6 +62,7 @@ impl<P> Default for Providers<P> {
         Self {
             by_procedure: HashMap::new(),
             cursor: HashMap::new(),
+            per_peer: HashMap::new(),
         }
     }
 }
@@ -74,14 +77,32 @@ impl<P: Clone + Eq + Hash> Providers<P> {
     pub fn add(&mut self, procedure: Name, provider: Provider<P>) {
         let list = self.by_procedure.entry(procedure).or_default();
         if !list.contains(&provider) {
+            if let Provider::Remote(peer) = &provider {
+                *self.per_peer.entry(peer.clone()).or_default() += 1;
+            }
             list.push(provider);
         }
+    }
+
+    /// How many procedures `peer` provides.
+    pub fn count_of(&self, peer: &P) -> usize {
+        self.per_peer.get(peer).copied().unwrap_or(0)
     }
 
     /// `provider` stopped providing `procedure`.
     pub fn remove(&mut self, procedure: &Name, provider: &Provider<P>) {
         if let Some(list) = self.by_procedure.get_mut(procedure) {
+            let before = list.len();
             list.retain(|p| p != provider);
+            if let Provider::Remote(peer) = provider
+                && list.len() < before
+                && let Some(count) = self.per_peer.get_mut(peer)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_peer.remove(peer);
+                }
+            }
             if list.is_empty() {
                 self.by_procedure.remove(procedure);
                 self.cursor.remove(procedure);
@@ -236,8 +257,23 @@ mod tests {
         of_a.sort_by(|x, y| x.as_str().cmp(y.as_str()));
         assert_eq!(of_a, [n("get"), n("put")]);
         assert_eq!(p.procedures_of(&"b"), [n("put")]);
+        p.add(n("put"), Provider::Remote("a"));
+        assert_eq!(
+            (p.count_of(&"a"), p.count_of(&"b")),
+            (2, 1),
+            "a repeat counts once"
+        );
+        p.remove(&n("get"), &Provider::Remote("b"));
+        assert_eq!(
+            p.count_of(&"b"),
+            1,
+            "removing what b never provided changes nothing"
+        );
+        p.remove(&n("get"), &Provider::Remote("a"));
+        assert_eq!(p.count_of(&"a"), 1);
         p.remove_peer(&"a");
         assert!(p.procedures_of(&"a").is_empty());
+        assert_eq!(p.count_of(&"a"), 0);
         let mut all: Vec<&str> = p.procedures().map(Name::as_str).collect();
         all.sort_unstable();
         assert_eq!(all, ["del", "put"], "get went with its only provider");

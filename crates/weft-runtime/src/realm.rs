@@ -101,6 +101,8 @@ pub struct RelayInterest {
     pub peer: PeerId,
     /// Its `Subscribe` or `Unsubscribe` (other kinds are ignored).
     pub interest: Interest,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::peer::Ticket,
 }
 
 /// A member sent a revocation record.
@@ -111,6 +113,8 @@ pub struct RemoteRevoke {
     pub peer: PeerId,
     /// The record, as sent.
     pub record: String,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::peer::Ticket,
 }
 
 /// This node applied a new revocation record itself: pass it on to the members.

@@ -42,6 +42,7 @@ use weft_names::Name;
 use weft_net::{Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
 
+use crate::caps::{Cap, Verdict, count_refusal};
 use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::handshake::PeerTags;
@@ -166,6 +167,8 @@ pub struct RemoteCall {
     pub peer: PeerId,
     /// The call.
     pub call: weft_wire::Call,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::peer::Ticket,
 }
 
 /// A reply from a peer we called.
@@ -176,6 +179,8 @@ pub struct RemoteReply {
     pub peer: PeerId,
     /// The reply.
     pub reply: Reply,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::peer::Ticket,
 }
 
 /// A peer advertised (or withdrew) a procedure.
@@ -188,6 +193,8 @@ pub struct RemoteAdvert {
     pub procedure: Name,
     /// Advertised (`true`) or withdrawn.
     pub provides: bool,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::peer::Ticket,
 }
 
 struct Member {
@@ -200,29 +207,29 @@ struct Member {
     index: RealmIndex,
     /// The cold verifications its chains may cost.
     budget: Arc<VerifyBudget>,
-    /// Its calls this node is passing on and still waiting for.
-    relayed: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its calls this node is running or passing on.
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its procedures here, against their cap.
+    procedure_cap: Cap,
 }
 
-/// Calls one peer may have this node pass on at once: past this, they are refused at once.
-const MAX_RELAYED_PER_PEER: usize = 256;
+/// One call of a peer in flight here (run or relayed), counted until it is answered.
+struct CallSlot(Arc<std::sync::atomic::AtomicUsize>);
 
-/// One relayed call in flight, counted until it is answered.
-struct RelaySlot(Arc<std::sync::atomic::AtomicUsize>);
-
-impl RelaySlot {
-    fn take(count: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Self> {
+impl CallSlot {
+    /// A slot, if the peer has fewer than `limit` calls in flight.
+    fn take(count: &Arc<std::sync::atomic::AtomicUsize>, limit: usize) -> Option<Self> {
         use std::sync::atomic::Ordering;
         let taken = count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_RELAYED_PER_PEER).then_some(n + 1)
+                (n < limit).then_some(n + 1)
             })
             .is_ok();
         taken.then(|| Self(count.clone()))
     }
 }
 
-impl Drop for RelaySlot {
+impl Drop for CallSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
@@ -262,6 +269,12 @@ pub struct Registry {
     leaving: bool,
     /// Peers' advertisements, which end when the chain they rest on does.
     adverts: Standing<(PeerId, Name), ()>,
+    /// Procedures one peer may advertise here.
+    max_procedures: usize,
+    /// Calls of one peer run or relayed here at once.
+    max_calls: usize,
+    /// Longest a call is served.
+    max_call_duration: Duration,
 }
 
 impl std::fmt::Debug for Registry {
@@ -306,7 +319,18 @@ impl Registry {
             client: false,
             leaving: false,
             adverts: Standing::default(),
+            max_procedures: crate::Limits::default().max_procedures_per_peer,
+            max_calls: crate::Limits::default().max_calls_per_peer,
+            max_call_duration: crate::Limits::default().max_call_duration,
         }
+    }
+
+    /// Applies the per-peer caps and the longest call served.
+    pub fn limits(mut self, limits: &crate::Limits) -> Self {
+        self.max_procedures = limits.max_procedures_per_peer;
+        self.max_calls = limits.max_calls_per_peer;
+        self.max_call_duration = limits.max_call_duration;
+        self
     }
 
     /// Marks this node as a client: calls it does not serve go to its access node, and it
@@ -869,10 +893,14 @@ impl Handler<RemoteCall> for Registry {
                     ..Route::default()
                 },
             };
-            let Some(slot) = RelaySlot::take(&member.relayed) else {
+            let Some(slot) = CallSlot::take(&member.calls, self.max_calls) else {
+                count_refusal("calls");
                 return reply(fault(
-                    "unavailable",
-                    format!("more than {MAX_RELAYED_PER_PEER} calls of this peer in flight here"),
+                    "limit",
+                    format!(
+                        "more than {} calls of this peer in flight here",
+                        self.max_calls
+                    ),
                 ));
             };
             let me = ctx.address();
@@ -886,7 +914,19 @@ impl Handler<RemoteCall> for Registry {
             });
             return;
         };
-        let deadline = Instant::now() + Duration::from_millis(u64::from(call.timeout_ms));
+        // The caller's timeout, but no longer than this node serves any call.
+        let deadline = Instant::now()
+            + Duration::from_millis(u64::from(call.timeout_ms)).min(self.max_call_duration);
+        let Some(caller_slot) = CallSlot::take(&member.calls, self.max_calls) else {
+            count_refusal("calls");
+            return reply(fault(
+                "limit",
+                format!(
+                    "more than {} calls of this peer in flight here",
+                    self.max_calls
+                ),
+            ));
+        };
         let context = CallContext {
             caller: member.did,
             procedure: call.procedure.clone(),
@@ -912,7 +952,7 @@ impl Handler<RemoteCall> for Registry {
         self.network.spawn(
             async move {
                 let outcome = run(&network, handler, context, payload, deadline).await;
-                drop(slot);
+                drop((slot, caller_slot));
                 tracing::debug!(target: telemetry::TARGET, outcome = served_outcome(&outcome), "served");
                 reply(outcome);
             }
@@ -975,6 +1015,32 @@ impl Handler<RemoteAdvert> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteAdvert, _ctx: &mut Context<Self>) {
+        let provided = self
+            .providers
+            .of(&msg.procedure)
+            .contains(&Provider::Remote(msg.peer));
+        let held = self.providers.count_of(&msg.peer);
+        let Some(member) = self.members.get_mut(&msg.peer) else {
+            return;
+        };
+        if msg.provides
+            && !provided
+            && let Verdict::Refuse { tell } = member.procedure_cap.admit(held)
+        {
+            count_refusal("procedures");
+            if tell {
+                let limit = member.procedure_cap.limit();
+                member.sender.send_denial(
+                    member.index,
+                    "limit",
+                    format!(
+                        "at most {limit} procedures per peer in {}; more are refused",
+                        self.realm
+                    ),
+                );
+            }
+            return;
+        }
         let Some(member) = self.members.get(&msg.peer) else {
             return;
         };
@@ -1039,7 +1105,8 @@ impl Handler<MemberJoined> for Registry {
                 client: msg.client,
                 index: msg.index,
                 budget: msg.budget,
-                relayed: Arc::default(),
+                calls: Arc::default(),
+                procedure_cap: Cap::new(self.max_procedures),
             },
         );
         if self.client {

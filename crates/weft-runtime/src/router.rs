@@ -34,6 +34,7 @@ use weft_names::{Name, Pattern};
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
+use crate::caps::{Verdict, count_refusal};
 use crate::chains::ChainCache;
 use crate::handshake::PeerTags;
 use crate::lane::{Drain, Published};
@@ -103,6 +104,8 @@ pub struct RemoteInterest {
     pub peer: PeerId,
     /// What changed.
     pub interest: Interest,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::peer::Ticket,
 }
 
 /// A peer was admitted to the realm.
@@ -216,6 +219,8 @@ pub struct Router {
     waiting_members: Waiters<usize>,
     /// This node is a client: every publication goes to its access node.
     client: bool,
+    /// Subscriptions one peer may hold.
+    max_subscriptions: usize,
     /// Peers' subscriptions, by slot and id, with the pattern and the chain sent with each: they
     /// end when the chain they rest on does.
     subscriptions: Standing<(Slot, u32), (Pattern, Option<weft_wire::WireChain>)>,
@@ -266,7 +271,14 @@ impl Router {
             waiting_members: Waiters::default(),
             client: false,
             subscriptions: Standing::default(),
+            max_subscriptions: crate::Limits::default().max_subscriptions_per_peer,
         }
+    }
+
+    /// Subscriptions one peer may hold here.
+    pub fn max_subscriptions(mut self, max: usize) -> Self {
+        self.max_subscriptions = max;
+        self
     }
 
     /// Marks this node as a client: its access node (its one member) is sent every publication.
@@ -665,7 +677,34 @@ impl Handler<RemoteInterest> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteInterest, _ctx: &mut Context<Self>) {
-        let Some((slot, member)) = self.members.by_peer(&msg.peer) else {
+        let Some(slot) = self.members.slot(&msg.peer) else {
+            return;
+        };
+        if let Interest::Subscribe { id, .. } = &msg.interest {
+            let target = Target::Peer(slot);
+            let replaces = self.interests.holds(&target, *id);
+            let held = self.interests.count(&target);
+            if let Some(member) = self.members.get_mut(slot)
+                && !replaces
+                && let Verdict::Refuse { tell } = member.subscription_cap.admit(held)
+            {
+                count_refusal("subscriptions");
+                if tell {
+                    let limit = member.subscription_cap.limit();
+                    debug!(peer = %member.did.short(), limit, "subscriptions refused past the cap");
+                    member.sender.send_denial(
+                        member.index,
+                        "limit",
+                        format!(
+                            "at most {limit} subscriptions per peer in {}; more are refused",
+                            self.realm
+                        ),
+                    );
+                }
+                return;
+            }
+        }
+        let Some(member) = self.members.get(slot) else {
             return;
         };
         match msg.interest {
@@ -731,6 +770,7 @@ impl Handler<MemberJoined> for Router {
                 client: msg.client,
                 index: msg.index,
                 budget: msg.budget,
+                subscription_cap: crate::caps::Cap::new(self.max_subscriptions),
             },
         );
         let members = self.members.len();

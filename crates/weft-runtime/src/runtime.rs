@@ -619,11 +619,13 @@ fn build(
         let router = {
             let (realm, authorizer, chains) = (realm.clone(), authorizer.clone(), chains.clone());
             let (max_payload, congestion) = (config.max_payload, config.congestion);
+            let max_subscriptions = config.limits.max_subscriptions_per_peer;
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Router::start_in_arbiter(&arbiter.handle(), move |_| {
                 Router::new(realm, index, authorizer, own_did, chains, max_payload)
                     .congestion(congestion)
                     .client(client)
+                    .max_subscriptions(max_subscriptions)
             })
         };
         let registry = {
@@ -634,10 +636,12 @@ fn build(
                 network.clone(),
                 dht.clone(),
             );
+            let limits = config.limits.clone();
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Registry::start_in_arbiter(&arbiter.handle(), move |_| {
                 Registry::new(realm, index, authorizer, own_did, chains, network, dht)
                     .client(client)
+                    .limits(&limits)
             })
         };
         let actor = Realm::new(

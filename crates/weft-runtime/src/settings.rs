@@ -61,6 +61,16 @@ pub struct Limits {
     pub max_silent_peers: usize,
     /// How long a peer has to send its hello before its connection is closed (default 5 s).
     pub hello_timeout: std::time::Duration,
+    /// Subscriptions one peer may hold in a realm (default 10 000): each wildcard one is matched
+    /// against every publication.
+    pub max_subscriptions_per_peer: usize,
+    /// Procedures one peer may advertise in a realm (default 1024).
+    pub max_procedures_per_peer: usize,
+    /// Calls of one peer this node runs or relays at once, in a realm (default 128, of the
+    /// 1024 handlers a realm runs at once): no caller can take every handler.
+    pub max_calls_per_peer: usize,
+    /// Longest a call is served, whatever timeout its caller gives (default 5 min).
+    pub max_call_duration: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -70,6 +80,10 @@ impl Default for Limits {
             max_incoming_handshakes: 128,
             max_silent_peers: 256,
             hello_timeout: std::time::Duration::from_secs(5),
+            max_subscriptions_per_peer: 10_000,
+            max_procedures_per_peer: 1024,
+            max_calls_per_peer: 128,
+            max_call_duration: std::time::Duration::from_secs(300),
         }
     }
 }

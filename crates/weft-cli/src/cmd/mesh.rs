@@ -228,10 +228,19 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let node = client(&args.client).await?;
     let realm = client_realm(&node, &args.client)?;
     let command = std::sync::Arc::new(args.command.clone());
+    let running = std::sync::Arc::new(tokio::sync::Semaphore::new(args.max_concurrent as usize));
     let registration = realm
         .advertise(&args.procedure, move |_ctx, arguments| {
-            let command = command.clone();
-            async move { run_command(&command, &arguments).await }
+            let (command, running) = (command.clone(), running.clone());
+            async move {
+                // One process per call, but no more than --max-concurrent at once: the others
+                // wait here, and are dropped with their handler if their caller stops waiting.
+                let _slot = running
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| HandlerError::new("unavailable", "shutting down"))?;
+                run_command(&command, &arguments).await
+            }
         })
         .await;
     let registration = match registration {
@@ -470,6 +479,18 @@ fn node_limits(settings: &crate::config::Limits) -> weft::Limits {
     }
     if let Some(timeout) = settings.hello_timeout {
         limits.hello_timeout = timeout;
+    }
+    if let Some(n) = settings.max_subscriptions_per_peer {
+        limits.max_subscriptions_per_peer = n;
+    }
+    if let Some(n) = settings.max_procedures_per_peer {
+        limits.max_procedures_per_peer = n;
+    }
+    if let Some(n) = settings.max_calls_per_peer {
+        limits.max_calls_per_peer = n;
+    }
+    if let Some(duration) = settings.max_call_duration {
+        limits.max_call_duration = duration;
     }
     limits
 }

@@ -1,0 +1,151 @@
+//! A caller flooding a provider with calls: it gets its share of handlers and no more.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::time::Duration;
+
+use serde_json::json;
+use weft::Node;
+use weft_integration_tests::{RawPeer, shutdown, within};
+use weft_wire::Frame;
+
+/// The replies among `frames`, by call id.
+fn replies(frames: &[Frame]) -> Vec<(u64, weft_wire::Outcome)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Reply(reply) => Some((reply.id, reply.outcome.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_fault(outcome: &weft_wire::Outcome, wanted: &str) -> bool {
+    matches!(outcome, weft_wire::Outcome::Fault { code, .. } if code == wanted)
+}
+
+/// A caller flooding a provider gets its share of handlers and no more, and the others are
+/// served meanwhile; a call is never served longer than the provider's maximum, whatever
+/// timeout the caller asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_gets_its_share_of_handlers_and_calls_end_at_the_providers_maximum() {
+    let mut limits = weft::Limits::default();
+    limits.max_calls_per_peer = 4;
+    limits.max_call_duration = Duration::from_millis(300);
+    let provider = Node::builder()
+        .open_realm("dev")
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    // Never released: the slow calls run until the provider ends them.
+    let (release, released) = tokio::sync::watch::channel(false);
+    let dev = provider.realm("dev").unwrap();
+    let _slow = dev
+        .advertise("slow.wait", move |_ctx, _args| {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|r| *r).await;
+                Ok(json!("done"))
+            }
+        })
+        .await
+        .unwrap();
+    let _fast = dev
+        .advertise("fast.echo", |_ctx, args| async move { Ok(args) })
+        .await
+        .unwrap();
+
+    let mut caller = RawPeer::join_open(&provider, "dev").await;
+    let call = |id: u64, procedure: &str, timeout_ms: u32| {
+        Frame::Call(weft_wire::Call {
+            realm: 0,
+            id,
+            procedure: weft::Name::new(procedure).unwrap(),
+            timeout_ms,
+            payload: bytes::Bytes::from_static(b"{}"),
+            chain: None,
+        })
+    };
+    // Ten slow calls that would each wait a minute: four run, six are refused at once.
+    for id in 0..10 {
+        caller.send(&call(id, "slow.wait", 60_000)).await;
+    }
+    let mut received = Vec::new();
+    while replies(&received).len() < 6 {
+        received.extend(caller.next_frames().await.expect("the provider's stream"));
+    }
+    let early = replies(&received);
+    assert!(
+        early.iter().all(|(_, outcome)| is_fault(outcome, "limit")),
+        "{early:?}"
+    );
+
+    // Meanwhile another member is served.
+    let member = Node::builder()
+        .bootstrap(provider.listen_addrs()[0].to_string())
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+    let theirs = member.realm("dev").unwrap();
+    within(
+        "the member sees the provider",
+        theirs.wait_for_providers("fast.echo", 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(theirs.call("fast.echo", &json!(7)).await.unwrap(), json!(7));
+
+    // The four running calls end at the provider's maximum (300 ms), not the caller's minute.
+    while replies(&received).len() < 10 {
+        received.extend(caller.next_frames().await.expect("the provider's stream"));
+    }
+    let ended = replies(&received);
+    let timed_out = ended.iter().filter(|(_, o)| is_fault(o, "timeout")).count();
+    assert_eq!(timed_out, 4, "{ended:?}");
+    drop(release);
+    caller.close().await;
+    shutdown(&[member, provider]).await;
+}
+
+/// Advertisements past a peer's cap are refused, and the peer is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advertisements_past_a_peers_cap_are_refused_and_told_once() {
+    let mut limits = weft::Limits::default();
+    limits.max_procedures_per_peer = 50;
+    let hub = Node::builder()
+        .open_realm("dev")
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    let mut raw = RawPeer::join_open(&hub, "dev").await;
+    for i in 0..200 {
+        raw.send(&Frame::Interest(weft_wire::Interest::Advertise {
+            realm: 0,
+            procedure: weft::Name::new(&format!("flood.p{i}")).unwrap(),
+        }))
+        .await;
+    }
+    // A goodbye behind them: its answer follows whatever the hub said about them.
+    raw.send(&Frame::Bye).await;
+    let read = raw.read_until(|f| *f == Frame::Bye).await;
+    let denials: Vec<_> = read
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Denied(d) => Some(d.code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(denials, ["limit"]);
+    let dev = hub.realm("dev").unwrap();
+    within(
+        "the first 50 are held",
+        dev.wait_for_providers("flood.p49", 1),
+    )
+    .await
+    .unwrap();
+    raw.close().await;
+    hub.shutdown().await;
+}
