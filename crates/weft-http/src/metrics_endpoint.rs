@@ -78,6 +78,10 @@ fn describe() {
         "Sessions whose peer has not sent its hello yet."
     );
     describe_counter!(
+        "weft_limit_refusals_total",
+        "Actions of a peer refused past its per-peer cap, by cap (subscriptions, procedures, calls)."
+    );
+    describe_counter!(
         "weft_sessions_closed_total",
         "Sessions this node ended: no hello in time (hello_timeout), or to make room for a newer silent one (silent)."
     );

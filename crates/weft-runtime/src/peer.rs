@@ -48,7 +48,7 @@ const INBOUND_QUEUE: usize = 32;
 /// actors and not yet handled, before the session stops reading it. Every kind of frame goes
 /// through this one bound: actors' mailboxes take what `do_send` gives them whatever their size,
 /// so this is what keeps a peer's flood in its own QUIC stream rather than in this node's memory.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 8;
 /// How long a leaving session waits for its queue to flush and then for the peer to hang up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -84,6 +84,10 @@ impl<T: Clone + Eq + Hash> Wildcards<T> {
 
     /// Adds to `out` every target with a pattern matching `topic` that is not in `out` yet.
     pub(crate) fn matches_into(&self, topic: &Name, out: &mut Vec<T>) {
+        if self.root.is_empty() {
+            // No wildcard subscription at all, the common case of exact topics: no walk.
+            return;
+        }
         let mut segments: [&str; MAX_SEGMENTS] = [""; MAX_SEGMENTS];
         let mut len = 0;
         for segment in topic.segments().take(MAX_SEGMENTS) {
