@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -90,11 +91,10 @@ fn id_show_reads_keys_written_by_openssl() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("openssl.pem");
     // `openssl genpkey -algorithm ed25519`; the DID is what weft-identity computes for its seed.
-    std::fs::write(
+    write_private(
         &path,
-        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEICjuUItBo4v3IZx8sBpPWnQl1PJDrrm5Y72tGCc7pKnR\n-----END PRIVATE KEY-----\n",
-    )
-    .unwrap();
+        b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEICjuUItBo4v3IZx8sBpPWnQl1PJDrrm5Y72tGCc7pKnR\n-----END PRIVATE KEY-----\n",
+    );
     let did = weft(&["id", "show", "--key", path.to_str().unwrap()]).ok();
     assert!(did.starts_with("did:key:z6Mk") && did.len() == 56, "{did}");
 }
@@ -110,12 +110,17 @@ fn wrong_key_files_are_one_line_errors() {
     ];
     for (name, content) in cases {
         let path = dir.path().join(name);
-        std::fs::write(&path, content).unwrap();
+        write_private(&path, content);
         let err = weft(&["id", "show", "--key", path.to_str().unwrap()]).fails(1);
         assert!(err.contains(name), "{err}");
     }
     let huge = dir.path().join("huge.pem");
-    std::fs::write(&huge, vec![b'A'; 10 * 1024 * 1024]).unwrap();
+    write_private(&huge, &vec![b'A'; 10 * 1024 * 1024]);
+    // A real key that others can read is refused, with the fix.
+    let (exposed, _) = new_key(dir.path(), "exposed.pem");
+    std::fs::set_permissions(&exposed, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = weft(&["id", "show", "--key", exposed.to_str().unwrap()]).fails(1);
+    assert!(err.contains("chmod 600"), "{err}");
     weft(&["id", "show", "--key", huge.to_str().unwrap()]).fails(1);
     weft(&[
         "id",
@@ -480,4 +485,10 @@ fn ucan_revoke_prints_a_record_and_a_node_refuses_a_broken_one() {
     std::fs::write(&broken, format!("# revoked\n{record}\n{{\"iss\":1}}\n")).unwrap();
     let err = weft(&["node", "--revocations", broken.to_str().unwrap()]).fails(2);
     assert!(err.contains("line 3"), "{err}");
+}
+
+/// Writes `content` to `path` with mode 0600, as a key file must have.
+fn write_private(path: &std::path::Path, content: &[u8]) {
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

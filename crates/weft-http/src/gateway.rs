@@ -43,7 +43,7 @@ pub(crate) async fn publish(
     let handle = realm_handle(&state, &realm)?;
     let name = Name::new(&topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     require_json(&body, "the publication")?;
-    let chain = credentials(&state, &handle, &headers, Action::Publish(&name))?;
+    let chain = credentials(&state, &handle, &headers, Asked::Publish(name.clone())).await?;
     handle
         .publish_bytes_with_ucan(&topic, body, chain)
         .await
@@ -128,7 +128,7 @@ pub(crate) async fn call(
             .parse::<Strategy>()
             .map_err(|e| ApiError::BadRequest(format!("strategy: {e}")))?;
     }
-    options.chain = credentials(&state, &handle, &headers, Action::Call(&name))?;
+    options.chain = credentials(&state, &handle, &headers, Asked::Call(name.clone())).await?;
     let result = handle
         .call_bytes(&procedure, body, options)
         .await
@@ -153,7 +153,7 @@ pub(crate) async fn subscribe(
     let (realm, pattern) = path_of(path)?;
     let handle = realm_handle(&state, &realm)?;
     let parsed = Pattern::new(&pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let chain = credentials(&state, &handle, &headers, Action::Subscribe(&parsed))?;
+    let chain = credentials(&state, &handle, &headers, Asked::Subscribe(parsed.clone())).await?;
     let subscription = handle
         .subscribe_with_ucan(&pattern, chain)
         .await
@@ -204,9 +204,44 @@ fn require_json(body: &[u8], what: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("{what} is not JSON: {e}")))
 }
 
-/// The chain a request acts under (`None` in an open realm), checked for `action` with this
-/// node as the actor.
-fn credentials(
+/// What a request asks to do, owned, so that its check can run on another thread.
+enum Asked {
+    Publish(Name),
+    Call(Name),
+    Subscribe(Pattern),
+}
+
+impl Asked {
+    fn action(&self) -> Action<'_> {
+        match self {
+            Asked::Publish(topic) => Action::Publish(topic),
+            Asked::Call(procedure) => Action::Call(procedure),
+            Asked::Subscribe(pattern) => Action::Subscribe(pattern),
+        }
+    }
+}
+
+/// The chain a request acts under (`None` in an open realm), checked for what it asks with this
+/// node as the actor. Checking a chain can cost signature verifications, so it runs on the
+/// blocking pool: the threads that serve requests (and `/health`) never wait for it.
+async fn credentials(
+    state: &Arc<AppState>,
+    handle: &RealmHandle,
+    headers: &HeaderMap,
+    asked: Asked,
+) -> Result<Option<Chain>, ApiError> {
+    if handle.realm().is_open() {
+        return Ok(None);
+    }
+    let (state, handle, headers) = (state.clone(), handle.clone(), headers.clone());
+    tokio::task::spawn_blocking(move || {
+        check_credentials(&state, &handle, &headers, asked.action())
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("the credentials check did not finish: {e}")))?
+}
+
+fn check_credentials(
     state: &AppState,
     handle: &RealmHandle,
     headers: &HeaderMap,

@@ -38,6 +38,14 @@ pub enum KeyError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// Group or others may read the key file (its mode is not 0600 or stricter).
+    #[error("{path}: mode {mode:o} lets others read this private key; run `chmod 600 {path}`", path = path.display())]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The file exists already; weft never overwrites a key.
     #[error("{0}: file exists; refusing to overwrite a key")]
     Exists(PathBuf),

@@ -15,7 +15,20 @@ pub(crate) fn load(path: &Path) -> Result<Keypair, KeyError> {
         source,
     };
     let file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+    let metadata = file.metadata().map_err(io)?;
+    // As ssh does: a private key others can read is no longer private, so it is not used.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    let len = metadata.len();
     if len > MAX_KEY_FILE {
         return Err(KeyError::TooLarge {
             path: path.to_owned(),
@@ -70,6 +83,16 @@ pub(crate) fn save(key: &Keypair, path: &Path) -> Result<(), KeyError> {
 mod tests {
     use super::*;
 
+    /// Writes `content` to `path` with mode 0600, as a key file must have.
+    fn write_private(path: &Path, content: &[u8]) {
+        std::fs::write(path, content).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
     #[test]
     fn saves_0600_and_loads_back() {
         let dir = tempfile::tempdir().unwrap();
@@ -87,20 +110,38 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
+    fn a_key_others_can_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.pem");
+        Keypair::generate().unwrap().save(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Keypair::load(&path).unwrap_err();
+        assert!(
+            matches!(err, KeyError::Exposed { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Keypair::load(&path).is_ok());
+    }
+
+    #[test]
     fn clear_errors_for_missing_large_and_binary_files() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
         assert!(matches!(Keypair::load(&missing), Err(KeyError::Io { .. })));
 
         let big = dir.path().join("big.pem");
-        std::fs::write(&big, vec![b'a'; 20_000]).unwrap();
+        write_private(&big, &[b'a'; 20_000]);
         assert!(matches!(
             Keypair::load(&big),
             Err(KeyError::TooLarge { .. })
         ));
 
         let binary = dir.path().join("binary.pem");
-        std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+        write_private(&binary, &[0xff, 0xfe, 0x00, 0x80]);
         let err = Keypair::load(&binary).unwrap_err();
         assert!(matches!(err, KeyError::Format { .. }), "{err}");
         assert!(err.to_string().contains("binary.pem"));

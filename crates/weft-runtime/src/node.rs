@@ -433,7 +433,7 @@ impl Handler<PeerGreeted> for Node {
             info!(
                 target: crate::telemetry::TARGET,
                 peer = %msg.info.did,
-                agent = %msg.info.agent,
+                agent = ?msg.info.agent,
                 addr = %msg.info.addr,
                 "peer up"
             );

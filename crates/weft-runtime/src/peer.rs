@@ -85,7 +85,7 @@ impl PeerSender {
         let denial = Frame::Denied(Denial {
             realm,
             code: code.to_owned(),
-            reason,
+            reason: weft_wire::bounded_reason(reason),
         });
         if let Ok(bytes) = weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME) {
             self.send_control(&bytes);
@@ -718,7 +718,7 @@ impl PeerConnection {
                     .get(usize::from(denial.realm))
                     .map(|l| l.realm.to_string())
                     .unwrap_or_default();
-                warn!(peer = %self.did, %realm, code = %denial.code, reason = %denial.reason, "peer refused us in a realm");
+                warn!(peer = %self.did, %realm, code = ?denial.code, reason = ?denial.reason, "peer refused us in a realm");
                 self.node.do_send(PeerDenied {
                     event: PeerEvent::Denied {
                         did: self.did,
@@ -729,7 +729,7 @@ impl PeerConnection {
                 });
             }
             Frame::Refused(refusal) => {
-                warn!(peer = %self.did, code = %refusal.code, reason = %refusal.reason, "peer refused the connection");
+                warn!(peer = %self.did, code = ?refusal.code, reason = ?refusal.reason, "peer refused the connection");
                 ctx.stop();
             }
             Frame::Bye => {

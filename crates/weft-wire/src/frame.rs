@@ -36,6 +36,10 @@ pub const MAX_TAG_VALUE: usize = 256;
 pub const MAX_REALMS: usize = 256;
 /// Longest agent string, in bytes.
 pub const MAX_AGENT: usize = 64;
+/// Longest error code in a `Denied` or `Refused`, in bytes.
+pub const MAX_CODE: usize = 32;
+/// Longest reason in a `Denied` or `Refused`, in bytes: a sender cuts longer ones.
+pub const MAX_REASON: usize = 512;
 /// Most capability chains presented for one realm.
 pub const MAX_CHAINS: usize = 16;
 /// Most proofs in one presented chain.
@@ -326,16 +330,40 @@ impl Frame {
                     record.len()
                 )))
             }
+            Frame::Denied(Denial { code, reason, .. })
+            | Frame::Refused(Refusal { code, reason }) => check_explanation(code, reason),
             Frame::Revoke(_)
             | Frame::Hello(_)
             | Frame::Accepted
-            | Frame::Refused(_)
             | Frame::Interest(_)
-            | Frame::Denied(_)
             | Frame::Reply(_)
             | Frame::Bye => Ok(()),
         }
     }
+}
+
+fn check_explanation(code: &str, reason: &str) -> Result<(), WireError> {
+    if code.len() > MAX_CODE || reason.len() > MAX_REASON {
+        return Err(WireError::Limit(format!(
+            "an error code of {} bytes or a reason of {} (at most {MAX_CODE} and {MAX_REASON})",
+            code.len(),
+            reason.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `reason`, cut to at most [`MAX_REASON`] bytes at a character boundary, for sending.
+pub fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON {
+        let mut end = MAX_REASON - '…'.len_utf8();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
 }
 
 fn check_chain(chain: Option<&WireChain>) -> Result<(), WireError> {
@@ -407,6 +435,27 @@ mod tests {
 
     fn did(byte: u8) -> Did {
         Did::from_public_key([byte; 32])
+    }
+
+    #[test]
+    fn long_reasons_are_cut_at_a_character_boundary_and_long_ones_refused() {
+        let cut = bounded_reason("é".repeat(MAX_REASON));
+        assert!(
+            cut.len() <= MAX_REASON && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(bounded_reason("short".into()), "short");
+        let denied = |reason: String| {
+            Frame::Denied(Denial {
+                realm: 0,
+                code: "limit".into(),
+                reason,
+            })
+            .check_limits()
+        };
+        assert!(denied(cut).is_ok());
+        assert!(denied("x".repeat(MAX_REASON + 1)).is_err());
     }
 
     #[test]

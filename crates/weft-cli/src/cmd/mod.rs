@@ -14,7 +14,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Id(cmd) => id::run(cmd),
         Command::Ucan(cmd) => ucan::run(cmd),
         Command::Demo => block_on(demo::run()),
-        Command::Node(args) => block_on(mesh::node(*args)),
+        Command::Node(args) => block_on_threads(mesh::node(*args)),
         Command::Pub(args) => block_on(mesh::publish(args)),
         Command::Sub(args) => block_on(mesh::subscribe(args)),
         Command::Call(args) => block_on(mesh::call(args)),
@@ -38,6 +38,19 @@ fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(
     future: F,
 ) -> Result<(), CliError> {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?
+        .block_on(future)
+}
+
+/// Runs `weft node` on a runtime of two threads: its HTTP surface answers (`/health` above all)
+/// while another request is being served.
+fn block_on_threads<F: std::future::Future<Output = Result<(), CliError>>>(
+    future: F,
+) -> Result<(), CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?
