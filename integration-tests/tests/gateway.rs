@@ -1013,3 +1013,52 @@ async fn revocation_records_are_posted_and_checked() {
     assert_eq!(json_of(response).await["error"], "badSignature");
     mesh.stop().await;
 }
+
+/// Past its cap on event streams the gateway answers 503 `limit`; a stream that ends gives its
+/// place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_past_the_cap_are_refused_with_503() {
+    let gateway = Arc::new(Node::builder().open_realm("dev").start().await.unwrap());
+    let http = HttpServer::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        gateway.clone(),
+        HttpConfig {
+            max_streams: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!(
+        "http://{}/v1/realms/dev/subscribe/orders.*",
+        http.local_addr()
+    );
+    let client = reqwest::Client::new();
+    let first = client.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let mut first = first.bytes_stream();
+    within("the first stream is ready", first.next()).await;
+    let second = client.get(&url).send().await.unwrap();
+    assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_of(second).await["error"], "limit");
+
+    // The first client goes; the gateway notices when it next writes to it.
+    drop(first);
+    let dev = gateway.realm("dev").unwrap();
+    within("a place is free again", async {
+        loop {
+            dev.publish("orders.placed", &serde_json::json!(1))
+                .await
+                .unwrap();
+            let third = client.get(&url).send().await.unwrap();
+            if third.status() == StatusCode::OK {
+                break;
+            }
+            assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    http.shutdown().await;
+    gateway.shutdown().await;
+}

@@ -130,6 +130,9 @@ pub(crate) struct NodeArgs {
     /// Longest a call is served, whatever its caller's timeout (default 5m).
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_call_duration: Option<String>,
+    /// Bytes queued per local subscription before drops (default 16 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) subscriber_queue_bytes: Option<String>,
 }
 
 /// How a short-lived client joins the mesh.

@@ -34,6 +34,7 @@
 //! max_procedures_per_peer = 1024              # WEFT_LIMITS_MAX_PROCEDURES_PER_PEER  --max-procedures-per-peer
 //! max_calls_per_peer = 128                    # WEFT_LIMITS_MAX_CALLS_PER_PEER  --max-calls-per-peer
 //! max_call_duration = "5m"                    # WEFT_LIMITS_MAX_CALL_DURATION  --max-call-duration
+//! subscriber_queue_bytes = 16777216           # WEFT_LIMITS_SUBSCRIBER_QUEUE_BYTES  --subscriber-queue-bytes
 //! ```
 //!
 //! The file is `--config FILE` or `WEFT_CONFIG`. Relative paths in it (`key`, `@FILE` tokens)
@@ -110,6 +111,7 @@ pub(crate) struct Limits {
     pub(crate) max_procedures_per_peer: Option<usize>,
     pub(crate) max_calls_per_peer: Option<usize>,
     pub(crate) max_call_duration: Option<Duration>,
+    pub(crate) subscriber_queue_bytes: Option<usize>,
 }
 
 /// The environment variables read as settings (besides `WEFT_CONFIG`).
@@ -139,6 +141,7 @@ const ENV_MAX_SUBSCRIPTIONS: &str = "WEFT_LIMITS_MAX_SUBSCRIPTIONS_PER_PEER";
 const ENV_MAX_PROCEDURES: &str = "WEFT_LIMITS_MAX_PROCEDURES_PER_PEER";
 const ENV_MAX_CALLS: &str = "WEFT_LIMITS_MAX_CALLS_PER_PEER";
 const ENV_MAX_CALL_DURATION: &str = "WEFT_LIMITS_MAX_CALL_DURATION";
+const ENV_QUEUE_BYTES: &str = "WEFT_LIMITS_SUBSCRIBER_QUEUE_BYTES";
 /// The configuration file, when `--config` is not given.
 const ENV_CONFIG: &str = "WEFT_CONFIG";
 
@@ -198,6 +201,7 @@ struct Layer {
     max_procedures_per_peer: Option<usize>,
     max_calls_per_peer: Option<usize>,
     max_call_duration: Option<Duration>,
+    subscriber_queue_bytes: Option<usize>,
 }
 
 impl Layer {
@@ -236,6 +240,7 @@ impl Layer {
                 .or(lower.max_procedures_per_peer),
             max_calls_per_peer: self.max_calls_per_peer.or(lower.max_calls_per_peer),
             max_call_duration: self.max_call_duration.or(lower.max_call_duration),
+            subscriber_queue_bytes: self.subscriber_queue_bytes.or(lower.subscriber_queue_bytes),
         }
     }
 
@@ -283,6 +288,7 @@ impl Layer {
                 max_procedures_per_peer: self.max_procedures_per_peer,
                 max_calls_per_peer: self.max_calls_per_peer,
                 max_call_duration: self.max_call_duration,
+                subscriber_queue_bytes: self.subscriber_queue_bytes,
             },
         }
     }
@@ -339,6 +345,7 @@ impl Layer {
             max_procedures_per_peer: limits.max_procedures_per_peer,
             max_calls_per_peer: limits.max_calls_per_peer,
             max_call_duration: limits.max_call_duration,
+            subscriber_queue_bytes: limits.subscriber_queue_bytes,
         })
     }
 
@@ -396,6 +403,7 @@ impl Layer {
             max_procedures_per_peer: env_value(&env, ENV_MAX_PROCEDURES, queue_len)?,
             max_calls_per_peer: env_value(&env, ENV_MAX_CALLS, queue_len)?,
             max_call_duration: env_value(&env, ENV_MAX_CALL_DURATION, duration)?,
+            subscriber_queue_bytes: env_value(&env, ENV_QUEUE_BYTES, queue_len)?,
         })
     }
 
@@ -467,6 +475,11 @@ impl Layer {
             )?,
             max_calls_per_peer: flag(&args.max_calls_per_peer, "max-calls-per-peer", queue_len)?,
             max_call_duration: flag(&args.max_call_duration, "max-call-duration", duration)?,
+            subscriber_queue_bytes: flag(
+                &args.subscriber_queue_bytes,
+                "subscriber-queue-bytes",
+                queue_len,
+            )?,
         })
     }
 }
@@ -540,6 +553,8 @@ struct FileLimits {
     max_calls_per_peer: Option<usize>,
     #[serde(default, deserialize_with = "de_duration")]
     max_call_duration: Option<Duration>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    subscriber_queue_bytes: Option<usize>,
 }
 
 // Each value is checked while it is deserialized, so that toml reports the key and the line.
@@ -858,6 +873,7 @@ max_subscriptions_per_peer = 20
 max_procedures_per_peer = 21
 max_calls_per_peer = 22
 max_call_duration = "23s"
+subscriber_queue_bytes = 24
 "#
         ));
         let settings =
@@ -911,6 +927,7 @@ max_call_duration = "23s"
                     max_procedures_per_peer: Some(21),
                     max_calls_per_peer: Some(22),
                     max_call_duration: Some(Duration::from_secs(23)),
+                    subscriber_queue_bytes: Some(24),
                 },
             }
         );

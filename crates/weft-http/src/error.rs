@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 429: the gateway's clients have had too many new chains verified lately; try again.
     #[error("{0}")]
     Busy(String),
+    /// 503: the gateway holds as many event streams as it allows.
+    #[error("{0}")]
+    Full(String),
 }
 
 impl ApiError {
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Remote { .. } | ApiError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -77,7 +81,7 @@ impl ApiError {
             ApiError::Remote { .. } => "remote",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout => "timeout",
-            ApiError::Busy(_) => "limit",
+            ApiError::Busy(_) | ApiError::Full(_) => "limit",
         }
     }
 

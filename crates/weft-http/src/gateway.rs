@@ -153,6 +153,14 @@ pub(crate) async fn subscribe(
     let (realm, pattern) = path_of(path)?;
     let handle = realm_handle(&state, &realm)?;
     let parsed = Pattern::new(&pattern).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Each stream holds a subscription and its queue for as long as the client stays: taken
+    // before anything else is spent on the request, given back when the stream ends.
+    let slot = StreamSlot::take(&state.streams, state.config.max_streams).ok_or_else(|| {
+        ApiError::Full(format!(
+            "this gateway serves at most {} event streams at once",
+            state.config.max_streams
+        ))
+    })?;
     let chain = credentials(&state, &handle, &headers, Asked::Subscribe(parsed.clone())).await?;
     let subscription = handle
         .subscribe_with_ucan(&pattern, chain)
@@ -169,8 +177,34 @@ pub(crate) async fn subscribe(
         });
         Ok(SseEvent::default().data(data.to_string()))
     });
-    let stream = ready.chain(events).take_until(state.stopped());
+    let stream = ready
+        .chain(events)
+        .take_until(state.stopped())
+        .map(move |item| {
+            let _held = &slot;
+            item
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One open event stream, counted until it is dropped.
+struct StreamSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl StreamSlot {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Self(open.clone()))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Axum's own rejections answer in plain text; the gateway answers every error in JSON.

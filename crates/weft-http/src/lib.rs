@@ -53,6 +53,8 @@ pub struct HttpConfig {
     pub require_peers: bool,
     /// Largest request body (a publication or call arguments), in bytes.
     pub max_body: usize,
+    /// Event streams (`…/subscribe/…`) open at once; past it, 503 with code `limit`.
+    pub max_streams: usize,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +63,7 @@ impl Default for HttpConfig {
             metrics: None,
             require_peers: false,
             max_body: 1024 * 1024,
+            max_streams: 1024,
         }
     }
 }
@@ -79,6 +82,8 @@ pub(crate) struct AppState {
     /// New chains the gateway's clients may have verified, all together: a client can mint
     /// keys at will, so only a bound on all of them bounds the work.
     pub(crate) verify_budget: weft::auth::VerifyBudget,
+    /// Event streams open now.
+    pub(crate) streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AppState {
@@ -185,6 +190,7 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
             GATEWAY_VERIFY_BURST,
             GATEWAY_VERIFY_PER_SECOND,
         ),
+        streams: Arc::default(),
     });
     Router::new()
         .route("/health", get(health::health))

@@ -84,6 +84,7 @@ pub struct RealmHandle {
     lane: PublishLane,
     registry: Addr<Registry>,
     subscriber_queue: usize,
+    subscriber_queue_bytes: usize,
     calls: Arc<CallMetrics>,
     own_did: Did,
     authorizer: Arc<Authorizer>,
@@ -366,7 +367,7 @@ impl RealmHandle {
         pattern: &Pattern,
         chain: Option<weft_auth::Chain>,
     ) -> Result<Subscription, SubscribeError> {
-        let (sink, events) = local_queue(self.subscriber_queue);
+        let (sink, events) = local_queue(self.subscriber_queue, self.subscriber_queue_bytes);
         let id = self
             .actor
             .send(Subscribe {
@@ -684,6 +685,7 @@ fn build(
             router,
             registry,
             subscriber_queue: config.subscriber_queue,
+            subscriber_queue_bytes: config.subscriber_queue_bytes,
             calls,
             own_did,
             authorizer: authorizer.clone(),

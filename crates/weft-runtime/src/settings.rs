@@ -30,6 +30,9 @@ pub struct NodeConfig {
     /// router hands events over a batch at a time; the batch the application is taking events
     /// from no longer counts.
     pub subscriber_queue: usize,
+    /// Bytes (payloads and topics, plus about 100 bytes an event) queued per local subscription
+    /// before new events are dropped (and counted): 4096 events of up to 1 MiB would be 4 GiB.
+    pub subscriber_queue_bytes: usize,
     /// Frames buffered per peer before new ones are dropped (and counted).
     pub peer_queue: usize,
     /// Largest payload accepted for publishing.
@@ -132,6 +135,7 @@ impl NodeConfig {
             tags: Vec::new(),
             reconnect: BackoffPolicy::default(),
             subscriber_queue: 4096,
+            subscriber_queue_bytes: 16 * 1024 * 1024,
             peer_queue: 16 * 1024,
             max_payload: 1024 * 1024,
             congestion: Congestion::Drop,

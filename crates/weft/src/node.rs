@@ -52,6 +52,7 @@ pub struct NodeBuilder {
     idle_timeout: Option<Duration>,
     liveness: Option<Duration>,
     subscriber_queue: Option<usize>,
+    subscriber_queue_bytes: Option<usize>,
     peer_queue: Option<usize>,
     congestion: Option<Congestion>,
     connect: Option<String>,
@@ -166,6 +167,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Bytes (payloads and topics, plus about 100 bytes an event) buffered per subscription
+    /// before new events are dropped (and counted). Default 16 MiB.
+    pub fn subscriber_queue_bytes(mut self, bytes: usize) -> Self {
+        self.subscriber_queue_bytes = Some(bytes);
+        self
+    }
+
     /// Frames (publications, calls, replies) queued per peer before new ones are dropped (and
     /// counted). Default 16384.
     pub fn peer_queue(mut self, frames: usize) -> Self {
@@ -251,6 +259,9 @@ impl NodeBuilder {
         config.tags = self.tags;
         if let Some(events) = self.subscriber_queue {
             config.subscriber_queue = events;
+        }
+        if let Some(bytes) = self.subscriber_queue_bytes {
+            config.subscriber_queue_bytes = bytes;
         }
         if let Some(frames) = self.peer_queue {
             config.peer_queue = frames;

@@ -37,6 +37,9 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     if let Some(events) = settings.limits.subscriber_queue {
         builder = builder.subscriber_queue(events);
     }
+    if let Some(bytes) = settings.limits.subscriber_queue_bytes {
+        builder = builder.subscriber_queue_bytes(bytes);
+    }
     if let Some(frames) = settings.limits.peer_queue {
         builder = builder.peer_queue(frames);
     }
