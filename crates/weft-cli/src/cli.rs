@@ -79,7 +79,7 @@ pub(crate) struct NodeArgs {
     /// First delay before redialing a lost peer (e.g. 100ms).
     #[arg(long, value_name = "DURATION")]
     pub(crate) reconnect_initial: Option<String>,
-    /// Longest delay between redials (e.g. 30s).
+    /// Longest delay between redials (default 10s).
     #[arg(long, value_name = "DURATION")]
     pub(crate) reconnect_max: Option<String>,
     /// Growth of the delay per attempt (≥ 1).

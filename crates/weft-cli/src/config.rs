@@ -16,7 +16,7 @@
 //! owner = "did:key:z6Mk..."                     # omit for an open realm
 //! [reconnect]
 //! initial = "100ms"                             # WEFT_RECONNECT_INITIAL     --reconnect-initial
-//! max = "30s"                                   # WEFT_RECONNECT_MAX         --reconnect-max
+//! max = "10s"                                   # WEFT_RECONNECT_MAX         --reconnect-max
 //! multiplier = 2.0                              # WEFT_RECONNECT_MULTIPLIER  --reconnect-multiplier
 //! jitter = 0.5                                  # WEFT_RECONNECT_JITTER      --reconnect-jitter
 //! attempts = 0                                  # WEFT_RECONNECT_ATTEMPTS    --reconnect-attempts (0 = forever)

@@ -13,6 +13,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::addresses::{self, Announced};
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::departed::{self, Departed};
 use crate::identity::{libp2p_keypair, peer_did};
@@ -105,6 +106,10 @@ pub(crate) struct Driver {
     bootstrapped: bool,
     queries: u64,
     failed_queries: u64,
+    /// This node's listen addresses as announced to peers.
+    announced: Announced,
+    /// Connections whose remote address is loopback: their peers' loopback addresses are usable.
+    loopback_connections: HashSet<ConnectionId>,
 }
 
 impl Driver {
@@ -191,6 +196,8 @@ impl Driver {
             bootstrapped: false,
             queries: 0,
             failed_queries: 0,
+            announced: Announced::default(),
+            loopback_connections: HashSet::new(),
         };
         Ok((driver, commands_tx, control, peer_id, events_rx))
     }
@@ -320,7 +327,13 @@ impl Driver {
                 // Provider records only carry confirmed external addresses; without this, peers
                 // finding us through the DHT would have no address to dial.
                 if !self.client {
-                    self.swarm.add_external_address(address.clone());
+                    let change = self.announced.listening(address.clone());
+                    for gone in change.remove {
+                        self.swarm.remove_external_address(&gone);
+                    }
+                    if let Some(added) = change.add {
+                        self.swarm.add_external_address(added);
+                    }
                 }
                 let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
                 info!(addr = %full, "listening");
@@ -335,6 +348,9 @@ impl Driver {
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
+                if addresses::is_loopback(&addr) {
+                    self.loopback_connections.insert(connection_id);
+                }
                 if peer_did(&peer_id).is_none() {
                     // weft names peers by their Ed25519 key; any other key gets nothing here.
                     debug!(peer = %peer_id, "not an Ed25519 peer; disconnected");
@@ -378,10 +394,12 @@ impl Driver {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
+                self.loopback_connections.remove(&connection_id);
                 // A peer refused for its key was never reported connected.
                 if num_established == 0 && peer_did(&peer_id).is_some() {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
@@ -422,13 +440,15 @@ impl Driver {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                connection_id,
                 peer_id,
                 info,
-                ..
             })) => {
-                // identify does not feed Kademlia by itself.
+                // identify does not feed Kademlia by itself. A peer on another host cannot be
+                // reached at its loopback addresses.
+                let on_loopback = self.loopback_connections.contains(&connection_id);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    for addr in info.listen_addrs {
+                    for addr in addresses::usable(info.listen_addrs, on_loopback) {
                         kad.add_address(&peer_id, addr);
                     }
                 }

@@ -29,6 +29,7 @@
 //! - [`error`]: what can fail, [`NetError`].
 #![warn(missing_docs)]
 
+mod addresses;
 mod behaviour;
 pub mod config;
 mod departed;

@@ -24,7 +24,7 @@ impl Default for BackoffPolicy {
     fn default() -> Self {
         Self {
             initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(10),
             multiplier: 2.0,
             jitter: 0.5,
             max_attempts: None,
