@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+mod budgets;
 mod caps;
 mod chains;
 pub mod dht;

@@ -26,6 +26,7 @@ use crate::peer::{
 };
 use crate::realm::membership_key;
 use crate::registry::Withdraw;
+use crate::budgets::Budgets;
 use crate::silent::Silent;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 
@@ -128,6 +129,8 @@ pub struct Node {
     stopping: bool,
     /// Sessions whose peer has not said hello yet, capped.
     silent: Silent<PeerId>,
+    /// Peers' budgets of cold verifications, across their sessions.
+    budgets: Budgets<PeerId>,
     /// How long a new session waits for its peer's hello.
     hello_timeout: Duration,
 }
@@ -173,6 +176,7 @@ impl Node {
             peer_events,
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
+            budgets: Budgets::new(crate::budgets::CAPACITY),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
     }
@@ -226,6 +230,7 @@ impl Node {
         )
         .connected(connected)
         .hello_timeout(self.hello_timeout)
+        .budget(self.budgets.of(&peer))
         .start();
         self.peers.insert(
             peer,

@@ -280,6 +280,12 @@ impl PeerConnection {
         }
     }
 
+    /// The peer's budget of cold verifications, shared with its other sessions.
+    pub fn budget(mut self, budget: Arc<weft_auth::VerifyBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
     /// How long the peer has to send its hello before the session ends.
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
         self.hello_timeout = timeout;
