@@ -113,7 +113,11 @@ impl RawPeer {
     /// Connects to `target` under a fresh key and joins its open realm `realm` (the only realm
     /// it names, at index 0): returns once the node has welcomed it.
     pub async fn join_open(target: &Node, realm: &str) -> Self {
-        let key = Keypair::generate().expect("a key");
+        Self::join_open_as(target, realm, Keypair::generate().expect("a key")).await
+    }
+
+    /// [`join_open`](Self::join_open) under `key`.
+    pub async fn join_open_as(target: &Node, realm: &str, key: Keypair) -> Self {
         let did = key.did();
         let mut raw = Self::connect(target, key).await;
         let realm = weft::RealmName::new(realm).expect("a realm name");

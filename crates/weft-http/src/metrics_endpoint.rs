@@ -78,6 +78,10 @@ fn describe() {
         "Sessions whose peer has not sent its hello yet."
     );
     describe_counter!(
+        "weft_frames_dropped_total",
+        "Frames (publications, calls, replies) still queued for a peer when its session ended, never sent."
+    );
+    describe_counter!(
         "weft_limit_refusals_total",
         "Actions of a peer refused past its per-peer cap, by cap (subscriptions, procedures, calls)."
     );

@@ -64,8 +64,13 @@ impl State {
         self.control.is_empty() && self.data.is_empty()
     }
 
-    /// Drops everything queued, memory included.
+    /// Drops everything queued, memory included. The data frames among it (publications, calls,
+    /// replies) are counted: they were accepted for a peer that will never get them.
     fn discard(&mut self) {
+        if self.data_frames > 0 {
+            metrics::counter!("weft_frames_dropped_total", "reason" => "session_ended")
+                .increment(self.data_frames as u64);
+        }
         self.control = Vec::new();
         self.data = Vec::new();
         self.data_frames = 0;

@@ -54,7 +54,10 @@ mod tests {
     fn a_peer_keeps_its_budget_across_sessions_and_the_map_stays_bounded() {
         let mut budgets = Budgets::new(2);
         let first = budgets.of(&"a");
-        assert!(Arc::ptr_eq(&first, &budgets.of(&"a")), "the same budget again");
+        assert!(
+            Arc::ptr_eq(&first, &budgets.of(&"a")),
+            "the same budget again"
+        );
         budgets.of(&"b");
         budgets.of(&"c"); // forgets a, the oldest
         assert!(!Arc::ptr_eq(&first, &budgets.of(&"a")));

@@ -78,6 +78,10 @@ pub struct RealmStats {
     pub dropped_slow_subscriber: u64,
     /// Frames dropped because a peer's send queue was full.
     pub dropped_slow_peer: u64,
+    /// Deliveries lost to members whose session ended without a goodbye: publications matching
+    /// their subscriptions from then until they were back and had announced them again (or a
+    /// minute passed).
+    pub dropped_peer_gone: u64,
     /// Publications refused by authorization: peers' publications, and this node's own that
     /// were refused before sending.
     pub denied: u64,

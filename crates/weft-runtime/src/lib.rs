@@ -29,6 +29,7 @@
 //!   [`AdvertiseError`], [`HandlerError`].
 #![warn(missing_docs)]
 
+mod absent;
 pub mod backoff;
 mod budgets;
 mod caps;

@@ -20,13 +20,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
+use crate::budgets::Budgets;
 use crate::handshake::Greeting;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, RealmLink,
 };
 use crate::realm::membership_key;
 use crate::registry::Withdraw;
-use crate::budgets::Budgets;
 use crate::silent::Silent;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 

@@ -479,7 +479,10 @@ impl Actor for PeerConnection {
             });
         }
         for realm in &self.admitted {
-            realm.do_send(PeerLeft { peer: self.peer });
+            realm.do_send(PeerLeft {
+                peer: self.peer,
+                said_bye: self.said_bye,
+            });
         }
         self.node.do_send(PeerGone {
             peer: self.peer,

@@ -131,6 +131,8 @@ pub struct SpreadRevocation {
 pub struct PeerLeft {
     /// The peer.
     pub peer: PeerId,
+    /// It said goodbye first: it left on purpose.
+    pub said_bye: bool,
 }
 
 /// The application subscribes; returns the subscription id.
@@ -392,8 +394,14 @@ impl Realm {
             if member.client {
                 self.drop_relayed(&peer);
             }
-            self.registry.do_send(MemberLeft { peer });
-            self.router.do_send(MemberLeft { peer });
+            self.registry.do_send(MemberLeft {
+                peer,
+                abrupt: false,
+            });
+            self.router.do_send(MemberLeft {
+                peer,
+                abrupt: false,
+            });
         }
     }
 }
@@ -521,8 +529,12 @@ impl Handler<PeerLeft> for Realm {
             if member.client {
                 self.drop_relayed(&msg.peer);
             }
-            self.registry.do_send(MemberLeft { peer: msg.peer });
-            self.router.do_send(MemberLeft { peer: msg.peer });
+            let left = MemberLeft {
+                peer: msg.peer,
+                abrupt: !msg.said_bye,
+            };
+            self.registry.do_send(left.clone());
+            self.router.do_send(left);
             // Alone again: look for members on the fast schedule, not a minute from now.
             if !self.client && self.members.is_empty() && self.discovery_delay > DISCOVERY_ALONE_MAX
             {

@@ -34,6 +34,7 @@ use weft_names::{Name, Pattern};
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
+use crate::absent::Absent;
 use crate::caps::{Verdict, count_refusal};
 use crate::chains::ChainCache;
 use crate::handshake::PeerTags;
@@ -136,6 +137,9 @@ pub struct MemberJoined {
 pub struct MemberLeft {
     /// The peer.
     pub peer: PeerId,
+    /// Its session ended without a goodbye: it may come back, and what it subscribed to is
+    /// counted as lost meanwhile.
+    pub abrupt: bool,
 }
 
 /// The application subscribed (already authorized by the realm actor).
@@ -221,6 +225,8 @@ pub struct Router {
     client: bool,
     /// Subscriptions one peer may hold.
     max_subscriptions: usize,
+    /// Subscriptions of members gone without a goodbye, whose missed publications are counted.
+    absent: Absent<PeerId>,
     /// Peers' subscriptions, by slot and id, with the pattern and the chain sent with each: they
     /// end when the chain they rest on does.
     subscriptions: Standing<(Slot, u32), (Pattern, Option<weft_wire::WireChain>)>,
@@ -272,6 +278,7 @@ impl Router {
             client: false,
             subscriptions: Standing::default(),
             max_subscriptions: crate::Limits::default().max_subscriptions_per_peer,
+            absent: Absent::default(),
         }
     }
 
@@ -379,9 +386,24 @@ impl Actor for Router {
 }
 
 impl Router {
+    /// Counts the deliveries a publication to `topic` misses because their peer is gone (see
+    /// [`Absent`]); `targets` are those it reaches.
+    fn count_missed(&mut self, topic: &Name, relayed: bool, targets: &[Target]) {
+        let members = &self.members;
+        let missed = self.absent.missed(topic, relayed, |peer| {
+            members
+                .slot(peer)
+                .is_some_and(|slot| targets.contains(&Target::Peer(slot)))
+        });
+        if missed > 0 {
+            self.counters.dropped_peer_gone(missed);
+        }
+    }
+
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
     fn sweep(&mut self) {
+        self.absent.expire(std::time::Instant::now());
         let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
         let cache = &mut self.chain_cache;
         let ended = self
@@ -485,6 +507,7 @@ impl Router {
         let mut backlog = Vec::new();
         let mut targets = std::mem::take(&mut self.targets);
         self.interests.targets_into(&msg.topic, &mut targets);
+        self.count_missed(&msg.topic, false, &targets);
         if self.client {
             // The access node routes for us, whatever it asked for.
             for slot in self.members.slots() {
@@ -600,6 +623,7 @@ impl Handler<RemotePublish> for Router {
                 Sequenced::Deliver { .. } => self.counters.received(),
             }
             self.interests.targets_into(topic, &mut targets);
+            self.count_missed(topic, true, &targets);
             self.relay(&origin, &publish, &targets);
             let mut locals = targets
                 .drain(..)
@@ -680,6 +704,9 @@ impl Handler<RemoteInterest> for Router {
         let Some(slot) = self.members.slot(&msg.peer) else {
             return;
         };
+        if let Interest::Subscribe { id, .. } | Interest::Unsubscribe { id, .. } = &msg.interest {
+            self.absent.announced(&msg.peer, *id);
+        }
         if let Interest::Subscribe { id, .. } = &msg.interest {
             let target = Target::Peer(slot);
             let replaces = self.interests.holds(&target, *id);
@@ -760,6 +787,7 @@ impl Handler<MemberJoined> for Router {
             self.subscriptions.retain(|(s, _)| *s != slot);
         }
         self.sequencer.forget(&msg.peer);
+        self.absent.rejoined(&msg.peer, std::time::Instant::now());
         self.members.insert(
             msg.peer,
             Member {
@@ -785,7 +813,20 @@ impl Handler<MemberLeft> for Router {
 
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
         // Its subscriptions go before its slot can be given to another peer.
+        let client = self
+            .members
+            .by_peer(&msg.peer)
+            .is_some_and(|(_, member)| member.client);
         if let Some(slot) = self.members.remove(&msg.peer) {
+            if msg.abrupt {
+                let held: Vec<(u32, Pattern)> = self
+                    .interests
+                    .patterns(&Target::Peer(slot))
+                    .map(|(id, pattern)| (id, pattern.clone()))
+                    .collect();
+                self.absent
+                    .left(msg.peer, client, held, std::time::Instant::now());
+            }
             self.interests.remove_target(&Target::Peer(slot));
             self.subscriptions.retain(|(s, _)| *s != slot);
         }

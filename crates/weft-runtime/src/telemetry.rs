@@ -38,6 +38,7 @@ pub(crate) struct RealmCounters {
     delivered: Counter,
     dropped_slow_subscriber: Counter,
     dropped_slow_peer: Counter,
+    dropped_peer_gone: Counter,
     denied: Counter,
     duplicates: Counter,
     members: Gauge,
@@ -54,6 +55,7 @@ impl RealmCounters {
             delivered: metrics::counter!("weft_publications_delivered_total", "realm" => name.clone()),
             dropped_slow_subscriber: dropped("slow_subscriber"),
             dropped_slow_peer: dropped("slow_peer"),
+            dropped_peer_gone: dropped("peer_gone"),
             denied: metrics::counter!("weft_publications_denied_total", "realm" => name.clone()),
             duplicates: metrics::counter!("weft_publications_duplicate_total", "realm" => name.clone()),
             members: metrics::gauge!("weft_realm_members", "realm" => name),
@@ -86,6 +88,11 @@ impl RealmCounters {
     pub(crate) fn dropped_slow_peer(&mut self) {
         self.stats.dropped_slow_peer += 1;
         self.dropped_slow_peer.increment(1);
+    }
+
+    pub(crate) fn dropped_peer_gone(&mut self, deliveries: usize) {
+        self.stats.dropped_peer_gone += deliveries as u64;
+        self.dropped_peer_gone.increment(deliveries as u64);
     }
 
     pub(crate) fn denied(&mut self) {
