@@ -149,3 +149,84 @@ async fn advertisements_past_a_peers_cap_are_refused_and_told_once() {
     raw.close().await;
     hub.shutdown().await;
 }
+
+/// One caller runs at most a quarter of a realm's handlers at once; its further calls wait
+/// their turn, and another caller is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_runs_at_most_its_share_and_waits_for_the_rest() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut limits = weft::Limits::default();
+    limits.max_call_duration = Duration::from_millis(800);
+    let provider = Node::builder()
+        .open_realm("dev")
+        .limits(limits)
+        .start()
+        .await
+        .unwrap();
+    let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let dev = provider.realm("dev").unwrap();
+    let _slow = {
+        let (running, most) = (running.clone(), most.clone());
+        dev.advertise("slow.wait", move |_ctx, _args| {
+            let (running, most) = (running.clone(), most.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(json!("done"))
+            }
+        })
+        .await
+        .unwrap()
+    };
+    let _fast = dev
+        .advertise("fast.echo", |_ctx, args| async move { Ok(args) })
+        .await
+        .unwrap();
+    let mut caller = RawPeer::join_open(&provider, "dev").await;
+    for id in 0..300u64 {
+        caller
+            .send(&Frame::Call(weft_wire::Call {
+                realm: 0,
+                id,
+                procedure: weft::Name::new("slow.wait").unwrap(),
+                timeout_ms: 5_000,
+                payload: bytes::Bytes::from_static(b"{}"),
+                chain: None,
+            }))
+            .await;
+    }
+    let member = Node::builder()
+        .bootstrap(provider.listen_addrs()[0].to_string())
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+    let theirs = member.realm("dev").unwrap();
+    within(
+        "the member sees the provider",
+        theirs.wait_for_providers("fast.echo", 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(theirs.call("fast.echo", &json!(1)).await.unwrap(), json!(1));
+    let mut received = Vec::new();
+    while replies(&received).len() < 300 {
+        received.extend(caller.next_frames().await.expect("the provider's stream"));
+    }
+    let ok = replies(&received)
+        .iter()
+        .filter(|(_, o)| matches!(o, weft_wire::Outcome::Ok(_)))
+        .count();
+    assert_eq!(ok, 300, "every call ran, the later ones after waiting");
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        256,
+        "a quarter of the 1024 handlers at most"
+    );
+    caller.close().await;
+    shutdown(&[member, provider]).await;
+}

@@ -207,31 +207,61 @@ struct Member {
     index: RealmIndex,
     /// The cold verifications its chains may cost.
     budget: Arc<VerifyBudget>,
-    /// Its calls this node is running or passing on.
-    calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its calls this node is running, waiting to run, or passing on, and their payload bytes.
+    calls: Arc<InFlightCalls>,
+    /// Its calls running here: a caller runs at most [`RUNNING_SHARE`] handlers at once.
+    running: Arc<tokio::sync::Semaphore>,
     /// Its procedures here, against their cap.
     procedure_cap: Cap,
 }
 
-/// One call of a peer in flight here (run or relayed), counted until it is answered.
-struct CallSlot(Arc<std::sync::atomic::AtomicUsize>);
+/// Handlers one caller runs at once in a realm: a quarter of them, so that no caller can keep
+/// the others waiting. Its further calls wait for one of its own to end.
+const RUNNING_SHARE: usize = MAX_CONCURRENT_HANDLERS / 4;
+/// Payload bytes of one caller's calls in flight here at most (one call always fits).
+const MAX_PAYLOAD_IN_FLIGHT: usize = 16 * 1024 * 1024;
+
+/// One peer's calls in flight here: how many, and their payloads' bytes.
+#[derive(Debug, Default)]
+struct InFlightCalls {
+    state: std::sync::Mutex<(usize, usize)>,
+}
+
+/// One call of a peer in flight here (run, waiting or relayed), counted until it is answered.
+struct CallSlot {
+    calls: Arc<InFlightCalls>,
+    bytes: usize,
+}
 
 impl CallSlot {
-    /// A slot, if the peer has fewer than `limit` calls in flight.
-    fn take(count: &Arc<std::sync::atomic::AtomicUsize>, limit: usize) -> Option<Self> {
-        use std::sync::atomic::Ordering;
-        let taken = count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .is_ok();
-        taken.then(|| Self(count.clone()))
+    /// A slot, if the peer has fewer than `limit` calls in flight and room for `bytes` more.
+    fn take(calls: &Arc<InFlightCalls>, limit: usize, bytes: usize) -> Option<Self> {
+        let mut state = calls
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (count, held) = *state;
+        let fits = count == 0 || held + bytes <= MAX_PAYLOAD_IN_FLIGHT;
+        if count >= limit || !fits {
+            return None;
+        }
+        *state = (count + 1, held + bytes);
+        Some(Self {
+            calls: calls.clone(),
+            bytes,
+        })
     }
 }
 
 impl Drop for CallSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let mut state = self
+            .calls
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 = state.0.saturating_sub(1);
+        state.1 = state.1.saturating_sub(self.bytes);
     }
 }
 
@@ -893,7 +923,8 @@ impl Handler<RemoteCall> for Registry {
                     ..Route::default()
                 },
             };
-            let Some(slot) = CallSlot::take(&member.calls, self.max_calls) else {
+            let Some(slot) = CallSlot::take(&member.calls, self.max_calls, call.payload.len())
+            else {
                 count_refusal("calls");
                 return reply(fault(
                     "limit",
@@ -917,7 +948,8 @@ impl Handler<RemoteCall> for Registry {
         // The caller's timeout, but no longer than this node serves any call.
         let deadline = Instant::now()
             + Duration::from_millis(u64::from(call.timeout_ms)).min(self.max_call_duration);
-        let Some(caller_slot) = CallSlot::take(&member.calls, self.max_calls) else {
+        let Some(caller_slot) = CallSlot::take(&member.calls, self.max_calls, call.payload.len())
+        else {
             count_refusal("calls");
             return reply(fault(
                 "limit",
@@ -934,12 +966,7 @@ impl Handler<RemoteCall> for Registry {
             tags: member.tags.get(),
             deadline,
         };
-        let Ok(slot) = self.handler_slots.clone().try_acquire_owned() else {
-            return reply(fault(
-                "unavailable",
-                "the provider is at its limit of concurrent calls",
-            ));
-        };
+        let (slots, running) = (self.handler_slots.clone(), member.running.clone());
         let network = self.network.clone();
         let payload = call.payload.clone();
         let span = tracing::debug_span!(
@@ -951,8 +978,24 @@ impl Handler<RemoteCall> for Registry {
         );
         self.network.spawn(
             async move {
-                let outcome = run(&network, handler, context, payload, deadline).await;
-                drop((slot, caller_slot));
+                // Past its share, a caller's call waits for one of its own to end, within its
+                // deadline; then it needs one of the realm's handlers.
+                let outcome = match tokio::time::timeout_at(deadline.into(), running.acquire_owned()).await {
+                    Err(_) => fault("timeout", "the caller's deadline passed while its other calls ran"),
+                    Ok(Err(_)) => fault("unavailable", "the provider is stopping"),
+                    Ok(Ok(turn)) => match slots.try_acquire_owned() {
+                        Err(_) => fault(
+                            "unavailable",
+                            "the provider is at its limit of concurrent calls",
+                        ),
+                        Ok(slot) => {
+                            let outcome = run(&network, handler, context, payload, deadline).await;
+                            drop((slot, turn));
+                            outcome
+                        }
+                    },
+                };
+                drop(caller_slot);
                 tracing::debug!(target: telemetry::TARGET, outcome = served_outcome(&outcome), "served");
                 reply(outcome);
             }
@@ -1106,6 +1149,7 @@ impl Handler<MemberJoined> for Registry {
                 index: msg.index,
                 budget: msg.budget,
                 calls: Arc::default(),
+                running: Arc::new(tokio::sync::Semaphore::new(RUNNING_SHARE)),
                 procedure_cap: Cap::new(self.max_procedures),
             },
         );

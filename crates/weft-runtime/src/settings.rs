@@ -69,8 +69,10 @@ pub struct Limits {
     pub max_subscriptions_per_peer: usize,
     /// Procedures one peer may advertise in a realm (default 1024).
     pub max_procedures_per_peer: usize,
-    /// Calls of one peer this node runs or relays at once, in a realm (default 128, of the
-    /// 1024 handlers a realm runs at once): no caller can take every handler.
+    /// Calls of one peer this node runs, holds waiting or relays at once, in a realm (default
+    /// 1024). Whatever this is, a caller runs at most 256 handlers at once (a quarter of the 1024
+    /// a realm runs), its further calls waiting their turn within their deadline, and its calls
+    /// in flight hold at most 16 MiB of payloads: no caller can take every handler.
     pub max_calls_per_peer: usize,
     /// Longest a call is served, whatever timeout its caller gives (default 5 min).
     pub max_call_duration: std::time::Duration,
@@ -85,7 +87,7 @@ impl Default for Limits {
             hello_timeout: std::time::Duration::from_secs(5),
             max_subscriptions_per_peer: 10_000,
             max_procedures_per_peer: 1024,
-            max_calls_per_peer: 128,
+            max_calls_per_peer: 1024,
             max_call_duration: std::time::Duration::from_secs(300),
         }
     }
