@@ -1062,3 +1062,62 @@ async fn event_streams_past_the_cap_are_refused_with_503() {
     http.shutdown().await;
     gateway.shutdown().await;
 }
+
+/// One address sending chains forged in the owner's name (each a new one, each a signature to
+/// check) spends its own share of the gateway's verifications, not everyone's: a client at
+/// another address is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_forging_chains_spends_its_own_budget_not_everyones() {
+    let mesh = Mesh::start().await;
+    let url = format!("{}/v1/realms/io.acme/publish/orders.placed", mesh.base);
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().ok())
+            .build()
+            .unwrap()
+    };
+    let forger = from("127.0.0.1");
+    let mut refused_after = None;
+    for sent in 1..=1_100 {
+        let token = Builder::new(&mesh.owner, mesh.gateway.did())
+            .expires_at(soon(120))
+            .nonce(fresh_nonce())
+            .claim("weft://io.acme/orders.*", "msg/publish")
+            .build()
+            .unwrap();
+        // The same token with one character of its signature changed.
+        let (signed, signature) = token.as_str().rsplit_once('.').unwrap();
+        let first = if signature.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{signed}.{first}{}", &signature[1..]);
+        let response = forger
+            .post(&url)
+            .header("content-type", "application/json")
+            .bearer_auth(forged)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused_after = Some(sent);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let refused_after = refused_after.expect("the forger is limited");
+    assert!(
+        refused_after <= 70,
+        "limited after {refused_after} forgeries"
+    );
+    let bearer = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
+    let response = from("127.0.0.2")
+        .post(&url)
+        .header("content-type", "application/json")
+        .bearer_auth(mesh.resign(&bearer).as_str())
+        .header("ucans", mesh.client_grant.as_str())
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    mesh.stop().await;
+}

@@ -36,7 +36,7 @@ pub mod semantics;
 pub use ability::{Ability, AbilitySet};
 pub use action::Action;
 pub use authorizer::{Authorizer, DEFAULT_CACHE_CAPACITY, Grant, MAX_RECORDS};
-pub use budget::{VERIFY_BURST, VERIFY_PER_SECOND, VerifyBudget};
+pub use budget::{Budgets, VERIFY_BURST, VERIFY_PER_SECOND, VerifyBudget};
 pub use chain::Chain;
 pub use error::AuthError;
 pub use realm::Realm;

@@ -8,15 +8,16 @@
 //! then acts under that chain alone, never its own: the chain travels with the publication, call
 //! or subscription, and every receiving node checks it again. In an open realm no token is needed.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -34,6 +35,7 @@ const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// authorized and handed to subscribers and peers (delivery is at most once, as always).
 pub(crate) async fn publish(
     State(state): State<Arc<AppState>>,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -43,7 +45,14 @@ pub(crate) async fn publish(
     let handle = realm_handle(&state, &realm)?;
     let name = Name::new(&topic).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     require_json(&body, "the publication")?;
-    let chain = credentials(&state, &handle, &headers, Asked::Publish(name.clone())).await?;
+    let chain = credentials(
+        &state,
+        source.as_ref(),
+        &handle,
+        &headers,
+        Asked::Publish(name.clone()),
+    )
+    .await?;
     handle
         .publish_bytes_with_ucan(&topic, body, chain)
         .await
@@ -61,6 +70,7 @@ pub(crate) async fn publish(
 /// the realm's members) or `"known"`.
 pub(crate) async fn revoke(
     State(state): State<Arc<AppState>>,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(realm): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -76,8 +86,7 @@ pub(crate) async fn revoke(
             record.issuer()
         )));
     }
-    state
-        .verify_budget
+    source_budget(&state, source.as_ref())
         .take(unix_seconds())
         .then_some(())
         .ok_or_else(|| ApiError::Busy("too many revocation records lately".into()))?;
@@ -108,6 +117,7 @@ pub(crate) struct CallParams {
 /// result.
 pub(crate) async fn call(
     State(state): State<Arc<AppState>>,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String)>, PathRejection>,
     params: Result<Query<CallParams>, QueryRejection>,
     headers: HeaderMap,
@@ -128,7 +138,14 @@ pub(crate) async fn call(
             .parse::<Strategy>()
             .map_err(|e| ApiError::BadRequest(format!("strategy: {e}")))?;
     }
-    options.chain = credentials(&state, &handle, &headers, Asked::Call(name.clone())).await?;
+    options.chain = credentials(
+        &state,
+        source.as_ref(),
+        &handle,
+        &headers,
+        Asked::Call(name.clone()),
+    )
+    .await?;
     let result = handle
         .call_bytes(&procedure, body, options)
         .await
@@ -147,6 +164,7 @@ pub(crate) async fn call(
 /// subscription is announced. Closing the request ends the subscription.
 pub(crate) async fn subscribe(
     State(state): State<Arc<AppState>>,
+    source: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, std::convert::Infallible>>>, ApiError> {
@@ -161,7 +179,14 @@ pub(crate) async fn subscribe(
             state.config.max_streams
         ))
     })?;
-    let chain = credentials(&state, &handle, &headers, Asked::Subscribe(parsed.clone())).await?;
+    let chain = credentials(
+        &state,
+        source.as_ref(),
+        &handle,
+        &headers,
+        Asked::Subscribe(parsed.clone()),
+    )
+    .await?;
     let subscription = handle
         .subscribe_with_ucan(&pattern, chain)
         .await
@@ -260,6 +285,7 @@ impl Asked {
 /// blocking pool: the threads that serve requests (and `/health`) never wait for it.
 async fn credentials(
     state: &Arc<AppState>,
+    source: Option<&Extension<ConnectInfo<SocketAddr>>>,
     handle: &RealmHandle,
     headers: &HeaderMap,
     asked: Asked,
@@ -267,16 +293,34 @@ async fn credentials(
     if handle.realm().is_open() {
         return Ok(None);
     }
+    let budget = source_budget(state, source);
     let (state, handle, headers) = (state.clone(), handle.clone(), headers.clone());
     tokio::task::spawn_blocking(move || {
-        check_credentials(&state, &handle, &headers, asked.action())
+        check_credentials(&state, &budget, &handle, &headers, asked.action())
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("the credentials check did not finish: {e}")))?
 }
 
+/// The verification budget of the request's client address (within the gateway's shared one);
+/// the shared one itself when the address is unknown (a router served without connection info).
+fn source_budget(
+    state: &AppState,
+    source: Option<&Extension<ConnectInfo<SocketAddr>>>,
+) -> Arc<weft::auth::VerifyBudget> {
+    match source {
+        Some(Extension(ConnectInfo(addr))) => state
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .of(&addr.ip()),
+        None => state.verify_budget.clone(),
+    }
+}
+
 fn check_credentials(
     state: &AppState,
+    budget: &weft::auth::VerifyBudget,
     handle: &RealmHandle,
     headers: &HeaderMap,
     action: Action<'_>,
@@ -325,7 +369,7 @@ fn check_credentials(
         message: e.to_string(),
     })?;
     require_complete(&chain)?;
-    handle.authorize_within(&chain, action, &state.verify_budget)?;
+    handle.authorize_within(&chain, action, budget)?;
     // Only a token that authorizes is remembered: a stranger's garbage must not fill the guard.
     let token = chain.leaf();
     let now = unix_seconds();

@@ -30,6 +30,12 @@ pub mod replay;
 const GATEWAY_VERIFY_BURST: u32 = 1024;
 /// Cold chain verifications the gateway's clients regain per second, all together.
 const GATEWAY_VERIFY_PER_SECOND: u32 = 256;
+/// Cold chain verifications the clients at one IP address may start at once, within the above.
+const SOURCE_VERIFY_BURST: u32 = 64;
+/// Cold chain verifications the clients at one IP address regain per second.
+const SOURCE_VERIFY_PER_SECOND: u32 = 16;
+/// IP addresses whose budgets are remembered at most.
+const SOURCES: usize = 4096;
 mod status;
 
 use std::net::SocketAddr;
@@ -81,7 +87,10 @@ pub(crate) struct AppState {
     pub(crate) replay: std::sync::Mutex<replay::ReplayGuard>,
     /// New chains the gateway's clients may have verified, all together: a client can mint
     /// keys at will, so only a bound on all of them bounds the work.
-    pub(crate) verify_budget: weft::auth::VerifyBudget,
+    pub(crate) verify_budget: Arc<weft::auth::VerifyBudget>,
+    /// Each client address's own share of it: one address forging chains spends its share, not
+    /// everyone's.
+    pub(crate) sources: std::sync::Mutex<weft::auth::Budgets<std::net::IpAddr>>,
     /// Event streams open now.
     pub(crate) streams: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -132,6 +141,8 @@ impl HttpServer {
         let app = routes(node, config, stopping);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            // Each request knows its client's address: verification budgets are per address.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
@@ -181,15 +192,23 @@ pub fn router(node: Arc<weft::Node>, config: HttpConfig) -> Router {
 
 fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<bool>) -> Router {
     let max_body = config.max_body;
+    let verify_budget = Arc::new(weft::auth::VerifyBudget::new(
+        GATEWAY_VERIFY_BURST,
+        GATEWAY_VERIFY_PER_SECOND,
+    ));
     let state = Arc::new(AppState {
         node,
         config,
         stopping,
         replay: std::sync::Mutex::default(),
-        verify_budget: weft::auth::VerifyBudget::new(
-            GATEWAY_VERIFY_BURST,
-            GATEWAY_VERIFY_PER_SECOND,
-        ),
+        verify_budget: verify_budget.clone(),
+        sources: std::sync::Mutex::new(weft::auth::Budgets::new(SOURCES, move || {
+            weft::auth::VerifyBudget::within(
+                verify_budget.clone(),
+                SOURCE_VERIFY_BURST,
+                SOURCE_VERIFY_PER_SECOND,
+            )
+        })),
         streams: Arc::default(),
     });
     Router::new()

@@ -31,7 +31,6 @@
 
 mod absent;
 pub mod backoff;
-mod budgets;
 mod caps;
 mod chains;
 pub mod dht;

@@ -18,9 +18,9 @@ use actix::prelude::*;
 use futures::future::join_all;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
+use weft_auth::Budgets;
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
-use crate::budgets::Budgets;
 use crate::handshake::Greeting;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, RealmLink,
@@ -29,6 +29,9 @@ use crate::realm::membership_key;
 use crate::registry::Withdraw;
 use crate::silent::Silent;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
+
+/// Peers whose verification budgets are remembered at most.
+const BUDGETS: usize = 4096;
 
 /// How long a shutdown waits for peers to flush.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -129,7 +132,8 @@ pub struct Node {
     stopping: bool,
     /// Sessions whose peer has not said hello yet, capped.
     silent: Silent<PeerId>,
-    /// Peers' budgets of cold verifications, across their sessions.
+    /// Peers' budgets of cold verifications, across their sessions: a peer that reconnects does
+    /// not get a fresh burst.
     budgets: Budgets<PeerId>,
     /// How long a new session waits for its peer's hello.
     hello_timeout: Duration,
@@ -176,7 +180,7 @@ impl Node {
             peer_events,
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
-            budgets: Budgets::new(crate::budgets::CAPACITY),
+            budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
     }
