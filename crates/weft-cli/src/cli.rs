@@ -133,6 +133,9 @@ pub(crate) struct NodeArgs {
     /// Bytes queued per local subscription before drops (default 16 MiB).
     #[arg(long, value_name = "BYTES")]
     pub(crate) subscriber_queue_bytes: Option<String>,
+    /// Event streams the HTTP gateway serves at once; beyond, 503 (default 1024).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_event_streams: Option<String>,
 }
 
 /// How a short-lived client joins the mesh.

@@ -35,6 +35,7 @@
 //! max_calls_per_peer = 128                    # WEFT_LIMITS_MAX_CALLS_PER_PEER  --max-calls-per-peer
 //! max_call_duration = "5m"                    # WEFT_LIMITS_MAX_CALL_DURATION  --max-call-duration
 //! subscriber_queue_bytes = 16777216           # WEFT_LIMITS_SUBSCRIBER_QUEUE_BYTES  --subscriber-queue-bytes
+//! max_event_streams = 1024                    # WEFT_LIMITS_MAX_EVENT_STREAMS  --max-event-streams
 //! ```
 //!
 //! The file is `--config FILE` or `WEFT_CONFIG`. Relative paths in it (`key`, `@FILE` tokens)
@@ -112,6 +113,7 @@ pub(crate) struct Limits {
     pub(crate) max_calls_per_peer: Option<usize>,
     pub(crate) max_call_duration: Option<Duration>,
     pub(crate) subscriber_queue_bytes: Option<usize>,
+    pub(crate) max_event_streams: Option<usize>,
 }
 
 /// The environment variables read as settings (besides `WEFT_CONFIG`).
@@ -142,6 +144,7 @@ const ENV_MAX_PROCEDURES: &str = "WEFT_LIMITS_MAX_PROCEDURES_PER_PEER";
 const ENV_MAX_CALLS: &str = "WEFT_LIMITS_MAX_CALLS_PER_PEER";
 const ENV_MAX_CALL_DURATION: &str = "WEFT_LIMITS_MAX_CALL_DURATION";
 const ENV_QUEUE_BYTES: &str = "WEFT_LIMITS_SUBSCRIBER_QUEUE_BYTES";
+const ENV_EVENT_STREAMS: &str = "WEFT_LIMITS_MAX_EVENT_STREAMS";
 /// The configuration file, when `--config` is not given.
 const ENV_CONFIG: &str = "WEFT_CONFIG";
 
@@ -202,6 +205,7 @@ struct Layer {
     max_calls_per_peer: Option<usize>,
     max_call_duration: Option<Duration>,
     subscriber_queue_bytes: Option<usize>,
+    max_event_streams: Option<usize>,
 }
 
 impl Layer {
@@ -241,6 +245,7 @@ impl Layer {
             max_calls_per_peer: self.max_calls_per_peer.or(lower.max_calls_per_peer),
             max_call_duration: self.max_call_duration.or(lower.max_call_duration),
             subscriber_queue_bytes: self.subscriber_queue_bytes.or(lower.subscriber_queue_bytes),
+            max_event_streams: self.max_event_streams.or(lower.max_event_streams),
         }
     }
 
@@ -289,6 +294,7 @@ impl Layer {
                 max_calls_per_peer: self.max_calls_per_peer,
                 max_call_duration: self.max_call_duration,
                 subscriber_queue_bytes: self.subscriber_queue_bytes,
+                max_event_streams: self.max_event_streams,
             },
         }
     }
@@ -346,6 +352,7 @@ impl Layer {
             max_calls_per_peer: limits.max_calls_per_peer,
             max_call_duration: limits.max_call_duration,
             subscriber_queue_bytes: limits.subscriber_queue_bytes,
+            max_event_streams: limits.max_event_streams,
         })
     }
 
@@ -404,6 +411,7 @@ impl Layer {
             max_calls_per_peer: env_value(&env, ENV_MAX_CALLS, queue_len)?,
             max_call_duration: env_value(&env, ENV_MAX_CALL_DURATION, duration)?,
             subscriber_queue_bytes: env_value(&env, ENV_QUEUE_BYTES, queue_len)?,
+            max_event_streams: env_value(&env, ENV_EVENT_STREAMS, queue_len)?,
         })
     }
 
@@ -480,6 +488,7 @@ impl Layer {
                 "subscriber-queue-bytes",
                 queue_len,
             )?,
+            max_event_streams: flag(&args.max_event_streams, "max-event-streams", queue_len)?,
         })
     }
 }
@@ -555,6 +564,8 @@ struct FileLimits {
     max_call_duration: Option<Duration>,
     #[serde(default, deserialize_with = "de_queue_len")]
     subscriber_queue_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "de_queue_len")]
+    max_event_streams: Option<usize>,
 }
 
 // Each value is checked while it is deserialized, so that toml reports the key and the line.
@@ -874,6 +885,7 @@ max_procedures_per_peer = 21
 max_calls_per_peer = 22
 max_call_duration = "23s"
 subscriber_queue_bytes = 24
+max_event_streams = 25
 "#
         ));
         let settings =
@@ -928,6 +940,7 @@ subscriber_queue_bytes = 24
                     max_calls_per_peer: Some(22),
                     max_call_duration: Some(Duration::from_secs(23)),
                     subscriber_queue_bytes: Some(24),
+                    max_event_streams: Some(25),
                 },
             }
         );

@@ -68,10 +68,15 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     let node = std::sync::Arc::new(builder.start().await?);
     let http = match settings.http {
         Some(addr) => {
+            let defaults = weft_http::HttpConfig::default();
             let config = weft_http::HttpConfig {
                 metrics,
                 require_peers: !settings.bootstrap.is_empty(),
-                ..Default::default()
+                max_streams: settings
+                    .limits
+                    .max_event_streams
+                    .unwrap_or(defaults.max_streams),
+                ..defaults
             };
             match weft_http::HttpServer::bind(addr, node.clone(), config).await {
                 Ok(server) => Some(server),
