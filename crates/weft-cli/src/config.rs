@@ -51,8 +51,8 @@ use serde::{Deserialize, Deserializer, de::Error as _};
 use weft::{BackoffPolicy, Congestion, Did, RealmName};
 
 use crate::cli::NodeArgs;
-use crate::cmd::parse_duration;
 use crate::error::CliError;
+use crate::input::parse_duration;
 
 /// What `weft node` runs with, once the file, the environment and the flags are merged.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 
 use crate::name::MAX_SEGMENTS;
-use crate::pattern::Segment;
+use crate::segment::Segment;
 
 /// What visiting a state costs, in [`BUDGET`] units, against one unit per state set compared:
 /// about the ratio of their times.

@@ -8,7 +8,8 @@
 //! - [`realm`]: [`RealmName`], reverse-DNS realm names (`io.acme`).
 //! - [`name`]: [`Name`], realm-relative topic and procedure names (`orders.order_placed`).
 //! - [`pattern`]: [`Pattern`], names with `*` (one segment) and `**` (zero or more segments), with
-//!   matching against names and containment between patterns.
+//!   matching against names and containment between patterns ([`containment`]), both over
+//!   [`segment`]s.
 //! - [`error`]: [`NameError`], why a string is not a valid name or pattern.
 //!
 //! The grammar is the contract's (SPEC §2); limits are exported as constants so that decoders can
@@ -20,10 +21,12 @@ pub mod error;
 pub mod name;
 pub mod pattern;
 pub mod realm;
+pub mod segment;
 #[cfg(feature = "serde")]
 mod serde_impls;
 
 pub use error::NameError;
 pub use name::{MAX_NAME_LEN, MAX_SEGMENTS, Name, ProcedureName, TopicName};
-pub use pattern::{Pattern, Segment};
+pub use pattern::Pattern;
 pub use realm::{MAX_REALM_LEN, MAX_REALM_SEGMENTS, RealmName};
+pub use segment::Segment;

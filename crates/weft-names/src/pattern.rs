@@ -12,18 +12,8 @@ use std::str::FromStr;
 
 use crate::containment;
 use crate::name::{MAX_SEGMENTS, literal_segment, validate};
+use crate::segment::Segment;
 use crate::{Name, NameError};
-
-/// One segment of a pattern.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Segment {
-    /// Matches exactly this segment.
-    Literal(Box<str>),
-    /// `*`: matches exactly one segment, whatever it is.
-    One,
-    /// `**`: matches zero or more segments.
-    Many,
-}
 
 /// A name pattern such as `orders.*`, `orders.**`, `*.order_placed` or `**`.
 ///
@@ -179,16 +169,6 @@ impl fmt::Display for Pattern {
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Pattern({})", self.text)
-    }
-}
-
-impl fmt::Debug for Segment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Segment::Literal(l) => f.write_str(l),
-            Segment::One => f.write_str("*"),
-            Segment::Many => f.write_str("**"),
-        }
     }
 }
 

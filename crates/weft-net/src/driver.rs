@@ -16,9 +16,9 @@ use tracing::{debug, info, warn};
 use crate::addresses::{self, Announced};
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::departed::{self, Departed};
+use crate::events::{NetEvent, WEFT_PROTOCOL};
 use crate::identity::{libp2p_keypair, peer_did};
-use crate::network::WEFT_PROTOCOL;
-use crate::{NetConfig, NetError, NetEvent};
+use crate::{NetConfig, NetError};
 
 /// Concurrent QUIC streams per connection, each direction.
 const MAX_STREAMS: u32 = 32;

@@ -35,6 +35,7 @@ pub mod config;
 mod departed;
 mod driver;
 pub mod error;
+mod events;
 pub mod framed;
 pub mod identity;
 pub mod network;

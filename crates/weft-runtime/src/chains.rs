@@ -1,4 +1,5 @@
-//! Chains carried by frames, parsed once per distinct text.
+//! Chains as frames carry them: this node's own, put in wire form ([`wire_chain`]), and peers',
+//! parsed once per distinct text ([`ChainCache`]).
 //!
 //! A gateway acting for a client sends the client's chain with every publication or call; parsing
 //! it (base64, JSON and a SHA-256 per token) each time would cost microseconds per frame. Each
@@ -47,6 +48,29 @@ impl ChainCache {
     fn len(&self) -> usize {
         self.parsed.len()
     }
+}
+
+/// A chain as presented on the wire: its leaf and every proof it can cite.
+pub(crate) fn wire_chain(chain: &weft_auth::Chain) -> WireChain {
+    WireChain {
+        leaf: chain.leaf().as_str().to_owned(),
+        proofs: proofs_of(chain),
+    }
+}
+
+/// Every proof a chain can cite, as JWTs, for presenting it to a peer.
+fn proofs_of(chain: &weft_auth::Chain) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut pending: Vec<weft_ucan::Cid> = chain.leaf().proofs().to_vec();
+    while let Some(cid) = pending.pop() {
+        if let Some(token) = chain.proofs().get(&cid)
+            && !out.iter().any(|t| t == token.as_str())
+        {
+            out.push(token.as_str().to_owned());
+            pending.extend(token.proofs().iter().copied());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

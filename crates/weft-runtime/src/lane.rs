@@ -12,11 +12,26 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::prelude::*;
+use bytes::Bytes;
 use tokio::sync::oneshot;
+use weft_auth::Chain;
+use weft_names::Name;
 
 use crate::PublishError;
-use crate::peer::PeerSender;
-use crate::router::{Publish, Router};
+use crate::sender::PeerSender;
+
+/// A publication from this node, on its way through the lane to the router. Answered with the
+/// peers to wait for under `Congestion::Block`: those whose queue this publication left half
+/// full or more (always none under `Drop`).
+#[derive(Debug)]
+pub(crate) struct Publish {
+    /// The topic.
+    pub(crate) topic: Name,
+    /// The payload.
+    pub(crate) payload: Bytes,
+    /// A chain to publish under instead of the node's own (see `RealmHandle::publish`).
+    pub(crate) chain: Option<Chain>,
+}
 
 /// What a publication is answered with: the peers to wait for under `Congestion::Block`.
 pub(crate) type Published = Result<Vec<PeerSender>, PublishError>;
@@ -37,7 +52,8 @@ pub(crate) struct PublishLane {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    router: Addr<Router>,
+    /// The router, as the one message it takes from the lane.
+    router: Recipient<Drain>,
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +66,7 @@ struct State {
 }
 
 impl PublishLane {
-    pub(crate) fn new(router: Addr<Router>) -> Self {
+    pub(crate) fn new(router: Recipient<Drain>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),

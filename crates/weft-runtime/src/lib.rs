@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod absent;
+mod authority;
 pub mod backoff;
 mod caps;
 mod chains;
@@ -38,6 +39,7 @@ pub mod error;
 pub mod event;
 pub mod handshake;
 pub mod interest;
+pub mod keys;
 mod lane;
 pub mod local;
 mod members;
@@ -50,6 +52,7 @@ mod relay;
 mod revocations;
 pub mod router;
 pub mod runtime;
+pub mod sender;
 pub mod sequence;
 pub mod settings;
 mod silent;

@@ -12,7 +12,7 @@ use weft_auth::Chain;
 use weft_identity::Did;
 use weft_net::PeerId;
 
-use crate::peer::PeerSender;
+use crate::sender::PeerSender;
 
 /// A member's slot.
 pub(crate) type Slot = u32;

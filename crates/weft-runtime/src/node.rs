@@ -22,10 +22,11 @@ use weft_auth::Budgets;
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
 use crate::handshake::Greeting;
+use crate::keys::membership_key;
 use crate::peer::{
-    AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, RealmLink,
+    AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, PeerDenied, PeerGone,
+    PeerGreeted, PeerSpoke, RealmLink, Reports,
 };
-use crate::realm::membership_key;
 use crate::registry::Withdraw;
 use crate::silent::Silent;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
@@ -35,46 +36,6 @@ const BUDGETS: usize = 4096;
 
 /// How long a shutdown waits for peers to flush.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A peer welcomed us: it admitted us to a realm, and said who it is.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct PeerGreeted {
-    /// The peer.
-    pub peer: PeerId,
-    /// What it told about itself.
-    pub info: PeerInfo,
-}
-
-/// A peer sent its hello: its session is no longer silent.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct PeerSpoke {
-    /// The peer.
-    pub peer: PeerId,
-}
-
-/// A peer refused us in one of our realms.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct PeerDenied {
-    /// What to tell the application.
-    pub event: PeerEvent,
-}
-
-/// A peer actor stopped.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct PeerGone {
-    /// The peer.
-    pub peer: PeerId,
-    /// It said goodbye: do not redial.
-    pub said_bye: bool,
-    /// It was admitted to at least one realm: worth redialing.
-    pub was_member: bool,
-    /// It was our client: it cannot be dialed, and comes back by itself if it wants to.
-    pub client: bool,
-}
 
 /// The listen addresses, once every configured listener is up.
 #[derive(Debug, Message)]
@@ -227,7 +188,12 @@ impl Node {
             did,
             addr.clone(),
             self.network.clone(),
-            ctx.address(),
+            Reports {
+                greeted: ctx.address().recipient(),
+                spoke: ctx.address().recipient(),
+                denied: ctx.address().recipient(),
+                gone: ctx.address().recipient(),
+            },
             self.links.clone(),
             self.greeting.clone(),
             self.peer_queue,

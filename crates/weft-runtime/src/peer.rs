@@ -16,7 +16,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -26,18 +25,16 @@ use tracing::{debug, info, warn};
 use weft_auth::Realm as AuthRealm;
 use weft_identity::Did;
 use weft_net::framed::{ReadError, accept, open_acknowledged, read_frames};
-use weft_net::outbox::{Outbox, Pushed, write_outbox};
+use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
-use weft_wire::{
-    DEFAULT_MAX_FRAME, Decoder, Denial, Frame, Hello, Interest, Join, RealmIndex, Welcome,
-};
+use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
 use crate::handshake::{Greeting, Handshake, PeerTags};
-use crate::node::{Node, PeerDenied, PeerGone, PeerGreeted, PeerSpoke};
 use crate::realm::Routes;
 use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{RemoteInterest, RemotePublish};
+use crate::sender::{InFlight, PeerSender};
 use crate::{PeerEvent, PeerInfo};
 
 /// Batches (one per read: at most 64 KiB, or one large frame, and at most
@@ -52,95 +49,62 @@ const IN_FLIGHT: usize = 8;
 /// How long a leaving session waits for its queue to flush and then for the peer to hang up.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A peer's send queue. Cloned into the realm, router and registry that send to it.
-#[derive(Debug, Clone)]
-pub struct PeerSender {
-    outbox: Outbox,
+/// A peer welcomed us: it admitted us to a realm, and said who it is.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerGreeted {
+    /// The peer.
+    pub peer: PeerId,
+    /// What it told about itself.
+    pub info: PeerInfo,
 }
 
-impl PeerSender {
-    /// A sender with no peer behind it (nothing drains it), for tests.
-    #[cfg(test)]
-    pub(crate) fn detached() -> Self {
-        Self {
-            outbox: Outbox::new(16),
-        }
-    }
-
-    /// Queues an encoded publication, call or reply; refused when the queue is full (the caller
-    /// counts the drop) or the peer is gone.
-    pub fn send(&self, frame: &[u8]) -> Pushed {
-        self.outbox.push(frame)
-    }
-
-    /// Queues an encoded control frame (interest, denial, goodbye): never dropped while the peer
-    /// is connected, and written before queued data.
-    pub fn send_control(&self, frame: &[u8]) {
-        self.outbox.push_control(frame);
-    }
-
-    /// Tells the peer it is refused in one realm (`realm` indexes the peer's hello): at
-    /// admission, or when a standing grant ends.
-    pub fn send_denial(&self, realm: RealmIndex, code: &str, reason: String) {
-        let denial = Frame::Denied(Denial {
-            realm,
-            code: code.to_owned(),
-            reason: weft_wire::bounded_reason(reason),
-        });
-        if let Ok(bytes) = weft_net::framed::encode(&denial, DEFAULT_MAX_FRAME) {
-            self.send_control(&bytes);
-        }
-    }
-
-    /// Resolves once its queue is below half full, or the peer is gone.
-    pub async fn drained(&self) {
-        self.outbox.drained().await;
-    }
+/// A peer sent its hello: its session is no longer silent.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerSpoke {
+    /// The peer.
+    pub peer: PeerId,
 }
 
-/// Messages sent and not yet handled, counted by the [`Ticket`]s they carry.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    count: AtomicUsize,
-    /// Wakes a sender waiting for the count to fall.
-    fell: tokio::sync::Notify,
+/// A peer refused us in one of our realms.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerDenied {
+    /// What to tell the application.
+    pub event: PeerEvent,
 }
 
-impl InFlight {
-    /// Counts one more message until the returned ticket is dropped (with its message, once
-    /// handled, or if it is never delivered).
-    pub fn ticket(self: &Arc<Self>) -> Ticket {
-        self.count.fetch_add(1, Ordering::AcqRel);
-        Ticket(self.clone())
-    }
-
-    /// Messages in flight.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
-    }
-
-    /// Resolves once fewer than `limit` are in flight.
-    pub async fn below(&self, limit: usize) {
-        loop {
-            let fell = self.fell.notified();
-            tokio::pin!(fell);
-            fell.as_mut().enable();
-            if self.count() < limit {
-                return;
-            }
-            fell.await;
-        }
-    }
+/// A peer actor stopped.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerGone {
+    /// The peer.
+    pub peer: PeerId,
+    /// It said goodbye: do not redial.
+    pub said_bye: bool,
+    /// It was admitted to at least one realm: worth redialing.
+    pub was_member: bool,
+    /// It was our client: it cannot be dialed, and comes back by itself if it wants to.
+    pub client: bool,
 }
 
-/// One message in flight; see [`InFlight`].
-#[derive(Debug)]
-pub struct Ticket(Arc<InFlight>);
+/// Where a session reports on its peer: the node, as the four messages it takes from sessions.
+#[derive(Clone)]
+pub struct Reports {
+    /// The peer welcomed us.
+    pub greeted: Recipient<PeerGreeted>,
+    /// The peer said hello.
+    pub spoke: Recipient<PeerSpoke>,
+    /// The peer refused us somewhere.
+    pub denied: Recipient<PeerDenied>,
+    /// The session ended.
+    pub gone: Recipient<PeerGone>,
+}
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.0.count.fetch_sub(1, Ordering::AcqRel);
-        self.0.fell.notify_waiters();
+impl std::fmt::Debug for Reports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reports").finish_non_exhaustive()
     }
 }
 
@@ -190,7 +154,7 @@ pub struct PeerConnection {
     did: Did,
     addr: Multiaddr,
     network: Network,
-    node: Addr<Node>,
+    reports: Reports,
     links: Arc<Vec<RealmLink>>,
     handshake: Handshake,
     /// The peer's tags, once its welcome arrives; shared with the realms that admitted it.
@@ -244,7 +208,7 @@ impl PeerConnection {
         did: Did,
         addr: Multiaddr,
         network: Network,
-        node: Addr<Node>,
+        reports: Reports,
         links: Arc<Vec<RealmLink>>,
         greeting: Arc<Greeting>,
         queue: usize,
@@ -254,7 +218,7 @@ impl PeerConnection {
             did,
             addr,
             network,
-            node,
+            reports,
             links,
             handshake: Handshake::new(greeting, did),
             tags: PeerTags::default(),
@@ -364,7 +328,7 @@ impl PeerConnection {
             Ok(Some(join)) => {
                 self.client = client;
                 self.send_control(&Frame::Join(join));
-                self.node.do_send(PeerSpoke { peer: self.peer });
+                self.reports.spoke.do_send(PeerSpoke { peer: self.peer });
             }
             Ok(None) => {
                 debug!(peer = %self.did.short(), "the peer's hello again, on a reopened stream")
@@ -431,7 +395,7 @@ impl PeerConnection {
             Err(e) => return self.broke_greeting(e, ctx),
         };
         self.tags.set(welcome.tags.clone());
-        self.node.do_send(PeerGreeted {
+        self.reports.greeted.do_send(PeerGreeted {
             peer: self.peer,
             info: PeerInfo {
                 did: self.did,
@@ -484,7 +448,7 @@ impl Actor for PeerConnection {
                 said_bye: self.said_bye,
             });
         }
-        self.node.do_send(PeerGone {
+        self.reports.gone.do_send(PeerGone {
             peer: self.peer,
             said_bye: self.said_bye,
             was_member: !self.admitted.is_empty(),
@@ -728,7 +692,7 @@ impl PeerConnection {
                     .map(|l| l.realm.to_string())
                     .unwrap_or_default();
                 warn!(peer = %self.did, %realm, code = ?denial.code, reason = ?denial.reason, "peer refused us in a realm");
-                self.node.do_send(PeerDenied {
+                self.reports.denied.do_send(PeerDenied {
                     event: PeerEvent::Denied {
                         did: self.did,
                         realm,

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use sha2::Digest;
 use tracing::{debug, info, warn};
 use weft_auth::{Action, AuthError, Authorizer, Chain, Realm as AuthRealm, VerifyBudget};
 use weft_identity::Did;
@@ -36,11 +35,12 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, RevokeRecord, Wi
 use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::handshake::PeerTags;
+use crate::keys::membership_key;
 use crate::local::LocalSink;
-use crate::peer::PeerSender;
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
 use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
+use crate::sender::PeerSender;
 use crate::standing::Standing;
 use crate::{SubscribeError, unix_now};
 
@@ -52,15 +52,6 @@ const DISCOVERY_ALONE_MAX: Duration = Duration::from_secs(10);
 /// Steady-state delay once it has members: newcomers find *us* (their own lookups start fast),
 /// so this only heals partitions, and each lookup costs every member a Kademlia request.
 const DISCOVERY_MAX: Duration = Duration::from_secs(60);
-
-/// The DHT key under which a realm's members announce themselves: the realm's name *and* owner,
-/// so a squatter's realm of the same name has a different key.
-pub fn membership_key(realm: &AuthRealm) -> Vec<u8> {
-    let owner = realm
-        .owner()
-        .map_or_else(|| "open".to_owned(), ToString::to_string);
-    sha2::Sha256::digest(format!("weft/realm/v1/{}/{owner}", realm.name()).as_bytes()).to_vec()
-}
 
 /// Where an admitted member's frames for this realm go.
 #[derive(Debug, Clone)]
@@ -102,7 +93,7 @@ pub struct RelayInterest {
     /// Its `Subscribe` or `Unsubscribe` (other kinds are ignored).
     pub interest: Interest,
     /// Counts the message against its session's limit until it is handled.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 /// A member sent a revocation record.
@@ -114,7 +105,7 @@ pub struct RemoteRevoke {
     /// The record, as sent.
     pub record: String,
     /// Counts the message against its session's limit until it is handled.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 /// This node applied a new revocation record itself: pass it on to the members.
@@ -573,7 +564,7 @@ impl Handler<Subscribe> for Realm {
             self.delegated
                 .insert(id, (msg.pattern.clone(), chain.clone()), &grant);
         }
-        let chain = msg.chain.as_ref().map(crate::runtime::wire_chain);
+        let chain = msg.chain.as_ref().map(crate::chains::wire_chain);
         self.router.do_send(AddLocal {
             id,
             pattern: msg.pattern.clone(),
@@ -646,12 +637,12 @@ impl Handler<RelayInterest> for Realm {
             } => {
                 // The router checks the same before delivering to the client; checking here too
                 // keeps a client from making this node subscribe to what it may not read.
-                let acting = crate::router::Acting {
+                let acting = crate::authority::Acting {
                     did: &member.did,
                     chains: &member.chains,
                     budget: Some(&member.budget),
                 };
-                let allowed = crate::router::authorize_member(
+                let allowed = crate::authority::authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,
                     &self.realm,
@@ -717,13 +708,13 @@ impl Realm {
                 else {
                     return Err(AuthError::Unauthorized("no longer relayed".into()));
                 };
-                let acting = crate::router::Acting {
+                let acting = crate::authority::Acting {
                     did: &member.did,
                     chains: &member.chains,
                     budget: None,
                 };
                 let action = Action::Subscribe(pattern);
-                crate::router::authorize_member(
+                crate::authority::authorize_member(
                     authorizer,
                     cache,
                     realm,

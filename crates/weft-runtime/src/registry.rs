@@ -46,10 +46,11 @@ use crate::caps::{Cap, Verdict, count_refusal};
 use crate::chains::ChainCache;
 use crate::dht::{Dht, FindProviders, Provide, StopProviding};
 use crate::handshake::PeerTags;
-use crate::peer::PeerSender;
+use crate::keys::procedure_key;
 use crate::providers::{Provider, Providers, Strategy};
 use crate::relay::{self, Origin};
 use crate::router::{MemberJoined, MemberLeft};
+use crate::sender::PeerSender;
 use crate::standing::Standing;
 use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
@@ -168,7 +169,7 @@ pub struct RemoteCall {
     /// The call.
     pub call: weft_wire::Call,
     /// Counts the message against its session's limit until it is handled.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 /// A reply from a peer we called.
@@ -180,7 +181,7 @@ pub struct RemoteReply {
     /// The reply.
     pub reply: Reply,
     /// Counts the message against its session's limit until it is handled.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 /// A peer advertised (or withdrew) a procedure.
@@ -194,7 +195,7 @@ pub struct RemoteAdvert {
     /// Advertised (`true`) or withdrawn.
     pub provides: bool,
     /// Counts the message against its session's limit until it is handled.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 struct Member {
@@ -462,14 +463,6 @@ impl Registry {
     }
 }
 
-/// The DHT key under which providers of `procedure` in `realm` announce themselves.
-pub fn procedure_key(realm: &Realm, procedure: &Name) -> Vec<u8> {
-    let mut key = crate::realm::membership_key(realm);
-    key.extend_from_slice(b"/rpc/");
-    key.extend_from_slice(procedure.as_str().as_bytes());
-    key
-}
-
 impl Actor for Registry {
     type Context = Context<Self>;
 
@@ -627,7 +620,7 @@ impl Registry {
             // caller, not this node.
             chain: match msg.route.relay {
                 Some(_) => None,
-                None => msg.chain.as_ref().map(crate::runtime::wire_chain),
+                None => msg.chain.as_ref().map(crate::chains::wire_chain),
             },
         });
         // Arguments over the frame limit: no provider can take them.
@@ -876,12 +869,12 @@ impl Handler<RemoteCall> for Registry {
         let action = Action::Call(&call.procedure);
         // A chain sent with the call is the only one it acts under; without one, those the caller
         // presented at admission.
-        let acting = crate::router::Acting {
+        let acting = crate::authority::Acting {
             did: &member.did,
             chains: &member.chains,
             budget: Some(&member.budget),
         };
-        let allowed = crate::router::authorize_member(
+        let allowed = crate::authority::authorize_member(
             &self.authorizer,
             &mut self.chain_cache,
             &self.realm,

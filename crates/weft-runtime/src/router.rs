@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use bytes::Bytes;
 use tokio::sync::oneshot;
 use tracing::debug;
 use weft_auth::{Action, Authorizer, Chain, Realm, VerifyBudget};
@@ -35,14 +34,15 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
 use crate::absent::Absent;
+use crate::authority::{Acting, authorize_member};
 use crate::caps::{Verdict, count_refusal};
 use crate::chains::ChainCache;
 use crate::handshake::PeerTags;
-use crate::lane::{Drain, Published};
+use crate::lane::{Drain, Publish, Published};
 use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
-use crate::peer::PeerSender;
 use crate::relay::{self, Origin};
+use crate::sender::PeerSender;
 use crate::standing::Standing;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
@@ -72,19 +72,6 @@ enum Target {
     Peer(Slot),
 }
 
-/// Publish from this node, through the realm's publish lane (`lane.rs`).
-/// Answered with the peers to wait for under [`Congestion::Block`]: those whose queue this
-/// publication left half full or more (always none under `Drop`).
-#[derive(Debug)]
-pub struct Publish {
-    /// The topic.
-    pub topic: Name,
-    /// The payload.
-    pub payload: Bytes,
-    /// A chain to publish under instead of the node's own (see `RealmHandle::publish`).
-    pub chain: Option<Chain>,
-}
-
 /// Publications received from a peer, in the order it sent them (one read's worth).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -94,7 +81,7 @@ pub struct RemotePublish {
     /// The frames.
     pub publishes: Vec<weft_wire::Publish>,
     /// Counts the batch against its session's limit until the router is done with it.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 /// A peer's subscription changed.
@@ -106,7 +93,7 @@ pub struct RemoteInterest {
     /// What changed.
     pub interest: Interest,
     /// Counts the message against its session's limit until it is handled.
-    pub ticket: crate::peer::Ticket,
+    pub ticket: crate::sender::Ticket,
 }
 
 /// A peer was admitted to the realm.
@@ -323,50 +310,6 @@ impl Router {
     }
 }
 
-/// Authorizes a member's action: under the chain sent with the frame alone when there is one (a
-/// gateway acting for a client; unparsable refuses), else under the chains of its hello. The one
-/// rule for publications, subscriptions and calls.
-pub(crate) fn authorize_member(
-    authorizer: &Authorizer,
-    chains: &mut ChainCache,
-    realm: &Realm,
-    frame_chain: Option<&weft_wire::WireChain>,
-    acting: Acting<'_>,
-    action: Action<'_>,
-) -> Result<weft_auth::Grant, weft_auth::AuthError> {
-    let now = unix_now();
-    let Acting {
-        did,
-        chains: hello_chains,
-        budget,
-    } = acting;
-    match (frame_chain, budget) {
-        (Some(wire), budget) => chains
-            .parse(wire)
-            .map_err(weft_auth::AuthError::from)
-            .and_then(|chain| match budget {
-                Some(budget) => {
-                    authorizer.authorize_from(realm, Some(&chain), did, action, now, budget)
-                }
-                None => authorizer.authorize(realm, Some(&chain), did, action, now),
-            }),
-        (None, Some(budget)) => {
-            authorizer.authorize_any_from(realm, hello_chains, did, action, now, budget)
-        }
-        (None, None) => authorizer.authorize_any(realm, hello_chains, did, action, now),
-    }
-}
-
-/// A member acting: its DID, the chains of its hello, and the budget its new chains are verified
-/// under (none when re-checking what was already granted: that must not fail for lack of
-/// budget).
-#[derive(Clone, Copy)]
-pub(crate) struct Acting<'a> {
-    pub(crate) did: &'a Did,
-    pub(crate) chains: &'a [Chain],
-    pub(crate) budget: Option<&'a VerifyBudget>,
-}
-
 /// Does some peer hold a subscription matching `topic`?
 fn has_remote_subscriber(interests: &Interests<Target>, topic: &Name) -> bool {
     interests
@@ -536,7 +479,7 @@ impl Router {
                             topic: msg.topic.clone(),
                             seq: self.next_seq,
                             payload: msg.payload.clone(),
-                            chain: msg.chain.as_ref().map(crate::runtime::wire_chain),
+                            chain: msg.chain.as_ref().map(crate::chains::wire_chain),
                         });
                         // Bounded by max_payload above, so only a misconfiguration fails here.
                         weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).map_err(

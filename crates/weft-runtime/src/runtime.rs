@@ -20,11 +20,12 @@ use weft_auth::{Authorizer, Realm as AuthRealm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
 use weft_net::{Multiaddr, NetEvent, NetThread, Network, PeerId};
-use weft_wire::{RealmJoin, WireChain};
+use weft_wire::RealmJoin;
 
+use crate::chains::wire_chain;
 use crate::dht::Dht;
 use crate::handshake::Greeting;
-use crate::lane::PublishLane;
+use crate::lane::{Publish, PublishLane};
 use crate::local::{LocalEvents, local_queue};
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};
 use crate::peer::RealmLink;
@@ -34,7 +35,7 @@ use crate::registry::{
     Unadvertise,
 };
 use crate::revocations::RevocationLog;
-use crate::router::{AwaitMembers, AwaitSubscriber, Publish, Router, Stats};
+use crate::router::{AwaitMembers, AwaitSubscriber, Router, Stats};
 use crate::telemetry::{self, CallMetrics};
 use crate::{
     AdvertiseError, CallError, Event, NodeConfig, PeerEvent, PeerInfo, PublishError, RealmStats,
@@ -664,13 +665,7 @@ fn build(
             index,
             realm: realm.name().clone(),
             owner: realm.owner().copied(),
-            chains: chains
-                .iter()
-                .map(|c| WireChain {
-                    leaf: c.leaf().as_str().to_owned(),
-                    proofs: proofs_of(c),
-                })
-                .collect(),
+            chains: chains.iter().map(wire_chain).collect(),
         });
         links.push(RealmLink {
             realm: realm.clone(),
@@ -681,7 +676,7 @@ fn build(
         realms.push(RealmHandle {
             realm,
             actor,
-            lane: PublishLane::new(router.clone()),
+            lane: PublishLane::new(router.clone().recipient()),
             router,
             registry,
             subscriber_queue: config.subscriber_queue,
@@ -726,27 +721,4 @@ fn build(
         realms,
         authorizer,
     })
-}
-
-/// A chain as presented on the wire: its leaf and every proof it can cite.
-pub(crate) fn wire_chain(chain: &weft_auth::Chain) -> WireChain {
-    WireChain {
-        leaf: chain.leaf().as_str().to_owned(),
-        proofs: proofs_of(chain),
-    }
-}
-
-/// Every proof a chain can cite, as JWTs, for presenting it to a peer.
-fn proofs_of(chain: &weft_auth::Chain) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut pending: Vec<weft_ucan::Cid> = chain.leaf().proofs().to_vec();
-    while let Some(cid) = pending.pop() {
-        if let Some(token) = chain.proofs().get(&cid)
-            && !out.iter().any(|t| t == token.as_str())
-        {
-            out.push(token.as_str().to_owned());
-            pending.extend(token.proofs().iter().copied());
-        }
-    }
-    out
 }

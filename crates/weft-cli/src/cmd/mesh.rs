@@ -9,9 +9,9 @@ use weft::{
 };
 
 use crate::cli::{CallArgs, ClientArgs, NodeArgs, PubArgs, RevokeArgs, ServeArgs, SubArgs};
-use crate::cmd::parse_duration;
 use crate::config::{NodeSettings, RealmSetting};
 use crate::error::CliError;
+use crate::input::parse_duration;
 use crate::input::token_arg;
 
 /// How long a client waits to be admitted by the node it connects to.

@@ -56,20 +56,3 @@ fn block_on_threads<F: std::future::Future<Output = Result<(), CliError>>>(
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?
         .block_on(future)
 }
-
-/// Parses `500ms`, `2s`, `1m` or a bare number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, CliError> {
-    let bad = || CliError::Usage(format!("{s:?} is not a duration (e.g. 500ms, 2s, 1m)"));
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let value: f64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(bad()),
-    };
-    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| bad())
-}

@@ -1,0 +1,47 @@
+//! What the network reports to the node, and the protocol its streams speak: shared by the
+//! driver that produces them and the handle that hands them on.
+
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use weft_identity::Did;
+
+/// The protocol of weft's framed streams.
+pub const WEFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/1");
+
+/// What the network tells the node, in the order it happened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// Listening on `addr` (ending in `/p2p/<peer-id>`, ready to give to other nodes).
+    Listening {
+        /// The full address.
+        addr: Multiaddr,
+    },
+    /// First connection to a peer is up.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// Its DID, read from its authenticated PeerId (`None` for non-Ed25519 peers).
+        did: Option<Did>,
+        /// The remote address of the connection.
+        addr: Multiaddr,
+    },
+    /// Last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Dialing a bootstrap address failed (the node may try again; see weft-runtime).
+    BootstrapFailed {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        error: String,
+    },
+    /// A peer opened a weft stream to us.
+    InboundStream {
+        /// The peer.
+        peer: PeerId,
+        /// The stream; the peer writes on it, we read.
+        stream: Stream,
+    },
+}
