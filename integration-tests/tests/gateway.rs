@@ -1104,8 +1104,10 @@ async fn one_address_forging_chains_spends_its_own_budget_not_everyones() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     let refused_after = refused_after.expect("the forger is limited");
+    // 64 at once and 16 a second for one address, against 1,024 for everyone: limited long
+    // before the shared budget would be, however slowly the requests went.
     assert!(
-        refused_after <= 70,
+        refused_after < 512,
         "limited after {refused_after} forgeries"
     );
     let bearer = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
