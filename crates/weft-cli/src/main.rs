@@ -26,10 +26,25 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("weft: {e}");
+            eprintln!("weft: {}", printable(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// `text` with its control characters escaped. An error can carry a peer's words (a handler's
+/// message, a refusal's reason): they must not move the cursor, recolour the terminal or add a
+/// line to the one-line error.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = match c.is_control() {
+                true => c.escape_default().collect(),
+                false => vec![c],
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Help and version go to stdout with exit 0; a usage error is one line on stderr and exit 2.

@@ -541,3 +541,53 @@ fn serve_runs_at_most_max_concurrent_commands_at_once() {
         "never more than two at once: {seen:?}"
     );
 }
+
+/// A handler's error reaches the caller on one line, whatever the handler wrote: control
+/// characters (a terminal escape, a newline) are escaped.
+#[test]
+fn a_remote_error_is_one_printable_line() {
+    let mut node = weft()
+        .arg("node")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let node_out = lines(node.stdout.take().unwrap());
+    let _node = Killed(node);
+    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let mut serve = weft()
+        .args(["serve", "--connect", &addr, "--realm", "dev", "bad.news"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            r#"cat >/dev/null; printf 'red\033[31m\nsecond line' >&2; exit 3"#,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let serve_err = lines(serve.stderr.take().unwrap());
+    let _serve = Killed(serve);
+    wait_for(&serve_err, |l| l == "ready");
+    let out = weft()
+        .args([
+            "call",
+            "--connect",
+            &addr,
+            "--realm",
+            "dev",
+            "bad.news",
+            "{}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "a remote error");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(
+        stderr.contains("red\\u{1b}[31m\\nsecond line"),
+        "{stderr:?}"
+    );
+}

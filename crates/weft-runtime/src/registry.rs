@@ -845,6 +845,8 @@ impl Handler<RemoteCall> for Registry {
         let calls = self.calls.clone();
         let reply = move |outcome: Outcome| {
             calls.served(served_outcome(&outcome));
+            // A handler's error may say anything: cut to what the caller's decoder accepts.
+            let outcome = weft_wire::bounded_outcome(outcome);
             let encoded = weft_net::framed::encode(
                 &Frame::Reply(Reply { realm, id, outcome }),
                 DEFAULT_MAX_FRAME,

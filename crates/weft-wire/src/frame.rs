@@ -40,6 +40,10 @@ pub const MAX_AGENT: usize = 64;
 pub const MAX_CODE: usize = 32;
 /// Longest reason in a `Denied` or `Refused`, in bytes: a sender cuts longer ones.
 pub const MAX_REASON: usize = 512;
+/// Longest error code in a call's outcome, in bytes.
+pub const MAX_OUTCOME_CODE: usize = 64;
+/// Longest error message in a call's outcome, in bytes: a sender cuts longer ones.
+pub const MAX_OUTCOME_MESSAGE: usize = 4096;
 /// Most capability chains presented for one realm.
 pub const MAX_CHAINS: usize = 16;
 /// Most proofs in one presented chain.
@@ -332,6 +336,16 @@ impl Frame {
             }
             Frame::Denied(Denial { code, reason, .. })
             | Frame::Refused(Refusal { code, reason }) => check_explanation(code, reason),
+            Frame::Reply(Reply {
+                outcome: Outcome::Err { code, message } | Outcome::Fault { code, message },
+                ..
+            }) if code.len() > MAX_OUTCOME_CODE || message.len() > MAX_OUTCOME_MESSAGE => {
+                Err(WireError::Limit(format!(
+                    "an outcome with a code of {} bytes or a message of {} (at most {MAX_OUTCOME_CODE} and {MAX_OUTCOME_MESSAGE})",
+                    code.len(),
+                    message.len()
+                )))
+            }
             Frame::Revoke(_)
             | Frame::Hello(_)
             | Frame::Accepted
@@ -354,16 +368,36 @@ fn check_explanation(code: &str, reason: &str) -> Result<(), WireError> {
 }
 
 /// `reason`, cut to at most [`MAX_REASON`] bytes at a character boundary, for sending.
-pub fn bounded_reason(mut reason: String) -> String {
-    if reason.len() > MAX_REASON {
-        let mut end = MAX_REASON - '…'.len_utf8();
-        while !reason.is_char_boundary(end) {
+pub fn bounded_reason(reason: String) -> String {
+    cut(reason, MAX_REASON)
+}
+
+/// `outcome` with its code and message cut to what a receiver accepts, for sending.
+pub fn bounded_outcome(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Err { code, message } => Outcome::Err {
+            code: cut(code, MAX_OUTCOME_CODE),
+            message: cut(message, MAX_OUTCOME_MESSAGE),
+        },
+        Outcome::Fault { code, message } => Outcome::Fault {
+            code: cut(code, MAX_OUTCOME_CODE),
+            message: cut(message, MAX_OUTCOME_MESSAGE),
+        },
+        ok => ok,
+    }
+}
+
+/// `text`, cut to at most `max` bytes at a character boundary, ending with `…` when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max.saturating_sub('…'.len_utf8());
+        while !text.is_char_boundary(end) {
             end -= 1;
         }
-        reason.truncate(end);
-        reason.push('…');
+        text.truncate(end);
+        text.push('…');
     }
-    reason
+    text
 }
 
 fn check_chain(chain: Option<&WireChain>) -> Result<(), WireError> {
@@ -456,6 +490,24 @@ mod tests {
         };
         assert!(denied(cut).is_ok());
         assert!(denied("x".repeat(MAX_REASON + 1)).is_err());
+        let reply = |outcome: Outcome| {
+            Frame::Reply(Reply {
+                realm: 0,
+                id: 1,
+                outcome,
+            })
+            .check_limits()
+        };
+        let long = Outcome::Err {
+            code: "x".repeat(100),
+            message: "é".repeat(MAX_OUTCOME_MESSAGE),
+        };
+        assert!(reply(long.clone()).is_err());
+        let Outcome::Err { code, message } = bounded_outcome(long) else {
+            unreachable!()
+        };
+        assert!(code.len() <= MAX_OUTCOME_CODE && message.len() <= MAX_OUTCOME_MESSAGE);
+        assert!(reply(Outcome::Err { code, message }).is_ok());
     }
 
     #[test]
