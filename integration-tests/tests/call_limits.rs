@@ -24,6 +24,44 @@ fn is_fault(outcome: &weft_wire::Outcome, wanted: &str) -> bool {
     matches!(outcome, weft_wire::Outcome::Fault { code, .. } if code == wanted)
 }
 
+/// A raw call to `procedure` in the raw peer's realm 0.
+fn call(id: u64, procedure: &str, timeout_ms: u32) -> Frame {
+    Frame::Call(weft_wire::Call {
+        realm: 0,
+        id,
+        procedure: weft::Name::new(procedure).unwrap(),
+        timeout_ms,
+        payload: bytes::Bytes::from_static(b"{}"),
+        chain: None,
+    })
+}
+
+/// Reads from `caller` until `count` replies are in `received`.
+async fn until_replies(caller: &mut RawPeer, received: &mut Vec<Frame>, count: usize) {
+    while replies(received).len() < count {
+        received.extend(caller.next_frames().await.expect("the provider's stream"));
+    }
+}
+
+/// Another member of `provider`'s realm calls its `fast.echo`, and is answered: the member.
+async fn served_meanwhile(provider: &Node) -> Node {
+    let member = Node::builder()
+        .bootstrap(provider.listen_addrs()[0].to_string())
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
+    let theirs = member.realm("dev").unwrap();
+    within(
+        "the member sees the provider",
+        theirs.wait_for_providers("fast.echo", 1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(theirs.call("fast.echo", &json!(7)).await.unwrap(), json!(7));
+    member
+}
+
 /// A caller flooding a provider gets its share of handlers and no more, and the others are
 /// served meanwhile; a call is never served longer than the provider's maximum, whatever
 /// timeout the caller asks for.
@@ -57,24 +95,12 @@ async fn a_caller_gets_its_share_of_handlers_and_calls_end_at_the_providers_maxi
         .unwrap();
 
     let mut caller = RawPeer::join_open(&provider, "dev").await;
-    let call = |id: u64, procedure: &str, timeout_ms: u32| {
-        Frame::Call(weft_wire::Call {
-            realm: 0,
-            id,
-            procedure: weft::Name::new(procedure).unwrap(),
-            timeout_ms,
-            payload: bytes::Bytes::from_static(b"{}"),
-            chain: None,
-        })
-    };
     // Ten slow calls that would each wait a minute: four run, six are refused at once.
     for id in 0..10 {
         caller.send(&call(id, "slow.wait", 60_000)).await;
     }
     let mut received = Vec::new();
-    while replies(&received).len() < 6 {
-        received.extend(caller.next_frames().await.expect("the provider's stream"));
-    }
+    until_replies(&mut caller, &mut received, 6).await;
     let early = replies(&received);
     assert!(
         early.iter().all(|(_, outcome)| is_fault(outcome, "limit")),
@@ -82,25 +108,10 @@ async fn a_caller_gets_its_share_of_handlers_and_calls_end_at_the_providers_maxi
     );
 
     // Meanwhile another member is served.
-    let member = Node::builder()
-        .bootstrap(provider.listen_addrs()[0].to_string())
-        .open_realm("dev")
-        .start()
-        .await
-        .unwrap();
-    let theirs = member.realm("dev").unwrap();
-    within(
-        "the member sees the provider",
-        theirs.wait_for_providers("fast.echo", 1),
-    )
-    .await
-    .unwrap();
-    assert_eq!(theirs.call("fast.echo", &json!(7)).await.unwrap(), json!(7));
+    let member = served_meanwhile(&provider).await;
 
     // The four running calls end at the provider's maximum (300 ms), not the caller's minute.
-    while replies(&received).len() < 10 {
-        received.extend(caller.next_frames().await.expect("the provider's stream"));
-    }
+    until_replies(&mut caller, &mut received, 10).await;
     let ended = replies(&received);
     let timed_out = ended.iter().filter(|(_, o)| is_fault(o, "timeout")).count();
     assert_eq!(timed_out, 4, "{ended:?}");
@@ -188,35 +199,11 @@ async fn a_caller_runs_at_most_its_share_and_waits_for_the_rest() {
         .unwrap();
     let mut caller = RawPeer::join_open(&provider, "dev").await;
     for id in 0..300u64 {
-        caller
-            .send(&Frame::Call(weft_wire::Call {
-                realm: 0,
-                id,
-                procedure: weft::Name::new("slow.wait").unwrap(),
-                timeout_ms: 5_000,
-                payload: bytes::Bytes::from_static(b"{}"),
-                chain: None,
-            }))
-            .await;
+        caller.send(&call(id, "slow.wait", 5_000)).await;
     }
-    let member = Node::builder()
-        .bootstrap(provider.listen_addrs()[0].to_string())
-        .open_realm("dev")
-        .start()
-        .await
-        .unwrap();
-    let theirs = member.realm("dev").unwrap();
-    within(
-        "the member sees the provider",
-        theirs.wait_for_providers("fast.echo", 1),
-    )
-    .await
-    .unwrap();
-    assert_eq!(theirs.call("fast.echo", &json!(1)).await.unwrap(), json!(1));
+    let member = served_meanwhile(&provider).await;
     let mut received = Vec::new();
-    while replies(&received).len() < 300 {
-        received.extend(caller.next_frames().await.expect("the provider's stream"));
-    }
+    until_replies(&mut caller, &mut received, 300).await;
     let ok = replies(&received)
         .iter()
         .filter(|(_, o)| matches!(o, weft_wire::Outcome::Ok(_)))

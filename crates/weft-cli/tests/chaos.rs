@@ -8,14 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use common::{Killed, lines, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -168,45 +171,9 @@ impl Drop for Lab {
     }
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A process and the rest of its output: dropping the reader would close the pipe, and its
 /// next line would kill it.
 struct Running(#[allow(dead_code)] mpsc::Receiver<String>, Killed);
-
-fn lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(
-    rx: &mpsc::Receiver<String>,
-    within: Duration,
-    wanted: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("expected output in time");
-        if wanted(&line) {
-            return line;
-        }
-    }
-}
 
 /// Node A in `a` and node B in `b`, B bootstrapping from A; each listens on every address of
 /// its namespace (one socket: libp2p dials from a listener's socket, and one bound to 127.0.0.1

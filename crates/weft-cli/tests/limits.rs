@@ -3,12 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::{Killed, lines, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// Connections the flood opens, each from a new identity.
@@ -18,36 +21,6 @@ const AT_ONCE: usize = 50;
 /// What the flood may add to the node's resident memory: the node lets go of silent sessions
 /// past 256 (`limits.max_silent_peers`), so this holds however long the flood lasts.
 const MEMORY_BOUND: u64 = 96 * 1024 * 1024;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, wanted: impl Fn(&str) -> bool) -> String {
-    loop {
-        let line = rx.recv_timeout(LIMIT).expect("expected output in time");
-        if wanted(&line) {
-            return line;
-        }
-    }
-}
 
 /// Resident memory of `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
@@ -110,8 +83,8 @@ async fn a_flood_of_silent_connections_leaves_memory_bounded_and_peers_served() 
     );
     let node = Killed(node);
     let pid = node.0.id();
-    let addr = wait_for(&out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
-    let http: SocketAddr = wait_for(&err, |l| l.starts_with("weft: http on http://"))
+    let addr = wait_for(&out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let http: SocketAddr = wait_for(&err, LIMIT, |l| l.starts_with("weft: http on http://"))
         .trim_start_matches("weft: http on http://")
         .split_whitespace()
         .next()

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+
+use common::{Killed, lines, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -21,37 +23,6 @@ fn weft() -> Command {
     command
 }
 
-/// Lines of a child's stream, delivered through a channel so waits can be bounded.
-fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for(rx: &mpsc::Receiver<String>, wanted: impl Fn(&str) -> bool) -> String {
-    loop {
-        let line = rx.recv_timeout(LIMIT).expect("expected output in time");
-        if wanted(&line) {
-            return line;
-        }
-    }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn sub_receives_what_pub_sends_through_a_node() {
     let mut node = weft()
@@ -62,7 +33,7 @@ fn sub_receives_what_pub_sends_through_a_node() {
         .unwrap();
     let node_out = lines(node.stdout.take().unwrap());
     let node = Killed(node);
-    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let addr = wait_for(&node_out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
     assert!(addr.contains("/quic-v1/p2p/12D3"), "{addr}");
 
     let mut sub = weft()
@@ -85,7 +56,7 @@ fn sub_receives_what_pub_sends_through_a_node() {
         lines(sub.stderr.take().unwrap()),
     );
     let mut sub = Killed(sub);
-    wait_for(&sub_err, |l| l == "ready");
+    wait_for(&sub_err, LIMIT, |l| l == "ready");
 
     for (topic, body) in [
         ("billing.paid", r#"{"n":0}"#),
@@ -98,8 +69,8 @@ fn sub_receives_what_pub_sends_through_a_node() {
             .unwrap();
         assert!(status.success(), "pub {topic}: {status}");
     }
-    let first: Value = serde_json::from_str(&wait_for(&sub_out, |_| true)).unwrap();
-    let second: Value = serde_json::from_str(&wait_for(&sub_out, |_| true)).unwrap();
+    let first: Value = serde_json::from_str(&wait_for(&sub_out, LIMIT, |_| true)).unwrap();
+    let second: Value = serde_json::from_str(&wait_for(&sub_out, LIMIT, |_| true)).unwrap();
     assert_eq!(
         (first["topic"].as_str(), first["payload"]["n"].as_u64()),
         (Some("orders.placed"), Some(1))
@@ -179,7 +150,7 @@ fn call_reaches_a_command_served_on_another_process() {
         .unwrap();
     let node_out = lines(node.stdout.take().unwrap());
     let _node = Killed(node);
-    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let addr = wait_for(&node_out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
 
     // `cat` answers each call with its arguments.
     let mut serve = weft()
@@ -199,7 +170,7 @@ fn call_reaches_a_command_served_on_another_process() {
         .unwrap();
     let serve_err = lines(serve.stderr.take().unwrap());
     let _serve = Killed(serve);
-    wait_for(&serve_err, |l| l == "ready");
+    wait_for(&serve_err, LIMIT, |l| l == "ready");
 
     let out = weft()
         .args([
@@ -300,7 +271,7 @@ fn node_serves_health_status_and_metrics_over_http_from_a_config_file() {
         .unwrap();
     let node_err = lines(node.stderr.take().unwrap());
     let _node = Killed(node);
-    let line = wait_for(&node_err, |l| l.starts_with("weft: http on http://"));
+    let line = wait_for(&node_err, LIMIT, |l| l.starts_with("weft: http on http://"));
     let addr = line
         .trim_start_matches("weft: http on http://")
         .split_whitespace()
@@ -350,7 +321,7 @@ fn node(extra: &[&str]) -> (Killed, String) {
         .unwrap();
     let out = lines(node.stdout.take().unwrap());
     let node = Killed(node);
-    let addr = wait_for(&out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let addr = wait_for(&out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
     (node, addr)
 }
 
@@ -378,7 +349,7 @@ fn serve_and_sub_keep_working_while_one_shot_clients_come_and_go() {
         .unwrap();
     let serve_err = lines(serve.stderr.take().unwrap());
     let _serve = Killed(serve);
-    wait_for(&serve_err, |l| l == "ready");
+    wait_for(&serve_err, LIMIT, |l| l == "ready");
 
     let mut sub = weft()
         .args(["sub", "--connect", &addr_b, "--realm", "dev", "orders.*"])
@@ -389,7 +360,7 @@ fn serve_and_sub_keep_working_while_one_shot_clients_come_and_go() {
     let sub_out = lines(sub.stdout.take().unwrap());
     let sub_err = lines(sub.stderr.take().unwrap());
     let _sub = Killed(sub);
-    wait_for(&sub_err, |l| l == "ready");
+    wait_for(&sub_err, LIMIT, |l| l == "ready");
 
     // Until A has heard of the subscription through B, a publication through A reaches nobody
     // (as in any pub/sub); probe until one arrives.
@@ -472,7 +443,7 @@ fn serve_runs_at_most_max_concurrent_commands_at_once() {
         .unwrap();
     let node_out = lines(node.stdout.take().unwrap());
     let _node = Killed(node);
-    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let addr = wait_for(&node_out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
     let dir = tempfile::tempdir().unwrap();
     let running = dir.path().join("running");
     std::fs::create_dir(&running).unwrap();
@@ -501,7 +472,7 @@ fn serve_runs_at_most_max_concurrent_commands_at_once() {
         .unwrap();
     let serve_err = lines(serve.stderr.take().unwrap());
     let _serve = Killed(serve);
-    wait_for(&serve_err, |l| l == "ready");
+    wait_for(&serve_err, LIMIT, |l| l == "ready");
 
     let calls: Vec<Child> = (0..6)
         .map(|_| {
@@ -554,7 +525,7 @@ fn a_remote_error_is_one_printable_line() {
         .unwrap();
     let node_out = lines(node.stdout.take().unwrap());
     let _node = Killed(node);
-    let addr = wait_for(&node_out, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
+    let addr = wait_for(&node_out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
     let mut serve = weft()
         .args(["serve", "--connect", &addr, "--realm", "dev", "bad.news"])
         .args([
@@ -569,7 +540,7 @@ fn a_remote_error_is_one_printable_line() {
         .unwrap();
     let serve_err = lines(serve.stderr.take().unwrap());
     let _serve = Killed(serve);
-    wait_for(&serve_err, |l| l == "ready");
+    wait_for(&serve_err, LIMIT, |l| l == "ready");
     let out = weft()
         .args([
             "call",

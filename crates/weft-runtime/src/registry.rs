@@ -895,6 +895,18 @@ impl Handler<RemoteCall> for Registry {
             // Never run: the caller may try another provider.
             return reply(fault("notFound", format!("{} is leaving", self.own_did)));
         }
+        // Run here or passed on, the call counts against its caller until it is answered.
+        let Some(caller_slot) = CallSlot::take(&member.calls, self.max_calls, call.payload.len())
+        else {
+            count_refusal("calls");
+            return reply(fault(
+                "limit",
+                format!(
+                    "more than {} calls of this peer in flight here",
+                    self.max_calls
+                ),
+            ));
+        };
         let Some(handler) = self.local.get(&call.procedure).cloned() else {
             let origin = match member.client {
                 true => Origin::Client(msg.peer),
@@ -918,24 +930,13 @@ impl Handler<RemoteCall> for Registry {
                     ..Route::default()
                 },
             };
-            let Some(slot) = CallSlot::take(&member.calls, self.max_calls, call.payload.len())
-            else {
-                count_refusal("calls");
-                return reply(fault(
-                    "limit",
-                    format!(
-                        "more than {} calls of this peer in flight here",
-                        self.max_calls
-                    ),
-                ));
-            };
             let me = ctx.address();
             self.network.spawn(async move {
                 let result = me
                     .send(relayed)
                     .await
                     .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())));
-                drop(slot);
+                drop(caller_slot);
                 reply(outcome_of(result));
             });
             return;
@@ -943,17 +944,6 @@ impl Handler<RemoteCall> for Registry {
         // The caller's timeout, but no longer than this node serves any call.
         let deadline = Instant::now()
             + Duration::from_millis(u64::from(call.timeout_ms)).min(self.max_call_duration);
-        let Some(caller_slot) = CallSlot::take(&member.calls, self.max_calls, call.payload.len())
-        else {
-            count_refusal("calls");
-            return reply(fault(
-                "limit",
-                format!(
-                    "more than {} calls of this peer in flight here",
-                    self.max_calls
-                ),
-            ));
-        };
         let context = CallContext {
             caller: member.did,
             procedure: call.procedure.clone(),
