@@ -7,7 +7,7 @@
 //! more segments on. Each (node, position) pair is visited once, so however many `**` a pattern
 //! holds the walk is bounded by the trie's nodes times the topic's segments.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use weft_names::{MAX_SEGMENTS, Name, Pattern, Segment};
@@ -96,7 +96,7 @@ impl<T: Clone + Eq + Hash> Wildcards<T> {
         }
         let mut walk = Walk {
             topic: &segments[..len],
-            seen: Vec::new(),
+            seen: HashSet::new(),
             out,
         };
         walk.visit(&self.root, 0);
@@ -106,8 +106,9 @@ impl<T: Clone + Eq + Hash> Wildcards<T> {
 struct Walk<'a, 'o, T> {
     topic: &'a [&'a str],
     /// (node, position) pairs already visited below a `**`: the only place a walk can reach the
-    /// same state twice.
-    seen: Vec<(*const (), usize)>,
+    /// same state twice. A set, since patterns made of wildcards alone reach many such states
+    /// for any topic.
+    seen: HashSet<(*const (), usize)>,
     out: &'o mut Vec<T>,
 }
 
@@ -130,8 +131,7 @@ impl<T: Clone + Eq + Hash> Walk<'_, '_, T> {
         if let Some(next) = &node.many {
             for from in at..=self.topic.len() {
                 let state = (std::ptr::from_ref::<Node<T>>(next).cast::<()>(), from);
-                if !self.seen.contains(&state) {
-                    self.seen.push(state);
+                if self.seen.insert(state) {
                     self.visit(next, from);
                 }
             }
@@ -234,6 +234,31 @@ mod tests {
         let topic = vec!["a"; 31].join(".");
         assert_eq!(matching(&trie, &topic), Vec::<u8>::new());
         assert_eq!(matching(&trie, &(topic + ".z")), [1]);
+    }
+
+    #[test]
+    fn many_wildcard_only_patterns_match_as_each_would() {
+        // Every pattern of up to 8 segments made of `*` and `**` alone: most reach any long
+        // topic, so the walk meets the same (node, position) pairs again and again, and must
+        // visit each once.
+        let mut trie = Wildcards::default();
+        let topic = Name::new(&vec!["a"; 32].join(".")).unwrap();
+        let mut expected = 0;
+        let mut target = 0u32;
+        for bits in 1u32..256 {
+            for len in 1..=8 {
+                let segments: Vec<&str> = (0..len)
+                    .map(|i| if bits & (1 << i) == 0 { "*" } else { "**" })
+                    .collect();
+                let pattern = p(&segments.join("."));
+                expected += usize::from(pattern.matches(&topic));
+                trie.insert(&pattern, target);
+                target += 1;
+            }
+        }
+        let mut out = Vec::new();
+        trie.matches_into(&topic, &mut out);
+        assert_eq!(out.len(), expected);
     }
 
     proptest! {
