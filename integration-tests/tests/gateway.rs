@@ -971,6 +971,70 @@ async fn a_token_that_was_used_once_is_refused_again() {
     mesh.stop().await;
 }
 
+/// A gateway restarted with its replay journal still refuses what it accepted before the
+/// restart; one restarted without it would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_remembers_the_tokens_it_accepted() {
+    let mesh = Mesh::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("replay.log");
+    let serve = |replay_journal: Option<std::path::PathBuf>| {
+        HttpServer::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            mesh.gateway.clone(),
+            HttpConfig {
+                replay_journal,
+                ..Default::default()
+            },
+        )
+    };
+    let send = |base: String, token: Token| {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/realms/io.acme/publish/orders.placed"))
+            .header("content-type", "application/json")
+            .bearer_auth(token.as_str())
+            .header("ucans", mesh.client_grant.as_str())
+            .body("{}")
+            .send()
+    };
+    let once = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
+
+    let first = serve(Some(journal.clone())).await.unwrap();
+    let base = format!("http://{}", first.local_addr());
+    assert_eq!(
+        send(base, once.clone()).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    first.shutdown().await;
+
+    let restarted = serve(Some(journal.clone())).await.unwrap();
+    let base = format!("http://{}", restarted.local_addr());
+    let replayed = send(base.clone(), once.clone()).await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(replayed).await["error"], "replay");
+    let fresh = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
+    assert_eq!(
+        send(base, fresh).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    restarted.shutdown().await;
+
+    // The control: without the journal a restart forgets, which is what the journal is for.
+    let forgetful = serve(None).await.unwrap();
+    let base = format!("http://{}", forgetful.local_addr());
+    assert_eq!(
+        send(base, once).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    forgetful.shutdown().await;
+
+    // A journal that cannot be opened stops the server from starting, with a reason.
+    let unwritable = dir.path().join("missing").join("replay.log");
+    let error = serve(Some(unwritable)).await.unwrap_err().to_string();
+    assert!(error.contains("replay journal"), "{error}");
+    mesh.stop().await;
+}
+
 /// A revocation record posted to a node applies there (and travels on); it needs no token, since
 /// it proves itself, and one that does not is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

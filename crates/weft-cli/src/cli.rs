@@ -61,6 +61,10 @@ pub(crate) struct NodeArgs {
     /// UCAN revocation records to apply at start (`weft ucan revoke` output, one per line).
     #[arg(long, value_name = "FILE")]
     pub(crate) revocations: Option<PathBuf>,
+    /// Where the gateway writes down the Bearer tokens it accepted, so a restart does not let
+    /// them be used again; default: remembered in memory for this run only.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) replay_journal: Option<PathBuf>,
     /// Listen address (multiaddr or IP:PORT); repeatable. Default: 127.0.0.1:0.
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) listen: Vec<String>,

@@ -9,6 +9,7 @@
 //! http = "127.0.0.1:8080"                       # WEFT_HTTP       --http
 //! ucan = ["@node.jwt"]                          # WEFT_UCAN       --ucan (a,b)
 //! revocations = "revoked.jsonl"                 # WEFT_REVOCATIONS --revocations
+//! replay_journal = "replay.log"                 # WEFT_REPLAY_JOURNAL --replay-journal
 //! [tags]                                        # WEFT_TAGS       --tag (k=v,k2=v2)
 //! region = "eu"
 //! [[realm]]                                     # WEFT_REALMS     --realm (name=owner,name2)
@@ -61,6 +62,8 @@ pub(crate) struct NodeSettings {
     pub(crate) key: Option<PathBuf>,
     /// Revocation records to apply at start, one JSON record per line.
     pub(crate) revocations: Option<PathBuf>,
+    /// Where the gateway writes down the Bearer tokens it accepted; `None`: memory only.
+    pub(crate) replay_journal: Option<PathBuf>,
     /// Listen addresses (multiaddr or IP:PORT); empty: the node's default, 127.0.0.1:0.
     pub(crate) listen: Vec<String>,
     /// Peers to join the mesh through.
@@ -119,6 +122,7 @@ pub(crate) struct Limits {
 /// The environment variables read as settings (besides `WEFT_CONFIG`).
 const ENV_KEY: &str = "WEFT_KEY";
 const ENV_REVOCATIONS: &str = "WEFT_REVOCATIONS";
+const ENV_REPLAY_JOURNAL: &str = "WEFT_REPLAY_JOURNAL";
 const ENV_LISTEN: &str = "WEFT_LISTEN";
 const ENV_BOOTSTRAP: &str = "WEFT_BOOTSTRAP";
 const ENV_HTTP: &str = "WEFT_HTTP";
@@ -180,6 +184,7 @@ impl NodeSettings {
 struct Layer {
     key: Option<PathBuf>,
     revocations: Option<PathBuf>,
+    replay_journal: Option<PathBuf>,
     listen: Option<Vec<String>>,
     bootstrap: Option<Vec<String>>,
     http: Option<SocketAddr>,
@@ -214,6 +219,7 @@ impl Layer {
         Layer {
             key: self.key.or(lower.key),
             revocations: self.revocations.or(lower.revocations),
+            replay_journal: self.replay_journal.or(lower.replay_journal),
             listen: self.listen.or(lower.listen),
             bootstrap: self.bootstrap.or(lower.bootstrap),
             http: self.http.or(lower.http),
@@ -262,6 +268,7 @@ impl Layer {
         NodeSettings {
             key: self.key,
             revocations: self.revocations,
+            replay_journal: self.replay_journal,
             listen: self.listen.unwrap_or_default(),
             bootstrap: self.bootstrap.unwrap_or_default(),
             http: self.http,
@@ -311,6 +318,7 @@ impl Layer {
         Ok(Layer {
             key: file.key.map(|key| dir.join(key)),
             revocations: file.revocations.map(|path| dir.join(path)),
+            replay_journal: file.replay_journal.map(|path| dir.join(path)),
             listen: file.listen,
             bootstrap: file.bootstrap,
             http: file.http,
@@ -384,6 +392,7 @@ impl Layer {
         Ok(Layer {
             key: env(ENV_KEY).map(PathBuf::from),
             revocations: env(ENV_REVOCATIONS).map(PathBuf::from),
+            replay_journal: env(ENV_REPLAY_JOURNAL).map(PathBuf::from),
             listen: list(ENV_LISTEN),
             bootstrap: list(ENV_BOOTSTRAP),
             http: env_value(&env, ENV_HTTP, socket_addr)?,
@@ -443,6 +452,7 @@ impl Layer {
         Ok(Layer {
             key: args.key.clone(),
             revocations: args.revocations.clone(),
+            replay_journal: args.replay_journal.clone(),
             listen: list(&args.listen),
             bootstrap: list(&args.bootstrap),
             http: args.http,
@@ -499,6 +509,7 @@ impl Layer {
 struct FileConfig {
     key: Option<PathBuf>,
     revocations: Option<PathBuf>,
+    replay_journal: Option<PathBuf>,
     listen: Option<Vec<String>>,
     bootstrap: Option<Vec<String>>,
     #[serde(default, deserialize_with = "de_socket_addr")]
@@ -826,6 +837,7 @@ mod tests {
             NodeSettings {
                 key: None,
                 revocations: None,
+                replay_journal: None,
                 listen: vec![],
                 bootstrap: vec![],
                 http: None,
@@ -896,6 +908,7 @@ max_event_streams = 25
             NodeSettings {
                 key: Some(d.join("node.pem")),
                 revocations: None,
+                replay_journal: None,
                 listen: vec![
                     "/ip4/0.0.0.0/udp/4001/quic-v1".into(),
                     "0.0.0.0:4002".into()

@@ -393,7 +393,7 @@ fn check_credentials(
 }
 
 /// The clock, in Unix seconds, as tokens count time.
-fn unix_seconds() -> u64 {
+pub(crate) fn unix_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

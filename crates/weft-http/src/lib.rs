@@ -23,6 +23,7 @@
 mod error;
 pub mod gateway;
 mod health;
+mod journal;
 mod metrics_endpoint;
 pub mod replay;
 
@@ -61,6 +62,9 @@ pub struct HttpConfig {
     pub max_body: usize,
     /// Event streams (`…/subscribe/…`) open at once; past it, 503 with code `limit`.
     pub max_streams: usize,
+    /// Where the gateway writes down the Bearer tokens it accepted, so that a restart does not
+    /// let them be used again (see [`replay`]); `None`: remembered in memory for this run only.
+    pub replay_journal: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +74,7 @@ impl Default for HttpConfig {
             require_peers: false,
             max_body: 1024 * 1024,
             max_streams: 1024,
+            replay_journal: None,
         }
     }
 }
@@ -117,11 +122,25 @@ pub struct HttpServer {
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for HTTP on {addr}: {source}")]
-pub struct BindError {
-    addr: SocketAddr,
-    #[source]
-    source: std::io::Error,
+pub enum BindError {
+    /// The address could not be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The replay journal could not be opened or rewritten.
+    #[error("cannot open the replay journal {path}: {source}")]
+    Journal {
+        /// The journal's path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl HttpServer {
@@ -131,14 +150,14 @@ impl HttpServer {
         node: Arc<weft::Node>,
         config: HttpConfig,
     ) -> Result<Self, BindError> {
+        let (stopping_tx, stopping) = watch::channel(false);
+        let app = routes(node, config, stopping)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| BindError { addr, source })?;
+            .map_err(|source| BindError::Listen { addr, source })?;
         let local_addr = listener
             .local_addr()
-            .map_err(|source| BindError { addr, source })?;
-        let (stopping_tx, stopping) = watch::channel(false);
-        let app = routes(node, config, stopping);
+            .map_err(|source| BindError::Listen { addr, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             // Each request knows its client's address: verification budgets are per address.
@@ -186,12 +205,28 @@ impl Drop for HttpServer {
 }
 
 /// The routes, for embedding in an application's own axum server.
-pub fn router(node: Arc<weft::Node>, config: HttpConfig) -> Router {
+pub fn router(node: Arc<weft::Node>, config: HttpConfig) -> Result<Router, BindError> {
     routes(node, config, watch::channel(false).1)
 }
 
-fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<bool>) -> Router {
+fn routes(
+    node: Arc<weft::Node>,
+    config: HttpConfig,
+    stopping: watch::Receiver<bool>,
+) -> Result<Router, BindError> {
     let max_body = config.max_body;
+    let replay = match &config.replay_journal {
+        Some(path) => replay::ReplayGuard::with_journal(
+            path,
+            gateway::unix_seconds(),
+            node.clock_leeway().as_secs(),
+        )
+        .map_err(|source| BindError::Journal {
+            path: path.clone(),
+            source,
+        })?,
+        None => replay::ReplayGuard::default(),
+    };
     let verify_budget = Arc::new(weft::auth::VerifyBudget::new(
         GATEWAY_VERIFY_BURST,
         GATEWAY_VERIFY_PER_SECOND,
@@ -200,7 +235,7 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
         node,
         config,
         stopping,
-        replay: std::sync::Mutex::default(),
+        replay: std::sync::Mutex::new(replay),
         verify_budget: verify_budget.clone(),
         sources: std::sync::Mutex::new(weft::auth::Budgets::new(SOURCES, move || {
             weft::auth::VerifyBudget::within(
@@ -211,7 +246,7 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
         })),
         streams: Arc::default(),
     });
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics_endpoint::metrics))
         .route("/v1/status", get(status::status))
@@ -225,5 +260,6 @@ fn routes(node: Arc<weft::Node>, config: HttpConfig, stopping: watch::Receiver<b
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .with_state(state);
+    Ok(router)
 }

@@ -7,10 +7,17 @@
 //! live at most [`MAX_LIFETIME`] seconds, and is remembered until it expires: what a member
 //! captured from a frame has been used already. Time is an argument; the rules are tested without
 //! a clock.
+//!
+//! With a journal (`HttpConfig::replay_journal`) the guard outlives a restart: each accepted
+//! token is written down before its request is served, and read back at start.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
+use tracing::warn;
 use weft::Cid;
+
+use crate::journal::Journal;
 
 /// The longest a request's token may live, in seconds from now.
 pub const MAX_LIFETIME: u64 = 300;
@@ -41,9 +48,25 @@ pub struct ReplayGuard {
     seen: HashSet<Cid>,
     /// The same tokens by expiry, to forget them when they can no longer be used anyway.
     by_expiry: BTreeMap<u64, Vec<Cid>>,
+    /// Where accepted tokens are written down for the next run, if anywhere.
+    journal: Option<Journal>,
 }
 
 impl ReplayGuard {
+    /// A guard that remembers, in the journal at `path`, what it accepted, and starts with what
+    /// the journal holds that is still live at `now`.
+    pub fn with_journal(path: &Path, now: u64, leeway: u64) -> std::io::Result<Self> {
+        let (journal, live) = Journal::open(path, now, leeway)?;
+        let mut guard = Self::default();
+        for (cid, exp) in live {
+            if guard.seen.insert(cid) {
+                guard.by_expiry.entry(exp).or_default().push(cid);
+            }
+        }
+        guard.journal = Some(journal);
+        Ok(guard)
+    }
+
     /// Accepts the token `cid` (with nonce `nonce` and expiry `exp`) at `now`, once; `leeway` is
     /// the clock skew tokens are allowed.
     pub fn accept(
@@ -70,7 +93,29 @@ impl ReplayGuard {
         }
         self.seen.insert(cid);
         self.by_expiry.entry(exp).or_default().push(cid);
+        self.write_down(cid, exp);
         Ok(())
+    }
+
+    /// Journals an accepted token. A failing disk is logged, not fatal: the token is still
+    /// refused again for this run, only a restart would forget it.
+    fn write_down(&mut self, cid: Cid, exp: u64) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        let written = if journal.wants_rewrite(self.seen.len()) {
+            let live = self
+                .by_expiry
+                .iter()
+                .flat_map(|(exp, cids)| cids.iter().map(move |cid| (*cid, *exp)))
+                .collect::<Vec<_>>();
+            journal.rewrite(live.into_iter())
+        } else {
+            journal.record(&cid, exp)
+        };
+        if let Err(e) = written {
+            warn!(error = %e, "cannot write the replay journal: a restart would forget this token");
+        }
     }
 
     /// Tokens that expired more than `leeway` ago cannot be used again anyway.
@@ -147,5 +192,32 @@ mod tests {
             .accept(cid(3), Some("n"), Some(1_400), 1_200, 0)
             .unwrap();
         assert_eq!(guard.len(), 2, "the first expired and was forgotten");
+    }
+
+    #[test]
+    fn a_journal_remembers_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.log");
+        let mut guard = ReplayGuard::with_journal(&path, 1_000, 60).unwrap();
+        guard
+            .accept(cid(1), Some("n"), Some(1_100), 1_000, 60)
+            .unwrap();
+        drop(guard);
+
+        let mut restarted = ReplayGuard::with_journal(&path, 1_010, 60).unwrap();
+        assert_eq!(
+            restarted.accept(cid(1), Some("n"), Some(1_100), 1_010, 60),
+            Err(Replay::Used)
+        );
+        assert_eq!(
+            restarted.accept(cid(2), Some("n"), Some(1_100), 1_010, 60),
+            Ok(())
+        );
+        let mut without = ReplayGuard::default();
+        assert_eq!(
+            without.accept(cid(1), Some("n"), Some(1_100), 1_010, 60),
+            Ok(()),
+            "the journal is what remembers: without it the token would pass again"
+        );
     }
 }

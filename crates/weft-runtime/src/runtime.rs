@@ -258,6 +258,11 @@ impl NodeHandle {
         self.network.listen_addrs().await.unwrap_or_default()
     }
 
+    /// How long past its `exp` a token still holds here, in seconds (the clock leeway).
+    pub fn clock_leeway(&self) -> u64 {
+        self.authorizer.leeway()
+    }
+
     /// Is the node still running (not shut down, aborted or crashed)?
     pub fn is_running(&self) -> bool {
         self.node.connected()

@@ -320,6 +320,11 @@ impl Node {
         self.inner.current_listen_addrs().await
     }
 
+    /// How long past its `exp` a token still holds here (the node's clock leeway).
+    pub fn clock_leeway(&self) -> Duration {
+        Duration::from_secs(self.inner.clock_leeway())
+    }
+
     /// Is the node still running (not shut down or aborted)?
     pub fn is_running(&self) -> bool {
         self.inner.is_running()

@@ -76,6 +76,7 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
                     .limits
                     .max_event_streams
                     .unwrap_or(defaults.max_streams),
+                replay_journal: settings.replay_journal.clone(),
                 ..defaults
             };
             match weft_http::HttpServer::bind(addr, node.clone(), config).await {
