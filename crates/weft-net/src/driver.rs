@@ -56,6 +56,10 @@ pub(crate) enum Command {
         peer: PeerId,
         keys: Vec<Vec<u8>>,
     },
+    StoredProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     Stats {
         reply: oneshot::Sender<DhtStats>,
     },
@@ -312,6 +316,20 @@ impl Driver {
                 }
                 self.departed
                     .mark(peer, Instant::now(), departed::DEPARTED_FOR);
+            }
+            Command::StoredProviders { key, reply } => {
+                let stored = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .as_mut()
+                    .map_or_else(Vec::new, |kad| {
+                        kad::store::RecordStore::providers(kad.store_mut(), &key.into())
+                            .into_iter()
+                            .map(|record| record.provider)
+                            .collect()
+                    });
+                let _ = reply.send(stored);
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());

@@ -120,6 +120,13 @@ impl Network {
             .await?
     }
 
+    /// The providers of `key` in this node's own store: what it answers others' lookups with,
+    /// without asking anyone.
+    pub async fn stored_providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        self.call(|reply| Command::StoredProviders { key, reply })
+            .await
+    }
+
     /// Current listen addresses, each ending in `/p2p/<peer-id>`.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
         self.call(|reply| Command::ListenAddrs { reply }).await

@@ -112,6 +112,55 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
     }
 }
 
+/// A peer that left on purpose is forgotten as a provider of the keys named, and only those:
+/// this node stops handing its records to others who look them up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_a_departed_provider_drops_its_records() {
+    let (a, _a_events, a_addr) = start(vec![]).await;
+    let (b, mut b_events, _) = start(vec![a_addr.clone()]).await;
+    wait_connected(&mut b_events, a.peer_id()).await;
+    let (forgotten, kept) = (b"weft/test/forgotten".to_vec(), b"weft/test/kept".to_vec());
+    for key in [&forgotten, &kept] {
+        timeout(LIMIT, b.provide(key.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        // The provide query ends before its record has surely reached A.
+        timeout(LIMIT, async {
+            while !a
+                .stored_providers(key.clone())
+                .await
+                .unwrap()
+                .contains(&b.peer_id())
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap();
+    }
+    b.shutdown().await;
+    a.forget(b.peer_id(), vec![forgotten.clone()]).await;
+
+    assert_eq!(a.stored_providers(forgotten.clone()).await.unwrap(), vec![]);
+    assert_eq!(
+        a.stored_providers(kept.clone()).await.unwrap(),
+        vec![b.peer_id()],
+        "only the keys named are forgotten"
+    );
+    // A newcomer, which knows nothing of B, asks A and hears nothing of it.
+    let (d, mut d_events, _) = start(vec![a_addr]).await;
+    wait_connected(&mut d_events, a.peer_id()).await;
+    let found = timeout(LIMIT, d.find_providers(forgotten))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!found.contains(&b.peer_id()), "{found:?}");
+    for net in [a, d] {
+        net.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialing_nothing_fails_with_an_error() {
     let (a, _events, _) = start(vec![]).await;

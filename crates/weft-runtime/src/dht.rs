@@ -1,6 +1,7 @@
 //! The `Dht` actor: the one front to Kademlia.
 //!
-//! Inbound: [`Provide`] and [`FindProviders`] from realm actors. Outbound: one network command per
+//! Inbound: [`Provide`], [`StopProviding`], [`ForgetProvider`] and [`FindProviders`] from realm
+//! actors. Outbound: one network command per
 //! message; results are logged, and providers found are dialed by the network layer
 //! while the query still knows their addresses. Lives as long as the node.
 
@@ -22,6 +23,17 @@ pub struct Provide {
 pub struct StopProviding {
     /// The DHT key.
     pub key: Vec<u8>,
+}
+
+/// `peer` left on purpose: drop its provider records for `keys` from this node's store, so
+/// lookups here stop returning it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ForgetProvider {
+    /// The peer that left.
+    pub peer: weft_net::PeerId,
+    /// The DHT keys it provided.
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// Look up the providers of `key`; returns how many were found.
@@ -78,6 +90,16 @@ impl Handler<StopProviding> for Dht {
             }
             .into_actor(self),
         );
+    }
+}
+
+/// Forgets a departed provider's records.
+impl Handler<ForgetProvider> for Dht {
+    type Result = ();
+
+    fn handle(&mut self, msg: ForgetProvider, ctx: &mut Context<Self>) {
+        let network = self.network.clone();
+        ctx.spawn(async move { network.forget(msg.peer, msg.keys).await }.into_actor(self));
     }
 }
 

@@ -44,7 +44,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
 
 use crate::caps::{Cap, Verdict, count_refusal};
 use crate::chains::ChainCache;
-use crate::dht::{Dht, FindProviders, Provide, StopProviding};
+use crate::dht::{Dht, FindProviders, ForgetProvider, Provide, StopProviding};
 use crate::handshake::PeerTags;
 use crate::keys::procedure_key;
 use crate::providers::{Provider, Providers, Strategy};
@@ -1150,6 +1150,21 @@ impl Handler<MemberLeft> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
+        if !msg.abrupt && !self.client {
+            // It left on purpose: its procedure records here would only lead lookups to it.
+            let keys: Vec<Vec<u8>> = self
+                .providers
+                .procedures_of(&msg.peer)
+                .iter()
+                .map(|procedure| procedure_key(&self.realm, procedure))
+                .collect();
+            if !keys.is_empty() {
+                self.dht.do_send(ForgetProvider {
+                    peer: msg.peer,
+                    keys,
+                });
+            }
+        }
         self.forget_member(&msg.peer);
         self.members.remove(&msg.peer);
         let lost: Vec<u64> = self
