@@ -101,3 +101,53 @@ async fn a_subscriber_cut_off_mid_stream_is_counted_not_silently_lost() {
     raw.close().await;
     hub.shutdown().await;
 }
+
+/// A subscriber that stops reading mid-burst and is then cut off: what the hub had queued for it
+/// and never wrote is counted to the realm (`dropped_session_ended`), with the queue-full drops,
+/// and never more than was sent. What QUIC had taken and not delivered when the connection died
+/// cannot be known here; the counts bound the loss from below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_queued_for_a_session_that_ends_are_counted_to_the_realm() {
+    let hub = Node::builder()
+        .open_realm("dev")
+        .liveness(std::time::Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    let dev = hub.realm("dev").unwrap();
+    let mut raw = RawPeer::join_open(&hub, "dev").await;
+    raw.send(&subscribe(1)).await;
+    within("the subscription", dev.wait_for_subscriber("orders.placed"))
+        .await
+        .unwrap();
+    // The raw peer reads nothing more: its reader stalls once a few batches wait, QUIC's window
+    // fills, and the rest waits in the hub's queue for it.
+    let payload = json!("x".repeat(1024));
+    dev.publish("orders.placed", &payload).await.unwrap();
+    raw.next_frames().await.expect("the first publication");
+    let sent = 20_000u64;
+    for _ in 1..sent {
+        dev.publish("orders.placed", &payload).await.unwrap();
+    }
+    raw.close().await;
+    within("the hub notices", async {
+        while dev.stats().await.members > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let stats = within("the loss is counted", async {
+        loop {
+            let stats = dev.stats().await;
+            if stats.dropped_session_ended > 0 {
+                break stats;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let counted = stats.dropped_session_ended + stats.dropped_slow_peer + stats.dropped_peer_gone;
+    assert!(counted <= sent, "{stats:?}");
+    eprintln!("sent {sent}, counted {counted}: {stats:?}");
+    hub.shutdown().await;
+}

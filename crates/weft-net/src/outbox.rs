@@ -57,6 +57,40 @@ struct State {
     gone: bool,
     /// The control lane outgrew [`MAX_CONTROL_BYTES`]: the peer is not reading.
     overflowed: bool,
+    /// Queued data frames by tag (see [`Outbox::push_tagged`]).
+    tags: Tags,
+    /// Tagged data frames that were queued and will never be written.
+    lost: Tags,
+}
+
+/// Frame counts by tag. A peer's frames carry a handful of tags (its realms), so a list beats a
+/// map.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tags(Vec<(u16, u64)>);
+
+impl Tags {
+    fn add(&mut self, tag: u16, frames: u64) {
+        match self.0.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, n)) => *n += frames,
+            None => self.0.push((tag, frames)),
+        }
+    }
+
+    fn absorb(&mut self, other: &mut Tags) {
+        for (tag, frames) in other.0.drain(..) {
+            self.add(tag, frames);
+        }
+    }
+
+    /// Each tag with its count.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// No frame counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl State {
@@ -67,13 +101,20 @@ impl State {
     /// Drops everything queued, memory included. The data frames among it (publications, calls,
     /// replies) are counted: they were accepted for a peer that will never get them.
     fn discard(&mut self) {
-        if self.data_frames > 0 {
-            metrics::counter!("weft_frames_dropped_total", "reason" => "session_ended")
-                .increment(self.data_frames as u64);
-        }
+        let (frames, mut tags) = (self.data_frames, std::mem::take(&mut self.tags));
+        self.lose(frames, &mut tags);
         self.control = Vec::new();
         self.data = Vec::new();
         self.data_frames = 0;
+    }
+
+    /// Counts `frames` data frames, `tags` among them, as never to be written.
+    fn lose(&mut self, frames: usize, tags: &mut Tags) {
+        if frames > 0 {
+            metrics::counter!("weft_frames_dropped_total", "reason" => "session_ended")
+                .increment(frames as u64);
+        }
+        self.lost.absorb(tags);
     }
 }
 
@@ -102,6 +143,17 @@ impl Outbox {
     /// drop), closing, or its writer is gone; either way the answer says whether the outbox is now
     /// [`congested`](Self::congested), under the same lock.
     pub fn push(&self, frame: &[u8]) -> Pushed {
+        self.push_inner(frame, None)
+    }
+
+    /// Queues an encoded data frame as [`push`](Self::push) does, and if it is queued but never
+    /// written (the session ends first, or the write fails), counts it under `tag` in
+    /// [`take_lost`](Self::take_lost).
+    pub fn push_tagged(&self, frame: &[u8], tag: u16) -> Pushed {
+        self.push_inner(frame, Some(tag))
+    }
+
+    fn push_inner(&self, frame: &[u8], tag: Option<u16>) -> Pushed {
         let mut state = self.lock();
         if state.gone
             || state.closing
@@ -118,6 +170,9 @@ impl Outbox {
         let wake = state.is_empty();
         state.data.extend_from_slice(frame);
         state.data_frames += 1;
+        if let Some(tag) = tag {
+            state.tags.add(tag, 1);
+        }
         let congested = self.is_congested(&state);
         drop(state);
         if wake {
@@ -174,6 +229,12 @@ impl Outbox {
             state.discard();
         }
         self.shared.space.notify_waiters();
+    }
+
+    /// The tagged frames lost so far (see [`push_tagged`](Self::push_tagged)), each counted once:
+    /// taking them resets the count.
+    pub fn take_lost(&self) -> Tags {
+        std::mem::take(&mut self.lock().lost)
     }
 
     /// The peer let more than [`MAX_CONTROL_BYTES`] of control frames pile up.
@@ -236,8 +297,10 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
     let outbox = &guard.0;
     let sent = metrics::counter!("weft_bytes_sent_total");
     let (mut control, mut data) = (Vec::new(), Vec::new());
+    // The tagged frames the write in progress carries: lost, and counted, if it fails.
+    let mut writing_tags = Tags::default();
     loop {
-        let closing = {
+        let (closing, writing_frames) = {
             let mut state = outbox.lock();
             if state.overflowed {
                 return Err(std::io::Error::other(
@@ -246,8 +309,8 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             }
             std::mem::swap(&mut state.control, &mut control);
             std::mem::swap(&mut state.data, &mut data);
-            state.data_frames = 0;
-            state.closing
+            std::mem::swap(&mut state.tags, &mut writing_tags);
+            (state.closing, std::mem::take(&mut state.data_frames))
         };
         if !data.is_empty() {
             outbox.shared.space.notify_waiters();
@@ -270,20 +333,34 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             outbox.shared.ready.notified().await;
             continue;
         }
-        for bytes in [&mut control, &mut data] {
-            if !bytes.is_empty() {
-                stream.write_all(bytes).await?;
-                sent.increment(bytes.len() as u64);
-                if bytes.capacity() > KEEP_CAPACITY {
-                    *bytes = Vec::new();
-                } else {
-                    bytes.clear();
-                }
-            }
+        if let Err(e) = write_both(&mut stream, [&mut control, &mut data], &sent).await {
+            outbox.lock().lose(writing_frames, &mut writing_tags);
+            return Err(e);
         }
-        stream.flush().await?;
+        writing_tags = Tags::default();
     }
     stream.close().await
+}
+
+/// Writes the control bytes, then the data bytes, and flushes; emptied buffers are kept for
+/// reuse unless they grew large.
+async fn write_both<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    buffers: [&mut Vec<u8>; 2],
+    sent: &metrics::Counter,
+) -> std::io::Result<()> {
+    for bytes in buffers {
+        if !bytes.is_empty() {
+            stream.write_all(bytes).await?;
+            sent.increment(bytes.len() as u64);
+            if bytes.capacity() > KEEP_CAPACITY {
+                *bytes = Vec::new();
+            } else {
+                bytes.clear();
+            }
+        }
+    }
+    stream.flush().await
 }
 
 /// Releases an empty buffer's memory if it holds more than an idle peer needs.
@@ -407,6 +484,63 @@ mod tests {
         let failed = write_outbox(Sink::default(), outbox.clone()).await;
         assert!(failed.is_err() && outbox.overflowed(), "{failed:?}");
         assert!(!outbox.congested(), "and leaves nobody waiting");
+    }
+
+    /// A stream whose writes fail, as a reset connection's do.
+    struct Broken;
+
+    impl AsyncWrite for Broken {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            _buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn lost(outbox: &Outbox) -> Vec<(u16, u64)> {
+        let mut lost: Vec<_> = outbox.take_lost().iter().collect();
+        lost.sort_unstable();
+        lost
+    }
+
+    #[tokio::test]
+    async fn tagged_frames_never_written_are_counted_by_tag() {
+        // Queued when the session ends without a writer.
+        let outbox = Outbox::new(8);
+        for tag in [1, 2, 1] {
+            assert!(outbox.push_tagged(b"p", tag).queued);
+        }
+        assert!(outbox.push(b"untagged").queued);
+        outbox.abandon();
+        assert_eq!(lost(&outbox), vec![(1, 2), (2, 1)]);
+        assert!(outbox.take_lost().is_empty(), "each loss is taken once");
+
+        // Handed to a write that fails.
+        let outbox = Outbox::new(8);
+        assert!(outbox.push_tagged(b"p", 3).queued);
+        assert!(write_outbox(Broken, outbox.clone()).await.is_err());
+        assert_eq!(lost(&outbox), vec![(3, 1)]);
+
+        // Written: nothing lost.
+        let outbox = Outbox::new(8);
+        assert!(outbox.push_tagged(b"p", 4).queued);
+        outbox.close();
+        write_outbox(Sink::default(), outbox.clone()).await.unwrap();
+        assert_eq!(lost(&outbox), vec![]);
     }
 
     #[tokio::test]

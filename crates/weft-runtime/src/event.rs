@@ -82,6 +82,9 @@ pub struct RealmStats {
     /// their subscriptions from then until they were back and had announced them again (or a
     /// minute passed).
     pub dropped_peer_gone: u64,
+    /// Publications queued for a member whose session ended before they were written (or whose
+    /// last write failed): the member never got them.
+    pub dropped_session_ended: u64,
     /// Publications refused by authorization: peers' publications, and this node's own that
     /// were refused before sending.
     pub denied: u64,

@@ -33,7 +33,7 @@ use crate::handshake::{Greeting, Handshake, PeerTags};
 use crate::realm::Routes;
 use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
-use crate::router::{RemoteInterest, RemotePublish};
+use crate::router::{LostToSession, RemoteInterest, RemotePublish};
 use crate::sender::{InFlight, PeerSender};
 use crate::{PeerEvent, PeerInfo};
 
@@ -117,6 +117,8 @@ pub struct RealmLink {
     pub actor: Addr<Realm>,
     /// Its registry, where replies to this node's calls go.
     pub registry: Addr<Registry>,
+    /// Where publications queued for a peer and never written are counted.
+    pub losses: Recipient<LostToSession>,
 }
 
 /// The peer's weft stream towards us.
@@ -282,12 +284,15 @@ impl PeerConnection {
             }
         };
         let (network, peer, did, me) = (self.network.clone(), self.peer, self.did, ctx.address());
+        let links = self.links.clone();
         self.writer = Some(self.network.spawn(async move {
             match open_acknowledged(&network, peer, &hello).await {
                 Ok(opened) => {
                     let _reader = opened.reader;
                     let watched = outbox.clone();
-                    if let Err(e) = write_outbox(opened.writer, outbox).await {
+                    let written = write_outbox(opened.writer, outbox).await;
+                    report_lost(&watched, &links);
+                    if let Err(e) = written {
                         // Nothing more can reach the peer on this session: end the connection
                         // rather than keep a session that silently loses what it sends (a new
                         // one starts if the peer comes back). Usually the peer is gone already.
@@ -302,6 +307,7 @@ impl PeerConnection {
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
                     outbox.abandon();
+                    report_lost(&outbox, &links);
                     me.do_send(Failed);
                 }
             }
@@ -407,6 +413,15 @@ impl PeerConnection {
     }
 }
 
+/// Tells each realm how many of its publications queued for this peer will never reach it.
+fn report_lost(outbox: &Outbox, links: &[RealmLink]) {
+    for (index, frames) in outbox.take_lost().iter() {
+        if let Some(link) = links.get(usize::from(index)) {
+            link.losses.do_send(LostToSession { frames });
+        }
+    }
+}
+
 impl Actor for PeerConnection {
     type Context = Context<Self>;
 
@@ -430,6 +445,7 @@ impl Actor for PeerConnection {
         // one that never started releases whoever waits for room.
         if self.unopened {
             self.sender.outbox.abandon();
+            report_lost(&self.sender.outbox, &self.links);
         } else {
             self.sender.outbox.close();
         }

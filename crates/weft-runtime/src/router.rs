@@ -129,6 +129,14 @@ pub struct MemberLeft {
     pub abrupt: bool,
 }
 
+/// Publications this realm queued for a member were never written: its session ended first.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct LostToSession {
+    /// How many.
+    pub frames: u64,
+}
+
 /// The application subscribed (already authorized by the realm actor).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -489,7 +497,7 @@ impl Router {
                             },
                         )?;
                     }
-                    let pushed = member.sender.send(&encoded);
+                    let pushed = member.sender.send_publication(&encoded, self.index);
                     if !pushed.queued {
                         self.counters.dropped_slow_peer();
                     }
@@ -629,13 +637,22 @@ impl Router {
                     break;
                 }
             }
-            if !member.sender.send(&encoded).queued {
+            if !member.sender.send_publication(&encoded, self.index).queued {
                 self.counters.dropped_slow_peer();
             }
         }
         if encoded.capacity() <= KEEP_ENCODED {
             self.encoded = encoded;
         }
+    }
+}
+
+/// Counts what a member's ended session never wrote.
+impl Handler<LostToSession> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: LostToSession, _ctx: &mut Context<Self>) {
+        self.counters.dropped_session_ended(msg.frames);
     }
 }
 

@@ -676,6 +676,7 @@ fn build(
             realm: realm.clone(),
             actor: actor.clone(),
             registry: registry.clone(),
+            losses: router.clone().recipient(),
         });
         let calls = Arc::new(CallMetrics::new(realm.name()));
         realms.push(RealmHandle {

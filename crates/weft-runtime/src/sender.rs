@@ -29,6 +29,13 @@ impl PeerSender {
         self.outbox.push(frame)
     }
 
+    /// Queues an encoded publication of this node's realm `realm` (its index in this node's
+    /// hello) as [`send`](Self::send) does; if the session ends before it is written, the
+    /// session reports it lost to that realm.
+    pub fn send_publication(&self, frame: &[u8], realm: RealmIndex) -> Pushed {
+        self.outbox.push_tagged(frame, realm)
+    }
+
     /// Queues an encoded control frame (interest, denial, goodbye): never dropped while the peer
     /// is connected, and written before queued data.
     pub fn send_control(&self, frame: &[u8]) {

@@ -39,6 +39,7 @@ pub(crate) struct RealmCounters {
     dropped_slow_subscriber: Counter,
     dropped_slow_peer: Counter,
     dropped_peer_gone: Counter,
+    dropped_session_ended: Counter,
     denied: Counter,
     duplicates: Counter,
     members: Gauge,
@@ -56,6 +57,7 @@ impl RealmCounters {
             dropped_slow_subscriber: dropped("slow_subscriber"),
             dropped_slow_peer: dropped("slow_peer"),
             dropped_peer_gone: dropped("peer_gone"),
+            dropped_session_ended: dropped("session_ended"),
             denied: metrics::counter!("weft_publications_denied_total", "realm" => name.clone()),
             duplicates: metrics::counter!("weft_publications_duplicate_total", "realm" => name.clone()),
             members: metrics::gauge!("weft_realm_members", "realm" => name),
@@ -93,6 +95,11 @@ impl RealmCounters {
     pub(crate) fn dropped_peer_gone(&mut self, deliveries: usize) {
         self.stats.dropped_peer_gone += deliveries as u64;
         self.dropped_peer_gone.increment(deliveries as u64);
+    }
+
+    pub(crate) fn dropped_session_ended(&mut self, frames: u64) {
+        self.stats.dropped_session_ended += frames;
+        self.dropped_session_ended.increment(frames);
     }
 
     pub(crate) fn denied(&mut self) {
