@@ -1,7 +1,9 @@
 //! Faults between two hosts, as `weft` processes see them: two Linux network namespaces joined by
 //! a veth pair, one node in each, clients attached to each node over the namespace's loopback.
-//! Partitions and packet loss are nftables rules on the veth ends (the kernels this runs on have
-//! no `sch_netem`, so there is no added delay; where `tc netem` works, the loss test adds 50 ms).
+//! Partitions and packet loss are nftables rules on the veth ends. Delay is a UDP proxy in
+//! namespace `a` that holds each datagram 50 ms each way (the kernels this runs on have no
+//! `sch_netem`, so `tc netem` is not used): this test binary runs its own ignored
+//! [`delay_proxy`] there.
 //!
 //! Needs root and `ip` (iproute2) and `nft` (nftables): elsewhere each test prints why it skips.
 //! `.ci/run` installs both and sets `WEFT_REQUIRE_NETNS=1`, which turns a skip into a failure.
@@ -146,19 +148,56 @@ impl Lab {
         }
     }
 
-    /// Adds `ms` of delay on both veth ends, if this kernel has `sch_netem`; says whether it did.
-    fn delay(&self, ms: u32) -> bool {
-        [(&self.a, &self.veth_a), (&self.b, &self.veth_b)]
-            .into_iter()
-            .all(|(ns, veth)| {
-                Command::new("ip")
-                    .args([
-                        "netns", "exec", ns, "tc", "qdisc", "add", "dev", veth, "root",
-                    ])
-                    .args(["netem", "delay", &format!("{ms}ms")])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            })
+    /// Drops, in `b`, what comes from `a`'s node directly (UDP from port 4001): B hears A only
+    /// through the proxy.
+    fn only_through_proxy(&self) {
+        run(&[
+            "ip", "netns", "exec", &self.b, "nft", "add", "table", "inet", "direct",
+        ]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.b,
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "direct",
+            "input",
+            "{ type filter hook input priority 0; policy accept; }",
+        ]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.b,
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "direct",
+            "input",
+            "ip saddr 10.77.0.1 udp sport 4001 drop",
+        ]);
+    }
+
+    /// A UDP proxy in namespace `a` at `10.77.0.1:PORT` forwarding to `a`'s node on
+    /// `127.0.0.1:4001`, holding every datagram `ms` milliseconds each way.
+    fn delaying_proxy(&self, port: u16, ms: u64) -> Running {
+        let mut proxy = Command::new("ip")
+            .args(["netns", "exec", &self.a])
+            .arg(std::env::current_exe().unwrap())
+            .args(["delay_proxy", "--exact", "--ignored", "--nocapture"])
+            .env(PROXY_ENV, format!("10.77.0.1:{port} 127.0.0.1:4001 {ms}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = lines(proxy.stdout.take().unwrap());
+        wait_for(&out, LIMIT, |l| l == "ready");
+        Running(out, Killed(proxy))
     }
 }
 
@@ -179,6 +218,11 @@ struct Running(#[allow(dead_code)] mpsc::Receiver<String>, Killed);
 /// its namespace (one socket: libp2p dials from a listener's socket, and one bound to 127.0.0.1
 /// cannot reach the veth), and that side's clients attach over loopback.
 fn two_nodes(lab: &Lab) -> (Running, Running) {
+    two_nodes_via(lab, "10.77.0.1:4001")
+}
+
+/// [`two_nodes`], with B bootstrapping from A at `a_addr`.
+fn two_nodes_via(lab: &Lab, a_addr: &str) -> (Running, Running) {
     let start = |ns: &str, args: &[&str]| {
         let mut node = lab
             .weft(ns, args)
@@ -193,13 +237,7 @@ fn two_nodes(lab: &Lab) -> (Running, Running) {
     let a = start(&lab.a, &["node", "--listen", "0.0.0.0:4001"]);
     let b = start(
         &lab.b,
-        &[
-            "node",
-            "--listen",
-            "0.0.0.0:4001",
-            "--bootstrap",
-            "10.77.0.1:4001",
-        ],
+        &["node", "--listen", "0.0.0.0:4001", "--bootstrap", a_addr],
     );
     (a, b)
 }
@@ -457,18 +495,42 @@ fn a_provider_killed_mid_call_leaves_every_call_with_an_outcome_and_none_run_twi
     assert!(ran.len() > before, "some calls ran");
 }
 
-/// 5 % of packets lost each way (and 50 ms of delay where the kernel can add it): publications
-/// and calls still go through, each call once, each within its timeout.
+/// 5 % of packets lost each way and 50 ms of delay each way: publications and calls still go
+/// through, each call once, each within its timeout.
 #[test]
-fn with_five_percent_loss_calls_and_publications_go_through() {
+fn with_five_percent_loss_and_delay_calls_and_publications_go_through() {
     let Some(lab) = Lab::new("l") else { return };
-    let (_a, _b) = two_nodes(&lab);
+    // B reaches A only through the proxy, so every packet between them is delayed.
+    let _proxy = lab.delaying_proxy(4101, 50);
+    lab.only_through_proxy();
+    let (_a, _b) = two_nodes_via(&lab, "10.77.0.1:4101");
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("calls");
     let _provider = provider(&lab, &lab.b.clone(), "orders.get", &record, "0");
     until_a_call_succeeds(&lab, &lab.a, "orders.get", LIMIT);
+    let mut sub = lab
+        .weft(
+            &lab.b,
+            &["sub", "--connect", LOCAL, "--realm", "dev", "orders.*"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = lines(sub.stdout.take().unwrap());
+    let ready = lines(sub.stderr.take().unwrap());
+    wait_for(&ready, LIMIT, |l| l == "ready");
+    let _sub = Killed(sub);
+    // The subscription reaches A over the delayed link; a publication that arrives before it
+    // has no subscriber to go to, so publish until the first one is delivered.
+    let mut n = 0;
+    while !wait_for_any(&events, Duration::from_millis(500)) {
+        assert!(n < 100, "no publication reached the subscriber");
+        publish(&lab, &lab.a, n);
+        n += 1;
+    }
+
     lab.drop_on_link(5);
-    let delayed = lab.delay(50);
     let mut outcomes = Vec::new();
     for id in 0..20 {
         outcomes.push(call(
@@ -479,7 +541,19 @@ fn with_five_percent_loss_calls_and_publications_go_through() {
             "5s",
         ));
     }
-    eprintln!("5 % loss (delay added: {delayed}): {outcomes:?}");
+    for n in 1000..1009 {
+        publish(&lab, &lab.a, n);
+    }
+    let number = |line: &str| {
+        serde_json::from_str::<Value>(line).unwrap()["payload"]["n"]
+            .as_u64()
+            .unwrap()
+    };
+    // Late deliveries of the probes above come first, if any.
+    let received: Vec<u64> = (0..9)
+        .map(|_| number(&wait_for(&events, LIMIT, |l| number(l) >= 1000)))
+        .collect();
+    eprintln!("5 % loss and 50 ms each way: calls {outcomes:?}; publications {received:?}");
     assert!(
         outcomes
             .iter()
@@ -492,4 +566,67 @@ fn with_five_percent_loss_calls_and_publications_go_through() {
         .collect();
     let unique: HashSet<u64> = ran.iter().copied().collect();
     assert_eq!((ran.len(), unique.len()), (20, 20), "{ran:?}");
+    assert_eq!(
+        received,
+        (1000..1009).collect::<Vec<_>>(),
+        "every one, in order"
+    );
+}
+
+/// Where [`delay_proxy`] reads its settings: `LISTEN TARGET MILLISECONDS`.
+const PROXY_ENV: &str = "WEFT_CHAOS_DELAY_PROXY";
+
+/// Not a test: the loss test runs this, inside a namespace, as a UDP proxy that forwards
+/// between one client at `LISTEN` and `TARGET`, holding each datagram the given milliseconds.
+/// It runs until killed.
+#[test]
+#[ignore = "a helper the loss test runs inside a network namespace"]
+fn delay_proxy() {
+    let settings = std::env::var(PROXY_ENV).expect("run by the loss test, which sets it");
+    let [listen, target, ms] = settings.split(' ').collect::<Vec<_>>()[..] else {
+        panic!("{PROXY_ENV}: LISTEN TARGET MILLISECONDS, not {settings:?}")
+    };
+    let delay = Duration::from_millis(ms.parse().unwrap());
+    let front = std::net::UdpSocket::bind(listen).unwrap();
+    let back = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    back.connect(target).unwrap();
+    let client = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let to_target = held({
+        let back = back.try_clone().unwrap();
+        move |datagram: &[u8]| {
+            let _ = back.send(datagram);
+        }
+    });
+    let to_client = held({
+        let (front, client) = (front.try_clone().unwrap(), client.clone());
+        move |datagram: &[u8]| {
+            if let Some(addr) = *client.lock().unwrap() {
+                let _ = front.send_to(datagram, addr);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = vec![0; 65_536];
+        while let Ok(len) = back.recv(&mut buf) {
+            let _ = to_client.send((Instant::now() + delay, buf[..len].to_vec()));
+        }
+    });
+    println!("ready");
+    let mut buf = vec![0; 65_536];
+    while let Ok((len, from)) = front.recv_from(&mut buf) {
+        *client.lock().unwrap() = Some(from);
+        let _ = to_target.send((Instant::now() + delay, buf[..len].to_vec()));
+    }
+}
+
+/// A thread that sends each datagram it is given with `send`, at its due time, in order.
+fn held(send: impl Fn(&[u8]) + Send + 'static) -> mpsc::Sender<(Instant, Vec<u8>)> {
+    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
+    std::thread::spawn(move || {
+        for (due, datagram) in rx {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            send(&datagram);
+        }
+    });
+    tx
 }
