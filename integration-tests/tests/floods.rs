@@ -53,23 +53,22 @@ async fn a_flood_of_subscriptions_is_capped_and_others_are_served_as_before() {
     .unwrap();
     let before = latency(&dev, &mut orders).await;
 
+    // The control: the same flood, in a realm the sender never joined, which the node drops
+    // unread. It costs what sending, carrying and decoding the frames cost on these two cores,
+    // and nothing of what holding or refusing subscriptions costs.
+    let idle = RawPeer::join_open(&hub, "dev").await;
+    let flood = tokio::spawn(flood_of_subscriptions(idle, 7));
+    let control = latency(&dev, &mut orders).await;
+    within("the control flood", flood)
+        .await
+        .unwrap()
+        .close()
+        .await;
+
     // Wildcard-first patterns that never match: the costliest kind to hold. Latency is measured
     // while they arrive.
     let flooder = RawPeer::join_open(&hub, "dev").await;
-    let flood = tokio::spawn(async move {
-        for id in 0..FLOOD {
-            let pattern = weft::Pattern::new(&format!("*.flood{id}.**")).unwrap();
-            flooder
-                .send(&Frame::Interest(Interest::Subscribe {
-                    realm: 0,
-                    id,
-                    pattern,
-                    chain: None,
-                }))
-                .await;
-        }
-        flooder
-    });
+    let flood = tokio::spawn(flood_of_subscriptions(flooder, 0));
     let during = latency(&dev, &mut orders).await;
     let flooding = !flood.is_finished();
     let mut flooder = within("the flood", flood).await.unwrap();
@@ -88,17 +87,35 @@ async fn a_flood_of_subscriptions_is_capped_and_others_are_served_as_before() {
         stats.remote_subscriptions
     );
     eprintln!(
-        "median publication latency: {before:?} before the flood, {during:?} during it \
-         (still flooding at the end: {flooding}); {} subscriptions held for the flooder",
+        "median publication latency: {before:?} quiet, {control:?} during the control flood, \
+         {during:?} during the flood (still flooding at the end: {flooding}); {} subscriptions \
+         held for the flooder",
         stats.remote_subscriptions - 1
     );
-    // The flooder runs in this process, on the same two cores: a flood of frames the node
-    // drops unread (a realm it never joined) costs about 2x by itself here, so the bound leaves
-    // room for that and no more.
+    // The flooder runs in this process, on the same two cores, so its own sending shows in the
+    // latency; the control shows how much. The node's share (holding 10,000 subscriptions,
+    // refusing 90,000) measured 1.2-2.5x the control here, too noisy on two shared cores to
+    // hold to 2x, so the bound is on the whole: within 3x of quiet.
     assert!(
         during < before * 3 + Duration::from_millis(1),
         "{during:?} with the flood, {before:?} without"
     );
     flooder.close().await;
     shutdown(&[member, hub]).await;
+}
+
+/// Sends [`FLOOD`] never-matching wildcard subscriptions for realm `realm` of `peer`'s hello,
+/// as fast as the node takes them; returns the peer.
+async fn flood_of_subscriptions(peer: RawPeer, realm: u16) -> RawPeer {
+    for id in 0..FLOOD {
+        let pattern = weft::Pattern::new(&format!("*.flood{id}.**")).unwrap();
+        peer.send(&Frame::Interest(Interest::Subscribe {
+            realm,
+            id,
+            pattern,
+            chain: None,
+        }))
+        .await;
+    }
+    peer
 }
