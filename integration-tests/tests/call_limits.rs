@@ -21,7 +21,7 @@ fn replies(frames: &[Frame]) -> Vec<(u64, weft_wire::Outcome)> {
 }
 
 fn is_fault(outcome: &weft_wire::Outcome, wanted: &str) -> bool {
-    matches!(outcome, weft_wire::Outcome::Fault { code, .. } if code == wanted)
+    matches!(outcome, weft_wire::Outcome::Fault { code, .. } if code.code() == wanted)
 }
 
 /// A raw call to `procedure` in the raw peer's realm 0.

@@ -2,6 +2,7 @@
 
 use weft_auth::AuthError;
 use weft_net::NetError;
+use weft_wire::Fault;
 
 /// The node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,11 +87,41 @@ impl CallError {
     /// The contract's name for the error kind.
     pub fn code(&self) -> &str {
         match self {
-            CallError::NotFound(_) => "notFound",
-            CallError::Timeout => "timeout",
-            CallError::Unauthorized(_) => "unauthorized",
             CallError::Remote { code, .. } => code,
-            CallError::Unavailable(_) => "unavailable",
+            runtime => runtime.fault().map_or("unavailable", Fault::code),
+        }
+    }
+
+    /// What a provider's runtime reported, as its caller sees it. A `limit` is the provider's
+    /// way of saying it cannot take the call now: to the caller, unavailable.
+    pub fn from_fault(fault: Fault, message: String) -> Self {
+        match fault {
+            Fault::NotFound => CallError::NotFound(message),
+            Fault::Unauthorized => CallError::Unauthorized(message),
+            Fault::Timeout => CallError::Timeout,
+            Fault::Unavailable | Fault::Limit => CallError::Unavailable(message),
+        }
+    }
+
+    /// The error's explanation without its kind, as a fault or remote error carries it.
+    pub fn detail(&self) -> String {
+        match self {
+            CallError::NotFound(what) => what.clone(),
+            CallError::Timeout => "no reply within the timeout".to_owned(),
+            CallError::Unauthorized(why) | CallError::Unavailable(why) => why.clone(),
+            CallError::Remote { message, .. } => message.clone(),
+        }
+    }
+
+    /// The fault that reports this error to a caller further away; `None` for a handler's own
+    /// error, which travels as it is.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            CallError::NotFound(_) => Some(Fault::NotFound),
+            CallError::Timeout => Some(Fault::Timeout),
+            CallError::Unauthorized(_) => Some(Fault::Unauthorized),
+            CallError::Unavailable(_) => Some(Fault::Unavailable),
+            CallError::Remote { .. } => None,
         }
     }
 }

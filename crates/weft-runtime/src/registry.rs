@@ -40,7 +40,7 @@ use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget
 use weft_identity::Did;
 use weft_names::Name;
 use weft_net::{Network, PeerId};
-use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, Outcome, RealmIndex, Reply};
+use weft_wire::{DEFAULT_MAX_FRAME, Fault, Frame, Interest, Outcome, RealmIndex, Reply};
 
 use crate::caps::{Cap, Verdict, count_refusal};
 use crate::chains::ChainCache;
@@ -775,17 +775,17 @@ async fn run(
             code: "panic".into(),
             message: "the handler panicked".into(),
         },
-        Ok(Err(e)) => fault("unavailable", e.to_string()),
+        Ok(Err(e)) => fault(Fault::Unavailable, e.to_string()),
         Err(_) => {
             abort.abort();
-            fault("timeout", "the caller's deadline passed")
+            fault(Fault::Timeout, "the caller's deadline passed")
         }
     }
 }
 
-fn fault(code: &str, message: impl Into<String>) -> Outcome {
+fn fault(code: Fault, message: impl Into<String>) -> Outcome {
     Outcome::Fault {
-        code: code.into(),
+        code,
         message: message.into(),
     }
 }
@@ -795,11 +795,11 @@ fn served_outcome(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Ok(_) => "ok",
         Outcome::Err { .. } => "remote_error",
-        Outcome::Fault { code, .. } => match code.as_str() {
-            "notFound" => "not_found",
-            "unauthorized" => "unauthorized",
-            "timeout" => "timeout",
-            _ => "unavailable",
+        Outcome::Fault { code, .. } => match code {
+            Fault::NotFound => "not_found",
+            Fault::Unauthorized => "unauthorized",
+            Fault::Timeout => "timeout",
+            Fault::Unavailable | Fault::Limit => "unavailable",
         },
     }
 }
@@ -809,10 +809,7 @@ fn outcome_of(result: Result<Bytes, CallError>) -> Outcome {
     match result {
         Ok(bytes) => Outcome::Ok(bytes),
         Err(CallError::Remote { code, message }) => Outcome::Err { code, message },
-        Err(CallError::NotFound(what)) => fault("notFound", what),
-        Err(CallError::Unauthorized(why)) => fault("unauthorized", why),
-        Err(CallError::Timeout) => fault("timeout", "no reply within the timeout"),
-        Err(CallError::Unavailable(why)) => fault("unavailable", why),
+        Err(e) => fault(e.fault().unwrap_or(Fault::Unavailable), e.detail()),
     }
 }
 
@@ -821,12 +818,7 @@ fn result_of(outcome: Outcome) -> Result<Bytes, CallError> {
     match outcome {
         Outcome::Ok(bytes) => Ok(bytes),
         Outcome::Err { code, message } => Err(CallError::Remote { code, message }),
-        Outcome::Fault { code, message } => Err(match code.as_str() {
-            "notFound" => CallError::NotFound(message),
-            "unauthorized" => CallError::Unauthorized(message),
-            "timeout" => CallError::Timeout,
-            _ => CallError::Unavailable(message),
-        }),
+        Outcome::Fault { code, message } => Err(CallError::from_fault(code, message)),
     }
 }
 
@@ -852,7 +844,10 @@ impl Handler<RemoteCall> for Registry {
                 DEFAULT_MAX_FRAME,
             )
             .or_else(|e| {
-                let too_large = fault("unavailable", format!("the result cannot be sent: {e}"));
+                let too_large = fault(
+                    Fault::Unavailable,
+                    format!("the result cannot be sent: {e}"),
+                );
                 weft_net::framed::encode(
                     &Frame::Reply(Reply {
                         realm,
@@ -888,19 +883,22 @@ impl Handler<RemoteCall> for Registry {
             Ok(grant) => grant,
             Err(e) => {
                 debug!(caller = %member.did.short(), procedure = %call.procedure, error = %e, "call refused");
-                return reply(fault("unauthorized", e.to_string()));
+                return reply(fault(Fault::Unauthorized, e.to_string()));
             }
         };
         if self.leaving {
             // Never run: the caller may try another provider.
-            return reply(fault("notFound", format!("{} is leaving", self.own_did)));
+            return reply(fault(
+                Fault::NotFound,
+                format!("{} is leaving", self.own_did),
+            ));
         }
         // Run here or passed on, the call counts against its caller until it is answered.
         let Some(caller_slot) = CallSlot::take(&member.calls, self.max_calls, call.payload.len())
         else {
             count_refusal("calls");
             return reply(fault(
-                "limit",
+                Fault::Limit,
                 format!(
                     "more than {} calls of this peer in flight here",
                     self.max_calls
@@ -915,7 +913,7 @@ impl Handler<RemoteCall> for Registry {
             // A member reaches this node for its clients' procedures only; a client for any.
             if origin == Origin::Member && !self.offers(&call.procedure) {
                 return reply(fault(
-                    "notFound",
+                    Fault::NotFound,
                     format!("{} is not provided here", call.procedure),
                 ));
             }
@@ -966,11 +964,11 @@ impl Handler<RemoteCall> for Registry {
                 // Past its share, a caller's call waits for one of its own to end, within its
                 // deadline; then it needs one of the realm's handlers.
                 let outcome = match tokio::time::timeout_at(deadline.into(), running.acquire_owned()).await {
-                    Err(_) => fault("timeout", "the caller's deadline passed while its other calls ran"),
-                    Ok(Err(_)) => fault("unavailable", "the provider is stopping"),
+                    Err(_) => fault(Fault::Timeout, "the caller's deadline passed while its other calls ran"),
+                    Ok(Err(_)) => fault(Fault::Unavailable, "the provider is stopping"),
                     Ok(Ok(turn)) => match slots.try_acquire_owned() {
                         Err(_) => fault(
-                            "unavailable",
+                            Fault::Unavailable,
                             "the provider is at its limit of concurrent calls",
                         ),
                         Ok(slot) => {

@@ -290,14 +290,74 @@ pub enum Outcome {
         /// A human-readable explanation.
         message: String,
     },
-    /// The provider's runtime did not (or could not) run the handler: `notFound`,
-    /// `unauthorized`, `timeout` or `unavailable`.
+    /// The provider's runtime did not (or could not) run the handler.
     Fault {
-        /// The contract code.
-        code: String,
+        /// Why.
+        code: Fault,
         /// A human-readable explanation.
         message: String,
     },
+}
+
+/// Why a provider's runtime did not run a handler, or did not finish it. On the wire it is its
+/// contract code, a string, so that a code this version does not know still decodes: as
+/// [`Fault::Unavailable`], which is what a caller can do least wrong with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum Fault {
+    /// The provider does not serve the procedure (any more): the call never ran, and another
+    /// provider may take it.
+    NotFound,
+    /// The caller may not call the procedure there.
+    Unauthorized,
+    /// The caller's deadline passed first.
+    Timeout,
+    /// The provider could not run it or finish it.
+    Unavailable,
+    /// One of the provider's per-caller limits refused it.
+    Limit,
+}
+
+impl Fault {
+    /// The contract code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Fault::NotFound => "notFound",
+            Fault::Unauthorized => "unauthorized",
+            Fault::Timeout => "timeout",
+            Fault::Unavailable => "unavailable",
+            Fault::Limit => "limit",
+        }
+    }
+
+    /// The fault a code names; unknown codes are [`Fault::Unavailable`].
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "notFound" => Fault::NotFound,
+            "unauthorized" => Fault::Unauthorized,
+            "timeout" => Fault::Timeout,
+            "limit" => Fault::Limit,
+            _ => Fault::Unavailable,
+        }
+    }
+}
+
+impl From<String> for Fault {
+    fn from(code: String) -> Self {
+        Fault::from_code(&code)
+    }
+}
+
+impl From<Fault> for String {
+    fn from(fault: Fault) -> Self {
+        fault.code().to_owned()
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
 }
 
 /// A publication.
@@ -337,7 +397,7 @@ impl Frame {
             Frame::Denied(Denial { code, reason, .. })
             | Frame::Refused(Refusal { code, reason }) => check_explanation(code, reason),
             Frame::Reply(Reply {
-                outcome: Outcome::Err { code, message } | Outcome::Fault { code, message },
+                outcome: Outcome::Err { code, message },
                 ..
             }) if code.len() > MAX_OUTCOME_CODE || message.len() > MAX_OUTCOME_MESSAGE => {
                 Err(WireError::Limit(format!(
@@ -346,6 +406,13 @@ impl Frame {
                     message.len()
                 )))
             }
+            Frame::Reply(Reply {
+                outcome: Outcome::Fault { message, .. },
+                ..
+            }) if message.len() > MAX_OUTCOME_MESSAGE => Err(WireError::Limit(format!(
+                "a fault with a message of {} bytes (at most {MAX_OUTCOME_MESSAGE})",
+                message.len()
+            ))),
             Frame::Revoke(_)
             | Frame::Hello(_)
             | Frame::Accepted
@@ -380,7 +447,7 @@ pub fn bounded_outcome(outcome: Outcome) -> Outcome {
             message: cut(message, MAX_OUTCOME_MESSAGE),
         },
         Outcome::Fault { code, message } => Outcome::Fault {
-            code: cut(code, MAX_OUTCOME_CODE),
+            code,
             message: cut(message, MAX_OUTCOME_MESSAGE),
         },
         ok => ok,
@@ -469,6 +536,28 @@ mod tests {
 
     fn did(byte: u8) -> Did {
         Did::from_public_key([byte; 32])
+    }
+
+    #[test]
+    fn a_fault_travels_as_its_code_and_an_unknown_code_as_unavailable() {
+        for fault in [
+            Fault::NotFound,
+            Fault::Unauthorized,
+            Fault::Timeout,
+            Fault::Unavailable,
+            Fault::Limit,
+        ] {
+            let as_enum = postcard::to_allocvec(&fault).unwrap();
+            let as_string = postcard::to_allocvec(fault.code()).unwrap();
+            assert_eq!(as_enum, as_string, "the wire carries the code");
+            assert_eq!(postcard::from_bytes::<Fault>(&as_string).unwrap(), fault);
+            assert_eq!(Fault::from_code(fault.code()), fault);
+        }
+        let newer = postcard::to_allocvec("overloaded").unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Fault>(&newer).unwrap(),
+            Fault::Unavailable
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod frame;
 pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
 pub use error::WireError;
 pub use frame::{
-    Call, Denial, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome, Publish, RealmDigest,
-    RealmIndex, RealmJoin, Refusal, Reply, RevokeRecord, Welcome, WireChain, bounded_outcome,
-    bounded_reason, realm_digest,
+    Call, Denial, Fault, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome, Publish,
+    RealmDigest, RealmIndex, RealmJoin, Refusal, Reply, RevokeRecord, Welcome, WireChain,
+    bounded_outcome, bounded_reason, realm_digest,
 };
