@@ -30,8 +30,8 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The contract's error code (SPEC §3): a UCAN code, `revoked`, `wrongAudience`,
-    /// `unauthorized`, or `limit` (the source's verification budget is spent).
+    /// The contract's error code (§3 of `docs/contract.md`): a UCAN code, `revoked`,
+    /// `wrongAudience`, `unauthorized`, or `limit` (the source's verification budget is spent).
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Invalid(e) => e.code(),

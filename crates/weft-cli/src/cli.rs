@@ -1,4 +1,4 @@
-//! Flags and subcommands, as SPEC §5 gives them.
+//! Flags and subcommands, as the contract's §5 (`docs/contract.md`) gives them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -228,7 +228,7 @@ pub(crate) enum BenchCommand {
         /// How many publications.
         #[arg(long, value_name = "N", default_value_t = 100_000)]
         messages: u64,
-        /// Print one JSON object (SPEC §6).
+        /// Print one JSON object (see docs/contract.md §6).
         #[arg(long)]
         json: bool,
     },
@@ -243,7 +243,7 @@ pub(crate) enum BenchCommand {
         /// Calls in flight at once.
         #[arg(long, value_name = "C", default_value_t = 1)]
         concurrency: usize,
-        /// Print one JSON object (SPEC §6).
+        /// Print one JSON object (see docs/contract.md §6).
         #[arg(long)]
         json: bool,
     },

@@ -56,8 +56,8 @@ impl CliError {
     pub(crate) const FAILED: u8 = 1;
     pub(crate) const USAGE: u8 = 2;
 
-    /// SPEC §5: 0 ok, 1 invalid/failed, 2 usage, 3 not found, 4 timeout, 5 unauthorized,
-    /// 6 remote error, 7 unavailable.
+    /// Contract §5 (`docs/contract.md`): 0 ok, 1 invalid/failed, 2 usage, 3 not found, 4 timeout,
+    /// 5 unauthorized, 6 remote error, 7 unavailable.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) | CliError::Config(_) => Self::USAGE,

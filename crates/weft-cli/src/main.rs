@@ -1,4 +1,4 @@
-//! `weft`: the command line (SPEC §5).
+//! `weft`: the command line (contract §5, `docs/contract.md`).
 //!
 //! Thin by design: parse flags, call the library, print. Results go to stdout, logs to stderr
 //! (`WEFT_LOG` or `RUST_LOG` set the level), and every error is one line on stderr with the exit

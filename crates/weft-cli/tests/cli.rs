@@ -1,5 +1,6 @@
-//! The `weft` binary as a user runs it: SPEC §5's `id` and `ucan` commands, their output and exit
-//! codes, and hostile input that must get one clear line on stderr and never a panic.
+//! The `weft` binary as a user runs it: the `id` and `ucan` commands of contract §5
+//! (`docs/contract.md`), their output and exit codes, and hostile input that must get one clear
+//! line on stderr and never a panic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 

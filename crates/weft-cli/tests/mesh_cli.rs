@@ -1,5 +1,6 @@
 //! `weft node`, `weft sub` and `weft pub` as separate processes over QUIC on 127.0.0.1, as a
-//! user runs them (SPEC §5): addresses on stdout, "ready" on stderr, events as JSON lines.
+//! user runs them (contract §5, `docs/contract.md`): addresses on stdout, "ready" on stderr,
+//! events as JSON lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 

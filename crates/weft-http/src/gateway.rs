@@ -1,7 +1,8 @@
 //! The gateway: publish, call and subscribe over HTTP, for clients that do not speak QUIC.
 //!
-//! Authority works as everywhere else in weft (SPEC §3). In an owned realm the client sends a
-//! UCAN chain whose leaf is delegated **to this node** (audience = the node's DID):
+//! Authority works as everywhere else in weft (contract §3, `docs/contract.md`). In an owned
+//! realm the client sends a UCAN chain whose leaf is delegated **to this node** (audience = the
+//! node's DID):
 //! `Authorization: Bearer <leaf JWT>`, with the proofs it needs in a `ucans` header
 //! (comma-separated JWTs, as in UCAN-as-Bearer). The gateway checks the chain first (401 for
 //! credentials that are not acceptable, 403 for a valid chain that does not grant the action),

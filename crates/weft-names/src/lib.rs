@@ -12,8 +12,8 @@
 //!   [`segment`]s.
 //! - [`error`]: [`NameError`], why a string is not a valid name or pattern.
 //!
-//! The grammar is the contract's (SPEC §2); limits are exported as constants so that decoders can
-//! bound their input before they parse it.
+//! The grammar is the contract's (§2 of `docs/contract.md`); limits are exported as constants so
+//! that decoders can bound their input before they parse it.
 #![warn(missing_docs)]
 
 pub mod containment;
@@ -26,7 +26,7 @@ pub mod segment;
 mod serde_impls;
 
 pub use error::NameError;
-pub use name::{MAX_NAME_LEN, MAX_SEGMENTS, Name, ProcedureName, TopicName};
+pub use name::{MAX_NAME_LEN, MAX_SEGMENTS, Name};
 pub use pattern::Pattern;
 pub use realm::{MAX_REALM_LEN, MAX_REALM_SEGMENTS, RealmName};
 pub use segment::Segment;

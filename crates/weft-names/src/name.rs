@@ -25,11 +25,6 @@ thread_local! {
     static LAST_NAME: RefCell<Option<Name>> = const { RefCell::new(None) };
 }
 
-/// A topic is a [`Name`] that publications are sent to.
-pub type TopicName = Name;
-/// A procedure is a [`Name`] that providers advertise and callers call.
-pub type ProcedureName = Name;
-
 impl Name {
     /// Parses and validates a name; wildcards are refused with [`NameError::Wildcard`].
     pub fn new(s: &str) -> Result<Self, NameError> {

@@ -404,7 +404,6 @@ impl Driver {
                     metrics::counter!("weft_connections_total").increment(1);
                     self.emit(NetEvent::PeerConnected {
                         peer: peer_id,
-                        did: peer_did(&peer_id),
                         addr,
                     })
                     .await?;

@@ -2,7 +2,6 @@
 //! driver that produces them and the handle that hands them on.
 
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
-use weft_identity::Did;
 
 /// The protocol of weft's framed streams.
 pub const WEFT_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/1");
@@ -18,10 +17,8 @@ pub enum NetEvent {
     },
     /// First connection to a peer is up.
     PeerConnected {
-        /// The peer.
+        /// The peer (its DID: [`peer_did`](crate::peer_did)).
         peer: PeerId,
-        /// Its DID, read from its authenticated PeerId (`None` for non-Ed25519 peers).
-        did: Option<Did>,
         /// The remote address of the connection.
         addr: Multiaddr,
     },

@@ -57,7 +57,7 @@ pub enum SubscribeError {
     Stopped,
 }
 
-/// A call failed (SPEC §4's typed errors).
+/// A call failed (the typed errors of contract §4, `docs/contract.md`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {

@@ -3,8 +3,8 @@
 //! One actor message per publication cost an envelope, a mailbox node and a wake-up each. The
 //! lane instead appends each publication (with its reply slot) to a queue under a short lock, in
 //! call order, and sends the router one [`Drain`] whenever the queue goes from empty to
-//! non-empty; the router takes everything queued at once. Each publication is still answered on
-//! its own, after the router has handled it, exactly as before.
+//! non-empty; the router takes everything queued at once. Each publication is answered on its own,
+//! once the router has handled it.
 //!
 //! If the router is gone (or stops with a `Drain` unhandled), everything queued is answered
 //! `Stopped`, and so is anything published afterwards.

@@ -7,8 +7,8 @@
 //!
 //! The bound is in events and in bytes: the router admits a batch's events while fewer than
 //! `capacity` events and `max_bytes` bytes (payload, topic and a fixed overhead each) are queued,
-//! and drops (and counts) the rest, newest first, as a full queue always did. Events the
-//! application has already taken a batch of are no longer counted, so at most one batch more
+//! and drops (and counts) the rest, newest first. Events the application has already taken a
+//! batch of are not counted, so at most one batch more
 //! than `capacity` is buffered. A batch cut short is copied to its own size, so the memory
 //! held follows the events held.
 //!

@@ -122,7 +122,7 @@ pub struct CallProcedure {
     pub timeout: Duration,
     /// How to pick among providers.
     pub strategy: Strategy,
-    /// A chain to act under for this call only, in addition to this node's chains.
+    /// A chain to act under for this call only, instead of this node's chains.
     pub chain: Option<Chain>,
     /// How the registry has routed the call so far; the default for a new call.
     pub route: Route,

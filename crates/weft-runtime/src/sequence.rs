@@ -1,8 +1,10 @@
-//! Per-publisher ordering: at most once, in order, no duplicates, gaps counted.
+//! Per-publisher ordering: at most once, in order, no duplicates.
 //!
 //! Each publisher numbers its publications per realm. A receiver keeps the highest number seen per
 //! publisher and accepts only higher ones: a replayed or duplicated publication is dropped, and a
-//! jump forward is accepted with the skipped count reported, so loss is visible, never silent.
+//! jump forward is accepted with the skipped count reported. The router does not count skips as
+//! losses: a publisher sends each publication only to the members subscribed to its topic, so a
+//! member sees gaps wherever it was not. Losses are counted where they happen, at the sender.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -2,8 +2,8 @@
 
 /// A token failed to parse or verify.
 ///
-/// [`UcanError::code`] gives the contract's error code (SPEC §3), which the CLI prints and the
-/// conformance fixtures name.
+/// [`UcanError::code`] gives the contract's error code (§3 of `docs/contract.md`), which the CLI
+/// prints and the conformance fixtures name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UcanError {

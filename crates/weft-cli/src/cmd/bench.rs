@@ -1,4 +1,5 @@
-//! `weft bench`: two processes, each its own node, over QUIC on loopback (SPEC §6).
+//! `weft bench`: two processes, each its own node, over QUIC on loopback (contract §6,
+//! `docs/contract.md`).
 //!
 //! The parent publishes; a child process (`weft bench-peer`) subscribes, timestamps the first and
 //! last publication it receives, and reports. Throughput is what the subscriber saw: received
