@@ -34,6 +34,7 @@ mod authority;
 pub mod backoff;
 mod caps;
 mod chains;
+mod core;
 pub mod dht;
 pub mod error;
 pub mod event;

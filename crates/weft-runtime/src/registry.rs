@@ -4,14 +4,10 @@
 //! - [`Advertise`] / [`Unadvertise`] from the application: `rpc/advertise` is authorized with this
 //!   node's own chains; the procedure is announced to every member (a control frame) and in the
 //!   DHT.
-//! - [`CallProcedure`] from the application: `rpc/call` is checked locally, a provider is chosen
-//!   by [`Strategy`] among those known ([`Providers`]), and the call is sent with an id and the
-//!   caller's timeout. A call is retried on another provider only when it provably never ran
-//!   there: the provider's queue refused it, or the provider answered `notFound` (it stopped
-//!   providing, or is leaving); once sent, a lost connection is [`CallError::Unavailable`],
-//!   never a second run. With no provider known yet, the procedure's DHT records are looked up
-//!   (providers found are dialed) and the call waits, within its timeout, for one to be
-//!   announced, then fails [`CallError::NotFound`].
+//! - [`CallProcedure`] from the application: `rpc/call` is checked locally, then the call is the
+//!   calls core's ([`core::calls`](crate::core::calls)): which provider it goes to, when it may be
+//!   tried elsewhere, how long it waits for a provider, and when it ends. This actor only sends
+//!   what the core asks, runs local handlers, asks the DHT, and wakes the core at its deadlines.
 //! - Clients ([`relay`](crate::relay)): a node that is a client sends every call it does not serve
 //!   itself to its access node. The access node passes its clients' calls on to any provider it
 //!   knows, and other members' calls on to its clients' procedures, which it advertises to the
@@ -22,9 +18,9 @@
 //! - [`RemoteCall`] from a `PeerConnection`: the caller's `rpc/call` is authorized with the chains
 //!   it presented **before** the handler runs; the handler runs on the network runtime under the
 //!   caller's deadline (it is dropped when the deadline passes) and a panic becomes an error reply.
-//! - [`RemoteReply`] completes a pending call; [`RemoteAdvert`] records a peer's (authorized)
-//!   procedure; `MemberJoined` / `MemberLeft` track the realm's members (a departed member's
-//!   pending calls fail `Unavailable`).
+//! - [`RemoteReply`] goes to the calls core; [`RemoteAdvert`] records a peer's (authorized)
+//!   procedure; `MemberJoined` / `MemberLeft` track the realm's members (the core ends a departed
+//!   member's calls `Unavailable`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,11 +40,12 @@ use weft_wire::{DEFAULT_MAX_FRAME, Fault, Frame, Interest, Outcome, RealmIndex, 
 
 use crate::caps::{Cap, Verdict, count_refusal};
 use crate::chains::ChainCache;
+use crate::core::calls::{CallEvent, CallId, Calls, NewCall};
 use crate::dht::{Dht, FindProviders, ForgetProvider, Provide, StopProviding};
 use crate::handshake::PeerTags;
 use crate::keys::procedure_key;
-use crate::providers::{Provider, Providers, Strategy};
-use crate::relay::{self, Origin};
+use crate::providers::{Provider, Strategy};
+use crate::relay::Origin;
 use crate::router::{MemberJoined, MemberLeft};
 use crate::sender::PeerSender;
 use crate::standing::Standing;
@@ -56,11 +53,6 @@ use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
 
-/// How long before a relayed call's deadline the access node stops waiting for a provider, so
-/// that its `notFound` reaches the caller in time.
-const RELAY_MARGIN: Duration = Duration::from_millis(200);
-/// Longest deadline a call may carry (the wire's `u32` milliseconds, about 49 days).
-const MAX_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
 /// Handlers running at once for peers; past this, calls are answered `unavailable` at once.
 const MAX_CONCURRENT_HANDLERS: usize = 1024;
 
@@ -128,15 +120,11 @@ pub struct CallProcedure {
     pub route: Route,
 }
 
-/// What the registry knows of a call it is routing: for whom, and what was tried.
+/// For whom the registry routes a call: the application's (the default), or a peer's.
 #[derive(Debug, Clone, Default)]
 pub struct Route {
     /// Passed on for a peer: its `rpc/call` was checked, and this node's own is not needed.
     relay: Option<Origin<PeerId>>,
-    /// Providers that answered `notFound`: the call never ran there.
-    skip: Vec<PeerId>,
-    /// The procedure's DHT records were looked up already.
-    looked_up: bool,
 }
 
 /// The node is leaving: withdraw this node's procedures, refuse new calls, and resolve once the
@@ -266,11 +254,6 @@ impl Drop for CallSlot {
     }
 }
 
-struct Pending {
-    peer: PeerId,
-    reply: oneshot::Sender<Result<Bytes, CallError>>,
-}
-
 /// The realm's procedures and calls.
 pub struct Registry {
     realm: Realm,
@@ -283,17 +266,18 @@ pub struct Registry {
     network: Network,
     dht: Addr<Dht>,
     local: HashMap<Name, ProcedureHandler>,
-    providers: Providers<PeerId>,
     members: HashMap<PeerId, Member>,
-    pending: HashMap<u64, Pending>,
-    next_id: u64,
-    /// Calls waiting for a first provider of their procedure.
-    awaiting_provider: Waiters<Name>,
+    /// This node's calls, and the providers they choose from.
+    calls: Calls<PeerId>,
+    /// Where each call's outcome goes.
+    outcomes: HashMap<CallId, oneshot::Sender<Result<Bytes, CallError>>>,
+    /// When the calls core is woken next.
+    timer: Option<(Instant, SpawnHandle)>,
     /// `wait_for_providers` callers, by procedure and count.
     awaiting_count: Waiters<(Name, usize)>,
     /// Bounds the handlers running for peers.
     handler_slots: Arc<tokio::sync::Semaphore>,
-    calls: Arc<CallMetrics>,
+    metrics: Arc<CallMetrics>,
     /// This node is a client: calls it does not serve go to its access node.
     client: bool,
     /// The node is shutting down: nothing more is served.
@@ -312,7 +296,7 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("realm", &self.realm)
-            .field("pending", &self.pending.len())
+            .field("calls", &self.calls.len())
             .finish_non_exhaustive()
     }
 }
@@ -338,14 +322,13 @@ impl Registry {
             network,
             dht,
             local: HashMap::new(),
-            providers: Providers::new(),
             members: HashMap::new(),
-            pending: HashMap::new(),
-            next_id: 1,
-            awaiting_provider: Waiters::default(),
+            calls: Calls::new(false),
+            outcomes: HashMap::new(),
+            timer: None,
             awaiting_count: Waiters::default(),
             handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
-            calls: Arc::new(CallMetrics::new(realm.name())),
+            metrics: Arc::new(CallMetrics::new(realm.name())),
             realm,
             client: false,
             leaving: false,
@@ -368,6 +351,7 @@ impl Registry {
     /// announces nothing in the DHT.
     pub fn client(mut self, client: bool) -> Self {
         self.client = client;
+        self.calls = Calls::new(client);
         self
     }
 
@@ -385,10 +369,14 @@ impl Registry {
         if self.leaving {
             return false;
         }
-        self.providers.of(procedure).iter().any(|p| match p {
-            Provider::Local => self.local.contains_key(procedure),
-            Provider::Remote(peer) => self.members.get(peer).is_some_and(|m| m.client),
-        })
+        self.calls
+            .providers()
+            .of(procedure)
+            .iter()
+            .any(|p| match p {
+                Provider::Local => self.local.contains_key(procedure),
+                Provider::Remote(peer) => self.members.get(peer).is_some_and(|m| m.client),
+            })
     }
 
     /// After a change to `procedure`'s providers: tells the members (and the DHT) if this node
@@ -418,32 +406,6 @@ impl Registry {
         }
     }
 
-    /// May this call use `provider`? A relayed call follows the [`relay`] rules and never runs
-    /// here (it was checked for its caller, not for this node); one that needs a grant has one.
-    fn may_use(&self, provider: &Provider<PeerId>, route: &Route, granted: bool) -> bool {
-        match provider {
-            Provider::Local => granted && route.relay.is_none(),
-            Provider::Remote(peer) => {
-                !route.skip.contains(peer)
-                    && route.relay.as_ref().is_none_or(|origin| {
-                        let client = self.members.get(peer).is_some_and(|m| m.client);
-                        relay::call_to(origin, peer, client)
-                    })
-            }
-        }
-    }
-
-    /// A client's way out: its access node (its first member not ruled out).
-    fn access_node(&self, route: &Route, skip: &[Provider<PeerId>]) -> Option<PeerId> {
-        if !self.client || route.relay.is_some() {
-            return None;
-        }
-        self.members
-            .keys()
-            .find(|peer| !skip.contains(&Provider::Remote(**peer)))
-            .copied()
-    }
-
     /// The chains a call acts under: its own chain alone if it has one (a gateway calling for a
     /// client must not lend the client its own authority), else this node's.
     fn chains_with(&self, extra: Option<&Chain>) -> Vec<Chain> {
@@ -453,11 +415,12 @@ impl Registry {
         }
     }
 
-    fn provider_appeared(&mut self, procedure: &Name) {
-        // A client's calls wait for its access node, whatever the procedure.
-        let client = self.client;
-        self.awaiting_provider.wake(|p| client || p == procedure);
-        let providers = &self.providers;
+    /// A provider of `procedure` was announced: calls and `wait_for_providers` waiting for one
+    /// go on.
+    fn provider_appeared(&mut self, procedure: &Name, ctx: &mut Context<Self>) {
+        self.calls.handle_provider(procedure, Instant::now());
+        self.drive(ctx);
+        let providers = self.calls.providers();
         self.awaiting_count
             .wake(|(p, count)| providers.of(p).len() >= *count);
     }
@@ -476,7 +439,7 @@ impl Actor for Registry {
 impl Handler<Advertise> for Registry {
     type Result = Result<(), AdvertiseError>;
 
-    fn handle(&mut self, msg: Advertise, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Advertise, ctx: &mut Context<Self>) -> Self::Result {
         let action = Action::Advertise(&msg.procedure);
         self.authorizer
             .authorize_any(
@@ -492,9 +455,11 @@ impl Handler<Advertise> for Registry {
         }
         let offered = self.offers(&msg.procedure);
         self.local.insert(msg.procedure.clone(), msg.handler);
-        self.providers.add(msg.procedure.clone(), Provider::Local);
+        self.calls
+            .providers_mut()
+            .add(msg.procedure.clone(), Provider::Local);
         self.offer_changed(&msg.procedure, offered);
-        self.provider_appeared(&msg.procedure);
+        self.provider_appeared(&msg.procedure, ctx);
         Ok(())
     }
 }
@@ -506,19 +471,19 @@ impl Handler<Unadvertise> for Registry {
     fn handle(&mut self, msg: Unadvertise, _ctx: &mut Context<Self>) {
         let offered = self.offers(&msg.procedure);
         if self.local.remove(&msg.procedure).is_some() {
-            self.providers.remove(&msg.procedure, &Provider::Local);
+            self.calls
+                .providers_mut()
+                .remove(&msg.procedure, &Provider::Local);
             self.offer_changed(&msg.procedure, offered);
         }
     }
 }
 
-/// Chooses a provider and sends the call; see the module doc for retries and waiting.
+/// Authorizes the call and hands it to the calls core; see the module doc for what happens next.
 impl Handler<CallProcedure> for Registry {
-    type Result = ResponseActFuture<Self, Result<Bytes, CallError>>;
+    type Result = ResponseFuture<Result<Bytes, CallError>>;
 
-    fn handle(&mut self, mut msg: CallProcedure, ctx: &mut Context<Self>) -> Self::Result {
-        msg.timeout = msg.timeout.min(MAX_TIMEOUT);
-        let deadline = Instant::now() + msg.timeout;
+    fn handle(&mut self, msg: CallProcedure, ctx: &mut Context<Self>) -> Self::Result {
         // A relayed call's caller was checked where it arrived; the provider checks this node.
         let grant = match msg.route.relay {
             Some(_) => None,
@@ -534,222 +499,155 @@ impl Handler<CallProcedure> for Registry {
                 ) {
                     Ok(grant) => Some(grant),
                     Err(e) => {
-                        return Box::pin(fut::ready(Err(CallError::Unauthorized(e.to_string()))));
+                        return Box::pin(
+                            async move { Err(CallError::Unauthorized(e.to_string())) },
+                        );
                     }
                 }
             }
         };
-        let random = getrandom::u64().unwrap_or(0);
-        let mut skip: Vec<Provider<PeerId>> = self
-            .providers
-            .of(&msg.procedure)
-            .iter()
-            .filter(|p| !self.may_use(p, &msg.route, grant.is_some()))
-            .cloned()
-            .collect();
-        let mut unreachable = 0usize;
-        loop {
-            let chosen = self
-                .providers
-                .choose(&msg.procedure, msg.strategy, random, &skip)
-                .map(|p| (p, false))
-                .or_else(|| {
-                    self.access_node(&msg.route, &skip)
-                        .map(|peer| (Provider::Remote(peer), true))
-                });
-            let Some((provider, via_access)) = chosen else {
-                if unreachable > 0 {
-                    let why = format!(
-                        "{unreachable} provider(s) of {} could not be reached",
-                        msg.procedure
-                    );
-                    return Box::pin(fut::ready(Err(CallError::Unavailable(why))));
-                }
-                // A member called this node for a client's procedure that is gone: it finds
-                // another provider faster than this node could.
-                if msg.route.relay == Some(Origin::Member) {
-                    return Box::pin(fut::ready(Err(CallError::NotFound(
-                        msg.procedure.to_string(),
-                    ))));
-                }
-                return self.await_provider(msg, deadline, ctx);
-            };
-            match provider {
-                Provider::Local => match grant {
-                    Some(grant) => return Box::pin(self.call_local(msg, grant).into_actor(self)),
-                    None => {
-                        skip.push(Provider::Local);
-                        continue;
-                    }
-                },
-                Provider::Remote(peer) => match self.send_call(peer, &msg) {
-                    Some(sent) => {
-                        return self.await_reply(msg, peer, via_access, deadline, sent, ctx);
-                    }
-                    // Not queued means never sent: the one case where another provider may try
-                    // without a reply.
-                    None => {
-                        skip.push(Provider::Remote(peer));
-                        unreachable += 1;
-                    }
-                },
-            }
-        }
-    }
-}
-
-impl Registry {
-    /// Queues the call to `peer`; `None` when it was not queued (never sent).
-    fn send_call(
-        &mut self,
-        peer: PeerId,
-        msg: &CallProcedure,
-    ) -> Option<(u64, oneshot::Receiver<Result<Bytes, CallError>>)> {
-        let member = self.members.get(&peer)?;
-        let id = self.next_id;
-        let call = Frame::Call(weft_wire::Call {
-            realm: self.index,
-            id,
-            procedure: msg.procedure.clone(),
-            // Rounded up: a sub-millisecond timeout must not arrive as "already past".
-            timeout_ms: u32::try_from(msg.timeout.as_millis())
-                .unwrap_or(u32::MAX)
-                .max(1),
-            payload: msg.payload.clone(),
+        let request = NewCall {
+            procedure: msg.procedure,
+            payload: msg.payload,
+            timeout: msg.timeout,
+            strategy: msg.strategy,
             // A relayed call acts under this node's own chains: the caller's chain names the
             // caller, not this node.
             chain: match msg.route.relay {
                 Some(_) => None,
                 None => msg.chain.as_ref().map(crate::chains::wire_chain),
             },
-        });
-        // Arguments over the frame limit: no provider can take them.
-        let bytes = weft_net::framed::encode(&call, DEFAULT_MAX_FRAME).ok()?;
-        if !member.sender.send(&bytes).queued {
-            return None;
-        }
-        self.next_id += 1;
-        let (reply, result) = oneshot::channel();
-        self.pending.insert(id, Pending { peer, reply });
-        Some((id, result))
-    }
-
-    /// Waits for the reply to a call sent to `peer`. A provider's `notFound` means the call never
-    /// ran there: it is tried again elsewhere while time is left (not when `peer` is the access
-    /// node, which did that already).
-    fn await_reply(
-        &mut self,
-        msg: CallProcedure,
-        peer: PeerId,
-        via_access: bool,
-        deadline: Instant,
-        (id, result): (u64, oneshot::Receiver<Result<Bytes, CallError>>),
-        ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, Result<Bytes, CallError>> {
-        let me = ctx.address();
-        Box::pin(
-            async move { tokio::time::timeout_at(deadline.into(), result).await }
-                .into_actor(self)
-                .then(move |outcome, act, _ctx| {
-                    act.pending.remove(&id);
-                    let result = match outcome {
-                        Ok(Ok(result)) => result,
-                        Ok(Err(_)) => Err(CallError::Unavailable("the call was abandoned".into())),
-                        Err(_) => Err(CallError::Timeout),
-                    };
-                    let timeout = deadline.saturating_duration_since(Instant::now());
-                    let retry = matches!(result, Err(CallError::NotFound(_)))
-                        && !via_access
-                        && !timeout.is_zero();
-                    async move {
-                        if !retry {
-                            return result;
-                        }
-                        let mut route = msg.route;
-                        route.skip.push(peer);
-                        let again = CallProcedure {
-                            timeout,
-                            route,
-                            ..msg
-                        };
-                        me.send(again)
-                            .await
-                            .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())))
-                    }
-                    .into_actor(act)
-                }),
-        )
-    }
-
-    /// No provider yet: looks the procedure up in the DHT (once per call; providers found are
-    /// dialed, their sessions admit them, and their advertisements wake this call), then waits
-    /// for one to be announced and tries again with the time left.
-    fn await_provider(
-        &mut self,
-        mut msg: CallProcedure,
-        deadline: Instant,
-        ctx: &mut Context<Self>,
-    ) -> ResponseActFuture<Self, Result<Bytes, CallError>> {
-        if !self.client && !msg.route.looked_up {
-            msg.route.looked_up = true;
-            let lookup = self.dht.send(FindProviders {
-                key: procedure_key(&self.realm, &msg.procedure),
-            });
-            ctx.spawn(
-                async move {
-                    let _ = lookup.await;
-                }
-                .into_actor(self),
-            );
-        }
-        let (appeared, wait) = oneshot::channel();
-        self.awaiting_provider
-            .wait(msg.procedure.clone(), appeared, false);
-        let me = ctx.address();
-        // Waiting for a client, leave its answer the time to travel back: a client told
-        // `notFound` before its own deadline knows what happened; one that times out does not.
-        let give_up = match msg.route.relay {
-            Some(_) => deadline - (msg.timeout / 10).min(RELAY_MARGIN),
-            None => deadline,
+            grant,
+            relay: msg.route.relay,
+            random: getrandom::u64().unwrap_or(0),
         };
-        Box::pin(
-            async move {
-                let woken = tokio::time::timeout_at(give_up.into(), wait).await;
-                let timeout = deadline.saturating_duration_since(Instant::now());
-                if !matches!(woken, Ok(Ok(()))) || timeout.is_zero() {
-                    return Err(CallError::NotFound(msg.procedure.to_string()));
-                }
-                me.send(CallProcedure { timeout, ..msg })
-                    .await
-                    .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())))
-            }
-            .into_actor(self),
-        )
+        let id = self.calls.start(request, Instant::now());
+        let (reply, result) = oneshot::channel();
+        self.outcomes.insert(id, reply);
+        self.drive(ctx);
+        Box::pin(async move {
+            result
+                .await
+                .unwrap_or_else(|_| Err(CallError::Unavailable("node stopping".into())))
+        })
     }
 }
 
 impl Registry {
+    /// Does what the calls core asks, until it asks nothing more, then sets its timer.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        while let Some(event) = self.calls.poll() {
+            match event {
+                CallEvent::Send {
+                    id,
+                    to,
+                    procedure,
+                    payload,
+                    timeout,
+                    chain,
+                } => {
+                    let call = Frame::Call(weft_wire::Call {
+                        realm: self.index,
+                        id,
+                        procedure,
+                        // Rounded up: a sub-millisecond timeout must not arrive as "already past".
+                        timeout_ms: u32::try_from(timeout.as_millis())
+                            .unwrap_or(u32::MAX)
+                            .max(1),
+                        payload,
+                        chain,
+                    });
+                    // Arguments over the frame limit: no provider can take them.
+                    let queued = self.members.get(&to).is_some_and(|member| {
+                        weft_net::framed::encode(&call, DEFAULT_MAX_FRAME)
+                            .is_ok_and(|bytes| member.sender.send(&bytes).queued)
+                    });
+                    if !queued {
+                        self.calls.handle_unsent(id, Instant::now());
+                    }
+                }
+                CallEvent::RunLocal {
+                    id,
+                    procedure,
+                    payload,
+                    grant,
+                    deadline,
+                } => {
+                    let Some(reply) = self.outcomes.remove(&id) else {
+                        continue;
+                    };
+                    let run = self.call_local(procedure, payload, grant, deadline);
+                    self.network.spawn(async move {
+                        let _ = reply.send(run.await);
+                    });
+                }
+                CallEvent::LookUp { procedure } => {
+                    // Providers found are dialed, their sessions admit them, and their
+                    // advertisements wake the call.
+                    let lookup = self.dht.send(FindProviders {
+                        key: procedure_key(&self.realm, &procedure),
+                    });
+                    ctx.spawn(
+                        async move {
+                            let _ = lookup.await;
+                        }
+                        .into_actor(self),
+                    );
+                }
+                CallEvent::Done { id, result } => {
+                    if let Some(reply) = self.outcomes.remove(&id) {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        }
+        self.arm_timer(ctx);
+    }
+
+    /// Wakes the core when its next deadline comes, if that is sooner than the wake-up set.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(at) = self.calls.poll_timeout() else {
+            return;
+        };
+        if let Some((armed, _)) = self.timer
+            && armed <= at
+        {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let after = at.saturating_duration_since(Instant::now());
+        let handle = ctx.run_later(after, |act, ctx| {
+            act.timer = None;
+            act.calls.handle_timeout(Instant::now());
+            act.drive(ctx);
+        });
+        self.timer = Some((at, handle));
+    }
+
     /// Runs this node's own handler, with this node as the caller.
     fn call_local(
         &self,
-        msg: CallProcedure,
+        procedure: Name,
+        payload: Bytes,
         grant: Grant,
-    ) -> impl Future<Output = Result<Bytes, CallError>> + 'static {
-        let handler = self.local.get(&msg.procedure).cloned();
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Bytes, CallError>> + Send + 'static {
+        let handler = self.local.get(&procedure).cloned();
         let context = CallContext {
             caller: self.own_did,
-            procedure: msg.procedure.clone(),
+            procedure: procedure.clone(),
             grant,
             tags: Arc::new(Vec::new()),
-            deadline: Instant::now() + msg.timeout,
+            deadline,
         };
         let network = self.network.clone();
         async move {
             let Some(handler) = handler else {
-                return Err(CallError::NotFound(msg.procedure.to_string()));
+                return Err(CallError::NotFound(procedure.to_string()));
             };
-            let deadline = context.deadline;
-            result_of(run(&network, handler, context, msg.payload, deadline).await)
+            result_of(run(&network, handler, context, payload, deadline).await)
         }
     }
 }
@@ -834,7 +732,7 @@ impl Handler<RemoteCall> for Registry {
         let call = msg.call;
         let sender = member.sender.clone();
         let (realm, id) = (call.realm, call.id);
-        let calls = self.calls.clone();
+        let calls = self.metrics.clone();
         let reply = move |outcome: Outcome| {
             calls.served(served_outcome(&outcome));
             // A handler's error may say anything: cut to what the caller's decoder accepts.
@@ -925,7 +823,6 @@ impl Handler<RemoteCall> for Registry {
                 chain: None,
                 route: Route {
                     relay: Some(origin),
-                    ..Route::default()
                 },
             };
             let me = ctx.address();
@@ -1008,31 +905,22 @@ impl Handler<AwaitProviders> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitProviders, _ctx: &mut Context<Self>) {
-        let ready = self.providers.of(&msg.procedure).len() >= msg.count;
+        let ready = self.calls.providers().of(&msg.procedure).len() >= msg.count;
         self.awaiting_count
             .wait((msg.procedure, msg.count), msg.reply, ready);
     }
 }
 
-/// Completes a pending call.
+/// Hands a reply to the calls core.
 impl Handler<RemoteReply> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: RemoteReply, _ctx: &mut Context<Self>) {
-        match self.pending.remove(&msg.reply.id) {
-            Some(pending) if pending.peer == msg.peer => {
-                let _ = pending.reply.send(result_of(msg.reply.outcome));
-            }
-            Some(pending) => {
-                // A reply to someone else's call: put it back, ignore the impostor.
-                debug!(peer = %msg.peer, "reply for a call sent to another peer ignored");
-                self.pending.insert(msg.reply.id, pending);
-            }
-            None => debug!(
-                id = msg.reply.id,
-                "reply to no pending call (late or duplicate)"
-            ),
-        }
+    fn handle(&mut self, msg: RemoteReply, ctx: &mut Context<Self>) {
+        // The core ignores a reply to no call of ours, and one from a peer the call did not go to.
+        let result = result_of(msg.reply.outcome);
+        self.calls
+            .handle_reply(&msg.peer, msg.reply.id, result, Instant::now());
+        self.drive(ctx);
     }
 }
 
@@ -1040,12 +928,13 @@ impl Handler<RemoteReply> for Registry {
 impl Handler<RemoteAdvert> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: RemoteAdvert, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RemoteAdvert, ctx: &mut Context<Self>) {
         let provided = self
-            .providers
+            .calls
+            .providers()
             .of(&msg.procedure)
             .contains(&Provider::Remote(msg.peer));
-        let held = self.providers.count_of(&msg.peer);
+        let held = self.calls.providers().count_of(&msg.peer);
         let Some(member) = self.members.get_mut(&msg.peer) else {
             return;
         };
@@ -1073,7 +962,8 @@ impl Handler<RemoteAdvert> for Registry {
         let offered = self.offers(&msg.procedure);
         if !msg.provides {
             self.adverts.remove(&(msg.peer, msg.procedure.clone()));
-            self.providers
+            self.calls
+                .providers_mut()
                 .remove(&msg.procedure, &Provider::Remote(msg.peer));
             self.offer_changed(&msg.procedure, offered);
             return;
@@ -1090,10 +980,11 @@ impl Handler<RemoteAdvert> for Registry {
             Ok(grant) => {
                 self.adverts
                     .insert((msg.peer, msg.procedure.clone()), (), &grant);
-                self.providers
+                self.calls
+                    .providers_mut()
                     .add(msg.procedure.clone(), Provider::Remote(msg.peer));
                 self.offer_changed(&msg.procedure, offered);
-                self.provider_appeared(&msg.procedure);
+                self.provider_appeared(&msg.procedure, ctx);
             }
             Err(e) => {
                 debug!(peer = %member.did.short(), procedure = %msg.procedure, error = %e, "advertisement refused")
@@ -1106,12 +997,17 @@ impl Handler<RemoteAdvert> for Registry {
 impl Handler<MemberJoined> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: MemberJoined, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: MemberJoined, ctx: &mut Context<Self>) {
         // A peer that reconnects starts afresh: what it provided before is re-announced.
         self.forget_member(&msg.peer);
         // A client sends every call here: it needs no advertisements.
         if !msg.client {
-            for procedure in self.providers.procedures().filter(|p| self.offers(p)) {
+            for procedure in self
+                .calls
+                .providers()
+                .procedures()
+                .filter(|p| self.offers(p))
+            {
                 let advert = Frame::Interest(Interest::Advertise {
                     realm: self.index,
                     procedure: procedure.clone(),
@@ -1136,10 +1032,10 @@ impl Handler<MemberJoined> for Registry {
                 procedure_cap: Cap::new(self.max_procedures),
             },
         );
-        if self.client {
-            // The access node is here: calls waiting for it can go.
-            self.awaiting_provider.wake(|_| true);
-        }
+        // A client's calls waiting for its access node can go.
+        self.calls
+            .handle_member_joined(msg.peer, msg.client, Instant::now());
+        self.drive(ctx);
     }
 }
 
@@ -1147,11 +1043,12 @@ impl Handler<MemberJoined> for Registry {
 impl Handler<MemberLeft> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: MemberLeft, ctx: &mut Context<Self>) {
         if !msg.abrupt && !self.client {
             // It left on purpose: its procedure records here would only lead lookups to it.
             let keys: Vec<Vec<u8>> = self
-                .providers
+                .calls
+                .providers()
                 .procedures_of(&msg.peer)
                 .iter()
                 .map(|procedure| procedure_key(&self.realm, procedure))
@@ -1165,19 +1062,8 @@ impl Handler<MemberLeft> for Registry {
         }
         self.forget_member(&msg.peer);
         self.members.remove(&msg.peer);
-        let lost: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.peer == msg.peer)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lost {
-            if let Some(pending) = self.pending.remove(&id) {
-                let _ = pending.reply.send(Err(CallError::Unavailable(
-                    "the connection to the provider was lost".into(),
-                )));
-            }
-        }
+        self.calls.handle_member_left(&msg.peer);
+        self.drive(ctx);
     }
 }
 
@@ -1193,9 +1079,9 @@ impl Registry {
     /// for it.
     fn forget_member(&mut self, peer: &PeerId) {
         self.adverts.retain(|(p, _)| p != peer);
-        let procedures = self.providers.procedures_of(peer);
+        let procedures = self.calls.providers().procedures_of(peer);
         let offered: Vec<bool> = procedures.iter().map(|p| self.offers(p)).collect();
-        self.providers.remove_peer(peer);
+        self.calls.providers_mut().remove_peer(peer);
         // Still a member while its offers are recomputed: `offers` must see it gone as a provider.
         for (procedure, offered) in procedures.iter().zip(offered) {
             self.offer_changed(procedure, offered);
@@ -1209,7 +1095,8 @@ impl Handler<Withdraw> for Registry {
 
     fn handle(&mut self, msg: Withdraw, _ctx: &mut Context<Self>) -> Self::Result {
         let offered: Vec<Name> = self
-            .providers
+            .calls
+            .providers()
             .procedures()
             .filter(|p| self.offers(p))
             .cloned()
@@ -1247,7 +1134,9 @@ impl Registry {
             }
             telemetry::grant_ended(self.realm.name(), "advertisement", e.code());
             let offered = self.offers(&procedure);
-            self.providers.remove(&procedure, &Provider::Remote(peer));
+            self.calls
+                .providers_mut()
+                .remove(&procedure, &Provider::Remote(peer));
             self.offer_changed(&procedure, offered);
         }
     }

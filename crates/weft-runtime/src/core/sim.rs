@@ -1,0 +1,599 @@
+//! Several nodes' cores wired together in memory, with simulated time: what quinn-proto's `Pair`
+//! is to two endpoints, for a realm of nodes. Frames between nodes take a fixed latency, nothing
+//! reads a clock, and a run is the same every time.
+//!
+//! Each node has the calls core the registry drives, and a stand-in for the registry's serving
+//! side: it runs a procedure it provides (answering after a set time, or never), answers
+//! `notFound` for one it does not, and passes a client's call on as an access node does, through
+//! its own core, with the client as the relay origin. Nodes can crash (their peers see them leave
+//! after a delay, as liveness would tell them) and procedures can be withdrawn.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use weft_auth::Grant;
+use weft_names::Name;
+
+use super::calls::{CallEvent, CallId, Calls, NewCall};
+use crate::error::CallError;
+use crate::providers::{Provider, Strategy};
+use crate::relay::Origin;
+
+/// A node, by its index.
+pub(crate) type NodeId = usize;
+
+/// How a node serves a procedure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serve {
+    /// Answers after this long.
+    After(Duration),
+    /// Never answers.
+    Hang,
+}
+
+#[derive(Debug)]
+struct Node {
+    calls: Calls<NodeId>,
+    client: bool,
+    up: bool,
+    serves: HashMap<Name, Serve>,
+    /// Calls this node ran for others: (caller, the caller's call id).
+    ran: Vec<(NodeId, CallId)>,
+    /// Calls this node passes on for a peer: its call → (the peer, the peer's call id).
+    relaying: HashMap<CallId, (NodeId, CallId)>,
+    /// Outcomes of this node's own calls.
+    outcomes: HashMap<CallId, Result<Bytes, CallError>>,
+    /// DHT lookups it asked for.
+    lookups: usize,
+}
+
+#[derive(Debug)]
+enum Input {
+    Call {
+        from: NodeId,
+        id: CallId,
+        procedure: Name,
+        timeout: Duration,
+    },
+    Reply {
+        from: NodeId,
+        id: CallId,
+        result: Result<Bytes, CallError>,
+    },
+    /// `peer` is seen gone.
+    Left { peer: NodeId },
+}
+
+/// The simulated realm.
+#[derive(Debug)]
+pub(crate) struct Sim {
+    now: Instant,
+    latency: Duration,
+    /// How long after a crash its peers notice.
+    liveness: Duration,
+    nodes: Vec<Node>,
+    links: HashSet<(NodeId, NodeId)>,
+    /// Inputs due, by (when, order of sending, to whom); the inputs themselves are in `inputs`
+    /// (they are not `Ord`).
+    queue: BinaryHeap<Reverse<(Instant, u64, NodeId)>>,
+    inputs: HashMap<u64, Input>,
+    next: u64,
+}
+
+impl Sim {
+    /// An empty realm whose frames take `latency`, and whose nodes notice a crashed peer after
+    /// `liveness`.
+    pub(crate) fn new(latency: Duration, liveness: Duration) -> Self {
+        Self {
+            now: Instant::now(),
+            latency,
+            liveness,
+            nodes: Vec::new(),
+            links: HashSet::new(),
+            queue: BinaryHeap::new(),
+            inputs: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// Simulated time now.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Adds a node (a client of the nodes it connects to, if `client`).
+    pub(crate) fn node(&mut self, client: bool) -> NodeId {
+        self.nodes.push(Node {
+            calls: Calls::new(client),
+            client,
+            up: true,
+            serves: HashMap::new(),
+            ran: Vec::new(),
+            relaying: HashMap::new(),
+            outcomes: HashMap::new(),
+            lookups: 0,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Admits `a` and `b` to each other, and tells each what the other provides.
+    pub(crate) fn connect(&mut self, a: NodeId, b: NodeId) {
+        self.links.insert((a.min(b), a.max(b)));
+        let now = self.now;
+        for (me, peer) in [(a, b), (b, a)] {
+            let client = self.nodes[peer].client;
+            self.nodes[me].calls.handle_member_joined(peer, client, now);
+            let offered: Vec<Name> = self.nodes[peer].serves.keys().cloned().collect();
+            for procedure in offered {
+                self.learn(me, peer, &procedure);
+            }
+        }
+        self.settle();
+    }
+
+    /// `node` provides `procedure`, served as `serve`; its peers learn of it.
+    pub(crate) fn provide(&mut self, node: NodeId, procedure: &str, serve: Serve) {
+        let procedure = Name::new(procedure).expect("a procedure name");
+        self.nodes[node].serves.insert(procedure.clone(), serve);
+        self.nodes[node]
+            .calls
+            .providers_mut()
+            .add(procedure.clone(), Provider::Local);
+        for peer in self.peers(node) {
+            self.learn(peer, node, &procedure);
+        }
+        self.settle();
+    }
+
+    /// `node` stops serving `procedure`, and its peers are not told: they still think it does,
+    /// as when the withdrawal and a call cross.
+    pub(crate) fn stop_serving_quietly(&mut self, node: NodeId, procedure: &str) {
+        let procedure = Name::new(procedure).expect("a procedure name");
+        self.nodes[node].serves.remove(&procedure);
+    }
+
+    /// `node` stops: nothing reaches it any more, and its peers see it leave after `liveness`.
+    pub(crate) fn crash(&mut self, node: NodeId) {
+        self.nodes[node].up = false;
+        let at = self.now + self.liveness;
+        for peer in self.peers(node) {
+            self.push(at, peer, Input::Left { peer: node });
+        }
+    }
+
+    /// `node` calls `procedure`.
+    pub(crate) fn call(
+        &mut self,
+        node: NodeId,
+        procedure: &str,
+        strategy: Strategy,
+        timeout: Duration,
+    ) -> CallId {
+        let request = NewCall {
+            procedure: Name::new(procedure).expect("a procedure name"),
+            payload: Bytes::new(),
+            timeout,
+            strategy,
+            chain: None,
+            grant: Some(Grant::Open),
+            relay: None,
+            random: self.next,
+        };
+        let id = self.nodes[node].calls.start(request, self.now);
+        self.settle();
+        id
+    }
+
+    /// Runs until nothing is left to happen before `until`, then sets the clock to it.
+    pub(crate) fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_input = self.queue.peek().map(|Reverse((at, ..))| *at);
+            let next_timer = self
+                .nodes
+                .iter()
+                .filter(|n| n.up)
+                .filter_map(|n| n.calls.poll_timeout())
+                .min();
+            let Some(at) = [next_input, next_timer].into_iter().flatten().min() else {
+                break;
+            };
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            if next_input == Some(at)
+                && let Some(Reverse((_, slot, to))) = self.queue.pop()
+                && let Some(input) = self.inputs.remove(&slot)
+            {
+                self.deliver(to, input);
+            } else {
+                for node in 0..self.nodes.len() {
+                    if self.nodes[node].up {
+                        self.nodes[node].calls.handle_timeout(self.now);
+                    }
+                }
+            }
+            self.settle();
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `duration` of simulated time.
+    pub(crate) fn run_for(&mut self, duration: Duration) {
+        let until = self.now + duration;
+        self.run_until(until);
+    }
+
+    /// The outcome of `node`'s call `id`, if it has one.
+    pub(crate) fn outcome(&self, node: NodeId, id: CallId) -> Option<&Result<Bytes, CallError>> {
+        self.nodes[node].outcomes.get(&id)
+    }
+
+    /// The calls `node` ran for others, as (caller, caller's id).
+    pub(crate) fn ran(&self, node: NodeId) -> &[(NodeId, CallId)] {
+        &self.nodes[node].ran
+    }
+
+    /// DHT lookups `node` asked for.
+    pub(crate) fn lookups(&self, node: NodeId) -> usize {
+        self.nodes[node].lookups
+    }
+
+    /// Calls still in progress at `node`.
+    pub(crate) fn in_progress(&self, node: NodeId) -> usize {
+        self.nodes[node].calls.len()
+    }
+
+    fn peers(&self, node: NodeId) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = self
+            .links
+            .iter()
+            .filter_map(|&(a, b)| match (a == node, b == node) {
+                (true, _) => Some(b),
+                (_, true) => Some(a),
+                _ => None,
+            })
+            .collect();
+        peers.sort_unstable();
+        peers
+    }
+
+    /// `me` learns that `peer` provides `procedure`. A client's procedures are advertised by its
+    /// access node, not seen directly by the access node's other peers: enough here that the
+    /// access node knows.
+    fn learn(&mut self, me: NodeId, peer: NodeId, procedure: &Name) {
+        let now = self.now;
+        let calls = &mut self.nodes[me].calls;
+        calls
+            .providers_mut()
+            .add(procedure.clone(), Provider::Remote(peer));
+        calls.handle_provider(procedure, now);
+    }
+
+    fn push(&mut self, at: Instant, to: NodeId, input: Input) {
+        let slot = self.next;
+        self.next += 1;
+        self.inputs.insert(slot, input);
+        self.queue.push(Reverse((at, slot, to)));
+    }
+
+    /// Takes every node's outputs and acts on them, until none is left.
+    fn settle(&mut self) {
+        let mut busy = true;
+        while busy {
+            busy = false;
+            for node in 0..self.nodes.len() {
+                while let Some(event) = self.nodes[node].calls.poll() {
+                    busy = true;
+                    self.act(node, event);
+                }
+            }
+        }
+    }
+
+    fn act(&mut self, node: NodeId, event: CallEvent<NodeId>) {
+        let now = self.now;
+        match event {
+            CallEvent::Send {
+                id,
+                to,
+                procedure,
+                timeout,
+                ..
+            } => {
+                if !self.nodes[node].up {
+                    return;
+                }
+                // The queue takes it; whether it arrives is the network's business.
+                let at = now + self.latency;
+                if self.nodes[to].up {
+                    self.push(
+                        at,
+                        to,
+                        Input::Call {
+                            from: node,
+                            id,
+                            procedure,
+                            timeout,
+                        },
+                    );
+                }
+            }
+            CallEvent::RunLocal { id, procedure, .. } => {
+                let result = match self.nodes[node].serves.get(&procedure) {
+                    Some(_) => Ok(Bytes::from(format!("{node}"))),
+                    None => Err(CallError::NotFound(procedure.to_string())),
+                };
+                self.nodes[node].outcomes.insert(id, result);
+            }
+            CallEvent::LookUp { .. } => self.nodes[node].lookups += 1,
+            CallEvent::Done { id, result } => match self.nodes[node].relaying.remove(&id) {
+                Some((caller, their_id)) => {
+                    let at = now + self.latency;
+                    self.push(
+                        at,
+                        caller,
+                        Input::Reply {
+                            from: node,
+                            id: their_id,
+                            result,
+                        },
+                    );
+                }
+                None => {
+                    self.nodes[node].outcomes.insert(id, result);
+                }
+            },
+        }
+    }
+
+    fn deliver(&mut self, to: NodeId, input: Input) {
+        if !self.nodes[to].up {
+            return;
+        }
+        let now = self.now;
+        match input {
+            Input::Call {
+                from,
+                id,
+                procedure,
+                timeout,
+            } => match self.nodes[to].serves.get(&procedure).copied() {
+                Some(serve) => {
+                    self.nodes[to].ran.push((from, id));
+                    if let Serve::After(took) = serve
+                        && took < timeout
+                    {
+                        let reply = Input::Reply {
+                            from: to,
+                            id,
+                            result: Ok(Bytes::from(format!("{to}"))),
+                        };
+                        self.push(now + took + self.latency, from, reply);
+                    }
+                }
+                // An access node passes its client's call on, through its own core.
+                None if self.nodes[from].client => {
+                    let request = NewCall {
+                        procedure,
+                        payload: Bytes::new(),
+                        timeout,
+                        strategy: Strategy::RoundRobin,
+                        chain: None,
+                        grant: None,
+                        relay: Some(Origin::Client(from)),
+                        random: id,
+                    };
+                    let mine = self.nodes[to].calls.start(request, now);
+                    self.nodes[to].relaying.insert(mine, (from, id));
+                }
+                None => {
+                    let reply = Input::Reply {
+                        from: to,
+                        id,
+                        result: Err(CallError::NotFound(procedure.to_string())),
+                    };
+                    self.push(now + self.latency, from, reply);
+                }
+            },
+            Input::Reply { from, id, result } => {
+                self.nodes[to].calls.handle_reply(&from, id, result, now);
+            }
+            Input::Left { peer } => {
+                self.links.remove(&(to.min(peer), to.max(peer)));
+                self.nodes[to].calls.handle_member_left(&peer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const SECOND: Duration = Duration::from_secs(1);
+
+    /// A caller and three providers of `get`, all connected; 5 ms between any two.
+    fn realm() -> (Sim, NodeId, [NodeId; 3]) {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let caller = sim.node(false);
+        let providers = [sim.node(false), sim.node(false), sim.node(false)];
+        for p in providers {
+            sim.provide(p, "get", Serve::After(MS));
+            sim.connect(caller, p);
+        }
+        (sim, caller, providers)
+    }
+
+    fn answered_by(sim: &Sim, node: NodeId, id: CallId) -> String {
+        match sim.outcome(node, id) {
+            Some(Ok(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_strategy_over_three_providers() {
+        let (mut sim, caller, [a, b, c]) = realm();
+        let mut run = |strategy| {
+            let id = sim.call(caller, "get", strategy, SECOND);
+            sim.run_for(100 * MS);
+            answered_by(&sim, caller, id)
+        };
+        let round: Vec<String> = (0..6).map(|_| run(Strategy::RoundRobin)).collect();
+        let expect: Vec<String> = [a, b, c, a, b, c].iter().map(|n| n.to_string()).collect();
+        assert_eq!(round, expect, "each in turn");
+        let first: HashSet<String> = (0..3).map(|_| run(Strategy::First)).collect();
+        assert_eq!(first.len(), 1, "always the first: {first:?}");
+        let random: HashSet<String> = (0..12).map(|_| run(Strategy::Random)).collect();
+        assert!(random.len() > 1, "spread: {random:?}");
+    }
+
+    #[test]
+    fn a_call_round_trips_in_two_latencies_plus_the_handler() {
+        let (mut sim, caller, _) = realm();
+        let start = sim.now();
+        let id = sim.call(caller, "get", Strategy::First, SECOND);
+        sim.run_for(11 * MS - Duration::from_nanos(1));
+        assert!(sim.outcome(caller, id).is_none(), "not before 5 + 1 + 5 ms");
+        sim.run_for(Duration::from_nanos(1));
+        assert!(sim.outcome(caller, id).is_some());
+        assert_eq!(sim.now() - start, 11 * MS);
+    }
+
+    #[test]
+    fn a_provider_that_stopped_serving_passes_the_call_on_without_running_it() {
+        let (mut sim, caller, [a, b, c]) = realm();
+        sim.stop_serving_quietly(a, "get");
+        let id = sim.call(caller, "get", Strategy::First, SECOND);
+        sim.run_for(100 * MS);
+        let by = answered_by(&sim, caller, id);
+        assert_ne!(by, a.to_string());
+        let runs: usize = [a, b, c].iter().map(|n| sim.ran(*n).len()).sum();
+        assert_eq!(runs, 1, "ran exactly once");
+    }
+
+    #[test]
+    fn a_provider_that_crashes_mid_call_ends_it_unavailable_and_it_never_runs_twice() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let caller = sim.node(false);
+        let (a, b) = (sim.node(false), sim.node(false));
+        sim.provide(a, "get", Serve::After(10 * SECOND));
+        sim.provide(b, "get", Serve::After(MS));
+        sim.connect(caller, a);
+        sim.connect(caller, b);
+        let id = sim.call(caller, "get", Strategy::First, 30 * SECOND);
+        sim.run_for(100 * MS);
+        assert_eq!(sim.ran(a).len(), 1);
+        sim.crash(a);
+        sim.run_for(SECOND);
+        assert!(
+            matches!(
+                sim.outcome(caller, id),
+                Some(Err(CallError::Unavailable(_)))
+            ),
+            "{:?}",
+            sim.outcome(caller, id)
+        );
+        assert!(
+            sim.ran(b).is_empty(),
+            "it may have run on a: not tried on b"
+        );
+        // The next call goes to b.
+        let id = sim.call(caller, "get", Strategy::First, SECOND);
+        sim.run_for(100 * MS);
+        assert_eq!(answered_by(&sim, caller, id), b.to_string());
+    }
+
+    #[test]
+    fn a_provider_that_never_answers_times_out_at_the_deadline() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let caller = sim.node(false);
+        let slow = sim.node(false);
+        sim.provide(slow, "get", Serve::Hang);
+        sim.connect(caller, slow);
+        let id = sim.call(caller, "get", Strategy::First, 2 * SECOND);
+        sim.run_for(2 * SECOND - MS);
+        assert!(sim.outcome(caller, id).is_none());
+        sim.run_for(MS);
+        assert_eq!(sim.outcome(caller, id), Some(&Err(CallError::Timeout)));
+        assert_eq!(sim.in_progress(caller), 0);
+    }
+
+    #[test]
+    fn a_call_with_no_provider_waits_for_one_within_its_deadline() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let caller = sim.node(false);
+        let late = sim.node(false);
+        sim.connect(caller, late);
+        let id = sim.call(caller, "get", Strategy::First, SECOND);
+        let missed = sim.call(caller, "put", Strategy::First, SECOND);
+        assert_eq!(sim.lookups(caller), 2, "each looked up once");
+        sim.run_for(300 * MS);
+        sim.provide(late, "get", Serve::After(MS));
+        sim.run_for(100 * MS);
+        assert_eq!(answered_by(&sim, caller, id), late.to_string());
+        sim.run_for(SECOND);
+        assert!(matches!(
+            sim.outcome(caller, missed),
+            Some(Err(CallError::NotFound(_)))
+        ));
+        assert_eq!(sim.lookups(caller), 2, "no second lookup");
+    }
+
+    #[test]
+    fn a_clients_call_goes_through_its_access_node_to_a_provider_it_cannot_see() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let access = sim.node(false);
+        let provider = sim.node(false);
+        let client = sim.node(true);
+        sim.provide(provider, "get", Serve::After(MS));
+        sim.connect(access, provider);
+        let early = sim.call(client, "get", Strategy::First, SECOND);
+        assert_eq!(sim.lookups(client), 0, "a client does not look up itself");
+        sim.connect(client, access);
+        sim.run_for(100 * MS);
+        assert_eq!(answered_by(&sim, client, early), provider.to_string());
+        assert_eq!(
+            sim.ran(provider),
+            &[(access, 1)],
+            "passed on once, by its access node"
+        );
+
+        // Nobody provides `put`: the access node gives up early enough for the client to hear
+        // `notFound` rather than time out.
+        let id = sim.call(client, "put", Strategy::First, SECOND);
+        sim.run_for(SECOND);
+        assert!(
+            matches!(sim.outcome(client, id), Some(Err(CallError::NotFound(_)))),
+            "{:?}",
+            sim.outcome(client, id)
+        );
+    }
+
+    #[test]
+    fn a_run_is_the_same_every_time() {
+        let trace = || {
+            let (mut sim, caller, [a, _, _]) = realm();
+            sim.stop_serving_quietly(a, "get");
+            let ids: Vec<CallId> = (0..20)
+                .map(|i| {
+                    let strategy = if i % 2 == 0 {
+                        Strategy::Random
+                    } else {
+                        Strategy::RoundRobin
+                    };
+                    sim.call(caller, "get", strategy, SECOND)
+                })
+                .collect();
+            sim.run_for(SECOND);
+            ids.iter()
+                .map(|id| format!("{:?}", sim.outcome(caller, *id)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(trace(), trace());
+    }
+}
