@@ -12,66 +12,58 @@
 //!                 └────────────────────────────────────────┘
 //! ```
 //!
-//! Decisions are made by plain structs ([`Interests`], [`Sequencer`], [`Backoff`],
-//! [`providers::Providers`]) that own no sockets, timers or threads; actors only move messages in
-//! and out. Routers and registries, one each per realm, are spread over one arbiter (thread) per
-//! core: a realm's publications are handled on one thread in order, different realms in parallel.
+//! Decisions are made by plain structs in `core` that own no sockets, timers or threads and read
+//! no clock; actors only move messages in and out. Routers and registries, one each per realm, are
+//! spread over one arbiter (thread) per core: a realm's publications are handled on one thread in
+//! order, different realms in parallel.
 //!
 //! # Layout
-//! - [`interest`], [`sequence`], [`backoff`], [`providers`], [`handshake`]: the sans-IO cores.
-//! - [`settings`]: [`NodeConfig`], [`RealmConfig`].
+//! - `core`: the sans-IO decisions, each with its tests: the calls a node makes (`calls`), the
+//!   greeting (`handshake`), interest tables and wildcard matching, per-publisher sequencing,
+//!   providers and strategies, the relay rules for clients, per-peer caps, standing grants,
+//!   absent members, silent peers, backoff, DHT keys, and the authority check (`authority`); and
+//!   `sim`, which wires several nodes' cores together in memory with simulated time.
+//! - [`settings`]: [`NodeConfig`], [`RealmConfig`], [`Limits`].
 //! - [`event`]: what applications receive: [`Event`], [`PeerEvent`], [`RealmStats`].
 //! - [`node`], [`peer`], [`realm`], [`router`], [`registry`], [`dht`]: one actor each, with its
 //!   messages.
+//! - [`sender`], `lane`, [`local`]: I/O beside the actors: a peer's send queue, the publish lane,
+//!   local delivery.
 //! - [`runtime`]: [`NodeHandle`], [`RealmHandle`], starting the threads and actors and stopping
 //!   them.
 //! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`], [`CallError`],
 //!   [`AdvertiseError`], [`HandlerError`].
 #![warn(missing_docs)]
 
-mod absent;
-mod authority;
-pub mod backoff;
-mod caps;
-mod chains;
 mod core;
 pub mod dht;
 pub mod error;
 pub mod event;
-pub mod handshake;
-pub mod interest;
-pub mod keys;
 mod lane;
 pub mod local;
 mod members;
 pub mod node;
 pub mod peer;
-pub mod providers;
 pub mod realm;
 pub mod registry;
-mod relay;
 mod revocations;
 pub mod router;
 pub mod runtime;
 pub mod sender;
-pub mod sequence;
 pub mod settings;
-mod silent;
-mod standing;
 pub mod telemetry;
 mod waiters;
-mod wildcards;
 
-pub use backoff::{Backoff, BackoffPolicy};
+pub use crate::core::backoff::{Backoff, BackoffPolicy};
+pub use crate::core::interest::Interests;
+pub use crate::core::providers::Strategy;
+pub use crate::core::sequence::{SequenceRun, Sequenced, Sequencer};
 pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
-pub use interest::Interests;
-pub use providers::Strategy;
 pub use registry::{CallContext, ProcedureHandler};
 pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
-pub use sequence::{SequenceRun, Sequenced, Sequencer};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
 
 /// Seconds since the Unix epoch, for UCAN time checks.

@@ -32,7 +32,7 @@ pub(crate) struct Member {
     /// The cold verifications its chains may cost.
     pub(crate) budget: Arc<weft_auth::VerifyBudget>,
     /// Its subscriptions here, against their cap.
-    pub(crate) subscription_cap: crate::caps::Cap,
+    pub(crate) subscription_cap: crate::core::caps::Cap,
 }
 
 /// Members by slot, and slots by peer.
@@ -120,7 +120,7 @@ mod tests {
             client: false,
             index: 0,
             budget: Arc::default(),
-            subscription_cap: crate::caps::Cap::new(8),
+            subscription_cap: crate::core::caps::Cap::new(8),
         }
     }
 

@@ -21,14 +21,14 @@ use tracing::{debug, info, warn};
 use weft_auth::Budgets;
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
-use crate::handshake::Greeting;
-use crate::keys::membership_key;
+use crate::core::handshake::Greeting;
+use crate::core::keys::membership_key;
+use crate::core::silent::Silent;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, PeerDenied, PeerGone,
     PeerGreeted, PeerSpoke, RealmLink, Reports,
 };
 use crate::registry::Withdraw;
-use crate::silent::Silent;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 
 /// Peers whose verification budgets are remembered at most.

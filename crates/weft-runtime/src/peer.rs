@@ -2,7 +2,7 @@
 //!
 //! Lifecycle: the `Node` starts it when a peer connects (or when the peer's stream arrives first,
 //! in which case it waits for [`Connected`]). It then opens its outbound stream, writes this node's
-//! hello (digests only, see [`crate::handshake`]) and waits for the peer's acknowledgement; the
+//! hello (digests only, see `core::handshake`) and waits for the peer's acknowledgement; the
 //! writer task (on the network runtime) then drains the control lane and the publication queue.
 //! The peer's inbound stream arrives as [`AttachInbound`]; its reader task decodes frames into
 //! this actor. The actor stops when the inbound stream ends, on
@@ -29,7 +29,7 @@ use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
-use crate::handshake::{Greeting, Handshake, PeerTags};
+use crate::core::handshake::{Greeting, Handshake, PeerTags};
 use crate::realm::Routes;
 use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
@@ -323,7 +323,11 @@ impl PeerConnection {
     }
 
     /// The peer broke the greeting's order: it is not speaking weft, so the session ends.
-    fn broke_greeting(&mut self, e: crate::handshake::HandshakeError, ctx: &mut Context<Self>) {
+    fn broke_greeting(
+        &mut self,
+        e: crate::core::handshake::HandshakeError,
+        ctx: &mut Context<Self>,
+    ) {
         warn!(peer = %self.did, error = %e, "closing the connection of a peer that broke the greeting");
         ctx.stop();
     }

@@ -32,16 +32,16 @@ use weft_names::Pattern;
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, RevokeRecord, WireChain};
 
-use crate::chains::ChainCache;
+use crate::core::chains::ChainCache;
+use crate::core::handshake::PeerTags;
+use crate::core::keys::membership_key;
+use crate::core::standing::Standing;
 use crate::dht::{Dht, FindProviders, Provide};
-use crate::handshake::PeerTags;
-use crate::keys::membership_key;
 use crate::local::LocalSink;
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
 use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
 use crate::sender::PeerSender;
-use crate::standing::Standing;
 use crate::{SubscribeError, unix_now};
 
 /// First delay between membership lookups; it doubles up to [`DISCOVERY_ALONE_MAX`] or
@@ -331,7 +331,7 @@ impl Actor for Realm {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_interval(crate::standing::SWEEP, |act, _ctx| act.sweep());
+        ctx.run_interval(crate::core::standing::SWEEP, |act, _ctx| act.sweep());
         if self.client {
             return;
         }
@@ -564,7 +564,7 @@ impl Handler<Subscribe> for Realm {
             self.delegated
                 .insert(id, (msg.pattern.clone(), chain.clone()), &grant);
         }
-        let chain = msg.chain.as_ref().map(crate::chains::wire_chain);
+        let chain = msg.chain.as_ref().map(crate::core::chains::wire_chain);
         self.router.do_send(AddLocal {
             id,
             pattern: msg.pattern.clone(),
@@ -637,12 +637,12 @@ impl Handler<RelayInterest> for Realm {
             } => {
                 // The router checks the same before delivering to the client; checking here too
                 // keeps a client from making this node subscribe to what it may not read.
-                let acting = crate::authority::Acting {
+                let acting = crate::core::authority::Acting {
                     did: &member.did,
                     chains: &member.chains,
                     budget: Some(&member.budget),
                 };
-                let allowed = crate::authority::authorize_member(
+                let allowed = crate::core::authority::authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,
                     &self.realm,
@@ -708,13 +708,13 @@ impl Realm {
                 else {
                     return Err(AuthError::Unauthorized("no longer relayed".into()));
                 };
-                let acting = crate::authority::Acting {
+                let acting = crate::core::authority::Acting {
                     did: &member.did,
                     chains: &member.chains,
                     budget: None,
                 };
                 let action = Action::Subscribe(pattern);
-                crate::authority::authorize_member(
+                crate::core::authority::authorize_member(
                     authorizer,
                     cache,
                     realm,

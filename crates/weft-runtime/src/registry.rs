@@ -5,10 +5,10 @@
 //!   node's own chains; the procedure is announced to every member (a control frame) and in the
 //!   DHT.
 //! - [`CallProcedure`] from the application: `rpc/call` is checked locally, then the call is the
-//!   calls core's ([`core::calls`](crate::core::calls)): which provider it goes to, when it may be
+//!   calls core's (`core::calls`): which provider it goes to, when it may be
 //!   tried elsewhere, how long it waits for a provider, and when it ends. This actor only sends
 //!   what the core asks, runs local handlers, asks the DHT, and wakes the core at its deadlines.
-//! - Clients ([`relay`](crate::relay)): a node that is a client sends every call it does not serve
+//! - Clients (`core::relay`): a node that is a client sends every call it does not serve
 //!   itself to its access node. The access node passes its clients' calls on to any provider it
 //!   knows, and other members' calls on to its clients' procedures, which it advertises to the
 //!   members (and in the DHT) as its own while a client provides them.
@@ -38,17 +38,17 @@ use weft_names::Name;
 use weft_net::{Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Fault, Frame, Interest, Outcome, RealmIndex, Reply};
 
-use crate::caps::{Cap, Verdict, count_refusal};
-use crate::chains::ChainCache;
 use crate::core::calls::{CallEvent, CallId, Calls, NewCall};
+use crate::core::caps::{Cap, Verdict, count_refusal};
+use crate::core::chains::ChainCache;
+use crate::core::handshake::PeerTags;
+use crate::core::keys::procedure_key;
+use crate::core::providers::{Provider, Strategy};
+use crate::core::relay::Origin;
+use crate::core::standing::Standing;
 use crate::dht::{Dht, FindProviders, ForgetProvider, Provide, StopProviding};
-use crate::handshake::PeerTags;
-use crate::keys::procedure_key;
-use crate::providers::{Provider, Strategy};
-use crate::relay::Origin;
 use crate::router::{MemberJoined, MemberLeft};
 use crate::sender::PeerSender;
-use crate::standing::Standing;
 use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
@@ -431,7 +431,7 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(16 * 1024);
-        ctx.run_interval(crate::standing::SWEEP, |act, _ctx| act.sweep());
+        ctx.run_interval(crate::core::standing::SWEEP, |act, _ctx| act.sweep());
     }
 }
 
@@ -515,7 +515,7 @@ impl Handler<CallProcedure> for Registry {
             // caller, not this node.
             chain: match msg.route.relay {
                 Some(_) => None,
-                None => msg.chain.as_ref().map(crate::chains::wire_chain),
+                None => msg.chain.as_ref().map(crate::core::chains::wire_chain),
             },
             grant,
             relay: msg.route.relay,
@@ -764,12 +764,12 @@ impl Handler<RemoteCall> for Registry {
         let action = Action::Call(&call.procedure);
         // A chain sent with the call is the only one it acts under; without one, those the caller
         // presented at admission.
-        let acting = crate::authority::Acting {
+        let acting = crate::core::authority::Acting {
             did: &member.did,
             chains: &member.chains,
             budget: Some(&member.budget),
         };
-        let allowed = crate::authority::authorize_member(
+        let allowed = crate::core::authority::authorize_member(
             &self.authorizer,
             &mut self.chain_cache,
             &self.realm,

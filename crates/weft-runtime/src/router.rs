@@ -1,12 +1,12 @@
 //! The `Router` actor: every publication of a realm flows through it.
 //!
 //! Inbound:
-//! - [`Publish`]es from the application, taken from the realm's lane on each `Drain`:
+//! - `Publish`es from the application, taken from the realm's lane on each `Drain`:
 //!   authorized against this node's own chains, numbered, then delivered to local subscriptions
 //!   and sent once to each peer with a matching interest.
 //! - [`RemotePublish`] from a `PeerConnection`: authorized (`msg/publish` of the sender, with the
 //!   chains it presented) **before** delivery, de-duplicated and ordered per publisher, then
-//!   delivered to local subscriptions, and relayed as [`relay`](crate::relay) says: a member's
+//!   delivered to local subscriptions, and relayed as `core::relay` says: a member's
 //!   publications to this node's clients, a client's to every peer that asked. Nothing goes from
 //!   member to member (nodes form a full mesh per realm).
 //!
@@ -33,17 +33,17 @@ use weft_names::{Name, Pattern};
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
-use crate::absent::Absent;
-use crate::authority::{Acting, authorize_member};
-use crate::caps::{Verdict, count_refusal};
-use crate::chains::ChainCache;
-use crate::handshake::PeerTags;
+use crate::core::absent::Absent;
+use crate::core::authority::{Acting, authorize_member};
+use crate::core::caps::{Verdict, count_refusal};
+use crate::core::chains::ChainCache;
+use crate::core::handshake::PeerTags;
+use crate::core::relay::{self, Origin};
+use crate::core::standing::Standing;
 use crate::lane::{Drain, Publish, Published};
 use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
-use crate::relay::{self, Origin};
 use crate::sender::PeerSender;
-use crate::standing::Standing;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{
@@ -332,7 +332,7 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Publications arrive in bursts from several peers; a deep mailbox absorbs them.
         ctx.set_mailbox_capacity(16 * 1024);
-        ctx.run_interval(crate::standing::SWEEP, |act, _ctx| act.sweep());
+        ctx.run_interval(crate::core::standing::SWEEP, |act, _ctx| act.sweep());
     }
 }
 
@@ -487,7 +487,7 @@ impl Router {
                             topic: msg.topic.clone(),
                             seq: self.next_seq,
                             payload: msg.payload.clone(),
-                            chain: msg.chain.as_ref().map(crate::chains::wire_chain),
+                            chain: msg.chain.as_ref().map(crate::core::chains::wire_chain),
                         });
                         // Bounded by max_payload above, so only a misconfiguration fails here.
                         weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).map_err(
@@ -758,7 +758,7 @@ impl Handler<MemberJoined> for Router {
                 client: msg.client,
                 index: msg.index,
                 budget: msg.budget,
-                subscription_cap: crate::caps::Cap::new(self.max_subscriptions),
+                subscription_cap: crate::core::caps::Cap::new(self.max_subscriptions),
             },
         );
         let members = self.members.len();

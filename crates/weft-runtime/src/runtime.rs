@@ -22,9 +22,9 @@ use weft_names::{Name, Pattern};
 use weft_net::{Multiaddr, NetEvent, NetThread, Network, PeerId};
 use weft_wire::RealmJoin;
 
-use crate::chains::wire_chain;
+use crate::core::chains::wire_chain;
+use crate::core::handshake::Greeting;
 use crate::dht::Dht;
-use crate::handshake::Greeting;
 use crate::lane::{Publish, PublishLane};
 use crate::local::{LocalEvents, local_queue};
 use crate::node::{ListenAddrs, Node, Peers, Shutdown};

@@ -6,7 +6,7 @@
 //! - A provider is chosen by the call's [`Strategy`] among those known, skipping those the call
 //!   may not use: this node when the caller holds no grant here, or when the call is passed on for
 //!   a peer (it was checked for that peer, not for this node); a member, when a member's call is
-//!   passed on (only clients' procedures are, see [`relay`](crate::relay)). A client that knows no
+//!   passed on (only clients' procedures are, see [`relay`](crate::core::relay)). A client that knows no
 //!   provider sends the call to its access node, which knows more.
 //! - A call goes to a second provider only when it provably never ran on the first: the call
 //!   could not even be queued, or the provider answered `notFound`. Once sent, a lost connection
@@ -37,9 +37,9 @@ use weft_auth::Grant;
 use weft_names::Name;
 use weft_wire::WireChain;
 
+use crate::core::providers::{Provider, Providers, Strategy};
+use crate::core::relay::{self, Origin};
 use crate::error::CallError;
-use crate::providers::{Provider, Providers, Strategy};
-use crate::relay::{self, Origin};
 
 /// How long before a relayed call's deadline this node stops waiting for a provider, so that its
 /// `notFound` reaches the caller in time.

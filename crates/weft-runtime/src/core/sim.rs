@@ -17,9 +17,9 @@ use weft_auth::Grant;
 use weft_names::Name;
 
 use super::calls::{CallEvent, CallId, Calls, NewCall};
+use crate::core::providers::{Provider, Strategy};
+use crate::core::relay::Origin;
 use crate::error::CallError;
-use crate::providers::{Provider, Strategy};
-use crate::relay::Origin;
 
 /// A node, by its index.
 pub(crate) type NodeId = usize;

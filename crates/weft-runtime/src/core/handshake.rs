@@ -37,7 +37,7 @@ pub struct Greeting {
 
 /// The peer broke the greeting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     /// A second hello that differs from the first.
     #[error("a second, different hello")]
     SecondHello,
@@ -58,7 +58,7 @@ pub enum HandshakeError {
 
 /// A realm the peer's join names and this node hosts, to be offered to it for admission.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Claim {
+pub(crate) struct Claim {
     /// The realm's index in the peer's hello (how the peer's frames name it).
     pub index: RealmIndex,
     /// The realm's position in this node's [`Greeting::realms`].
@@ -69,7 +69,7 @@ pub struct Claim {
 
 /// The greeting with one peer.
 #[derive(Debug)]
-pub struct Handshake {
+pub(crate) struct Handshake {
     greeting: Arc<Greeting>,
     peer: Did,
     /// The peer's hello, once it arrived.
@@ -83,7 +83,7 @@ pub struct Handshake {
 
 impl Handshake {
     /// The greeting of this node with `peer`.
-    pub fn new(greeting: Arc<Greeting>, peer: Did) -> Self {
+    pub(crate) fn new(greeting: Arc<Greeting>, peer: Did) -> Self {
         Self {
             greeting,
             peer,
@@ -96,17 +96,17 @@ impl Handshake {
     }
 
     /// The peer's hello has arrived.
-    pub fn heard(&self) -> bool {
+    pub(crate) fn heard(&self) -> bool {
         self.theirs.is_some()
     }
 
     /// We named our realm `index` to the peer: it may refuse us there.
-    pub fn named(&self, index: RealmIndex) -> bool {
+    pub(crate) fn named(&self, index: RealmIndex) -> bool {
         self.named.contains(&index)
     }
 
     /// The first frame to send: this node's realms, as digests from us to the peer.
-    pub fn hello(&self) -> Hello {
+    pub(crate) fn hello(&self) -> Hello {
         Hello {
             realms: self
                 .greeting
@@ -121,7 +121,7 @@ impl Handshake {
     /// The peer's hello arrived: the join to send, naming the realms both host. The same hello
     /// again (the peer reopened its stream, not knowing the first one was accepted) needs no
     /// answer.
-    pub fn on_hello(&mut self, hello: Hello) -> Result<Option<Join>, HandshakeError> {
+    pub(crate) fn on_hello(&mut self, hello: Hello) -> Result<Option<Join>, HandshakeError> {
         if let Some(theirs) = &self.theirs {
             return if *theirs == hello {
                 Ok(None)
@@ -152,7 +152,7 @@ impl Handshake {
     /// The peer's join arrived: the realms it names that this node hosts, each once, and only
     /// where the realm matches the digest at its index in the peer's hello (a peer cannot make
     /// its frames name one realm here and another in its hello). Other entries are dropped.
-    pub fn on_join(&mut self, join: Join) -> Result<Vec<Claim>, HandshakeError> {
+    pub(crate) fn on_join(&mut self, join: Join) -> Result<Vec<Claim>, HandshakeError> {
         let Some(theirs) = &self.theirs else {
             return Err(HandshakeError::JoinBeforeHello);
         };
@@ -186,7 +186,7 @@ impl Handshake {
     }
 
     /// A realm admitted the peer: the welcome to send, the first time only.
-    pub fn on_admitted(&mut self) -> Option<Welcome> {
+    pub(crate) fn on_admitted(&mut self) -> Option<Welcome> {
         if std::mem::replace(&mut self.welcome_sent, true) {
             return None;
         }
@@ -198,7 +198,7 @@ impl Handshake {
 
     /// The peer's welcome arrived: it admitted this node somewhere, so it must have had our join
     /// with a realm in it, and sent its own join before. What it says about itself.
-    pub fn on_welcome(&mut self, welcome: Welcome) -> Result<Welcome, HandshakeError> {
+    pub(crate) fn on_welcome(&mut self, welcome: Welcome) -> Result<Welcome, HandshakeError> {
         if !self.joined || self.named.is_empty() || self.welcome_received {
             return Err(HandshakeError::UnexpectedWelcome);
         }
@@ -233,7 +233,7 @@ impl Handshake {
 pub struct PeerTags(Arc<OnceLock<Arc<Tags>>>);
 
 /// Labels, as `key=value` pairs.
-pub type Tags = Vec<(String, String)>;
+pub(crate) type Tags = Vec<(String, String)>;
 
 impl PeerTags {
     /// The tags; none until the peer's welcome has arrived.

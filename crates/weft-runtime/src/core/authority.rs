@@ -4,7 +4,7 @@
 use weft_auth::{Action, Authorizer, Chain, Realm, VerifyBudget};
 use weft_identity::Did;
 
-use crate::chains::ChainCache;
+use crate::core::chains::ChainCache;
 use crate::unix_now;
 
 /// Authorizes a member's action: under the chain sent with the frame alone when there is one (a

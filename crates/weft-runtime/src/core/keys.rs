@@ -7,7 +7,7 @@ use weft_names::Name;
 
 /// The DHT key under which a realm's members announce themselves: the realm's name *and* owner,
 /// so a squatter's realm of the same name has a different key.
-pub fn membership_key(realm: &Realm) -> Vec<u8> {
+pub(crate) fn membership_key(realm: &Realm) -> Vec<u8> {
     let owner = realm
         .owner()
         .map_or_else(|| "open".to_owned(), ToString::to_string);
@@ -15,7 +15,7 @@ pub fn membership_key(realm: &Realm) -> Vec<u8> {
 }
 
 /// The DHT key under which providers of `procedure` in `realm` announce themselves.
-pub fn procedure_key(realm: &Realm, procedure: &Name) -> Vec<u8> {
+pub(crate) fn procedure_key(realm: &Realm, procedure: &Name) -> Vec<u8> {
     let mut key = membership_key(realm);
     key.extend_from_slice(b"/rpc/");
     key.extend_from_slice(procedure.as_str().as_bytes());

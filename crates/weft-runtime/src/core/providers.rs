@@ -41,7 +41,7 @@ impl FromStr for Strategy {
 
 /// A provider: this node, or a peer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Provider<P> {
+pub(crate) enum Provider<P> {
     /// This node's own handler.
     Local,
     /// A peer that advertised the procedure (and was authorized to).
@@ -50,7 +50,7 @@ pub enum Provider<P> {
 
 /// Providers by procedure, with a round-robin cursor each.
 #[derive(Debug, Clone)]
-pub struct Providers<P> {
+pub(crate) struct Providers<P> {
     by_procedure: HashMap<Name, Vec<Provider<P>>>,
     cursor: HashMap<Name, usize>,
     /// How many procedures each peer provides.
@@ -69,12 +69,12 @@ impl<P> Default for Providers<P> {
 
 impl<P: Clone + Eq + Hash> Providers<P> {
     /// No providers.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// `provider` provides `procedure` (a repeat is ignored).
-    pub fn add(&mut self, procedure: Name, provider: Provider<P>) {
+    pub(crate) fn add(&mut self, procedure: Name, provider: Provider<P>) {
         let list = self.by_procedure.entry(procedure).or_default();
         if !list.contains(&provider) {
             if let Provider::Remote(peer) = &provider {
@@ -85,12 +85,12 @@ impl<P: Clone + Eq + Hash> Providers<P> {
     }
 
     /// How many procedures `peer` provides.
-    pub fn count_of(&self, peer: &P) -> usize {
+    pub(crate) fn count_of(&self, peer: &P) -> usize {
         self.per_peer.get(peer).copied().unwrap_or(0)
     }
 
     /// `provider` stopped providing `procedure`.
-    pub fn remove(&mut self, procedure: &Name, provider: &Provider<P>) {
+    pub(crate) fn remove(&mut self, procedure: &Name, provider: &Provider<P>) {
         if let Some(list) = self.by_procedure.get_mut(procedure) {
             let before = list.len();
             list.retain(|p| p != provider);
@@ -111,7 +111,7 @@ impl<P: Clone + Eq + Hash> Providers<P> {
     }
 
     /// A peer left: it provides nothing any more.
-    pub fn remove_peer(&mut self, peer: &P) {
+    pub(crate) fn remove_peer(&mut self, peer: &P) {
         let gone = Provider::Remote(peer.clone());
         let procedures: Vec<Name> = self.by_procedure.keys().cloned().collect();
         for procedure in procedures {
@@ -120,7 +120,7 @@ impl<P: Clone + Eq + Hash> Providers<P> {
     }
 
     /// The procedures `peer` provides.
-    pub fn procedures_of(&self, peer: &P) -> Vec<Name> {
+    pub(crate) fn procedures_of(&self, peer: &P) -> Vec<Name> {
         let remote = Provider::Remote(peer.clone());
         self.by_procedure
             .iter()
@@ -130,18 +130,18 @@ impl<P: Clone + Eq + Hash> Providers<P> {
     }
 
     /// Every procedure with a provider.
-    pub fn procedures(&self) -> impl Iterator<Item = &Name> {
+    pub(crate) fn procedures(&self) -> impl Iterator<Item = &Name> {
         self.by_procedure.keys()
     }
 
     /// Providers of `procedure`, in advertisement order.
-    pub fn of(&self, procedure: &Name) -> &[Provider<P>] {
+    pub(crate) fn of(&self, procedure: &Name) -> &[Provider<P>] {
         self.by_procedure.get(procedure).map_or(&[], Vec::as_slice)
     }
 
     /// Picks a provider of `procedure` other than those in `exclude`. `random` is any uniform
     /// sample (used by [`Strategy::Random`]).
-    pub fn choose(
+    pub(crate) fn choose(
         &mut self,
         procedure: &Name,
         strategy: Strategy,

@@ -6,7 +6,7 @@
 //! fans out to its own subscribers.
 //!
 //! Patterns without wildcards are indexed by name, so a topic only exact subscriptions care about
-//! costs one hash lookup; wildcard patterns are held in a trie of segments ([`crate::wildcards`]),
+//! costs one hash lookup; wildcard patterns are held in a trie of segments ([`crate::core::wildcards`]),
 //! so a topic costs a walk along its segments whatever the number of patterns.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use std::hash::Hash;
 
 use weft_names::{Name, Pattern};
 
-use crate::wildcards::Wildcards;
+use crate::core::wildcards::Wildcards;
 
 /// Subscriptions by target, with an index of exact (wildcard-free) patterns.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use weft_names::{Name, Pattern};
 
-use crate::interest::Interests;
+use crate::core::interest::Interests;
 
 /// How long a member gone without a goodbye is expected back (its redials are at most 10 s
 /// apart by default).
