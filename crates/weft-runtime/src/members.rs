@@ -8,31 +8,53 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use weft_auth::Chain;
+use weft_auth::{Chain, VerifyBudget};
 use weft_identity::Did;
 use weft_net::PeerId;
+use weft_wire::RealmIndex;
 
+use crate::core::handshake::PeerTags;
 use crate::sender::PeerSender;
 
 /// A member's slot.
 pub(crate) type Slot = u32;
 
-/// An admitted peer.
+/// A peer admitted to a realm, as every actor of the realm sees it: made once, at admission, and
+/// shared, so the realm, its router and its registry hold the same record. What each of them
+/// keeps besides (caps, calls in flight) sits next to it in that actor's own table.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    pub(crate) peer: PeerId,
+    /// Its DID, proven by the transport.
+    pub(crate) did: Did,
+    /// The chains it presented for this realm, parsed.
+    pub(crate) chains: Arc<Vec<Chain>>,
+    /// Its tags, once its welcome arrives.
+    pub(crate) tags: PeerTags,
+    pub(crate) sender: PeerSender,
+    /// A client of this node: what it publishes is relayed to the realm, what the realm
+    /// publishes is relayed to it, and every call it does not serve itself comes here.
+    pub(crate) client: bool,
+    /// The realm's index in its hello (what a `Denied` to it names).
+    pub(crate) index: RealmIndex,
+    /// The cold verifications its chains may cost, shared by its session's realms.
+    pub(crate) budget: Arc<VerifyBudget>,
+}
+
+/// A member as the router holds it.
 #[derive(Debug)]
 pub(crate) struct Member {
-    pub(crate) peer: PeerId,
-    pub(crate) did: Did,
-    pub(crate) chains: Arc<Vec<Chain>>,
-    pub(crate) sender: PeerSender,
-    /// A client of this node: what it publishes is relayed to the realm, and what the realm
-    /// publishes is relayed to it.
-    pub(crate) client: bool,
-    /// The realm's index in its hello.
-    pub(crate) index: weft_wire::RealmIndex,
-    /// The cold verifications its chains may cost.
-    pub(crate) budget: Arc<weft_auth::VerifyBudget>,
+    pub(crate) record: Arc<Admitted>,
     /// Its subscriptions here, against their cap.
     pub(crate) subscription_cap: crate::core::caps::Cap,
+}
+
+impl std::ops::Deref for Member {
+    type Target = Admitted;
+
+    fn deref(&self) -> &Admitted {
+        &self.record
+    }
 }
 
 /// Members by slot, and slots by peer.
@@ -113,13 +135,16 @@ mod tests {
 
     fn member() -> Member {
         Member {
-            peer: PeerId::random(),
-            did: Keypair::generate().unwrap().did(),
-            chains: Arc::new(Vec::new()),
-            sender: PeerSender::detached(),
-            client: false,
-            index: 0,
-            budget: Arc::default(),
+            record: Arc::new(Admitted {
+                peer: PeerId::random(),
+                did: Keypair::generate().unwrap().did(),
+                chains: Arc::new(Vec::new()),
+                tags: PeerTags::default(),
+                sender: PeerSender::detached(),
+                client: false,
+                index: 0,
+                budget: Arc::default(),
+            }),
             subscription_cap: crate::core::caps::Cap::new(8),
         }
     }

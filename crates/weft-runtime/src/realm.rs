@@ -38,6 +38,7 @@ use crate::core::keys::membership_key;
 use crate::core::standing::Standing;
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::local::LocalSink;
+use crate::members::Admitted;
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
 use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
@@ -156,18 +157,6 @@ pub struct LocalSubscriptions;
 #[rtype(result = "()")]
 struct Discover;
 
-/// An admitted peer, as the realm actor needs it.
-struct Member {
-    did: Did,
-    chains: Arc<Vec<Chain>>,
-    sender: PeerSender,
-    client: bool,
-    /// The realm's index in its hello.
-    index: RealmIndex,
-    /// The cold verifications its chains may cost.
-    budget: Arc<VerifyBudget>,
-}
-
 /// A realm hosted by this node.
 pub struct Realm {
     realm: AuthRealm,
@@ -178,7 +167,8 @@ pub struct Realm {
     router: Addr<Router>,
     registry: Addr<Registry>,
     dht: Addr<Dht>,
-    members: HashMap<PeerId, Member>,
+    /// The members, as every actor of the realm sees them.
+    members: HashMap<PeerId, Arc<Admitted>>,
     /// Local subscriptions, with the chain each was made under if not the node's own: they are
     /// announced again, chain included, to every member that joins.
     subscriptions: HashMap<u32, (Pattern, Option<WireChain>)>,
@@ -380,7 +370,6 @@ impl Realm {
             };
             let reason = format!("membership of {} ended: {e}", self.realm);
             warn!(peer = %member.did, %reason, "standing grant ended");
-            member.sender.send_denial(member.index, e.code(), reason);
             crate::telemetry::grant_ended(self.realm.name(), "membership", e.code());
             if member.client {
                 self.drop_relayed(&peer);
@@ -389,9 +378,16 @@ impl Realm {
                 peer,
                 abrupt: false,
             });
-            self.router.do_send(MemberLeft {
+            // The peer is told once the router no longer counts it: what it then asks of this
+            // node already sees it gone.
+            let left = self.router.send(MemberLeft {
                 peer,
                 abrupt: false,
+            });
+            let code = e.code();
+            actix::spawn(async move {
+                let _ = left.await;
+                member.sender.send_denial(member.index, code, reason);
             });
         }
     }
@@ -477,32 +473,24 @@ impl Handler<Admit> for Realm {
                 }
             }
         }
-        let chains = Arc::new(chains);
-        let joined = MemberJoined {
+        let member = Arc::new(Admitted {
             peer: msg.peer,
             did: msg.did,
-            chains: chains.clone(),
+            chains: Arc::new(chains),
             tags: msg.tags,
-            sender: msg.sender.clone(),
+            sender: msg.sender,
             client: msg.client,
             index: msg.index,
-            budget: msg.budget.clone(),
+            budget: msg.budget,
+        });
+        let joined = MemberJoined {
+            member: member.clone(),
         };
         self.registry.do_send(joined.clone());
         self.router.do_send(joined);
         // A client that reconnects starts afresh: what it held before is withdrawn.
         self.drop_relayed(&msg.peer);
-        self.members.insert(
-            msg.peer,
-            Member {
-                did: msg.did,
-                chains,
-                sender: msg.sender,
-                client: msg.client,
-                index: msg.index,
-                budget: msg.budget,
-            },
-        );
+        self.members.insert(msg.peer, member);
         Ok(Routes {
             router: self.router.clone(),
             registry: self.registry.clone(),

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tracing::{Instrument, debug};
-use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget};
+use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm};
 use weft_identity::Did;
 use weft_names::Name;
 use weft_net::{Network, PeerId};
@@ -41,14 +41,13 @@ use weft_wire::{DEFAULT_MAX_FRAME, Fault, Frame, Interest, Outcome, RealmIndex, 
 use crate::core::calls::{CallEvent, CallId, Calls, NewCall};
 use crate::core::caps::{Cap, Verdict, count_refusal};
 use crate::core::chains::ChainCache;
-use crate::core::handshake::PeerTags;
 use crate::core::keys::procedure_key;
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
 use crate::core::standing::Standing;
 use crate::dht::{Dht, FindProviders, ForgetProvider, Provide, StopProviding};
+use crate::members::Admitted;
 use crate::router::{MemberJoined, MemberLeft};
-use crate::sender::PeerSender;
 use crate::telemetry::{self, CallMetrics};
 use crate::waiters::Waiters;
 use crate::{AdvertiseError, CallError, HandlerError, unix_now};
@@ -186,22 +185,23 @@ pub struct RemoteAdvert {
     pub ticket: crate::sender::Ticket,
 }
 
+/// A member as the registry holds it.
 struct Member {
-    did: Did,
-    chains: Arc<Vec<Chain>>,
-    tags: PeerTags,
-    sender: PeerSender,
-    client: bool,
-    /// The realm's index in its hello.
-    index: RealmIndex,
-    /// The cold verifications its chains may cost.
-    budget: Arc<VerifyBudget>,
+    record: Arc<Admitted>,
     /// Its calls this node is running, waiting to run, or passing on, and their payload bytes.
     calls: Arc<InFlightCalls>,
     /// Its calls running here: a caller runs at most [`RUNNING_SHARE`] handlers at once.
     running: Arc<tokio::sync::Semaphore>,
     /// Its procedures here, against their cap.
     procedure_cap: Cap,
+}
+
+impl std::ops::Deref for Member {
+    type Target = Admitted;
+
+    fn deref(&self) -> &Admitted {
+        &self.record
+    }
 }
 
 /// Handlers one caller runs at once in a realm: a quarter of them, so that no caller can keep
@@ -998,10 +998,11 @@ impl Handler<MemberJoined> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: MemberJoined, ctx: &mut Context<Self>) {
+        let member = msg.member;
         // A peer that reconnects starts afresh: what it provided before is re-announced.
-        self.forget_member(&msg.peer);
+        self.forget_member(&member.peer);
         // A client sends every call here: it needs no advertisements.
-        if !msg.client {
+        if !member.client {
             for procedure in self
                 .calls
                 .providers()
@@ -1013,20 +1014,15 @@ impl Handler<MemberJoined> for Registry {
                     procedure: procedure.clone(),
                 });
                 if let Ok(bytes) = weft_net::framed::encode(&advert, DEFAULT_MAX_FRAME) {
-                    msg.sender.send_control(&bytes);
+                    member.sender.send_control(&bytes);
                 }
             }
         }
+        let (peer, client) = (member.peer, member.client);
         self.members.insert(
-            msg.peer,
+            peer,
             Member {
-                did: msg.did,
-                chains: msg.chains,
-                tags: msg.tags,
-                sender: msg.sender,
-                client: msg.client,
-                index: msg.index,
-                budget: msg.budget,
+                record: member,
                 calls: Arc::default(),
                 running: Arc::new(tokio::sync::Semaphore::new(RUNNING_SHARE)),
                 procedure_cap: Cap::new(self.max_procedures),
@@ -1034,7 +1030,7 @@ impl Handler<MemberJoined> for Registry {
         );
         // A client's calls waiting for its access node can go.
         self.calls
-            .handle_member_joined(msg.peer, msg.client, Instant::now());
+            .handle_member_joined(peer, client, Instant::now());
         self.drive(ctx);
     }
 }

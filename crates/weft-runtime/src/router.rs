@@ -27,7 +27,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use tracing::debug;
-use weft_auth::{Action, Authorizer, Chain, Realm, VerifyBudget};
+use weft_auth::{Action, Authorizer, Chain, Realm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
 use weft_net::PeerId;
@@ -37,13 +37,11 @@ use crate::core::absent::Absent;
 use crate::core::authority::{Acting, authorize_member};
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
-use crate::core::handshake::PeerTags;
 use crate::core::relay::{self, Origin};
 use crate::core::standing::Standing;
 use crate::lane::{Drain, Publish, Published};
 use crate::local::LocalSink;
 use crate::members::{Member, Members, Slot};
-use crate::sender::PeerSender;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{
@@ -100,22 +98,8 @@ pub struct RemoteInterest {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct MemberJoined {
-    /// The peer.
-    pub peer: PeerId,
-    /// Its DID.
-    pub did: Did,
-    /// The chains it presented for this realm.
-    pub chains: Arc<Vec<Chain>>,
-    /// Its tags, once its welcome arrives.
-    pub tags: PeerTags,
-    /// Its send queue.
-    pub sender: PeerSender,
-    /// It is a client of this node.
-    pub client: bool,
-    /// The realm's index in its hello (what a `Denied` to it names).
-    pub index: RealmIndex,
-    /// The cold verifications its chains may cost (shared by its session's actors).
-    pub budget: Arc<VerifyBudget>,
+    /// The member.
+    pub(crate) member: Arc<crate::members::Admitted>,
 }
 
 /// A peer left the realm (disconnected).
@@ -741,23 +725,18 @@ impl Handler<MemberJoined> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: MemberJoined, _ctx: &mut Context<Self>) {
+        let peer = msg.member.peer;
         // A reconnecting peer starts a new connection: its old interests and numbering are void.
-        if let Some(slot) = self.members.slot(&msg.peer) {
+        if let Some(slot) = self.members.slot(&peer) {
             self.interests.remove_target(&Target::Peer(slot));
             self.subscriptions.retain(|(s, _)| *s != slot);
         }
-        self.sequencer.forget(&msg.peer);
-        self.absent.rejoined(&msg.peer, std::time::Instant::now());
+        self.sequencer.forget(&peer);
+        self.absent.rejoined(&peer, std::time::Instant::now());
         self.members.insert(
-            msg.peer,
+            peer,
             Member {
-                peer: msg.peer,
-                did: msg.did,
-                chains: msg.chains,
-                sender: msg.sender,
-                client: msg.client,
-                index: msg.index,
-                budget: msg.budget,
+                record: msg.member,
                 subscription_cap: crate::core::caps::Cap::new(self.max_subscriptions),
             },
         );
