@@ -32,6 +32,7 @@ use weft_names::Pattern;
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex, RevokeRecord, WireChain};
 
+use crate::core::authority::Admission;
 use crate::core::chains::ChainCache;
 use crate::core::handshake::PeerTags;
 use crate::core::keys::membership_key;
@@ -421,23 +422,16 @@ impl Handler<Admit> for Realm {
     type Result = Result<Routes, AuthError>;
 
     fn handle(&mut self, msg: Admit, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut chains = Vec::with_capacity(msg.chains.len());
-        for wire in &msg.chains {
-            match Chain::parse(&wire.leaf, &wire.proofs) {
-                Ok(chain) => chains.push(chain),
-                // A bad chain is ignored, not fatal: another one may still authorize.
-                Err(e) => debug!(peer = %msg.did.short(), error = %e, "unparsable chain ignored"),
-            }
-        }
-        let grant = match self.authorizer.authorize_any_from(
+        let admission = crate::core::authority::admit(
+            &self.authorizer,
             &self.realm,
-            &chains,
             &msg.did,
-            Action::Join,
-            unix_now(),
+            &msg.chains,
             &msg.budget,
-        ) {
-            Ok(grant) => grant,
+            unix_now(),
+        );
+        let Admission { chains, grant } = match admission {
+            Ok(admission) => admission,
             Err(e) => {
                 warn!(realm = %self.realm.name(), peer = %msg.did, error = %e, "peer refused");
                 return Err(e);
@@ -637,6 +631,7 @@ impl Handler<RelayInterest> for Realm {
                     chain.as_ref(),
                     acting,
                     Action::Subscribe(&pattern),
+                    unix_now(),
                 );
                 let grant = match allowed {
                     Ok(grant) => grant,
@@ -709,6 +704,7 @@ impl Realm {
                     chain.as_ref(),
                     acting,
                     action,
+                    unix_now(),
                 )
             });
         for ((client, id), _, _) in ended {

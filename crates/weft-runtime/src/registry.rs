@@ -776,6 +776,7 @@ impl Handler<RemoteCall> for Registry {
             call.chain.as_ref(),
             acting,
             action,
+            unix_now(),
         );
         let grant = match allowed {
             Ok(grant) => grant,

@@ -353,7 +353,15 @@ impl Router {
                     budget: None,
                 };
                 let action = Action::Subscribe(pattern);
-                authorize_member(authorizer, cache, realm, chain.as_ref(), acting, action)
+                authorize_member(
+                    authorizer,
+                    cache,
+                    realm,
+                    chain.as_ref(),
+                    acting,
+                    action,
+                    unix_now(),
+                )
             });
         for ((slot, id), (pattern, _), e) in ended {
             self.interests.remove(&Target::Peer(slot), id);
@@ -539,6 +547,7 @@ impl Handler<RemotePublish> for Router {
                     publish.chain.as_ref(),
                     acting,
                     Action::Publish(topic),
+                    unix_now(),
                 );
                 if let Err(e) = allowed {
                     self.counters.denied();
@@ -695,6 +704,7 @@ impl Handler<RemoteInterest> for Router {
                     chain.as_ref(),
                     acting,
                     action,
+                    unix_now(),
                 );
                 match allowed {
                     Ok(grant) => {
