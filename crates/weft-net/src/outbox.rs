@@ -337,7 +337,8 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             outbox.lock().lose(writing_frames, &mut writing_tags);
             return Err(e);
         }
-        writing_tags = Tags::default();
+        // Emptied, not replaced: its room goes back to the outbox at the next swap.
+        writing_tags.0.clear();
     }
     stream.close().await
 }
