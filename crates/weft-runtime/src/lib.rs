@@ -29,8 +29,8 @@
 //!   messages.
 //! - [`sender`], `lane`, [`local`]: I/O beside the actors: a peer's send queue, the publish lane,
 //!   local delivery.
-//! - [`runtime`]: [`NodeHandle`], [`RealmHandle`], starting the threads and actors and stopping
-//!   them.
+//! - [`handle`]: [`NodeHandle`], [`RealmHandle`], [`Subscription`], [`Registration`];
+//!   `start`: the threads, arbiters and actors of a node, and their wiring.
 //! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`], [`CallError`],
 //!   [`AdvertiseError`], [`HandlerError`].
 #![warn(missing_docs)]
@@ -39,6 +39,7 @@ mod core;
 pub mod dht;
 pub mod error;
 pub mod event;
+pub mod handle;
 mod lane;
 pub mod local;
 mod members;
@@ -48,9 +49,9 @@ pub mod realm;
 pub mod registry;
 mod revocations;
 pub mod router;
-pub mod runtime;
 pub mod sender;
 pub mod settings;
+mod start;
 pub mod telemetry;
 mod waiters;
 
@@ -62,8 +63,8 @@ pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
+pub use handle::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
 pub use registry::{CallContext, ProcedureHandler};
-pub use runtime::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
 
 /// Seconds since the Unix epoch, for UCAN time checks.

@@ -1,0 +1,240 @@
+//! Starting a node: its threads, arbiters and actors, and how they are wired.
+//!
+//! Threads: the network runs on its own thread (`weft-net`, a 2-worker tokio runtime). The actors
+//! run on an actix system thread (`weft-actors`), plus one arbiter per core for the realms'
+//! routers.
+
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use weft_auth::Authorizer;
+use weft_net::{NetEvent, Network};
+use weft_wire::RealmJoin;
+
+use crate::core::chains::wire_chain;
+use crate::core::handshake::Greeting;
+use crate::dht::Dht;
+use crate::handle::{NodeHandle, RealmHandle};
+use crate::lane::PublishLane;
+use crate::node::{ListenAddrs, Node};
+use crate::peer::RealmLink;
+use crate::realm::{Realm, Routes};
+use crate::registry::Registry;
+use crate::revocations::RevocationLog;
+use crate::router::Router;
+use crate::telemetry::CallMetrics;
+use crate::{NodeConfig, PeerEvent, StartError};
+
+struct Built {
+    node: Addr<Node>,
+    realms: Vec<RealmHandle>,
+    authorizer: Arc<Authorizer>,
+}
+
+impl NodeHandle {
+    /// Starts the network and the actors, and returns once every listener is up.
+    pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
+        for (i, a) in config.realms.iter().enumerate() {
+            if config.realms[..i].iter().any(|b| b.realm == a.realm) {
+                return Err(StartError::DuplicateRealm(a.realm.to_string()));
+            }
+        }
+        let did = config.net.keypair.did();
+        let expected_listeners = config.net.listen.len();
+        let revocation_log = RevocationLog::new(config.revocations_file.clone());
+        let mut net = config.net.clone();
+        net.max_connections = config.limits.max_connections;
+        net.max_incoming_handshakes = config.limits.max_incoming_handshakes;
+        let (network, events, net_thread) = Network::start(net)?;
+        let network_handle = network.clone();
+        let peer_id = network.peer_id();
+        let (peer_events, first_events) = broadcast::channel(256);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let peer_events_for_actors = peer_events.clone();
+        let thread = std::thread::Builder::new()
+            .name("weft-actors".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                let arbiters = system.block_on(async move {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+                    let built = build(
+                        config,
+                        network,
+                        events,
+                        expected_listeners,
+                        peer_events_for_actors,
+                        &arbiters,
+                    );
+                    if ready_tx.send(built).is_ok() {
+                        let _ = stop_rx.await;
+                    }
+                    for arbiter in &arbiters {
+                        arbiter.stop();
+                    }
+                    System::current().stop();
+                    arbiters
+                });
+                // The routers and registries live on the arbiters: once their threads are
+                // joined, nothing of this node handles a message any more.
+                for arbiter in arbiters {
+                    let _ = arbiter.join();
+                }
+            })
+            .map_err(|e| StartError::Actors(e.to_string()))?;
+        let built = ready_rx
+            .await
+            .map_err(|_| StartError::Actors("the actor thread died while starting".into()))??;
+        let (listen_tx, listen_rx) = oneshot::channel();
+        built.node.do_send(ListenAddrs { reply: listen_tx });
+        let listen = listen_rx
+            .await
+            .map_err(|_| StartError::Actors("the node stopped while starting".into()))?;
+        Ok(NodeHandle {
+            node: built.node,
+            did,
+            peer_id,
+            listen,
+            realms: built.realms,
+            peer_events,
+            authorizer: built.authorizer,
+            first_events: Mutex::new(Some(first_events)),
+            network: network_handle,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+            net_thread: Mutex::new(Some(net_thread)),
+            revocation_log,
+        })
+    }
+}
+
+/// Starts the actors, on the actix system thread.
+fn build(
+    config: NodeConfig,
+    network: Network,
+    events: mpsc::Receiver<NetEvent>,
+    expected_listeners: usize,
+    peer_events: broadcast::Sender<PeerEvent>,
+    arbiters: &[Arbiter],
+) -> Result<Built, StartError> {
+    let own_did = config.net.keypair.did();
+    let client = config.net.client;
+    let authorizer = Arc::new(Authorizer::new().with_leeway(config.clock_leeway.as_secs()));
+    for record in &config.revocations {
+        authorizer.apply(record).map_err(StartError::Revocation)?;
+    }
+    let dht = Dht::new(network.clone()).start();
+    let mut links = Vec::new();
+    let mut realms = Vec::new();
+    let mut joins = Vec::new();
+    for (i, realm_config) in config.realms.into_iter().enumerate() {
+        let index = u16::try_from(i).map_err(|_| StartError::Actors("too many realms".into()))?;
+        let chains = Arc::new(realm_config.chains);
+        let realm = realm_config.realm;
+        let router = {
+            let (realm, authorizer, chains) = (realm.clone(), authorizer.clone(), chains.clone());
+            let (max_payload, congestion) = (config.max_payload, config.congestion);
+            let max_subscriptions = config.limits.max_subscriptions_per_peer;
+            let arbiter = &arbiters[i % arbiters.len().max(1)];
+            Router::start_in_arbiter(&arbiter.handle(), move |_| {
+                Router::new(realm, index, authorizer, own_did, chains, max_payload)
+                    .congestion(congestion)
+                    .client(client)
+                    .max_subscriptions(max_subscriptions)
+            })
+        };
+        let registry = {
+            let (realm, authorizer, chains, network, dht) = (
+                realm.clone(),
+                authorizer.clone(),
+                chains.clone(),
+                network.clone(),
+                dht.clone(),
+            );
+            let limits = config.limits.clone();
+            let arbiter = &arbiters[i % arbiters.len().max(1)];
+            Registry::start_in_arbiter(&arbiter.handle(), move |_| {
+                Registry::new(realm, index, authorizer, own_did, chains, network, dht)
+                    .client(client)
+                    .limits(&limits)
+            })
+        };
+        let actor = Realm::new(
+            realm.clone(),
+            index,
+            authorizer.clone(),
+            own_did,
+            chains.clone(),
+            Routes {
+                router: router.clone(),
+                registry: registry.clone(),
+            },
+            dht.clone(),
+        )
+        .client(client)
+        .revocations_file(config.revocations_file.clone())
+        .start();
+        joins.push(RealmJoin {
+            index,
+            realm: realm.name().clone(),
+            owner: realm.owner().copied(),
+            chains: chains.iter().map(wire_chain).collect(),
+        });
+        links.push(RealmLink {
+            realm: realm.clone(),
+            actor: actor.clone(),
+            registry: registry.clone(),
+            losses: router.clone().recipient(),
+        });
+        let calls = Arc::new(CallMetrics::new(realm.name()));
+        realms.push(RealmHandle {
+            realm,
+            actor,
+            lane: PublishLane::new(router.clone().recipient()),
+            router,
+            registry,
+            subscriber_queue: config.subscriber_queue,
+            subscriber_queue_bytes: config.subscriber_queue_bytes,
+            calls,
+            own_did,
+            authorizer: authorizer.clone(),
+        });
+    }
+    // The largest join this node can send names every realm: it must fit a frame and the
+    // peers' limits, or no peer would ever hear of a realm.
+    let widest = weft_wire::Frame::Join(weft_wire::Join {
+        realms: joins.clone(),
+    });
+    widest
+        .check_limits()
+        .and_then(|()| weft_wire::encode(&widest, weft_wire::DEFAULT_MAX_FRAME, &mut Vec::new()))
+        .map_err(StartError::TooLarge)?;
+    let greeting = Arc::new(Greeting {
+        own: own_did,
+        agent: format!("weft/{}", env!("CARGO_PKG_VERSION")),
+        tags: config.tags,
+        client,
+        realms: joins,
+    });
+    let node = Node::new(
+        network,
+        events,
+        Arc::new(links),
+        greeting,
+        config.peer_queue,
+        expected_listeners,
+        config.net.bootstrap,
+        config.reconnect,
+        peer_events,
+    )
+    .client(client)
+    .limits(&config.limits)
+    .start();
+    Ok(Built {
+        node,
+        realms,
+        authorizer,
+    })
+}
