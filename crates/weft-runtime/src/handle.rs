@@ -2,7 +2,7 @@
 //!
 //! Handles are `Send + Sync` and work from any async runtime: every call is a message to an
 //! actor (publications share one per batch, through the realm's lane), awaited through a
-//! oneshot. Starting a node is [`start`](crate::start)'s.
+//! oneshot. Starting a node is `start.rs`'s (`NodeHandle::start`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,21 +14,21 @@ use bytes::Bytes;
 use futures::future::Either;
 use tokio::sync::{broadcast, oneshot};
 use tracing::Instrument;
-use weft_auth::{Authorizer, Realm as AuthRealm};
+use weft_auth::{Authorizer, Realm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
 use weft_net::{Multiaddr, NetThread, Network, PeerId};
 
 use crate::lane::{Publish, PublishLane};
 use crate::local::{LocalEvents, local_queue};
-use crate::node::{Node, Peers, Shutdown};
-use crate::realm::{LocalSubscriptions, Realm, SpreadRevocation, Subscribe, Unsubscribe};
+use crate::membership::{LocalSubscriptions, Membership, SpreadRevocation, Subscribe, Unsubscribe};
 use crate::registry::{
     Advertise, AwaitProviders, CallProcedure, LocalProcedures, ProcedureHandler, Registry,
     Unadvertise,
 };
 use crate::revocations::RevocationLog;
 use crate::router::{AwaitMembers, AwaitSubscriber, Router, Stats};
+use crate::supervisor::{Peers, Shutdown, Supervisor};
 use crate::telemetry::{self, CallMetrics};
 use crate::{
     AdvertiseError, CallError, Event, PeerEvent, PeerInfo, PublishError, RealmStats, Strategy,
@@ -41,11 +41,11 @@ pub type PeerEvents = broadcast::Receiver<PeerEvent>;
 
 /// A running node.
 pub struct NodeHandle {
-    pub(crate) node: Addr<Node>,
+    pub(crate) node: Addr<Supervisor>,
     pub(crate) did: Did,
     pub(crate) peer_id: PeerId,
     pub(crate) listen: Vec<Multiaddr>,
-    pub(crate) realms: Vec<RealmHandle>,
+    pub(crate) realms: Vec<RealmRuntime>,
     pub(crate) peer_events: broadcast::Sender<PeerEvent>,
     /// Shared with every realm, router and registry of the node: revocations apply everywhere.
     pub(crate) authorizer: Arc<Authorizer>,
@@ -68,11 +68,12 @@ impl std::fmt::Debug for NodeHandle {
     }
 }
 
-/// A realm on a running node: publish and subscribe here.
+/// A realm on a running node, in bytes: publish, subscribe, advertise and call here. The `weft`
+/// facade's `RealmHandle` wraps it with typed (JSON) payloads.
 #[derive(Clone)]
-pub struct RealmHandle {
-    pub(crate) realm: AuthRealm,
-    pub(crate) actor: Addr<Realm>,
+pub struct RealmRuntime {
+    pub(crate) realm: Realm,
+    pub(crate) actor: Addr<Membership>,
     pub(crate) router: Addr<Router>,
     /// Publications on their way to `router`.
     pub(crate) lane: PublishLane,
@@ -84,9 +85,9 @@ pub struct RealmHandle {
     pub(crate) authorizer: Arc<Authorizer>,
 }
 
-impl std::fmt::Debug for RealmHandle {
+impl std::fmt::Debug for RealmRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RealmHandle")
+        f.debug_struct("RealmRuntime")
             .field("realm", &self.realm)
             .finish_non_exhaustive()
     }
@@ -97,7 +98,7 @@ impl std::fmt::Debug for RealmHandle {
 pub struct Subscription {
     id: u32,
     events: LocalEvents,
-    realm: Addr<Realm>,
+    realm: Addr<Membership>,
 }
 
 impl NodeHandle {
@@ -117,12 +118,12 @@ impl NodeHandle {
     }
 
     /// The realms this node hosts, in configuration order.
-    pub fn realms(&self) -> &[RealmHandle] {
+    pub fn realms(&self) -> &[RealmRuntime] {
         &self.realms
     }
 
     /// The first realm with this name.
-    pub fn realm(&self, name: &str) -> Option<RealmHandle> {
+    pub fn realm(&self, name: &str) -> Option<RealmRuntime> {
         self.realms
             .iter()
             .find(|r| r.realm.name().as_str() == name)
@@ -227,9 +228,9 @@ impl NodeHandle {
     }
 }
 
-impl RealmHandle {
+impl RealmRuntime {
     /// The realm.
-    pub fn realm(&self) -> &AuthRealm {
+    pub fn realm(&self) -> &Realm {
         &self.realm
     }
 

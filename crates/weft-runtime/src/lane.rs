@@ -29,7 +29,7 @@ pub(crate) struct Publish {
     pub(crate) topic: Name,
     /// The payload.
     pub(crate) payload: Bytes,
-    /// A chain to publish under instead of the node's own (see `RealmHandle::publish`).
+    /// A chain to publish under instead of the node's own (see `RealmRuntime::publish`).
     pub(crate) chain: Option<Chain>,
 }
 

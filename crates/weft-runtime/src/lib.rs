@@ -2,11 +2,11 @@
 //!
 //! ```text
 //!                 ┌──────────── actix threads ─────────────┐      weft-net thread
-//!  facade ──────► │ Node ── NetEvent stream ◄──────────────┼────── Driver (swarm)
+//!  facade ──────► │ Supervisor ── NetEvent stream ◄────────┼────── Driver (swarm)
 //!  (handles)      │  ├─ Dht ───── provide / find ──────────┼─────► kad
 //!                 │  ├─ PeerConnection ×peer ── frames ◄───┼────── reader task (per stream)
 //!                 │  │       │ admits via                  │
-//!                 │  ├─ Realm ×realm (membership, subs)    │
+//!                 │  ├─ Membership ×realm (members, subs)  │
 //!                 │  ├─ Router ×realm (table, authz) ──────┼─────► writer task (per peer)
 //!                 │  └─ Registry ×realm (procedures, calls)┼─────► handler tasks
 //!                 └────────────────────────────────────────┘
@@ -25,11 +25,11 @@
 //!   `sim`, which wires several nodes' cores together in memory with simulated time.
 //! - [`settings`]: [`NodeConfig`], [`RealmConfig`], [`Limits`].
 //! - [`event`]: what applications receive: [`Event`], [`PeerEvent`], [`RealmStats`].
-//! - [`node`], [`peer`], [`realm`], [`router`], [`registry`], [`dht`]: one actor each, with its
+//! - [`supervisor`], [`peer`], [`membership`], [`router`], [`registry`], [`dht`]: one actor each, with its
 //!   messages.
 //! - [`sender`], `lane`, [`local`]: I/O beside the actors: a peer's send queue, the publish lane,
 //!   local delivery.
-//! - [`handle`]: [`NodeHandle`], [`RealmHandle`], [`Subscription`], [`Registration`];
+//! - [`handle`]: [`NodeHandle`], [`RealmRuntime`], [`Subscription`], [`Registration`];
 //!   `start`: the threads, arbiters and actors of a node, and their wiring.
 //! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`], [`CallError`],
 //!   [`AdvertiseError`], [`HandlerError`].
@@ -43,15 +43,15 @@ pub mod handle;
 mod lane;
 pub mod local;
 mod members;
-pub mod node;
+pub mod membership;
 pub mod peer;
-pub mod realm;
 pub mod registry;
 mod revocations;
 pub mod router;
 pub mod sender;
 pub mod settings;
 mod start;
+pub mod supervisor;
 pub mod telemetry;
 mod waiters;
 
@@ -63,7 +63,7 @@ pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
-pub use handle::{NodeHandle, PeerEvents, RealmHandle, Registration, Subscription};
+pub use handle::{NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
 pub use registry::{CallContext, ProcedureHandler};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
 

@@ -1,6 +1,6 @@
 //! The `PeerConnection` actor: one per connected peer.
 //!
-//! Lifecycle: the `Node` starts it when a peer connects (or when the peer's stream arrives first,
+//! Lifecycle: the `Supervisor` starts it when a peer connects (or when the peer's stream arrives first,
 //! in which case it waits for [`Connected`]). It then opens its outbound stream, writes this node's
 //! hello (digests only, see `core::handshake`) and waits for the peer's acknowledgement; the
 //! writer task (on the network runtime) then drains the control lane and the publication queue.
@@ -9,7 +9,7 @@
 //! [`Disconnected`], or after [`Leave`]; in `stopping` it tells the realms it joined and the node.
 //!
 //! Frames in: the peer's hello (answered with a join naming the realms both host), its join (each
-//! realm in it is offered to the matching local `Realm` actor for admission, and nothing else is
+//! realm in it is offered to the matching local `Membership` actor for admission, and nothing else is
 //! processed until that is settled; the first admission sends our welcome), its welcome (its
 //! agent and tags), then interest and publish frames, forwarded to the admitted realm's router. Frames for realms the peer was not admitted to
 //! are dropped: a peer without a valid proof never sees a realm's traffic.
@@ -22,7 +22,7 @@ use actix::prelude::*;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-use weft_auth::Realm as AuthRealm;
+use weft_auth::Realm;
 use weft_identity::Did;
 use weft_net::framed::{ReadError, accept, open_acknowledged, read_frames};
 use weft_net::outbox::{Outbox, write_outbox};
@@ -30,8 +30,8 @@ use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
 use crate::core::handshake::{Greeting, Handshake, PeerTags};
-use crate::realm::Routes;
-use crate::realm::{Admit, PeerLeft, Realm, RelayInterest, RemoteRevoke};
+use crate::membership::Routes;
+use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{LostToSession, RemoteInterest, RemotePublish};
 use crate::sender::{InFlight, PeerSender};
@@ -112,9 +112,9 @@ impl std::fmt::Debug for Reports {
 #[derive(Debug, Clone)]
 pub struct RealmLink {
     /// The realm's identity.
-    pub realm: AuthRealm,
+    pub realm: Realm,
     /// Its actor.
-    pub actor: Addr<Realm>,
+    pub actor: Addr<Membership>,
     /// Its registry, where replies to this node's calls go.
     pub registry: Addr<Registry>,
     /// Where publications queued for a peer and never written are counted.
@@ -170,12 +170,12 @@ pub struct PeerConnection {
     /// Messages sent to realm actors and not yet handled.
     in_flight: Arc<InFlight>,
     routes: HashMap<RealmIndex, Routes>,
-    admitted: Vec<Addr<Realm>>,
+    admitted: Vec<Addr<Membership>>,
     /// The peer is our client (its hello says so): its subscriptions are also held in the mesh
     /// by the realm actors here.
     client: bool,
     /// The realm actors that admitted the peer, by the peer's realm index.
-    realm_actors: HashMap<RealmIndex, Addr<Realm>>,
+    realm_actors: HashMap<RealmIndex, Addr<Membership>>,
     /// The cold verifications this peer's chains may cost, across all realms.
     budget: Arc<weft_auth::VerifyBudget>,
     said_bye: bool,

@@ -15,20 +15,20 @@ use weft_wire::RealmJoin;
 use crate::core::chains::wire_chain;
 use crate::core::handshake::Greeting;
 use crate::dht::Dht;
-use crate::handle::{NodeHandle, RealmHandle};
+use crate::handle::{NodeHandle, RealmRuntime};
 use crate::lane::PublishLane;
-use crate::node::{ListenAddrs, Node};
+use crate::membership::{Membership, Routes};
 use crate::peer::RealmLink;
-use crate::realm::{Realm, Routes};
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
 use crate::router::Router;
+use crate::supervisor::{ListenAddrs, Supervisor};
 use crate::telemetry::CallMetrics;
 use crate::{NodeConfig, PeerEvent, StartError};
 
 struct Built {
-    node: Addr<Node>,
-    realms: Vec<RealmHandle>,
+    node: Addr<Supervisor>,
+    realms: Vec<RealmRuntime>,
     authorizer: Arc<Authorizer>,
 }
 
@@ -161,7 +161,7 @@ fn build(
                     .limits(&limits)
             })
         };
-        let actor = Realm::new(
+        let actor = Membership::new(
             realm.clone(),
             index,
             authorizer.clone(),
@@ -189,7 +189,7 @@ fn build(
             losses: router.clone().recipient(),
         });
         let calls = Arc::new(CallMetrics::new(realm.name()));
-        realms.push(RealmHandle {
+        realms.push(RealmRuntime {
             realm,
             actor,
             lane: PublishLane::new(router.clone().recipient()),
@@ -218,7 +218,7 @@ fn build(
         client,
         realms: joins,
     });
-    let node = Node::new(
+    let node = Supervisor::new(
         network,
         events,
         Arc::new(links),

@@ -14,8 +14,8 @@ use weft_net::{DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::Limits;
 use weft_runtime::{
     BackoffPolicy, CallContext, Congestion, HandlerError, NodeConfig, NodeHandle, PeerEvents,
-    PeerInfo, ProcedureHandler, RealmConfig, RealmHandle as RuntimeRealm, RealmStats, Registration,
-    Strategy, Subscription,
+    PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration, Strategy,
+    Subscription,
 };
 
 use crate::Error;
@@ -425,7 +425,7 @@ impl CallOptions {
 /// A realm on a running node.
 #[derive(Debug, Clone)]
 pub struct RealmHandle {
-    inner: RuntimeRealm,
+    inner: RealmRuntime,
 }
 
 impl RealmHandle {

@@ -1,4 +1,4 @@
-//! The `Node` actor: the node's lifecycle and its view of the network.
+//! The `Supervisor` actor: the node's lifecycle and its view of the network.
 //!
 //! Inbound: the network's [`NetEvent`] stream (attached in `started`, so it ends with the actor);
 //! [`PeerGreeted`] / [`PeerGone`] from peer actors; [`ListenAddrs`], [`Peers`] and [`Shutdown`]
@@ -69,7 +69,7 @@ struct PeerEntry {
 }
 
 /// The node.
-pub struct Node {
+pub struct Supervisor {
     network: Network,
     events: Option<mpsc::Receiver<NetEvent>>,
     links: Arc<Vec<RealmLink>>,
@@ -100,15 +100,15 @@ pub struct Node {
     hello_timeout: Duration,
 }
 
-impl std::fmt::Debug for Node {
+impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node")
+        f.debug_struct("Supervisor")
             .field("peers", &self.peers.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Node {
+impl Supervisor {
     /// A node over a started network.
     #[allow(clippy::too_many_arguments)] // the node is where configuration converges
     pub fn new(
@@ -260,7 +260,7 @@ fn random_unit() -> f64 {
         .unwrap_or(0.0)
 }
 
-impl Actor for Node {
+impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -278,7 +278,7 @@ impl Actor for Node {
 #[rtype(result = "()")]
 struct Rebootstrap;
 
-impl Node {
+impl Supervisor {
     /// Starts the bootstrap schedule, unless it runs already or there is nothing to dial.
     fn start_rebootstrap(&mut self, ctx: &mut Context<Self>) {
         if !self.rebootstrapping && !self.stopping && !self.bootstrap.is_empty() {
@@ -301,7 +301,7 @@ impl Node {
     }
 }
 
-impl Handler<Rebootstrap> for Node {
+impl Handler<Rebootstrap> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, _msg: Rebootstrap, ctx: &mut Context<Self>) {
@@ -336,7 +336,7 @@ impl Handler<Rebootstrap> for Node {
 }
 
 /// Translates network events into peer actors and bookkeeping.
-impl StreamHandler<NetEvent> for Node {
+impl StreamHandler<NetEvent> for Supervisor {
     fn handle(&mut self, event: NetEvent, ctx: &mut Context<Self>) {
         match event {
             NetEvent::Listening { addr } => {
@@ -400,7 +400,7 @@ impl StreamHandler<NetEvent> for Node {
 }
 
 /// Records a greeted peer and tells the application.
-impl Handler<PeerGreeted> for Node {
+impl Handler<PeerGreeted> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerGreeted, _ctx: &mut Context<Self>) {
@@ -420,7 +420,7 @@ impl Handler<PeerGreeted> for Node {
 }
 
 /// A peer is no longer silent.
-impl Handler<PeerSpoke> for Node {
+impl Handler<PeerSpoke> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerSpoke, _ctx: &mut Context<Self>) {
@@ -430,7 +430,7 @@ impl Handler<PeerSpoke> for Node {
 }
 
 /// Tells the application a peer refused us in a realm.
-impl Handler<PeerDenied> for Node {
+impl Handler<PeerDenied> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerDenied, _ctx: &mut Context<Self>) {
@@ -439,7 +439,7 @@ impl Handler<PeerDenied> for Node {
 }
 
 /// Forgets a peer and, if it was worth it, starts redialing it.
-impl Handler<PeerGone> for Node {
+impl Handler<PeerGone> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerGone, ctx: &mut Context<Self>) {
@@ -480,7 +480,7 @@ impl Handler<PeerGone> for Node {
 }
 
 /// Dials a lost peer; on failure, schedules the next attempt.
-impl Handler<Redial> for Node {
+impl Handler<Redial> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Redial, ctx: &mut Context<Self>) {
@@ -507,7 +507,7 @@ impl Handler<Redial> for Node {
 }
 
 /// Answers once every configured listener reported its address.
-impl Handler<ListenAddrs> for Node {
+impl Handler<ListenAddrs> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ListenAddrs, _ctx: &mut Context<Self>) {
@@ -520,7 +520,7 @@ impl Handler<ListenAddrs> for Node {
 }
 
 /// Lists greeted peers.
-impl Handler<Peers> for Node {
+impl Handler<Peers> for Supervisor {
     type Result = MessageResult<Peers>;
 
     fn handle(&mut self, _msg: Peers, _ctx: &mut Context<Self>) -> Self::Result {
@@ -538,7 +538,7 @@ impl Handler<Peers> for Node {
 }
 
 /// Graceful shutdown: goodbye to every peer, bounded flush, then the network stops.
-impl Handler<Shutdown> for Node {
+impl Handler<Shutdown> for Supervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {

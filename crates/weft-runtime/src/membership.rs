@@ -1,4 +1,4 @@
-//! The `Realm` actor: who is in a realm, and what this node subscribes to in it.
+//! The `Membership` actor: who is in a realm, and what this node subscribes to in it.
 //!
 //! Inbound:
 //! - [`Admit`] from a `PeerConnection` whose peer's hello names this realm: the peer's
@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tracing::{debug, info, warn};
-use weft_auth::{Action, AuthError, Authorizer, Chain, Realm as AuthRealm, VerifyBudget};
+use weft_auth::{Action, AuthError, Authorizer, Chain, Realm, VerifyBudget};
 use weft_identity::Did;
 use weft_names::Pattern;
 use weft_net::PeerId;
@@ -136,7 +136,7 @@ pub struct Subscribe {
     pub pattern: Pattern,
     /// Where events go.
     pub sink: LocalSink,
-    /// A chain to subscribe under instead of the node's own (see `RealmHandle::subscribe`).
+    /// A chain to subscribe under instead of the node's own (see `RealmRuntime::subscribe`).
     pub chain: Option<Chain>,
 }
 
@@ -159,8 +159,8 @@ pub struct LocalSubscriptions;
 struct Discover;
 
 /// A realm hosted by this node.
-pub struct Realm {
-    realm: AuthRealm,
+pub struct Membership {
+    realm: Realm,
     index: RealmIndex,
     authorizer: Arc<Authorizer>,
     own_did: Did,
@@ -198,19 +198,19 @@ pub struct Realm {
     subscription_gauge: metrics::Gauge,
 }
 
-impl std::fmt::Debug for Realm {
+impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Realm")
+        f.debug_struct("Membership")
             .field("realm", &self.realm)
             .field("members", &self.members.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Realm {
+impl Membership {
     /// The realm at `index` of this node's hello.
     pub fn new(
-        realm: AuthRealm,
+        realm: Realm,
         index: RealmIndex,
         authorizer: Arc<Authorizer>,
         own_did: Did,
@@ -318,7 +318,7 @@ impl Realm {
     }
 }
 
-impl Actor for Realm {
+impl Actor for Membership {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -336,7 +336,7 @@ impl Actor for Realm {
     }
 }
 
-impl Realm {
+impl Membership {
     /// Ends the local subscriptions made under a chain that expired or was revoked: the router
     /// drops the subscription's queue, which ends its stream, and the members are told.
     fn sweep_delegated(&mut self) {
@@ -395,7 +395,7 @@ impl Realm {
 }
 
 /// Looks for members, then schedules the next look.
-impl Handler<Discover> for Realm {
+impl Handler<Discover> for Membership {
     type Result = ();
 
     fn handle(&mut self, _msg: Discover, ctx: &mut Context<Self>) {
@@ -418,7 +418,7 @@ impl Handler<Discover> for Realm {
 }
 
 /// Authorizes `realm/join` for a peer and, if allowed, makes it a member.
-impl Handler<Admit> for Realm {
+impl Handler<Admit> for Membership {
     type Result = Result<Routes, AuthError>;
 
     fn handle(&mut self, msg: Admit, _ctx: &mut Context<Self>) -> Self::Result {
@@ -493,7 +493,7 @@ impl Handler<Admit> for Realm {
 }
 
 /// Forgets a departed member.
-impl Handler<PeerLeft> for Realm {
+impl Handler<PeerLeft> for Membership {
     type Result = ();
 
     fn handle(&mut self, msg: PeerLeft, ctx: &mut Context<Self>) {
@@ -523,7 +523,7 @@ impl Handler<PeerLeft> for Realm {
 }
 
 /// Authorizes and registers a local subscription, and announces it to every member.
-impl Handler<Subscribe> for Realm {
+impl Handler<Subscribe> for Membership {
     type Result = Result<u32, SubscribeError>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Context<Self>) -> Self::Result {
@@ -566,7 +566,7 @@ impl Handler<Subscribe> for Realm {
 }
 
 /// Withdraws a local subscription everywhere.
-impl Handler<Unsubscribe> for Realm {
+impl Handler<Unsubscribe> for Membership {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Context<Self>) {
@@ -575,7 +575,7 @@ impl Handler<Unsubscribe> for Realm {
     }
 }
 
-impl Realm {
+impl Membership {
     /// Removes local subscription `id` here, at the router and at every member.
     fn end_subscription(&mut self, id: u32) {
         if let Some((pattern, _)) = self.subscriptions.remove(&id) {
@@ -591,7 +591,7 @@ impl Realm {
 }
 
 /// Lists local subscriptions, sorted (one entry per subscription).
-impl Handler<LocalSubscriptions> for Realm {
+impl Handler<LocalSubscriptions> for Membership {
     type Result = MessageResult<LocalSubscriptions>;
 
     fn handle(&mut self, _msg: LocalSubscriptions, _ctx: &mut Context<Self>) -> Self::Result {
@@ -606,7 +606,7 @@ impl Handler<LocalSubscriptions> for Realm {
 }
 
 /// Holds (or withdraws) a client's subscription in the mesh, once the client may subscribe.
-impl Handler<RelayInterest> for Realm {
+impl Handler<RelayInterest> for Membership {
     type Result = ();
 
     fn handle(&mut self, msg: RelayInterest, _ctx: &mut Context<Self>) {
@@ -666,7 +666,7 @@ impl Handler<RelayInterest> for Realm {
     }
 }
 
-impl Realm {
+impl Membership {
     /// Withdraws from the members the subscription held for `client` under its id `id`.
     fn drop_relayed_one(&mut self, client: PeerId, id: u32) {
         if let Some((ours, _)) = self.relayed.remove(&(client, id)) {
@@ -714,7 +714,7 @@ impl Realm {
 }
 
 /// Applies a member's revocation record and, if it is new here, passes it on.
-impl Handler<RemoteRevoke> for Realm {
+impl Handler<RemoteRevoke> for Membership {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteRevoke, _ctx: &mut Context<Self>) {
@@ -747,7 +747,7 @@ impl Handler<RemoteRevoke> for Realm {
 }
 
 /// Passes on a record this node applied itself.
-impl Handler<SpreadRevocation> for Realm {
+impl Handler<SpreadRevocation> for Membership {
     type Result = ();
 
     fn handle(&mut self, msg: SpreadRevocation, _ctx: &mut Context<Self>) {
