@@ -163,6 +163,16 @@ impl Sim {
         }
     }
 
+    /// `node` comes back after a crash, with nothing of its old sessions: it reconnects to
+    /// `peers`, and what it provides is announced to them again, as a new session's admission
+    /// and advertisements would.
+    pub(crate) fn restart(&mut self, node: NodeId, peers: &[NodeId]) {
+        self.nodes[node].up = true;
+        for &peer in peers {
+            self.connect(node, peer);
+        }
+    }
+
     /// `node` calls `procedure`.
     pub(crate) fn call(
         &mut self,
@@ -506,6 +516,25 @@ mod tests {
         let id = sim.call(caller, "get", Strategy::First, SECOND);
         sim.run_for(100 * MS);
         assert_eq!(answered_by(&sim, caller, id), b.to_string());
+    }
+
+    #[test]
+    fn calls_reach_a_provider_again_once_it_is_back() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let caller = sim.node(false);
+        let provider = sim.node(false);
+        sim.provide(provider, "get", Serve::After(MS));
+        sim.connect(caller, provider);
+        sim.crash(provider);
+        sim.run_for(2 * SECOND);
+        // Gone: a call waits for a provider, and gets one when the provider is back.
+        let id = sim.call(caller, "get", Strategy::First, 10 * SECOND);
+        sim.run_for(3 * SECOND);
+        assert!(sim.outcome(caller, id).is_none(), "waiting");
+        sim.restart(provider, &[caller]);
+        sim.run_for(100 * MS);
+        assert_eq!(answered_by(&sim, caller, id), provider.to_string());
+        assert_eq!(sim.ran(provider).len(), 1);
     }
 
     #[test]
