@@ -19,3 +19,82 @@ pub(crate) mod silent;
 mod sim;
 pub(crate) mod standing;
 pub(crate) mod wildcards;
+
+#[cfg(test)]
+mod tests {
+    /// Every file of the core, as compiled.
+    const SOURCES: &[(&str, &str)] = &[
+        ("absent.rs", include_str!("absent.rs")),
+        ("authority.rs", include_str!("authority.rs")),
+        ("backoff.rs", include_str!("backoff.rs")),
+        ("calls.rs", include_str!("calls.rs")),
+        ("caps.rs", include_str!("caps.rs")),
+        ("chains.rs", include_str!("chains.rs")),
+        ("handshake.rs", include_str!("handshake.rs")),
+        ("interest.rs", include_str!("interest.rs")),
+        ("keys.rs", include_str!("keys.rs")),
+        ("providers.rs", include_str!("providers.rs")),
+        ("relay.rs", include_str!("relay.rs")),
+        ("sequence.rs", include_str!("sequence.rs")),
+        ("silent.rs", include_str!("silent.rs")),
+        ("sim.rs", include_str!("sim.rs")),
+        ("standing.rs", include_str!("standing.rs")),
+        ("wildcards.rs", include_str!("wildcards.rs")),
+    ];
+
+    /// A new file of the core is checked too: every module declared here is in [`SOURCES`].
+    #[test]
+    fn every_core_file_is_checked() {
+        let declared: Vec<String> = include_str!("mod.rs")
+            .lines()
+            .filter_map(|line| {
+                line.trim()
+                    .strip_prefix("pub(crate) mod ")
+                    .or_else(|| line.trim().strip_prefix("mod "))
+            })
+            .filter_map(|rest| rest.strip_suffix(';'))
+            .map(|name| format!("{name}.rs"))
+            .collect();
+        assert!(declared.len() > 10, "{declared:?}");
+        for file in &declared {
+            assert!(
+                SOURCES.iter().any(|(name, _)| name == file),
+                "core/{file} is not in SOURCES"
+            );
+        }
+    }
+
+    /// The core stays free of I/O: it names no actor, runtime or network crate, no module of
+    /// the runtime outside it but the error and event types, and no clock.
+    #[test]
+    fn the_core_does_no_io() {
+        let forbidden = [
+            "actix",
+            "tokio",
+            "libp2p",
+            "weft_net",
+            "SystemTime::now",
+            "Instant::now",
+            "crate::unix_now",
+            "crate::peer",
+            "crate::router",
+            "crate::registry",
+            "crate::membership",
+            "crate::supervisor",
+            "crate::sender",
+            "crate::local",
+            "crate::lane",
+        ];
+        for (file, source) in SOURCES {
+            // Tests may read the clock to get a starting instant; the code above them may not.
+            let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+            for word in forbidden {
+                // The simulator is test code: it reads the clock once, for its epoch.
+                if *file == "sim.rs" && word == "Instant::now" {
+                    continue;
+                }
+                assert!(!code.contains(word), "core/{file} uses {word}");
+            }
+        }
+    }
+}
