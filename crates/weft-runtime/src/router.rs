@@ -33,20 +33,19 @@ use weft_names::{Name, Pattern};
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
-use crate::core::absent::Absent;
 use crate::core::authority::{Acting, authorize_member};
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
-use crate::core::relay::{self, Origin};
+use crate::core::pubsub::{Routing, Target};
+use crate::core::relay::Origin;
+use crate::core::slots::Slot;
 use crate::core::standing::Standing;
 use crate::lane::{Drain, Publish, Published};
 use crate::local::LocalSink;
-use crate::members::{Member, Members, Slot};
+use crate::members::Member;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
-use crate::{
-    Congestion, Event, Interests, PublishError, RealmStats, Sequenced, Sequencer, unix_now,
-};
+use crate::{Congestion, Event, Interests, PublishError, RealmStats, unix_now};
 
 /// Publications taken from the lane per `Drain`: a flood from the application is handled in
 /// stretches, with the router's other messages in between.
@@ -61,13 +60,6 @@ struct Decision {
     topic: Name,
     second: u64,
     epoch: u64,
-}
-
-/// Where a matching publication goes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Target {
-    Local(u32),
-    Peer(Slot),
 }
 
 /// Publications received from a peer, in the order it sent them (one read's worth).
@@ -175,13 +167,11 @@ pub struct Router {
     own_chains: Arc<Vec<Chain>>,
     max_payload: usize,
     congestion: Congestion,
-    interests: Interests<Target>,
+    /// Where publications go: members, subscriptions, sequences, absent members.
+    routing: Routing<PeerId, Member>,
     locals: HashMap<u32, LocalSink>,
     /// Local subscriptions with events gathered and not yet flushed.
     gathering: Vec<u32>,
-    members: Members,
-    sequencer: Sequencer<PeerId>,
-    next_seq: u64,
     /// The last publication's encoding buffer, reused.
     encoded: Vec<u8>,
     /// The last publication's targets, the vector reused.
@@ -200,12 +190,8 @@ pub struct Router {
     waiting_subscriber: Waiters<Name>,
     /// `wait_for_members` callers, by count.
     waiting_members: Waiters<usize>,
-    /// This node is a client: every publication goes to its access node.
-    client: bool,
     /// Subscriptions one peer may hold.
     max_subscriptions: usize,
-    /// Subscriptions of members gone without a goodbye, whose missed publications are counted.
-    absent: Absent<PeerId>,
     /// Peers' subscriptions, by slot and id, with the pattern and the chain sent with each: they
     /// end when the chain they rest on does.
     subscriptions: Standing<(Slot, u32), (Pattern, Option<weft_wire::WireChain>)>,
@@ -239,12 +225,9 @@ impl Router {
             own_chains,
             max_payload,
             congestion: Congestion::default(),
-            interests: Interests::new(),
+            routing: Routing::new(false),
             locals: HashMap::new(),
             gathering: Vec::new(),
-            members: Members::default(),
-            sequencer: Sequencer::new(),
-            next_seq: 0,
             encoded: Vec::new(),
             targets: Vec::new(),
             answers: Vec::new(),
@@ -254,10 +237,8 @@ impl Router {
             chain_cache: ChainCache::default(),
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
-            client: false,
             subscriptions: Standing::default(),
             max_subscriptions: crate::Limits::default().max_subscriptions_per_peer,
-            absent: Absent::default(),
         }
     }
 
@@ -269,7 +250,7 @@ impl Router {
 
     /// Marks this node as a client: its access node (its one member) is sent every publication.
     pub fn client(mut self, client: bool) -> Self {
-        self.client = client;
+        self.routing = Routing::new(client);
         self
     }
 
@@ -321,25 +302,11 @@ impl Actor for Router {
 }
 
 impl Router {
-    /// Counts the deliveries a publication to `topic` misses because their peer is gone (see
-    /// [`Absent`]); `targets` are those it reaches.
-    fn count_missed(&mut self, topic: &Name, relayed: bool, targets: &[Target]) {
-        let members = &self.members;
-        let missed = self.absent.missed(topic, relayed, |peer| {
-            members
-                .slot(peer)
-                .is_some_and(|slot| targets.contains(&Target::Peer(slot)))
-        });
-        if missed > 0 {
-            self.counters.dropped_peer_gone(missed);
-        }
-    }
-
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
     fn sweep(&mut self) {
-        self.absent.expire(std::time::Instant::now());
-        let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
+        self.routing.expire(std::time::Instant::now());
+        let (members, authorizer, realm) = (self.routing.members(), &self.authorizer, &self.realm);
         let cache = &mut self.chain_cache;
         let ended = self
             .subscriptions
@@ -364,8 +331,8 @@ impl Router {
                 )
             });
         for ((slot, id), (pattern, _), e) in ended {
-            self.interests.remove(&Target::Peer(slot), id);
-            if let Some(member) = self.members.get(slot) {
+            self.routing.unsubscribe(slot, id);
+            if let Some(member) = self.routing.members().get(slot) {
                 let reason = format!("subscription {id} to {pattern} ended: {e}");
                 debug!(peer = %member.did.short(), %reason, "standing grant ended");
                 member.sender.send_denial(member.index, e.code(), reason);
@@ -442,23 +409,14 @@ impl Router {
                 self.own_decision = Some(decided);
             }
         }
-        self.next_seq += 1;
         self.counters.published();
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         let mut backlog = Vec::new();
         let mut targets = std::mem::take(&mut self.targets);
-        self.interests.targets_into(&msg.topic, &mut targets);
-        self.count_missed(&msg.topic, false, &targets);
-        if self.client {
-            // The access node routes for us, whatever it asked for.
-            for slot in self.members.slots() {
-                if !targets.contains(&Target::Peer(slot)) {
-                    targets.push(Target::Peer(slot));
-                }
-            }
-        }
+        let (seq, route) = self.routing.route_local(&msg.topic, &mut targets);
+        self.counters.dropped_peer_gone(route.missed);
         for target in targets.drain(..) {
             match target {
                 Target::Local(id) => {
@@ -470,14 +428,14 @@ impl Router {
                     self.deliver_local(id, event);
                 }
                 Target::Peer(slot) => {
-                    let Some(member) = self.members.get(slot) else {
+                    let Some(member) = self.routing.members().get(slot) else {
                         continue;
                     };
                     if encoded.is_empty() {
                         let frame = Frame::Publish(weft_wire::Publish {
                             realm: self.index,
                             topic: msg.topic.clone(),
-                            seq: self.next_seq,
+                            seq,
                             payload: msg.payload.clone(),
                             chain: msg.chain.as_ref().map(crate::core::chains::wire_chain),
                         });
@@ -512,7 +470,7 @@ impl Handler<RemotePublish> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemotePublish, _ctx: &mut Context<Self>) {
-        let Some((_, member)) = self.members.by_peer(&msg.peer) else {
+        let Some((_, member)) = self.routing.members().by_peer(&msg.peer) else {
             debug!(peer = %msg.peer, "publications from a non-member dropped");
             return;
         };
@@ -525,7 +483,7 @@ impl Handler<RemotePublish> for Router {
         // is one read's worth, microseconds apart, and the chains and topic are the same.
         let mut decided: Option<(Name, u64)> = None;
         let mut targets = std::mem::take(&mut self.targets);
-        let mut sequence = self.sequencer.run(&msg.peer);
+        let mut sequence = self.routing.begin_batch(&msg.peer);
         for mut publish in msg.publishes {
             let topic = &publish.topic;
             let known = publish.chain.is_none()
@@ -557,17 +515,15 @@ impl Handler<RemotePublish> for Router {
                 }
                 decided = publish.chain.is_none().then(|| (topic.clone(), epoch));
             }
-            match sequence.handle(publish.seq) {
-                Sequenced::Duplicate => {
-                    self.counters.duplicate();
-                    continue;
-                }
-                // Gaps are normal: a peer is sent only what matches its interests, and every
-                // publication of the realm takes a number. Duplicates and reordering count.
-                Sequenced::Deliver { .. } => self.counters.received(),
-            }
-            self.interests.targets_into(topic, &mut targets);
-            self.count_missed(topic, true, &targets);
+            let routed = self
+                .routing
+                .route_remote(&mut sequence, publish.seq, topic, &mut targets);
+            let Some(route) = routed else {
+                self.counters.duplicate();
+                continue;
+            };
+            self.counters.received();
+            self.counters.dropped_peer_gone(route.missed);
             self.relay(&origin, &publish, &targets);
             let mut locals = targets
                 .drain(..)
@@ -592,7 +548,7 @@ impl Handler<RemotePublish> for Router {
                 self.deliver_local(id, event);
             }
         }
-        self.sequencer.finish(msg.peer, sequence);
+        self.routing.end_batch(msg.peer, sequence);
         self.targets = targets;
         self.flush_locals();
     }
@@ -610,18 +566,14 @@ impl Router {
             let Target::Peer(slot) = target else {
                 continue;
             };
-            let Some(member) = self.members.get(*slot) else {
-                continue;
-            };
-            if !relay::publish_to(origin, &member.peer, member.client) {
+            if self.routing.relays_to(origin, *slot).is_none() {
                 continue;
             }
             if encoded.is_empty() {
-                self.next_seq += 1;
                 let frame = Frame::Publish(weft_wire::Publish {
                     realm: self.index,
                     topic: publish.topic.clone(),
-                    seq: self.next_seq,
+                    seq: self.routing.take_seq(),
                     payload: publish.payload.clone(),
                     chain: None,
                 });
@@ -630,6 +582,9 @@ impl Router {
                     break;
                 }
             }
+            let Some(member) = self.routing.members().get(*slot) else {
+                continue;
+            };
             if !member.sender.send_publication(&encoded, self.index).queued {
                 self.counters.dropped_slow_peer();
             }
@@ -654,17 +609,17 @@ impl Handler<RemoteInterest> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteInterest, _ctx: &mut Context<Self>) {
-        let Some(slot) = self.members.slot(&msg.peer) else {
+        let Some(slot) = self.routing.members().slot(&msg.peer) else {
             return;
         };
         if let Interest::Subscribe { id, .. } | Interest::Unsubscribe { id, .. } = &msg.interest {
-            self.absent.announced(&msg.peer, *id);
+            self.routing.announced(&msg.peer, *id);
         }
         if let Interest::Subscribe { id, .. } = &msg.interest {
             let target = Target::Peer(slot);
-            let replaces = self.interests.holds(&target, *id);
-            let held = self.interests.count(&target);
-            if let Some(member) = self.members.get_mut(slot)
+            let replaces = self.routing.interests().holds(&target, *id);
+            let held = self.routing.interests().count(&target);
+            if let Some(member) = self.routing.members_mut().get_mut(slot)
                 && !replaces
                 && let Verdict::Refuse { tell } = member.subscription_cap.admit(held)
             {
@@ -684,7 +639,7 @@ impl Handler<RemoteInterest> for Router {
                 return;
             }
         }
-        let Some(member) = self.members.get(slot) else {
+        let Some(member) = self.routing.members().get(slot) else {
             return;
         };
         match msg.interest {
@@ -710,8 +665,8 @@ impl Handler<RemoteInterest> for Router {
                     Ok(grant) => {
                         self.subscriptions
                             .insert((slot, id), (pattern.clone(), chain), &grant);
-                        self.interests.insert(Target::Peer(slot), id, pattern);
-                        let interests = &self.interests;
+                        self.routing.subscribe(slot, id, pattern);
+                        let interests = self.routing.interests();
                         self.waiting_subscriber
                             .wake(|topic| has_remote_subscriber(interests, topic));
                     }
@@ -721,7 +676,7 @@ impl Handler<RemoteInterest> for Router {
                 }
             }
             Interest::Unsubscribe { id, .. } => {
-                self.interests.remove(&Target::Peer(slot), id);
+                self.routing.unsubscribe(slot, id);
                 self.subscriptions.remove(&(slot, id));
             }
             // Procedures are the registry's; the session routes them there.
@@ -736,21 +691,17 @@ impl Handler<MemberJoined> for Router {
 
     fn handle(&mut self, msg: MemberJoined, _ctx: &mut Context<Self>) {
         let peer = msg.member.peer;
-        // A reconnecting peer starts a new connection: its old interests and numbering are void.
-        if let Some(slot) = self.members.slot(&peer) {
-            self.interests.remove_target(&Target::Peer(slot));
+        // A reconnecting peer starts a new connection: its old subscriptions' grants go with
+        // them.
+        if let Some(slot) = self.routing.members().slot(&peer) {
             self.subscriptions.retain(|(s, _)| *s != slot);
         }
-        self.sequencer.forget(&peer);
-        self.absent.rejoined(&peer, std::time::Instant::now());
-        self.members.insert(
-            peer,
-            Member {
-                record: msg.member,
-                subscription_cap: crate::core::caps::Cap::new(self.max_subscriptions),
-            },
-        );
-        let members = self.members.len();
+        let member = Member {
+            record: msg.member,
+            subscription_cap: crate::core::caps::Cap::new(self.max_subscriptions),
+        };
+        self.routing.join(peer, member, std::time::Instant::now());
+        let members = self.routing.members().len();
         self.counters.members(members);
         self.waiting_members.wake(|count| members >= *count);
     }
@@ -762,25 +713,11 @@ impl Handler<MemberLeft> for Router {
 
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
         // Its subscriptions go before its slot can be given to another peer.
-        let client = self
-            .members
-            .by_peer(&msg.peer)
-            .is_some_and(|(_, member)| member.client);
-        if let Some(slot) = self.members.remove(&msg.peer) {
-            if msg.abrupt {
-                let held: Vec<(u32, Pattern)> = self
-                    .interests
-                    .patterns(&Target::Peer(slot))
-                    .map(|(id, pattern)| (id, pattern.clone()))
-                    .collect();
-                self.absent
-                    .left(msg.peer, client, held, std::time::Instant::now());
-            }
-            self.interests.remove_target(&Target::Peer(slot));
+        let now = std::time::Instant::now();
+        if let Some((slot, _)) = self.routing.leave(&msg.peer, msg.abrupt, now) {
             self.subscriptions.retain(|(s, _)| *s != slot);
         }
-        self.counters.members(self.members.len());
-        self.sequencer.forget(&msg.peer);
+        self.counters.members(self.routing.members().len());
     }
 }
 
@@ -789,7 +726,7 @@ impl Handler<AddLocal> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AddLocal, _ctx: &mut Context<Self>) {
-        self.interests.insert(Target::Local(msg.id), 0, msg.pattern);
+        self.routing.add_local(msg.id, msg.pattern);
         self.locals.insert(msg.id, msg.sink);
     }
 }
@@ -799,7 +736,7 @@ impl Handler<RemoveLocal> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: RemoveLocal, _ctx: &mut Context<Self>) {
-        self.interests.remove_target(&Target::Local(msg.id));
+        self.routing.remove_local(msg.id);
         self.locals.remove(&msg.id);
     }
 }
@@ -809,7 +746,7 @@ impl Handler<AwaitSubscriber> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitSubscriber, _ctx: &mut Context<Self>) {
-        let ready = has_remote_subscriber(&self.interests, &msg.topic);
+        let ready = has_remote_subscriber(self.routing.interests(), &msg.topic);
         self.waiting_subscriber.wait(msg.topic, msg.reply, ready);
     }
 }
@@ -819,7 +756,7 @@ impl Handler<AwaitMembers> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitMembers, _ctx: &mut Context<Self>) {
-        let ready = self.members.len() >= msg.count;
+        let ready = self.routing.members().len() >= msg.count;
         self.waiting_members.wait(msg.count, msg.reply, ready);
     }
 }
@@ -830,11 +767,11 @@ impl Handler<Stats> for Router {
 
     fn handle(&mut self, _msg: Stats, _ctx: &mut Context<Self>) -> Self::Result {
         let mut stats = self.counters.snapshot();
-        stats.members = self.members.len() as u64;
-        stats.remote_subscriptions = self
-            .members
+        let (members, interests) = (self.routing.members(), self.routing.interests());
+        stats.members = members.len() as u64;
+        stats.remote_subscriptions = members
             .slots()
-            .map(|slot| self.interests.patterns(&Target::Peer(slot)).count() as u64)
+            .map(|slot| interests.patterns(&Target::Peer(slot)).count() as u64)
             .sum();
         MessageResult(stats)
     }

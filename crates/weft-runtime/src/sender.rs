@@ -15,14 +15,6 @@ pub struct PeerSender {
 }
 
 impl PeerSender {
-    /// A sender with no peer behind it (nothing drains it), for tests.
-    #[cfg(test)]
-    pub(crate) fn detached() -> Self {
-        Self {
-            outbox: Outbox::new(16),
-        }
-    }
-
     /// Queues an encoded publication, call or reply; refused when the queue is full (the caller
     /// counts the drop) or the peer is gone.
     pub fn send(&self, frame: &[u8]) -> Pushed {

@@ -12,11 +12,13 @@ pub(crate) mod handshake;
 pub(crate) mod interest;
 pub(crate) mod keys;
 pub(crate) mod providers;
+pub(crate) mod pubsub;
 pub(crate) mod relay;
 pub(crate) mod sequence;
 pub(crate) mod silent;
 #[cfg(test)]
 mod sim;
+pub(crate) mod slots;
 pub(crate) mod standing;
 pub(crate) mod wildcards;
 
@@ -34,10 +36,12 @@ mod tests {
         ("interest.rs", include_str!("interest.rs")),
         ("keys.rs", include_str!("keys.rs")),
         ("providers.rs", include_str!("providers.rs")),
+        ("pubsub.rs", include_str!("pubsub.rs")),
         ("relay.rs", include_str!("relay.rs")),
         ("sequence.rs", include_str!("sequence.rs")),
         ("silent.rs", include_str!("silent.rs")),
         ("sim.rs", include_str!("sim.rs")),
+        ("slots.rs", include_str!("slots.rs")),
         ("standing.rs", include_str!("standing.rs")),
         ("wildcards.rs", include_str!("wildcards.rs")),
     ];
