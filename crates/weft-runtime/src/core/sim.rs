@@ -7,6 +7,10 @@
 //! `notFound` for one it does not, and passes a client's call on as an access node does, through
 //! its own core, with the client as the relay origin. Nodes can crash (their peers see them leave
 //! after a delay, as liveness would tell them) and procedures can be withdrawn.
+//!
+//! Each node also has the routing core the router drives: its subscriptions are announced to its
+//! members (and again to each member that joins, as admission does), its publications go where
+//! the core says, and a member's publications are delivered and relayed as the core says.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -16,13 +20,19 @@ use bytes::Bytes;
 use weft_auth::Grant;
 use weft_names::Name;
 
+use weft_names::Pattern;
+
 use super::calls::{CallEvent, CallId, Calls, NewCall};
+use super::pubsub::{Routed, Routing, Target};
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
 use crate::error::CallError;
 
 /// A node, by its index.
 pub(crate) type NodeId = usize;
+
+/// Where an access node numbers the subscriptions it holds for its clients: apart from its own.
+const RELAYED_IDS: u32 = 1 << 20;
 
 /// How a node serves a procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +43,32 @@ pub(crate) enum Serve {
     Hang,
 }
 
+/// A member as a simulated router holds it.
+#[derive(Debug)]
+struct Peer {
+    node: NodeId,
+    client: bool,
+}
+
+impl Routed<NodeId> for Peer {
+    fn peer(&self) -> &NodeId {
+        &self.node
+    }
+    fn client(&self) -> bool {
+        self.client
+    }
+}
+
 #[derive(Debug)]
 struct Node {
     calls: Calls<NodeId>,
+    routing: Routing<NodeId, Peer>,
+    /// This node's subscriptions, by id.
+    subscribed: Vec<(u32, Pattern)>,
+    /// Publications delivered to this node's subscriptions: (subscription, publisher, topic).
+    delivered: Vec<(u32, NodeId, String)>,
+    /// Deliveries counted as missed because a member was gone.
+    missed: usize,
     client: bool,
     up: bool,
     serves: HashMap<Name, Serve>,
@@ -64,6 +97,18 @@ enum Input {
     },
     /// `peer` is seen gone.
     Left { peer: NodeId },
+    Subscribe {
+        from: NodeId,
+        id: u32,
+        pattern: Pattern,
+    },
+    Publish {
+        from: NodeId,
+        /// Who published first (the client, for a publication its access node relays).
+        publisher: NodeId,
+        seq: u64,
+        topic: Name,
+    },
 }
 
 /// The simulated realm.
@@ -107,6 +152,10 @@ impl Sim {
     pub(crate) fn node(&mut self, client: bool) -> NodeId {
         self.nodes.push(Node {
             calls: Calls::new(client),
+            routing: Routing::new(client),
+            subscribed: Vec::new(),
+            delivered: Vec::new(),
+            missed: 0,
             client,
             up: true,
             serves: HashMap::new(),
@@ -125,6 +174,25 @@ impl Sim {
         for (me, peer) in [(a, b), (b, a)] {
             let client = self.nodes[peer].client;
             self.nodes[me].calls.handle_member_joined(peer, client, now);
+            self.nodes[me]
+                .routing
+                .join(peer, Peer { node: peer, client }, now);
+            // Admission announces this node's subscriptions to the newcomer; a client needs
+            // none, everything goes to it.
+            if !client {
+                let subscribed = self.nodes[me].subscribed.clone();
+                for (id, pattern) in subscribed {
+                    self.push(
+                        now + self.latency,
+                        peer,
+                        Input::Subscribe {
+                            from: me,
+                            id,
+                            pattern,
+                        },
+                    );
+                }
+            }
             let offered: Vec<Name> = self.nodes[peer].serves.keys().cloned().collect();
             for procedure in offered {
                 self.learn(me, peer, &procedure);
@@ -170,6 +238,79 @@ impl Sim {
         self.nodes[node].up = true;
         for &peer in peers {
             self.connect(node, peer);
+        }
+    }
+
+    /// `node` subscribes to `pattern`: locally, and announced to its members (not to its
+    /// clients, who send everything to it anyway).
+    pub(crate) fn subscribe(&mut self, node: NodeId, pattern: &str) {
+        let pattern = Pattern::new(pattern).expect("a pattern");
+        let id = u32::try_from(self.nodes[node].subscribed.len()).unwrap_or(u32::MAX);
+        self.nodes[node].subscribed.push((id, pattern.clone()));
+        self.nodes[node].routing.add_local(id, pattern.clone());
+        let at = self.now + self.latency;
+        for peer in self.peers(node) {
+            if !self.nodes[peer].client {
+                let input = Input::Subscribe {
+                    from: node,
+                    id,
+                    pattern: pattern.clone(),
+                };
+                self.push(at, peer, input);
+            }
+        }
+    }
+
+    /// `node` publishes to `topic`.
+    pub(crate) fn publish(&mut self, node: NodeId, topic: &str) {
+        let topic = Name::new(topic).expect("a topic");
+        let mut targets = Vec::new();
+        let (seq, route) = self.nodes[node].routing.route_local(&topic, &mut targets);
+        self.nodes[node].missed += route.missed;
+        self.fan_out(node, node, seq, &topic, &targets);
+    }
+
+    /// What `node`'s subscriptions received: (subscription id, publisher, topic), in order.
+    pub(crate) fn delivered(&self, node: NodeId) -> &[(u32, NodeId, String)] {
+        &self.nodes[node].delivered
+    }
+
+    /// Deliveries `node` counted as missed because a member was gone.
+    pub(crate) fn missed(&self, node: NodeId) -> usize {
+        self.nodes[node].missed
+    }
+
+    /// Delivers to `node`'s local targets, and sends to its peer targets numbered `seq`.
+    fn fan_out(
+        &mut self,
+        node: NodeId,
+        publisher: NodeId,
+        seq: u64,
+        topic: &Name,
+        targets: &[Target],
+    ) {
+        let at = self.now + self.latency;
+        for target in targets {
+            match *target {
+                Target::Local(id) => {
+                    self.nodes[node]
+                        .delivered
+                        .push((id, publisher, topic.to_string()));
+                }
+                Target::Peer(slot) => {
+                    let Some(to) = self.nodes[node].routing.members().get(slot).map(|p| p.node)
+                    else {
+                        continue;
+                    };
+                    let input = Input::Publish {
+                        from: node,
+                        publisher,
+                        seq,
+                        topic: topic.clone(),
+                    };
+                    self.push(at, to, input);
+                }
+            }
         }
     }
 
@@ -414,6 +555,71 @@ impl Sim {
             Input::Left { peer } => {
                 self.links.remove(&(to.min(peer), to.max(peer)));
                 self.nodes[to].calls.handle_member_left(&peer);
+                self.nodes[to].routing.leave(&peer, true, now);
+            }
+            Input::Subscribe { from, id, pattern } => {
+                let routing = &mut self.nodes[to].routing;
+                routing.announced(&from, id);
+                let Some((slot, member)) = routing.members().by_peer(&from) else {
+                    return;
+                };
+                let client = member.client;
+                routing.subscribe(slot, id, pattern.clone());
+                // A client's subscription is held in the mesh by its access node, as its own
+                // (the membership actor's `RelayInterest`), under an id of the access node's.
+                if client {
+                    let relayed = RELAYED_IDS + id;
+                    for peer in self.peers(to) {
+                        if peer != from && !self.nodes[peer].client {
+                            let input = Input::Subscribe {
+                                from: to,
+                                id: relayed,
+                                pattern: pattern.clone(),
+                            };
+                            self.push(now + self.latency, peer, input);
+                        }
+                    }
+                }
+            }
+            Input::Publish {
+                from,
+                publisher,
+                seq,
+                topic,
+            } => {
+                let routing = &mut self.nodes[to].routing;
+                let Some((_, member)) = routing.members().by_peer(&from) else {
+                    return;
+                };
+                let origin = match member.client {
+                    true => Origin::Client(from),
+                    false => Origin::Member,
+                };
+                let mut targets = Vec::new();
+                let mut run = routing.begin_batch(&from);
+                let routed = routing.route_remote(&mut run, seq, &topic, &mut targets);
+                routing.end_batch(from, run);
+                let Some(route) = routed else {
+                    return;
+                };
+                self.nodes[to].missed += route.missed;
+                // Delivered here, and relayed (numbered as this node's own) where the rules say.
+                let relayed: Vec<Target> = targets
+                    .iter()
+                    .copied()
+                    .filter(|t| match t {
+                        Target::Local(_) => true,
+                        Target::Peer(slot) => {
+                            self.nodes[to].routing.relays_to(&origin, *slot).is_some()
+                        }
+                    })
+                    .collect();
+                let own = if relayed.iter().any(|t| matches!(t, Target::Peer(_))) {
+                    self.nodes[to].routing.take_seq()
+                } else {
+                    0
+                };
+                self.fan_out(to, publisher, own, &topic, &relayed);
             }
         }
     }
@@ -601,6 +807,118 @@ mod tests {
             "{:?}",
             sim.outcome(client, id)
         );
+    }
+
+    /// The topics `node` received, in order.
+    fn topics(sim: &Sim, node: NodeId) -> Vec<String> {
+        sim.delivered(node)
+            .iter()
+            .map(|(_, _, t)| t.clone())
+            .collect()
+    }
+
+    #[test]
+    fn publications_and_wildcards_across_three_nodes() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let (a, b, c) = (sim.node(false), sim.node(false), sim.node(false));
+        sim.connect(a, b);
+        sim.connect(a, c);
+        sim.connect(b, c);
+        sim.subscribe(a, "orders.*");
+        sim.subscribe(b, "orders.**");
+        sim.subscribe(c, "*.placed");
+        sim.run_for(100 * MS);
+        for topic in [
+            "orders.placed",
+            "orders.eu.placed",
+            "audit.placed",
+            "orders.shipped",
+        ] {
+            sim.publish(c, topic);
+        }
+        sim.run_for(100 * MS);
+        assert_eq!(topics(&sim, a), ["orders.placed", "orders.shipped"]);
+        assert_eq!(
+            topics(&sim, b),
+            ["orders.placed", "orders.eu.placed", "orders.shipped"],
+            "`**` takes any depth, in the order published"
+        );
+        assert_eq!(
+            topics(&sim, c),
+            ["orders.placed", "audit.placed"],
+            "its own publications reach its own subscription, once"
+        );
+    }
+
+    #[test]
+    fn a_subscription_made_before_a_member_joins_reaches_it_at_admission() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let (a, b) = (sim.node(false), sim.node(false));
+        sim.subscribe(a, "orders.*");
+        sim.connect(a, b);
+        sim.run_for(100 * MS);
+        sim.publish(b, "orders.placed");
+        sim.run_for(100 * MS);
+        assert_eq!(topics(&sim, a), ["orders.placed"]);
+    }
+
+    #[test]
+    fn a_clients_publications_and_subscriptions_go_through_its_access_node() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let (access, member, client) = (sim.node(false), sim.node(false), sim.node(true));
+        sim.connect(access, member);
+        sim.connect(client, access);
+        sim.subscribe(member, "orders.*");
+        sim.subscribe(client, "audit.*");
+        sim.subscribe(access, "orders.*");
+        sim.run_for(100 * MS);
+        // The client's subscription is held in the mesh by its access node: the member sees the
+        // access node's, so its publication reaches the client through the access node.
+        sim.publish(client, "orders.placed");
+        sim.publish(member, "audit.logged");
+        sim.run_for(100 * MS);
+        assert_eq!(
+            sim.delivered(member),
+            &[(0, client, "orders.placed".into())]
+        );
+        assert_eq!(
+            sim.delivered(access),
+            &[(0, client, "orders.placed".into())]
+        );
+        assert_eq!(
+            sim.delivered(client),
+            &[(0, member, "audit.logged".into())],
+            "the member's reaches the client through its access node; its own is not sent back"
+        );
+        assert!(
+            !topics(&sim, access).contains(&"audit.logged".to_owned()),
+            "held for the client, not delivered to the access node's own subscriptions"
+        );
+    }
+
+    #[test]
+    fn what_a_crashed_member_misses_is_counted_until_it_is_back() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let (a, b) = (sim.node(false), sim.node(false));
+        sim.connect(a, b);
+        sim.subscribe(b, "orders.*");
+        sim.run_for(100 * MS);
+        sim.publish(a, "orders.placed");
+        sim.run_for(100 * MS);
+        assert_eq!(topics(&sim, b).len(), 1);
+
+        sim.crash(b);
+        sim.run_for(2 * SECOND);
+        for _ in 0..3 {
+            sim.publish(a, "orders.placed");
+        }
+        assert_eq!(sim.missed(a), 3, "counted, not silent");
+        sim.restart(b, &[a]);
+        sim.run_for(100 * MS);
+        sim.publish(a, "orders.placed");
+        sim.run_for(100 * MS);
+        assert_eq!(sim.missed(a), 3, "announced again: nothing more missed");
+        assert_eq!(topics(&sim, b).len(), 2, "1 before the crash, 1 after");
     }
 
     #[test]
