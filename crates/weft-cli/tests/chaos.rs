@@ -580,7 +580,7 @@ const PROXY_ENV: &str = "WEFT_CHAOS_DELAY_PROXY";
 /// between one client at `LISTEN` and `TARGET`, holding each datagram the given milliseconds.
 /// It runs until killed.
 #[test]
-#[ignore = "a helper the loss test runs inside a network namespace"]
+#[ignore = "not a test: the loss test runs it inside a network namespace"]
 fn delay_proxy() {
     let settings = std::env::var(PROXY_ENV).expect("run by the loss test, which sets it");
     let [listen, target, ms] = settings.split(' ').collect::<Vec<_>>()[..] else {
