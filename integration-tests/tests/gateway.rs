@@ -165,6 +165,17 @@ impl Mesh {
         request
     }
 
+    /// A publication to `orders.placed` through the gateway at `base` under `token` exactly as
+    /// given (not re-signed), with the client's grant as its proof.
+    fn publish_with(&self, base: &str, token: &Token) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/realms/io.acme/publish/orders.placed"))
+            .header("content-type", "application/json")
+            .bearer_auth(token.as_str())
+            .header("ucans", self.client_grant.as_str())
+            .body("{}")
+    }
+
     async fn stop(self) {
         self.http.shutdown().await;
         self.service.shutdown().await;
@@ -939,16 +950,7 @@ async fn an_sse_stream_ends_when_the_clients_token_expires() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_that_was_used_once_is_refused_again() {
     let mesh = Mesh::start().await;
-    let url = format!("{}/v1/realms/io.acme/publish/orders.placed", mesh.base);
-    let send = |token: &Token| {
-        reqwest::Client::new()
-            .post(&url)
-            .header("content-type", "application/json")
-            .bearer_auth(token.as_str())
-            .header("ucans", mesh.client_grant.as_str())
-            .body("{}")
-            .send()
-    };
+    let send = |token: &Token| mesh.publish_with(&mesh.base, token).send();
     let once = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
     assert_eq!(send(&once).await.unwrap().status(), StatusCode::ACCEPTED);
     // What a member saw in the frame, replayed: refused.
@@ -988,15 +990,7 @@ async fn a_restarted_gateway_remembers_the_tokens_it_accepted() {
             },
         )
     };
-    let send = |base: String, token: Token| {
-        reqwest::Client::new()
-            .post(format!("{base}/v1/realms/io.acme/publish/orders.placed"))
-            .header("content-type", "application/json")
-            .bearer_auth(token.as_str())
-            .header("ucans", mesh.client_grant.as_str())
-            .body("{}")
-            .send()
-    };
+    let send = |base: String, token: Token| mesh.publish_with(&base, &token).send();
     let once = mesh.bearer(&[("weft://io.acme/orders.*", "msg/publish")]);
 
     let first = serve(Some(journal.clone())).await.unwrap();

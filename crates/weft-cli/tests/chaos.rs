@@ -266,6 +266,24 @@ fn provider(lab: &Lab, ns: &str, procedure: &str, record: &Path, pause: &str) ->
     Running(err, Killed(serve))
 }
 
+/// A `weft sub` in `ns` to `orders.*`, once it says it is subscribed: its events (one JSON line
+/// each), and the process.
+fn subscriber(lab: &Lab, ns: &str) -> (mpsc::Receiver<String>, Running) {
+    let mut sub = lab
+        .weft(
+            ns,
+            &["sub", "--connect", LOCAL, "--realm", "dev", "orders.*"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = lines(sub.stdout.take().unwrap());
+    let err = lines(sub.stderr.take().unwrap());
+    wait_for(&err, LIMIT, |l| l == "ready");
+    (events, Running(err, Killed(sub)))
+}
+
 /// `weft call` from `ns`: its exit code and how long it took.
 fn call(lab: &Lab, ns: &str, procedure: &str, args: &str, timeout: &str) -> (i32, Duration) {
     let started = Instant::now();
@@ -352,21 +370,7 @@ fn after_a_partition_heals_the_same_subscriber_and_callers_work_again() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("calls");
     let _provider = provider(&lab, &lab.b.clone(), "orders.get", &record, "0");
-    let mut sub = lab
-        .weft(
-            &lab.a,
-            &["sub", "--connect", LOCAL, "--realm", "dev", "orders.*"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sub_out, sub_err) = (
-        lines(sub.stdout.take().unwrap()),
-        lines(sub.stderr.take().unwrap()),
-    );
-    let _sub = Killed(sub);
-    wait_for(&sub_err, LIMIT, |l| l == "ready");
+    let (sub_out, _sub) = subscriber(&lab, &lab.a);
     until_a_call_succeeds(&lab, &lab.a, "orders.get", LIMIT);
     let received = |n: u64| {
         move |line: &str| serde_json::from_str::<Value>(line).unwrap()["payload"]["n"] == n
@@ -508,19 +512,7 @@ fn with_five_percent_loss_and_delay_calls_and_publications_go_through() {
     let record = dir.path().join("calls");
     let _provider = provider(&lab, &lab.b.clone(), "orders.get", &record, "0");
     until_a_call_succeeds(&lab, &lab.a, "orders.get", LIMIT);
-    let mut sub = lab
-        .weft(
-            &lab.b,
-            &["sub", "--connect", LOCAL, "--realm", "dev", "orders.*"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let events = lines(sub.stdout.take().unwrap());
-    let ready = lines(sub.stderr.take().unwrap());
-    wait_for(&ready, LIMIT, |l| l == "ready");
-    let _sub = Killed(sub);
+    let (events, _sub) = subscriber(&lab, &lab.b);
     // The subscription reaches A over the delayed link; a publication that arrives before it
     // has no subscriber to go to, so publish until the first one is delivered.
     let mut n = 0;

@@ -375,9 +375,16 @@ fn shrink(buffer: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    /// A stream that records what is written.
+    /// A stream that records what is written (and whether it was closed), or, if broken, fails
+    /// every write as a reset connection does.
     #[derive(Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>);
+    struct Sink(Arc<Mutex<Vec<u8>>>, Arc<Mutex<bool>>, bool);
+
+    impl Sink {
+        fn broken() -> Self {
+            Sink(Arc::default(), Arc::default(), true)
+        }
+    }
 
     impl AsyncWrite for Sink {
         fn poll_write(
@@ -385,6 +392,9 @@ mod tests {
             _cx: &mut std::task::Context<'_>,
             buf: &[u8],
         ) -> std::task::Poll<std::io::Result<usize>> {
+            if self.2 {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+            }
             self.0.lock().unwrap().extend_from_slice(buf);
             std::task::Poll::Ready(Ok(buf.len()))
         }
@@ -487,31 +497,6 @@ mod tests {
         assert!(!outbox.congested(), "and leaves nobody waiting");
     }
 
-    /// A stream whose writes fail, as a reset connection's do.
-    struct Broken;
-
-    impl AsyncWrite for Broken {
-        fn poll_write(
-            self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-            _buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
-        }
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn poll_close(
-            self: std::pin::Pin<&mut Self>,
-            _cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
     fn lost(outbox: &Outbox) -> Vec<(u16, u64)> {
         let mut lost: Vec<_> = outbox.take_lost().iter().collect();
         lost.sort_unstable();
@@ -533,7 +518,7 @@ mod tests {
         // Handed to a write that fails.
         let outbox = Outbox::new(8);
         assert!(outbox.push_tagged(b"p", 3).queued);
-        assert!(write_outbox(Broken, outbox.clone()).await.is_err());
+        assert!(write_outbox(Sink::broken(), outbox.clone()).await.is_err());
         assert_eq!(lost(&outbox), vec![(3, 1)]);
 
         // Written: nothing lost.

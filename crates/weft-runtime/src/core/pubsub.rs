@@ -137,7 +137,7 @@ impl<P: Clone + Eq + Hash, M: Routed<P>> Routing<P, M> {
         self.interests.remove_target(&Target::Local(id));
     }
 
-    /// The member in `slot` announced, or ended, its subscription `id` (an absent member that
+    /// `peer` announced, or ended, its subscription `id` (an absent member that
     /// does so is back for that subscription).
     pub(crate) fn announced(&mut self, peer: &P, id: u32) {
         self.absent.announced(peer, id);
