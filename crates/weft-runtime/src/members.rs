@@ -32,6 +32,20 @@ pub(crate) struct Admitted {
     pub(crate) budget: Arc<VerifyBudget>,
 }
 
+impl crate::core::roster::Credentials for Arc<Admitted> {
+    fn client(&self) -> bool {
+        self.client
+    }
+
+    fn acting(&self) -> crate::core::authority::Acting<'_> {
+        crate::core::authority::Acting {
+            did: &self.did,
+            chains: &self.chains,
+            budget: Some(&self.budget),
+        }
+    }
+}
+
 /// A member as the router holds it.
 #[derive(Debug)]
 pub(crate) struct Member {

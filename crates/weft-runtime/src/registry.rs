@@ -1116,13 +1116,16 @@ impl Registry {
     /// there, the peer is told, and the end is counted.
     fn sweep(&mut self) {
         let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
-        let ended = self.adverts.sweep_now(authorizer, |(peer, procedure), ()| {
-            let member = members
-                .get(peer)
-                .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
-            let action = Action::Advertise(procedure);
-            authorizer.authorize_any(realm, &member.chains, &member.did, action, unix_now())
-        });
+        let now = unix_now();
+        let ended = self
+            .adverts
+            .sweep_under(authorizer, now, |(peer, procedure), ()| {
+                let member = members
+                    .get(peer)
+                    .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
+                let action = Action::Advertise(procedure);
+                authorizer.authorize_any(realm, &member.chains, &member.did, action, now)
+            });
         for ((peer, procedure), (), e) in ended {
             if let Some(member) = self.members.get(&peer) {
                 let reason = format!("advertisement of {procedure} ended: {e}");

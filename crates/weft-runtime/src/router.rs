@@ -308,28 +308,29 @@ impl Router {
         self.routing.expire(std::time::Instant::now());
         let (members, authorizer, realm) = (self.routing.members(), &self.authorizer, &self.realm);
         let cache = &mut self.chain_cache;
-        let ended = self
-            .subscriptions
-            .sweep_now(authorizer, |(slot, _), (pattern, chain)| {
-                let member = members.get(*slot).ok_or_else(|| {
-                    weft_auth::AuthError::Unauthorized("no longer a member".into())
-                })?;
-                let acting = Acting {
-                    did: &member.did,
-                    chains: &member.chains,
-                    budget: None,
-                };
-                let action = Action::Subscribe(pattern);
-                authorize_member(
-                    authorizer,
-                    cache,
-                    realm,
-                    chain.as_ref(),
-                    acting,
-                    action,
-                    unix_now(),
-                )
-            });
+        let now = unix_now();
+        let ended =
+            self.subscriptions
+                .sweep_under(authorizer, now, |(slot, _), (pattern, chain)| {
+                    let member = members.get(*slot).ok_or_else(|| {
+                        weft_auth::AuthError::Unauthorized("no longer a member".into())
+                    })?;
+                    let acting = Acting {
+                        did: &member.did,
+                        chains: &member.chains,
+                        budget: None,
+                    };
+                    let action = Action::Subscribe(pattern);
+                    authorize_member(
+                        authorizer,
+                        cache,
+                        realm,
+                        chain.as_ref(),
+                        acting,
+                        action,
+                        now,
+                    )
+                });
         for ((slot, id), (pattern, _), e) in ended {
             self.routing.unsubscribe(slot, id);
             if let Some(member) = self.routing.members().get(slot) {

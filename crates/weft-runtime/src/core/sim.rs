@@ -11,19 +11,33 @@
 //! Each node also has the routing core the router drives: its subscriptions are announced to its
 //! members (and again to each member that joins, as admission does), its publications go where
 //! the core says, and a member's publications are delivered and relayed as the core says.
+//!
+//! Each node has the roster the membership actor drives, and its own authorizer: nodes hold
+//! UCAN chains from the realm's owner, and are admitted to each other only with a grant to join.
+//! A node checks a member's `msg/subscribe` before it routes to the subscription, as the router
+//! does, a client's subscriptions are held in the mesh by its access node through the roster,
+//! and every second each roster ends what rests on chains that expired. Simulated time maps to
+//! Unix seconds from a fixed epoch, and keys come from fixed seeds, so a run is the same every
+//! time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use weft_auth::Grant;
-use weft_names::Name;
+use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget};
+use weft_identity::{Did, Keypair};
+use weft_names::{Name, Pattern, RealmName};
+use weft_ucan::Builder;
+use weft_wire::{Frame, Interest, WireChain};
 
-use weft_names::Pattern;
-
+use super::authority::{Acting, authorize_member};
 use super::calls::{CallEvent, CallId, Calls, NewCall};
+use super::chains::{ChainCache, wire_chain};
 use super::pubsub::{Routed, Routing, Target};
+use super::roster::{Credentials, Roster};
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
 use crate::error::CallError;
@@ -31,8 +45,15 @@ use crate::error::CallError;
 /// A node, by its index.
 pub(crate) type NodeId = usize;
 
-/// Where an access node numbers the subscriptions it holds for its clients: apart from its own.
-const RELAYED_IDS: u32 = 1 << 20;
+/// The Unix time simulated time starts at.
+const EPOCH: u64 = 1_800_000_000;
+
+/// What [`Sim::node`] grants: everything, for a day.
+pub(crate) const EVERYTHING: &[(&str, &str)] = &[
+    ("", "realm/join"),
+    ("/**", "msg/publish"),
+    ("/**", "msg/subscribe"),
+];
 
 /// How a node serves a procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +71,29 @@ struct Peer {
     client: bool,
 }
 
+/// A member as a simulated roster holds it.
+#[derive(Debug)]
+struct Member {
+    node: NodeId,
+    did: Did,
+    chains: Vec<Chain>,
+    client: bool,
+    budget: VerifyBudget,
+}
+
+impl Credentials for Member {
+    fn client(&self) -> bool {
+        self.client
+    }
+    fn acting(&self) -> Acting<'_> {
+        Acting {
+            did: &self.did,
+            chains: &self.chains,
+            budget: Some(&self.budget),
+        }
+    }
+}
+
 impl Routed<NodeId> for Peer {
     fn peer(&self) -> &NodeId {
         &self.node
@@ -63,8 +107,14 @@ impl Routed<NodeId> for Peer {
 struct Node {
     calls: Calls<NodeId>,
     routing: Routing<NodeId, Peer>,
-    /// This node's subscriptions, by id.
-    subscribed: Vec<(u32, Pattern)>,
+    roster: Roster<NodeId, Member>,
+    authorizer: Arc<Authorizer>,
+    chain_cache: ChainCache,
+    did: Did,
+    /// The chains it presents to join.
+    chains: Vec<WireChain>,
+    /// Subscriptions of members it refused to route to.
+    refused: usize,
     /// Publications delivered to this node's subscriptions: (subscription, publisher, topic).
     delivered: Vec<(u32, NodeId, String)>,
     /// Deliveries counted as missed because a member was gone.
@@ -96,11 +146,22 @@ enum Input {
         result: Result<Bytes, CallError>,
     },
     /// `peer` is seen gone.
-    Left { peer: NodeId },
+    Left {
+        peer: NodeId,
+    },
     Subscribe {
         from: NodeId,
         id: u32,
         pattern: Pattern,
+        chain: Option<WireChain>,
+    },
+    Unsubscribe {
+        from: NodeId,
+        id: u32,
+    },
+    Revoke {
+        from: NodeId,
+        record: String,
     },
     Publish {
         from: NodeId,
@@ -114,7 +175,13 @@ enum Input {
 /// The simulated realm.
 #[derive(Debug)]
 pub(crate) struct Sim {
+    start: Instant,
     now: Instant,
+    /// The realm's owner, who grants everything in it.
+    owner: Keypair,
+    realm: Realm,
+    /// The next roster sweep.
+    next_sweep: Instant,
     latency: Duration,
     /// How long after a crash its peers notice.
     liveness: Duration,
@@ -131,8 +198,18 @@ impl Sim {
     /// An empty realm whose frames take `latency`, and whose nodes notice a crashed peer after
     /// `liveness`.
     pub(crate) fn new(latency: Duration, liveness: Duration) -> Self {
+        let now = Instant::now();
+        let owner = Keypair::from_seed(&[0xEE; 32]);
+        let realm = Realm::owned(
+            RealmName::new("io.acme").expect("a realm name"),
+            owner.did(),
+        );
         Self {
-            now: Instant::now(),
+            start: now,
+            now,
+            owner,
+            realm,
+            next_sweep: now + super::standing::SWEEP,
             latency,
             liveness,
             nodes: Vec::new(),
@@ -148,12 +225,58 @@ impl Sim {
         self.now
     }
 
-    /// Adds a node (a client of the nodes it connects to, if `client`).
+    /// Simulated time as Unix seconds.
+    pub(crate) fn unix(&self) -> u64 {
+        EPOCH + (self.now - self.start).as_secs()
+    }
+
+    /// Adds a node (a client of the nodes it connects to, if `client`) that may do anything in
+    /// the realm for a day.
     pub(crate) fn node(&mut self, client: bool) -> NodeId {
+        self.node_granted(client, EVERYTHING, Duration::from_secs(86_400))
+    }
+
+    /// Adds a node holding the owner's `grants` ((resource under the realm, ability)), which
+    /// last `lasting` from now.
+    pub(crate) fn node_granted(
+        &mut self,
+        client: bool,
+        grants: &[(&str, &str)],
+        lasting: Duration,
+    ) -> NodeId {
+        let index = self.nodes.len();
+        let seed = u8::try_from(index).unwrap_or(u8::MAX);
+        let key = Keypair::from_seed(&[seed; 32]);
+        let expires = self.unix() + lasting.as_secs();
+        let chains: Vec<Chain> = grants
+            .iter()
+            .map(|(resource, ability)| {
+                let token = Builder::new(&self.owner, key.did())
+                    .claim(format!("weft://io.acme{resource}"), *ability)
+                    .expires_at(expires)
+                    .build()
+                    .expect("a token");
+                Chain::new(token, [])
+            })
+            .collect();
+        let wire = chains.iter().map(wire_chain).collect();
+        let authorizer = Arc::new(Authorizer::new().with_leeway(0));
+        let roster = Roster::new(
+            self.realm.clone(),
+            0,
+            authorizer.clone(),
+            key.did(),
+            Arc::new(chains),
+        );
         self.nodes.push(Node {
             calls: Calls::new(client),
             routing: Routing::new(client),
-            subscribed: Vec::new(),
+            roster,
+            authorizer,
+            chain_cache: ChainCache::default(),
+            did: key.did(),
+            chains: wire,
+            refused: 0,
             delivered: Vec::new(),
             missed: 0,
             client,
@@ -164,41 +287,79 @@ impl Sim {
             outcomes: HashMap::new(),
             lookups: 0,
         });
-        self.nodes.len() - 1
+        index
     }
 
-    /// Admits `a` and `b` to each other, and tells each what the other provides.
-    pub(crate) fn connect(&mut self, a: NodeId, b: NodeId) {
+    /// Admits `a` and `b` to each other, and tells each what the other provides; unless one
+    /// refuses the other (no grant to join), when neither is linked.
+    pub(crate) fn connect(&mut self, a: NodeId, b: NodeId) -> Result<(), AuthError> {
+        let unix = self.unix();
+        let mut admissions = Vec::new();
+        for (me, peer) in [(a, b), (b, a)] {
+            let (did, chains) = (self.nodes[peer].did, &self.nodes[peer].chains);
+            let budget = VerifyBudget::default();
+            let admission = self.nodes[me].roster.admit(&did, chains, &budget, unix)?;
+            admissions.push((me, peer, admission, budget));
+        }
         self.links.insert((a.min(b), a.max(b)));
         let now = self.now;
-        for (me, peer) in [(a, b), (b, a)] {
+        for (me, peer, admission, budget) in admissions {
             let client = self.nodes[peer].client;
             self.nodes[me].calls.handle_member_joined(peer, client, now);
             self.nodes[me]
                 .routing
                 .join(peer, Peer { node: peer, client }, now);
-            // Admission announces this node's subscriptions to the newcomer; a client needs
-            // none, everything goes to it.
-            if !client {
-                let subscribed = self.nodes[me].subscribed.clone();
-                for (id, pattern) in subscribed {
-                    self.push(
-                        now + self.latency,
-                        peer,
-                        Input::Subscribe {
-                            from: me,
-                            id,
-                            pattern,
-                        },
-                    );
-                }
-            }
+            let member = Member {
+                node: peer,
+                did: self.nodes[peer].did,
+                chains: admission.chains,
+                client,
+                budget,
+            };
+            self.nodes[me].roster.join(peer, member, &admission.grant);
+            self.notify(me);
             let offered: Vec<Name> = self.nodes[peer].serves.keys().cloned().collect();
             for procedure in offered {
                 self.learn(me, peer, &procedure);
             }
         }
         self.settle();
+        Ok(())
+    }
+
+    /// Sends what `node`'s roster decided to send.
+    fn notify(&mut self, node: NodeId) {
+        let at = self.now + self.latency;
+        while let Some(notice) = self.nodes[node].roster.poll() {
+            let mut to: Vec<NodeId> = self.nodes[node]
+                .roster
+                .recipients(&notice.to)
+                .map(|m| m.node)
+                .collect();
+            to.sort_unstable();
+            for peer in to {
+                let input = match &notice.frame {
+                    Frame::Interest(Interest::Subscribe {
+                        id, pattern, chain, ..
+                    }) => Input::Subscribe {
+                        from: node,
+                        id: *id,
+                        pattern: pattern.clone(),
+                        chain: chain.clone(),
+                    },
+                    Frame::Interest(Interest::Unsubscribe { id, .. }) => Input::Unsubscribe {
+                        from: node,
+                        id: *id,
+                    },
+                    Frame::Revoke(revoke) => Input::Revoke {
+                        from: node,
+                        record: revoke.record.clone(),
+                    },
+                    _ => continue,
+                };
+                self.push(at, peer, input);
+            }
+        }
     }
 
     /// `node` provides `procedure`, served as `serve`; its peers learn of it.
@@ -237,28 +398,53 @@ impl Sim {
     pub(crate) fn restart(&mut self, node: NodeId, peers: &[NodeId]) {
         self.nodes[node].up = true;
         for &peer in peers {
-            self.connect(node, peer);
+            self.connect(node, peer).expect("admitted again");
         }
     }
 
-    /// `node` subscribes to `pattern`: locally, and announced to its members (not to its
-    /// clients, who send everything to it anyway).
-    pub(crate) fn subscribe(&mut self, node: NodeId, pattern: &str) {
+    /// `node` subscribes to `pattern`, if its chains let it: locally, and announced to its
+    /// members (not to its clients, who send everything to it anyway). Returns the id.
+    pub(crate) fn subscribe(&mut self, node: NodeId, pattern: &str) -> Result<u32, AuthError> {
         let pattern = Pattern::new(pattern).expect("a pattern");
-        let id = u32::try_from(self.nodes[node].subscribed.len()).unwrap_or(u32::MAX);
-        self.nodes[node].subscribed.push((id, pattern.clone()));
-        self.nodes[node].routing.add_local(id, pattern.clone());
-        let at = self.now + self.latency;
-        for peer in self.peers(node) {
-            if !self.nodes[peer].client {
-                let input = Input::Subscribe {
-                    from: node,
-                    id,
-                    pattern: pattern.clone(),
-                };
-                self.push(at, peer, input);
-            }
-        }
+        let unix = self.unix();
+        let id = self.nodes[node]
+            .roster
+            .subscribe(pattern.clone(), None, unix)?;
+        self.nodes[node].routing.add_local(id, pattern);
+        self.notify(node);
+        Ok(id)
+    }
+
+    /// `from` announces a subscription to `to` whatever its own chains say, as a hostile
+    /// member's session would.
+    pub(crate) fn announce(&mut self, from: NodeId, to: NodeId, id: u32, pattern: &str) {
+        let input = Input::Subscribe {
+            from,
+            id,
+            pattern: Pattern::new(pattern).expect("a pattern"),
+            chain: None,
+        };
+        self.push(self.now + self.latency, to, input);
+    }
+
+    /// Subscriptions `node` refused to route to, for want of the member's `msg/subscribe`.
+    pub(crate) fn refused(&self, node: NodeId) -> usize {
+        self.nodes[node].refused
+    }
+
+    /// `owner` revokes the token `node` joined with, and tells `at` of it.
+    pub(crate) fn revoke_join(&mut self, node: NodeId, at: NodeId) {
+        let join = &self.nodes[node].chains[0];
+        let token = weft_ucan::Token::parse(&join.leaf).expect("a token");
+        let record = weft_ucan::Revocation::issue(&self.owner, &token);
+        self.nodes[at]
+            .authorizer
+            .apply(&record)
+            .expect("the owner may revoke");
+        self.nodes[at]
+            .roster
+            .spread(&record, super::roster::To::Members);
+        self.notify(at);
     }
 
     /// `node` publishes to `topic`.
@@ -347,14 +533,22 @@ impl Sim {
                 .filter(|n| n.up)
                 .filter_map(|n| n.calls.poll_timeout())
                 .min();
-            let Some(at) = [next_input, next_timer].into_iter().flatten().min() else {
+            let next_sweep = Some(self.next_sweep);
+            let Some(at) = [next_input, next_timer, next_sweep]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
                 break;
             };
             if at > until {
                 break;
             }
             self.now = self.now.max(at);
-            if next_input == Some(at)
+            if at == self.next_sweep {
+                self.next_sweep += super::standing::SWEEP;
+                self.sweep();
+            } else if next_input == Some(at)
                 && let Some(Reverse((_, slot, to))) = self.queue.pop()
                 && let Some(input) = self.inputs.remove(&slot)
             {
@@ -390,6 +584,32 @@ impl Sim {
     /// DHT lookups `node` asked for.
     pub(crate) fn lookups(&self, node: NodeId) -> usize {
         self.nodes[node].lookups
+    }
+
+    /// Every node's roster ends what rests on expired or revoked chains; a member whose
+    /// membership ended is gone from the node's cores (it is told, and keeps its own view of
+    /// the node: what it sends is then dropped, as a node drops what a non-member sends).
+    fn sweep(&mut self) {
+        let (now, unix) = (self.now, self.unix());
+        for node in 0..self.nodes.len() {
+            if !self.nodes[node].up {
+                continue;
+            }
+            let ended = self.nodes[node].roster.sweep(unix);
+            for (member, _) in ended.members {
+                self.nodes[node].routing.leave(&member.node, false, now);
+                self.nodes[node].calls.handle_member_left(&member.node);
+            }
+            for (id, ..) in ended.subscriptions {
+                self.nodes[node].routing.remove_local(id);
+            }
+            self.notify(node);
+        }
+    }
+
+    /// Whether `node` holds `peer` as a member.
+    pub(crate) fn is_member(&self, node: NodeId, peer: NodeId) -> bool {
+        self.nodes[node].roster.member(&peer).is_some()
     }
 
     /// Calls still in progress at `node`.
@@ -556,30 +776,66 @@ impl Sim {
                 self.links.remove(&(to.min(peer), to.max(peer)));
                 self.nodes[to].calls.handle_member_left(&peer);
                 self.nodes[to].routing.leave(&peer, true, now);
+                self.nodes[to].roster.leave(&peer);
+                self.notify(to);
             }
-            Input::Subscribe { from, id, pattern } => {
-                let routing = &mut self.nodes[to].routing;
-                routing.announced(&from, id);
-                let Some((slot, member)) = routing.members().by_peer(&from) else {
+            Input::Subscribe {
+                from,
+                id,
+                pattern,
+                chain,
+            } => {
+                let unix = self.unix();
+                let node = &mut self.nodes[to];
+                node.routing.announced(&from, id);
+                let Some(member) = node.roster.member(&from) else {
                     return;
                 };
-                let client = member.client;
-                routing.subscribe(slot, id, pattern.clone());
-                // A client's subscription is held in the mesh by its access node, as its own
-                // (the membership actor's `RelayInterest`), under an id of the access node's.
-                if client {
-                    let relayed = RELAYED_IDS + id;
-                    for peer in self.peers(to) {
-                        if peer != from && !self.nodes[peer].client {
-                            let input = Input::Subscribe {
-                                from: to,
-                                id: relayed,
-                                pattern: pattern.clone(),
-                            };
-                            self.push(now + self.latency, peer, input);
-                        }
-                    }
+                let Some((slot, _)) = node.routing.members().by_peer(&from) else {
+                    return;
+                };
+                // The router's check: routed only if the member may read what it asks for.
+                let allowed = authorize_member(
+                    &node.authorizer,
+                    &mut node.chain_cache,
+                    &self.realm,
+                    chain.as_ref(),
+                    member.acting(),
+                    Action::Subscribe(&pattern),
+                    unix,
+                );
+                if allowed.is_err() {
+                    node.refused += 1;
+                    return;
                 }
+                node.routing.subscribe(slot, id, pattern.clone());
+                // A client's subscription is held in the mesh by its access node, as its own.
+                let interest = Interest::Subscribe {
+                    realm: 0,
+                    id,
+                    pattern,
+                    chain,
+                };
+                if node.roster.relay(&from, interest, unix).is_ok() {
+                    self.notify(to);
+                }
+            }
+            Input::Unsubscribe { from, id } => {
+                let unix = self.unix();
+                let node = &mut self.nodes[to];
+                node.routing.announced(&from, id);
+                if let Some((slot, _)) = node.routing.members().by_peer(&from) {
+                    node.routing.unsubscribe(slot, id);
+                }
+                let interest = Interest::Unsubscribe { realm: 0, id };
+                if node.roster.relay(&from, interest, unix).is_ok() {
+                    self.notify(to);
+                }
+            }
+            Input::Revoke { from, record } => {
+                let unix = self.unix();
+                self.nodes[to].roster.revoke(&from, &record, unix);
+                self.notify(to);
             }
             Input::Publish {
                 from,
@@ -639,7 +895,7 @@ mod tests {
         let providers = [sim.node(false), sim.node(false), sim.node(false)];
         for p in providers {
             sim.provide(p, "get", Serve::After(MS));
-            sim.connect(caller, p);
+            sim.connect(caller, p).unwrap();
         }
         (sim, caller, providers)
     }
@@ -699,8 +955,8 @@ mod tests {
         let (a, b) = (sim.node(false), sim.node(false));
         sim.provide(a, "get", Serve::After(10 * SECOND));
         sim.provide(b, "get", Serve::After(MS));
-        sim.connect(caller, a);
-        sim.connect(caller, b);
+        sim.connect(caller, a).unwrap();
+        sim.connect(caller, b).unwrap();
         let id = sim.call(caller, "get", Strategy::First, 30 * SECOND);
         sim.run_for(100 * MS);
         assert_eq!(sim.ran(a).len(), 1);
@@ -730,7 +986,7 @@ mod tests {
         let caller = sim.node(false);
         let provider = sim.node(false);
         sim.provide(provider, "get", Serve::After(MS));
-        sim.connect(caller, provider);
+        sim.connect(caller, provider).unwrap();
         sim.crash(provider);
         sim.run_for(2 * SECOND);
         // Gone: a call waits for a provider, and gets one when the provider is back.
@@ -749,7 +1005,7 @@ mod tests {
         let caller = sim.node(false);
         let slow = sim.node(false);
         sim.provide(slow, "get", Serve::Hang);
-        sim.connect(caller, slow);
+        sim.connect(caller, slow).unwrap();
         let id = sim.call(caller, "get", Strategy::First, 2 * SECOND);
         sim.run_for(2 * SECOND - MS);
         assert!(sim.outcome(caller, id).is_none());
@@ -763,7 +1019,7 @@ mod tests {
         let mut sim = Sim::new(5 * MS, SECOND);
         let caller = sim.node(false);
         let late = sim.node(false);
-        sim.connect(caller, late);
+        sim.connect(caller, late).unwrap();
         let id = sim.call(caller, "get", Strategy::First, SECOND);
         let missed = sim.call(caller, "put", Strategy::First, SECOND);
         assert_eq!(sim.lookups(caller), 2, "each looked up once");
@@ -786,10 +1042,10 @@ mod tests {
         let provider = sim.node(false);
         let client = sim.node(true);
         sim.provide(provider, "get", Serve::After(MS));
-        sim.connect(access, provider);
+        sim.connect(access, provider).unwrap();
         let early = sim.call(client, "get", Strategy::First, SECOND);
         assert_eq!(sim.lookups(client), 0, "a client does not look up itself");
-        sim.connect(client, access);
+        sim.connect(client, access).unwrap();
         sim.run_for(100 * MS);
         assert_eq!(answered_by(&sim, client, early), provider.to_string());
         assert_eq!(
@@ -821,12 +1077,12 @@ mod tests {
     fn publications_and_wildcards_across_three_nodes() {
         let mut sim = Sim::new(5 * MS, SECOND);
         let (a, b, c) = (sim.node(false), sim.node(false), sim.node(false));
-        sim.connect(a, b);
-        sim.connect(a, c);
-        sim.connect(b, c);
-        sim.subscribe(a, "orders.*");
-        sim.subscribe(b, "orders.**");
-        sim.subscribe(c, "*.placed");
+        sim.connect(a, b).unwrap();
+        sim.connect(a, c).unwrap();
+        sim.connect(b, c).unwrap();
+        sim.subscribe(a, "orders.*").unwrap();
+        sim.subscribe(b, "orders.**").unwrap();
+        sim.subscribe(c, "*.placed").unwrap();
         sim.run_for(100 * MS);
         for topic in [
             "orders.placed",
@@ -854,8 +1110,8 @@ mod tests {
     fn a_subscription_made_before_a_member_joins_reaches_it_at_admission() {
         let mut sim = Sim::new(5 * MS, SECOND);
         let (a, b) = (sim.node(false), sim.node(false));
-        sim.subscribe(a, "orders.*");
-        sim.connect(a, b);
+        sim.subscribe(a, "orders.*").unwrap();
+        sim.connect(a, b).unwrap();
         sim.run_for(100 * MS);
         sim.publish(b, "orders.placed");
         sim.run_for(100 * MS);
@@ -866,11 +1122,11 @@ mod tests {
     fn a_clients_publications_and_subscriptions_go_through_its_access_node() {
         let mut sim = Sim::new(5 * MS, SECOND);
         let (access, member, client) = (sim.node(false), sim.node(false), sim.node(true));
-        sim.connect(access, member);
-        sim.connect(client, access);
-        sim.subscribe(member, "orders.*");
-        sim.subscribe(client, "audit.*");
-        sim.subscribe(access, "orders.*");
+        sim.connect(access, member).unwrap();
+        sim.connect(client, access).unwrap();
+        let at_member = sim.subscribe(member, "orders.*").unwrap();
+        let at_client = sim.subscribe(client, "audit.*").unwrap();
+        let at_access = sim.subscribe(access, "orders.*").unwrap();
         sim.run_for(100 * MS);
         // The client's subscription is held in the mesh by its access node: the member sees the
         // access node's, so its publication reaches the client through the access node.
@@ -879,15 +1135,15 @@ mod tests {
         sim.run_for(100 * MS);
         assert_eq!(
             sim.delivered(member),
-            &[(0, client, "orders.placed".into())]
+            &[(at_member, client, "orders.placed".into())]
         );
         assert_eq!(
             sim.delivered(access),
-            &[(0, client, "orders.placed".into())]
+            &[(at_access, client, "orders.placed".into())]
         );
         assert_eq!(
             sim.delivered(client),
-            &[(0, member, "audit.logged".into())],
+            &[(at_client, member, "audit.logged".into())],
             "the member's reaches the client through its access node; its own is not sent back"
         );
         assert!(
@@ -900,8 +1156,8 @@ mod tests {
     fn what_a_crashed_member_misses_is_counted_until_it_is_back() {
         let mut sim = Sim::new(5 * MS, SECOND);
         let (a, b) = (sim.node(false), sim.node(false));
-        sim.connect(a, b);
-        sim.subscribe(b, "orders.*");
+        sim.connect(a, b).unwrap();
+        sim.subscribe(b, "orders.*").unwrap();
         sim.run_for(100 * MS);
         sim.publish(a, "orders.placed");
         sim.run_for(100 * MS);
@@ -919,6 +1175,101 @@ mod tests {
         sim.run_for(100 * MS);
         assert_eq!(sim.missed(a), 3, "announced again: nothing more missed");
         assert_eq!(topics(&sim, b).len(), 2, "1 before the crash, 1 after");
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    const JOIN: (&str, &str) = ("", "realm/join");
+
+    #[test]
+    fn a_node_without_a_grant_to_join_is_refused_and_hears_nothing() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let a = sim.node(false);
+        let reader = sim.node_granted(false, &[("/**", "msg/subscribe")], DAY);
+        assert!(sim.connect(a, reader).is_err(), "reading is not joining");
+        sim.subscribe(reader, "orders.*").unwrap();
+        sim.run_for(100 * MS);
+        sim.publish(a, "orders.placed");
+        sim.run_for(100 * MS);
+        assert!(topics(&sim, reader).is_empty());
+        assert!(!sim.is_member(a, reader) && !sim.is_member(reader, a));
+    }
+
+    #[test]
+    fn a_subscription_past_the_members_grant_is_not_routed() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let a = sim.node(false);
+        let narrow = sim.node_granted(false, &[JOIN, ("/orders.*", "msg/subscribe")], DAY);
+        sim.connect(a, narrow).unwrap();
+        assert!(
+            sim.subscribe(narrow, "payroll.*").is_err(),
+            "its own node refuses first"
+        );
+        let orders = sim.subscribe(narrow, "orders.*").unwrap();
+        // A hostile session sends it anyway: the node that would deliver refuses it.
+        sim.announce(narrow, a, orders + 1, "payroll.*");
+        sim.run_for(100 * MS);
+        assert_eq!(sim.refused(a), 1);
+        sim.publish(a, "payroll.run");
+        sim.publish(a, "orders.placed");
+        sim.run_for(100 * MS);
+        assert_eq!(topics(&sim, narrow), ["orders.placed"]);
+    }
+
+    #[test]
+    fn a_member_whose_join_expires_is_dropped_and_hears_no_more() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let a = sim.node(false);
+        let brief = sim.node_granted(false, EVERYTHING, 30 * SECOND);
+        sim.connect(a, brief).unwrap();
+        sim.subscribe(brief, "orders.*").unwrap();
+        sim.run_for(100 * MS);
+        sim.publish(a, "orders.placed");
+        sim.run_for(100 * MS);
+        assert_eq!(topics(&sim, brief).len(), 1);
+
+        sim.run_for(29 * SECOND);
+        assert!(sim.is_member(a, brief), "its grant still holds");
+        sim.run_for(2 * SECOND);
+        assert!(
+            !sim.is_member(a, brief),
+            "ended within a sweep of its expiry"
+        );
+        sim.publish(a, "orders.placed");
+        sim.run_for(100 * MS);
+        assert_eq!(topics(&sim, brief).len(), 1, "nothing after the end");
+        assert_eq!(sim.missed(a), 0, "it left: nothing is owed to it");
+    }
+
+    #[test]
+    fn a_revoked_member_is_dropped_by_every_node_told_of_it() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let (a, b, c) = (sim.node(false), sim.node(false), sim.node(false));
+        sim.connect(a, b).unwrap();
+        sim.connect(a, c).unwrap();
+        sim.connect(b, c).unwrap();
+        sim.subscribe(c, "orders.*").unwrap();
+        sim.run_for(100 * MS);
+
+        sim.revoke_join(c, a);
+        sim.run_for(2 * SECOND);
+        assert!(!sim.is_member(a, c), "a applied it");
+        assert!(
+            !sim.is_member(b, c),
+            "b heard of it from a, and applied it too"
+        );
+        assert!(
+            sim.is_member(a, b) && sim.is_member(b, a),
+            "the others stay"
+        );
+        sim.publish(a, "orders.placed");
+        sim.publish(b, "orders.placed");
+        sim.run_for(100 * MS);
+        assert!(topics(&sim, c).is_empty());
+        // A node that joins later is told of the record too.
+        let d = sim.node(false);
+        sim.connect(a, d).unwrap();
+        sim.run_for(100 * MS);
+        assert!(sim.connect(d, c).is_err(), "d knows c's join is revoked");
     }
 
     #[test]

@@ -94,14 +94,16 @@ impl<K: Eq + Hash + Clone, V> Standing<K, V> {
         ended
     }
 
-    /// [`sweep`](Self::sweep) at the clock's now, with `authorizer`'s leeway and revocations.
-    pub(crate) fn sweep_now(
+    /// [`sweep`](Self::sweep) at `now` (Unix seconds), with `authorizer`'s leeway and
+    /// revocations.
+    pub(crate) fn sweep_under(
         &mut self,
         authorizer: &Authorizer,
+        now: u64,
         check: impl FnMut(&K, &V) -> Result<Grant, AuthError>,
     ) -> Vec<(K, V, AuthError)> {
         let (leeway, epoch) = (authorizer.leeway(), authorizer.revocation_epoch());
-        self.sweep(crate::unix_now(), leeway, epoch, check)
+        self.sweep(now, leeway, epoch, check)
     }
 
     /// How many grants stand.
