@@ -36,6 +36,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 use crate::core::authority::{Acting, authorize_member};
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
+use crate::core::memo::PublishMemo;
 use crate::core::pubsub::{Routing, Target};
 use crate::core::relay::Origin;
 use crate::core::slots::Slot;
@@ -52,15 +53,6 @@ use crate::{Congestion, Event, Interests, PublishError, RealmStats, unix_now};
 const DRAIN_BATCH: usize = 1024;
 /// An encoding buffer larger than this (a large payload) is not kept for the next publication.
 const KEEP_ENCODED: usize = 64 * 1024;
-
-/// A remembered "allowed": valid for its topic, within its second of the clock, while no token
-/// has been revoked since.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Decision {
-    topic: Name,
-    second: u64,
-    epoch: u64,
-}
 
 /// Publications received from a peer, in the order it sent them (one read's worth).
 #[derive(Debug, Message)]
@@ -179,7 +171,7 @@ pub struct Router {
     /// A `Drain`'s answers, held until its events are flushed; the vector reused.
     answers: Vec<(oneshot::Sender<Published>, Published)>,
     /// The last topic this node was allowed to publish to under its own chains, and when.
-    own_decision: Option<Decision>,
+    own_memo: PublishMemo,
     /// The clock in seconds, read once per `Drain` rather than on every publication: tokens
     /// are checked to the second with a 60 s leeway, and a stretch takes microseconds.
     now: u64,
@@ -231,7 +223,7 @@ impl Router {
             encoded: Vec::new(),
             targets: Vec::new(),
             answers: Vec::new(),
-            own_decision: None,
+            own_memo: PublishMemo::default(),
             now: unix_now(),
             counters,
             chain_cache: ChainCache::default(),
@@ -384,31 +376,24 @@ impl Router {
         }
         let now = self.now;
         // This node's own chains never change, so a decision for a topic holds for the rest of
-        // the second unless something is revoked: a publisher streaming to one topic is
-        // authorized once a second, not once a publication.
-        let decided = Decision {
-            topic: msg.topic.clone(),
-            second: now,
-            epoch: self.authorizer.revocation_epoch(),
+        // the second unless something is revoked.
+        let epoch = self.authorizer.revocation_epoch();
+        let (authorizer, realm, own_did) = (&self.authorizer, &self.realm, &self.own_did);
+        let chains = match &msg.chain {
+            Some(chain) => std::slice::from_ref(chain),
+            None => self.own_chains.as_slice(),
         };
-        if msg.chain.is_some() || self.own_decision.as_ref() != Some(&decided) {
-            let chains = match &msg.chain {
-                Some(chain) => std::slice::from_ref(chain),
-                None => self.own_chains.as_slice(),
-            };
-            if let Err(e) = self.authorizer.authorize_any(
-                &self.realm,
-                chains,
-                &self.own_did,
-                Action::Publish(&msg.topic),
-                now,
-            ) {
-                self.counters.denied();
-                return Err(PublishError::Unauthorized(e));
-            }
-            if msg.chain.is_none() {
-                self.own_decision = Some(decided);
-            }
+        let allowed = self
+            .own_memo
+            .check(&msg.topic, now, epoch, msg.chain.is_some(), || {
+                let action = Action::Publish(&msg.topic);
+                authorizer
+                    .authorize_any(realm, chains, own_did, action, now)
+                    .map(drop)
+            });
+        if let Err(e) = allowed {
+            self.counters.denied();
+            return Err(PublishError::Unauthorized(e));
         }
         self.counters.published();
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
@@ -482,39 +467,29 @@ impl Handler<RemotePublish> for Router {
         };
         // A run of publications to one topic under the hello's chains is one decision: a batch
         // is one read's worth, microseconds apart, and the chains and topic are the same.
-        let mut decided: Option<(Name, u64)> = None;
+        let mut memo = PublishMemo::default();
+        let now = unix_now();
         let mut targets = std::mem::take(&mut self.targets);
         let mut sequence = self.routing.begin_batch(&msg.peer);
         for mut publish in msg.publishes {
             let topic = &publish.topic;
-            let known = publish.chain.is_none()
-                && decided.as_ref().is_some_and(|(t, epoch)| {
-                    t == topic && *epoch == self.authorizer.revocation_epoch()
-                });
-            if !known {
-                // Read before deciding: a revocation racing the check must void the memo.
-                let epoch = self.authorizer.revocation_epoch();
+            let epoch = self.authorizer.revocation_epoch();
+            let (authorizer, cache, realm) = (&self.authorizer, &mut self.chain_cache, &self.realm);
+            let frame_chain = publish.chain.as_ref();
+            let allowed = memo.check(topic, now, epoch, frame_chain.is_some(), || {
                 let acting = Acting {
                     did: &did,
                     chains: &chains,
                     budget: Some(&budget),
                 };
-                let allowed = authorize_member(
-                    &self.authorizer,
-                    &mut self.chain_cache,
-                    &self.realm,
-                    publish.chain.as_ref(),
-                    acting,
-                    Action::Publish(topic),
-                    unix_now(),
-                );
-                if let Err(e) = allowed {
-                    self.counters.denied();
-                    debug!(peer = %did.short(), %topic, error = %e, "publication refused");
-                    decided = None;
-                    continue;
-                }
-                decided = publish.chain.is_none().then(|| (topic.clone(), epoch));
+                let action = Action::Publish(topic);
+                authorize_member(authorizer, cache, realm, frame_chain, acting, action, now)
+                    .map(drop)
+            });
+            if let Err(e) = allowed {
+                self.counters.denied();
+                debug!(peer = %did.short(), %topic, error = %e, "publication refused");
+                continue;
             }
             let routed = self
                 .routing

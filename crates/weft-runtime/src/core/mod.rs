@@ -12,6 +12,7 @@ pub(crate) mod discovery;
 pub(crate) mod handshake;
 pub(crate) mod interest;
 pub(crate) mod keys;
+pub(crate) mod memo;
 pub(crate) mod providers;
 pub(crate) mod pubsub;
 pub(crate) mod relay;
@@ -38,6 +39,7 @@ mod tests {
         ("handshake.rs", include_str!("handshake.rs")),
         ("interest.rs", include_str!("interest.rs")),
         ("keys.rs", include_str!("keys.rs")),
+        ("memo.rs", include_str!("memo.rs")),
         ("providers.rs", include_str!("providers.rs")),
         ("pubsub.rs", include_str!("pubsub.rs")),
         ("relay.rs", include_str!("relay.rs")),
