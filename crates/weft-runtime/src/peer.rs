@@ -30,6 +30,7 @@ use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
 use crate::core::handshake::{Greeting, Handshake, PeerTags};
+use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
 use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
@@ -539,39 +540,13 @@ impl PeerConnection {
     /// one message. Stops while the context waits (a hello's admissions, a full router) and
     /// resumes after it.
     fn drain(&mut self, ctx: &mut Context<Self>) {
-        let mut run: Option<(RealmIndex, Vec<weft_wire::Publish>)> = None;
         while !ctx.waiting() && ctx.state() == ActorState::Running {
-            let Some(frame) = self.deferred.pop_front() else {
-                break;
-            };
-            match frame {
-                Frame::Publish(publish)
-                    if run
-                        .as_ref()
-                        .is_none_or(|(realm, _)| *realm == publish.realm) =>
-                {
-                    run.get_or_insert_with(|| (publish.realm, Vec::new()))
-                        .1
-                        .push(publish);
+            match next_step(&mut self.deferred) {
+                Some(Step::Publishes(realm, publishes)) => {
+                    self.forward_publishes(realm, publishes, ctx)
                 }
-                // Another realm's publication or another frame: the run before it goes first,
-                // and it waits its turn if forwarding the run made the session wait.
-                other if run.is_some() => {
-                    self.deferred.push_front(other);
-                    self.forward_publishes(run.take(), ctx);
-                }
-                other => self.dispatch(other, ctx),
-            }
-        }
-        // Only publications were added since the last check, so this is not waiting unless it
-        // already was; keep the run for later rather than send it past a wait.
-        if let Some((realm, publishes)) = run.take() {
-            if ctx.waiting() {
-                for publish in publishes.into_iter().rev() {
-                    self.deferred.push_front(Frame::Publish(publish));
-                }
-            } else {
-                self.forward_publishes(Some((realm, publishes)), ctx);
+                Some(Step::Frame(frame)) => self.dispatch(frame, ctx),
+                None => break,
             }
         }
         if ctx.waiting() && !self.deferred.is_empty() {
@@ -595,12 +570,10 @@ impl PeerConnection {
     /// Hands a run of publications to their realm's router.
     fn forward_publishes(
         &mut self,
-        run: Option<(RealmIndex, Vec<weft_wire::Publish>)>,
+        realm: RealmIndex,
+        publishes: Vec<weft_wire::Publish>,
         ctx: &mut Context<Self>,
     ) {
-        let Some((realm, publishes)) = run else {
-            return;
-        };
         let Some(router) = self.routes.get(&realm).map(|r| &r.router) else {
             return;
         };
@@ -698,9 +671,7 @@ impl PeerConnection {
                     });
                 }
             }
-            Frame::Publish(publish) => {
-                self.forward_publishes(Some((publish.realm, vec![publish])), ctx)
-            }
+            Frame::Publish(publish) => self.forward_publishes(publish.realm, vec![publish], ctx),
             // Only a realm we named to the peer can be refused: anything else is noise it made up.
             Frame::Denied(denial) if !self.handshake.named(denial.realm) => {
                 debug!(peer = %self.did.short(), index = denial.realm, "denial for a realm we did not name ignored");

@@ -23,6 +23,7 @@ use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
 use crate::core::handshake::Greeting;
 use crate::core::keys::membership_key;
+use crate::core::redial::{Ended, Next, Redials};
 use crate::core::silent::Silent;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, PeerDenied, PeerGone,
@@ -81,7 +82,8 @@ pub struct Supervisor {
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     bootstrap: Vec<Multiaddr>,
     reconnect: BackoffPolicy,
-    redial: HashMap<PeerId, (Multiaddr, Backoff)>,
+    /// Lost peers being dialed again.
+    redials: Redials<PeerId, Multiaddr>,
     /// While the node has no peer at all, its bootstrap peers are dialed on this schedule: one
     /// that is down when the node starts is reached once it comes up.
     rebootstrap: Backoff,
@@ -134,7 +136,7 @@ impl Supervisor {
             listen_waiters: Vec::new(),
             bootstrap,
             reconnect,
-            redial: HashMap::new(),
+            redials: Redials::new(reconnect),
             rebootstrap: Backoff::new(reconnect),
             rebootstrapping: false,
             client: false,
@@ -236,19 +238,18 @@ impl Supervisor {
         self.bootstrap.iter().any(|b| endpoint(b) == endpoint(addr))
     }
 
-    fn schedule_redial(&mut self, peer: PeerId, ctx: &mut Context<Self>) {
-        let Some((_, backoff)) = self.redial.get_mut(&peer) else {
-            return;
-        };
-        match backoff.next_delay(random_unit()) {
-            Some(delay) => {
-                debug!(%peer, ?delay, attempt = backoff.attempts(), "redial scheduled");
+    /// Acts on what the redial schedule says about `peer`.
+    fn schedule_redial(&self, peer: PeerId, next: Option<Next>, ctx: &mut Context<Self>) {
+        match next {
+            Some(Next::After(delay)) => {
+                let attempt = self.redials.attempts(&peer);
+                debug!(%peer, ?delay, attempt, "redial scheduled");
                 ctx.notify_later(Redial { peer }, delay);
             }
-            None => {
-                warn!(%peer, "giving up reconnecting after {} attempts", backoff.attempts());
-                self.redial.remove(&peer);
+            Some(Next::GiveUp { attempts }) => {
+                warn!(%peer, "giving up reconnecting after {attempts} attempts");
             }
+            None => {}
         }
     }
 }
@@ -348,9 +349,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                 }
             }
             NetEvent::PeerConnected { peer, addr, .. } => {
-                if let Some((_, backoff)) = self.redial.get_mut(&peer) {
-                    backoff.reset();
-                }
+                self.redials.connected(&peer);
                 match self.peers.get_mut(&peer) {
                     // Its inbound stream came first and started the session, which waits for
                     // this before opening its own stream.
@@ -467,15 +466,19 @@ impl Handler<PeerGone> for Supervisor {
             self.network
                 .spawn(async move { network.forget(peer, keys).await });
         }
-        let worth_it = (msg.was_member && !msg.client) || self.is_bootstrap(&entry.addr);
-        if self.stopping || msg.said_bye || !worth_it || entry.addr.is_empty() {
-            self.redial.remove(&msg.peer);
+        if self.stopping {
+            self.redials.forget(&msg.peer);
             return;
         }
-        self.redial
-            .entry(msg.peer)
-            .or_insert_with(|| (entry.addr.clone(), Backoff::new(self.reconnect)));
-        self.schedule_redial(msg.peer, ctx);
+        let ended = Ended {
+            said_bye: msg.said_bye,
+            was_member: msg.was_member,
+            client: msg.client,
+            bootstrap: self.is_bootstrap(&entry.addr),
+        };
+        let addr = Some(entry.addr).filter(|a| !a.is_empty());
+        let next = self.redials.gone(msg.peer, addr, ended, random_unit());
+        self.schedule_redial(msg.peer, next, ctx);
     }
 }
 
@@ -487,11 +490,10 @@ impl Handler<Redial> for Supervisor {
         if self.stopping || self.peers.contains_key(&msg.peer) {
             return;
         }
-        let Some((addr, _)) = self.redial.get(&msg.peer) else {
+        let Some(addr) = self.redials.due(&msg.peer).cloned() else {
             return;
         };
         let network = self.network.clone();
-        let addr = addr.clone();
         ctx.spawn(
             async move { network.dial(addr).await }
                 .into_actor(self)
@@ -499,7 +501,8 @@ impl Handler<Redial> for Supervisor {
                     Ok(_) => info!(peer = %msg.peer, "reconnected"),
                     Err(e) => {
                         debug!(peer = %msg.peer, error = %e, "redial failed");
-                        act.schedule_redial(msg.peer, ctx);
+                        let next = act.redials.failed(msg.peer, random_unit());
+                        act.schedule_redial(msg.peer, next, ctx);
                     }
                 }),
         );
@@ -543,7 +546,7 @@ impl Handler<Shutdown> for Supervisor {
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
         self.stopping = true;
-        self.redial.clear();
+        self.redials = Redials::new(self.reconnect);
         // Procedures first: members stop choosing this node, calls already here finish and
         // their replies leave before the goodbye.
         let withdrawn: Vec<_> = self

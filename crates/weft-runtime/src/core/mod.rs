@@ -10,11 +10,13 @@ pub(crate) mod caps;
 pub(crate) mod chains;
 pub(crate) mod discovery;
 pub(crate) mod handshake;
+pub(crate) mod inbound;
 pub(crate) mod interest;
 pub(crate) mod keys;
 pub(crate) mod memo;
 pub(crate) mod providers;
 pub(crate) mod pubsub;
+pub(crate) mod redial;
 pub(crate) mod relay;
 pub(crate) mod roster;
 pub(crate) mod sequence;
@@ -37,11 +39,13 @@ mod tests {
         ("chains.rs", include_str!("chains.rs")),
         ("discovery.rs", include_str!("discovery.rs")),
         ("handshake.rs", include_str!("handshake.rs")),
+        ("inbound.rs", include_str!("inbound.rs")),
         ("interest.rs", include_str!("interest.rs")),
         ("keys.rs", include_str!("keys.rs")),
         ("memo.rs", include_str!("memo.rs")),
         ("providers.rs", include_str!("providers.rs")),
         ("pubsub.rs", include_str!("pubsub.rs")),
+        ("redial.rs", include_str!("redial.rs")),
         ("relay.rs", include_str!("relay.rs")),
         ("roster.rs", include_str!("roster.rs")),
         ("sequence.rs", include_str!("sequence.rs")),
