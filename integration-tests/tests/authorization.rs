@@ -250,3 +250,57 @@ async fn revoking_a_publishers_own_token_stops_its_next_publication() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_realm_handle_vets_a_delegation_as_its_routers_would() {
+    // A gateway's check before it acts under a client's chain: the chain must reach this node,
+    // cover the action, and not be revoked.
+    let owner = Keypair::generate().unwrap();
+    let key = Keypair::generate().unwrap();
+    let node = Node::builder()
+        .key(key.clone())
+        .realm(REALM, owner.did())
+        .ucan(REALM, join(&owner, &key))
+        .start()
+        .await
+        .unwrap();
+    let realm = node.realm(REALM).unwrap();
+    let client = Keypair::generate().unwrap();
+    let to_client = grant(
+        &owner,
+        client.did(),
+        "weft://io.acme/orders.*",
+        "msg/publish",
+        None,
+    );
+    let to_node = grant(
+        &client,
+        key.did(),
+        "weft://io.acme/orders.*",
+        "msg/publish",
+        Some(&to_client),
+    );
+    let delegation = Chain::new(to_node.clone(), [to_client.clone()]);
+    let placed = weft::Name::new("orders.placed").unwrap();
+    let payroll = weft::Name::new("payroll.run").unwrap();
+    assert!(
+        realm
+            .authorize(&delegation, weft::Action::Publish(&placed))
+            .is_ok()
+    );
+    let outside = realm.authorize(&delegation, weft::Action::Publish(&payroll));
+    assert_eq!(outside.unwrap_err().code(), "unauthorized");
+    let subscribe = weft::Pattern::new("orders.*").unwrap();
+    let other_ability = realm.authorize(&delegation, weft::Action::Subscribe(&subscribe));
+    assert_eq!(other_ability.unwrap_err().code(), "unauthorized");
+
+    // The client's own chain names the client as audience: this node cannot act under it.
+    let not_ours = Chain::new(to_client, []);
+    let refused = realm.authorize(&not_ours, weft::Action::Publish(&placed));
+    assert!(refused.is_err());
+
+    node.revoke(*to_node.cid());
+    let revoked = realm.authorize(&delegation, weft::Action::Publish(&placed));
+    assert_eq!(revoked.unwrap_err().code(), "revoked");
+    node.shutdown().await;
+}

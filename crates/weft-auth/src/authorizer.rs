@@ -298,14 +298,6 @@ impl Authorizer {
             .unwrap_or_else(|| AuthError::Unauthorized("no chain".into())))
     }
 
-    /// Verifies (or finds in the cache) a chain without deciding any action: for checking a chain
-    /// when it is presented, so that errors surface at once.
-    pub fn verify(&self, chain: &Chain, now: u64) -> Result<(), AuthError> {
-        let compiled = self.compiled(chain, None, now)?;
-        compiled.leaf.check_time(now, self.validator.leeway())?;
-        Ok(())
-    }
-
     /// Applies a signed revocation record: once its signature verifies, every chain in which
     /// the revoked token sits below (or is) a token its issuer issued stops authorizing anything.
     /// A record whose issuer is in no such chain revokes nothing. Records are kept (at most
@@ -396,7 +388,8 @@ impl Authorizer {
     }
 
     /// Number of chains in the cache (verified or known bad).
-    pub fn cached(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn cached(&self) -> usize {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -30,7 +30,8 @@ pub fn peer_did(peer: &PeerId) -> Option<Did> {
 }
 
 /// The PeerId of a weft key.
-pub fn peer_id(key: &Keypair) -> PeerId {
+#[cfg(test)]
+fn peer_id(key: &Keypair) -> PeerId {
     libp2p_keypair(key).public().to_peer_id()
 }
 

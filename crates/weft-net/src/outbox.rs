@@ -88,7 +88,8 @@ impl Tags {
     }
 
     /// No frame counted.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -243,7 +244,8 @@ impl Outbox {
     }
 
     /// Data frames queued and not yet handed to the stream.
-    pub fn queued_frames(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued_frames(&self) -> usize {
         self.lock().data_frames
     }
 

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use weft_auth::{Authorizer, Realm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
-use weft_net::{Multiaddr, NetThread, Network, PeerId};
+use weft_net::{Multiaddr, NetThread, Network};
 
 use crate::lane::{Publish, PublishLane};
 use crate::local::{LocalEvents, local_queue};
@@ -43,7 +43,6 @@ pub type PeerEvents = broadcast::Receiver<PeerEvent>;
 pub struct NodeHandle {
     pub(crate) node: Addr<Supervisor>,
     pub(crate) did: Did,
-    pub(crate) peer_id: PeerId,
     pub(crate) listen: Vec<Multiaddr>,
     pub(crate) realms: Vec<RealmRuntime>,
     pub(crate) peer_events: broadcast::Sender<PeerEvent>,
@@ -105,11 +104,6 @@ impl NodeHandle {
     /// This node's DID.
     pub fn did(&self) -> Did {
         self.did
-    }
-
-    /// This node's PeerId.
-    pub fn peer_id(&self) -> PeerId {
-        self.peer_id
     }
 
     /// Where this node listens, each address ending in `/p2p/<peer-id>`.

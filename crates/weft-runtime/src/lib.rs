@@ -58,7 +58,6 @@ mod waiters;
 pub use crate::core::backoff::{Backoff, BackoffPolicy};
 pub use crate::core::interest::Interests;
 pub use crate::core::providers::Strategy;
-pub use crate::core::sequence::{SequenceRun, Sequenced, Sequencer};
 pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };

@@ -48,7 +48,6 @@ impl NodeHandle {
         net.max_incoming_handshakes = config.limits.max_incoming_handshakes;
         let (network, events, net_thread) = Network::start(net)?;
         let network_handle = network.clone();
-        let peer_id = network.peer_id();
         let (peer_events, first_events) = broadcast::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -95,7 +94,6 @@ impl NodeHandle {
         Ok(NodeHandle {
             node: built.node,
             did,
-            peer_id,
             listen,
             realms: built.realms,
             peer_events,

@@ -104,7 +104,8 @@ impl VerifiedToken {
 
     /// The SHA2-256 CIDs of every token in the chain, leaf first (a proof cited twice appears
     /// twice).
-    pub fn cids(&self) -> Vec<Cid> {
+    #[cfg(test)]
+    pub(crate) fn cids(&self) -> Vec<Cid> {
         let mut out = vec![*self.token.cid()];
         for proof in &self.proofs {
             out.extend(proof.cids());

@@ -11,7 +11,7 @@ use std::hash::Hash;
 
 /// What to do with a received publication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sequenced {
+pub(crate) enum Sequenced {
     /// Deliver it; `missed` publications before it never arrived (0 when in order).
     Deliver {
         /// How many sequence numbers were skipped.
@@ -23,7 +23,7 @@ pub enum Sequenced {
 
 /// Highest sequence number seen, per publisher.
 #[derive(Debug, Clone)]
-pub struct Sequencer<P> {
+pub(crate) struct Sequencer<P> {
     last: HashMap<P, u64>,
 }
 
@@ -37,13 +37,14 @@ impl<P> Default for Sequencer<P> {
 
 impl<P: Eq + Hash> Sequencer<P> {
     /// No publisher seen yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Decides on publication `seq` from `publisher`. The first one seen from a publisher is
     /// delivered whatever its number: a subscriber that joins late has missed nothing it asked for.
-    pub fn handle(&mut self, publisher: P, seq: u64) -> Sequenced {
+    #[cfg(test)]
+    pub(crate) fn handle(&mut self, publisher: P, seq: u64) -> Sequenced {
         let mut run = self.run(&publisher);
         let decision = run.handle(seq);
         self.finish(publisher, run);
@@ -52,34 +53,34 @@ impl<P: Eq + Hash> Sequencer<P> {
 
     /// Starts deciding on a run of publications from one publisher (a batch from its
     /// connection) with one lookup; [`finish`](Self::finish) records where it ended.
-    pub fn run(&self, publisher: &P) -> SequenceRun {
+    pub(crate) fn run(&self, publisher: &P) -> SequenceRun {
         SequenceRun {
             last: self.last.get(publisher).copied(),
         }
     }
 
     /// Records the end of `run`, started by [`run`](Self::run) for `publisher`.
-    pub fn finish(&mut self, publisher: P, run: SequenceRun) {
+    pub(crate) fn finish(&mut self, publisher: P, run: SequenceRun) {
         if let Some(last) = run.last {
             self.last.insert(publisher, last);
         }
     }
 
     /// Forgets a publisher (it left; a restarted publisher starts its numbering again).
-    pub fn forget(&mut self, publisher: &P) {
+    pub(crate) fn forget(&mut self, publisher: &P) {
         self.last.remove(publisher);
     }
 }
 
 /// A publisher's numbering while a run of its publications is decided; see [`Sequencer::run`].
 #[derive(Debug, Clone, Copy)]
-pub struct SequenceRun {
+pub(crate) struct SequenceRun {
     last: Option<u64>,
 }
 
 impl SequenceRun {
     /// Decides on publication `seq`, as [`Sequencer::handle`] does.
-    pub fn handle(&mut self, seq: u64) -> Sequenced {
+    pub(crate) fn handle(&mut self, seq: u64) -> Sequenced {
         match self.last {
             None => {
                 self.last = Some(seq);
