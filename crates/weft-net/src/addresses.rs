@@ -15,12 +15,23 @@ pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
     })
 }
 
+/// Addresses kept for one peer. A node listens on a handful; more would only make every
+/// Kademlia message that names the peer larger, which a hostile peer could use to push replies
+/// past the message limit.
+pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 4;
+/// The longest address kept, in bytes as encoded (an IPv6 QUIC address with its `/p2p/` suffix
+/// takes 64).
+pub(crate) const MAX_ADDRESS_LEN: usize = 64;
+
 /// The addresses a peer reported that this node can use: loopback ones only if the peer is
-/// itself reached over loopback.
+/// itself reached over loopback, none longer than [`MAX_ADDRESS_LEN`], at most
+/// [`MAX_ADDRESSES_PER_PEER`].
 pub(crate) fn usable(reported: Vec<Multiaddr>, peer_on_loopback: bool) -> Vec<Multiaddr> {
     reported
         .into_iter()
         .filter(|addr| peer_on_loopback || !is_loopback(addr))
+        .filter(|addr| addr.len() <= MAX_ADDRESS_LEN)
+        .take(MAX_ADDRESSES_PER_PEER)
         .collect()
 }
 
@@ -91,6 +102,26 @@ mod tests {
             [a("/ip4/10.0.0.2/udp/1/quic-v1")]
         );
         assert_eq!(usable(reported.clone(), true), reported);
+    }
+
+    #[test]
+    fn a_peer_is_kept_to_a_few_addresses_of_bounded_length() {
+        let peer = libp2p::PeerId::random();
+        let longest = a(&format!(
+            "/ip6/2001:db8::ffff:ffff:ffff:ffff/udp/65535/quic-v1/p2p/{peer}"
+        ));
+        assert!(
+            longest.len() <= MAX_ADDRESS_LEN,
+            "the longest address weft gives fits"
+        );
+        let longer = a(&format!(
+            "/dns4/a-host-name-no-weft-node-listens-on.example/udp/1/quic-v1/p2p/{peer}"
+        ));
+        assert!(usable(vec![longer], false).is_empty());
+        let many: Vec<Multiaddr> = (1..=100)
+            .map(|port| a(&format!("/ip4/10.0.0.2/udp/{port}/quic-v1")))
+            .collect();
+        assert_eq!(usable(many.clone(), false), many[..MAX_ADDRESSES_PER_PEER]);
     }
 
     #[test]

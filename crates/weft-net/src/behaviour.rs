@@ -10,14 +10,41 @@ use libp2p::{StreamProtocol, connection_limits, identify, identity, kad, ping};
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/kad/1.0.0");
 /// Identify's protocol-version field (the identify wire protocol itself stays `/ipfs/id/1.0.0`).
 pub const IDENTIFY_VERSION: &str = "/weft/id/1.0.0";
-/// Providers remembered per key: a realm with many members must not lose all but 20 of them.
-pub const MAX_PROVIDERS_PER_KEY: usize = 1024;
-/// How long a provider record lives at the nodes that store it. A member that leaves without
+/// Providers remembered per key (libp2p keeps 20). A node answers a lookup with the first 20 it
+/// holds; the nodes a lookup asks each hold their own, so a realm's members are found beyond
+/// 20. Past this many, a key's new providers are ignored until old records expire.
+pub const MAX_PROVIDERS_PER_KEY: usize = 200;
+/// The largest Kademlia message sent or taken. A reply names at most 20 providers, whose
+/// addresses [`store_provider`] trims to 4 of at most 64 bytes (under 6 KiB in all), and 20
+/// closer peers with the addresses learnt for them, 4 at a time from each identify message.
+/// libp2p's default of 16 KiB would leave those little room; a reply over the limit is dropped
+/// whole by the asker.
+pub const MAX_KAD_MESSAGE: usize = 64 * 1024;
+/// Keys with provider records a node stores, its own and its peers' (libp2p's default): with
+/// [`MAX_PROVIDERS_PER_KEY`] records of at most about 0.5 KiB each, the store stays under
+/// 100 MiB whatever peers send.
+pub const MAX_STORED_KEYS: usize = 1024;
+/// How long a provider record lives at the nodes that store it: a member that is gone without
 /// withdrawing (it crashed) is forgotten this long after its last republication, instead of the
 /// 48 h libp2p defaults to.
-pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(30 * 60);
-/// How often a node republishes the records it provides: well within their lifetime.
-pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(10 * 60);
+pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(5 * 60);
+/// How often a node republishes the records it provides: twice within their lifetime, so one
+/// lost republication does not lose the record.
+pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(2 * 60);
+
+/// Stores a peer's provider record, as Kademlia would have, but with at most 4 of its addresses,
+/// each at most 64 bytes: whoever asks for the key is sent them, and a provider announcing
+/// hundreds of addresses would otherwise push every reply naming it past [`MAX_KAD_MESSAGE`],
+/// hiding the key's other providers. Its loopback addresses are kept only if this node reaches
+/// it over loopback (`on_loopback`), as for any peer's addresses.
+pub(crate) fn store_provider(
+    kad: &mut kad::Behaviour<kad::store::MemoryStore>,
+    mut record: kad::ProviderRecord,
+    on_loopback: bool,
+) -> Result<(), kad::store::Error> {
+    record.addresses = crate::addresses::usable(record.addresses, on_loopback);
+    kad::store::RecordStore::add_provider(kad.store_mut(), record)
+}
 
 /// Connection limits, Kademlia, identify, ping and weft's streams.
 #[derive(NetworkBehaviour)]
@@ -52,11 +79,16 @@ impl Behaviour {
             peer_id,
             kad::store::MemoryStoreConfig {
                 max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+                max_provided_keys: MAX_STORED_KEYS,
                 ..Default::default()
             },
         );
         let mut config = kad::Config::new(KAD_PROTOCOL);
         config.set_query_timeout(query_timeout);
+        config.set_max_packet_size(MAX_KAD_MESSAGE);
+        // Peers' provider records reach the store only through the driver, which trims their
+        // addresses first; weft uses no value records, so peers' are never stored.
+        config.set_record_filtering(kad::StoreInserts::FilterBoth);
         config.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
         config.set_provider_publication_interval(Some(PROVIDER_REPUBLISH));
         let mut kad = kad::Behaviour::with_config(peer_id, store, config);
@@ -72,5 +104,150 @@ impl Behaviour {
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use futures::StreamExt;
+    use libp2p::kad::store::RecordStore;
+    use libp2p::kad::{GetProvidersOk, QueryResult, RecordKey};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder};
+
+    use super::*;
+
+    fn swarm() -> Swarm<Behaviour> {
+        let limits = connection_limits::ConnectionLimits::default();
+        SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_quic()
+            .with_behaviour(|key| Behaviour::new(key, Duration::from_secs(10), false, limits))
+            .unwrap()
+            .build()
+    }
+
+    async fn listen(swarm: &mut Swarm<Behaviour>) -> Multiaddr {
+        swarm
+            .listen_on("/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
+            .unwrap();
+        loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                return address;
+            }
+        }
+    }
+
+    /// Runs `swarms`, storing the provider records peers send as the driver does, until
+    /// `done` says so, asked with the first swarm after each of its events (and the event,
+    /// unless it was a record stored).
+    async fn run(
+        swarms: &mut [&mut Swarm<Behaviour>],
+        mut done: impl FnMut(&mut Swarm<Behaviour>, Option<BehaviourEvent>) -> bool,
+    ) {
+        let run = async {
+            loop {
+                let events = swarms
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, s)| Box::pin(async move { (i, s.select_next_some().await) }));
+                let ((i, event), ..) = futures::future::select_all(events).await;
+                let SwarmEvent::Behaviour(event) = event else {
+                    continue;
+                };
+                let event = match event {
+                    BehaviourEvent::Kad(kad::Event::InboundRequest {
+                        request:
+                            kad::InboundRequest::AddProvider {
+                                record: Some(record),
+                            },
+                    }) => {
+                        let kad = swarms[i].behaviour_mut().kad.as_mut().unwrap();
+                        store_provider(kad, record, true).unwrap();
+                        None
+                    }
+                    other => Some(other),
+                };
+                if i == 0 && done(swarms[0], event) {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("within 20 s");
+    }
+
+    /// Providers announcing as many long addresses as libp2p lets them (20 each): the node that
+    /// stores their records keeps the few usable ones, so its answer to a lookup names every
+    /// provider. Kept whole, the answer would pass the message limit and the asker would drop
+    /// it, losing every provider of the key with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn providers_announcing_long_addresses_do_not_hide_a_key() {
+        let (mut store, mut asker) = (swarm(), swarm());
+        let at = listen(&mut store).await;
+        let store_id = *store.local_peer_id();
+        let key = RecordKey::new(&"weft/test/crowded");
+        let mut providers = Vec::new();
+        for i in 0..20 {
+            let mut provider = swarm();
+            // The address it listens on, and 19 of about 250 bytes each, as a DNS name may be.
+            let real = listen(&mut provider).await;
+            provider.add_external_address(real);
+            for j in 0..19 {
+                let host = format!("{i}-{j}-{}", "x".repeat(200));
+                let fake = format!("/dns4/{host}.example/udp/4001/quic-v1");
+                provider.add_external_address(fake.parse().unwrap());
+            }
+            let kad = provider.behaviour_mut().kad.as_mut().unwrap();
+            kad.add_address(&store_id, at.clone());
+            kad.start_providing(key.clone()).unwrap();
+            providers.push(provider);
+        }
+        let mut swarms: Vec<&mut Swarm<Behaviour>> = vec![&mut store];
+        swarms.extend(providers.iter_mut());
+        run(&mut swarms, |store, _| {
+            let kad = store.behaviour_mut().kad.as_mut().unwrap();
+            kad.store_mut().providers(&key).len() == 20
+        })
+        .await;
+        let expected: HashSet<PeerId> = providers.iter().map(|p| *p.local_peer_id()).collect();
+        let kept = store
+            .behaviour_mut()
+            .kad
+            .as_mut()
+            .unwrap()
+            .store_mut()
+            .providers(&key);
+        assert!(
+            kept.iter().all(|r| r.addresses.len() == 1),
+            "only the one it listens on is kept: {:?}",
+            kept.iter().map(|r| r.addresses.clone()).collect::<Vec<_>>()
+        );
+
+        let kad = asker.behaviour_mut().kad.as_mut().unwrap();
+        kad.add_address(&store_id, at);
+        kad.get_providers(key.clone());
+        let mut found = HashSet::new();
+        let mut swarms: Vec<&mut Swarm<Behaviour>> = vec![&mut asker, &mut store];
+        swarms.extend(providers.iter_mut());
+        run(&mut swarms, |_, event| {
+            let Some(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                result: QueryResult::GetProviders(result),
+                step,
+                ..
+            })) = event
+            else {
+                return false;
+            };
+            if let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result {
+                found.extend(providers);
+            }
+            step.last
+        })
+        .await;
+        assert_eq!(found, expected);
     }
 }

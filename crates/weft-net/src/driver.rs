@@ -113,7 +113,7 @@ pub(crate) struct Driver {
     /// This node's listen addresses as announced to peers.
     announced: Announced,
     /// Connections whose remote address is loopback: their peers' loopback addresses are usable.
-    loopback_connections: HashSet<ConnectionId>,
+    loopback_connections: HashMap<ConnectionId, PeerId>,
 }
 
 impl Driver {
@@ -201,7 +201,7 @@ impl Driver {
             queries: 0,
             failed_queries: 0,
             announced: Announced::default(),
-            loopback_connections: HashSet::new(),
+            loopback_connections: HashMap::new(),
         };
         Ok((driver, commands_tx, control, peer_id, events_rx))
     }
@@ -367,7 +367,7 @@ impl Driver {
             } => {
                 let addr = endpoint.get_remote_address().clone();
                 if addresses::is_loopback(&addr) {
-                    self.loopback_connections.insert(connection_id);
+                    self.loopback_connections.insert(connection_id, peer_id);
                 }
                 if peer_did(&peer_id).is_none() {
                     // weft names peers by their Ed25519 key; any other key gets nothing here.
@@ -463,7 +463,7 @@ impl Driver {
             })) => {
                 // identify does not feed Kademlia by itself. A peer on another host cannot be
                 // reached at its loopback addresses.
-                let on_loopback = self.loopback_connections.contains(&connection_id);
+                let on_loopback = self.loopback_connections.contains_key(&connection_id);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     for addr in addresses::usable(info.listen_addrs, on_loopback) {
                         kad.add_address(&peer_id, addr);
@@ -476,6 +476,20 @@ impl Driver {
                 step,
                 ..
             })) => self.handle_query(id, result, step.last),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(record),
+                    },
+            })) => {
+                let provider = record.provider;
+                let on_loopback = self.loopback_connections.values().any(|p| *p == provider);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                    && let Err(e) = crate::behaviour::store_provider(kad, record, on_loopback)
+                {
+                    debug!(error = ?e, "provider record not stored");
+                }
+            }
             other => debug!(event = ?other, "swarm event"),
         }
         Ok(())

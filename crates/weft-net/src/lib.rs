@@ -42,7 +42,8 @@ pub mod network;
 pub mod outbox;
 
 pub use behaviour::{
-    IDENTIFY_VERSION, KAD_PROTOCOL, MAX_PROVIDERS_PER_KEY, PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH,
+    IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY, MAX_STORED_KEYS,
+    PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH,
 };
 pub use config::{NetConfig, loopback_any, parse_addr};
 pub use driver::DhtStats;
