@@ -247,6 +247,28 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// N nodes in this process, one realm: how they converge, what they hold, and whether
+    /// publications and calls from random nodes arrive.
+    Mesh {
+        /// How many nodes.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        nodes: usize,
+        /// Each node's connection limit (`limits.max_connections`; default: the node's own).
+        #[arg(long, value_name = "C")]
+        connections: Option<u32>,
+        /// Publications, each from a random node to one of 8 topics.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        publications: u64,
+        /// Calls, each from a random node.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        calls: u64,
+        /// How long to wait for the nodes to converge before measuring anyway.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        converge_within: u64,
+        /// Print one JSON object (see docs/contract.md §6).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -493,3 +493,39 @@ fn write_private(path: &std::path::Path, content: &[u8]) {
     std::fs::write(path, content).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
+
+/// `weft bench mesh` on a small mesh: every publication reaches every matching subscription
+/// once, every call is answered, and the report has the fields contract §6 names.
+#[test]
+fn bench_mesh_reports_every_delivery_and_call_of_a_small_mesh() {
+    let out = weft(&[
+        "bench",
+        "mesh",
+        "--nodes",
+        "6",
+        "--publications",
+        "100",
+        "--calls",
+        "10",
+        "--converge-within",
+        "60",
+        "--json",
+    ])
+    .ok();
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["bench"], "mesh");
+    assert_eq!(report["nodes"], 6);
+    assert!(report["converged_ms"].is_u64(), "{report}");
+    assert!(
+        report["expected_deliveries"].as_u64().unwrap() > 100,
+        "{report}"
+    );
+    assert_eq!(
+        report["delivered"], report["expected_deliveries"],
+        "{report}"
+    );
+    assert_eq!(report["duplicates"], 0, "{report}");
+    assert_eq!(report["calls_ok"], 10, "{report}");
+    assert_eq!(report["max_connections_per_node"], 5, "a full mesh, today");
+    assert!(report["rss_kib_per_node"].is_u64(), "{report}");
+}

@@ -39,6 +39,24 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             concurrency,
             json,
         } => rpc(payload, calls, concurrency, json).await,
+        BenchCommand::Mesh {
+            nodes,
+            connections,
+            publications,
+            calls,
+            converge_within,
+            json,
+        } => {
+            let bench = super::bench_mesh::MeshBench {
+                nodes,
+                connections,
+                publications,
+                calls,
+                converge_within: Duration::from_secs(converge_within),
+                json,
+            };
+            super::bench_mesh::run(bench).await
+        }
     }
 }
 

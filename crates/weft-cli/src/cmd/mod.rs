@@ -1,6 +1,7 @@
 //! One module per command group; this one only dispatches.
 
 mod bench;
+mod bench_mesh;
 mod demo;
 mod id;
 mod mesh;

@@ -1,0 +1,295 @@
+//! `weft bench mesh`: N nodes in this one process over QUIC on 127.0.0.1, in one owned realm
+//! (each node holds the owner's grant, and every admission, publication and call is checked as
+//! in production), with exact and wildcard subscribers and providers spread over them; then
+//! publications and calls from nodes picked at random (the same every run). Contract §6,
+//! `docs/contract.md`.
+//!
+//! Roles, by a node's index `i`: every third node subscribes to `mesh.t{i mod 8}`, every fifth
+//! (from the second) to `mesh.*`, every fourth (from the third) provides `mesh.echo`. A node is
+//! started every 20 ms, bootstrapping from one started before it.
+//!
+//! Each node is a whole weft node with its own network and actor threads, so the threads grow
+//! with N: what one machine can run is bounded by that (see `docs/benchmarks.md`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::json;
+use tokio::sync::Mutex;
+use weft::{Builder, Chain, Keypair, Limits, Node, Pattern};
+
+use crate::error::CliError;
+
+const REALM: &str = "bench.mesh";
+const TOPICS: usize = 8;
+const ECHO: &str = "mesh.echo";
+/// Between one node's start and the next.
+const START_EVERY: Duration = Duration::from_millis(20);
+/// How long deliveries may keep arriving after the last publication.
+const SETTLE: Duration = Duration::from_secs(3);
+/// Each call's deadline.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MeshBench {
+    pub(crate) nodes: usize,
+    pub(crate) connections: Option<u32>,
+    pub(crate) publications: u64,
+    pub(crate) calls: u64,
+    /// How long to wait for every node to know every other's subscriptions and providers.
+    pub(crate) converge_within: Duration,
+    pub(crate) json: bool,
+}
+
+/// The node's roles.
+fn exact_topic(i: usize) -> Option<String> {
+    i.is_multiple_of(3).then(|| format!("mesh.t{}", i % TOPICS))
+}
+
+fn wildcard(i: usize) -> bool {
+    i % 5 == 1
+}
+
+fn provides(i: usize) -> bool {
+    i % 4 == 2
+}
+
+/// A fixed pseudo-random sequence (xorshift64): runs are comparable.
+struct Picks(u64);
+
+impl Picks {
+    fn next(&mut self, below: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % below.max(1) as u64).unwrap_or(0)
+    }
+}
+
+/// Deliveries seen, by publication: how often each arrived at each subscription.
+type Seen = Arc<Mutex<HashMap<(usize, u64), u32>>>;
+
+pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
+    let n = bench.nodes.max(2);
+    let mut picks = Picks(0x9E37_79B9_7F4A_7C15);
+    let owner = Keypair::generate()?;
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    let mut addrs: Vec<String> = Vec::with_capacity(n);
+    for i in 0..n {
+        let key = Keypair::generate()?;
+        let mut builder = Node::builder()
+            .key(key.clone())
+            .listen("127.0.0.1:0")
+            .realm(REALM, owner.did())
+            .ucan(REALM, grant(&owner, &key)?);
+        if let Some(max_connections) = bench.connections {
+            let mut limits = Limits::default();
+            limits.max_connections = max_connections;
+            builder = builder.limits(limits);
+        }
+        if i > 0 {
+            builder = builder.bootstrap(addrs[picks.next(i)].clone());
+        }
+        let node = builder.start().await?;
+        addrs.push(
+            node.listen_addrs()
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        );
+        nodes.push(node);
+        tokio::time::sleep(START_EVERY).await;
+    }
+    let started = Instant::now();
+
+    let seen: Seen = Arc::default();
+    let mut subscriptions: Vec<Pattern> = Vec::new();
+    let mut registrations = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let realm = realm_of(node)?;
+        let patterns = exact_topic(i)
+            .into_iter()
+            .chain(wildcard(i).then(|| "mesh.*".to_owned()));
+        for pattern in patterns {
+            let mut subscription = realm.subscribe(&pattern).await?;
+            let index = subscriptions.len();
+            subscriptions.push(Pattern::new(&pattern).map_err(weft::Error::from)?);
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Some(event) = subscription.next().await {
+                    let Ok(k) = <[u8; 8]>::try_from(event.payload.as_ref()) else {
+                        continue;
+                    };
+                    *seen
+                        .lock()
+                        .await
+                        .entry((index, u64::from_be_bytes(k)))
+                        .or_default() += 1;
+                }
+            });
+        }
+        if provides(i) {
+            let echo: weft::ProcedureHandler =
+                Arc::new(|_, payload: Bytes| Box::pin(async move { Ok(payload) }));
+            let registration = realm.advertise_bytes(ECHO, echo).await?;
+            registrations.push(registration);
+        }
+    }
+
+    let subscribers: Vec<usize> = (0..n)
+        .map(|i| usize::from(exact_topic(i).is_some()) + usize::from(wildcard(i)))
+        .collect();
+    let converged = converge(&nodes, &subscribers, bench.converge_within).await?;
+    let converged_ms = converged.then(|| started.elapsed().as_millis());
+
+    let mut expected = 0u64;
+    for k in 0..bench.publications {
+        let from = picks.next(n);
+        let topic = format!("mesh.t{}", picks.next(TOPICS));
+        let name = weft::Name::new(&topic).map_err(weft::Error::from)?;
+        expected += subscriptions.iter().filter(|p| p.matches(&name)).count() as u64;
+        realm_of(&nodes[from])?
+            .publish_bytes(&topic, Bytes::copy_from_slice(&k.to_be_bytes()))
+            .await?;
+    }
+    let deadline = Instant::now() + SETTLE;
+    let (delivered, duplicates) = loop {
+        let (delivered, duplicates) = {
+            let seen = seen.lock().await;
+            let delivered = seen.len() as u64;
+            let duplicates: u64 = seen.values().map(|c| u64::from(c.saturating_sub(1))).sum();
+            (delivered, duplicates)
+        };
+        if delivered >= expected || Instant::now() >= deadline {
+            break (delivered, duplicates);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let mut calls_ok = 0u64;
+    let mut latencies = Vec::new();
+    for _ in 0..bench.calls {
+        let realm = realm_of(&nodes[picks.next(n)])?;
+        let options = weft::CallOptions::default().timeout(CALL_TIMEOUT);
+        let t = Instant::now();
+        if realm
+            .call_bytes(ECHO, Bytes::from_static(b"ping"), options)
+            .await
+            .is_ok()
+        {
+            calls_ok += 1;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let at = ((latencies.len() as f64 - 1.0) * q).round();
+        latencies
+            .get(at.max(0.0) as usize)
+            .map(|ms| (ms * 100.0).round() / 100.0)
+    };
+
+    let mut max_connections = 0;
+    for node in &nodes {
+        max_connections = max_connections.max(node.peers().await.len());
+    }
+    let rss_kib_per_node = resident_kib().map(|kib| kib / n as u64);
+    drop(registrations);
+    for node in &nodes {
+        node.shutdown().await;
+    }
+
+    let out = json!({
+        "bench": "mesh",
+        "nodes": n,
+        "connections_limit": bench.connections,
+        "converged_ms": converged_ms,
+        "max_connections_per_node": max_connections,
+        "rss_kib_per_node": rss_kib_per_node,
+        "published": bench.publications,
+        "expected_deliveries": expected,
+        "delivered": delivered,
+        "duplicates": duplicates,
+        "calls": bench.calls,
+        "calls_ok": calls_ok,
+        "call_p50_ms": quantile(0.5),
+        "call_p99_ms": quantile(0.99),
+        // Not measured yet: providers are learnt from members' advertisements in a full mesh,
+        // and the node handle does not time its DHT lookups.
+        "lookup_p50_ms": null,
+        "lookup_p99_ms": null,
+    });
+    if bench.json {
+        println!("{out}");
+    } else {
+        println!(
+            "mesh of {n}: converged in {}, {max_connections} connections at most per node, {} KiB per node; {delivered}/{expected} deliveries ({duplicates} duplicates); {}/{} calls",
+            converged_ms.map_or("(not within the limit)".to_owned(), |ms| format!("{ms} ms")),
+            rss_kib_per_node.map_or("?".to_owned(), |k| k.to_string()),
+            calls_ok,
+            bench.calls,
+        );
+    }
+    Ok(())
+}
+
+/// The owner's grant to `node` of everything the bench does, for a day.
+fn grant(owner: &Keypair, node: &Keypair) -> Result<Chain, CliError> {
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 86_400;
+    let mut builder = Builder::new(owner, node.did())
+        .expires_at(expires)
+        .claim(format!("weft://{REALM}"), "realm/join");
+    for ability in ["msg/publish", "msg/subscribe", "rpc/call", "rpc/advertise"] {
+        builder = builder.claim(format!("weft://{REALM}/**"), ability);
+    }
+    Ok(Chain::new(builder.build()?, []))
+}
+
+fn realm_of(node: &Node) -> Result<weft::RealmHandle, CliError> {
+    node.realm(REALM)
+        .ok_or_else(|| CliError::Failed("bench realm missing".into()))
+}
+
+/// Waits until every node has every other as a member, routes to every other node's
+/// subscriptions (`subscribers[i]` of them at node `i`) and knows every provider but itself;
+/// returns whether that happened within `limit`.
+async fn converge(
+    nodes: &[Node],
+    subscribers: &[usize],
+    limit: Duration,
+) -> Result<bool, CliError> {
+    let providers = (0..nodes.len()).filter(|i| provides(*i)).count();
+    let total: usize = subscribers.iter().sum();
+    let all = async {
+        for (i, node) in nodes.iter().enumerate() {
+            let realm = realm_of(node)?;
+            realm.wait_for_members(nodes.len() - 1).await?;
+            let others = providers - usize::from(provides(i));
+            if others > 0 {
+                realm.wait_for_providers(ECHO, others).await?;
+            }
+            let held = (total - subscribers[i]) as u64;
+            while realm.stats().await.remote_subscriptions < held {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok::<(), CliError>(())
+    };
+    match tokio::time::timeout(limit, all).await {
+        Ok(result) => result.map(|()| true),
+        Err(_) => Ok(false),
+    }
+}
+
+/// This process's resident memory, from `/proc/self/status` (Linux).
+fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
