@@ -35,6 +35,27 @@ pub(crate) fn usable(reported: Vec<Multiaddr>, peer_on_loopback: bool) -> Vec<Mu
         .collect()
 }
 
+/// A peer now reports `usable` (already filtered by [`usable`]); Kademlia knows it at `known`.
+/// Returns the addresses to add and those to remove, so that what it says now replaces what
+/// it said before: a peer pushing new addresses again and again must not grow its routing entry,
+/// which every answer naming it carries. Kademlia keeps each address with the peer's `/p2p/`
+/// suffix, and so are these. Nothing is removed if nothing is added: the entry never empties.
+pub(crate) fn replace(
+    known: &[Multiaddr],
+    usable: Vec<Multiaddr>,
+    peer: libp2p::PeerId,
+) -> (Vec<Multiaddr>, Vec<Multiaddr>) {
+    let add: Vec<Multiaddr> = usable
+        .into_iter()
+        .filter_map(|addr| addr.with_p2p(peer).ok())
+        .collect();
+    let remove = match add.is_empty() {
+        true => Vec::new(),
+        false => known.iter().filter(|a| !add.contains(a)).cloned().collect(),
+    };
+    (add, remove)
+}
+
 /// What to do with this node's announced addresses when it starts listening on one more.
 #[derive(Debug, Default)]
 pub(crate) struct Announced {
@@ -122,6 +143,43 @@ mod tests {
             .map(|port| a(&format!("/ip4/10.0.0.2/udp/{port}/quic-v1")))
             .collect();
         assert_eq!(usable(many.clone(), false), many[..MAX_ADDRESSES_PER_PEER]);
+    }
+
+    #[test]
+    fn what_a_peer_reports_now_replaces_what_it_reported_before() {
+        let peer = libp2p::PeerId::random();
+        let with_p2p = |s: &str| a(s).with_p2p(peer).unwrap();
+        let known = vec![
+            with_p2p("/ip4/10.0.0.2/udp/1/quic-v1"),
+            with_p2p("/ip4/10.0.0.2/udp/2/quic-v1"),
+        ];
+        let (add, remove) = replace(
+            &known,
+            vec![
+                a("/ip4/10.0.0.2/udp/2/quic-v1"),
+                a("/ip4/10.0.0.2/udp/3/quic-v1"),
+            ],
+            peer,
+        );
+        assert_eq!(
+            add,
+            [
+                with_p2p("/ip4/10.0.0.2/udp/2/quic-v1"),
+                with_p2p("/ip4/10.0.0.2/udp/3/quic-v1")
+            ]
+        );
+        assert_eq!(remove, [with_p2p("/ip4/10.0.0.2/udp/1/quic-v1")]);
+        let (add, remove) = replace(&known, vec![], peer);
+        assert!(
+            add.is_empty() && remove.is_empty(),
+            "reporting nothing usable removes nothing"
+        );
+        let other = libp2p::PeerId::random();
+        let theirs = a(&format!("/ip4/10.0.0.9/udp/1/quic-v1/p2p/{other}"));
+        assert!(
+            replace(&known, vec![theirs], peer).0.is_empty(),
+            "another peer's address"
+        );
     }
 
     #[test]

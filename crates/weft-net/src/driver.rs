@@ -18,12 +18,15 @@ use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::departed::{self, Departed};
 use crate::events::{NetEvent, WEFT_PROTOCOL};
 use crate::identity::{libp2p_keypair, peer_did};
+use crate::stored::{self, Stored};
 use crate::{NetConfig, NetError};
 
 /// Concurrent QUIC streams per connection, each direction.
 const MAX_STREAMS: u32 = 32;
 /// Commands queued towards the driver before senders wait.
 const COMMAND_CAPACITY: usize = 256;
+/// How often peers' expired provider records are removed from the store.
+const STORE_SWEEP: Duration = Duration::from_secs(30);
 /// Providers one lookup dials at most: a key with many stale records costs a bounded number of
 /// handshakes, and the periodic lookups reach the rest.
 pub(crate) const MAX_DIALS_PER_LOOKUP: usize = 16;
@@ -114,6 +117,8 @@ pub(crate) struct Driver {
     announced: Announced,
     /// Connections whose remote address is loopback: their peers' loopback addresses are usable.
     loopback_connections: HashMap<ConnectionId, PeerId>,
+    /// Peers' provider records in the store, bounded.
+    stored: Stored,
 }
 
 impl Driver {
@@ -202,6 +207,10 @@ impl Driver {
             failed_queries: 0,
             announced: Announced::default(),
             loopback_connections: HashMap::new(),
+            stored: Stored::new(
+                crate::behaviour::MAX_STORED_KEYS - stored::RESERVED_OWN_KEYS,
+                crate::behaviour::MAX_PROVIDERS_PER_KEY,
+            ),
         };
         Ok((driver, commands_tx, control, peer_id, events_rx))
     }
@@ -226,8 +235,11 @@ impl Driver {
                 }
             }
         }
+        let mut sweep = tokio::time::interval(STORE_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = sweep.tick() => self.remove_expired_records(),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.handle_command(command),
@@ -307,6 +319,7 @@ impl Driver {
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     kad.remove_peer(&peer);
                     for key in keys {
+                        self.stored.forget(&key, &peer);
                         kad::store::RecordStore::remove_provider(
                             kad.store_mut(),
                             &key.into(),
@@ -465,8 +478,25 @@ impl Driver {
                 // reached at its loopback addresses.
                 let on_loopback = self.loopback_connections.contains_key(&connection_id);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    for addr in addresses::usable(info.listen_addrs, on_loopback) {
+                    let usable = addresses::usable(info.listen_addrs, on_loopback);
+                    // What it says now replaces what it said before: a peer pushing new
+                    // addresses again and again must not grow its routing entry, which every
+                    // answer naming it carries. Added first, so that the entry never empties.
+                    let known: Vec<Multiaddr> = kad
+                        .kbucket(peer_id)
+                        .and_then(|bucket| {
+                            bucket
+                                .iter()
+                                .find(|entry| entry.node.key.preimage() == &peer_id)
+                                .map(|entry| entry.node.value.iter().cloned().collect())
+                        })
+                        .unwrap_or_default();
+                    let (add, remove) = addresses::replace(&known, usable, peer_id);
+                    for addr in add {
                         kad.add_address(&peer_id, addr);
+                    }
+                    for old in &remove {
+                        kad.remove_address(&peer_id, old);
                     }
                 }
             }
@@ -483,6 +513,15 @@ impl Driver {
                     },
             })) => {
                 let provider = record.provider;
+                let expires = record
+                    .expires
+                    .unwrap_or_else(|| Instant::now() + crate::behaviour::PROVIDER_RECORD_TTL);
+                if let Err(refused) = self.stored.admit(record.key.as_ref(), provider, expires) {
+                    debug!(peer = %provider, reason = refused.reason(), "provider record refused");
+                    metrics::counter!("weft_dht_records_refused_total", "reason" => refused.reason())
+                        .increment(1);
+                    return Ok(());
+                }
                 let on_loopback = self.loopback_connections.values().any(|p| *p == provider);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                     && let Err(e) = crate::behaviour::store_provider(kad, record, on_loopback)
@@ -490,9 +529,25 @@ impl Driver {
                     debug!(error = ?e, "provider record not stored");
                 }
             }
+            // weft uses no value records: a peer's is dropped unread (and unlogged: it may be
+            // large).
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
+                request: kad::InboundRequest::PutRecord { .. },
+            })) => {}
             other => debug!(event = ?other, "swarm event"),
         }
         Ok(())
+    }
+
+    /// Removes peers' provider records that expired: libp2p's store would drop them only when
+    /// their key is asked for.
+    fn remove_expired_records(&mut self) {
+        let expired = self.stored.expired(Instant::now());
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            for (key, provider) in expired {
+                kad::store::RecordStore::remove_provider(kad.store_mut(), &key.into(), &provider);
+            }
+        }
     }
 
     fn count_query(&mut self, kind: &'static str) {

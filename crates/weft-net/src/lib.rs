@@ -23,6 +23,8 @@
 //! - `behaviour`: the composed libp2p behaviour.
 //! - `driver`: the swarm event loop.
 //! - `departed`: peers not to dial from DHT records for a while (gone, or unreachable).
+//! - `stored`: peers' provider records in the store, bounded, and when they expire.
+//! - `addresses`: which of a peer's addresses are kept and offered.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
 //! - [`framed`]: opening and accepting weft streams, and a bounded reader of frames in batches.
 //! - [`outbox`]: a peer's queued frames as one buffer, and the writer that drains it.
@@ -40,6 +42,7 @@ pub mod framed;
 pub mod identity;
 pub mod network;
 pub mod outbox;
+mod stored;
 
 pub use behaviour::{
     IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY, MAX_STORED_KEYS,

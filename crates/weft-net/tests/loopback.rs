@@ -59,7 +59,7 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
     // A lookup from a node that knows no peer yet finds nothing: C must have joined through A.
     wait_connected(&mut c_events, a.peer_id()).await;
 
-    let key = b"weft/realm/v1/test".to_vec();
+    let key = vec![3u8; 32]; // shaped as a membership key: a node stores no other
     timeout(LIMIT, b.provide(key.clone()))
         .await
         .unwrap()
@@ -119,7 +119,8 @@ async fn forgetting_a_departed_provider_drops_its_records() {
     let (a, _a_events, a_addr) = start(vec![]).await;
     let (b, mut b_events, _) = start(vec![a_addr.clone()]).await;
     wait_connected(&mut b_events, a.peer_id()).await;
-    let (forgotten, kept) = (b"weft/test/forgotten".to_vec(), b"weft/test/kept".to_vec());
+    // Keys shaped as weft's (a membership key is 32 bytes): a node stores no other.
+    let (forgotten, kept) = (vec![1u8; 32], vec![2u8; 32]);
     for key in [&forgotten, &kept] {
         timeout(LIMIT, b.provide(key.clone()))
             .await
