@@ -6,13 +6,15 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, connection_limits, identify, identity, kad, ping};
 
+use crate::store::Store;
+
 /// Kademlia under weft's name: weft meshes never mix with the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/kad/1.0.0");
 /// Identify's protocol-version field (the identify wire protocol itself stays `/ipfs/id/1.0.0`).
 pub const IDENTIFY_VERSION: &str = "/weft/id/1.0.0";
-/// Providers remembered per key (libp2p keeps 20). A node answers a lookup with the first 20 it
-/// holds; the nodes a lookup asks each hold their own, so a realm's members are found beyond
-/// 20. Past this many, a key's new providers are ignored until old records expire.
+/// Providers remembered per key (libp2p keeps 20). A node answers a lookup with 20 of them, a
+/// different 20 each time (see `store.rs`). Past this many, a key's new providers are refused
+/// until old records expire.
 pub const MAX_PROVIDERS_PER_KEY: usize = 200;
 /// The largest Kademlia message sent or taken. A reply names at most 20 providers, whose
 /// addresses [`store_provider`] trims to 4 of at most 64 bytes (under 6 KiB in all), and 20
@@ -38,7 +40,7 @@ pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(2 * 60);
 /// hiding the key's other providers. Its loopback addresses are kept only if this node reaches
 /// it over loopback (`on_loopback`), as for any peer's addresses.
 pub(crate) fn store_provider(
-    kad: &mut kad::Behaviour<kad::store::MemoryStore>,
+    kad: &mut kad::Behaviour<Store>,
     mut record: kad::ProviderRecord,
     on_loopback: bool,
 ) -> Result<(), kad::store::Error> {
@@ -55,7 +57,7 @@ pub(crate) struct Behaviour {
     /// Peer routing and realm membership records; absent on a client, which reaches the realm
     /// through its access node alone (Kademlia would otherwise bootstrap from it, find the
     /// other nodes and connect to them).
-    pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    pub(crate) kad: Toggle<kad::Behaviour<Store>>,
     /// Learns peers' listen addresses (fed to `kad`) and agents.
     pub(crate) identify: identify::Behaviour,
     /// Liveness.
@@ -91,7 +93,7 @@ impl Behaviour {
         config.set_record_filtering(kad::StoreInserts::FilterBoth);
         config.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
         config.set_provider_publication_interval(Some(PROVIDER_REPUBLISH));
-        let mut kad = kad::Behaviour::with_config(peer_id, store, config);
+        let mut kad = kad::Behaviour::with_config(peer_id, Store::new(store), config);
         kad.set_mode(Some(kad::Mode::Server));
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_VERSION.to_owned(), key.public())

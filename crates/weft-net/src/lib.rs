@@ -23,6 +23,7 @@
 //! - `behaviour`: the composed libp2p behaviour.
 //! - `driver`: the swarm event loop.
 //! - `departed`: peers not to dial from DHT records for a while (gone, or unreachable).
+//! - `store`: the Kademlia store, handing out a key's providers in turns.
 //! - `stored`: peers' provider records in the store, bounded, and when they expire.
 //! - `addresses`: which of a peer's addresses are kept and offered.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
@@ -42,6 +43,7 @@ pub mod framed;
 pub mod identity;
 pub mod network;
 pub mod outbox;
+mod store;
 mod stored;
 
 pub use behaviour::{

@@ -1,0 +1,124 @@
+//! The Kademlia store: libp2p's memory store, except that a key's providers are handed out from
+//! a different place in the list each time. Kademlia answers a lookup with the first 20 providers
+//! the store gives; from a list kept in arrival order, the same 20 earliest ones would be named
+//! every time, and 20 identities that provided a key early would hide every later provider of it.
+//! Turning the list by 20 each time, successive answers name every provider.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use libp2p::PeerId;
+use libp2p::kad::store::{MemoryStore, RecordStore, Result};
+use libp2p::kad::{ProviderRecord, Record, RecordKey};
+
+/// Providers an answer names (Kademlia's replication factor).
+const ANSWER: usize = 20;
+
+/// libp2p's [`MemoryStore`], handing out each key's providers in turns.
+pub(crate) struct Store {
+    inner: MemoryStore,
+    turn: AtomicUsize,
+}
+
+impl Store {
+    pub(crate) fn new(inner: MemoryStore) -> Self {
+        Self {
+            inner,
+            turn: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl RecordStore for Store {
+    type RecordsIter<'a> = <MemoryStore as RecordStore>::RecordsIter<'a>;
+    type ProvidedIter<'a> = <MemoryStore as RecordStore>::ProvidedIter<'a>;
+
+    fn get(&self, k: &RecordKey) -> Option<Cow<'_, Record>> {
+        self.inner.get(k)
+    }
+
+    fn put(&mut self, r: Record) -> Result<()> {
+        self.inner.put(r)
+    }
+
+    fn remove(&mut self, k: &RecordKey) {
+        self.inner.remove(k);
+    }
+
+    fn records(&self) -> Self::RecordsIter<'_> {
+        self.inner.records()
+    }
+
+    fn add_provider(&mut self, record: ProviderRecord) -> Result<()> {
+        self.inner.add_provider(record)
+    }
+
+    fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
+        let mut providers = self.inner.providers(key);
+        if providers.len() > ANSWER {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+            let len = providers.len();
+            providers.rotate_left(turn.wrapping_mul(ANSWER) % len);
+        }
+        providers
+    }
+
+    fn provided(&self) -> Self::ProvidedIter<'_> {
+        self.inner.provided()
+    }
+
+    fn remove_provider(&mut self, k: &RecordKey, p: &PeerId) {
+        self.inner.remove_provider(k, p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use libp2p::kad::store::MemoryStoreConfig;
+
+    use super::*;
+
+    #[test]
+    fn successive_answers_name_every_provider_of_a_crowded_key() {
+        let local = PeerId::random();
+        let config = MemoryStoreConfig {
+            max_providers_per_key: 200,
+            ..Default::default()
+        };
+        let mut store = Store::new(MemoryStore::with_config(local, config));
+        let key = RecordKey::new(&[7u8; 32]);
+        let providers: Vec<PeerId> = (0..50).map(|_| PeerId::random()).collect();
+        for provider in &providers {
+            let record = ProviderRecord::new(key.clone(), *provider, vec![]);
+            store.add_provider(record).unwrap();
+        }
+        let mut named = HashSet::new();
+        for _ in 0..3 {
+            let answer: Vec<PeerId> = store
+                .providers(&key)
+                .into_iter()
+                .take(ANSWER)
+                .map(|r| r.provider)
+                .collect();
+            assert_eq!(answer.len(), ANSWER);
+            named.extend(answer);
+        }
+        assert_eq!(
+            named,
+            providers.into_iter().collect(),
+            "50 named in three answers"
+        );
+
+        let few = RecordKey::new(&[8u8; 32]);
+        let record = ProviderRecord::new(few.clone(), local, vec![]);
+        store.add_provider(record).unwrap();
+        assert_eq!(store.providers(&few).len(), 1);
+        assert_eq!(
+            store.provided().count(),
+            1,
+            "this node's own, as libp2p's store keeps them"
+        );
+    }
+}
