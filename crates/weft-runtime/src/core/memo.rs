@@ -65,148 +65,82 @@ impl PublishMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
 
-    fn name(s: &str) -> Name {
-        Name::new(s).unwrap()
+    /// A memo, and how many decisions it asked for.
+    #[derive(Default)]
+    struct Probe {
+        memo: PublishMemo,
+        decisions: u32,
     }
 
-    /// Runs `check`, counting the decisions it takes.
-    fn check(
-        memo: &mut PublishMemo,
-        decisions: &Cell<u32>,
-        topic: &str,
-        (second, epoch, own_chain): (u64, u64, bool),
-        allow: bool,
-    ) -> bool {
-        memo.check(&name(topic), second, epoch, own_chain, || {
-            decisions.set(decisions.get() + 1);
-            match allow {
-                true => Ok(()),
-                false => Err(AuthError::Unauthorized("no".into())),
-            }
-        })
-        .is_ok()
+    impl Probe {
+        /// A publication to `topic` at `second` under `epoch`, carrying its own chain or not;
+        /// `allow` is what a decision would say. Returns whether it is allowed.
+        fn ask(
+            &mut self,
+            topic: &str,
+            (second, epoch): (u64, u64),
+            own_chain: bool,
+            allow: bool,
+        ) -> bool {
+            let decisions = &mut self.decisions;
+            let topic = Name::new(topic).unwrap();
+            self.memo
+                .check(&topic, second, epoch, own_chain, || {
+                    *decisions += 1;
+                    match allow {
+                        true => Ok(()),
+                        false => Err(AuthError::Unauthorized("no".into())),
+                    }
+                })
+                .is_ok()
+        }
     }
+
+    const ALLOW: bool = true;
+    const REFUSE: bool = false;
+    const HELLO: bool = false;
+    const OWN: bool = true;
 
     #[test]
     fn one_decision_per_topic_per_second_until_a_revocation() {
-        let (mut memo, decisions) = (PublishMemo::default(), Cell::new(0));
+        let mut p = Probe::default();
         for _ in 0..5 {
-            assert!(check(
-                &mut memo,
-                &decisions,
-                "orders.placed",
-                (10, 0, false),
-                true
-            ));
+            assert!(p.ask("orders.placed", (10, 0), HELLO, ALLOW));
         }
-        assert_eq!(decisions.get(), 1);
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (11, 0, false),
-            true
-        ));
-        assert_eq!(decisions.get(), 2, "a new second decides again");
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (11, 1, false),
-            true
-        ));
-        assert_eq!(decisions.get(), 3, "so does a revocation");
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.shipped",
-            (11, 1, false),
-            true
-        ));
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (11, 1, false),
-            true
-        ));
-        assert_eq!(decisions.get(), 5, "only the last topic is remembered");
+        assert_eq!(p.decisions, 1);
+        assert!(p.ask("orders.placed", (11, 0), HELLO, ALLOW));
+        assert_eq!(p.decisions, 2, "a new second decides again");
+        assert!(p.ask("orders.placed", (11, 1), HELLO, ALLOW));
+        assert_eq!(p.decisions, 3, "so does a revocation");
+        assert!(p.ask("orders.shipped", (11, 1), HELLO, ALLOW));
+        assert!(p.ask("orders.placed", (11, 1), HELLO, ALLOW));
+        assert_eq!(p.decisions, 5, "only the last topic is remembered");
     }
 
     #[test]
     fn a_refusal_is_never_remembered_and_forgets_the_last_allowed() {
-        let (mut memo, decisions) = (PublishMemo::default(), Cell::new(0));
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (10, 0, false),
-            true
-        ));
-        assert!(!check(
-            &mut memo,
-            &decisions,
-            "payroll.run",
-            (10, 0, false),
-            false
-        ));
-        assert!(!check(
-            &mut memo,
-            &decisions,
-            "payroll.run",
-            (10, 0, false),
-            false
-        ));
-        assert_eq!(decisions.get(), 3);
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (10, 0, false),
-            true
-        ));
-        assert_eq!(decisions.get(), 4);
+        let mut p = Probe::default();
+        assert!(p.ask("orders.placed", (10, 0), HELLO, ALLOW));
+        assert!(!p.ask("payroll.run", (10, 0), HELLO, REFUSE));
+        assert!(!p.ask("payroll.run", (10, 0), HELLO, REFUSE));
+        assert_eq!(p.decisions, 3);
+        assert!(p.ask("orders.placed", (10, 0), HELLO, ALLOW));
+        assert_eq!(p.decisions, 4);
     }
 
     #[test]
     fn a_publication_with_its_own_chain_is_always_decided_and_never_remembered() {
-        let (mut memo, decisions) = (PublishMemo::default(), Cell::new(0));
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (10, 0, true),
-            true
-        ));
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (10, 0, true),
-            true
-        ));
-        assert_eq!(decisions.get(), 2);
-        assert!(check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (10, 0, false),
-            true
-        ));
+        let mut p = Probe::default();
+        assert!(p.ask("orders.placed", (10, 0), OWN, ALLOW));
+        assert!(p.ask("orders.placed", (10, 0), OWN, ALLOW));
+        assert_eq!(p.decisions, 2);
+        assert!(p.ask("orders.placed", (10, 0), HELLO, ALLOW));
         assert_eq!(
-            decisions.get(),
-            3,
+            p.decisions, 3,
             "its answer did not speak for the publisher's chains"
         );
-        assert!(!check(
-            &mut memo,
-            &decisions,
-            "orders.placed",
-            (10, 0, true),
-            false
-        ));
-        assert_eq!(decisions.get(), 4);
+        assert!(!p.ask("orders.placed", (10, 0), OWN, REFUSE));
+        assert_eq!(p.decisions, 4);
     }
 }

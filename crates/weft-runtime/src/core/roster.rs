@@ -489,6 +489,32 @@ where
     }
 }
 
+/// A member as the tests and the simulator hold it: what the roster needs, and the member's
+/// index.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct TestMember {
+    pub(crate) node: usize,
+    pub(crate) did: Did,
+    pub(crate) chains: Vec<Chain>,
+    pub(crate) client: bool,
+    pub(crate) budget: VerifyBudget,
+}
+
+#[cfg(test)]
+impl Credentials for TestMember {
+    fn client(&self) -> bool {
+        self.client
+    }
+    fn acting(&self) -> Acting<'_> {
+        Acting {
+            did: &self.did,
+            chains: &self.chains,
+            budget: Some(&self.budget),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,25 +525,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
     const HOUR: u64 = 3600;
 
-    struct Member {
-        did: Did,
-        chains: Vec<Chain>,
-        client: bool,
-        budget: VerifyBudget,
-    }
-
-    impl Credentials for Member {
-        fn client(&self) -> bool {
-            self.client
-        }
-        fn acting(&self) -> Acting<'_> {
-            Acting {
-                did: &self.did,
-                chains: &self.chains,
-                budget: Some(&self.budget),
-            }
-        }
-    }
+    type Member = TestMember;
 
     struct Setup {
         owner: Keypair,
@@ -561,6 +569,7 @@ mod tests {
         let budget = VerifyBudget::default();
         let Admission { chains, grant } = r.roster.admit(&key.did(), &wire, &budget, NOW).unwrap();
         let member = Member {
+            node: peer as usize,
             did: key.did(),
             chains,
             client,

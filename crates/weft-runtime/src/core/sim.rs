@@ -33,11 +33,11 @@ use weft_names::{Name, Pattern, RealmName};
 use weft_ucan::Builder;
 use weft_wire::{Frame, Interest, WireChain};
 
-use super::authority::{Acting, authorize_member};
+use super::authority::authorize_member;
 use super::calls::{CallEvent, CallId, Calls, NewCall};
 use super::chains::{ChainCache, wire_chain};
 use super::pubsub::{Routed, Routing, Target};
-use super::roster::{Credentials, Roster};
+use super::roster::{Credentials, Roster, TestMember};
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
 use crate::error::CallError;
@@ -72,27 +72,7 @@ struct Peer {
 }
 
 /// A member as a simulated roster holds it.
-#[derive(Debug)]
-struct Member {
-    node: NodeId,
-    did: Did,
-    chains: Vec<Chain>,
-    client: bool,
-    budget: VerifyBudget,
-}
-
-impl Credentials for Member {
-    fn client(&self) -> bool {
-        self.client
-    }
-    fn acting(&self) -> Acting<'_> {
-        Acting {
-            did: &self.did,
-            chains: &self.chains,
-            budget: Some(&self.budget),
-        }
-    }
-}
+type Member = TestMember;
 
 impl Routed<NodeId> for Peer {
     fn peer(&self) -> &NodeId {
