@@ -265,6 +265,9 @@ pub(crate) enum BenchCommand {
         /// How long to wait for the nodes to converge before measuring anyway.
         #[arg(long, value_name = "SECONDS", default_value_t = 120)]
         converge_within: u64,
+        /// How long to leave the converged mesh alone before measuring its idle CPU use.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        settle: u64,
         /// Print one JSON object (see docs/contract.md §6).
         #[arg(long)]
         json: bool,

@@ -36,9 +36,9 @@ pub struct ForgetProvider {
     pub keys: Vec<Vec<u8>>,
 }
 
-/// Look up the providers of `key`; returns how many were found.
+/// Look up the providers of `key`; returns those found.
 #[derive(Debug, Message)]
-#[rtype(result = "usize")]
+#[rtype(result = "Vec<weft_net::PeerId>")]
 pub struct FindProviders {
     /// The DHT key.
     pub key: Vec<u8>,
@@ -105,19 +105,19 @@ impl Handler<ForgetProvider> for Dht {
 
 /// Runs a provider lookup.
 impl Handler<FindProviders> for Dht {
-    type Result = ResponseFuture<usize>;
+    type Result = ResponseFuture<Vec<weft_net::PeerId>>;
 
     fn handle(&mut self, msg: FindProviders, _ctx: &mut Context<Self>) -> Self::Result {
         let network = self.network.clone();
         Box::pin(async move {
             match network.find_providers(msg.key).await {
                 Ok(found) => {
-                    debug!(providers = found.len(), "realm members found");
-                    found.len()
+                    debug!(providers = found.len(), "providers found");
+                    found.into_iter().collect()
                 }
                 Err(e) => {
                     debug!(error = %e, "provider lookup failed");
-                    0
+                    Vec::new()
                 }
             }
         })

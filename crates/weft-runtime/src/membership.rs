@@ -294,8 +294,14 @@ impl Handler<Discover> for Membership {
             key: membership_key(self.realm()),
         });
         ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| {
-            debug!(realm = %act.realm().name(), found = found.unwrap_or(0), "membership lookup");
-            let delay = act.discovery.next(act.roster.is_empty());
+            let found = found.unwrap_or_default();
+            // Those found are being dialed; a member not yet connected is one to wait for.
+            let new = found
+                .iter()
+                .filter(|p| act.roster.member(p).is_none())
+                .count();
+            debug!(realm = %act.realm().name(), found = found.len(), new, "membership lookup");
+            let delay = act.discovery.next(act.roster.is_empty(), new > 0);
             act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }

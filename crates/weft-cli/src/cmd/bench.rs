@@ -45,6 +45,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             publications,
             calls,
             converge_within,
+            settle,
             json,
         } => {
             let bench = super::bench_mesh::MeshBench {
@@ -53,6 +54,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
                 publications,
                 calls,
                 converge_within: Duration::from_secs(converge_within),
+                settle: Duration::from_secs(settle),
                 json,
             };
             super::bench_mesh::run(bench).await

@@ -27,6 +27,8 @@ const TOPICS: usize = 8;
 const ECHO: &str = "mesh.echo";
 /// Between one node's start and the next.
 const START_EVERY: Duration = Duration::from_millis(20);
+/// How long the idle mesh's CPU use is measured over, once converged.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
 /// How long deliveries may keep arriving after the last publication.
 const SETTLE: Duration = Duration::from_secs(3);
 /// Each call's deadline.
@@ -41,6 +43,9 @@ pub(crate) struct MeshBench {
     pub(crate) calls: u64,
     /// How long to wait for every node to know every other's subscriptions and providers.
     pub(crate) converge_within: Duration,
+    /// How long to leave the converged mesh alone before measuring its idle CPU use: nodes
+    /// look for members fast at first, then every minute.
+    pub(crate) settle: Duration,
     pub(crate) json: bool,
 }
 
@@ -144,6 +149,9 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         .collect();
     let converged = converge(&nodes, &subscribers, bench.converge_within).await?;
     let converged_ms = converged.then(|| started.elapsed().as_millis());
+    // What the mesh costs while nothing is published or called: liveness, discovery, the DHT.
+    tokio::time::sleep(bench.settle).await;
+    let idle_cpu_percent = idle_cpu(IDLE_WINDOW).await;
 
     let mut expected = 0u64;
     for k in 0..bench.publications {
@@ -196,7 +204,8 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     for node in &nodes {
         max_connections = max_connections.max(node.peers().await.len());
     }
-    let rss_kib_per_node = resident_kib().map(|kib| kib / n as u64);
+    let rss_kib_per_node = status_field("VmRSS:").map(|kib| kib / n as u64);
+    let threads = status_field("Threads:");
     drop(registrations);
     for node in &nodes {
         node.shutdown().await;
@@ -209,6 +218,8 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "converged_ms": converged_ms,
         "max_connections_per_node": max_connections,
         "rss_kib_per_node": rss_kib_per_node,
+        "idle_cpu_percent": idle_cpu_percent,
+        "threads": threads,
         "published": bench.publications,
         "expected_deliveries": expected,
         "delivered": delivered,
@@ -287,9 +298,29 @@ async fn converge(
     }
 }
 
-/// This process's resident memory, from `/proc/self/status` (Linux).
-fn resident_kib() -> Option<u64> {
+/// A number from this process's `/proc/self/status` (Linux): `VmRSS:` in KiB, `Threads:`.
+fn status_field(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU this process used over `window`, in percent of one core (Linux).
+async fn idle_cpu(window: Duration) -> Option<f64> {
+    let before = cpu_ticks()?;
+    tokio::time::sleep(window).await;
+    let used = cpu_ticks()?.saturating_sub(before);
+    // The kernel counts in USER_HZ, 100 a second on Linux.
+    let percent = used as f64 / (window.as_secs_f64() * 100.0) * 100.0;
+    Some((percent * 10.0).round() / 10.0)
+}
+
+/// User and system time of this process so far, in clock ticks, from `/proc/self/stat`.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: the fields that follow start after its `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }

@@ -427,7 +427,6 @@ where
     }
 
     /// A member, if it is one.
-    #[cfg(test)]
     pub(crate) fn member(&self, peer: &P) -> Option<&M> {
         self.members.get(peer)
     }
