@@ -188,3 +188,30 @@ async fn same_realm_name_with_another_owner_is_another_realm() {
     );
     shutdown(&[a, b]).await;
 }
+
+/// A bootstrap node that hosts none of a realm still serves the DHT: two members of `prod`
+/// that only know a node of `dev` find each other through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_find_each_other_through_a_node_of_another_realm() {
+    let hub = Node::builder().open_realm("dev").start().await.unwrap();
+    let at = hub.listen_addrs()[0].to_string();
+    let b = Node::builder()
+        .bootstrap(at.clone())
+        .open_realm("prod")
+        .start()
+        .await
+        .unwrap();
+    let c = Node::builder()
+        .bootstrap(at)
+        .open_realm("prod")
+        .start()
+        .await
+        .unwrap();
+    within(
+        "b and c find each other",
+        b.realm("prod").unwrap().wait_for_members(1),
+    )
+    .await
+    .unwrap();
+    shutdown(&[b, c, hub]).await;
+}
