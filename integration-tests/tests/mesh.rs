@@ -190,28 +190,45 @@ async fn same_realm_name_with_another_owner_is_another_realm() {
 }
 
 /// A bootstrap node that hosts none of a realm still serves the DHT: two members of `prod`
-/// that only know a node of `dev` find each other through it.
+/// that only know a node of `dev` find each other through it. It keeps no session with them,
+/// and its connections to them close once Kademlia no longer uses them, while theirs to each
+/// other, which carry a session, stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_find_each_other_through_a_node_of_another_realm() {
-    let hub = Node::builder().open_realm("dev").start().await.unwrap();
+    let idle = std::time::Duration::from_secs(1);
+    let hub = Node::builder()
+        .idle_timeout(idle)
+        .open_realm("dev")
+        .start()
+        .await
+        .unwrap();
     let at = hub.listen_addrs()[0].to_string();
-    let b = Node::builder()
-        .bootstrap(at.clone())
-        .open_realm("prod")
-        .start()
-        .await
-        .unwrap();
-    let c = Node::builder()
-        .bootstrap(at)
-        .open_realm("prod")
-        .start()
-        .await
-        .unwrap();
+    let member = || {
+        Node::builder()
+            .idle_timeout(idle)
+            .bootstrap(at.clone())
+            .open_realm("prod")
+            .start()
+    };
+    let (b, c) = (member().await.unwrap(), member().await.unwrap());
     within(
         "b and c find each other",
         b.realm("prod").unwrap().wait_for_members(1),
     )
     .await
     .unwrap();
+    within("the hub's connections close once idle", async {
+        while hub.dht_stats().await.connected_peers > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(hub.peers().await.is_empty(), "no session with either");
+    tokio::time::sleep(2 * idle).await;
+    assert_eq!(
+        b.realm("prod").unwrap().stats().await.members,
+        1,
+        "b and c stay"
+    );
     shutdown(&[b, c, hub]).await;
 }

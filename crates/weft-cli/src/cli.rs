@@ -104,7 +104,7 @@ pub(crate) struct NodeArgs {
     /// When a peer cannot keep up: `drop` (and count) or `block` (slow the publisher down).
     #[arg(long, value_name = "drop|block")]
     pub(crate) congestion: Option<String>,
-    /// How long an idle connection stays open (e.g. 60s).
+    /// How long an idle connection stays open (e.g. 10s).
     #[arg(long, value_name = "DURATION")]
     pub(crate) idle_timeout: Option<String>,
     /// How fast a silent peer is declared gone (e.g. 10s).

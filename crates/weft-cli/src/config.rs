@@ -25,7 +25,7 @@
 //! subscriber_queue = 4096                       # WEFT_LIMITS_SUBSCRIBER_QUEUE  --subscriber-queue
 //! peer_queue = 16384                            # WEFT_LIMITS_PEER_QUEUE     --peer-queue
 //! congestion = "drop"                           # WEFT_LIMITS_CONGESTION     --congestion (drop|block)
-//! idle_timeout = "60s"                          # WEFT_LIMITS_IDLE_TIMEOUT   --idle-timeout
+//! idle_timeout = "10s"                          # WEFT_LIMITS_IDLE_TIMEOUT   --idle-timeout
 //! liveness = "10s"                              # WEFT_LIMITS_LIVENESS       --liveness
 //! max_connections = 1024                      # WEFT_LIMITS_MAX_CONNECTIONS  --max-connections
 //! max_incoming_handshakes = 128               # WEFT_LIMITS_MAX_INCOMING_HANDSHAKES  --max-incoming-handshakes

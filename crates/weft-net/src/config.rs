@@ -17,7 +17,9 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start, to join the DHT.
     pub bootstrap: Vec<Multiaddr>,
-    /// A connection with no open stream and no activity closes after this long.
+    /// A connection with no open stream and no activity closes after this long. A session holds
+    /// a stream open, so this closes connections that carry none: those that served only the
+    /// DHT, to peers that share no realm with this node.
     pub idle_timeout: Duration,
     /// How fast a dead peer is noticed: QUIC closes a connection that has heard nothing for this
     /// long, and keep-alives are sent at a third of it so a live one never goes that quiet.
@@ -49,7 +51,7 @@ impl NetConfig {
             keypair,
             listen: vec![loopback_any()],
             bootstrap: Vec::new(),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(10),
             liveness: Duration::from_secs(10),
             query_timeout: Duration::from_secs(10),
             event_capacity: 1024,

@@ -88,6 +88,8 @@ pub struct PeerGone {
     pub was_member: bool,
     /// It was our client: it cannot be dialed, and comes back by itself if it wants to.
     pub client: bool,
+    /// It hosts no realm of this node's: nothing to redial it for.
+    pub shares_nothing: bool,
 }
 
 /// Where a session reports on its peer: the node, as the four messages it takes from sessions.
@@ -186,6 +188,8 @@ pub struct PeerConnection {
     bye_answered: Option<tokio::sync::oneshot::Sender<()>>,
     /// The network already reported the peer gone; nothing to close.
     disconnected: bool,
+    /// The peer hosts none of this node's realms (it ended the session on that ground).
+    shares_nothing: bool,
     /// Inbound streams being read; the session ends when the last one does.
     inbound_streams: usize,
     /// The connection is known established; until then no outbound stream is opened (a stream
@@ -241,6 +245,7 @@ impl PeerConnection {
             leaving: false,
             bye_answered: None,
             disconnected: false,
+            shares_nothing: false,
             inbound_streams: 0,
             connected: false,
             hello_timeout: crate::Limits::default().hello_timeout,
@@ -353,6 +358,14 @@ impl PeerConnection {
             Ok(claims) => claims,
             Err(e) => return self.broke_greeting(e, ctx),
         };
+        if self.handshake.shares_nothing(&claims) {
+            // No goodbye: that would make the peer forget this node in the DHT too. The
+            // connection stays for Kademlia, and closes once idle (`limits.idle_timeout`).
+            debug!(peer = %self.did.short(), "no realm in common: the session ends");
+            self.shares_nothing = true;
+            ctx.stop();
+            return;
+        }
         let mut admissions = Vec::new();
         for claim in claims {
             let Some(link) = self.links.get(claim.link) else {
@@ -456,8 +469,9 @@ impl Actor for PeerConnection {
         }
         // The weft session is the connection's purpose: when it ends, so do the peer's
         // connections. Otherwise a half-dead connection would linger, and the next connection to
-        // the peer would not be its first, so no new session would start.
-        if !self.disconnected {
+        // the peer would not be its first, so no new session would start. A peer that shares no
+        // realm needs no session ever: its connection serves Kademlia until it is idle.
+        if !self.disconnected && !self.shares_nothing {
             let (network, peer) = (self.network.clone(), self.peer);
             self.network.spawn(async move {
                 let _ = network.disconnect(peer).await;
@@ -474,6 +488,7 @@ impl Actor for PeerConnection {
             said_bye: self.said_bye,
             was_member: !self.admitted.is_empty(),
             client: self.client,
+            shares_nothing: self.shares_nothing,
         });
         Running::Stop
     }

@@ -447,7 +447,9 @@ impl Handler<PeerGone> for Supervisor {
         let Some(entry) = self.peers.remove(&msg.peer) else {
             return;
         };
-        if self.peers.is_empty() {
+        // A peer that shares no realm is up, and stays in the routing table: no need to knock
+        // on the bootstrap peers again for it.
+        if self.peers.is_empty() && !msg.shares_nothing {
             self.start_rebootstrap(ctx);
         }
         if let Some(info) = &entry.info {
@@ -471,6 +473,7 @@ impl Handler<PeerGone> for Supervisor {
             return;
         }
         let ended = Ended {
+            shares_nothing: msg.shares_nothing,
             said_bye: msg.said_bye,
             was_member: msg.was_member,
             client: msg.client,

@@ -185,6 +185,13 @@ impl Handshake {
         Ok(claims)
     }
 
+    /// The peer's join arrived with `claims`, and neither side named a realm the other hosts:
+    /// the session has nothing to carry. The connection may still serve Kademlia, the DHT being
+    /// shared by every realm.
+    pub(crate) fn shares_nothing(&self, claims: &[Claim]) -> bool {
+        self.joined && self.named.is_empty() && claims.is_empty()
+    }
+
     /// A realm admitted the peer: the welcome to send, the first time only.
     pub(crate) fn on_admitted(&mut self) -> Option<Welcome> {
         if std::mem::replace(&mut self.welcome_sent, true) {
@@ -335,6 +342,18 @@ mod tests {
         );
         assert_eq!(claims_at_b.len(), 1);
         assert_eq!((claims_at_b[0].index, claims_at_b[0].link), (2, 0));
+        assert!(!at_a.shares_nothing(&claims_at_a) && !at_b.shares_nothing(&claims_at_b));
+    }
+
+    #[test]
+    fn peers_of_different_realms_share_nothing_once_both_joins_are_in() {
+        let a = node(did(1), vec![realm("dev", None, "a")]);
+        let b = node(did(2), vec![realm("prod", None, "b")]);
+        let (mut at_a, mut at_b) = (Handshake::new(a, did(2)), Handshake::new(b, did(1)));
+        assert!(!at_a.shares_nothing(&[]), "not before the peer's join");
+        let (join_a, join_b, claims_at_a, claims_at_b) = greet(&mut at_a, &mut at_b);
+        assert!(join_a.realms.is_empty() && join_b.realms.is_empty());
+        assert!(at_a.shares_nothing(&claims_at_a) && at_b.shares_nothing(&claims_at_b));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub(crate) struct Ended {
     pub(crate) client: bool,
     /// Its address is one of the node's bootstrap addresses.
     pub(crate) bootstrap: bool,
+    /// It hosts none of the node's realms: the session ended on that ground, and the connection
+    /// still serves the DHT.
+    pub(crate) shares_nothing: bool,
 }
 
 /// What to do about a lost peer.
@@ -62,7 +65,8 @@ impl<P: Eq + Hash + Copy, A> Redials<P, A> {
         ended: Ended,
         random: f64,
     ) -> Option<Next> {
-        let worth_it = (ended.was_member && !ended.client) || ended.bootstrap;
+        let worth_it =
+            !ended.shares_nothing && ((ended.was_member && !ended.client) || ended.bootstrap);
         let Some(addr) = addr.filter(|_| worth_it && !ended.said_bye) else {
             self.pending.remove(&peer);
             return None;
@@ -135,6 +139,7 @@ mod tests {
         was_member: true,
         client: false,
         bootstrap: false,
+        shares_nothing: false,
     };
 
     #[test]
@@ -187,6 +192,16 @@ mod tests {
                 Some("a"),
             ),
             ("no address", MEMBER, None),
+            (
+                "a bootstrap peer of no realm of ours",
+                Ended {
+                    was_member: false,
+                    bootstrap: true,
+                    shares_nothing: true,
+                    ..MEMBER
+                },
+                Some("a"),
+            ),
         ];
         for (why, ended, addr) in cases {
             assert_eq!(r.gone(1, addr, ended, 0.0), None, "{why}");
