@@ -232,3 +232,30 @@ async fn members_find_each_other_through_a_node_of_another_realm() {
     );
     shutdown(&[b, c, hub]).await;
 }
+
+/// The DHT names a procedure's providers: one lookup from another member finds the node that
+/// advertised it, and a name nobody provides finds no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dht_lookup_names_the_providers_of_a_procedure() {
+    let nodes = mesh(3, |b, _| b.open_realm("mesh")).await;
+    let provider = nodes[2].realm("mesh").unwrap();
+    let _registration = provider
+        .advertise("orders.get", |_, args| async move { Ok(args) })
+        .await
+        .unwrap();
+    let found = within("a lookup that finds it", async {
+        loop {
+            let found = nodes[0].dht_lookup("mesh", "orders.get").await.unwrap();
+            if !found.is_empty() {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(found, vec![nodes[2].did()]);
+    let nobody = nodes[0].dht_lookup("mesh", "orders.cancel").await.unwrap();
+    assert!(nobody.is_empty());
+    assert!(nodes[0].dht_lookup("nowhere", "orders.get").await.is_err());
+    shutdown(&nodes).await;
+}

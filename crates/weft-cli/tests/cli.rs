@@ -529,5 +529,10 @@ fn bench_mesh_reports_every_delivery_and_call_of_a_small_mesh() {
     assert_eq!(report["max_connections_per_node"], 5, "a full mesh, today");
     assert!(report["rss_kib_per_node"].is_u64(), "{report}");
     assert!(report["idle_cpu_percent"].is_f64(), "{report}");
+    assert_eq!(
+        report["lookups_ok"], 10,
+        "every lookup found a provider: {report}"
+    );
+    assert!(report["lookup_p50_ms"].is_f64(), "{report}");
     assert!(report["threads"].as_u64().unwrap() > 6, "{report}");
 }

@@ -179,6 +179,23 @@ impl NodeHandle {
         self.network.dht_stats().await.unwrap_or_default()
     }
 
+    /// Looks up in the DHT the nodes that provide `procedure` in `realm` (one Kademlia query;
+    /// those found and not yet connected are dialed). `None` if this node has no such realm.
+    pub async fn dht_lookup(
+        &self,
+        realm: &str,
+        procedure: &weft_names::Name,
+    ) -> Option<Result<Vec<Did>, weft_net::NetError>> {
+        let realm = self.realm(realm)?;
+        let key = crate::core::keys::procedure_key(&realm.realm, procedure);
+        let found = self.network.find_providers(key).await.map(|peers| {
+            let mut dids: Vec<Did> = peers.iter().filter_map(weft_net::peer_did).collect();
+            dids.sort();
+            dids
+        });
+        Some(found)
+    }
+
     /// Peers connected now (those that completed the handshake).
     pub async fn peers(&self) -> Vec<PeerInfo> {
         self.node.send(Peers).await.unwrap_or_default()

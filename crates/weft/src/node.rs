@@ -335,6 +335,16 @@ impl Node {
         self.inner.dht_stats().await
     }
 
+    /// The nodes the DHT names as providers of `procedure` in `realm`, found with one Kademlia
+    /// lookup (those not yet connected are dialed). Their addresses are not reported yet.
+    pub async fn dht_lookup(&self, realm: &str, procedure: &str) -> Result<Vec<Did>, Error> {
+        let procedure = Name::new(procedure)?;
+        match self.inner.dht_lookup(realm, &procedure).await {
+            Some(found) => Ok(found?),
+            None => Err(Error::Config(format!("no realm {realm} on this node"))),
+        }
+    }
+
     /// A realm this node was configured with.
     pub fn realm(&self, name: &str) -> Option<RealmHandle> {
         self.inner.realm(name).map(|inner| RealmHandle { inner })

@@ -8,6 +8,9 @@
 //! (from the second) to `mesh.*`, every fourth (from the third) provides `mesh.echo`. A node is
 //! started every 20 ms, bootstrapping from one started before it.
 //!
+//! Lookups: the procedure's providers looked up in the DHT from random nodes that do not
+//! provide it, one Kademlia query each, timed; `lookups_ok` counts those that found one.
+//!
 //! Each node is a whole weft node with its own network and actor threads, so the threads grow
 //! with N: what one machine can run is bounded by that (see `docs/benchmarks.md`).
 
@@ -33,6 +36,8 @@ const IDLE_WINDOW: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_secs(3);
 /// Each call's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// DHT lookups timed, at most (and no more than calls).
+const LOOKUPS: u64 = 50;
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -192,13 +197,20 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             latencies.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    latencies.sort_by(f64::total_cmp);
-    let quantile = |q: f64| {
-        let at = ((latencies.len() as f64 - 1.0) * q).round();
-        latencies
-            .get(at.max(0.0) as usize)
-            .map(|ms| (ms * 100.0).round() / 100.0)
-    };
+    // DHT lookups of the procedure from random nodes that do not provide it (a lookup names
+    // the others), each one Kademlia query.
+    let askers: Vec<usize> = (0..n).filter(|i| !provides(*i)).collect();
+    let mut lookups = Vec::new();
+    for _ in 0..bench.calls.min(LOOKUPS) {
+        let asker = askers[picks.next(askers.len())];
+        let t = Instant::now();
+        let found = nodes[asker].dht_lookup(REALM, ECHO).await;
+        if found.is_ok_and(|providers| !providers.is_empty()) {
+            lookups.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let (call_p50, call_p99) = quantiles(&mut latencies);
+    let (lookup_p50, lookup_p99) = quantiles(&mut lookups);
 
     let mut max_connections = 0;
     for node in &nodes {
@@ -226,12 +238,11 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "duplicates": duplicates,
         "calls": bench.calls,
         "calls_ok": calls_ok,
-        "call_p50_ms": quantile(0.5),
-        "call_p99_ms": quantile(0.99),
-        // Not measured yet: providers are learnt from members' advertisements in a full mesh,
-        // and the node handle does not time its DHT lookups.
-        "lookup_p50_ms": null,
-        "lookup_p99_ms": null,
+        "call_p50_ms": call_p50,
+        "call_p99_ms": call_p99,
+        "lookups_ok": lookups.len(),
+        "lookup_p50_ms": lookup_p50,
+        "lookup_p99_ms": lookup_p99,
     });
     if bench.json {
         println!("{out}");
@@ -260,6 +271,16 @@ fn grant(owner: &Keypair, node: &Keypair) -> Result<Chain, CliError> {
         builder = builder.claim(format!("weft://{REALM}/**"), ability);
     }
     Ok(Chain::new(builder.build()?, []))
+}
+
+/// The median and 99th percentile of `samples` (milliseconds), to two decimals.
+fn quantiles(samples: &mut [f64]) -> (Option<f64>, Option<f64>) {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round().max(0.0) as usize;
+        samples.get(i).map(|ms| (ms * 100.0).round() / 100.0)
+    };
+    (at(0.5), at(0.99))
 }
 
 fn realm_of(node: &Node) -> Result<weft::RealmHandle, CliError> {
