@@ -764,11 +764,7 @@ impl Handler<RemoteCall> for Registry {
         let action = Action::Call(&call.procedure);
         // A chain sent with the call is the only one it acts under; without one, those the caller
         // presented at admission.
-        let acting = crate::core::authority::Acting {
-            did: &member.did,
-            chains: &member.chains,
-            budget: Some(&member.budget),
-        };
+        let acting = crate::core::roster::Credentials::acting(&member.record);
         let allowed = crate::core::authority::authorize_member(
             &self.authorizer,
             &mut self.chain_cache,

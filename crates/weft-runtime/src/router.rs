@@ -33,12 +33,13 @@ use weft_names::{Name, Pattern};
 use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
 
-use crate::core::authority::{Acting, authorize_member};
+use crate::core::authority::authorize_member;
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
 use crate::core::memo::PublishMemo;
 use crate::core::pubsub::{Routing, Target};
 use crate::core::relay::Origin;
+use crate::core::roster::Credentials as _;
 use crate::core::slots::Slot;
 use crate::core::standing::Standing;
 use crate::lane::{Drain, Publish, Published};
@@ -307,11 +308,7 @@ impl Router {
                     let member = members.get(*slot).ok_or_else(|| {
                         weft_auth::AuthError::Unauthorized("no longer a member".into())
                     })?;
-                    let acting = Acting {
-                        did: &member.did,
-                        chains: &member.chains,
-                        budget: None,
-                    };
+                    let acting = member.record.acting().without_budget();
                     let action = Action::Subscribe(pattern);
                     authorize_member(
                         authorizer,
@@ -460,7 +457,8 @@ impl Handler<RemotePublish> for Router {
             debug!(peer = %msg.peer, "publications from a non-member dropped");
             return;
         };
-        let (did, chains, budget) = (member.did, member.chains.clone(), member.budget.clone());
+        let publisher = member.record.clone();
+        let did = publisher.did;
         let origin = match member.client {
             true => Origin::Client(msg.peer),
             false => Origin::Member,
@@ -477,11 +475,7 @@ impl Handler<RemotePublish> for Router {
             let (authorizer, cache, realm) = (&self.authorizer, &mut self.chain_cache, &self.realm);
             let frame_chain = publish.chain.as_ref();
             let allowed = memo.check(topic, now, epoch, frame_chain.is_some(), || {
-                let acting = Acting {
-                    did: &did,
-                    chains: &chains,
-                    budget: Some(&budget),
-                };
+                let acting = publisher.acting();
                 let action = Action::Publish(topic);
                 authorize_member(authorizer, cache, realm, frame_chain, acting, action, now)
                     .map(drop)
@@ -623,11 +617,7 @@ impl Handler<RemoteInterest> for Router {
                 id, pattern, chain, ..
             } => {
                 let action = Action::Subscribe(&pattern);
-                let acting = Acting {
-                    did: &member.did,
-                    chains: &member.chains,
-                    budget: Some(&member.budget),
-                };
+                let acting = member.record.acting();
                 let allowed = authorize_member(
                     &self.authorizer,
                     &mut self.chain_cache,

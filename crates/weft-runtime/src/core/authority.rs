@@ -77,6 +77,16 @@ pub(crate) struct Acting<'a> {
     pub(crate) budget: Option<&'a VerifyBudget>,
 }
 
+impl Acting<'_> {
+    /// The same member re-checking what it was granted: that must not fail for lack of budget.
+    pub(crate) fn without_budget(self) -> Self {
+        Self {
+            budget: None,
+            ..self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -364,11 +364,7 @@ where
                 else {
                     return Err(AuthError::Unauthorized("no longer relayed".into()));
                 };
-                // A re-check of what was granted must not fail for lack of budget.
-                let acting = Acting {
-                    budget: None,
-                    ..member.acting()
-                };
+                let acting = member.acting().without_budget();
                 let action = Action::Subscribe(pattern);
                 authorize_member(
                     authorizer,
@@ -416,14 +412,19 @@ where
 
     /// The members a notice is for.
     pub(crate) fn recipients<'a>(&'a self, to: &'a To<P>) -> impl Iterator<Item = &'a M> + 'a {
-        self.members
-            .iter()
+        // One member is a lookup: admission sends a newcomer every subscription held here.
+        let (one, all) = match to {
+            To::Member(peer) => (self.members.get(peer), None),
+            To::Members | To::MembersBut(_) => (None, Some(self.members.iter())),
+        };
+        let all = all
+            .into_iter()
+            .flatten()
             .filter(move |(peer, member)| match to {
-                To::Member(one) => *peer == one,
-                To::Members => !member.client(),
                 To::MembersBut(but) => *peer != but && !member.client(),
-            })
-            .map(|(_, member)| member)
+                _ => !member.client(),
+            });
+        one.into_iter().chain(all.map(|(_, member)| member))
     }
 
     /// A member, if it is one.
