@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use tracing::{debug, info, warn};
-use weft_auth::{AuthError, Authorizer, Chain, Realm, VerifyBudget};
+use weft_auth::{AuthError, Chain, Realm, VerifyBudget};
 use weft_identity::Did;
 use weft_names::Pattern;
 use weft_net::PeerId;
@@ -35,6 +35,7 @@ use crate::core::discovery::{self, Discovery};
 use crate::core::handshake::PeerTags;
 use crate::core::keys::membership_key;
 use crate::core::roster::{Revoked, Roster};
+use crate::core::seat::Seat;
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::local::LocalSink;
 use crate::members::Admitted;
@@ -174,20 +175,12 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    /// The realm at `index` of this node's hello.
-    pub fn new(
-        realm: Realm,
-        index: RealmIndex,
-        authorizer: Arc<Authorizer>,
-        own_did: Did,
-        own_chains: Arc<Vec<Chain>>,
-        routes: Routes,
-        dht: Addr<Dht>,
-    ) -> Self {
+    /// The membership of the realm `seat` names.
+    pub(crate) fn new(seat: Arc<Seat>, routes: Routes, dht: Addr<Dht>) -> Self {
         let Routes { router, registry } = routes;
-        let realm_name = realm.name().as_str().to_owned();
+        let realm_name = seat.realm.name().as_str().to_owned();
         Self {
-            roster: Roster::new(realm, index, authorizer, own_did, own_chains),
+            roster: Roster::new(seat),
             router,
             registry,
             dht,

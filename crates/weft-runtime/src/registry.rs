@@ -32,11 +32,11 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 use tracing::{Instrument, debug};
-use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm};
+use weft_auth::{Action, AuthError, Chain, Grant};
 use weft_identity::Did;
 use weft_names::Name;
 use weft_net::{Network, PeerId};
-use weft_wire::{DEFAULT_MAX_FRAME, Fault, Frame, Interest, Outcome, RealmIndex, Reply};
+use weft_wire::{DEFAULT_MAX_FRAME, Fault, Frame, Interest, Outcome, Reply};
 
 use crate::core::calls::{CallEvent, CallId, Calls, NewCall};
 use crate::core::caps::{Cap, Verdict, count_refusal};
@@ -44,6 +44,7 @@ use crate::core::chains::ChainCache;
 use crate::core::keys::procedure_key;
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
+use crate::core::seat::Seat;
 use crate::core::standing::Standing;
 use crate::dht::{Dht, FindProviders, ForgetProvider, Provide, StopProviding};
 use crate::members::Admitted;
@@ -185,7 +186,8 @@ pub struct RemoteAdvert {
     pub ticket: crate::sender::Ticket,
 }
 
-/// A member as the registry holds it.
+/// A member as the registry holds it, in the calls core's table.
+#[derive(Debug)]
 struct Member {
     record: Arc<Admitted>,
     /// Its calls this node is running, waiting to run, or passing on, and their payload bytes.
@@ -201,6 +203,12 @@ impl std::ops::Deref for Member {
 
     fn deref(&self) -> &Admitted {
         &self.record
+    }
+}
+
+impl crate::core::calls::Member for Member {
+    fn client(&self) -> bool {
+        self.record.client
     }
 }
 
@@ -256,19 +264,15 @@ impl Drop for CallSlot {
 
 /// The realm's procedures and calls.
 pub struct Registry {
-    realm: Realm,
-    index: RealmIndex,
-    authorizer: Arc<Authorizer>,
+    /// The realm, and this node's identity and authority in it.
+    seat: Arc<Seat>,
     /// Chains carried by callers' frames, parsed.
     chain_cache: ChainCache,
-    own_did: Did,
-    own_chains: Arc<Vec<Chain>>,
     network: Network,
     dht: Addr<Dht>,
     local: HashMap<Name, ProcedureHandler>,
-    members: HashMap<PeerId, Member>,
-    /// This node's calls, and the providers they choose from.
-    calls: Calls<PeerId>,
+    /// This node's calls, the providers they choose from, and the realm's members.
+    calls: Calls<PeerId, Member>,
     /// Where each call's outcome goes.
     outcomes: HashMap<CallId, oneshot::Sender<Result<Bytes, CallError>>>,
     /// When the calls core is woken next.
@@ -295,41 +299,27 @@ pub struct Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
-            .field("realm", &self.realm)
+            .field("realm", &self.seat.realm)
             .field("calls", &self.calls.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Registry {
-    /// The registry of `realm`, at `index` in this node's hello.
-    #[allow(clippy::too_many_arguments)] // the realm's identity, authority and I/O handles
-    pub fn new(
-        realm: Realm,
-        index: RealmIndex,
-        authorizer: Arc<Authorizer>,
-        own_did: Did,
-        own_chains: Arc<Vec<Chain>>,
-        network: Network,
-        dht: Addr<Dht>,
-    ) -> Self {
+    /// The registry of the realm `seat` names.
+    pub(crate) fn new(seat: Arc<Seat>, network: Network, dht: Addr<Dht>) -> Self {
         Self {
-            index,
-            authorizer,
             chain_cache: ChainCache::default(),
-            own_did,
-            own_chains,
             network,
             dht,
             local: HashMap::new(),
-            members: HashMap::new(),
             calls: Calls::new(false),
             outcomes: HashMap::new(),
             timer: None,
             awaiting_count: Waiters::default(),
             handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
-            metrics: Arc::new(CallMetrics::new(realm.name())),
-            realm,
+            metrics: Arc::new(CallMetrics::new(seat.realm.name())),
+            seat,
             client: false,
             leaving: false,
             adverts: Standing::default(),
@@ -358,7 +348,7 @@ impl Registry {
     /// Sends an interest frame to every member but clients (they send every call to us).
     fn announce(&self, interest: Interest) {
         if let Ok(bytes) = weft_net::framed::encode(&Frame::Interest(interest), DEFAULT_MAX_FRAME) {
-            for member in self.members.values().filter(|m| !m.client) {
+            for member in self.calls.members().map(|(_, m)| m).filter(|m| !m.client) {
                 member.sender.send_control(&bytes);
             }
         }
@@ -375,7 +365,7 @@ impl Registry {
             .iter()
             .any(|p| match p {
                 Provider::Local => self.local.contains_key(procedure),
-                Provider::Remote(peer) => self.members.get(peer).is_some_and(|m| m.client),
+                Provider::Remote(peer) => self.calls.member(peer).is_some_and(|m| m.client),
             })
     }
 
@@ -386,10 +376,10 @@ impl Registry {
         if offers == offered {
             return;
         }
-        let key = procedure_key(&self.realm, procedure);
+        let key = procedure_key(&self.seat.realm, procedure);
         if offers {
             self.announce(Interest::Advertise {
-                realm: self.index,
+                realm: self.seat.index,
                 procedure: procedure.clone(),
             });
             if !self.client {
@@ -397,7 +387,7 @@ impl Registry {
             }
         } else {
             self.announce(Interest::Unadvertise {
-                realm: self.index,
+                realm: self.seat.index,
                 procedure: procedure.clone(),
             });
             if !self.client {
@@ -411,7 +401,7 @@ impl Registry {
     fn chains_with(&self, extra: Option<&Chain>) -> Vec<Chain> {
         match extra {
             Some(chain) => vec![chain.clone()],
-            None => self.own_chains.to_vec(),
+            None => self.seat.chains.to_vec(),
         }
     }
 
@@ -441,11 +431,12 @@ impl Handler<Advertise> for Registry {
 
     fn handle(&mut self, msg: Advertise, ctx: &mut Context<Self>) -> Self::Result {
         let action = Action::Advertise(&msg.procedure);
-        self.authorizer
+        self.seat
+            .authorizer
             .authorize_any(
-                &self.realm,
-                &self.own_chains,
-                &self.own_did,
+                &self.seat.realm,
+                &self.seat.chains,
+                &self.seat.did,
                 action,
                 unix_now(),
             )
@@ -490,10 +481,10 @@ impl Handler<CallProcedure> for Registry {
             None => {
                 let chains = self.chains_with(msg.chain.as_ref());
                 let action = Action::Call(&msg.procedure);
-                match self.authorizer.authorize_any(
-                    &self.realm,
+                match self.seat.authorizer.authorize_any(
+                    &self.seat.realm,
                     &chains,
-                    &self.own_did,
+                    &self.seat.did,
                     action,
                     unix_now(),
                 ) {
@@ -547,7 +538,7 @@ impl Registry {
                     chain,
                 } => {
                     let call = Frame::Call(weft_wire::Call {
-                        realm: self.index,
+                        realm: self.seat.index,
                         id,
                         procedure,
                         // Rounded up: a sub-millisecond timeout must not arrive as "already past".
@@ -558,7 +549,7 @@ impl Registry {
                         chain,
                     });
                     // Arguments over the frame limit: no provider can take them.
-                    let queued = self.members.get(&to).is_some_and(|member| {
+                    let queued = self.calls.member(&to).is_some_and(|member| {
                         weft_net::framed::encode(&call, DEFAULT_MAX_FRAME)
                             .is_ok_and(|bytes| member.sender.send(&bytes).queued)
                     });
@@ -585,7 +576,7 @@ impl Registry {
                     // Providers found are dialed, their sessions admit them, and their
                     // advertisements wake the call.
                     let lookup = self.dht.send(FindProviders {
-                        key: procedure_key(&self.realm, &procedure),
+                        key: procedure_key(&self.seat.realm, &procedure),
                     });
                     ctx.spawn(
                         async move {
@@ -636,7 +627,7 @@ impl Registry {
     ) -> impl Future<Output = Result<Bytes, CallError>> + Send + 'static {
         let handler = self.local.get(&procedure).cloned();
         let context = CallContext {
-            caller: self.own_did,
+            caller: self.seat.did,
             procedure: procedure.clone(),
             grant,
             tags: Arc::new(Vec::new()),
@@ -725,7 +716,7 @@ impl Handler<RemoteCall> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RemoteCall, ctx: &mut Context<Self>) {
-        let Some(member) = self.members.get(&msg.peer) else {
+        let Some(member) = self.calls.member(&msg.peer) else {
             debug!(peer = %msg.peer, "call from a non-member dropped");
             return;
         };
@@ -766,9 +757,9 @@ impl Handler<RemoteCall> for Registry {
         // presented at admission.
         let acting = crate::core::roster::Credentials::acting(&member.record);
         let allowed = crate::core::authority::authorize_member(
-            &self.authorizer,
+            &self.seat.authorizer,
             &mut self.chain_cache,
-            &self.realm,
+            &self.seat.realm,
             call.chain.as_ref(),
             acting,
             action,
@@ -785,7 +776,7 @@ impl Handler<RemoteCall> for Registry {
             // Never run: the caller may try another provider.
             return reply(fault(
                 Fault::NotFound,
-                format!("{} is leaving", self.own_did),
+                format!("{} is leaving", self.seat.did),
             ));
         }
         // Run here or passed on, the call counts against its caller until it is answered.
@@ -849,7 +840,7 @@ impl Handler<RemoteCall> for Registry {
         let span = tracing::debug_span!(
             target: telemetry::TARGET,
             "serve",
-            realm = %self.realm.name(),
+            realm = %self.seat.realm.name(),
             procedure = %call.procedure,
             caller = %member.did,
         );
@@ -932,7 +923,7 @@ impl Handler<RemoteAdvert> for Registry {
             .of(&msg.procedure)
             .contains(&Provider::Remote(msg.peer));
         let held = self.calls.providers().count_of(&msg.peer);
-        let Some(member) = self.members.get_mut(&msg.peer) else {
+        let Some(member) = self.calls.member_mut(&msg.peer) else {
             return;
         };
         if msg.provides
@@ -947,13 +938,13 @@ impl Handler<RemoteAdvert> for Registry {
                     "limit",
                     format!(
                         "at most {limit} procedures per peer in {}; more are refused",
-                        self.realm
+                        self.seat.realm
                     ),
                 );
             }
             return;
         }
-        let Some(member) = self.members.get(&msg.peer) else {
+        let Some(member) = self.calls.member(&msg.peer) else {
             return;
         };
         let offered = self.offers(&msg.procedure);
@@ -966,8 +957,8 @@ impl Handler<RemoteAdvert> for Registry {
             return;
         }
         let action = Action::Advertise(&msg.procedure);
-        match self.authorizer.authorize_any_from(
-            &self.realm,
+        match self.seat.authorizer.authorize_any_from(
+            &self.seat.realm,
             &member.chains,
             &member.did,
             action,
@@ -1007,7 +998,7 @@ impl Handler<MemberJoined> for Registry {
                 .filter(|p| self.offers(p))
             {
                 let advert = Frame::Interest(Interest::Advertise {
-                    realm: self.index,
+                    realm: self.seat.index,
                     procedure: procedure.clone(),
                 });
                 if let Ok(bytes) = weft_net::framed::encode(&advert, DEFAULT_MAX_FRAME) {
@@ -1015,19 +1006,16 @@ impl Handler<MemberJoined> for Registry {
                 }
             }
         }
-        let (peer, client) = (member.peer, member.client);
-        self.members.insert(
-            peer,
-            Member {
-                record: member,
-                calls: Arc::default(),
-                running: Arc::new(tokio::sync::Semaphore::new(RUNNING_SHARE)),
-                procedure_cap: Cap::new(self.max_procedures),
-            },
-        );
+        let peer = member.peer;
+        let member = Member {
+            record: member,
+            calls: Arc::default(),
+            running: Arc::new(tokio::sync::Semaphore::new(RUNNING_SHARE)),
+            procedure_cap: Cap::new(self.max_procedures),
+        };
         // A client's calls waiting for its access node can go.
         self.calls
-            .handle_member_joined(peer, client, Instant::now());
+            .handle_member_joined(peer, member, Instant::now());
         self.drive(ctx);
     }
 }
@@ -1044,7 +1032,7 @@ impl Handler<MemberLeft> for Registry {
                 .providers()
                 .procedures_of(&msg.peer)
                 .iter()
-                .map(|procedure| procedure_key(&self.realm, procedure))
+                .map(|procedure| procedure_key(&self.seat.realm, procedure))
                 .collect();
             if !keys.is_empty() {
                 self.dht.do_send(ForgetProvider {
@@ -1054,7 +1042,6 @@ impl Handler<MemberLeft> for Registry {
             }
         }
         self.forget_member(&msg.peer);
-        self.members.remove(&msg.peer);
         self.calls.handle_member_left(&msg.peer);
         self.drive(ctx);
     }
@@ -1111,24 +1098,24 @@ impl Registry {
     /// Ends the peers' advertisements whose chain expired or was revoked: calls stop going
     /// there, the peer is told, and the end is counted.
     fn sweep(&mut self) {
-        let (members, authorizer, realm) = (&self.members, &self.authorizer, &self.realm);
+        let (calls, authorizer, realm) = (&self.calls, &self.seat.authorizer, &self.seat.realm);
         let now = unix_now();
         let ended = self
             .adverts
             .sweep_under(authorizer, now, |(peer, procedure), ()| {
-                let member = members
-                    .get(peer)
+                let member = calls
+                    .member(peer)
                     .ok_or_else(|| AuthError::Unauthorized("no longer a member".into()))?;
                 let action = Action::Advertise(procedure);
                 authorizer.authorize_any(realm, &member.chains, &member.did, action, now)
             });
         for ((peer, procedure), (), e) in ended {
-            if let Some(member) = self.members.get(&peer) {
+            if let Some(member) = self.calls.member(&peer) {
                 let reason = format!("advertisement of {procedure} ended: {e}");
                 debug!(peer = %member.did.short(), %reason, "standing grant ended");
                 member.sender.send_denial(member.index, e.code(), reason);
             }
-            telemetry::grant_ended(self.realm.name(), "advertisement", e.code());
+            telemetry::grant_ended(self.seat.realm.name(), "advertisement", e.code());
             let offered = self.offers(&procedure);
             self.calls
                 .providers_mut()

@@ -27,11 +27,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use tracing::debug;
-use weft_auth::{Action, Authorizer, Chain, Realm};
-use weft_identity::Did;
+use weft_auth::Action;
 use weft_names::{Name, Pattern};
 use weft_net::PeerId;
-use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest, RealmIndex};
+use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest};
 
 use crate::core::authority::authorize_member;
 use crate::core::caps::{Verdict, count_refusal};
@@ -40,6 +39,7 @@ use crate::core::memo::PublishMemo;
 use crate::core::pubsub::{Routing, Target};
 use crate::core::relay::Origin;
 use crate::core::roster::Credentials as _;
+use crate::core::seat::Seat;
 use crate::core::slots::Slot;
 use crate::core::standing::Standing;
 use crate::lane::{Drain, Publish, Published};
@@ -153,11 +153,8 @@ pub struct AwaitSubscriber {
 
 /// The realm's router.
 pub struct Router {
-    realm: Realm,
-    index: RealmIndex,
-    authorizer: Arc<Authorizer>,
-    own_did: Did,
-    own_chains: Arc<Vec<Chain>>,
+    /// The realm, and this node's identity and authority in it.
+    seat: Arc<Seat>,
     max_payload: usize,
     congestion: Congestion,
     /// Where publications go: members, subscriptions, sequences, absent members.
@@ -193,29 +190,18 @@ pub struct Router {
 impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Router")
-            .field("realm", &self.realm)
+            .field("realm", &self.seat.realm)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
     }
 }
 
 impl Router {
-    /// A router for `realm`, which is at `index` in this node's hello.
-    pub fn new(
-        realm: Realm,
-        index: RealmIndex,
-        authorizer: Arc<Authorizer>,
-        own_did: Did,
-        own_chains: Arc<Vec<Chain>>,
-        max_payload: usize,
-    ) -> Self {
-        let counters = RealmCounters::new(realm.name());
+    /// The router of the realm `seat` names.
+    pub(crate) fn new(seat: Arc<Seat>, max_payload: usize) -> Self {
+        let counters = RealmCounters::new(seat.realm.name());
         Self {
-            realm,
-            index,
-            authorizer,
-            own_did,
-            own_chains,
+            seat,
             max_payload,
             congestion: Congestion::default(),
             routing: Routing::new(false),
@@ -299,7 +285,11 @@ impl Router {
     /// peer is told, and the end is counted.
     fn sweep(&mut self) {
         self.routing.expire(std::time::Instant::now());
-        let (members, authorizer, realm) = (self.routing.members(), &self.authorizer, &self.realm);
+        let (members, authorizer, realm) = (
+            self.routing.members(),
+            &self.seat.authorizer,
+            &self.seat.realm,
+        );
         let cache = &mut self.chain_cache;
         let now = unix_now();
         let ended =
@@ -327,7 +317,7 @@ impl Router {
                 debug!(peer = %member.did.short(), %reason, "standing grant ended");
                 member.sender.send_denial(member.index, e.code(), reason);
             }
-            crate::telemetry::grant_ended(self.realm.name(), "subscription", e.code());
+            crate::telemetry::grant_ended(self.seat.realm.name(), "subscription", e.code());
         }
     }
 }
@@ -374,11 +364,12 @@ impl Router {
         let now = self.now;
         // This node's own chains never change, so a decision for a topic holds for the rest of
         // the second unless something is revoked.
-        let epoch = self.authorizer.revocation_epoch();
-        let (authorizer, realm, own_did) = (&self.authorizer, &self.realm, &self.own_did);
+        let epoch = self.seat.authorizer.revocation_epoch();
+        let (authorizer, realm, own_did) =
+            (&self.seat.authorizer, &self.seat.realm, &self.seat.did);
         let chains = match &msg.chain {
             Some(chain) => std::slice::from_ref(chain),
-            None => self.own_chains.as_slice(),
+            None => self.seat.chains.as_slice(),
         };
         let allowed = self
             .own_memo
@@ -406,7 +397,7 @@ impl Router {
                     let event = Event {
                         topic: msg.topic.clone(),
                         payload: msg.payload.clone(),
-                        publisher: self.own_did,
+                        publisher: self.seat.did,
                     };
                     self.deliver_local(id, event);
                 }
@@ -416,7 +407,7 @@ impl Router {
                     };
                     if encoded.is_empty() {
                         let frame = Frame::Publish(weft_wire::Publish {
-                            realm: self.index,
+                            realm: self.seat.index,
                             topic: msg.topic.clone(),
                             seq,
                             payload: msg.payload.clone(),
@@ -430,7 +421,7 @@ impl Router {
                             },
                         )?;
                     }
-                    let pushed = member.sender.send_publication(&encoded, self.index);
+                    let pushed = member.sender.send_publication(&encoded, self.seat.index);
                     if !pushed.queued {
                         self.counters.dropped_slow_peer();
                     }
@@ -471,8 +462,12 @@ impl Handler<RemotePublish> for Router {
         let mut sequence = self.routing.begin_batch(&msg.peer);
         for mut publish in msg.publishes {
             let topic = &publish.topic;
-            let epoch = self.authorizer.revocation_epoch();
-            let (authorizer, cache, realm) = (&self.authorizer, &mut self.chain_cache, &self.realm);
+            let epoch = self.seat.authorizer.revocation_epoch();
+            let (authorizer, cache, realm) = (
+                &self.seat.authorizer,
+                &mut self.chain_cache,
+                &self.seat.realm,
+            );
             let frame_chain = publish.chain.as_ref();
             let allowed = memo.check(topic, now, epoch, frame_chain.is_some(), || {
                 let acting = publisher.acting();
@@ -541,7 +536,7 @@ impl Router {
             }
             if encoded.is_empty() {
                 let frame = Frame::Publish(weft_wire::Publish {
-                    realm: self.index,
+                    realm: self.seat.index,
                     topic: publish.topic.clone(),
                     seq: self.routing.take_seq(),
                     payload: publish.payload.clone(),
@@ -555,7 +550,11 @@ impl Router {
             let Some(member) = self.routing.members().get(*slot) else {
                 continue;
             };
-            if !member.sender.send_publication(&encoded, self.index).queued {
+            if !member
+                .sender
+                .send_publication(&encoded, self.seat.index)
+                .queued
+            {
                 self.counters.dropped_slow_peer();
             }
         }
@@ -602,7 +601,7 @@ impl Handler<RemoteInterest> for Router {
                         "limit",
                         format!(
                             "at most {limit} subscriptions per peer in {}; more are refused",
-                            self.realm
+                            self.seat.realm
                         ),
                     );
                 }
@@ -619,9 +618,9 @@ impl Handler<RemoteInterest> for Router {
                 let action = Action::Subscribe(&pattern);
                 let acting = member.record.acting();
                 let allowed = authorize_member(
-                    &self.authorizer,
+                    &self.seat.authorizer,
                     &mut self.chain_cache,
-                    &self.realm,
+                    &self.seat.realm,
                     chain.as_ref(),
                     acting,
                     action,

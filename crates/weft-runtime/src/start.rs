@@ -14,6 +14,7 @@ use weft_wire::RealmJoin;
 
 use crate::core::chains::wire_chain;
 use crate::core::handshake::Greeting;
+use crate::core::seat::Seat;
 use crate::dht::Dht;
 use crate::handle::{NodeHandle, RealmRuntime};
 use crate::lane::PublishLane;
@@ -131,40 +132,37 @@ fn build(
         let index = u16::try_from(i).map_err(|_| StartError::Actors("too many realms".into()))?;
         let chains = Arc::new(realm_config.chains);
         let realm = realm_config.realm;
+        let seat = Seat::new(
+            realm.clone(),
+            index,
+            authorizer.clone(),
+            own_did,
+            chains.clone(),
+        );
         let router = {
-            let (realm, authorizer, chains) = (realm.clone(), authorizer.clone(), chains.clone());
+            let seat = seat.clone();
             let (max_payload, congestion) = (config.max_payload, config.congestion);
             let max_subscriptions = config.limits.max_subscriptions_per_peer;
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Router::start_in_arbiter(&arbiter.handle(), move |_| {
-                Router::new(realm, index, authorizer, own_did, chains, max_payload)
+                Router::new(seat, max_payload)
                     .congestion(congestion)
                     .client(client)
                     .max_subscriptions(max_subscriptions)
             })
         };
         let registry = {
-            let (realm, authorizer, chains, network, dht) = (
-                realm.clone(),
-                authorizer.clone(),
-                chains.clone(),
-                network.clone(),
-                dht.clone(),
-            );
+            let (seat, network, dht) = (seat.clone(), network.clone(), dht.clone());
             let limits = config.limits.clone();
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Registry::start_in_arbiter(&arbiter.handle(), move |_| {
-                Registry::new(realm, index, authorizer, own_did, chains, network, dht)
+                Registry::new(seat, network, dht)
                     .client(client)
                     .limits(&limits)
             })
         };
         let actor = Membership::new(
-            realm.clone(),
-            index,
-            authorizer.clone(),
-            own_did,
-            chains.clone(),
+            seat,
             Routes {
                 router: router.clone(),
                 registry: registry.clone(),

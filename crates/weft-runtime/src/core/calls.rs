@@ -118,15 +118,29 @@ pub(crate) enum CallEvent<P> {
     },
 }
 
+/// What the calls core needs to know of a member: the registry keeps its own per-member
+/// state in the same entry, so the realm's members are held once here.
+pub(crate) trait Member {
+    /// It is a client of this node.
+    fn client(&self) -> bool;
+}
+
+/// A member known only by whether it is a client.
+impl Member for bool {
+    fn client(&self) -> bool {
+        *self
+    }
+}
+
 /// The calls in progress, and the providers they choose from.
 #[derive(Debug)]
-pub(crate) struct Calls<P> {
+pub(crate) struct Calls<P, M = bool> {
     /// This node is a client: what it does not serve goes to its access node.
     client: bool,
     providers: Providers<P>,
-    /// The realm's members here, and whether each is a client of this node. Ordered maps here
-    /// and below: the same inputs give the same outputs in the same order.
-    members: BTreeMap<P, bool>,
+    /// The realm's members here. Ordered maps here and below: the same inputs give the same
+    /// outputs in the same order.
+    members: BTreeMap<P, M>,
     calls: BTreeMap<CallId, Call<P>>,
     /// When each call gives up, soonest first.
     timers: BTreeSet<(Instant, CallId)>,
@@ -165,7 +179,7 @@ enum State<P> {
     Waiting,
 }
 
-impl<P: Clone + Ord + Hash + std::fmt::Debug> Calls<P> {
+impl<P: Clone + Ord + Hash + std::fmt::Debug, M: Member> Calls<P, M> {
     /// No call yet; `client` if this node is a client.
     pub(crate) fn new(client: bool) -> Self {
         Self {
@@ -288,9 +302,24 @@ impl<P: Clone + Ord + Hash + std::fmt::Debug> Calls<P> {
         self.wake(|call| client || call.procedure == *procedure, now);
     }
 
-    /// `peer` was admitted to the realm (`client`: as a client of this node).
-    pub(crate) fn handle_member_joined(&mut self, peer: P, client: bool, now: Instant) {
-        self.members.insert(peer, client);
+    /// The member `peer`, if it is one.
+    pub(crate) fn member(&self, peer: &P) -> Option<&M> {
+        self.members.get(peer)
+    }
+
+    /// The member `peer`, to change what the caller keeps in it.
+    pub(crate) fn member_mut(&mut self, peer: &P) -> Option<&mut M> {
+        self.members.get_mut(peer)
+    }
+
+    /// The realm's members here.
+    pub(crate) fn members(&self) -> impl Iterator<Item = (&P, &M)> {
+        self.members.iter()
+    }
+
+    /// `peer` was admitted to the realm, as `member`.
+    pub(crate) fn handle_member_joined(&mut self, peer: P, member: M, now: Instant) {
+        self.members.insert(peer, member);
         if self.client {
             // The access node is here: calls waiting for it can go.
             self.wake(|_| true, now);
@@ -449,7 +478,7 @@ impl<P: Clone + Ord + Hash + std::fmt::Debug> Calls<P> {
         match provider {
             Provider::Local => call.grant.is_some() && call.relay.is_none(),
             Provider::Remote(peer) => call.relay.as_ref().is_none_or(|origin| {
-                let client = self.members.get(peer).copied().unwrap_or(false);
+                let client = self.members.get(peer).is_some_and(M::client);
                 relay::call_to(origin, peer, client)
             }),
         }

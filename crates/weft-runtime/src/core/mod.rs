@@ -19,6 +19,7 @@ pub(crate) mod pubsub;
 pub(crate) mod redial;
 pub(crate) mod relay;
 pub(crate) mod roster;
+pub(crate) mod seat;
 pub(crate) mod sequence;
 pub(crate) mod silent;
 #[cfg(test)]
@@ -48,6 +49,7 @@ mod tests {
         ("redial.rs", include_str!("redial.rs")),
         ("relay.rs", include_str!("relay.rs")),
         ("roster.rs", include_str!("roster.rs")),
+        ("seat.rs", include_str!("seat.rs")),
         ("sequence.rs", include_str!("sequence.rs")),
         ("silent.rs", include_str!("silent.rs")),
         ("sim.rs", include_str!("sim.rs")),

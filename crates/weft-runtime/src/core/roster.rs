@@ -21,14 +21,15 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
 
-use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget};
+use weft_auth::{Action, AuthError, Chain, Grant, Realm, VerifyBudget};
 use weft_identity::Did;
 use weft_names::Pattern;
 use weft_ucan::Revocation;
-use weft_wire::{Frame, Interest, RealmIndex, RevokeRecord, WireChain};
+use weft_wire::{Frame, Interest, RevokeRecord, WireChain};
 
 use crate::core::authority::{Acting, Admission, admit, authorize_member};
 use crate::core::chains::{ChainCache, wire_chain};
+use crate::core::seat::Seat;
 use crate::core::standing::Standing;
 
 /// What the roster needs to know of a member: the actor's own record of it implements this.
@@ -82,11 +83,8 @@ pub(crate) enum Revoked {
 /// A realm's members and this node's subscriptions in it.
 #[derive(Debug)]
 pub(crate) struct Roster<P, M> {
-    realm: Realm,
-    index: RealmIndex,
-    authorizer: Arc<Authorizer>,
-    own_did: Did,
-    own_chains: Arc<Vec<Chain>>,
+    /// The realm, and this node's identity and authority in it.
+    seat: Arc<Seat>,
     members: HashMap<P, M>,
     /// Memberships, which end when the `realm/join` chain they rest on does.
     memberships: Standing<P, ()>,
@@ -113,21 +111,10 @@ where
     P: Copy + Eq + Hash,
     M: Credentials,
 {
-    /// The roster of `realm`, at `index` of this node's hello, where this node acts as `own_did`
-    /// under `own_chains`.
-    pub(crate) fn new(
-        realm: Realm,
-        index: RealmIndex,
-        authorizer: Arc<Authorizer>,
-        own_did: Did,
-        own_chains: Arc<Vec<Chain>>,
-    ) -> Self {
+    /// The roster of the realm `seat` names.
+    pub(crate) fn new(seat: Arc<Seat>) -> Self {
         Self {
-            realm,
-            index,
-            authorizer,
-            own_did,
-            own_chains,
+            seat,
             members: HashMap::new(),
             memberships: Standing::default(),
             local: HashMap::new(),
@@ -142,7 +129,7 @@ where
 
     /// The realm.
     pub(crate) fn realm(&self) -> &Realm {
-        &self.realm
+        &self.seat.realm
     }
 
     /// Decides whether `did`, presenting `chains`, may join at `now` (Unix seconds); its budget
@@ -154,7 +141,14 @@ where
         budget: &VerifyBudget,
         now: u64,
     ) -> Result<Admission, AuthError> {
-        admit(&self.authorizer, &self.realm, did, chains, budget, now)
+        admit(
+            &self.seat.authorizer,
+            &self.seat.realm,
+            did,
+            chains,
+            budget,
+            now,
+        )
     }
 
     /// Makes an admitted peer a member, on `grant` (from [`admit`](Self::admit)). A member that
@@ -164,7 +158,7 @@ where
         self.memberships.insert(peer, (), grant);
         self.drop_relayed(&peer);
         if !member.client() {
-            for record in self.authorizer.revocation_records() {
+            for record in self.seat.authorizer.revocation_records() {
                 let frame = self.revoke_frame(&record);
                 self.tell(To::Member(peer), frame);
             }
@@ -180,7 +174,7 @@ where
             held.sort_unstable_by_key(|(id, ..)| *id);
             for (id, pattern, chain) in held {
                 let subscribe = Interest::Subscribe {
-                    realm: self.index,
+                    realm: self.seat.index,
                     id,
                     pattern,
                     chain,
@@ -210,19 +204,23 @@ where
     ) -> Result<u32, AuthError> {
         let chains = match &chain {
             Some(chain) => std::slice::from_ref(chain),
-            None => self.own_chains.as_slice(),
+            None => self.seat.chains.as_slice(),
         };
         let action = Action::Subscribe(&pattern);
-        let grant =
-            self.authorizer
-                .authorize_any(&self.realm, chains, &self.own_did, action, now)?;
+        let grant = self.seat.authorizer.authorize_any(
+            &self.seat.realm,
+            chains,
+            &self.seat.did,
+            action,
+            now,
+        )?;
         let id = self.take_id();
         let wire = chain.as_ref().map(wire_chain);
         if let Some(chain) = chain {
             self.delegated.insert(id, (pattern.clone(), chain), &grant);
         }
         self.broadcast(Interest::Subscribe {
-            realm: self.index,
+            realm: self.seat.index,
             id,
             pattern: pattern.clone(),
             chain: wire.clone(),
@@ -237,7 +235,7 @@ where
         self.delegated.remove(&id);
         let (pattern, _) = self.local.remove(&id)?;
         self.broadcast(Interest::Unsubscribe {
-            realm: self.index,
+            realm: self.seat.index,
             id,
         });
         Some(pattern)
@@ -273,9 +271,9 @@ where
                 id, pattern, chain, ..
             } => {
                 let grant = authorize_member(
-                    &self.authorizer,
+                    &self.seat.authorizer,
                     &mut self.chain_cache,
-                    &self.realm,
+                    &self.seat.realm,
                     chain.as_ref(),
                     member.acting(),
                     Action::Subscribe(&pattern),
@@ -291,7 +289,7 @@ where
                 let ours = self.take_id();
                 // Under this node's own chains: the members check that this node may subscribe.
                 self.broadcast(Interest::Subscribe {
-                    realm: self.index,
+                    realm: self.seat.index,
                     id: ours,
                     pattern: pattern.clone(),
                     chain: None,
@@ -318,7 +316,11 @@ where
             Ok(record) => record,
             Err(e) => return Revoked::Refused(format!("unreadable: {e}")),
         };
-        if !self.authorizer.may_revoke(&self.realm, record.issuer()) {
+        if !self
+            .seat
+            .authorizer
+            .may_revoke(&self.seat.realm, record.issuer())
+        {
             return Revoked::Ignored;
         }
         if member
@@ -328,7 +330,7 @@ where
         {
             return Revoked::Refused("verification budget spent".into());
         }
-        match self.authorizer.apply(&record) {
+        match self.seat.authorizer.apply(&record) {
             Ok(true) => {
                 self.spread(&record, To::MembersBut(*from));
                 Revoked::Applied(record)
@@ -348,7 +350,8 @@ where
     /// whose chain expired or was revoked. Relayed ones are withdrawn from the members here; the
     /// rest is returned for the actor to act on.
     pub(crate) fn sweep(&mut self, now: u64) -> Ended<M> {
-        let (authorizer, realm, own_did) = (&self.authorizer, &self.realm, &self.own_did);
+        let (authorizer, realm, own_did) =
+            (&self.seat.authorizer, &self.seat.realm, &self.seat.did);
         let delegated = self
             .delegated
             .sweep_under(authorizer, now, |_, (pattern, chain)| {
@@ -427,6 +430,12 @@ where
         one.into_iter().chain(all.map(|(_, member)| member))
     }
 
+    /// Every member, clients included.
+    #[cfg(test)]
+    pub(crate) fn peers(&self) -> impl Iterator<Item = &P> {
+        self.members.keys()
+    }
+
     /// A member, if it is one.
     pub(crate) fn member(&self, peer: &P) -> Option<&M> {
         self.members.get(peer)
@@ -458,7 +467,7 @@ where
 
     fn revoke_frame(&self, record: &Revocation) -> Frame {
         Frame::Revoke(RevokeRecord {
-            realm: self.index,
+            realm: self.seat.index,
             record: record.to_json(),
         })
     }
@@ -482,7 +491,7 @@ where
     fn drop_relayed_one(&mut self, client: P, id: u32) {
         if let Some((ours, _)) = self.relayed.remove(&(client, id)) {
             self.broadcast(Interest::Unsubscribe {
-                realm: self.index,
+                realm: self.seat.index,
                 id: ours,
             });
         }
@@ -518,6 +527,7 @@ impl Credentials for TestMember {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_auth::Authorizer;
     use weft_identity::Keypair;
     use weft_names::RealmName;
     use weft_ucan::{Builder, Token};
@@ -553,7 +563,13 @@ mod tests {
         let own = chain(token(&owner, &node, "/**", "msg/subscribe", NOW + HOUR));
         let realm = Realm::owned(RealmName::new("io.acme").unwrap(), owner.did());
         let authorizer = Arc::new(Authorizer::new().with_leeway(0));
-        let roster = Roster::new(realm, 3, authorizer, node.did(), Arc::new(vec![own]));
+        let roster = Roster::new(Seat::new(
+            realm,
+            3,
+            authorizer,
+            node.did(),
+            Arc::new(vec![own]),
+        ));
         Setup { owner, roster }
     }
 
@@ -764,7 +780,7 @@ mod tests {
         // A gateway's client's chain, delegated to the node, briefly.
         let soon = NOW + 60;
         let pattern = Pattern::new("orders.*").unwrap();
-        let brief = Builder::new(&r.owner, r.roster.own_did)
+        let brief = Builder::new(&r.owner, r.roster.seat.did)
             .claim("weft://io.acme/orders.*", "msg/subscribe")
             .expires_at(soon)
             .build()

@@ -21,7 +21,7 @@
 //! time.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -38,6 +38,7 @@ use super::calls::{CallEvent, CallId, Calls, NewCall};
 use super::chains::{ChainCache, wire_chain};
 use super::pubsub::{Routed, Routing, Target};
 use super::roster::{Credentials, Roster, TestMember};
+use super::seat::Seat;
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
 use crate::error::CallError;
@@ -241,13 +242,13 @@ impl Sim {
             .collect();
         let wire = chains.iter().map(wire_chain).collect();
         let authorizer = Arc::new(Authorizer::new().with_leeway(0));
-        let roster = Roster::new(
+        let roster = Roster::new(Seat::new(
             self.realm.clone(),
             0,
             authorizer.clone(),
             key.did(),
             Arc::new(chains),
-        );
+        ));
         self.nodes.push(Node {
             calls: Calls::new(client),
             routing: Routing::new(client),
@@ -590,6 +591,21 @@ impl Sim {
     /// Whether `node` holds `peer` as a member.
     pub(crate) fn is_member(&self, node: NodeId, peer: NodeId) -> bool {
         self.nodes[node].roster.member(&peer).is_some()
+    }
+
+    /// The members `node` holds, as its roster, its routing core and its calls core each see
+    /// them: the two cores are views of the roster, and must never differ from it.
+    pub(crate) fn views(&self, node: NodeId) -> [BTreeSet<NodeId>; 3] {
+        let node = &self.nodes[node];
+        let routing = node.routing.members();
+        [
+            node.roster.peers().copied().collect(),
+            routing
+                .slots()
+                .filter_map(|slot| routing.get(slot).map(|m| *m.peer()))
+                .collect(),
+            node.calls.members().map(|(peer, _)| *peer).collect(),
+        ]
     }
 
     /// Calls still in progress at `node`.
@@ -1250,6 +1266,56 @@ mod tests {
         sim.connect(a, d).unwrap();
         sim.run_for(100 * MS);
         assert!(sim.connect(d, c).is_err(), "d knows c's join is revoked");
+    }
+
+    /// Every node's routing and calls cores hold exactly the roster's members, through
+    /// admission, a crash and a restart, an expired join and a revoked one.
+    #[test]
+    fn the_cores_hold_the_rosters_members_through_churn() {
+        let mut sim = Sim::new(5 * MS, SECOND);
+        let (a, b, c) = (sim.node(false), sim.node(false), sim.node(true));
+        let brief = sim.node_granted(false, EVERYTHING, 10 * SECOND);
+        let revoked = sim.node(false);
+        for (x, y) in [
+            (a, b),
+            (a, c),
+            (a, brief),
+            (b, brief),
+            (a, revoked),
+            (b, revoked),
+        ] {
+            sim.connect(x, y).unwrap();
+        }
+        let nodes = [a, b, c, brief, revoked];
+        let agree = |sim: &Sim, when: &str| {
+            for node in nodes {
+                let [roster, routing, calls] = sim.views(node);
+                assert_eq!(roster, routing, "node {node}, {when}: routing");
+                assert_eq!(roster, calls, "node {node}, {when}: calls");
+            }
+        };
+        sim.run_for(100 * MS);
+        agree(&sim, "after admission");
+        assert_eq!(
+            sim.views(a)[0].len(),
+            4,
+            "a holds all four, its client included"
+        );
+
+        sim.crash(b);
+        sim.run_for(2 * SECOND);
+        agree(&sim, "after a crash");
+        assert!(!sim.is_member(a, b));
+        sim.restart(b, &[a]);
+        sim.run_for(100 * MS);
+        agree(&sim, "after a restart");
+        assert!(sim.is_member(a, b));
+
+        sim.revoke_join(revoked, a);
+        sim.run_for(12 * SECOND);
+        agree(&sim, "after an expiry and a revocation");
+        assert!(!sim.is_member(a, brief) && !sim.is_member(a, revoked));
+        assert_eq!(sim.views(a)[0], BTreeSet::from([b, c]));
     }
 
     #[test]
