@@ -259,3 +259,107 @@ async fn a_dht_lookup_names_the_providers_of_a_procedure() {
     assert!(nodes[0].dht_lookup("nowhere", "orders.get").await.is_err());
     shutdown(&nodes).await;
 }
+
+/// The DIDs of the peers `node` holds a session with.
+async fn sessions(node: &Node) -> BTreeSet<weft::Did> {
+    node.peers().await.into_iter().map(|p| p.did).collect()
+}
+
+/// With no full mesh (`mesh_members = 0`: each node holds a session with its bootstrap node
+/// only), a publisher and a subscriber that were never connected find each other through the
+/// DHT, whichever comes first, and a caller finds a provider; none of them connects to the
+/// others, and connections Kademlia opens for its queries hold no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_full_mesh_publishers_subscribers_and_providers_meet_through_the_dht() {
+    let mut limits = weft::Limits::default();
+    limits.mesh_members = 0;
+    let nodes = mesh(6, |b, _| b.limits(limits.clone()).open_realm("big")).await;
+    let [hub, publisher, subscriber, early, late, provider] = &nodes[..] else {
+        unreachable!()
+    };
+    let realm = |node: &Node| node.realm("big").unwrap();
+    for node in &nodes[1..] {
+        within("the hub admits each", realm(node).wait_for_members(1))
+            .await
+            .unwrap();
+    }
+
+    // The subscriber first: the publisher's lookups find it.
+    let mut orders = realm(subscriber).subscribe("orders.*").await.unwrap();
+    within(
+        "the publisher finds the subscriber",
+        realm(publisher).wait_for_subscriber("orders.placed"),
+    )
+    .await
+    .unwrap();
+    realm(publisher)
+        .publish("orders.placed", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let event = next_event(&mut orders).await;
+    assert_eq!(
+        (event.topic.as_str(), event.publisher),
+        ("orders.placed", publisher.did())
+    );
+
+    // The publisher first: the subscriber's lookup finds it once its record is in the DHT.
+    realm(early)
+        .publish("metrics.cpu", &json!({"n": 0}))
+        .await
+        .unwrap();
+    within("the early publisher's record is found", async {
+        while !hub
+            .dht_topic("big", "metrics.cpu")
+            .await
+            .unwrap()
+            .publishers
+            .contains(&early.did())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut metrics = realm(late).subscribe("metrics.*").await.unwrap();
+    // The early publisher looked for subscribers when it first published, before this one
+    // came: only the subscriber's lookup connects them.
+    within(
+        "the late subscriber reaches the early publisher",
+        realm(early).wait_for_subscriber("metrics.cpu"),
+    )
+    .await
+    .unwrap();
+    realm(early)
+        .publish("metrics.cpu", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let event = next_event(&mut metrics).await;
+    assert_eq!(event.publisher, early.did());
+
+    // A call finds its provider with one lookup.
+    let _add = realm(provider)
+        .advertise("calc.add", |_, args| async move {
+            Ok(json!(args["a"].as_i64().unwrap_or(0) + 1))
+        })
+        .await
+        .unwrap();
+    let answer = within(
+        "the call",
+        realm(publisher).call("calc.add", &json!({"a": 41})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, json!(42));
+
+    let expected = [
+        (publisher, vec![hub, subscriber, provider]),
+        (subscriber, vec![hub, publisher]),
+        (early, vec![hub, late]),
+        (late, vec![hub, early]),
+        (provider, vec![hub, publisher]),
+    ];
+    for (node, peers) in expected {
+        let peers: BTreeSet<weft::Did> = peers.iter().map(|p| p.did()).collect();
+        assert_eq!(sessions(node).await, peers, "{}", node.did());
+    }
+    shutdown(&nodes).await;
+}

@@ -134,6 +134,10 @@ pub(crate) struct NodeArgs {
     /// Longest a call is served, whatever its caller's timeout (default 5m).
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_call_duration: Option<String>,
+    /// Members of a realm connected to from its membership records (default 32); past it,
+    /// only those the node's subscriptions, publications and calls need, found in the DHT.
+    #[arg(long, value_name = "N")]
+    pub(crate) mesh_members: Option<String>,
     /// Bytes queued per local subscription before drops (default 16 MiB).
     #[arg(long, value_name = "BYTES")]
     pub(crate) subscriber_queue_bytes: Option<String>,
@@ -256,6 +260,11 @@ pub(crate) enum BenchCommand {
         /// Each node's connection limit (`limits.max_connections`; default: the node's own).
         #[arg(long, value_name = "C")]
         connections: Option<u32>,
+        /// Members each node connects to from the realm's membership records
+        /// (`limits.mesh_members`; default: half of C if given, else the node's own). Past it,
+        /// nodes connect to the subscribers and providers they need, found in the DHT.
+        #[arg(long, value_name = "M")]
+        mesh_members: Option<usize>,
         /// Publications, each from a random node to one of 8 topics.
         #[arg(long, value_name = "N", default_value_t = 1000)]
         publications: u64,

@@ -28,8 +28,9 @@ const COMMAND_CAPACITY: usize = 256;
 /// How often peers' expired provider records are removed from the store.
 const STORE_SWEEP: Duration = Duration::from_secs(30);
 /// Providers one lookup dials at most: a key with many stale records costs a bounded number of
-/// handshakes, and the periodic lookups reach the rest.
-pub(crate) const MAX_DIALS_PER_LOOKUP: usize = 16;
+/// handshakes, and the periodic lookups reach the rest. Enough for a publisher to reach a
+/// bucket's subscribers in one lookup, as nothing forwards to those it does not reach.
+pub(crate) const MAX_DIALS_PER_LOOKUP: usize = 64;
 
 pub(crate) enum Command {
     Dial {
@@ -46,6 +47,8 @@ pub(crate) enum Command {
     },
     FindProviders {
         key: Vec<u8>,
+        /// Providers found to dial at most (and never more than [`MAX_DIALS_PER_LOOKUP`]).
+        dial: usize,
         reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
     },
     ListenAddrs {
@@ -92,6 +95,8 @@ struct Find {
     found: HashSet<PeerId>,
     reply: FindReply,
     dials: usize,
+    /// Dials it may make.
+    dial_limit: usize,
 }
 
 pub(crate) struct Driver {
@@ -105,6 +110,13 @@ pub(crate) struct Driver {
     bootstrap_dials: HashMap<ConnectionId, Multiaddr>,
     pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<(), NetError>>>,
     pending_finds: HashMap<kad::QueryId, Find>,
+    /// Providers a lookup dialed: their connections are wanted.
+    wanted_dials: HashSet<ConnectionId>,
+    /// Connected peers a lookup found, to report wanted.
+    to_want: Vec<PeerId>,
+    /// Peers a lookup wanted while a dial to them was already under way (Kademlia's, say):
+    /// the connection that dial makes is wanted.
+    wanted_peers: HashSet<PeerId>,
     /// Peers not to dial from DHT records for now.
     departed: Departed<PeerId>,
     /// A client starts no DHT queries of its own.
@@ -198,6 +210,9 @@ impl Driver {
             listen_addrs: Vec::new(),
             pending_dials: HashMap::new(),
             bootstrap_dials: HashMap::new(),
+            wanted_dials: HashSet::new(),
+            to_want: Vec::new(),
+            wanted_peers: HashSet::new(),
             pending_provides: HashMap::new(),
             pending_finds: HashMap::new(),
             departed: Departed::new(departed::CAPACITY),
@@ -289,7 +304,7 @@ impl Driver {
                 }
                 let _ = reply.send(());
             }
-            Command::FindProviders { key, reply } => {
+            Command::FindProviders { key, dial, reply } => {
                 self.count_query("find_providers");
                 let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
                     // A client looks nothing up: its access node does.
@@ -303,6 +318,7 @@ impl Driver {
                         found: HashSet::new(),
                         reply,
                         dials: 0,
+                        dial_limit: dial.min(MAX_DIALS_PER_LOOKUP),
                     },
                 );
             }
@@ -379,6 +395,11 @@ impl Driver {
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
+                let wanted = self.wanted_dials.remove(&connection_id)
+                    | self.wanted_peers.remove(&peer_id)
+                    || self.pending_dials.contains_key(&connection_id)
+                    || self.bootstrap_dials.contains_key(&connection_id);
+                let dialer = endpoint.is_dialer();
                 if addresses::is_loopback(&addr) {
                     self.loopback_connections.insert(connection_id, peer_id);
                 }
@@ -418,8 +439,12 @@ impl Driver {
                     self.emit(NetEvent::PeerConnected {
                         peer: peer_id,
                         addr,
+                        wanted,
+                        dialer,
                     })
                     .await?;
+                } else if wanted {
+                    self.emit(NetEvent::PeerWanted { peer: peer_id }).await?;
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -451,6 +476,12 @@ impl Driver {
                 error,
             } => {
                 debug!(?peer_id, %error, "outgoing connection failed");
+                self.wanted_dials.remove(&connection_id);
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                {
+                    self.wanted_peers.remove(&peer);
+                }
                 if let Some(peer) = peer_id
                     && !self.swarm.is_connected(&peer)
                 {
@@ -505,7 +536,12 @@ impl Driver {
                 result,
                 step,
                 ..
-            })) => self.handle_query(id, result, step.last),
+            })) => {
+                self.handle_query(id, result, step.last);
+                for peer in std::mem::take(&mut self.to_want) {
+                    self.emit(NetEvent::PeerWanted { peer }).await?;
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
                 request:
                     kad::InboundRequest::AddProvider {
@@ -608,17 +644,34 @@ impl Driver {
                         return;
                     };
                     for peer in &live {
-                        if find.dials >= MAX_DIALS_PER_LOOKUP {
+                        if find.dials >= find.dial_limit {
                             break;
                         }
-                        if self.swarm.is_connected(peer) || find.found.contains(peer) {
+                        if find.found.contains(peer) {
+                            continue;
+                        }
+                        if self.swarm.is_connected(peer) {
+                            // Connected for Kademlia, perhaps, with no session yet: wanting it
+                            // costs no dial, so it does not count against the limit.
+                            if find.dial_limit > 0 {
+                                self.to_want.push(*peer);
+                            }
                             continue;
                         }
                         let opts = DialOpts::peer_id(*peer)
                             .condition(PeerCondition::DisconnectedAndNotDialing)
                             .build();
+                        let connection = opts.connection_id();
                         match self.swarm.dial(opts) {
-                            Ok(()) => find.dials += 1,
+                            Ok(()) => {
+                                find.dials += 1;
+                                self.wanted_dials.insert(connection);
+                            }
+                            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => {
+                                // A dial is under way already: its connection is wanted.
+                                self.wanted_peers.insert(*peer);
+                                find.dials += 1;
+                            }
                             Err(e) => debug!(%peer, error = %e, "cannot dial provider"),
                         }
                     }

@@ -21,6 +21,18 @@ pub enum NetEvent {
         peer: PeerId,
         /// The remote address of the connection.
         addr: Multiaddr,
+        /// This node dialed it for weft (an explicit dial, a bootstrap address, or a provider a
+        /// lookup found), rather than Kademlia for a query or the peer for its own reasons:
+        /// such a connection is one to start a session on.
+        wanted: bool,
+        /// This node dialed the connection (for weft or for Kademlia).
+        dialer: bool,
+    },
+    /// A peer already connected (for Kademlia, say) was found by a lookup or dialed again:
+    /// it is now one to start a session with, if there is none.
+    PeerWanted {
+        /// The peer.
+        peer: PeerId,
     },
     /// Last connection to a peer closed.
     PeerDisconnected {

@@ -116,7 +116,18 @@ impl Network {
     /// Finds the providers of `key` and dials those not yet connected while the query still
     /// knows their addresses (afterwards only the routing table would).
     pub async fn find_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
-        self.call(|reply| Command::FindProviders { key, reply })
+        self.find_providers_dialing(key, usize::MAX).await
+    }
+
+    /// Finds the providers of `key`, as [`Network::find_providers`], dialing at most `dial` of
+    /// those not yet connected: a node that already holds enough of a realm's members dials
+    /// none of the others its membership lookups find.
+    pub async fn find_providers_dialing(
+        &self,
+        key: Vec<u8>,
+        dial: usize,
+    ) -> Result<HashSet<PeerId>, NetError> {
+        self.call(|reply| Command::FindProviders { key, dial, reply })
             .await?
     }
 

@@ -19,19 +19,31 @@ pub(crate) const RESERVED_OWN_KEYS: usize = 256;
 
 /// A membership key: a SHA-256.
 const MEMBERSHIP_KEY_LEN: usize = 32;
-/// What separates a membership key from a procedure's name in a procedure key.
+/// What follows a membership key in a procedure key (then the procedure's name), a subscription
+/// key and a publication key (then a bucket's SHA-256).
 const PROCEDURE_KEY_SEPARATOR: &[u8] = b"/rpc/";
-/// The longest procedure name (`weft_names::MAX_NAME_LEN`).
+const BUCKET_KEY_SEPARATORS: [&[u8]; 2] = [b"/sub/", b"/pub/"];
+const BUCKET_HASH_LEN: usize = 32;
+/// The longest procedure name or bucket (`weft_names::MAX_NAME_LEN`).
 const MAX_NAME_LEN: usize = 256;
 
-/// Whether `key` is shaped like a weft DHT key: a membership key, or one followed by `/rpc/`
-/// and a procedure name. Anything else is no key of weft's, and its bytes are not kept.
+/// Whether `key` is shaped like a weft DHT key: a membership key, alone or followed by `/rpc/`
+/// and a procedure name, or by `/sub/` or `/pub/` and a bucket's hash. Anything else is no key
+/// of weft's, and its bytes are not kept.
 pub(crate) fn is_weft_key(key: &[u8]) -> bool {
-    let prefix = MEMBERSHIP_KEY_LEN + PROCEDURE_KEY_SEPARATOR.len();
-    key.len() == MEMBERSHIP_KEY_LEN
-        || (key.len() > prefix
-            && key.len() <= prefix + MAX_NAME_LEN
-            && key.get(MEMBERSHIP_KEY_LEN..prefix) == Some(PROCEDURE_KEY_SEPARATOR))
+    if key.len() == MEMBERSHIP_KEY_LEN {
+        return true;
+    }
+    let Some((kind, rest)) = key
+        .get(MEMBERSHIP_KEY_LEN..)
+        .and_then(|tail| tail.split_at_checked(PROCEDURE_KEY_SEPARATOR.len()))
+    else {
+        return false;
+    };
+    match kind {
+        PROCEDURE_KEY_SEPARATOR => !rest.is_empty() && rest.len() <= MAX_NAME_LEN,
+        _ => BUCKET_KEY_SEPARATORS.contains(&kind) && rest.len() == BUCKET_HASH_LEN,
+    }
 }
 
 /// Why a peer's record is not stored.
@@ -176,10 +188,34 @@ mod tests {
         procedure.extend_from_slice(b"/rpc/orders.get");
         assert!(is_weft_key(&membership(1)));
         assert!(is_weft_key(&procedure));
+        for kind in [&b"/sub/"[..], b"/pub/"] {
+            let mut bucket = membership(1);
+            bucket.extend_from_slice(kind);
+            assert!(!is_weft_key(&bucket), "no hash");
+            bucket.extend_from_slice(&[7; 32]);
+            assert!(is_weft_key(&bucket));
+            bucket.push(0);
+            assert!(!is_weft_key(&bucket), "a hash is 32 bytes");
+        }
         let mut long = membership(1);
         long.extend_from_slice(b"/rpc/");
         long.extend(std::iter::repeat_n(b'a', MAX_NAME_LEN + 1));
-        for bad in [vec![], vec![0; 31], vec![0; 33], vec![0; 64 * 1024], long] {
+        let mut unnamed = membership(1);
+        unnamed.extend_from_slice(b"/rpc/");
+        let mut other = membership(1);
+        other.extend_from_slice(b"/xyz/a");
+        let mut clear_bucket = membership(1);
+        clear_bucket.extend_from_slice(b"/sub/orders.eu");
+        for bad in [
+            vec![],
+            vec![0; 31],
+            vec![0; 33],
+            vec![0; 64 * 1024],
+            long,
+            unnamed,
+            other,
+            clear_bucket,
+        ] {
             assert!(!is_weft_key(&bad), "{} bytes", bad.len());
         }
         let mut stored = Stored::new(10, 10);

@@ -7,7 +7,11 @@
 
 use actix::prelude::*;
 use tracing::{debug, warn};
+use weft_auth::Realm;
 use weft_net::Network;
+
+use crate::core::keys::{publication_key, subscription_key};
+use crate::core::resolve::{Record, Step};
 
 /// Announce this node as a provider of `key` (a realm's membership key).
 #[derive(Debug, Message)]
@@ -36,24 +40,80 @@ pub struct ForgetProvider {
     pub keys: Vec<Vec<u8>>,
 }
 
-/// Look up the providers of `key`; returns those found.
+/// Look up the providers of `key`, dialing at most `dial` of those not connected; returns
+/// those found.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<weft_net::PeerId>")]
 pub struct FindProviders {
     /// The DHT key.
     pub key: Vec<u8>,
+    /// Providers found to dial at most (the network bounds it further).
+    pub dial: usize,
+}
+
+/// Makes the DHT request a realm's resolver asked for. A lookup's finds are dialed; what it
+/// returns is not needed (sessions and their interests follow from the dials).
+pub(crate) fn resolve(dht: &Addr<Dht>, realm: &Realm, step: Step) {
+    let key = |record: &Record| match record {
+        Record::Subscribers(bucket) => subscription_key(realm, bucket),
+        Record::Publishers(bucket) => publication_key(realm, bucket),
+    };
+    match step {
+        Step::Provide(record) => dht.do_send(Provide { key: key(&record) }),
+        Step::StopProviding(record) => dht.do_send(StopProviding { key: key(&record) }),
+        Step::LookUp(record) => dht.do_send(Connect { key: key(&record) }),
+    }
+}
+
+/// Lookups for [`Connect`] in flight at most: past it, one is dropped (the bucket is looked up
+/// again at its next refresh), so that subscriptions and publications to ever new buckets cost
+/// a bounded number of queries and dials at once.
+const MAX_CONNECTING: usize = 32;
+
+/// Look up the providers of `key` and connect to them; nothing is returned.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Connect {
+    key: Vec<u8>,
 }
 
 /// Fronts the network's Kademlia for the actors.
 #[derive(Debug)]
 pub struct Dht {
     network: Network,
+    /// [`Connect`] lookups in flight.
+    connecting: usize,
 }
 
 impl Dht {
     /// A DHT front over `network`.
     pub fn new(network: Network) -> Self {
-        Self { network }
+        Self {
+            network,
+            connecting: 0,
+        }
+    }
+}
+
+/// Runs a lookup whose finds are dialed, unless [`MAX_CONNECTING`] are in flight.
+impl Handler<Connect> for Dht {
+    type Result = ();
+
+    fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) {
+        if self.connecting >= MAX_CONNECTING {
+            debug!("too many lookups in flight; this one waits for its refresh");
+            metrics::counter!("weft_dht_lookups_dropped_total").increment(1);
+            return;
+        }
+        self.connecting += 1;
+        let network = self.network.clone();
+        let lookup = async move { network.find_providers(msg.key).await };
+        ctx.spawn(lookup.into_actor(self).map(|found, act, _ctx| {
+            act.connecting -= 1;
+            if let Err(e) = found {
+                debug!(error = %e, "provider lookup failed");
+            }
+        }));
     }
 }
 
@@ -110,7 +170,7 @@ impl Handler<FindProviders> for Dht {
     fn handle(&mut self, msg: FindProviders, _ctx: &mut Context<Self>) -> Self::Result {
         let network = self.network.clone();
         Box::pin(async move {
-            match network.find_providers(msg.key).await {
+            match network.find_providers_dialing(msg.key, msg.dial).await {
                 Ok(found) => {
                     debug!(providers = found.len(), "providers found");
                     found.into_iter().collect()

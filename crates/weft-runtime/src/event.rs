@@ -96,3 +96,13 @@ pub struct RealmStats {
     /// Peers admitted to the realm.
     pub members: u64,
 }
+
+/// The nodes the DHT names for a topic's buckets (see `docs/architecture.md`, "Finding
+/// publishers and subscribers"): hints of who publishes or subscribes there, not authority.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicPeers {
+    /// Nodes announced as publishers in one of the topic's buckets, sorted.
+    pub publishers: Vec<Did>,
+    /// Nodes announced as subscribers in one of the topic's buckets, sorted.
+    pub subscribers: Vec<Did>,
+}

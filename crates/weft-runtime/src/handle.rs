@@ -32,7 +32,7 @@ use crate::supervisor::{Peers, Shutdown, Supervisor};
 use crate::telemetry::{self, CallMetrics};
 use crate::{
     AdvertiseError, CallError, Event, PeerEvent, PeerInfo, PublishError, RealmStats, Strategy,
-    SubscribeError,
+    SubscribeError, TopicPeers,
 };
 
 /// Where peer arrivals and departures arrive (a broadcast receiver: a slow reader skips ahead
@@ -194,6 +194,40 @@ impl NodeHandle {
             dids
         });
         Some(found)
+    }
+
+    /// Looks up in the DHT, without dialing anyone, the nodes that announce themselves as
+    /// publishers and as subscribers in the buckets of `topic` in `realm` (one Kademlia query
+    /// per bucket and side). `None` if this node has no such realm.
+    pub async fn dht_topic(
+        &self,
+        realm: &str,
+        topic: &Name,
+    ) -> Option<Result<TopicPeers, weft_net::NetError>> {
+        let realm = &self.realm(realm)?.realm;
+        let mut found = TopicPeers::default();
+        for bucket in crate::core::keys::buckets_of(topic) {
+            let sides = [
+                (crate::core::keys::publication_key(realm, bucket), true),
+                (crate::core::keys::subscription_key(realm, bucket), false),
+            ];
+            for (key, publishers) in sides {
+                let peers = match self.network.find_providers_dialing(key, 0).await {
+                    Ok(peers) => peers,
+                    Err(e) => return Some(Err(e)),
+                };
+                let side = match publishers {
+                    true => &mut found.publishers,
+                    false => &mut found.subscribers,
+                };
+                side.extend(peers.iter().filter_map(weft_net::peer_did));
+            }
+        }
+        for side in [&mut found.publishers, &mut found.subscribers] {
+            side.sort();
+            side.dedup();
+        }
+        Some(Ok(found))
     }
 
     /// Peers connected now (those that completed the handshake).

@@ -61,7 +61,7 @@ pub use crate::core::providers::Strategy;
 pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };
-pub use event::{Event, PeerEvent, PeerInfo, RealmStats};
+pub use event::{Event, PeerEvent, PeerInfo, RealmStats, TopicPeers};
 pub use handle::{NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
 pub use registry::{CallContext, ProcedureHandler};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};

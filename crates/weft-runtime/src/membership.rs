@@ -34,7 +34,7 @@ use crate::core::authority::Admission;
 use crate::core::discovery::{self, Discovery};
 use crate::core::handshake::PeerTags;
 use crate::core::keys::membership_key;
-use crate::core::roster::{Revoked, Roster};
+use crate::core::roster::{Revoked, Roster, To};
 use crate::core::seat::Seat;
 use crate::dht::{Dht, FindProviders, Provide};
 use crate::local::LocalSink;
@@ -156,6 +156,8 @@ pub struct Membership {
     dht: Addr<Dht>,
     /// This node is a client: it neither provides the membership key nor looks for members.
     client: bool,
+    /// Members dialed from the realm's membership records at most (`Limits::mesh_members`).
+    mesh_members: usize,
     /// Where new revocation records are kept for the next run.
     revocation_log: RevocationLog,
     discovery: Discovery,
@@ -185,6 +187,7 @@ impl Membership {
             registry,
             dht,
             client: false,
+            mesh_members: crate::Limits::default().mesh_members,
             revocation_log: RevocationLog::default(),
             discovery: Discovery::default(),
             next_discovery: None,
@@ -195,6 +198,18 @@ impl Membership {
     /// Marks this node as a client: it neither announces nor looks up the realm in the DHT.
     pub fn client(mut self, client: bool) -> Self {
         self.client = client;
+        self
+    }
+
+    /// Dials at most `members` of the realm's members from its membership records.
+    pub(crate) fn mesh_members(mut self, members: usize) -> Self {
+        self.mesh_members = members;
+        self
+    }
+
+    /// Holds at most `max` subscriptions in the mesh for one client.
+    pub(crate) fn max_subscriptions(mut self, max: usize) -> Self {
+        self.roster = self.roster.max_relayed(max);
         self
     }
 
@@ -210,6 +225,12 @@ impl Membership {
 
     /// Sends what the roster decided to send.
     fn send_notices(&mut self) {
+        while let Some(step) = self.roster.poll_dht() {
+            // A client announces and looks up nothing: its access node does, for it.
+            if !self.client {
+                crate::dht::resolve(&self.dht, self.roster.realm(), step);
+            }
+        }
         while let Some(notice) = self.roster.poll() {
             // Interest and revocation frames are at most a few KiB: far below any frame limit.
             let Ok(bytes) = weft_net::framed::encode(&notice.frame, DEFAULT_MAX_FRAME) else {
@@ -246,7 +267,9 @@ impl Membership {
     /// for its other realms), local subscriptions made under a chain of their own (their
     /// streams end), and subscriptions relayed for clients.
     fn sweep(&mut self) {
-        let ended = self.roster.sweep(unix_now());
+        let now = unix_now();
+        let ended = self.roster.sweep(now);
+        self.roster.refresh(now);
         let realm = self.realm().name().clone();
         for (id, pattern, e) in ended.subscriptions {
             info!(target: crate::telemetry::TARGET, %realm, id, %pattern, error = %e, "delegated subscription ended");
@@ -283,10 +306,15 @@ impl Handler<Discover> for Membership {
 
     fn handle(&mut self, _msg: Discover, ctx: &mut Context<Self>) {
         self.next_discovery = None; // this is it
+        // Members past the mesh size are not dialed from here: the subscriptions, publications
+        // and calls that need them find them.
+        let held = self.roster.recipients(&To::Members).count();
+        let dial = self.mesh_members.saturating_sub(held);
         let lookup = self.dht.send(FindProviders {
             key: membership_key(self.realm()),
+            dial,
         });
-        ctx.spawn(lookup.into_actor(self).map(|found, act, ctx| {
+        ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
             let found = found.unwrap_or_default();
             // Those found are being dialed; a member not yet connected is one to wait for.
             let new = found
@@ -294,7 +322,9 @@ impl Handler<Discover> for Membership {
                 .filter(|p| act.roster.member(p).is_none())
                 .count();
             debug!(realm = %act.realm().name(), found = found.len(), new, "membership lookup");
-            let delay = act.discovery.next(act.roster.is_empty(), new > 0);
+            let delay = act
+                .discovery
+                .next(act.roster.is_empty(), new > 0 && dial > 0);
             act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }
@@ -449,8 +479,7 @@ impl Handler<SpreadRevocation> for Membership {
     type Result = ();
 
     fn handle(&mut self, msg: SpreadRevocation, _ctx: &mut Context<Self>) {
-        self.roster
-            .spread(&msg.record, crate::core::roster::To::Members);
+        self.roster.spread(&msg.record, To::Members);
         self.send_notices();
     }
 }

@@ -212,6 +212,10 @@ impl crate::core::calls::Member for Member {
     }
 }
 
+/// Providers of a procedure a lookup connects to: enough for the strategies and a failover,
+/// without a connection to every provider of a popular procedure.
+const PROVIDERS_DIALED: usize = 3;
+
 /// Handlers one caller runs at once in a realm: a quarter of them, so that no caller can keep
 /// the others waiting. Its further calls wait for one of its own to end.
 const RUNNING_SHARE: usize = MAX_CONCURRENT_HANDLERS / 4;
@@ -577,6 +581,7 @@ impl Registry {
                     // advertisements wake the call.
                     let lookup = self.dht.send(FindProviders {
                         key: procedure_key(&self.seat.realm, &procedure),
+                        dial: PROVIDERS_DIALED,
                     });
                     ctx.spawn(
                         async move {

@@ -38,10 +38,12 @@ use crate::core::chains::ChainCache;
 use crate::core::memo::PublishMemo;
 use crate::core::pubsub::{Routing, Target};
 use crate::core::relay::Origin;
+use crate::core::resolve::Publishing;
 use crate::core::roster::Credentials as _;
 use crate::core::seat::Seat;
 use crate::core::slots::Slot;
 use crate::core::standing::Standing;
+use crate::dht::Dht;
 use crate::lane::{Drain, Publish, Published};
 use crate::local::LocalSink;
 use crate::members::Member;
@@ -180,6 +182,10 @@ pub struct Router {
     waiting_subscriber: Waiters<Name>,
     /// `wait_for_members` callers, by count.
     waiting_members: Waiters<usize>,
+    /// The DHT records of the buckets this node publishes to.
+    publishing: Publishing,
+    /// Where they are announced and looked up (none for a client: its access node does it).
+    dht: Option<Addr<Dht>>,
     /// Subscriptions one peer may hold.
     max_subscriptions: usize,
     /// Peers' subscriptions, by slot and id, with the pattern and the chain sent with each: they
@@ -216,6 +222,8 @@ impl Router {
             chain_cache: ChainCache::default(),
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
+            publishing: Publishing::default(),
+            dht: None,
             subscriptions: Standing::default(),
             max_subscriptions: crate::Limits::default().max_subscriptions_per_peer,
         }
@@ -230,6 +238,12 @@ impl Router {
     /// Marks this node as a client: its access node (its one member) is sent every publication.
     pub fn client(mut self, client: bool) -> Self {
         self.routing = Routing::new(client);
+        self
+    }
+
+    /// Announces and looks up this node's publications through `dht` (a client has none).
+    pub(crate) fn dht(mut self, dht: Option<Addr<Dht>>) -> Self {
+        self.dht = dht;
         self
     }
 
@@ -281,10 +295,23 @@ impl Actor for Router {
 }
 
 impl Router {
+    /// Makes the DHT requests the publications asked for.
+    fn resolve(&mut self) {
+        while let Some(step) = self.publishing.poll() {
+            if let Some(dht) = &self.dht {
+                crate::dht::resolve(dht, &self.seat.realm, step);
+            }
+        }
+    }
+}
+
+impl Router {
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
     fn sweep(&mut self) {
         self.routing.expire(std::time::Instant::now());
+        self.publishing.tick(unix_now());
+        self.resolve();
         let (members, authorizer, realm) = (
             self.routing.members(),
             &self.seat.authorizer,
@@ -344,6 +371,7 @@ impl Handler<Drain> for Router {
             let _ = reply.send(published);
         }
         self.answers = answers;
+        self.resolve();
         if more {
             // Through the mailbox, behind what arrived meanwhile: peers' publications get their
             // turn, and the rest of the flood gets its own.
@@ -384,6 +412,7 @@ impl Router {
             return Err(PublishError::Unauthorized(e));
         }
         self.counters.published();
+        self.publishing.publish(&msg.topic, now);
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
@@ -489,6 +518,10 @@ impl Handler<RemotePublish> for Router {
             };
             self.counters.received();
             self.counters.dropped_peer_gone(route.missed);
+            if let Origin::Client(_) = origin {
+                // In the mesh for its client: the topic's subscribers are found as for its own.
+                self.publishing.publish(topic, now);
+            }
             self.relay(&origin, &publish, &targets);
             let mut locals = targets
                 .drain(..)
@@ -516,6 +549,7 @@ impl Handler<RemotePublish> for Router {
         self.routing.end_batch(msg.peer, sequence);
         self.targets = targets;
         self.flush_locals();
+        self.resolve();
     }
 }
 
@@ -711,6 +745,9 @@ impl Handler<AwaitSubscriber> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AwaitSubscriber, _ctx: &mut Context<Self>) {
+        // Waiting to publish: the topic's subscribers are looked for as if it had published.
+        self.publishing.publish(&msg.topic, unix_now());
+        self.resolve();
         let ready = has_remote_subscriber(self.routing.interests(), &msg.topic);
         self.waiting_subscriber.wait(msg.topic, msg.reply, ready);
     }

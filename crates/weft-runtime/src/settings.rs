@@ -76,6 +76,10 @@ pub struct Limits {
     pub max_calls_per_peer: usize,
     /// Longest a call is served, whatever timeout its caller gives (default 5 min).
     pub max_call_duration: std::time::Duration,
+    /// Members of a realm this node connects to from the realm's membership records (default
+    /// 32). A realm that small is a full mesh; past it, the node connects only to the members
+    /// its subscriptions, publications and calls need, which it finds in the DHT.
+    pub mesh_members: usize,
 }
 
 impl Default for Limits {
@@ -89,6 +93,7 @@ impl Default for Limits {
             max_procedures_per_peer: 1024,
             max_calls_per_peer: 1024,
             max_call_duration: std::time::Duration::from_secs(300),
+            mesh_members: 32,
         }
     }
 }

@@ -141,11 +141,13 @@ fn build(
         );
         let router = {
             let seat = seat.clone();
+            let resolver = (!client).then(|| dht.clone());
             let (max_payload, congestion) = (config.max_payload, config.congestion);
             let max_subscriptions = config.limits.max_subscriptions_per_peer;
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             Router::start_in_arbiter(&arbiter.handle(), move |_| {
                 Router::new(seat, max_payload)
+                    .dht(resolver)
                     .congestion(congestion)
                     .client(client)
                     .max_subscriptions(max_subscriptions)
@@ -170,6 +172,8 @@ fn build(
             dht.clone(),
         )
         .client(client)
+        .mesh_members(config.limits.mesh_members)
+        .max_subscriptions(config.limits.max_subscriptions_per_peer)
         .revocations_file(config.revocations_file.clone())
         .start();
         joins.push(RealmJoin {

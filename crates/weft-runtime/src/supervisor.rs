@@ -77,6 +77,14 @@ pub struct Supervisor {
     greeting: Arc<Greeting>,
     peer_queue: usize,
     peers: HashMap<PeerId, PeerEntry>,
+    /// Connected peers without a session (connected for Kademlia, or by a peer that has not
+    /// opened its stream yet), their addresses, and which hold this is: a session starts if one
+    /// becomes wanted, and the connection is closed if none has by the hello timeout.
+    bare: HashMap<PeerId, (Multiaddr, u64)>,
+    next_bare: u64,
+    /// The bare connections in order, capped as silent sessions are: an attacker's connections
+    /// that never open a stream cost a bounded number of slots, the oldest let go first.
+    bare_order: Silent<PeerId>,
     listen: Vec<Multiaddr>,
     expected_listeners: usize,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
@@ -131,6 +139,8 @@ impl Supervisor {
             greeting,
             peer_queue,
             peers: HashMap::new(),
+            bare: HashMap::new(),
+            next_bare: 0,
             listen: Vec::new(),
             expected_listeners,
             listen_waiters: Vec::new(),
@@ -143,6 +153,7 @@ impl Supervisor {
             peer_events,
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
+            bare_order: Silent::new(crate::Limits::default().max_silent_peers),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
@@ -151,6 +162,7 @@ impl Supervisor {
     /// Applies the limits on silent sessions.
     pub fn limits(mut self, limits: &crate::Limits) -> Self {
         self.silent = Silent::new(limits.max_silent_peers);
+        self.bare_order = Silent::new(limits.max_silent_peers);
         self.hello_timeout = limits.hello_timeout;
         self
     }
@@ -221,6 +233,46 @@ impl Supervisor {
         }
         self.count_silent();
         Some(actor)
+    }
+
+    /// Keeps a connection without a session for as long as a peer has to say hello, letting
+    /// the oldest such go past the cap. Kademlia's queries take milliseconds: a connection that
+    /// served one is closed within seconds, and one opened to hold a slot costs no more than a
+    /// silent session.
+    /// This node's own Kademlia connections (`dialer`) are left to the idle timeout instead,
+    /// and do not count against the cap: a flood of inbound connections cannot close them.
+    fn hold_bare(&mut self, peer: PeerId, addr: Multiaddr, dialer: bool, ctx: &mut Context<Self>) {
+        let hold = self.next_bare;
+        self.next_bare += 1;
+        self.bare.insert(peer, (addr, hold));
+        if dialer {
+            return;
+        }
+        if let Some(evicted) = self.bare_order.started(peer) {
+            self.bare.remove(&evicted);
+            debug!(peer = %evicted, "too many connections without a session; letting the oldest go");
+            metrics::counter!("weft_sessions_closed_total", "reason" => "silent").increment(1);
+            self.disconnect(evicted);
+        }
+        ctx.run_later(self.hello_timeout, move |act, _ctx| {
+            if act.bare.get(&peer).is_some_and(|(_, h)| *h == hold) {
+                act.take_bare(&peer);
+                debug!(%peer, "no session by the hello timeout; connection closed");
+                act.disconnect(peer);
+            }
+        });
+    }
+
+    /// A connection without a session, no longer held as such.
+    fn take_bare(&mut self, peer: &PeerId) -> Option<Multiaddr> {
+        self.bare_order.remove(peer);
+        self.bare.remove(peer).map(|(addr, _)| addr)
+    }
+
+    fn disconnect(&self, peer: PeerId) {
+        let network = self.network.clone();
+        self.network
+            .spawn(async move { network.disconnect(peer).await });
     }
 
     fn count_silent(&self) {
@@ -348,7 +400,12 @@ impl StreamHandler<NetEvent> for Supervisor {
                     }
                 }
             }
-            NetEvent::PeerConnected { peer, addr, .. } => {
+            NetEvent::PeerConnected {
+                peer,
+                addr,
+                wanted,
+                dialer,
+            } => {
                 self.redials.connected(&peer);
                 match self.peers.get_mut(&peer) {
                     // Its inbound stream came first and started the session, which waits for
@@ -357,10 +414,21 @@ impl StreamHandler<NetEvent> for Supervisor {
                         entry.addr = addr;
                         entry.actor.do_send(Connected);
                     }
-                    None if !self.stopping => {
+                    None if !self.stopping && wanted => {
                         self.connect_peer(peer, addr, true, ctx);
                     }
+                    // Not dialed for weft: a session starts if the peer opens one, or if this
+                    // node finds it wanted. Otherwise the connection closes once idle.
+                    None if !self.stopping => self.hold_bare(peer, addr, dialer, ctx),
                     None => {}
+                }
+            }
+            NetEvent::PeerWanted { peer } => {
+                if self.stopping || self.peers.contains_key(&peer) {
+                    return;
+                }
+                if let Some(addr) = self.take_bare(&peer) {
+                    self.connect_peer(peer, addr, true, ctx);
                 }
             }
             NetEvent::BootstrapFailed { addr, error } => {
@@ -371,21 +439,27 @@ impl StreamHandler<NetEvent> for Supervisor {
                 });
             }
             NetEvent::PeerDisconnected { peer } => {
+                self.take_bare(&peer);
                 if let Some(entry) = self.peers.get(&peer) {
                     entry.actor.do_send(Disconnected);
                 }
             }
             NetEvent::InboundStream { peer, stream } => {
-                // The stream can overtake the connection event: both come from different tasks.
-                let addr = self
-                    .peers
-                    .get(&peer)
-                    .map(|e| e.addr.clone())
-                    .unwrap_or_else(Multiaddr::empty);
                 if self.stopping {
                     return;
                 }
-                if let Some(actor) = self.connect_peer(peer, addr, false, ctx) {
+                // The stream can overtake the connection event: both come from different tasks.
+                let (addr, connected) = match self.take_bare(&peer) {
+                    Some(addr) => (addr, true),
+                    None => (
+                        self.peers
+                            .get(&peer)
+                            .map(|e| e.addr.clone())
+                            .unwrap_or_else(Multiaddr::empty),
+                        false,
+                    ),
+                };
+                if let Some(actor) = self.connect_peer(peer, addr, connected, ctx) {
                     actor.do_send(AttachInbound { stream });
                 }
             }

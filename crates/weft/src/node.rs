@@ -15,7 +15,7 @@ use weft_runtime::Limits;
 use weft_runtime::{
     BackoffPolicy, CallContext, Congestion, HandlerError, NodeConfig, NodeHandle, PeerEvents,
     PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration, Strategy,
-    Subscription,
+    Subscription, TopicPeers,
 };
 
 use crate::Error;
@@ -340,6 +340,16 @@ impl Node {
     pub async fn dht_lookup(&self, realm: &str, procedure: &str) -> Result<Vec<Did>, Error> {
         let procedure = Name::new(procedure)?;
         match self.inner.dht_lookup(realm, &procedure).await {
+            Some(found) => Ok(found?),
+            None => Err(Error::Config(format!("no realm {realm} on this node"))),
+        }
+    }
+
+    /// The nodes the DHT names as publishers and subscribers of `topic`'s buckets in `realm`,
+    /// found without dialing any of them: who a publication to `topic` would look for.
+    pub async fn dht_topic(&self, realm: &str, topic: &str) -> Result<TopicPeers, Error> {
+        let topic = Name::new(topic)?;
+        match self.inner.dht_topic(realm, &topic).await {
             Some(found) => Ok(found?),
             None => Err(Error::Config(format!("no realm {realm} on this node"))),
         }

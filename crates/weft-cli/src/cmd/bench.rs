@@ -42,6 +42,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
         BenchCommand::Mesh {
             nodes,
             connections,
+            mesh_members,
             publications,
             calls,
             converge_within,
@@ -51,6 +52,7 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             let bench = super::bench_mesh::MeshBench {
                 nodes,
                 connections,
+                mesh_members,
                 publications,
                 calls,
                 converge_within: Duration::from_secs(converge_within),

@@ -44,6 +44,7 @@ const LOOKUPS: u64 = 50;
 pub(crate) struct MeshBench {
     pub(crate) nodes: usize,
     pub(crate) connections: Option<u32>,
+    pub(crate) mesh_members: Option<usize>,
     pub(crate) publications: u64,
     pub(crate) calls: u64,
     /// How long to wait for every node to know every other's subscriptions and providers.
@@ -88,6 +89,16 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let owner = Keypair::generate()?;
     let mut nodes: Vec<Node> = Vec::with_capacity(n);
     let mut addrs: Vec<String> = Vec::with_capacity(n);
+    let mut limits = Limits::default();
+    if let Some(max_connections) = bench.connections {
+        limits.max_connections = max_connections;
+        limits.mesh_members = usize::try_from(max_connections / 2).unwrap_or(usize::MAX);
+    }
+    if let Some(members) = bench.mesh_members {
+        limits.mesh_members = members;
+    }
+    // Past the mesh size, no node waits to hold every other as a member.
+    let full_mesh = n - 1 <= limits.mesh_members;
     for i in 0..n {
         let key = Keypair::generate()?;
         let mut builder = Node::builder()
@@ -95,11 +106,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             .listen("127.0.0.1:0")
             .realm(REALM, owner.did())
             .ucan(REALM, grant(&owner, &key)?);
-        if let Some(max_connections) = bench.connections {
-            let mut limits = Limits::default();
-            limits.max_connections = max_connections;
-            builder = builder.limits(limits);
-        }
+        builder = builder.limits(limits.clone());
         if i > 0 {
             builder = builder.bootstrap(addrs[picks.next(i)].clone());
         }
@@ -152,7 +159,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let subscribers: Vec<usize> = (0..n)
         .map(|i| usize::from(exact_topic(i).is_some()) + usize::from(wildcard(i)))
         .collect();
-    let converged = converge(&nodes, &subscribers, bench.converge_within).await?;
+    let converged = converge(&nodes, &subscribers, full_mesh, bench.converge_within).await?;
     let converged_ms = converged.then(|| started.elapsed().as_millis());
     // What the mesh costs while nothing is published or called: liveness, discovery, the DHT.
     tokio::time::sleep(bench.settle).await;
@@ -227,6 +234,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "bench": "mesh",
         "nodes": n,
         "connections_limit": bench.connections,
+        "mesh_members": limits.mesh_members,
         "converged_ms": converged_ms,
         "max_connections_per_node": max_connections,
         "rss_kib_per_node": rss_kib_per_node,
@@ -288,12 +296,15 @@ fn realm_of(node: &Node) -> Result<weft::RealmHandle, CliError> {
         .ok_or_else(|| CliError::Failed("bench realm missing".into()))
 }
 
-/// Waits until every node has every other as a member, routes to every other node's
-/// subscriptions (`subscribers[i]` of them at node `i`) and knows every provider but itself;
-/// returns whether that happened within `limit`.
+/// Waits until every node routes to every other node's subscriptions (`subscribers[i]` of
+/// them at node `i`) and, in a `full_mesh`, has every other as a member and knows every
+/// provider but itself; returns whether that happened within `limit`. Past the mesh size, a
+/// node first waits for a subscriber of each topic, which looks up the topics' subscribers as
+/// a first publication would; calls find their providers when they are made.
 async fn converge(
     nodes: &[Node],
     subscribers: &[usize],
+    full_mesh: bool,
     limit: Duration,
 ) -> Result<bool, CliError> {
     let providers = (0..nodes.len()).filter(|i| provides(*i)).count();
@@ -301,10 +312,16 @@ async fn converge(
     let all = async {
         for (i, node) in nodes.iter().enumerate() {
             let realm = realm_of(node)?;
-            realm.wait_for_members(nodes.len() - 1).await?;
-            let others = providers - usize::from(provides(i));
-            if others > 0 {
-                realm.wait_for_providers(ECHO, others).await?;
+            if full_mesh {
+                realm.wait_for_members(nodes.len() - 1).await?;
+                let others = providers - usize::from(provides(i));
+                if others > 0 {
+                    realm.wait_for_providers(ECHO, others).await?;
+                }
+            } else {
+                for t in 0..TOPICS {
+                    realm.wait_for_subscriber(&format!("mesh.t{t}")).await?;
+                }
             }
             let held = (total - subscribers[i]) as u64;
             while realm.stats().await.remote_subscriptions < held {

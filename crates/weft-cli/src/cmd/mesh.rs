@@ -501,5 +501,8 @@ fn node_limits(settings: &crate::config::Limits) -> weft::Limits {
     if let Some(duration) = settings.max_call_duration {
         limits.max_call_duration = duration;
     }
+    if let Some(n) = settings.mesh_members {
+        limits.mesh_members = n;
+    }
     limits
 }

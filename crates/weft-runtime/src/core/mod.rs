@@ -18,6 +18,7 @@ pub(crate) mod providers;
 pub(crate) mod pubsub;
 pub(crate) mod redial;
 pub(crate) mod relay;
+pub(crate) mod resolve;
 pub(crate) mod roster;
 pub(crate) mod seat;
 pub(crate) mod sequence;
@@ -48,6 +49,7 @@ mod tests {
         ("pubsub.rs", include_str!("pubsub.rs")),
         ("redial.rs", include_str!("redial.rs")),
         ("relay.rs", include_str!("relay.rs")),
+        ("resolve.rs", include_str!("resolve.rs")),
         ("roster.rs", include_str!("roster.rs")),
         ("seat.rs", include_str!("seat.rs")),
         ("sequence.rs", include_str!("sequence.rs")),

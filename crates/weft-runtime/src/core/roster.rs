@@ -29,6 +29,7 @@ use weft_wire::{Frame, Interest, RevokeRecord, WireChain};
 
 use crate::core::authority::{Acting, Admission, admit, authorize_member};
 use crate::core::chains::{ChainCache, wire_chain};
+use crate::core::resolve::{Step, Subscribed};
 use crate::core::seat::Seat;
 use crate::core::standing::Standing;
 
@@ -100,10 +101,15 @@ pub(crate) struct Roster<P, M> {
     relayed: HashMap<(P, u32), (u32, Pattern)>,
     /// What each relayed subscription rests on (the chain sent with it, if any).
     relayed_grants: Standing<(P, u32), Option<WireChain>>,
+    /// Relayed subscriptions by client, against `max_relayed`.
+    relayed_per_client: HashMap<P, usize>,
+    max_relayed: usize,
     /// Clients' chains, parsed once.
     chain_cache: ChainCache,
     next_id: u32,
     notices: VecDeque<Notice<P>>,
+    /// The DHT records of the subscriptions held here (local and relayed).
+    buckets: Subscribed,
 }
 
 impl<P, M> Roster<P, M>
@@ -121,10 +127,19 @@ where
             delegated: Standing::default(),
             relayed: HashMap::new(),
             relayed_grants: Standing::default(),
+            relayed_per_client: HashMap::new(),
+            max_relayed: crate::Limits::default().max_subscriptions_per_peer,
             chain_cache: ChainCache::default(),
             next_id: 1,
             notices: VecDeque::new(),
+            buckets: Subscribed::default(),
         }
+    }
+
+    /// Holds at most `max` subscriptions for one client (`Limits::max_subscriptions_per_peer`).
+    pub(crate) fn max_relayed(mut self, max: usize) -> Self {
+        self.max_relayed = max;
+        self
     }
 
     /// The realm.
@@ -225,6 +240,7 @@ where
             pattern: pattern.clone(),
             chain: wire.clone(),
         });
+        self.buckets.add(&pattern, now);
         self.local.insert(id, (pattern, wire));
         Ok(id)
     }
@@ -234,6 +250,7 @@ where
     pub(crate) fn unsubscribe(&mut self, id: u32) -> Option<Pattern> {
         self.delegated.remove(&id);
         let (pattern, _) = self.local.remove(&id)?;
+        self.buckets.remove(&pattern);
         self.broadcast(Interest::Unsubscribe {
             realm: self.seat.index,
             id,
@@ -270,6 +287,14 @@ where
             Interest::Subscribe {
                 id, pattern, chain, ..
             } => {
+                if !self.relayed.contains_key(&(*client, id))
+                    && self.relayed_per_client.get(client).copied().unwrap_or(0) >= self.max_relayed
+                {
+                    return Err(AuthError::Limit(format!(
+                        "{} subscriptions held for one client",
+                        self.max_relayed
+                    )));
+                }
                 let grant = authorize_member(
                     &self.seat.authorizer,
                     &mut self.chain_cache,
@@ -294,7 +319,9 @@ where
                     pattern: pattern.clone(),
                     chain: None,
                 });
+                self.buckets.add(&pattern, now);
                 self.relayed.insert((*client, id), (ours, pattern));
+                *self.relayed_per_client.entry(*client).or_default() += 1;
             }
             Interest::Unsubscribe { id, .. } => {
                 self.relayed_grants.remove(&(*client, id));
@@ -413,6 +440,17 @@ where
         self.notices.pop_front()
     }
 
+    /// Looks again, at `now`, for the publishers of the buckets subscribed to (call every few
+    /// seconds).
+    pub(crate) fn refresh(&mut self, now: u64) {
+        self.buckets.tick(now);
+    }
+
+    /// The next DHT request for the subscriptions held here, if any.
+    pub(crate) fn poll_dht(&mut self) -> Option<Step> {
+        self.buckets.poll()
+    }
+
     /// The members a notice is for.
     pub(crate) fn recipients<'a>(&'a self, to: &'a To<P>) -> impl Iterator<Item = &'a M> + 'a {
         // One member is a lookup: admission sends a newcomer every subscription held here.
@@ -489,7 +527,14 @@ where
 
     /// Withdraws from the members the subscription held for `client` under its id `id`.
     fn drop_relayed_one(&mut self, client: P, id: u32) {
-        if let Some((ours, _)) = self.relayed.remove(&(client, id)) {
+        if let Some((ours, pattern)) = self.relayed.remove(&(client, id)) {
+            self.buckets.remove(&pattern);
+            if let Some(count) = self.relayed_per_client.get_mut(&client) {
+                *count -= 1;
+                if *count == 0 {
+                    self.relayed_per_client.remove(&client);
+                }
+            }
             self.broadcast(Interest::Unsubscribe {
                 realm: self.seat.index,
                 id: ours,
@@ -803,6 +848,38 @@ mod tests {
             [notice(To::Members, unsubscribe(id))]
         );
         assert_eq!(r.roster.local_count(), 0);
+    }
+
+    /// A client makes this node hold at most `max_relayed` subscriptions for it, each announced
+    /// in the DHT: a replacement under an id in use counts once, and an ended one makes room.
+    #[test]
+    fn a_client_has_this_node_hold_a_bounded_number_of_subscriptions() {
+        let mut r = realm();
+        r.roster = r.roster.max_relayed(2);
+        join(
+            &mut r,
+            2,
+            true,
+            &[JOIN, ("/orders.**", "msg/subscribe")],
+            NOW + HOUR,
+        );
+        r.roster.relay(&2, subscribe(1, "orders.a"), NOW).unwrap();
+        r.roster.relay(&2, subscribe(2, "orders.b"), NOW).unwrap();
+        r.roster.relay(&2, subscribe(2, "orders.c"), NOW).unwrap();
+        let refused = r.roster.relay(&2, subscribe(3, "orders.d"), NOW);
+        assert!(matches!(refused, Err(AuthError::Limit(_))), "{refused:?}");
+        r.roster
+            .relay(&2, Interest::Unsubscribe { realm: 0, id: 1 }, NOW)
+            .unwrap();
+        r.roster.relay(&2, subscribe(3, "orders.d"), NOW).unwrap();
+        let steps: Vec<Step> = std::iter::from_fn(|| r.roster.poll_dht()).collect();
+        let provided = |bucket: &str| {
+            steps.contains(&Step::Provide(crate::core::resolve::Record::Subscribers(
+                bucket.into(),
+            )))
+        };
+        assert!(provided("orders.a") && provided("orders.c") && provided("orders.d"));
+        assert!(!provided("orders.e"));
     }
 
     #[test]
