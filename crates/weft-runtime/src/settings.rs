@@ -77,8 +77,9 @@ pub struct Limits {
     /// Longest a call is served, whatever timeout its caller gives (default 5 min).
     pub max_call_duration: std::time::Duration,
     /// Members of a realm this node connects to from the realm's membership records (default
-    /// 32). A realm that small is a full mesh; past it, the node connects only to the members
-    /// its subscriptions, publications and calls need, which it finds in the DHT.
+    /// 32, and never more than half of `max_connections`). A realm that small is a full mesh;
+    /// past it, the node connects only to the members its subscriptions, publications and
+    /// calls need, which it finds in the DHT.
     pub mesh_members: usize,
 }
 

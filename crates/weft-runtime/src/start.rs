@@ -125,6 +125,10 @@ fn build(
         authorizer.apply(record).map_err(StartError::Revocation)?;
     }
     let dht = Dht::new(network.clone()).start();
+    // The membership mesh takes at most half the connections: the rest are for the peers the
+    // node's subscriptions, publications and calls need, and for the DHT.
+    let half = usize::try_from(config.limits.max_connections / 2).unwrap_or(usize::MAX);
+    let mesh_members = config.limits.mesh_members.min(half);
     let mut links = Vec::new();
     let mut realms = Vec::new();
     let mut joins = Vec::new();
@@ -172,7 +176,7 @@ fn build(
             dht.clone(),
         )
         .client(client)
-        .mesh_members(config.limits.mesh_members)
+        .mesh_members(mesh_members)
         .max_subscriptions(config.limits.max_subscriptions_per_peer)
         .revocations_file(config.revocations_file.clone())
         .start();

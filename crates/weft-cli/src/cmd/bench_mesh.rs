@@ -92,13 +92,16 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let mut limits = Limits::default();
     if let Some(max_connections) = bench.connections {
         limits.max_connections = max_connections;
-        limits.mesh_members = usize::try_from(max_connections / 2).unwrap_or(usize::MAX);
     }
     if let Some(members) = bench.mesh_members {
         limits.mesh_members = members;
     }
+    // As the node applies it: the mesh takes at most half the connections.
+    let mesh_members = limits
+        .mesh_members
+        .min(usize::try_from(limits.max_connections / 2).unwrap_or(usize::MAX));
     // Past the mesh size, no node waits to hold every other as a member.
-    let full_mesh = n - 1 <= limits.mesh_members;
+    let full_mesh = n - 1 <= mesh_members;
     for i in 0..n {
         let key = Keypair::generate()?;
         let mut builder = Node::builder()
@@ -234,7 +237,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "bench": "mesh",
         "nodes": n,
         "connections_limit": bench.connections,
-        "mesh_members": limits.mesh_members,
+        "mesh_members": mesh_members,
         "converged_ms": converged_ms,
         "max_connections_per_node": max_connections,
         "rss_kib_per_node": rss_kib_per_node,
