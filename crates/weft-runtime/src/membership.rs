@@ -41,7 +41,7 @@ use crate::local::LocalSink;
 use crate::members::Admitted;
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
-use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, Router};
+use crate::router::{AddLocal, MemberJoined, MemberLeft, RemoveLocal, ResolveThroughDht, Router};
 use crate::sender::PeerSender;
 use crate::{SubscribeError, unix_now};
 
@@ -158,6 +158,9 @@ pub struct Membership {
     client: bool,
     /// Members dialed from the realm's membership records at most (`Limits::mesh_members`).
     mesh_members: usize,
+    /// This node holds `mesh_members` members or more, and so resolves subscriptions and
+    /// publications through the DHT.
+    resolving: bool,
     /// Where new revocation records are kept for the next run.
     revocation_log: RevocationLog,
     discovery: Discovery,
@@ -188,6 +191,7 @@ impl Membership {
             dht,
             client: false,
             mesh_members: crate::Limits::default().mesh_members,
+            resolving: false,
             revocation_log: RevocationLog::default(),
             discovery: Discovery::default(),
             next_discovery: None,
@@ -224,6 +228,20 @@ impl Membership {
     }
 
     /// Sends what the roster decided to send.
+    /// Once this node holds as many members as it dials, not every member need be connected to
+    /// every other: from then on its subscriptions and publications go through the DHT too.
+    /// Below that, the realm is a full mesh and the records would find no one new.
+    fn resolve_if_past_the_mesh(&mut self) {
+        let held = self.roster.recipients(&To::Members).count();
+        if self.resolving || self.client || held < self.mesh_members {
+            return;
+        }
+        self.resolving = true;
+        debug!(realm = %self.realm().name(), held, "past the mesh size: resolving through the DHT");
+        self.roster.resolve_through_dht(unix_now());
+        self.router.do_send(ResolveThroughDht);
+    }
+
     fn send_notices(&mut self) {
         while let Some(step) = self.roster.poll_dht() {
             // A client announces and looks up nothing: its access node does, for it.
@@ -257,6 +275,8 @@ impl Actor for Membership {
         self.dht.do_send(Provide {
             key: membership_key(self.realm()),
         });
+        self.resolve_if_past_the_mesh();
+        self.send_notices();
         ctx.notify(Discover);
     }
 }
@@ -362,6 +382,7 @@ impl Handler<Admit> for Membership {
         self.registry.do_send(joined.clone());
         self.router.do_send(joined);
         self.roster.join(msg.peer, member, &grant);
+        self.resolve_if_past_the_mesh();
         self.send_notices();
         Ok(Routes {
             router: self.router.clone(),

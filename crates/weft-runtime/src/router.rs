@@ -128,6 +128,12 @@ pub struct RemoveLocal {
     pub id: u32,
 }
 
+/// The realm is past the mesh size here: publications are announced in the DHT, and their
+/// subscribers looked up, from now on.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct ResolveThroughDht;
+
 /// Current counters.
 #[derive(Debug, Message)]
 #[rtype(result = "RealmStats")]
@@ -741,6 +747,15 @@ impl Handler<RemoveLocal> for Router {
 }
 
 /// Answers at once if a remote subscriber exists, or when one arrives.
+impl Handler<ResolveThroughDht> for Router {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ResolveThroughDht, _ctx: &mut Context<Self>) {
+        self.publishing.activate(unix_now());
+        self.resolve();
+    }
+}
+
 impl Handler<AwaitSubscriber> for Router {
     type Result = ();
 

@@ -62,6 +62,8 @@ pub(crate) struct Subscribed {
     patterns: HashMap<Pattern, (String, usize)>,
     /// Patterns counting in each bucket, and when the bucket's publishers were last looked up.
     buckets: HashMap<String, (usize, u64)>,
+    /// Requests are made (see [`Subscribed::activate`]).
+    active: bool,
     steps: VecDeque<Step>,
 }
 
@@ -78,10 +80,8 @@ impl Subscribed {
             *count += 1;
             return;
         }
-        self.steps
-            .push_back(Step::Provide(Record::Subscribers(bucket.clone())));
-        self.steps
-            .push_back(Step::LookUp(Record::Publishers(bucket.clone())));
+        self.emit(Step::Provide(Record::Subscribers(bucket.clone())));
+        self.emit(Step::LookUp(Record::Publishers(bucket.clone())));
         self.buckets.insert(bucket, (1, now));
     }
 
@@ -102,8 +102,7 @@ impl Subscribed {
         *count -= 1;
         if *count == 0 {
             self.buckets.remove(&bucket);
-            self.steps
-                .push_back(Step::StopProviding(Record::Subscribers(bucket)));
+            self.emit(Step::StopProviding(Record::Subscribers(bucket)));
         }
     }
 
@@ -140,12 +139,41 @@ impl Subscribed {
         let steps = due
             .into_iter()
             .map(|bucket| Step::LookUp(Record::Publishers(bucket.clone())));
-        self.steps.extend(steps);
+        if self.active {
+            self.steps.extend(steps);
+        }
     }
 
     /// The next request, if any.
     pub(crate) fn poll(&mut self) -> Option<Step> {
         self.steps.pop_front()
+    }
+
+    /// From now on, at `now`, makes the requests, starting with an announcement and a lookup
+    /// of every bucket held. Until then buckets are only counted: a node connected to every
+    /// member of its realm needs no records to find them.
+    pub(crate) fn activate(&mut self, now: u64) {
+        if self.active {
+            return;
+        }
+        self.active = true;
+        let mut held: Vec<&String> = self.buckets.keys().collect();
+        held.sort_unstable();
+        for bucket in held {
+            self.steps
+                .push_back(Step::Provide(Record::Subscribers(bucket.clone())));
+            self.steps
+                .push_back(Step::LookUp(Record::Publishers(bucket.clone())));
+        }
+        for (_, looked) in self.buckets.values_mut() {
+            *looked = now;
+        }
+    }
+
+    fn emit(&mut self, step: Step) {
+        if self.active {
+            self.steps.push_back(step);
+        }
     }
 }
 
@@ -160,6 +188,8 @@ pub(crate) struct Publishing {
     uses: u64,
     /// New buckets that may still be taken up, and when that was last topped up (none yet: 0).
     allowance: (u64, u64),
+    /// Requests are made (see [`Publishing::activate`]).
+    active: bool,
     steps: VecDeque<Step>,
 }
 
@@ -206,13 +236,37 @@ impl Publishing {
                     looked: now,
                 },
             );
-            self.steps
-                .push_back(Step::Provide(Record::Publishers((*bucket).to_owned())));
-            self.steps
-                .push_back(Step::LookUp(Record::Subscribers((*bucket).to_owned())));
+            self.emit(Step::Provide(Record::Publishers((*bucket).to_owned())));
+            self.emit(Step::LookUp(Record::Subscribers((*bucket).to_owned())));
         }
         // A topic whose buckets could not all be taken up is looked at again next time.
         self.last = all_known.then(|| (topic.clone(), now));
+    }
+
+    /// From now on, at `now`, makes the requests, starting with an announcement and a lookup
+    /// of every bucket published to. Until then buckets are only recorded.
+    pub(crate) fn activate(&mut self, now: u64) {
+        if self.active {
+            return;
+        }
+        self.active = true;
+        let mut used: Vec<&String> = self.buckets.keys().collect();
+        used.sort_unstable();
+        for bucket in used {
+            self.steps
+                .push_back(Step::Provide(Record::Publishers(bucket.clone())));
+            self.steps
+                .push_back(Step::LookUp(Record::Subscribers(bucket.clone())));
+        }
+        for used in self.buckets.values_mut() {
+            used.looked = now;
+        }
+    }
+
+    fn emit(&mut self, step: Step) {
+        if self.active {
+            self.steps.push_back(step);
+        }
     }
 
     /// Takes one new bucket from the allowance, topped up at [`NEW_BUCKETS_PER_SECOND`].
@@ -249,7 +303,9 @@ impl Publishing {
         let steps = due
             .into_iter()
             .map(|bucket| Step::LookUp(Record::Subscribers(bucket.clone())));
-        self.steps.extend(steps);
+        if self.active {
+            self.steps.extend(steps);
+        }
     }
 
     /// The next request, if any.
@@ -268,8 +324,7 @@ impl Publishing {
             .map(|(bucket, _)| bucket.clone());
         if let Some(bucket) = oldest {
             self.buckets.remove(&bucket);
-            self.steps
-                .push_back(Step::StopProviding(Record::Publishers(bucket)));
+            self.emit(Step::StopProviding(Record::Publishers(bucket)));
         }
     }
 }
@@ -277,6 +332,18 @@ impl Publishing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn subscribed() -> Subscribed {
+        let mut s = Subscribed::default();
+        s.activate(0);
+        s
+    }
+
+    fn publishing() -> Publishing {
+        let mut p = Publishing::default();
+        p.activate(0);
+        p
+    }
 
     fn pattern(s: &str) -> Pattern {
         Pattern::new(s).unwrap()
@@ -300,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_subscriber_announces_its_bucket_once_and_withdraws_with_its_last_subscription() {
-        let mut s = Subscribed::default();
+        let mut s = subscribed();
         s.add(&pattern("orders.eu.*"), 100);
         assert_eq!(
             drain(|| s.poll()),
@@ -324,7 +391,7 @@ mod tests {
 
     #[test]
     fn a_subscriber_looks_for_publishers_again_every_refresh() {
-        let mut s = Subscribed::default();
+        let mut s = subscribed();
         s.add(&pattern("**"), 100);
         drain(|| s.poll());
         s.tick(100 + REFRESH - 1);
@@ -340,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_publisher_announces_and_looks_up_each_bucket_of_a_topic_once() {
-        let mut p = Publishing::default();
+        let mut p = publishing();
         p.publish(&name("orders.eu.paris"), 100);
         let steps = drain(|| p.poll());
         for bucket in ["", "orders", "orders.eu"] {
@@ -363,7 +430,7 @@ mod tests {
 
     #[test]
     fn a_publisher_looks_again_only_at_buckets_it_still_publishes_to() {
-        let mut p = Publishing::default();
+        let mut p = publishing();
         p.publish(&name("a.b"), 100);
         p.publish(&name("x"), 100);
         drain(|| p.poll());
@@ -384,7 +451,7 @@ mod tests {
 
     #[test]
     fn a_publisher_to_ever_new_topics_keeps_a_bounded_set_of_announcements() {
-        let mut p = Publishing::default();
+        let mut p = publishing();
         // One topic a second, within the rate of new buckets.
         for i in 0..MAX_PUBLISHED_BUCKETS + 10 {
             p.publish(&name(&format!("t{i}.x")), 100 + i as u64);
@@ -412,7 +479,7 @@ mod tests {
 
     #[test]
     fn new_buckets_are_taken_up_at_a_bounded_rate() {
-        let mut p = Publishing::default();
+        let mut p = publishing();
         let new = |p: &mut Publishing| {
             drain(|| p.poll())
                 .iter()
@@ -442,7 +509,7 @@ mod tests {
 
     #[test]
     fn past_its_cap_a_subscription_counts_under_a_shorter_prefix_until_it_ends() {
-        let mut s = Subscribed::default();
+        let mut s = subscribed();
         for i in 0..MAX_SUBSCRIBED_BUCKETS - 1 {
             s.add(&pattern(&format!("b{i}")), 100);
         }
@@ -467,5 +534,32 @@ mod tests {
         assert!(drain(|| s.poll()).is_empty(), "a.b still held");
         s.remove(&pattern("a.b"));
         assert_eq!(drain(|| s.poll()), [Step::StopProviding(subs("a.b"))]);
+    }
+
+    #[test]
+    fn nothing_is_asked_of_the_dht_until_activated_then_everything_held_is() {
+        let mut s = Subscribed::default();
+        s.add(&pattern("orders.*"), 100);
+        s.add(&pattern("x.y"), 100);
+        s.remove(&pattern("x.y"));
+        s.tick(100 + REFRESH);
+        assert!(drain(|| s.poll()).is_empty());
+        s.activate(200);
+        assert_eq!(
+            drain(|| s.poll()),
+            [Step::Provide(subs("orders")), Step::LookUp(pubs("orders"))]
+        );
+        s.activate(201);
+        assert!(drain(|| s.poll()).is_empty(), "once");
+
+        let mut p = Publishing::default();
+        p.publish(&name("a.b"), 100);
+        assert!(drain(|| p.poll()).is_empty());
+        p.activate(200);
+        let mut steps = drain(|| p.poll());
+        steps.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(steps.len(), 6, "{steps:?}");
+        p.tick(200 + REFRESH);
+        assert!(drain(|| p.poll()).is_empty(), "looked up at activation");
     }
 }

@@ -440,6 +440,13 @@ where
         self.notices.pop_front()
     }
 
+    /// From `now` on, announces the subscriptions held in the DHT and looks up their
+    /// publishers (once this node holds as many members as it dials: past that, not every
+    /// member is connected to every other).
+    pub(crate) fn resolve_through_dht(&mut self, now: u64) {
+        self.buckets.activate(now);
+    }
+
     /// Looks again, at `now`, for the publishers of the buckets subscribed to (call every few
     /// seconds).
     pub(crate) fn refresh(&mut self, now: u64) {
@@ -856,6 +863,7 @@ mod tests {
     fn a_client_has_this_node_hold_a_bounded_number_of_subscriptions() {
         let mut r = realm();
         r.roster = r.roster.max_relayed(2);
+        r.roster.resolve_through_dht(NOW);
         join(
             &mut r,
             2,
