@@ -21,6 +21,7 @@
 //! them as this node's own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 use tracing::{debug, info, warn};
@@ -161,6 +162,9 @@ pub struct Membership {
     /// This node holds `mesh_members` members or more, and so resolves subscriptions and
     /// publications through the DHT.
     resolving: bool,
+    /// Realms of this node holding fewer members than they dial: while any does, every
+    /// connection starts a session (see `Supervisor`). Whether this realm counts in it.
+    short: (Arc<AtomicUsize>, bool),
     /// Where new revocation records are kept for the next run.
     revocation_log: RevocationLog,
     discovery: Discovery,
@@ -192,6 +196,7 @@ impl Membership {
             client: false,
             mesh_members: crate::Limits::default().mesh_members,
             resolving: false,
+            short: (Arc::default(), false),
             revocation_log: RevocationLog::default(),
             discovery: Discovery::default(),
             next_discovery: None,
@@ -208,6 +213,12 @@ impl Membership {
     /// Dials at most `members` of the realm's members from its membership records.
     pub(crate) fn mesh_members(mut self, members: usize) -> Self {
         self.mesh_members = members;
+        self
+    }
+
+    /// Counts this realm in `short` while it holds fewer members than it dials.
+    pub(crate) fn short_of_members(mut self, short: Arc<AtomicUsize>) -> Self {
+        self.short = (short, false);
         self
     }
 
@@ -233,6 +244,7 @@ impl Membership {
     /// Below that, the realm is a full mesh and the records would find no one new.
     fn resolve_if_past_the_mesh(&mut self) {
         let held = self.roster.recipients(&To::Members).count();
+        self.count_short(!self.client && held < self.mesh_members);
         if self.resolving || self.client || held < self.mesh_members {
             return;
         }
@@ -240,6 +252,16 @@ impl Membership {
         debug!(realm = %self.realm().name(), held, "past the mesh size: resolving through the DHT");
         self.roster.resolve_through_dht(unix_now());
         self.router.do_send(ResolveThroughDht);
+    }
+
+    fn count_short(&mut self, short: bool) {
+        let (count, counted) = &mut self.short;
+        match (short, *counted) {
+            (true, false) => count.fetch_add(1, Ordering::Relaxed),
+            (false, true) => count.fetch_sub(1, Ordering::Relaxed),
+            _ => return,
+        };
+        *counted = short;
     }
 
     fn send_notices(&mut self) {
@@ -406,6 +428,8 @@ impl Handler<PeerLeft> for Membership {
         };
         self.registry.do_send(left.clone());
         self.router.do_send(left);
+        let held = self.roster.recipients(&To::Members).count();
+        self.count_short(!self.client && held < self.mesh_members);
         // Alone again: look for members on the fast schedule, not a minute from now. A lookup
         // in flight schedules the next one itself, at the reset pace.
         if !self.client

@@ -129,6 +129,7 @@ fn build(
     // node's subscriptions, publications and calls need, and for the DHT.
     let half = usize::try_from(config.limits.max_connections / 2).unwrap_or(usize::MAX);
     let mesh_members = config.limits.mesh_members.min(half);
+    let short_realms = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut links = Vec::new();
     let mut realms = Vec::new();
     let mut joins = Vec::new();
@@ -177,6 +178,7 @@ fn build(
         )
         .client(client)
         .mesh_members(mesh_members)
+        .short_of_members(short_realms.clone())
         .max_subscriptions(config.limits.max_subscriptions_per_peer)
         .revocations_file(config.revocations_file.clone())
         .start();
@@ -234,6 +236,7 @@ fn build(
         peer_events,
     )
     .client(client)
+    .short_of_members(short_realms)
     .limits(&config.limits)
     .start();
     Ok(Built {

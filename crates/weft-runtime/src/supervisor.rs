@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -85,6 +86,9 @@ pub struct Supervisor {
     /// The bare connections in order, capped as silent sessions are: an attacker's connections
     /// that never open a stream cost a bounded number of slots, the oldest let go first.
     bare_order: Silent<PeerId>,
+    /// Realms holding fewer members than they dial: while any does, every connection starts a
+    /// session, as a member found through Kademlia's own traffic is one it wants.
+    short_realms: Arc<AtomicUsize>,
     listen: Vec<Multiaddr>,
     expected_listeners: usize,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
@@ -154,6 +158,7 @@ impl Supervisor {
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
             bare_order: Silent::new(crate::Limits::default().max_silent_peers),
+            short_realms: Arc::default(),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
@@ -164,6 +169,12 @@ impl Supervisor {
         self.silent = Silent::new(limits.max_silent_peers);
         self.bare_order = Silent::new(limits.max_silent_peers);
         self.hello_timeout = limits.hello_timeout;
+        self
+    }
+
+    /// Starts a session on every connection while `short` (realms short of members) is not 0.
+    pub(crate) fn short_of_members(mut self, short: Arc<AtomicUsize>) -> Self {
+        self.short_realms = short;
         self
     }
 
@@ -414,7 +425,9 @@ impl StreamHandler<NetEvent> for Supervisor {
                         entry.addr = addr;
                         entry.actor.do_send(Connected);
                     }
-                    None if !self.stopping && wanted => {
+                    None if !self.stopping
+                        && (wanted || self.short_realms.load(Ordering::Relaxed) > 0) =>
+                    {
                         self.connect_peer(peer, addr, true, ctx);
                     }
                     // Not dialed for weft: a session starts if the peer opens one, or if this
