@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use weft_auth::Budgets;
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
+use crate::core::bare::Bare;
 use crate::core::handshake::Greeting;
 use crate::core::keys::membership_key;
 use crate::core::redial::{Ended, Next, Redials};
@@ -78,14 +79,8 @@ pub struct Supervisor {
     greeting: Arc<Greeting>,
     peer_queue: usize,
     peers: HashMap<PeerId, PeerEntry>,
-    /// Connected peers without a session (connected for Kademlia, or by a peer that has not
-    /// opened its stream yet), their addresses, and which hold this is: a session starts if one
-    /// becomes wanted, and the connection is closed if none has by the hello timeout.
-    bare: HashMap<PeerId, (Multiaddr, u64)>,
-    next_bare: u64,
-    /// The bare connections in order, capped as silent sessions are: an attacker's connections
-    /// that never open a stream cost a bounded number of slots, the oldest let go first.
-    bare_order: Silent<PeerId>,
+    /// Connected peers without a session (`core::bare`).
+    bare: Bare<PeerId, Multiaddr>,
     /// Realms holding fewer members than they dial: while any does, every connection starts a
     /// session, as a member found through Kademlia's own traffic is one it wants.
     short_realms: Arc<AtomicUsize>,
@@ -143,8 +138,7 @@ impl Supervisor {
             greeting,
             peer_queue,
             peers: HashMap::new(),
-            bare: HashMap::new(),
-            next_bare: 0,
+            bare: Bare::new(crate::Limits::default().max_silent_peers),
             listen: Vec::new(),
             expected_listeners,
             listen_waiters: Vec::new(),
@@ -157,7 +151,6 @@ impl Supervisor {
             peer_events,
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
-            bare_order: Silent::new(crate::Limits::default().max_silent_peers),
             short_realms: Arc::default(),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
@@ -167,7 +160,7 @@ impl Supervisor {
     /// Applies the limits on silent sessions.
     pub fn limits(mut self, limits: &crate::Limits) -> Self {
         self.silent = Silent::new(limits.max_silent_peers);
-        self.bare_order = Silent::new(limits.max_silent_peers);
+        self.bare = Bare::new(limits.max_silent_peers);
         self.hello_timeout = limits.hello_timeout;
         self
     }
@@ -246,38 +239,28 @@ impl Supervisor {
         Some(actor)
     }
 
-    /// Keeps a connection without a session for as long as a peer has to say hello, letting
-    /// the oldest such go past the cap. Kademlia's queries take milliseconds: a connection that
-    /// served one is closed within seconds, and one opened to hold a slot costs no more than a
-    /// silent session.
-    /// This node's own Kademlia connections (`dialer`) are left to the idle timeout instead,
-    /// and do not count against the cap: a flood of inbound connections cannot close them.
+    /// Keeps a connection without a session (`core::bare`): closes what it evicts, and this
+    /// one at the hello timeout if no session started by then.
     fn hold_bare(&mut self, peer: PeerId, addr: Multiaddr, dialer: bool, ctx: &mut Context<Self>) {
-        let hold = self.next_bare;
-        self.next_bare += 1;
-        self.bare.insert(peer, (addr, hold));
-        if dialer {
-            return;
-        }
-        if let Some(evicted) = self.bare_order.started(peer) {
-            self.bare.remove(&evicted);
+        let held = self.bare.hold(peer, addr, dialer);
+        if let Some(evicted) = held.evicted {
             debug!(peer = %evicted, "too many connections without a session; letting the oldest go");
             metrics::counter!("weft_sessions_closed_total", "reason" => "silent").increment(1);
             self.disconnect(evicted);
         }
-        ctx.run_later(self.hello_timeout, move |act, _ctx| {
-            if act.bare.get(&peer).is_some_and(|(_, h)| *h == hold) {
-                act.take_bare(&peer);
-                debug!(%peer, "no session by the hello timeout; connection closed");
-                act.disconnect(peer);
-            }
-        });
+        if let Some(hold) = held.timer {
+            ctx.run_later(self.hello_timeout, move |act, _ctx| {
+                if act.bare.expire(&peer, hold) {
+                    debug!(%peer, "no session by the hello timeout; connection closed");
+                    act.disconnect(peer);
+                }
+            });
+        }
     }
 
     /// A connection without a session, no longer held as such.
     fn take_bare(&mut self, peer: &PeerId) -> Option<Multiaddr> {
-        self.bare_order.remove(peer);
-        self.bare.remove(peer).map(|(addr, _)| addr)
+        self.bare.take(peer)
     }
 
     fn disconnect(&self, peer: PeerId) {

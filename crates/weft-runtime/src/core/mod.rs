@@ -5,6 +5,7 @@
 pub(crate) mod absent;
 pub(crate) mod authority;
 pub(crate) mod backoff;
+pub(crate) mod bare;
 pub(crate) mod calls;
 pub(crate) mod caps;
 pub(crate) mod chains;
@@ -36,6 +37,7 @@ mod tests {
         ("absent.rs", include_str!("absent.rs")),
         ("authority.rs", include_str!("authority.rs")),
         ("backoff.rs", include_str!("backoff.rs")),
+        ("bare.rs", include_str!("bare.rs")),
         ("calls.rs", include_str!("calls.rs")),
         ("caps.rs", include_str!("caps.rs")),
         ("chains.rs", include_str!("chains.rs")),
