@@ -238,12 +238,17 @@ impl Membership {
         self.roster.realm()
     }
 
-    /// Sends what the roster decided to send.
-    /// Once this node holds as many members as it dials, not every member need be connected to
-    /// every other: from then on its subscriptions and publications go through the DHT too.
-    /// Below that, the realm is a full mesh and the records would find no one new.
-    fn resolve_if_past_the_mesh(&mut self) {
-        let held = self.roster.recipients(&To::Members).count();
+    /// The realm's members this node holds, clients aside.
+    fn held(&self) -> usize {
+        self.roster.recipients(&To::Members).count()
+    }
+
+    /// After a member came or went. While this node holds fewer members than it dials, the
+    /// realm counts as short of members. Once it holds that many, not every member need be
+    /// connected to every other: from then on its subscriptions and publications go through
+    /// the DHT too. Below that, the realm is a full mesh and the records would find no one new.
+    fn members_changed(&mut self) {
+        let held = self.held();
         self.count_short(!self.client && held < self.mesh_members);
         if self.resolving || self.client || held < self.mesh_members {
             return;
@@ -264,6 +269,7 @@ impl Membership {
         *counted = short;
     }
 
+    /// Sends what the roster decided to send.
     fn send_notices(&mut self) {
         while let Some(step) = self.roster.poll_dht() {
             // A client announces and looks up nothing: its access node does, for it.
@@ -297,7 +303,7 @@ impl Actor for Membership {
         self.dht.do_send(Provide {
             key: membership_key(self.realm()),
         });
-        self.resolve_if_past_the_mesh();
+        self.members_changed();
         self.send_notices();
         ctx.notify(Discover);
     }
@@ -350,8 +356,7 @@ impl Handler<Discover> for Membership {
         self.next_discovery = None; // this is it
         // Members past the mesh size are not dialed from here: the subscriptions, publications
         // and calls that need them find them.
-        let held = self.roster.recipients(&To::Members).count();
-        let dial = self.mesh_members.saturating_sub(held);
+        let dial = self.mesh_members.saturating_sub(self.held());
         let lookup = self.dht.send(FindProviders {
             key: membership_key(self.realm()),
             dial,
@@ -404,7 +409,7 @@ impl Handler<Admit> for Membership {
         self.registry.do_send(joined.clone());
         self.router.do_send(joined);
         self.roster.join(msg.peer, member, &grant);
-        self.resolve_if_past_the_mesh();
+        self.members_changed();
         self.send_notices();
         Ok(Routes {
             router: self.router.clone(),
@@ -428,8 +433,7 @@ impl Handler<PeerLeft> for Membership {
         };
         self.registry.do_send(left.clone());
         self.router.do_send(left);
-        let held = self.roster.recipients(&To::Members).count();
-        self.count_short(!self.client && held < self.mesh_members);
+        self.members_changed();
         // Alone again: look for members on the fast schedule, not a minute from now. A lookup
         // in flight schedules the next one itself, at the reset pace.
         if !self.client

@@ -54,6 +54,49 @@ pub(crate) enum Step {
     LookUp(Record),
 }
 
+/// The requests one half makes: none until it is activated.
+#[derive(Debug, Default)]
+struct Requests {
+    active: bool,
+    steps: VecDeque<Step>,
+}
+
+impl Requests {
+    fn emit(&mut self, step: Step) {
+        if self.active {
+            self.steps.push_back(step);
+        }
+    }
+
+    /// Activates, announcing as `announce` and looking up as `look` each of `buckets`, in
+    /// order; false if active already.
+    fn activate(
+        &mut self,
+        mut buckets: Vec<&String>,
+        announce: fn(String) -> Record,
+        look: fn(String) -> Record,
+    ) -> bool {
+        if self.active {
+            return false;
+        }
+        self.active = true;
+        buckets.sort_unstable();
+        for bucket in buckets {
+            self.emit(Step::Provide(announce(bucket.clone())));
+            self.emit(Step::LookUp(look(bucket.clone())));
+        }
+        true
+    }
+
+    /// Looks up `due` again, as `look`, in order.
+    fn look_up(&mut self, mut due: Vec<&String>, look: fn(String) -> Record) {
+        due.sort_unstable();
+        for bucket in due {
+            self.emit(Step::LookUp(look(bucket.clone())));
+        }
+    }
+}
+
 /// The subscriber's half: the buckets of the subscriptions this node holds in the mesh (its
 /// own, and its clients').
 #[derive(Debug, Default)]
@@ -62,9 +105,7 @@ pub(crate) struct Subscribed {
     patterns: HashMap<Pattern, (String, usize)>,
     /// Patterns counting in each bucket, and when the bucket's publishers were last looked up.
     buckets: HashMap<String, (usize, u64)>,
-    /// Requests are made (see [`Subscribed::activate`]).
-    active: bool,
-    steps: VecDeque<Step>,
+    requests: Requests,
 }
 
 impl Subscribed {
@@ -80,8 +121,10 @@ impl Subscribed {
             *count += 1;
             return;
         }
-        self.emit(Step::Provide(Record::Subscribers(bucket.clone())));
-        self.emit(Step::LookUp(Record::Publishers(bucket.clone())));
+        self.requests
+            .emit(Step::Provide(Record::Subscribers(bucket.clone())));
+        self.requests
+            .emit(Step::LookUp(Record::Publishers(bucket.clone())));
         self.buckets.insert(bucket, (1, now));
     }
 
@@ -102,7 +145,8 @@ impl Subscribed {
         *count -= 1;
         if *count == 0 {
             self.buckets.remove(&bucket);
-            self.emit(Step::StopProviding(Record::Subscribers(bucket)));
+            self.requests
+                .emit(Step::StopProviding(Record::Subscribers(bucket)));
         }
     }
 
@@ -135,44 +179,26 @@ impl Subscribed {
                 due.push(bucket);
             }
         }
-        due.sort_unstable();
-        let steps = due
-            .into_iter()
-            .map(|bucket| Step::LookUp(Record::Publishers(bucket.clone())));
-        if self.active {
-            self.steps.extend(steps);
-        }
+        self.requests.look_up(due, Record::Publishers);
     }
 
     /// The next request, if any.
     pub(crate) fn poll(&mut self) -> Option<Step> {
-        self.steps.pop_front()
+        self.requests.steps.pop_front()
     }
 
     /// From now on, at `now`, makes the requests, starting with an announcement and a lookup
     /// of every bucket held. Until then buckets are only counted: a node connected to every
     /// member of its realm needs no records to find them.
     pub(crate) fn activate(&mut self, now: u64) {
-        if self.active {
-            return;
-        }
-        self.active = true;
-        let mut held: Vec<&String> = self.buckets.keys().collect();
-        held.sort_unstable();
-        for bucket in held {
-            self.steps
-                .push_back(Step::Provide(Record::Subscribers(bucket.clone())));
-            self.steps
-                .push_back(Step::LookUp(Record::Publishers(bucket.clone())));
-        }
-        for (_, looked) in self.buckets.values_mut() {
-            *looked = now;
-        }
-    }
-
-    fn emit(&mut self, step: Step) {
-        if self.active {
-            self.steps.push_back(step);
+        let held = self.buckets.keys().collect();
+        if self
+            .requests
+            .activate(held, Record::Subscribers, Record::Publishers)
+        {
+            for (_, looked) in self.buckets.values_mut() {
+                *looked = now;
+            }
         }
     }
 }
@@ -188,9 +214,7 @@ pub(crate) struct Publishing {
     uses: u64,
     /// New buckets that may still be taken up, and when that was last topped up (none yet: 0).
     allowance: (u64, u64),
-    /// Requests are made (see [`Publishing::activate`]).
-    active: bool,
-    steps: VecDeque<Step>,
+    requests: Requests,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -236,8 +260,10 @@ impl Publishing {
                     looked: now,
                 },
             );
-            self.emit(Step::Provide(Record::Publishers((*bucket).to_owned())));
-            self.emit(Step::LookUp(Record::Subscribers((*bucket).to_owned())));
+            self.requests
+                .emit(Step::Provide(Record::Publishers((*bucket).to_owned())));
+            self.requests
+                .emit(Step::LookUp(Record::Subscribers((*bucket).to_owned())));
         }
         // A topic whose buckets could not all be taken up is looked at again next time.
         self.last = all_known.then(|| (topic.clone(), now));
@@ -246,26 +272,14 @@ impl Publishing {
     /// From now on, at `now`, makes the requests, starting with an announcement and a lookup
     /// of every bucket published to. Until then buckets are only recorded.
     pub(crate) fn activate(&mut self, now: u64) {
-        if self.active {
-            return;
-        }
-        self.active = true;
-        let mut used: Vec<&String> = self.buckets.keys().collect();
-        used.sort_unstable();
-        for bucket in used {
-            self.steps
-                .push_back(Step::Provide(Record::Publishers(bucket.clone())));
-            self.steps
-                .push_back(Step::LookUp(Record::Subscribers(bucket.clone())));
-        }
-        for used in self.buckets.values_mut() {
-            used.looked = now;
-        }
-    }
-
-    fn emit(&mut self, step: Step) {
-        if self.active {
-            self.steps.push_back(step);
+        let used = self.buckets.keys().collect();
+        if self
+            .requests
+            .activate(used, Record::Publishers, Record::Subscribers)
+        {
+            for used in self.buckets.values_mut() {
+                used.looked = now;
+            }
         }
     }
 
@@ -299,18 +313,12 @@ impl Publishing {
                 due.push(bucket);
             }
         }
-        due.sort_unstable();
-        let steps = due
-            .into_iter()
-            .map(|bucket| Step::LookUp(Record::Subscribers(bucket.clone())));
-        if self.active {
-            self.steps.extend(steps);
-        }
+        self.requests.look_up(due, Record::Subscribers);
     }
 
     /// The next request, if any.
     pub(crate) fn poll(&mut self) -> Option<Step> {
-        self.steps.pop_front()
+        self.requests.steps.pop_front()
     }
 
     /// Withdraws from the bucket used least recently, never the root (every topic's) nor one
@@ -324,7 +332,8 @@ impl Publishing {
             .map(|(bucket, _)| bucket.clone());
         if let Some(bucket) = oldest {
             self.buckets.remove(&bucket);
-            self.emit(Step::StopProviding(Record::Publishers(bucket)));
+            self.requests
+                .emit(Step::StopProviding(Record::Publishers(bucket)));
         }
     }
 }
