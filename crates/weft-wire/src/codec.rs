@@ -176,6 +176,7 @@ mod tests {
                 reason: "no realm/join".into(),
             }),
             Frame::Bye,
+            Frame::Release,
             Frame::Accepted,
             Frame::Revoke(crate::RevokeRecord {
                 realm: 0,

@@ -80,6 +80,10 @@ pub enum Frame {
     /// The sender admitted us to at least one realm, and now says who it is: the greeting's
     /// last step.
     Welcome(Welcome),
+    /// The sender closes this idle session to make room for others, within its connection
+    /// budget. Unlike [`Frame::Bye`] it stays up and in its realms: reconnect when there is
+    /// something to send it, not at once.
+    Release,
 }
 
 /// Longest revocation record carried, in bytes.
@@ -418,7 +422,8 @@ impl Frame {
             | Frame::Accepted
             | Frame::Interest(_)
             | Frame::Reply(_)
-            | Frame::Bye => Ok(()),
+            | Frame::Bye
+            | Frame::Release => Ok(()),
         }
     }
 }
