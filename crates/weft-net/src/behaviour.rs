@@ -54,6 +54,8 @@ pub(crate) fn store_provider(
 pub(crate) struct Behaviour {
     /// Refuses connections past the configured limits, before any other behaviour sees them.
     pub(crate) limits: connection_limits::Behaviour,
+    /// Holds at most `max_connections`, letting connections without a session go first.
+    pub(crate) budget: crate::budget::Budget,
     /// Peer routing and realm membership records; absent on a client, which reaches the realm
     /// through its access node alone (Kademlia would otherwise bootstrap from it, find the
     /// other nodes and connect to them).
@@ -75,6 +77,7 @@ impl Behaviour {
         query_timeout: Duration,
         client: bool,
         limits: connection_limits::ConnectionLimits,
+        max_connections: u32,
     ) -> Self {
         let peer_id = key.public().to_peer_id();
         let store = kad::store::MemoryStore::with_config(
@@ -101,6 +104,7 @@ impl Behaviour {
         );
         Self {
             limits: connection_limits::Behaviour::new(limits),
+            budget: crate::budget::Budget::new(max_connections),
             kad: Toggle::from((!client).then_some(kad)),
             identify,
             ping: ping::Behaviour::default(),
@@ -126,7 +130,7 @@ mod tests {
         SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_quic()
-            .with_behaviour(|key| Behaviour::new(key, Duration::from_secs(10), false, limits))
+            .with_behaviour(|key| Behaviour::new(key, Duration::from_secs(10), false, limits, 1024))
             .unwrap()
             .build()
     }

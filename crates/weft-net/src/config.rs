@@ -32,8 +32,10 @@ pub struct NetConfig {
     /// Kademlia only asks, never answers or joins other nodes' routing tables, and it starts no
     /// DHT queries of its own.
     pub client: bool,
-    /// Connections held at once, inbound and outbound; past it new ones are refused during
-    /// their handshake (counted as `weft_connections_refused_total{reason="limit"}`).
+    /// Connections held at once, inbound and outbound. At the limit a new one takes the place
+    /// of the oldest connection without a weft session (counted as
+    /// `weft_connections_evicted_total`), and is refused during its handshake only if every
+    /// connection carries one (`weft_connections_refused_total{reason="limit"}`).
     pub max_connections: u32,
     /// Inbound QUIC handshakes in progress at once; past it new ones are refused.
     pub max_incoming_handshakes: u32,

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub(crate) const DEPARTED_FOR: Duration = Duration::from_secs(10 * 60);
 /// How long a peer whose dial failed is not dialed again from DHT records.
 pub(crate) const UNREACHABLE_FOR: Duration = Duration::from_secs(60);
+/// How long membership lookups leave alone a peer a session with was released (by either
+/// side) to make room: four times what makes a session idle, so that full nodes are not asked
+/// again and again.
+pub(crate) const RELEASED_FOR: Duration = Duration::from_secs(2 * 60);
 /// Peers remembered at once; past this the oldest entry is forgotten first.
 pub(crate) const CAPACITY: usize = 4096;
 

@@ -49,6 +49,8 @@ pub(crate) enum Command {
         key: Vec<u8>,
         /// Providers found to dial at most (and never more than [`MAX_DIALS_PER_LOOKUP`]).
         dial: usize,
+        /// Neither dial nor want peers that released a session lately.
+        skip_released: bool,
         reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
     },
     ListenAddrs {
@@ -61,6 +63,16 @@ pub(crate) enum Command {
     Forget {
         peer: PeerId,
         keys: Vec<Vec<u8>>,
+    },
+    /// `peer` has a weft session (`open`) or no longer: the budget does not evict a session's
+    /// connection.
+    Session {
+        peer: PeerId,
+        open: bool,
+    },
+    /// A session with `peer` was released to make room.
+    Released {
+        peer: PeerId,
     },
     StoredProviders {
         key: Vec<u8>,
@@ -97,6 +109,8 @@ struct Find {
     dials: usize,
     /// Dials it may make.
     dial_limit: usize,
+    /// Skips peers that released a session lately.
+    skip_released: bool,
 }
 
 pub(crate) struct Driver {
@@ -119,6 +133,8 @@ pub(crate) struct Driver {
     wanted_peers: HashSet<PeerId>,
     /// Peers not to dial from DHT records for now.
     departed: Departed<PeerId>,
+    /// Peers membership lookups leave alone for now: a session with them was released.
+    released: Departed<PeerId>,
     /// A client starts no DHT queries of its own.
     client: bool,
     /// Kademlia's own bootstrap is started once the first peer is known.
@@ -150,7 +166,6 @@ impl Driver {
         let keypair = libp2p_keypair(&config.keypair);
         let query_timeout = config.query_timeout;
         let limits = libp2p::connection_limits::ConnectionLimits::default()
-            .with_max_established(Some(config.max_connections))
             .with_max_pending_incoming(Some(config.max_incoming_handshakes))
             .with_max_established_per_peer(Some(crate::config::MAX_CONNECTIONS_PER_PEER));
         let idle = config.idle_timeout;
@@ -170,7 +185,15 @@ impl Driver {
                 quic.max_concurrent_stream_limit = MAX_STREAMS;
                 quic
             })
-            .with_behaviour(|key| Behaviour::new(key, query_timeout, config.client, limits))
+            .with_behaviour(|key| {
+                Behaviour::new(
+                    key,
+                    query_timeout,
+                    config.client,
+                    limits,
+                    config.max_connections,
+                )
+            })
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
@@ -216,6 +239,7 @@ impl Driver {
             pending_provides: HashMap::new(),
             pending_finds: HashMap::new(),
             departed: Departed::new(departed::CAPACITY),
+            released: Departed::new(departed::CAPACITY),
             client: config.client,
             bootstrapped: false,
             queries: 0,
@@ -304,7 +328,12 @@ impl Driver {
                 }
                 let _ = reply.send(());
             }
-            Command::FindProviders { key, dial, reply } => {
+            Command::FindProviders {
+                key,
+                dial,
+                skip_released,
+                reply,
+            } => {
                 self.count_query("find_providers");
                 let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
                     // A client looks nothing up: its access node does.
@@ -319,6 +348,7 @@ impl Driver {
                         reply,
                         dials: 0,
                         dial_limit: dial.min(MAX_DIALS_PER_LOOKUP),
+                        skip_released,
                     },
                 );
             }
@@ -345,6 +375,15 @@ impl Driver {
                 }
                 self.departed
                     .mark(peer, Instant::now(), departed::DEPARTED_FOR);
+            }
+            Command::Released { peer } => {
+                self.released
+                    .mark(peer, Instant::now(), departed::RELEASED_FOR);
+            }
+            Command::Session { peer, open } => {
+                // A peer already gone would otherwise stay marked.
+                let open = open && self.swarm.is_connected(&peer);
+                self.swarm.behaviour_mut().budget.session(peer, open);
             }
             Command::StoredProviders { key, reply } => {
                 let stored = self
@@ -419,6 +458,10 @@ impl Driver {
                 {
                     kad.add_address(&peer_id, addr.clone());
                 }
+                if wanted {
+                    // Its session is about to start: not a connection to make room with.
+                    self.swarm.behaviour_mut().budget.session(peer_id, true);
+                }
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -456,6 +499,9 @@ impl Driver {
             } => {
                 self.loopback_connections.remove(&connection_id);
                 // A peer refused for its key was never reported connected.
+                if num_established == 0 {
+                    self.swarm.behaviour_mut().budget.session(peer_id, false);
+                }
                 if num_established == 0 && peer_did(&peer_id).is_some() {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
                     metrics::gauge!("weft_connected_peers").decrement(1);
@@ -482,7 +528,10 @@ impl Driver {
                 {
                     self.wanted_peers.remove(&peer);
                 }
+                // Refused by this node's own budget: the peer may well be reachable.
+                let ours = matches!(error, libp2p::swarm::DialError::Denied { .. });
                 if let Some(peer) = peer_id
+                    && !ours
                     && !self.swarm.is_connected(&peer)
                 {
                     self.departed
@@ -635,14 +684,19 @@ impl Driver {
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
                     let me = *self.swarm.local_peer_id();
                     let now = Instant::now();
-                    let live: Vec<PeerId> = providers
-                        .into_iter()
-                        .filter(|p| *p != me && !self.departed.contains(p, now))
-                        .collect();
                     let Some(find) = self.pending_finds.get_mut(&id) else {
                         debug!(?id, "providers for no pending query");
                         return;
                     };
+                    let (departed, released) = (&mut self.departed, &mut self.released);
+                    let live: Vec<PeerId> = providers
+                        .into_iter()
+                        .filter(|p| {
+                            *p != me
+                                && !departed.contains(p, now)
+                                && !(find.skip_released && released.contains(p, now))
+                        })
+                        .collect();
                     for peer in &live {
                         if find.dials >= find.dial_limit {
                             break;

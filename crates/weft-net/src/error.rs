@@ -32,4 +32,8 @@ pub enum NetError {
     /// The network thread has stopped.
     #[error("the network has shut down")]
     Shutdown,
+    /// The peer answered a new stream with `Release`: it holds as many sessions as its budget
+    /// allows, none of them idle.
+    #[error("the peer has no room for another session")]
+    Released,
 }

@@ -140,6 +140,7 @@ pub async fn open_acknowledged(
             metrics::counter!("weft_bytes_sent_total").increment(hello.len() as u64);
             match read_one(&mut reader).await {
                 Ok(Frame::Accepted) => Ok(Opened { writer, reader }),
+                Ok(Frame::Release) => Err(NetError::Released),
                 Ok(other) => Err(NetError::Stream {
                     peer: peer.to_string(),
                     reason: format!("expected Accepted, got {other:?}"),
@@ -153,6 +154,8 @@ pub async fn open_acknowledged(
         .await;
         match opened {
             Ok(Ok(opened)) => return Ok(opened),
+            // No room at the peer: opening again would only be refused again.
+            Ok(Err(NetError::Released)) => return Err(NetError::Released),
             Ok(Err(e)) => last = e.to_string(),
             Err(_) => last = "timed out".into(),
         }
@@ -175,6 +178,16 @@ pub async fn accept(stream: Stream) -> std::io::Result<ReadHalf<Stream>> {
     // Nothing else is ever written back: finish this direction.
     writer.close().await?;
     Ok(reader)
+}
+
+/// Refuses an inbound stream for want of room: answers [`Frame::Release`] instead of
+/// [`Frame::Accepted`], and drops the stream.
+pub async fn refuse_released(stream: Stream) -> std::io::Result<()> {
+    let (_reader, mut writer) = stream.split();
+    let release = encode(&Frame::Release, DEFAULT_MAX_FRAME).map_err(std::io::Error::other)?;
+    writer.write_all(&release).await?;
+    metrics::counter!("weft_bytes_sent_total").increment(release.len() as u64);
+    writer.close().await
 }
 
 /// Reads exactly one frame.

@@ -34,6 +34,7 @@
 
 mod addresses;
 mod behaviour;
+mod budget;
 pub mod config;
 mod departed;
 mod driver;

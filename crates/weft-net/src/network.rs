@@ -127,8 +127,38 @@ impl Network {
         key: Vec<u8>,
         dial: usize,
     ) -> Result<HashSet<PeerId>, NetError> {
-        self.call(|reply| Command::FindProviders { key, dial, reply })
-            .await?
+        self.call(|reply| Command::FindProviders {
+            key,
+            dial,
+            skip_released: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// Finds a realm's members under its membership `key`, as
+    /// [`Network::find_providers_dialing`], but neither dials nor wants peers that released a
+    /// session with this node lately ([`Network::released`]): a full node is not asked again
+    /// for a session it has just let go.
+    pub async fn find_members_dialing(
+        &self,
+        key: Vec<u8>,
+        dial: usize,
+    ) -> Result<HashSet<PeerId>, NetError> {
+        self.call(|reply| Command::FindProviders {
+            key,
+            dial,
+            skip_released: true,
+            reply,
+        })
+        .await?
+    }
+
+    /// A session with `peer` was released to make room (by either side): membership lookups
+    /// leave it alone for a while.
+    pub async fn released(&self, peer: PeerId) {
+        // An error means the driver is gone: nothing left to mark.
+        let _ = self.commands.send(Command::Released { peer }).await;
     }
 
     /// The providers of `key` in this node's own store: what it answers others' lookups with,
@@ -154,6 +184,13 @@ impl Network {
     pub async fn forget(&self, peer: PeerId, keys: Vec<Vec<u8>>) {
         // An error means the driver is gone: nothing left to forget.
         let _ = self.commands.send(Command::Forget { peer, keys }).await;
+    }
+
+    /// Tells the connection budget whether `peer` has a weft session: a session's connection is
+    /// never closed to make room for another.
+    pub async fn session(&self, peer: PeerId, open: bool) {
+        // An error means the driver is gone: no budget left to keep.
+        let _ = self.commands.send(Command::Session { peer, open }).await;
     }
 
     /// Closes every connection to `peer`.
