@@ -363,3 +363,155 @@ async fn without_a_full_mesh_publishers_subscribers_and_providers_meet_through_t
     }
     shutdown(&nodes).await;
 }
+
+/// Limits for a node of the budget tests: at most 4 connections (3 sessions), no membership
+/// dials, and sessions idle after `idle`.
+fn budget(idle: std::time::Duration) -> weft::Limits {
+    let mut limits = weft::Limits::default();
+    limits.max_connections = 4;
+    limits.mesh_members = 0;
+    limits.idle_session = idle;
+    limits
+}
+
+/// Starts a node of realm `budget` bootstrapping from `hub`, with `mesh_members = 0`.
+async fn spoke(hub: &Node) -> Node {
+    let mut limits = weft::Limits::default();
+    limits.mesh_members = 0;
+    Node::builder()
+        .bootstrap(hub.listen_addrs()[0].to_string())
+        .limits(limits)
+        .open_realm("budget")
+        .start()
+        .await
+        .unwrap()
+}
+
+/// A node holding as many sessions as its budget allows (three of its four connections) makes
+/// room for a new one by releasing the session idle longest. The released peer stays up and
+/// keeps its other sessions; the node never holds more than its four connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
+    // Every session is idle at once: the oldest is the one to go.
+    let hub = Node::builder()
+        .limits(budget(std::time::Duration::from_millis(1)))
+        .open_realm("budget")
+        .start()
+        .await
+        .unwrap();
+    let mut spokes = Vec::new();
+    for _ in 0..3 {
+        let node = spoke(&hub).await;
+        within(
+            "the hub admits it",
+            node.realm("budget").unwrap().wait_for_members(1),
+        )
+        .await
+        .unwrap();
+        spokes.push(node);
+    }
+    within("the hub greets all three", async {
+        while sessions(&hub).await.len() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let late = spoke(&hub).await;
+    within(
+        "the hub admits the newcomer",
+        late.realm("budget").unwrap().wait_for_members(1),
+    )
+    .await
+    .unwrap();
+    let released = within("one spoke is released", async {
+        loop {
+            for node in &spokes {
+                if !sessions(node).await.contains(&hub.did()) {
+                    return node.did();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    within("the hub holds the newcomer in its place", async {
+        loop {
+            let held = sessions(&hub).await;
+            if !held.contains(&released) && held.contains(&late.did()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let held = sessions(&hub).await;
+    assert_eq!(held.len(), 3, "{held:?}");
+    assert!(hub.dht_stats().await.connected_peers <= 4);
+    spokes.push(late);
+    spokes.push(hub);
+    shutdown(&spokes).await;
+}
+
+/// With no idle session to let go, a full node refuses a new one (the newcomer is told, and does
+/// not try again at once), yet the newcomer's connection still serves the DHT: through it, the
+/// newcomer finds a provider elsewhere in the realm and calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_with_no_idle_session_refuses_a_new_one_which_still_reaches_the_realm() {
+    let hub = Node::builder()
+        .limits(budget(std::time::Duration::from_secs(3600)))
+        .open_realm("budget")
+        .start()
+        .await
+        .unwrap();
+    let mut spokes = Vec::new();
+    for _ in 0..3 {
+        let node = spoke(&hub).await;
+        within(
+            "the hub admits it",
+            node.realm("budget").unwrap().wait_for_members(1),
+        )
+        .await
+        .unwrap();
+        spokes.push(node);
+    }
+    let _add = spokes[0]
+        .realm("budget")
+        .unwrap()
+        .advertise("calc.add", |_, args| async move {
+            Ok(json!(args["a"].as_i64().unwrap_or(0) + 1))
+        })
+        .await
+        .unwrap();
+
+    let late = spoke(&hub).await;
+    // Until its Kademlia has learnt the others through the hub, a lookup finds nobody.
+    let answer = within(
+        "the refused newcomer calls a provider it found through the DHT",
+        async {
+            loop {
+                match late
+                    .realm("budget")
+                    .unwrap()
+                    .call("calc.add", &json!({"a": 41}))
+                    .await
+                {
+                    Err(weft::Error::Call(weft::CallError::NotFound(_))) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                    }
+                    other => return other.unwrap(),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(answer, json!(42));
+    let held = sessions(&hub).await;
+    assert!(!held.contains(&late.did()), "{held:?}");
+    assert_eq!(held.len(), 3);
+    assert!(sessions(&late).await.contains(&spokes[0].did()));
+    assert!(hub.dht_stats().await.connected_peers <= 4);
+    spokes.push(late);
+    spokes.push(hub);
+    shutdown(&spokes).await;
+}

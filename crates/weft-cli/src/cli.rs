@@ -138,6 +138,10 @@ pub(crate) struct NodeArgs {
     /// only those the node's subscriptions, publications and calls need, found in the DHT.
     #[arg(long, value_name = "N")]
     pub(crate) mesh_members: Option<String>,
+    /// How long a session carries nothing before it may be released to make room for a new
+    /// one, once the node holds as many as --max-connections allows (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) idle_session: Option<String>,
     /// Bytes queued per local subscription before drops (default 16 MiB).
     #[arg(long, value_name = "BYTES")]
     pub(crate) subscriber_queue_bytes: Option<String>,

@@ -36,6 +36,7 @@
 //! max_calls_per_peer = 128                    # WEFT_LIMITS_MAX_CALLS_PER_PEER  --max-calls-per-peer
 //! max_call_duration = "5m"                    # WEFT_LIMITS_MAX_CALL_DURATION  --max-call-duration
 //! mesh_members = 32                           # WEFT_LIMITS_MESH_MEMBERS  --mesh-members
+//! idle_session = "30s"                       # WEFT_LIMITS_IDLE_SESSION  --idle-session
 //! subscriber_queue_bytes = 16777216           # WEFT_LIMITS_SUBSCRIBER_QUEUE_BYTES  --subscriber-queue-bytes
 //! max_event_streams = 1024                    # WEFT_LIMITS_MAX_EVENT_STREAMS  --max-event-streams
 //! ```
@@ -117,6 +118,7 @@ pub(crate) struct Limits {
     pub(crate) max_calls_per_peer: Option<usize>,
     pub(crate) max_call_duration: Option<Duration>,
     pub(crate) mesh_members: Option<usize>,
+    pub(crate) idle_session: Option<Duration>,
     pub(crate) subscriber_queue_bytes: Option<usize>,
     pub(crate) max_event_streams: Option<usize>,
 }
@@ -150,6 +152,7 @@ const ENV_MAX_PROCEDURES: &str = "WEFT_LIMITS_MAX_PROCEDURES_PER_PEER";
 const ENV_MAX_CALLS: &str = "WEFT_LIMITS_MAX_CALLS_PER_PEER";
 const ENV_MAX_CALL_DURATION: &str = "WEFT_LIMITS_MAX_CALL_DURATION";
 const ENV_MESH_MEMBERS: &str = "WEFT_LIMITS_MESH_MEMBERS";
+const ENV_IDLE_SESSION: &str = "WEFT_LIMITS_IDLE_SESSION";
 const ENV_QUEUE_BYTES: &str = "WEFT_LIMITS_SUBSCRIBER_QUEUE_BYTES";
 const ENV_EVENT_STREAMS: &str = "WEFT_LIMITS_MAX_EVENT_STREAMS";
 /// The configuration file, when `--config` is not given.
@@ -213,6 +216,7 @@ struct Layer {
     max_calls_per_peer: Option<usize>,
     max_call_duration: Option<Duration>,
     mesh_members: Option<usize>,
+    idle_session: Option<Duration>,
     subscriber_queue_bytes: Option<usize>,
     max_event_streams: Option<usize>,
 }
@@ -255,6 +259,7 @@ impl Layer {
             max_calls_per_peer: self.max_calls_per_peer.or(lower.max_calls_per_peer),
             max_call_duration: self.max_call_duration.or(lower.max_call_duration),
             mesh_members: self.mesh_members.or(lower.mesh_members),
+            idle_session: self.idle_session.or(lower.idle_session),
             subscriber_queue_bytes: self.subscriber_queue_bytes.or(lower.subscriber_queue_bytes),
             max_event_streams: self.max_event_streams.or(lower.max_event_streams),
         }
@@ -306,6 +311,7 @@ impl Layer {
                 max_calls_per_peer: self.max_calls_per_peer,
                 max_call_duration: self.max_call_duration,
                 mesh_members: self.mesh_members,
+                idle_session: self.idle_session,
                 subscriber_queue_bytes: self.subscriber_queue_bytes,
                 max_event_streams: self.max_event_streams,
             },
@@ -366,6 +372,7 @@ impl Layer {
             max_calls_per_peer: limits.max_calls_per_peer,
             max_call_duration: limits.max_call_duration,
             mesh_members: limits.mesh_members,
+            idle_session: limits.idle_session,
             subscriber_queue_bytes: limits.subscriber_queue_bytes,
             max_event_streams: limits.max_event_streams,
         })
@@ -427,6 +434,7 @@ impl Layer {
             max_calls_per_peer: env_value(&env, ENV_MAX_CALLS, queue_len)?,
             max_call_duration: env_value(&env, ENV_MAX_CALL_DURATION, duration)?,
             mesh_members: env_value(&env, ENV_MESH_MEMBERS, queue_len)?,
+            idle_session: env_value(&env, ENV_IDLE_SESSION, duration)?,
             subscriber_queue_bytes: env_value(&env, ENV_QUEUE_BYTES, queue_len)?,
             max_event_streams: env_value(&env, ENV_EVENT_STREAMS, queue_len)?,
         })
@@ -502,6 +510,7 @@ impl Layer {
             max_calls_per_peer: flag(&args.max_calls_per_peer, "max-calls-per-peer", queue_len)?,
             max_call_duration: flag(&args.max_call_duration, "max-call-duration", duration)?,
             mesh_members: flag(&args.mesh_members, "mesh-members", queue_len)?,
+            idle_session: flag(&args.idle_session, "idle-session", duration)?,
             subscriber_queue_bytes: flag(
                 &args.subscriber_queue_bytes,
                 "subscriber-queue-bytes",
@@ -584,6 +593,8 @@ struct FileLimits {
     max_call_duration: Option<Duration>,
     #[serde(default, deserialize_with = "de_queue_len")]
     mesh_members: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration")]
+    idle_session: Option<Duration>,
     #[serde(default, deserialize_with = "de_queue_len")]
     subscriber_queue_bytes: Option<usize>,
     #[serde(default, deserialize_with = "de_queue_len")]
@@ -908,6 +919,7 @@ max_procedures_per_peer = 21
 max_calls_per_peer = 22
 max_call_duration = "23s"
 mesh_members = 26
+idle_session = "17s"
 subscriber_queue_bytes = 24
 max_event_streams = 25
 "#
@@ -965,6 +977,7 @@ max_event_streams = 25
                     max_calls_per_peer: Some(22),
                     max_call_duration: Some(Duration::from_secs(23)),
                     mesh_members: Some(26),
+                    idle_session: Some(Duration::from_secs(17)),
                     subscriber_queue_bytes: Some(24),
                     max_event_streams: Some(25),
                 },
@@ -1011,6 +1024,7 @@ max_event_streams = 25
             ("WEFT_LIMITS_MAX_CALLS_PER_PEER", "18"),
             ("WEFT_LIMITS_MAX_CALL_DURATION", "19s"),
             ("WEFT_LIMITS_MESH_MEMBERS", "20"),
+            ("WEFT_LIMITS_IDLE_SESSION", "21s"),
         ];
         let flags = [
             "--reconnect-initial",
@@ -1051,6 +1065,8 @@ max_event_streams = 25
             "91s",
             "--mesh-members",
             "90",
+            "--idle-session",
+            "91s",
         ];
         let settings = NodeSettings::resolve(&args(&flags), env(&vars)).unwrap();
         let limits = &settings.limits;
@@ -1073,11 +1089,13 @@ max_event_streams = 25
             (Some(94), Some(93), Some(92), Some(Duration::from_secs(91)))
         );
         assert_eq!(settings.limits.mesh_members, Some(90));
+        assert_eq!(settings.limits.idle_session, Some(Duration::from_secs(91)));
         assert_eq!(settings.limits.peer_queue, Some(98));
         assert_eq!(settings.limits.congestion, Some(Congestion::Drop));
         let from_env = NodeSettings::resolve(&args(&[]), env(&vars)).unwrap();
         assert_eq!(from_env.limits.peer_queue, Some(11));
         assert_eq!(from_env.limits.mesh_members, Some(20));
+        assert_eq!(from_env.limits.idle_session, Some(Duration::from_secs(21)));
         assert_eq!(from_env.limits.congestion, Some(Congestion::Block));
         let limits = &from_env.limits;
         assert_eq!(

@@ -49,6 +49,9 @@ pub struct FindProviders {
     pub key: Vec<u8>,
     /// Providers found to dial at most (the network bounds it further).
     pub dial: usize,
+    /// A membership lookup: peers that released a session with this node lately are not
+    /// wanted again (they would release it again, or another, to make room).
+    pub members: bool,
 }
 
 /// Makes the DHT request a realm's resolver asked for. A lookup's finds are dialed; what it
@@ -170,7 +173,12 @@ impl Handler<FindProviders> for Dht {
     fn handle(&mut self, msg: FindProviders, _ctx: &mut Context<Self>) -> Self::Result {
         let network = self.network.clone();
         Box::pin(async move {
-            match network.find_providers_dialing(msg.key, msg.dial).await {
+            let found = if msg.members {
+                network.find_members_dialing(msg.key, msg.dial).await
+            } else {
+                network.find_providers_dialing(msg.key, msg.dial).await
+            };
+            match found {
                 Ok(found) => {
                     debug!(providers = found.len(), "providers found");
                     found.into_iter().collect()

@@ -360,6 +360,7 @@ impl Handler<Discover> for Membership {
         let lookup = self.dht.send(FindProviders {
             key: membership_key(self.realm()),
             dial,
+            members: true,
         });
         ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
             let found = found.unwrap_or_default();

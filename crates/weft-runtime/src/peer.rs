@@ -35,7 +35,7 @@ use crate::membership::Routes;
 use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{LostToSession, RemoteInterest, RemotePublish};
-use crate::sender::{InFlight, PeerSender};
+use crate::sender::{Activity, InFlight, PeerSender};
 use crate::{PeerEvent, PeerInfo};
 
 /// Batches (one per read: at most 64 KiB, or one large frame, and at most
@@ -66,6 +66,8 @@ pub struct PeerGreeted {
 pub struct PeerSpoke {
     /// The peer.
     pub peer: PeerId,
+    /// Its hello says it is a client of this node.
+    pub client: bool,
 }
 
 /// A peer refused us in one of our realms.
@@ -84,6 +86,9 @@ pub struct PeerGone {
     pub peer: PeerId,
     /// It said goodbye: do not redial.
     pub said_bye: bool,
+    /// One side released the idle session to make room (`Frame::Release`): the peer is still
+    /// up, and its connection, if still open, serves Kademlia until idle. Not redialed.
+    pub released: bool,
     /// It was admitted to at least one realm: worth redialing.
     pub was_member: bool,
     /// It was our client: it cannot be dialed, and comes back by itself if it wants to.
@@ -153,6 +158,17 @@ pub struct Disconnected;
 #[rtype(result = "()")]
 pub struct Leave;
 
+/// The session is idle and its place is wanted: tell the peer (`Frame::Release`), flush, stop,
+/// and leave the connection to Kademlia.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Release;
+
+/// The peer answered our stream with `Release`: it has no room for a session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct ReleasedByPeer;
+
 /// A connected peer.
 pub struct PeerConnection {
     peer: PeerId,
@@ -190,6 +206,8 @@ pub struct PeerConnection {
     disconnected: bool,
     /// The peer hosts none of this node's realms (it ended the session on that ground).
     shares_nothing: bool,
+    /// One side released the session (`Frame::Release`): the connection is left open.
+    released: bool,
     /// Inbound streams being read; the session ends when the last one does.
     inbound_streams: usize,
     /// The connection is known established; until then no outbound stream is opened (a stream
@@ -231,6 +249,7 @@ impl PeerConnection {
             tags: PeerTags::default(),
             sender: PeerSender {
                 outbox: Outbox::new(queue.max(16)),
+                active: Activity::default(),
             },
             unopened: true,
             writer: None,
@@ -246,6 +265,7 @@ impl PeerConnection {
             bye_answered: None,
             disconnected: false,
             shares_nothing: false,
+            released: false,
             inbound_streams: 0,
             connected: false,
             hello_timeout: crate::Limits::default().hello_timeout,
@@ -262,6 +282,11 @@ impl PeerConnection {
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
         self.hello_timeout = timeout;
         self
+    }
+
+    /// Whether the session carried something since the last look: the node's budget reads it.
+    pub(crate) fn activity(&self) -> Activity {
+        self.sender.active.clone()
     }
 
     /// The session starts when the connection is known: created from a connection event, or
@@ -310,6 +335,12 @@ impl PeerConnection {
                         let _ = network.disconnect(peer).await;
                     }
                 }
+                Err(weft_net::NetError::Released) => {
+                    debug!(peer = %did.short(), "the peer has no room for a session");
+                    outbox.abandon();
+                    report_lost(&outbox, &links);
+                    me.do_send(ReleasedByPeer);
+                }
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
                     outbox.abandon();
@@ -344,7 +375,10 @@ impl PeerConnection {
             Ok(Some(join)) => {
                 self.client = client;
                 self.send_control(&Frame::Join(join));
-                self.reports.spoke.do_send(PeerSpoke { peer: self.peer });
+                self.reports.spoke.do_send(PeerSpoke {
+                    peer: self.peer,
+                    client,
+                });
             }
             Ok(None) => {
                 debug!(peer = %self.did.short(), "the peer's hello again, on a reopened stream")
@@ -471,7 +505,7 @@ impl Actor for PeerConnection {
         // connections. Otherwise a half-dead connection would linger, and the next connection to
         // the peer would not be its first, so no new session would start. A peer that shares no
         // realm needs no session ever: its connection serves Kademlia until it is idle.
-        if !self.disconnected && !self.shares_nothing {
+        if !self.disconnected && !self.shares_nothing && !self.released {
             let (network, peer) = (self.network.clone(), self.peer);
             self.network.spawn(async move {
                 let _ = network.disconnect(peer).await;
@@ -480,12 +514,14 @@ impl Actor for PeerConnection {
         for realm in &self.admitted {
             realm.do_send(PeerLeft {
                 peer: self.peer,
-                said_bye: self.said_bye,
+                // Released is not lost: it went on purpose, and comes back when wanted.
+                said_bye: self.said_bye || self.released,
             });
         }
         self.reports.gone.do_send(PeerGone {
             peer: self.peer,
             said_bye: self.said_bye,
+            released: self.released,
             was_member: !self.admitted.is_empty(),
             client: self.client,
             shares_nothing: self.shares_nothing,
@@ -592,6 +628,7 @@ impl PeerConnection {
         let Some(router) = self.routes.get(&realm).map(|r| &r.router) else {
             return;
         };
+        self.sender.active.touch();
         let msg = RemotePublish {
             peer: self.peer,
             publishes,
@@ -631,6 +668,7 @@ impl PeerConnection {
                 let Some(routes) = self.routes.get(&interest.realm()) else {
                     return;
                 };
+                self.sender.active.touch();
                 match interest {
                     Interest::Advertise { procedure, .. } => {
                         routes.registry.do_send(RemoteAdvert {
@@ -669,6 +707,7 @@ impl PeerConnection {
                 }
             }
             Frame::Call(call) => {
+                self.sender.active.touch();
                 if let Some(routes) = self.routes.get(&call.realm) {
                     routes.registry.do_send(RemoteCall {
                         peer: self.peer,
@@ -678,6 +717,7 @@ impl PeerConnection {
                 }
             }
             Frame::Reply(reply) => {
+                self.sender.active.touch();
                 if let Some(link) = self.links.get(usize::from(reply.realm)) {
                     link.registry.do_send(RemoteReply {
                         peer: self.peer,
@@ -728,6 +768,13 @@ impl PeerConnection {
                     }
                 }
             }
+            Frame::Release => {
+                // The peer finishes its stream next, which ends this session; the connection
+                // stays for Kademlia.
+                debug!(peer = %self.did.short(), "peer released the session");
+                self.released = true;
+                self.sender.outbox.close();
+            }
             Frame::Revoke(revoke) => {
                 if let Some(realm) = self.realm_actors.get(&revoke.realm) {
                     realm.do_send(RemoteRevoke {
@@ -743,6 +790,39 @@ impl PeerConnection {
         if ctx.state() == ActorState::Running && !ctx.waiting() {
             self.pace(ctx);
         }
+    }
+}
+
+/// Tells the peer its idle session is released, lets the writer flush (bounded), stops.
+impl Handler<Release> for PeerConnection {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _msg: Release, _ctx: &mut Context<Self>) -> Self::Result {
+        self.released = true;
+        if let Ok(release) = weft_net::framed::encode(&Frame::Release, DEFAULT_MAX_FRAME) {
+            self.sender.send_control(&release);
+        }
+        self.sender.outbox.close();
+        let writer = self.writer.take();
+        Box::pin(
+            async move {
+                if let Some(writer) = writer {
+                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
+        )
+    }
+}
+
+/// The peer refused our stream for want of room: the session ends, the connection stays.
+impl Handler<ReleasedByPeer> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ReleasedByPeer, ctx: &mut Context<Self>) {
+        self.released = true;
+        ctx.stop();
     }
 }
 

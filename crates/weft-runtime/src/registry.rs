@@ -582,6 +582,7 @@ impl Registry {
                     let lookup = self.dht.send(FindProviders {
                         key: procedure_key(&self.seat.realm, &procedure),
                         dial: PROVIDERS_DIALED,
+                        members: false,
                     });
                     ctx.spawn(
                         async move {

@@ -2,7 +2,7 @@
 //! that owns a peer's streams and by the realm's actors that send to it or handle its frames.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use weft_net::outbox::{Outbox, Pushed};
 use weft_wire::{DEFAULT_MAX_FRAME, Denial, Frame, RealmIndex};
@@ -12,12 +12,35 @@ use weft_wire::{DEFAULT_MAX_FRAME, Denial, Frame, RealmIndex};
 pub struct PeerSender {
     /// The queue itself; the session's writer drains it.
     pub(crate) outbox: Outbox,
+    /// Whether the session carried something since the node last looked.
+    pub(crate) active: Activity,
+}
+
+/// Whether a session carried a publication, call, reply or interest since the node last looked
+/// (`core::budget` releases the idle ones first). A flag rather than a time: the path of every
+/// publication pays one relaxed load.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Activity(Arc<AtomicBool>);
+
+impl Activity {
+    /// Something crossed the session.
+    pub(crate) fn touch(&self) {
+        if !self.0.load(Ordering::Relaxed) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether something crossed it since the last call.
+    pub(crate) fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl PeerSender {
     /// Queues an encoded publication, call or reply; refused when the queue is full (the caller
     /// counts the drop) or the peer is gone.
     pub fn send(&self, frame: &[u8]) -> Pushed {
+        self.active.touch();
         self.outbox.push(frame)
     }
 
@@ -25,6 +48,7 @@ impl PeerSender {
     /// hello) as [`send`](Self::send) does; if the session ends before it is written, the
     /// session reports it lost to that realm.
     pub fn send_publication(&self, frame: &[u8], realm: RealmIndex) -> Pushed {
+        self.active.touch();
         self.outbox.push_tagged(frame, realm)
     }
 

@@ -56,7 +56,9 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Connections held at once, inbound and outbound (default 1024).
+    /// Connections held at once, inbound and outbound (default 1024). A new one takes the place
+    /// of the oldest that carries no session; sessions are held to three quarters of this, a
+    /// new one releasing the session idle longest (see `idle_session`).
     pub max_connections: u32,
     /// Inbound QUIC handshakes in progress at once (default 128).
     pub max_incoming_handshakes: u32,
@@ -81,6 +83,10 @@ pub struct Limits {
     /// past it, the node connects only to the members its subscriptions, publications and
     /// calls need, which it finds in the DHT.
     pub mesh_members: usize,
+    /// How long a session carries no publication, call, reply or interest before it may be
+    /// released to make room for a new one, once the node holds as many sessions as
+    /// `max_connections` allows (default 30 s). A client's session is never released.
+    pub idle_session: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -95,6 +101,7 @@ impl Default for Limits {
             max_calls_per_peer: 1024,
             max_call_duration: std::time::Duration::from_secs(300),
             mesh_members: 32,
+            idle_session: std::time::Duration::from_secs(30),
         }
     }
 }

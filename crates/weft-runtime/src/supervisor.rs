@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::future::join_all;
@@ -23,15 +23,17 @@ use weft_auth::Budgets;
 use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
 use crate::core::bare::Bare;
+use crate::core::budget::{Room, Sessions, session_cap};
 use crate::core::handshake::Greeting;
 use crate::core::keys::membership_key;
 use crate::core::redial::{Ended, Next, Redials};
 use crate::core::silent::Silent;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, PeerDenied, PeerGone,
-    PeerGreeted, PeerSpoke, RealmLink, Reports,
+    PeerGreeted, PeerSpoke, RealmLink, Release, Reports,
 };
 use crate::registry::Withdraw;
+use crate::sender::Activity;
 use crate::{Backoff, BackoffPolicy, PeerEvent, PeerInfo};
 
 /// Peers whose verification budgets are remembered at most.
@@ -39,6 +41,10 @@ const BUDGETS: usize = 4096;
 
 /// How long a shutdown waits for peers to flush.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often the sessions' activity flags are read for the budget, at most: a session counts as
+/// active from the sweep after it carried something.
+const ACTIVITY_SWEEP: Duration = Duration::from_secs(5);
 
 /// The listen addresses, once every configured listener is up.
 #[derive(Debug, Message)]
@@ -69,6 +75,16 @@ struct PeerEntry {
     actor: Addr<PeerConnection>,
     addr: Multiaddr,
     info: Option<PeerInfo>,
+    active: Activity,
+}
+
+/// Why no session was started.
+#[derive(Debug, PartialEq, Eq)]
+enum NoSession {
+    /// The budget has no room: every session is a client's or carried something lately.
+    NoRoom,
+    /// The peer cannot have one (this node is a client of another, or the key is not Ed25519).
+    Unfit,
 }
 
 /// The node.
@@ -81,6 +97,10 @@ pub struct Supervisor {
     peers: HashMap<PeerId, PeerEntry>,
     /// Connected peers without a session (`core::bare`).
     bare: Bare<PeerId, Multiaddr>,
+    /// The sessions within the connection budget (`core::budget`).
+    sessions: Sessions<PeerId>,
+    /// How often the sessions' activity is read.
+    activity_sweep: Duration,
     /// Realms holding fewer members than they dial: while any does, every connection starts a
     /// session, as a member found through Kademlia's own traffic is one it wants.
     short_realms: Arc<AtomicUsize>,
@@ -139,6 +159,11 @@ impl Supervisor {
             peer_queue,
             peers: HashMap::new(),
             bare: Bare::new(crate::Limits::default().max_silent_peers),
+            sessions: Sessions::new(
+                session_cap(crate::Limits::default().max_connections),
+                crate::Limits::default().idle_session,
+            ),
+            activity_sweep: ACTIVITY_SWEEP,
             listen: Vec::new(),
             expected_listeners,
             listen_waiters: Vec::new(),
@@ -161,6 +186,10 @@ impl Supervisor {
     pub fn limits(mut self, limits: &crate::Limits) -> Self {
         self.silent = Silent::new(limits.max_silent_peers);
         self.bare = Bare::new(limits.max_silent_peers);
+        self.sessions = Sessions::new(session_cap(limits.max_connections), limits.idle_session);
+        // A quarter of the idle time, so that a busy session never looks idle.
+        self.activity_sweep =
+            (limits.idle_session / 4).clamp(Duration::from_millis(10), ACTIVITY_SWEEP);
         self.hello_timeout = limits.hello_timeout;
         self
     }
@@ -185,9 +214,9 @@ impl Supervisor {
         addr: Multiaddr,
         connected: bool,
         ctx: &mut Context<Self>,
-    ) -> Option<Addr<PeerConnection>> {
+    ) -> Result<Addr<PeerConnection>, NoSession> {
         if let Some(entry) = self.peers.get(&peer) {
-            return Some(entry.actor.clone());
+            return Ok(entry.actor.clone());
         }
         if self.client && !self.peers.is_empty() {
             // Nobody dials a client on purpose: this is not the node it is attached to.
@@ -195,12 +224,20 @@ impl Supervisor {
             let network = self.network.clone();
             self.network
                 .spawn(async move { network.disconnect(peer).await });
-            return None;
+            return Err(NoSession::Unfit);
         }
         let Some(did) = peer_did(&peer) else {
             debug!(%peer, "not an Ed25519 peer; ignored");
-            return None;
+            return Err(NoSession::Unfit);
         };
+        if !self.make_room(peer) {
+            // The connection still serves Kademlia, held like any without a session.
+            self.hold_bare(peer, addr, false, ctx);
+            return Err(NoSession::NoRoom);
+        }
+        let network = self.network.clone();
+        self.network
+            .spawn(async move { network.session(peer, true).await });
         let actor = PeerConnection::new(
             peer,
             did,
@@ -218,14 +255,16 @@ impl Supervisor {
         )
         .connected(connected)
         .hello_timeout(self.hello_timeout)
-        .budget(self.budgets.of(&peer))
-        .start();
+        .budget(self.budgets.of(&peer));
+        let active = actor.activity();
+        let actor = actor.start();
         self.peers.insert(
             peer,
             PeerEntry {
                 actor: actor.clone(),
                 addr,
                 info: None,
+                active,
             },
         );
         if let Some(evicted) = self.silent.started(peer)
@@ -236,7 +275,43 @@ impl Supervisor {
             entry.actor.do_send(Failed);
         }
         self.count_silent();
-        Some(actor)
+        Ok(actor)
+    }
+
+    /// Room for a session with `peer` within the budget: made by releasing the session idle
+    /// longest if need be. False if there is none (`core::budget`).
+    fn make_room(&mut self, peer: PeerId) -> bool {
+        if self.client {
+            return true; // one session, with its access node
+        }
+        match self.sessions.start(peer, Instant::now()) {
+            Room::Free => true,
+            Room::Release(idle) => {
+                debug!(peer = %idle, "releasing the session idle longest to make room");
+                metrics::counter!("weft_sessions_closed_total", "reason" => "released")
+                    .increment(1);
+                if let Some(entry) = self.peers.get(&idle) {
+                    entry.actor.do_send(Release);
+                }
+                true
+            }
+            Room::Full => {
+                debug!(%peer, "no room for another session");
+                metrics::counter!("weft_sessions_refused_total", "reason" => "budget").increment(1);
+                false
+            }
+        }
+    }
+
+    /// Notes which sessions carried something since the last sweep.
+    fn sweep_activity(&mut self) {
+        let now = Instant::now();
+        for (peer, entry) in &self.peers {
+            if entry.active.take() {
+                self.sessions.active(peer, now);
+            }
+        }
+        metrics::gauge!("weft_sessions").set(self.sessions.len() as f64);
     }
 
     /// Keeps a connection without a session (`core::bare`): closes what it evicts, and this
@@ -314,6 +389,7 @@ impl Actor for Supervisor {
         if let Some(mut events) = self.events.take() {
             ctx.add_stream(futures::stream::poll_fn(move |cx| events.poll_recv(cx)));
         }
+        ctx.run_interval(self.activity_sweep, |act, _ctx| act.sweep_activity());
         // The network dials the bootstrap peers once at start; they are dialed again only once
         // that fails or the node ends up alone (dialing again while the first dial is under way
         // would open a second connection to the same peer).
@@ -411,7 +487,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                     None if !self.stopping
                         && (wanted || self.short_realms.load(Ordering::Relaxed) > 0) =>
                     {
-                        self.connect_peer(peer, addr, true, ctx);
+                        let _ = self.connect_peer(peer, addr, true, ctx);
                     }
                     // Not dialed for weft: a session starts if the peer opens one, or if this
                     // node finds it wanted. Otherwise the connection closes once idle.
@@ -424,7 +500,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                     return;
                 }
                 if let Some(addr) = self.take_bare(&peer) {
-                    self.connect_peer(peer, addr, true, ctx);
+                    let _ = self.connect_peer(peer, addr, true, ctx);
                 }
             }
             NetEvent::BootstrapFailed { addr, error } => {
@@ -455,8 +531,17 @@ impl StreamHandler<NetEvent> for Supervisor {
                         false,
                     ),
                 };
-                if let Some(actor) = self.connect_peer(peer, addr, connected, ctx) {
-                    actor.do_send(AttachInbound { stream });
+                match self.connect_peer(peer, addr, connected, ctx) {
+                    Ok(actor) => actor.do_send(AttachInbound { stream }),
+                    // Told, so that it neither waits for an answer nor tries again at once.
+                    Err(NoSession::NoRoom) => {
+                        self.network.spawn(async move {
+                            if let Err(e) = weft_net::framed::refuse_released(stream).await {
+                                debug!(%peer, error = %e, "could not refuse a stream");
+                            }
+                        });
+                    }
+                    Err(NoSession::Unfit) => {}
                 }
             }
             _ => {}
@@ -493,6 +578,9 @@ impl Handler<PeerSpoke> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerSpoke, _ctx: &mut Context<Self>) {
+        if msg.client {
+            self.sessions.keep(&msg.peer);
+        }
         self.silent.remove(&msg.peer);
         self.count_silent();
     }
@@ -517,9 +605,22 @@ impl Handler<PeerGone> for Supervisor {
         let Some(entry) = self.peers.remove(&msg.peer) else {
             return;
         };
-        // A peer that shares no realm is up, and stays in the routing table: no need to knock
-        // on the bootstrap peers again for it.
-        if self.peers.is_empty() && !msg.shares_nothing {
+        self.sessions.end(&msg.peer);
+        let (network, peer, released) = (self.network.clone(), msg.peer, msg.released);
+        self.network.spawn(async move {
+            network.session(peer, false).await;
+            if released {
+                network.released(peer).await;
+            }
+        });
+        if msg.released && !self.stopping {
+            // The connection stays open for Kademlia: held as any without a session, so that a
+            // lookup wanting the peer, or the peer's own stream, starts a session on it again.
+            self.hold_bare(msg.peer, entry.addr.clone(), false, ctx);
+        }
+        // A peer that shares no realm, or released the session, is up, and its connection
+        // still serves the DHT: no need to knock on the bootstrap peers again for it.
+        if self.peers.is_empty() && !msg.shares_nothing && !msg.released {
             self.start_rebootstrap(ctx);
         }
         if let Some(info) = &entry.info {
@@ -544,7 +645,9 @@ impl Handler<PeerGone> for Supervisor {
         }
         let ended = Ended {
             shares_nothing: msg.shares_nothing,
-            said_bye: msg.said_bye,
+            // A released peer is up: it is dialed again when something needs it, not on a
+            // schedule.
+            said_bye: msg.said_bye || msg.released,
             was_member: msg.was_member,
             client: msg.client,
             bootstrap: self.is_bootstrap(&entry.addr),

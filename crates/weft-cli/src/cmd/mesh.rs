@@ -504,5 +504,8 @@ fn node_limits(settings: &crate::config::Limits) -> weft::Limits {
     if let Some(n) = settings.mesh_members {
         limits.mesh_members = n;
     }
+    if let Some(idle) = settings.idle_session {
+        limits.idle_session = idle;
+    }
     limits
 }

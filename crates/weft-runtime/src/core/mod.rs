@@ -6,6 +6,7 @@ pub(crate) mod absent;
 pub(crate) mod authority;
 pub(crate) mod backoff;
 pub(crate) mod bare;
+pub(crate) mod budget;
 pub(crate) mod calls;
 pub(crate) mod caps;
 pub(crate) mod chains;
@@ -38,6 +39,7 @@ mod tests {
         ("authority.rs", include_str!("authority.rs")),
         ("backoff.rs", include_str!("backoff.rs")),
         ("bare.rs", include_str!("bare.rs")),
+        ("budget.rs", include_str!("budget.rs")),
         ("calls.rs", include_str!("calls.rs")),
         ("caps.rs", include_str!("caps.rs")),
         ("chains.rs", include_str!("chains.rs")),

@@ -1,0 +1,205 @@
+//! Which session makes room for a new one. A node holds at most [`session_cap`] sessions, a
+//! quarter of its connection budget below it, so that Kademlia's short connections always find
+//! room. Past it, a new session takes the place of the session idle longest, released with a
+//! `Release` frame (the peer stays up and in its realms, and reconnects when it has something to
+//! send). A session is idle once nothing but keep-alives crossed it for a while
+//! (`limits.idle_session`, 30 s by default); a client's
+//! is never released (this node is its only way into the mesh). With no idle session to let go,
+//! the new one is refused.
+//!
+//! The supervisor drives it: [`Sessions::start`] when a session is to start (it answers what to
+//! release, or that there is no room), [`Sessions::active`] from its sweep of the sessions'
+//! activity flags, [`Sessions::keep`] once a peer says it is a client, [`Sessions::end`] when a
+//! session ends.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// Sessions a node holds within `max_connections` connections: three quarters of them, and at
+/// least one.
+pub(crate) fn session_cap(max_connections: u32) -> usize {
+    let max = usize::try_from(max_connections).unwrap_or(usize::MAX);
+    max.saturating_sub(max / 4).max(1)
+}
+
+/// What [`Sessions::start`] asks of the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Room<P> {
+    /// The session starts.
+    Free,
+    /// The session starts in place of this one, to be released.
+    Release(P),
+    /// No room: the new session is refused.
+    Full,
+}
+
+#[derive(Debug)]
+struct Held {
+    /// When it last carried something (or started).
+    active: Instant,
+    /// Never released: a client's.
+    keep: bool,
+}
+
+/// The sessions held, with when each was last active.
+#[derive(Debug)]
+pub(crate) struct Sessions<P> {
+    cap: usize,
+    /// How long a session carries nothing before it may be released.
+    idle_after: Duration,
+    held: HashMap<P, Held>,
+}
+
+impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
+    /// At most `cap` sessions; one that carried nothing for `idle_after` may be released.
+    pub(crate) fn new(cap: usize, idle_after: Duration) -> Self {
+        Self {
+            cap: cap.max(1),
+            idle_after,
+            held: HashMap::new(),
+        }
+    }
+
+    /// A session with `peer` is to start at `now`. Unless refused ([`Room::Full`]) it is held
+    /// from now on, and whatever [`Room::Release`] names is no longer.
+    pub(crate) fn start(&mut self, peer: P, now: Instant) -> Room<P> {
+        if self.held.contains_key(&peer) {
+            return Room::Free;
+        }
+        let room = if self.held.len() < self.cap {
+            Room::Free
+        } else {
+            // Idle longest first; among equals, the lowest peer, so the choice is reproducible.
+            let idle = self
+                .held
+                .iter()
+                .filter(|(_, h)| {
+                    !h.keep && now.saturating_duration_since(h.active) >= self.idle_after
+                })
+                .min_by_key(|(p, h)| (h.active, **p))
+                .map(|(p, _)| *p);
+            match idle {
+                Some(victim) => {
+                    self.held.remove(&victim);
+                    Room::Release(victim)
+                }
+                None => return Room::Full,
+            }
+        };
+        self.held.insert(
+            peer,
+            Held {
+                active: now,
+                keep: false,
+            },
+        );
+        room
+    }
+
+    /// `peer`'s session carried something since the last sweep, which ran at `now`.
+    pub(crate) fn active(&mut self, peer: &P, now: Instant) {
+        if let Some(held) = self.held.get_mut(peer) {
+            held.active = now;
+        }
+    }
+
+    /// `peer` is a client of this node: its session is never released.
+    pub(crate) fn keep(&mut self, peer: &P) {
+        if let Some(held) = self.held.get_mut(peer) {
+            held.keep = true;
+        }
+    }
+
+    /// `peer`'s session ended.
+    pub(crate) fn end(&mut self, peer: &P) {
+        self.held.remove(peer);
+    }
+
+    /// Sessions held.
+    pub(crate) fn len(&self) -> usize {
+        self.held.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE_AFTER: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_quarter_of_the_connections_is_left_to_kademlia() {
+        assert_eq!(session_cap(8), 6);
+        assert_eq!(session_cap(64), 48);
+        assert_eq!(session_cap(1), 1);
+        assert_eq!(session_cap(0), 1);
+    }
+
+    #[test]
+    fn sessions_start_freely_below_the_cap() {
+        let now = Instant::now();
+        let mut sessions = Sessions::new(2, IDLE_AFTER);
+        assert_eq!(sessions.start(1, now), Room::Free);
+        assert_eq!(sessions.start(2, now), Room::Free);
+        assert_eq!(sessions.start(2, now), Room::Free, "already held");
+        assert_eq!(sessions.len(), 2);
+    }
+
+    #[test]
+    fn past_the_cap_the_session_idle_longest_makes_room() {
+        let t0 = Instant::now();
+        let mut sessions = Sessions::new(3, IDLE_AFTER);
+        sessions.start(1, t0);
+        sessions.start(2, t0);
+        sessions.start(3, t0);
+        let later = t0 + IDLE_AFTER + Duration::from_secs(5);
+        sessions.active(&1, t0 + Duration::from_secs(5)); // 1 carried something after the others
+        assert_eq!(
+            sessions.start(4, later),
+            Room::Release(2),
+            "2 and 3 tie: the lower"
+        );
+        assert_eq!(sessions.start(5, later), Room::Release(3));
+        assert_eq!(
+            sessions.start(6, later),
+            Room::Release(1),
+            "idle too by now"
+        );
+        assert_eq!(sessions.len(), 3);
+    }
+
+    #[test]
+    fn a_session_that_carried_something_lately_is_not_released() {
+        let t0 = Instant::now();
+        let mut sessions = Sessions::new(1, IDLE_AFTER);
+        sessions.start(1, t0);
+        let soon = t0 + IDLE_AFTER - Duration::from_secs(1);
+        assert_eq!(sessions.start(2, soon), Room::Full, "1 is not idle yet");
+        assert_eq!(sessions.len(), 1, "the refused one is not held");
+        sessions.active(&1, soon);
+        assert_eq!(sessions.start(2, soon + IDLE_AFTER / 2), Room::Full);
+        assert_eq!(
+            sessions.start(2, soon + IDLE_AFTER),
+            Room::Release(1),
+            "idle since its last activity"
+        );
+    }
+
+    #[test]
+    fn a_clients_session_is_never_released() {
+        let t0 = Instant::now();
+        let mut sessions = Sessions::new(1, IDLE_AFTER);
+        sessions.start(1, t0);
+        sessions.keep(&1);
+        assert_eq!(
+            sessions.start(2, t0 + Duration::from_secs(3600)),
+            Room::Full
+        );
+        sessions.end(&1);
+        assert_eq!(
+            sessions.start(2, t0 + Duration::from_secs(3600)),
+            Room::Free
+        );
+    }
+}
