@@ -1,5 +1,6 @@
 //! The composed libp2p behaviour: stock behaviours only, no hand-written connection handler.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
@@ -48,6 +49,21 @@ pub(crate) fn store_provider(
     kad::store::RecordStore::add_provider(kad.store_mut(), record)
 }
 
+/// Kademlia's fan-out within a budget of `max_connections`: how many of a key's closest peers
+/// a query converges on (and a provider record is sent to), and how many peers it asks at once.
+/// libp2p's 20 and 3 need about 20 connections at once to place one record; a node allowed 8
+/// would evict the connections its own requests are waiting on: a record goes to at most half
+/// the budget's worth of peers, and a query asks an eighth of it at once (1 to 3).
+pub(crate) fn kad_fan_out(max_connections: u32) -> (NonZeroUsize, NonZeroUsize) {
+    let budget = usize::try_from(max_connections).unwrap_or(usize::MAX);
+    let replication = (budget / 2).clamp(2, 20);
+    let parallelism = (budget / 8).clamp(1, 3);
+    (
+        NonZeroUsize::new(replication).unwrap_or(NonZeroUsize::MIN),
+        NonZeroUsize::new(parallelism).unwrap_or(NonZeroUsize::MIN),
+    )
+}
+
 /// Connection limits, Kademlia, identify, ping and weft's streams.
 #[derive(NetworkBehaviour)]
 #[allow(missing_debug_implementations)] // the stock behaviours do not all implement Debug
@@ -91,6 +107,9 @@ impl Behaviour {
         let mut config = kad::Config::new(KAD_PROTOCOL);
         config.set_query_timeout(query_timeout);
         config.set_max_packet_size(MAX_KAD_MESSAGE);
+        let (replication, parallelism) = kad_fan_out(max_connections);
+        config.set_replication_factor(replication);
+        config.set_parallelism(parallelism);
         // Peers' provider records reach the store only through the driver, which trims their
         // addresses first; weft uses no value records, so peers' are never stored.
         config.set_record_filtering(kad::StoreInserts::FilterBoth);
@@ -255,5 +274,22 @@ mod tests {
         })
         .await;
         assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn kademlias_fan_out_fits_the_connection_budget() {
+        let fan_out = |max| {
+            let (replication, parallelism) = super::kad_fan_out(max);
+            (replication.get(), parallelism.get())
+        };
+        assert_eq!(
+            fan_out(1024),
+            (20, 3),
+            "libp2p's defaults when connections are plenty"
+        );
+        assert_eq!(fan_out(64), (20, 3));
+        assert_eq!(fan_out(16), (8, 2));
+        assert_eq!(fan_out(8), (4, 1));
+        assert_eq!(fan_out(1), (2, 1));
     }
 }

@@ -4,11 +4,19 @@
 //! carries a session is a new one refused; the node keeps its sessions below the budget
 //! (`weft-runtime` releases idle ones), so there is room for Kademlia's.
 //!
-//! A connection being closed to make room no longer counts: it carries nothing any more.
+//! A connection being closed to make room no longer counts: it carries nothing any more. A
+//! connection younger than [`MIN_AGE`] is not evicted, so that the Kademlia request it was opened
+//! for gets through, except from this node's own dials: they may evict a peer's connection of
+//! any age (peers' queries are served as room allows, and can ask others, while this node's own
+//! would otherwise starve when peers keep its spare slots full), and its own once
+//! [`OWN_MIN_AGE`] old. Its own dials are refused before they
+//! start when nothing could make room for them, rather than after the peer has spent a slot of
+//! its own on the handshake.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use libp2p::core::Endpoint;
 use libp2p::core::transport::PortUse;
@@ -17,6 +25,15 @@ use libp2p::swarm::{
     ListenFailure, NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
 use libp2p::{Multiaddr, PeerId};
+
+/// How long a connection without a session is safe from eviction by a peer's new connection: a
+/// Kademlia request takes a round trip or two once the connection is up.
+pub(crate) const MIN_AGE: Duration = Duration::from_secs(1);
+/// How long this node's own connection without a session is safe from its next dial. Its
+/// queries ask one peer at a time under a small budget (see `behaviour::kad_fan_out`), so by its
+/// next dial a query is done with the connection before; a whole second would hold a lookup to
+/// a few steps a second, and Kademlia gives up on a peer whose dial is refused.
+pub(crate) const OWN_MIN_AGE: Duration = Duration::from_millis(100);
 
 /// What [`Slots::admit`] decided about a new connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +52,10 @@ struct Slot<P> {
     peer: P,
     /// Order of arrival: the oldest is let go first.
     order: u64,
+    /// When it was established.
+    since: Instant,
+    /// The peer dialed it.
+    inbound: bool,
     /// Being closed to make room: no longer counted.
     closing: bool,
 }
@@ -65,19 +86,40 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
         self.slots.values().filter(|s| !s.closing).count()
     }
 
-    /// A connection `id` with `peer` is established: room for it, made by evicting the oldest
-    /// connection without a session (never one of `peer`'s own), or none.
-    pub(crate) fn admit(&mut self, id: C, peer: P) -> Admit<C, P> {
+    /// The connection a new one with `peer` (`inbound`: the peer dialed) would take the place
+    /// of, at `now`: the oldest without a session and not `peer`'s own, at least [`MIN_AGE`] old
+    /// for a peer's new connection; for this node's own, a peer's of any age, or its own at
+    /// least [`OWN_MIN_AGE`] old.
+    fn victim(&self, peer: P, inbound: bool, now: Instant) -> Option<(C, P)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| {
+                let age = now.saturating_duration_since(s.since);
+                let old_enough = match (inbound, s.inbound) {
+                    (true, _) => age >= MIN_AGE,
+                    (false, true) => true,
+                    (false, false) => age >= OWN_MIN_AGE,
+                };
+                !s.closing && s.peer != peer && !self.sessions.contains(&s.peer) && old_enough
+            })
+            // Peers' connections before this node's own, then the oldest.
+            .min_by_key(|(_, s)| (!s.inbound, s.order))
+            .map(|(c, s)| (*c, s.peer))
+    }
+
+    /// Whether a connection this node dials to `peer` could be admitted at `now` (nothing is
+    /// changed).
+    pub(crate) fn could_dial(&self, peer: P, now: Instant) -> bool {
+        self.open() < self.max || self.victim(peer, false, now).is_some()
+    }
+
+    /// A connection `id` with `peer` (`inbound`: the peer dialed) is established at `now`: room
+    /// for it, made by evicting a connection without a session (see [`Slots::victim`]), or none.
+    pub(crate) fn admit(&mut self, id: C, peer: P, inbound: bool, now: Instant) -> Admit<C, P> {
         let decision = if self.open() < self.max {
             Admit::Room
         } else {
-            let victim = self
-                .slots
-                .iter()
-                .filter(|(_, s)| !s.closing && s.peer != peer && !self.sessions.contains(&s.peer))
-                .min_by_key(|(_, s)| s.order)
-                .map(|(c, s)| (*c, s.peer));
-            match victim {
+            match self.victim(peer, inbound, now) {
                 Some((c, p)) => {
                     if let Some(slot) = self.slots.get_mut(&c) {
                         slot.closing = true;
@@ -92,6 +134,8 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
             Slot {
                 peer,
                 order: self.next,
+                since: now,
+                inbound,
                 closing: false,
             },
         );
@@ -135,8 +179,13 @@ impl Budget {
         self.slots.session(peer, open);
     }
 
-    fn admit(&mut self, id: ConnectionId, peer: PeerId) -> Result<(), ConnectionDenied> {
-        match self.slots.admit(id, peer) {
+    fn admit(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        inbound: bool,
+    ) -> Result<(), ConnectionDenied> {
+        match self.slots.admit(id, peer, inbound, Instant::now()) {
             Admit::Room => Ok(()),
             Admit::Evict(victim, victim_peer) => {
                 metrics::counter!("weft_connections_evicted_total").increment(1);
@@ -157,6 +206,23 @@ impl NetworkBehaviour for Budget {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
+    fn handle_pending_outbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        peer: Option<PeerId>,
+        _addresses: &[Multiaddr],
+        _role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        // A dial of an unknown peer (a bootstrap address, an explicit dial) goes ahead, and is
+        // decided once the peer is known.
+        match peer {
+            Some(peer) if !self.slots.could_dial(peer, Instant::now()) => {
+                Err(ConnectionDenied::new(Full))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     fn handle_established_inbound_connection(
         &mut self,
         id: ConnectionId,
@@ -164,7 +230,7 @@ impl NetworkBehaviour for Budget {
         _local: &Multiaddr,
         _remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.admit(id, peer)?;
+        self.admit(id, peer, true)?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -176,7 +242,7 @@ impl NetworkBehaviour for Budget {
         _role: Endpoint,
         _port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.admit(id, peer)?;
+        self.admit(id, peer, false)?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -218,24 +284,30 @@ impl NetworkBehaviour for Budget {
 mod tests {
     use super::*;
 
+    /// Admits at a time old enough for every earlier connection to be evictable.
+    fn admit(slots: &mut Slots<u32, char>, id: u32, peer: char) -> Admit<u32, char> {
+        let later = Instant::now() + MIN_AGE * id;
+        slots.admit(id, peer, true, later)
+    }
+
     #[test]
     fn room_until_the_limit() {
         let mut slots = Slots::new(2);
-        assert_eq!(slots.admit(1, 'a'), Admit::Room);
-        assert_eq!(slots.admit(2, 'b'), Admit::Room);
+        assert_eq!(admit(&mut slots, 1, 'a'), Admit::Room);
+        assert_eq!(admit(&mut slots, 2, 'b'), Admit::Room);
         assert_eq!(slots.open(), 2);
     }
 
     #[test]
     fn a_new_connection_takes_the_place_of_the_oldest_without_a_session() {
         let mut slots = Slots::new(3);
-        slots.admit(1, 'a');
-        slots.admit(2, 'b');
-        slots.admit(3, 'c');
+        admit(&mut slots, 1, 'a');
+        admit(&mut slots, 2, 'b');
+        admit(&mut slots, 3, 'c');
         slots.session('a', true);
-        assert_eq!(slots.admit(4, 'd'), Admit::Evict(2, 'b'));
+        assert_eq!(admit(&mut slots, 4, 'd'), Admit::Evict(2, 'b'));
         assert_eq!(slots.open(), 3, "the evicted one no longer counts");
-        assert_eq!(slots.admit(5, 'e'), Admit::Evict(3, 'c'));
+        assert_eq!(admit(&mut slots, 5, 'e'), Admit::Evict(3, 'c'));
         // Closing an evicted connection frees nothing more: it was not counted.
         slots.closed(&2);
         assert_eq!(slots.open(), 3);
@@ -244,29 +316,71 @@ mod tests {
     #[test]
     fn refused_when_every_connection_carries_a_session() {
         let mut slots = Slots::new(2);
-        slots.admit(1, 'a');
-        slots.admit(2, 'b');
+        admit(&mut slots, 1, 'a');
+        admit(&mut slots, 2, 'b');
         slots.session('a', true);
         slots.session('b', true);
-        assert_eq!(slots.admit(3, 'c'), Admit::Full);
+        assert_eq!(admit(&mut slots, 3, 'c'), Admit::Full);
         assert_eq!(slots.open(), 2, "a refused connection takes no slot");
         slots.session('b', false);
-        assert_eq!(slots.admit(3, 'c'), Admit::Evict(2, 'b'));
+        assert_eq!(admit(&mut slots, 3, 'c'), Admit::Evict(2, 'b'));
     }
 
     #[test]
     fn a_peer_never_evicts_its_own_connection() {
         let mut slots = Slots::new(1);
-        slots.admit(1, 'a');
-        assert_eq!(slots.admit(2, 'a'), Admit::Full);
+        admit(&mut slots, 1, 'a');
+        assert_eq!(admit(&mut slots, 2, 'a'), Admit::Full);
     }
 
     #[test]
     fn a_closed_connection_frees_its_slot() {
         let mut slots = Slots::new(1);
-        slots.admit(1, 'a');
+        admit(&mut slots, 1, 'a');
         slots.session('a', true);
         slots.closed(&1);
-        assert_eq!(slots.admit(2, 'b'), Admit::Room);
+        assert_eq!(admit(&mut slots, 2, 'b'), Admit::Room);
+    }
+
+    #[test]
+    fn a_young_connection_is_not_evicted_for_a_peers_one() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(1);
+        slots.admit(1, 'a', false, t0);
+        let soon = t0 + MIN_AGE / 2;
+        assert_eq!(slots.admit(2, 'b', true, soon), Admit::Full);
+        assert_eq!(
+            slots.admit(2, 'b', true, t0 + MIN_AGE),
+            Admit::Evict(1, 'a')
+        );
+    }
+
+    #[test]
+    fn this_nodes_own_dial_takes_the_place_of_its_own_connection_once_its_request_is_done() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(1);
+        slots.admit(1, 'a', false, t0);
+        assert!(!slots.could_dial('b', t0 + OWN_MIN_AGE / 2));
+        assert!(slots.could_dial('b', t0 + OWN_MIN_AGE));
+        assert_eq!(
+            slots.admit(2, 'b', false, t0 + OWN_MIN_AGE),
+            Admit::Evict(1, 'a')
+        );
+    }
+
+    #[test]
+    fn this_nodes_own_dials_evict_peers_connections_first_whatever_their_age() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(2);
+        slots.admit(1, 'a', false, t0); // this node's, older
+        slots.admit(2, 'b', true, t0 + OWN_MIN_AGE / 4); // a peer's, young
+        let soon = t0 + OWN_MIN_AGE / 2;
+        assert!(slots.could_dial('c', soon));
+        assert_eq!(slots.admit(3, 'c', false, soon), Admit::Evict(2, 'b'));
+        assert_eq!(
+            slots.admit(4, 'd', false, soon),
+            Admit::Full,
+            "its own young ones are safe"
+        );
     }
 }
