@@ -265,7 +265,7 @@ pub(crate) enum BenchCommand {
         #[arg(long, value_name = "C")]
         connections: Option<u32>,
         /// Members each node connects to from the realm's membership records
-        /// (`limits.mesh_members`, at most half of C; default: the node's own). Past it, nodes
+        /// (`limits.mesh_members`, at most half the sessions C allows; default: the node's own). Past it, nodes
         /// connect to the subscribers and providers they need, found in the DHT.
         #[arg(long, value_name = "M")]
         mesh_members: Option<usize>,

@@ -70,6 +70,14 @@ pub struct PeerSpoke {
     pub client: bool,
 }
 
+/// This node admitted the peer to a realm (the first time in its session).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerAdmitted {
+    /// The peer.
+    pub peer: PeerId,
+}
+
 /// A peer refused us in one of our realms.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -104,6 +112,8 @@ pub struct Reports {
     pub greeted: Recipient<PeerGreeted>,
     /// The peer said hello.
     pub spoke: Recipient<PeerSpoke>,
+    /// This node admitted the peer to a realm.
+    pub admitted: Recipient<PeerAdmitted>,
     /// The peer refused us somewhere.
     pub denied: Recipient<PeerDenied>,
     /// The session ended.
@@ -425,6 +435,7 @@ impl PeerConnection {
             join_all(admissions)
                 .into_actor(self)
                 .map(|results, act, _ctx| {
+                    let was_admitted = !act.admitted.is_empty();
                     for (index, actor, result) in results {
                         match result {
                             Ok(Ok(routes)) => {
@@ -435,6 +446,11 @@ impl PeerConnection {
                             Ok(Err(e)) => act.sender.send_denial(index, e.code(), e.to_string()),
                             Err(e) => debug!(error = %e, "realm actor gone during admission"),
                         }
+                    }
+                    if !was_admitted && !act.admitted.is_empty() {
+                        act.reports
+                            .admitted
+                            .do_send(PeerAdmitted { peer: act.peer });
                     }
                     // Who this node is, only to a peer that has shown it belongs to one of its
                     // realms.
@@ -707,8 +723,8 @@ impl PeerConnection {
                 }
             }
             Frame::Call(call) => {
-                self.sender.active.touch();
                 if let Some(routes) = self.routes.get(&call.realm) {
+                    self.sender.active.touch();
                     routes.registry.do_send(RemoteCall {
                         peer: self.peer,
                         call,
@@ -717,7 +733,10 @@ impl PeerConnection {
                 }
             }
             Frame::Reply(reply) => {
-                self.sender.active.touch();
+                // Only a member's replies answer anything: a stranger's keep nothing busy.
+                if !self.admitted.is_empty() {
+                    self.sender.active.touch();
+                }
                 if let Some(link) = self.links.get(usize::from(reply.realm)) {
                     link.registry.do_send(RemoteReply {
                         peer: self.peer,

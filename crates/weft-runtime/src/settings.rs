@@ -79,7 +79,8 @@ pub struct Limits {
     /// Longest a call is served, whatever timeout its caller gives (default 5 min).
     pub max_call_duration: std::time::Duration,
     /// Members of a realm this node connects to from the realm's membership records (default
-    /// 32, and never more than half of `max_connections`). A realm that small is a full mesh;
+    /// 32, and never more than half the sessions `max_connections` allows: see
+    /// [`Limits::mesh_size`]). A realm that small is a full mesh;
     /// past it, the node connects only to the members its subscriptions, publications and
     /// calls need, which it finds in the DHT.
     pub mesh_members: usize,
@@ -87,6 +88,16 @@ pub struct Limits {
     /// released to make room for a new one, once the node holds as many sessions as
     /// `max_connections` allows (default 30 s). A client's session is never released.
     pub idle_session: std::time::Duration,
+}
+
+impl Limits {
+    /// The members a realm dials from its membership records, as the node applies
+    /// `mesh_members`: at most half the sessions the connection budget allows, so that the
+    /// other half is there for the peers its subscriptions, publications and calls need.
+    pub fn mesh_size(&self) -> usize {
+        self.mesh_members
+            .min(crate::core::budget::session_cap(self.max_connections) / 2)
+    }
 }
 
 impl Default for Limits {

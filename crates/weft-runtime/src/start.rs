@@ -125,10 +125,7 @@ fn build(
         authorizer.apply(record).map_err(StartError::Revocation)?;
     }
     let dht = Dht::new(network.clone()).start();
-    // The membership mesh takes at most half the connections: the rest are for the peers the
-    // node's subscriptions, publications and calls need, and for the DHT.
-    let half = usize::try_from(config.limits.max_connections / 2).unwrap_or(usize::MAX);
-    let mesh_members = config.limits.mesh_members.min(half);
+    let mesh_members = config.limits.mesh_size();
     let short_realms = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut links = Vec::new();
     let mut realms = Vec::new();

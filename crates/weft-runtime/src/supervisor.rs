@@ -29,8 +29,8 @@ use crate::core::keys::membership_key;
 use crate::core::redial::{Ended, Next, Redials};
 use crate::core::silent::Silent;
 use crate::peer::{
-    AttachInbound, Connected, Disconnected, Failed, Leave, PeerConnection, PeerDenied, PeerGone,
-    PeerGreeted, PeerSpoke, RealmLink, Release, Reports,
+    AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection,
+    PeerDenied, PeerGone, PeerGreeted, PeerSpoke, RealmLink, Release, Reports,
 };
 use crate::registry::Withdraw;
 use crate::sender::Activity;
@@ -162,6 +162,7 @@ impl Supervisor {
             sessions: Sessions::new(
                 session_cap(crate::Limits::default().max_connections),
                 crate::Limits::default().idle_session,
+                crate::Limits::default().hello_timeout,
             ),
             activity_sweep: ACTIVITY_SWEEP,
             listen: Vec::new(),
@@ -186,7 +187,11 @@ impl Supervisor {
     pub fn limits(mut self, limits: &crate::Limits) -> Self {
         self.silent = Silent::new(limits.max_silent_peers);
         self.bare = Bare::new(limits.max_silent_peers);
-        self.sessions = Sessions::new(session_cap(limits.max_connections), limits.idle_session);
+        self.sessions = Sessions::new(
+            session_cap(limits.max_connections),
+            limits.idle_session,
+            limits.hello_timeout,
+        );
         // A quarter of the idle time, so that a busy session never looks idle.
         self.activity_sweep =
             (limits.idle_session / 4).clamp(Duration::from_millis(10), ACTIVITY_SWEEP);
@@ -246,6 +251,7 @@ impl Supervisor {
             Reports {
                 greeted: ctx.address().recipient(),
                 spoke: ctx.address().recipient(),
+                admitted: ctx.address().recipient(),
                 denied: ctx.address().recipient(),
                 gone: ctx.address().recipient(),
             },
@@ -583,6 +589,15 @@ impl Handler<PeerSpoke> for Supervisor {
         }
         self.silent.remove(&msg.peer);
         self.count_silent();
+    }
+}
+
+/// A session's peer is a member of one of this node's realms now.
+impl Handler<PeerAdmitted> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerAdmitted, _ctx: &mut Context<Self>) {
+        self.sessions.admitted(&msg.peer);
     }
 }
 

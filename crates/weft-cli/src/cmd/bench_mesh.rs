@@ -96,10 +96,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     if let Some(members) = bench.mesh_members {
         limits.mesh_members = members;
     }
-    // As the node applies it: the mesh takes at most half the connections.
-    let mesh_members = limits
-        .mesh_members
-        .min(usize::try_from(limits.max_connections / 2).unwrap_or(usize::MAX));
+    let mesh_members = limits.mesh_size();
     // Past the mesh size, no node waits to hold every other as a member.
     let full_mesh = n - 1 <= mesh_members;
     for i in 0..n {

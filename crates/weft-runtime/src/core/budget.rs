@@ -1,26 +1,29 @@
-//! Which session makes room for a new one. A node holds at most [`session_cap`] sessions, a
-//! quarter of its connection budget below it, so that Kademlia's short connections always find
-//! room. Past it, a new session takes the place of the session idle longest, released with a
-//! `Release` frame (the peer stays up and in its realms, and reconnects when it has something to
-//! send). A session is idle once nothing but keep-alives crossed it for a while
-//! (`limits.idle_session`, 30 s by default); a client's
-//! is never released (this node is its only way into the mesh). With no idle session to let go,
-//! the new one is refused.
+//! Which session makes room for a new one. A node holds at most [`session_cap`] sessions, below
+//! its connection budget, so that Kademlia's short connections always find room. Past it, a new
+//! session takes the place of another, released with a `Release` frame (the peer stays up and in
+//! its realms, and reconnects when it has something to send): first one whose peer this node has
+//! not admitted to any realm though it had time to be (identities are free, and a stranger's
+//! sessions must not hold members' places), then the session idle longest. A session is idle
+//! once nothing but keep-alives crossed it for a while (`limits.idle_session`, 30 s by default);
+//! a client's is never released (this node is its only way into the mesh). With nothing to let
+//! go, the new one is refused.
 //!
 //! The supervisor drives it: [`Sessions::start`] when a session is to start (it answers what to
 //! release, or that there is no room), [`Sessions::active`] from its sweep of the sessions'
-//! activity flags, [`Sessions::keep`] once a peer says it is a client, [`Sessions::end`] when a
-//! session ends.
+//! activity flags, [`Sessions::keep`] once a peer says it is a client, [`Sessions::admitted`] once
+//! it is admitted to a realm, [`Sessions::end`] when a session ends.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// Sessions a node holds within `max_connections` connections: three quarters of them, and at
-/// least one.
+/// Sessions a node holds within `max_connections` connections, and at least one. The rest is
+/// Kademlia's: a quarter of the budget, and at least 8 or half of it, so that a small budget
+/// still leaves a query (and a provider record's replicas, see `weft-net`) room to work.
 pub(crate) fn session_cap(max_connections: u32) -> usize {
     let max = usize::try_from(max_connections).unwrap_or(usize::MAX);
-    max.saturating_sub(max / 4).max(1)
+    let kademlia = (max / 4).max((max / 2).min(8));
+    max.saturating_sub(kademlia).max(1)
 }
 
 /// What [`Sessions::start`] asks of the caller.
@@ -36,10 +39,14 @@ pub(crate) enum Room<P> {
 
 #[derive(Debug)]
 struct Held {
+    /// When it started.
+    started: Instant,
     /// When it last carried something (or started).
     active: Instant,
     /// Never released: a client's.
     keep: bool,
+    /// Its peer is a member of one of this node's realms.
+    admitted: bool,
 }
 
 /// The sessions held, with when each was last active.
@@ -48,17 +55,43 @@ pub(crate) struct Sessions<P> {
     cap: usize,
     /// How long a session carries nothing before it may be released.
     idle_after: Duration,
+    /// How long a peer has to be admitted before its session may be released.
+    grace: Duration,
     held: HashMap<P, Held>,
 }
 
 impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
-    /// At most `cap` sessions; one that carried nothing for `idle_after` may be released.
-    pub(crate) fn new(cap: usize, idle_after: Duration) -> Self {
+    /// At most `cap` sessions; one that carried nothing for `idle_after`, or whose peer was not
+    /// admitted within `grace`, may be released.
+    pub(crate) fn new(cap: usize, idle_after: Duration, grace: Duration) -> Self {
         Self {
             cap: cap.max(1),
             idle_after,
+            grace,
             held: HashMap::new(),
         }
+    }
+
+    /// The session to release for a new one at `now`, if any.
+    fn victim(&self, now: Instant) -> Option<P> {
+        let stranger = self
+            .held
+            .iter()
+            .filter(|(_, h)| {
+                !h.keep && !h.admitted && now.saturating_duration_since(h.started) >= self.grace
+            })
+            .min_by_key(|(p, h)| (h.started, **p))
+            .map(|(p, _)| *p);
+        // Idle longest first; among equals, the lowest peer, so the choice is reproducible.
+        stranger.or_else(|| {
+            self.held
+                .iter()
+                .filter(|(_, h)| {
+                    !h.keep && now.saturating_duration_since(h.active) >= self.idle_after
+                })
+                .min_by_key(|(p, h)| (h.active, **p))
+                .map(|(p, _)| *p)
+        })
     }
 
     /// A session with `peer` is to start at `now`. Unless refused ([`Room::Full`]) it is held
@@ -70,16 +103,7 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         let room = if self.held.len() < self.cap {
             Room::Free
         } else {
-            // Idle longest first; among equals, the lowest peer, so the choice is reproducible.
-            let idle = self
-                .held
-                .iter()
-                .filter(|(_, h)| {
-                    !h.keep && now.saturating_duration_since(h.active) >= self.idle_after
-                })
-                .min_by_key(|(p, h)| (h.active, **p))
-                .map(|(p, _)| *p);
-            match idle {
+            match self.victim(now) {
                 Some(victim) => {
                     self.held.remove(&victim);
                     Room::Release(victim)
@@ -90,8 +114,10 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         self.held.insert(
             peer,
             Held {
+                started: now,
                 active: now,
                 keep: false,
+                admitted: false,
             },
         );
         room
@@ -111,6 +137,13 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         }
     }
 
+    /// `peer` was admitted to one of this node's realms.
+    pub(crate) fn admitted(&mut self, peer: &P) {
+        if let Some(held) = self.held.get_mut(peer) {
+            held.admitted = true;
+        }
+    }
+
     /// `peer`'s session ended.
     pub(crate) fn end(&mut self, peer: &P) {
         self.held.remove(peer);
@@ -127,11 +160,26 @@ mod tests {
     use super::*;
 
     const IDLE_AFTER: Duration = Duration::from_secs(30);
+    const GRACE: Duration = Duration::from_secs(5);
+
+    /// `cap` sessions whose peers are admitted as soon as they start.
+    fn sessions(cap: usize) -> Sessions<u32> {
+        Sessions::new(cap, IDLE_AFTER, GRACE)
+    }
+
+    fn start(sessions: &mut Sessions<u32>, peer: u32, now: Instant) -> Room<u32> {
+        let room = sessions.start(peer, now);
+        sessions.admitted(&peer);
+        room
+    }
 
     #[test]
-    fn a_quarter_of_the_connections_is_left_to_kademlia() {
-        assert_eq!(session_cap(8), 6);
+    fn kademlia_keeps_a_share_of_the_connections() {
+        assert_eq!(session_cap(1024), 768, "a quarter");
         assert_eq!(session_cap(64), 48);
+        assert_eq!(session_cap(16), 8, "8 at least");
+        assert_eq!(session_cap(8), 4, "half of a small budget");
+        assert_eq!(session_cap(6), 3);
         assert_eq!(session_cap(1), 1);
         assert_eq!(session_cap(0), 1);
     }
@@ -139,30 +187,30 @@ mod tests {
     #[test]
     fn sessions_start_freely_below_the_cap() {
         let now = Instant::now();
-        let mut sessions = Sessions::new(2, IDLE_AFTER);
-        assert_eq!(sessions.start(1, now), Room::Free);
-        assert_eq!(sessions.start(2, now), Room::Free);
-        assert_eq!(sessions.start(2, now), Room::Free, "already held");
+        let mut sessions = sessions(2);
+        assert_eq!(start(&mut sessions, 1, now), Room::Free);
+        assert_eq!(start(&mut sessions, 2, now), Room::Free);
+        assert_eq!(start(&mut sessions, 2, now), Room::Free, "already held");
         assert_eq!(sessions.len(), 2);
     }
 
     #[test]
     fn past_the_cap_the_session_idle_longest_makes_room() {
         let t0 = Instant::now();
-        let mut sessions = Sessions::new(3, IDLE_AFTER);
-        sessions.start(1, t0);
-        sessions.start(2, t0);
-        sessions.start(3, t0);
+        let mut sessions = sessions(3);
+        start(&mut sessions, 1, t0);
+        start(&mut sessions, 2, t0);
+        start(&mut sessions, 3, t0);
         let later = t0 + IDLE_AFTER + Duration::from_secs(5);
         sessions.active(&1, t0 + Duration::from_secs(5)); // 1 carried something after the others
         assert_eq!(
-            sessions.start(4, later),
+            start(&mut sessions, 4, later),
             Room::Release(2),
             "2 and 3 tie: the lower"
         );
-        assert_eq!(sessions.start(5, later), Room::Release(3));
+        assert_eq!(start(&mut sessions, 5, later), Room::Release(3));
         assert_eq!(
-            sessions.start(6, later),
+            start(&mut sessions, 6, later),
             Room::Release(1),
             "idle too by now"
         );
@@ -172,15 +220,19 @@ mod tests {
     #[test]
     fn a_session_that_carried_something_lately_is_not_released() {
         let t0 = Instant::now();
-        let mut sessions = Sessions::new(1, IDLE_AFTER);
-        sessions.start(1, t0);
+        let mut sessions = sessions(1);
+        start(&mut sessions, 1, t0);
         let soon = t0 + IDLE_AFTER - Duration::from_secs(1);
-        assert_eq!(sessions.start(2, soon), Room::Full, "1 is not idle yet");
+        assert_eq!(
+            start(&mut sessions, 2, soon),
+            Room::Full,
+            "1 is not idle yet"
+        );
         assert_eq!(sessions.len(), 1, "the refused one is not held");
         sessions.active(&1, soon);
-        assert_eq!(sessions.start(2, soon + IDLE_AFTER / 2), Room::Full);
+        assert_eq!(start(&mut sessions, 2, soon + IDLE_AFTER / 2), Room::Full);
         assert_eq!(
-            sessions.start(2, soon + IDLE_AFTER),
+            start(&mut sessions, 2, soon + IDLE_AFTER),
             Room::Release(1),
             "idle since its last activity"
         );
@@ -189,17 +241,32 @@ mod tests {
     #[test]
     fn a_clients_session_is_never_released() {
         let t0 = Instant::now();
-        let mut sessions = Sessions::new(1, IDLE_AFTER);
-        sessions.start(1, t0);
+        let mut sessions = sessions(1);
+        start(&mut sessions, 1, t0);
         sessions.keep(&1);
         assert_eq!(
-            sessions.start(2, t0 + Duration::from_secs(3600)),
+            start(&mut sessions, 2, t0 + Duration::from_secs(3600)),
             Room::Full
         );
         sessions.end(&1);
         assert_eq!(
-            sessions.start(2, t0 + Duration::from_secs(3600)),
+            start(&mut sessions, 2, t0 + Duration::from_secs(3600)),
             Room::Free
         );
+    }
+
+    #[test]
+    fn a_stranger_past_its_grace_goes_before_any_member() {
+        let t0 = Instant::now();
+        let mut held = sessions(2);
+        start(&mut held, 1, t0); // a member, idle for ages below
+        assert_eq!(held.start(2, t0), Room::Free); // never admitted
+        let later = t0 + IDLE_AFTER * 2;
+        assert_eq!(start(&mut held, 3, later), Room::Release(2));
+        // Within its grace, a new peer is not a stranger yet: the idle member goes.
+        let mut held = sessions(2);
+        start(&mut held, 1, t0);
+        assert_eq!(held.start(2, later - GRACE / 2), Room::Free);
+        assert_eq!(start(&mut held, 3, later), Room::Release(1));
     }
 }
