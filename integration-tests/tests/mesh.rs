@@ -364,11 +364,11 @@ async fn without_a_full_mesh_publishers_subscribers_and_providers_meet_through_t
     shutdown(&nodes).await;
 }
 
-/// Limits for a node of the budget tests: at most 4 connections (3 sessions), no membership
+/// Limits for a node of the budget tests: at most 6 connections (3 sessions), no membership
 /// dials, and sessions idle after `idle`.
 fn budget(idle: std::time::Duration) -> weft::Limits {
     let mut limits = weft::Limits::default();
-    limits.max_connections = 4;
+    limits.max_connections = 6;
     limits.mesh_members = 0;
     limits.idle_session = idle;
     limits
@@ -387,9 +387,9 @@ async fn spoke(hub: &Node) -> Node {
         .unwrap()
 }
 
-/// A node holding as many sessions as its budget allows (three of its four connections) makes
+/// A node holding as many sessions as its budget allows (three of its six connections) makes
 /// room for a new one by releasing the session idle longest. The released peer stays up and
-/// keeps its other sessions; the node never holds more than its four connections.
+/// keeps its other sessions; the node never holds more than its six connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
     // Every session is idle at once: the oldest is the one to go.
@@ -447,7 +447,7 @@ async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
     .await;
     let held = sessions(&hub).await;
     assert_eq!(held.len(), 3, "{held:?}");
-    assert!(hub.dht_stats().await.connected_peers <= 4);
+    assert!(hub.dht_stats().await.connected_peers <= 6);
     spokes.push(late);
     spokes.push(hub);
     shutdown(&spokes).await;
@@ -510,8 +510,73 @@ async fn a_full_node_with_no_idle_session_refuses_a_new_one_which_still_reaches_
     assert!(!held.contains(&late.did()), "{held:?}");
     assert_eq!(held.len(), 3);
     assert!(sessions(&late).await.contains(&spokes[0].did()));
-    assert!(hub.dht_stats().await.connected_peers <= 4);
+    assert!(hub.dht_stats().await.connected_peers <= 6);
     spokes.push(late);
     spokes.push(hub);
     shutdown(&spokes).await;
+}
+
+/// Past the mesh size, a publisher's very first publication to a bucket reaches a subscriber
+/// it has never met: its sending to peers waits for the lookup that finds the subscriber. So
+/// does a one-shot client's, published through an access node that never published there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_publication_to_a_bucket_waits_for_the_lookup_that_finds_its_subscribers() {
+    let mut limits = weft::Limits::default();
+    limits.mesh_members = 0;
+    let nodes = mesh(4, |b, _| b.limits(limits.clone()).open_realm("big")).await;
+    let [hub, subscriber, publisher, access] = &nodes[..] else {
+        unreachable!()
+    };
+    let realm = |node: &Node| node.realm("big").unwrap();
+    for node in &nodes[1..] {
+        within("the hub admits each", realm(node).wait_for_members(1))
+            .await
+            .unwrap();
+    }
+    let mut orders = realm(subscriber).subscribe("orders.*").await.unwrap();
+    let mut metrics = realm(subscriber).subscribe("metrics.*").await.unwrap();
+    within("the subscriber's records are in the DHT", async {
+        for topic in ["orders.placed", "metrics.cpu"] {
+            while !hub
+                .dht_topic("big", topic)
+                .await
+                .unwrap()
+                .subscribers
+                .contains(&subscriber.did())
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await;
+
+    // A node's own first publication, with nothing waited for beforehand.
+    realm(publisher)
+        .publish("orders.placed", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let event = next_event(&mut orders).await;
+    assert_eq!(
+        (event.topic.as_str(), event.publisher),
+        ("orders.placed", publisher.did())
+    );
+
+    // A client's only publication, through an access node that never published to the bucket.
+    let client = Node::builder()
+        .connect(access.listen_addrs()[0].to_string())
+        .open_realm("big")
+        .start()
+        .await
+        .unwrap();
+    within("the client is in", realm(&client).wait_for_members(1))
+        .await
+        .unwrap();
+    realm(&client)
+        .publish("metrics.cpu", &json!({"n": 2}))
+        .await
+        .unwrap();
+    let event = next_event(&mut metrics).await;
+    assert_eq!(event.json::<Value>().unwrap(), json!({"n": 2}));
+    client.shutdown().await;
+    shutdown(&nodes).await;
 }

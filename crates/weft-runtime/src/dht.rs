@@ -68,15 +68,30 @@ pub(crate) fn resolve(dht: &Addr<Dht>, realm: &Realm, step: Step) {
     }
 }
 
+/// The lookup a resolver asked for (`Step::LookUp(record)`), as a request whose answer is the
+/// peers found (and dialed): for a caller that waits for it.
+pub(crate) fn look_up(
+    dht: &Addr<Dht>,
+    realm: &Realm,
+    record: &Record,
+) -> actix::dev::Request<Dht, Connect> {
+    let key = match record {
+        Record::Subscribers(bucket) => subscription_key(realm, bucket),
+        Record::Publishers(bucket) => publication_key(realm, bucket),
+    };
+    dht.send(Connect { key })
+}
+
 /// Lookups for [`Connect`] in flight at most: past it, one is dropped (the bucket is looked up
 /// again at its next refresh), so that subscriptions and publications to ever new buckets cost
 /// a bounded number of queries and dials at once.
 const MAX_CONNECTING: usize = 32;
 
-/// Look up the providers of `key` and connect to them; nothing is returned.
+/// Look up the providers of `key` and connect to them; answers those found (none if the
+/// lookup was dropped or failed).
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
-struct Connect {
+#[rtype(result = "Vec<weft_net::PeerId>")]
+pub(crate) struct Connect {
     key: Vec<u8>,
 }
 
@@ -100,23 +115,30 @@ impl Dht {
 
 /// Runs a lookup whose finds are dialed, unless [`MAX_CONNECTING`] are in flight.
 impl Handler<Connect> for Dht {
-    type Result = ();
+    type Result = ResponseActFuture<Self, Vec<weft_net::PeerId>>;
 
-    fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Connect, _ctx: &mut Context<Self>) -> Self::Result {
         if self.connecting >= MAX_CONNECTING {
             debug!("too many lookups in flight; this one waits for its refresh");
             metrics::counter!("weft_dht_lookups_dropped_total").increment(1);
-            return;
+            return Box::pin(actix::fut::ready(Vec::new()));
         }
         self.connecting += 1;
         let network = self.network.clone();
         let lookup = async move { network.find_providers(msg.key).await };
-        ctx.spawn(lookup.into_actor(self).map(|found, act, _ctx| {
+        Box::pin(lookup.into_actor(self).map(|found, act, _ctx| {
             act.connecting -= 1;
-            if let Err(e) = found {
-                debug!(error = %e, "provider lookup failed");
+            match found {
+                Ok(found) => {
+                    debug!(found = found.len(), "publishers or subscribers found");
+                    found.into_iter().collect()
+                }
+                Err(e) => {
+                    debug!(error = %e, "provider lookup failed");
+                    Vec::new()
+                }
             }
-        }));
+        }))
     }
 }
 

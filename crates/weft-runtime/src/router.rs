@@ -36,9 +36,10 @@ use crate::core::authority::authorize_member;
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
 use crate::core::memo::PublishMemo;
+use crate::core::parked::Parked;
 use crate::core::pubsub::{Routing, Target};
 use crate::core::relay::Origin;
-use crate::core::resolve::Publishing;
+use crate::core::resolve::{Publishing, Record, Step};
 use crate::core::roster::Credentials as _;
 use crate::core::seat::Seat;
 use crate::core::slots::Slot;
@@ -190,6 +191,10 @@ pub struct Router {
     waiting_members: Waiters<usize>,
     /// The DHT records of the buckets this node publishes to.
     publishing: Publishing,
+    /// Publications whose sending to peers waits for their buckets' first lookups.
+    parked: Parked<Pending, PeerId>,
+    /// A timer is set to let waiting publications go by then.
+    release_at: Option<std::time::Instant>,
     /// Where they are announced and looked up (none for a client: its access node does it).
     dht: Option<Addr<Dht>>,
     /// Subscriptions one peer may hold.
@@ -229,6 +234,8 @@ impl Router {
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
             publishing: Publishing::default(),
+            parked: Parked::default(),
+            release_at: None,
             dht: None,
             subscriptions: Standing::default(),
             max_subscriptions: crate::Limits::default().max_subscriptions_per_peer,
@@ -296,28 +303,114 @@ impl Actor for Router {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Publications arrive in bursts from several peers; a deep mailbox absorbs them.
         ctx.set_mailbox_capacity(16 * 1024);
-        ctx.run_interval(crate::core::standing::SWEEP, |act, _ctx| act.sweep());
+        ctx.run_interval(crate::core::standing::SWEEP, |act, ctx| act.sweep(ctx));
     }
 }
 
+/// A publication waiting to be sent to peers (`core::parked`).
+#[derive(Debug)]
+enum Pending {
+    /// This node's own, numbered `seq`.
+    Own {
+        topic: Name,
+        payload: bytes::Bytes,
+        chain: Option<weft_auth::Chain>,
+        seq: u64,
+    },
+    /// One of its client's, relayed.
+    Relayed {
+        origin: Origin<PeerId>,
+        publish: weft_wire::Publish,
+    },
+}
+
 impl Router {
-    /// Makes the DHT requests the publications asked for.
-    fn resolve(&mut self) {
+    /// Makes the DHT requests the publications asked for. A lookup that publications wait for
+    /// lets them go when it ends.
+    fn resolve(&mut self, ctx: &mut Context<Self>) {
         while let Some(step) = self.publishing.poll() {
-            if let Some(dht) = &self.dht {
-                crate::dht::resolve(dht, &self.seat.realm, step);
+            let Some(dht) = &self.dht else { continue };
+            match step {
+                Step::LookUp(Record::Subscribers(bucket)) if self.parked.holding() => {
+                    let record = Record::Subscribers(bucket);
+                    let lookup = crate::dht::look_up(dht, &self.seat.realm, &record);
+                    let Record::Subscribers(bucket) = record else {
+                        continue;
+                    };
+                    ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
+                        let found = found.unwrap_or_default();
+                        act.parked
+                            .looked_up(&bucket, found, std::time::Instant::now());
+                        act.release(ctx);
+                    }));
+                }
+                step => crate::dht::resolve(dht, &self.seat.realm, step),
             }
         }
+        if self.parked.holding() {
+            self.release(ctx);
+        }
+    }
+
+    /// Sends the waiting publications that may go, and sets a timer for the next one.
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        let now = std::time::Instant::now();
+        loop {
+            let (members, interests) = (self.routing.members(), self.routing.interests());
+            let ready = |found: &[PeerId], topic: &Name| {
+                found.iter().all(|peer| members.by_peer(peer).is_some())
+                    && has_remote_subscriber(interests, topic)
+            };
+            let Some(pending) = self.parked.next(now, ready) else {
+                break;
+            };
+            self.send_pending(pending);
+        }
+        if let Some(deadline) = self.parked.deadline()
+            && self.release_at.is_none_or(|at| deadline < at)
+        {
+            self.release_at = Some(deadline);
+            ctx.run_later(deadline.saturating_duration_since(now), |act, ctx| {
+                act.release_at = None;
+                act.release(ctx);
+            });
+        }
+    }
+
+    /// Sends a publication that waited to the peers that want it now.
+    fn send_pending(&mut self, pending: Pending) {
+        let mut targets = std::mem::take(&mut self.targets);
+        match pending {
+            Pending::Own {
+                topic,
+                payload,
+                chain,
+                seq,
+            } => {
+                self.routing.interests().targets_into(&topic, &mut targets);
+                // Its sending already succeeded as far as its publisher knows: a full queue
+                // drops and counts, as for any.
+                let _ = self.send_own(&topic, &payload, chain.as_ref(), seq, &targets);
+            }
+            Pending::Relayed { origin, publish } => {
+                self.routing
+                    .interests()
+                    .targets_into(&publish.topic, &mut targets);
+                self.relay(&origin, &publish, &targets);
+            }
+        }
+        targets.clear();
+        self.targets = targets;
     }
 }
 
 impl Router {
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
-    fn sweep(&mut self) {
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
         self.routing.expire(std::time::Instant::now());
         self.publishing.tick(unix_now());
-        self.resolve();
+        self.resolve(ctx);
         let (members, authorizer, realm) = (
             self.routing.members(),
             &self.seat.authorizer,
@@ -377,7 +470,7 @@ impl Handler<Drain> for Router {
             let _ = reply.send(published);
         }
         self.answers = answers;
-        self.resolve();
+        self.resolve(ctx);
         if more {
             // Through the mailbox, behind what arrived meanwhile: peers' publications get their
             // turn, and the rest of the flood gets its own.
@@ -418,58 +511,94 @@ impl Router {
             return Err(PublishError::Unauthorized(e));
         }
         self.counters.published();
-        self.publishing.publish(&msg.topic, now);
+        let fresh = self.publishing.publish(&msg.topic, now);
+        let mut targets = std::mem::take(&mut self.targets);
+        let (seq, route) = self.routing.route_local(&msg.topic, &mut targets);
+        self.counters.dropped_peer_gone(route.missed);
+        for target in &targets {
+            if let Target::Local(id) = target {
+                let event = Event {
+                    topic: msg.topic.clone(),
+                    payload: msg.payload.clone(),
+                    publisher: self.seat.did,
+                };
+                self.deliver_local(*id, event);
+            }
+        }
+        let sent = if fresh.is_empty() && !self.parked.holding() {
+            self.send_own(&msg.topic, &msg.payload, msg.chain.as_ref(), seq, &targets)
+        } else {
+            let bytes = msg.payload.len();
+            let pending = Pending::Own {
+                topic: msg.topic.clone(),
+                payload: msg.payload,
+                chain: msg.chain,
+                seq,
+            };
+            let now = std::time::Instant::now();
+            match self.parked.hold(&msg.topic, pending, bytes, fresh, now) {
+                None => Ok(Vec::new()),
+                Some(Pending::Own {
+                    topic,
+                    payload,
+                    chain,
+                    seq,
+                }) => self.send_own(&topic, &payload, chain.as_ref(), seq, &targets),
+                Some(Pending::Relayed { .. }) => Ok(Vec::new()),
+            }
+        };
+        targets.clear();
+        self.targets = targets;
+        sent
+    }
+
+    /// Sends this node's publication numbered `seq` to the peers among `targets`, encoded once.
+    fn send_own(
+        &mut self,
+        topic: &Name,
+        payload: &bytes::Bytes,
+        chain: Option<&weft_auth::Chain>,
+        seq: u64,
+        targets: &[Target],
+    ) -> Published {
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         let mut backlog = Vec::new();
-        let mut targets = std::mem::take(&mut self.targets);
-        let (seq, route) = self.routing.route_local(&msg.topic, &mut targets);
-        self.counters.dropped_peer_gone(route.missed);
-        for target in targets.drain(..) {
-            match target {
-                Target::Local(id) => {
-                    let event = Event {
-                        topic: msg.topic.clone(),
-                        payload: msg.payload.clone(),
-                        publisher: self.seat.did,
-                    };
-                    self.deliver_local(id, event);
-                }
-                Target::Peer(slot) => {
-                    let Some(member) = self.routing.members().get(slot) else {
-                        continue;
-                    };
-                    if encoded.is_empty() {
-                        let frame = Frame::Publish(weft_wire::Publish {
-                            realm: self.seat.index,
-                            topic: msg.topic.clone(),
-                            seq,
-                            payload: msg.payload.clone(),
-                            chain: msg.chain.as_ref().map(crate::core::chains::wire_chain),
-                        });
-                        // Bounded by max_payload above, so only a misconfiguration fails here.
-                        weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).map_err(
-                            |_| PublishError::TooLarge {
-                                len: msg.payload.len(),
-                                max: DEFAULT_MAX_FRAME,
-                            },
-                        )?;
+        for target in targets {
+            let Target::Peer(slot) = target else {
+                continue;
+            };
+            let Some(member) = self.routing.members().get(*slot) else {
+                continue;
+            };
+            if encoded.is_empty() {
+                let frame = Frame::Publish(weft_wire::Publish {
+                    realm: self.seat.index,
+                    topic: topic.clone(),
+                    seq,
+                    payload: payload.clone(),
+                    chain: chain.map(crate::core::chains::wire_chain),
+                });
+                // Bounded by max_payload above, so only a misconfiguration fails here.
+                weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).map_err(|_| {
+                    PublishError::TooLarge {
+                        len: payload.len(),
+                        max: DEFAULT_MAX_FRAME,
                     }
-                    let pushed = member.sender.send_publication(&encoded, self.seat.index);
-                    if !pushed.queued {
-                        self.counters.dropped_slow_peer();
-                    }
-                    if self.congestion == Congestion::Block && pushed.congested {
-                        backlog.push(member.sender.clone());
-                    }
-                }
+                })?;
+            }
+            let pushed = member.sender.send_publication(&encoded, self.seat.index);
+            if !pushed.queued {
+                self.counters.dropped_slow_peer();
+            }
+            if self.congestion == Congestion::Block && pushed.congested {
+                backlog.push(member.sender.clone());
             }
         }
         if encoded.capacity() <= KEEP_ENCODED {
             self.encoded = encoded;
         }
-        self.targets = targets;
         Ok(backlog)
     }
 }
@@ -478,7 +607,7 @@ impl Router {
 impl Handler<RemotePublish> for Router {
     type Result = ();
 
-    fn handle(&mut self, msg: RemotePublish, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RemotePublish, ctx: &mut Context<Self>) {
         let Some((_, member)) = self.routing.members().by_peer(&msg.peer) else {
             debug!(peer = %msg.peer, "publications from a non-member dropped");
             return;
@@ -524,11 +653,24 @@ impl Handler<RemotePublish> for Router {
             };
             self.counters.received();
             self.counters.dropped_peer_gone(route.missed);
+            let mut relay_now = true;
             if let Origin::Client(_) = origin {
-                // In the mesh for its client: the topic's subscribers are found as for its own.
-                self.publishing.publish(topic, now);
+                // In the mesh for its client: the topic's subscribers are found as for its own,
+                // and its publications wait for them as this node's own do.
+                let fresh = self.publishing.publish(topic, now);
+                if !fresh.is_empty() || self.parked.holding() {
+                    let pending = Pending::Relayed {
+                        origin,
+                        publish: publish.clone(),
+                    };
+                    let bytes = publish.payload.len();
+                    let at = std::time::Instant::now();
+                    relay_now = self.parked.hold(topic, pending, bytes, fresh, at).is_some();
+                }
             }
-            self.relay(&origin, &publish, &targets);
+            if relay_now {
+                self.relay(&origin, &publish, &targets);
+            }
             let mut locals = targets
                 .drain(..)
                 .filter_map(|target| match target {
@@ -555,7 +697,7 @@ impl Handler<RemotePublish> for Router {
         self.routing.end_batch(msg.peer, sequence);
         self.targets = targets;
         self.flush_locals();
-        self.resolve();
+        self.resolve(ctx);
     }
 }
 
@@ -617,7 +759,7 @@ impl Handler<LostToSession> for Router {
 impl Handler<RemoteInterest> for Router {
     type Result = ();
 
-    fn handle(&mut self, msg: RemoteInterest, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: RemoteInterest, ctx: &mut Context<Self>) {
         let Some(slot) = self.routing.members().slot(&msg.peer) else {
             return;
         };
@@ -674,6 +816,9 @@ impl Handler<RemoteInterest> for Router {
                         let interests = self.routing.interests();
                         self.waiting_subscriber
                             .wake(|topic| has_remote_subscriber(interests, topic));
+                        if self.parked.holding() {
+                            self.release(ctx);
+                        }
                     }
                     Err(e) => {
                         debug!(peer = %member.did.short(), %pattern, error = %e, "subscription refused")
@@ -750,19 +895,19 @@ impl Handler<RemoveLocal> for Router {
 impl Handler<ResolveThroughDht> for Router {
     type Result = ();
 
-    fn handle(&mut self, _msg: ResolveThroughDht, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, _msg: ResolveThroughDht, ctx: &mut Context<Self>) {
         self.publishing.activate(unix_now());
-        self.resolve();
+        self.resolve(ctx);
     }
 }
 
 impl Handler<AwaitSubscriber> for Router {
     type Result = ();
 
-    fn handle(&mut self, msg: AwaitSubscriber, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: AwaitSubscriber, ctx: &mut Context<Self>) {
         // Waiting to publish: the topic's subscribers are looked for as if it had published.
         self.publishing.publish(&msg.topic, unix_now());
-        self.resolve();
+        self.resolve(ctx);
         let ready = has_remote_subscriber(self.routing.interests(), &msg.topic);
         self.waiting_subscriber.wait(msg.topic, msg.reply, ready);
     }

@@ -16,6 +16,7 @@ pub(crate) mod inbound;
 pub(crate) mod interest;
 pub(crate) mod keys;
 pub(crate) mod memo;
+pub(crate) mod parked;
 pub(crate) mod providers;
 pub(crate) mod pubsub;
 pub(crate) mod redial;
@@ -49,6 +50,7 @@ mod tests {
         ("interest.rs", include_str!("interest.rs")),
         ("keys.rs", include_str!("keys.rs")),
         ("memo.rs", include_str!("memo.rs")),
+        ("parked.rs", include_str!("parked.rs")),
         ("providers.rs", include_str!("providers.rs")),
         ("pubsub.rs", include_str!("pubsub.rs")),
         ("redial.rs", include_str!("redial.rs")),

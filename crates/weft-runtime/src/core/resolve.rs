@@ -227,14 +227,17 @@ struct Used {
 
 impl Publishing {
     /// This node publishes to `topic` at `now` (Unix seconds): the first time in a bucket, it
-    /// announces itself there and looks the bucket's subscribers up.
-    pub(crate) fn publish(&mut self, topic: &Name, now: u64) {
+    /// announces itself there and looks the bucket's subscribers up. Returns the buckets whose
+    /// subscribers this starts looking up (none until [`Publishing::activate`]): their
+    /// publications may wait for the lookup (`core::parked`).
+    pub(crate) fn publish(&mut self, topic: &Name, now: u64) -> Vec<String> {
+        let mut fresh = Vec::new();
         if self
             .last
             .as_ref()
             .is_some_and(|(last, at)| *at == now && last == topic)
         {
-            return;
+            return fresh;
         }
         self.uses += 1;
         let buckets = buckets_of(topic);
@@ -264,9 +267,13 @@ impl Publishing {
                 .emit(Step::Provide(Record::Publishers((*bucket).to_owned())));
             self.requests
                 .emit(Step::LookUp(Record::Subscribers((*bucket).to_owned())));
+            if self.requests.active {
+                fresh.push((*bucket).to_owned());
+            }
         }
         // A topic whose buckets could not all be taken up is looked at again next time.
         self.last = all_known.then(|| (topic.clone(), now));
+        fresh
     }
 
     /// From now on, at `now`, makes the requests, starting with an announcement and a lookup
