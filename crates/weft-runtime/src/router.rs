@@ -310,12 +310,12 @@ impl Actor for Router {
 /// A publication waiting to be sent to peers (`core::parked`).
 #[derive(Debug)]
 enum Pending {
-    /// This node's own, numbered `seq`.
+    /// This node's own: numbered when sent, as a receiver takes a lower number than the last
+    /// it had from this node for a duplicate.
     Own {
         topic: Name,
         payload: bytes::Bytes,
         chain: Option<weft_auth::Chain>,
-        seq: u64,
     },
     /// One of its client's, relayed.
     Relayed {
@@ -385,9 +385,9 @@ impl Router {
                 topic,
                 payload,
                 chain,
-                seq,
             } => {
                 self.routing.interests().targets_into(&topic, &mut targets);
+                let seq = self.routing.take_seq();
                 // Its sending already succeeded as far as its publisher knows: a full queue
                 // drops and counts, as for any.
                 let _ = self.send_own(&topic, &payload, chain.as_ref(), seq, &targets);
@@ -533,19 +533,13 @@ impl Router {
                 topic: msg.topic.clone(),
                 payload: msg.payload,
                 chain: msg.chain,
-                seq,
             };
             let now = std::time::Instant::now();
-            match self.parked.hold(&msg.topic, pending, bytes, fresh, now) {
-                None => Ok(Vec::new()),
-                Some(Pending::Own {
-                    topic,
-                    payload,
-                    chain,
-                    seq,
-                }) => self.send_own(&topic, &payload, chain.as_ref(), seq, &targets),
-                Some(Pending::Relayed { .. }) => Ok(Vec::new()),
+            for overflow in self.parked.hold(&msg.topic, pending, bytes, fresh, now) {
+                self.send_pending(overflow);
             }
+            // Queued: as far as its publisher knows, sent (a full queue later drops and counts).
+            Ok(Vec::new())
         };
         targets.clear();
         self.targets = targets;
@@ -652,6 +646,8 @@ impl Handler<RemotePublish> for Router {
                 continue;
             };
             self.counters.received();
+            // An authorized publication is what makes the session worth keeping (`core::budget`).
+            publisher.sender.active.touch();
             self.counters.dropped_peer_gone(route.missed);
             let mut relay_now = true;
             if let Origin::Client(_) = origin {
@@ -665,7 +661,11 @@ impl Handler<RemotePublish> for Router {
                     };
                     let bytes = publish.payload.len();
                     let at = std::time::Instant::now();
-                    relay_now = self.parked.hold(topic, pending, bytes, fresh, at).is_some();
+                    let overflow = self.parked.hold(topic, pending, bytes, fresh, at);
+                    relay_now = false;
+                    for pending in overflow {
+                        self.send_pending(pending);
+                    }
                 }
             }
             if relay_now {
