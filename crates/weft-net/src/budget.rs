@@ -91,6 +91,15 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
     /// for a peer's new connection; for this node's own, a peer's of any age, or its own at
     /// least [`OWN_MIN_AGE`] old.
     fn victim(&self, peer: P, inbound: bool, now: Instant) -> Option<(C, P)> {
+        // A session runs on one connection: only a session peer's oldest is spared, so that a
+        // peer cannot shield a second one (and sessions cannot hold twice their share).
+        let mut spared: HashMap<P, u64> = HashMap::new();
+        for slot in self.slots.values() {
+            if !slot.closing && self.sessions.contains(&slot.peer) {
+                let order = spared.entry(slot.peer).or_insert(slot.order);
+                *order = (*order).min(slot.order);
+            }
+        }
         self.slots
             .iter()
             .filter(|(_, s)| {
@@ -100,7 +109,7 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
                     (false, true) => true,
                     (false, false) => age >= OWN_MIN_AGE,
                 };
-                !s.closing && s.peer != peer && !self.sessions.contains(&s.peer) && old_enough
+                !s.closing && s.peer != peer && spared.get(&s.peer) != Some(&s.order) && old_enough
             })
             // Peers' connections before this node's own, then the oldest.
             .min_by_key(|(_, s)| (!s.inbound, s.order))
@@ -382,5 +391,18 @@ mod tests {
             Admit::Full,
             "its own young ones are safe"
         );
+    }
+
+    #[test]
+    fn only_a_session_peers_first_connection_is_spared() {
+        let mut slots = Slots::new(3);
+        admit(&mut slots, 1, 'a');
+        admit(&mut slots, 2, 'a'); // a second connection of the same peer
+        admit(&mut slots, 3, 'b');
+        slots.session('a', true);
+        slots.session('b', true);
+        assert_eq!(admit(&mut slots, 4, 'c'), Admit::Evict(2, 'a'));
+        slots.session('c', true);
+        assert_eq!(admit(&mut slots, 5, 'd'), Admit::Full, "one each is spared");
     }
 }

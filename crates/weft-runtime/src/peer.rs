@@ -66,8 +66,6 @@ pub struct PeerGreeted {
 pub struct PeerSpoke {
     /// The peer.
     pub peer: PeerId,
-    /// Its hello says it is a client of this node.
-    pub client: bool,
 }
 
 /// This node admitted the peer to a realm (the first time in its session).
@@ -76,6 +74,8 @@ pub struct PeerSpoke {
 pub struct PeerAdmitted {
     /// The peer.
     pub peer: PeerId,
+    /// It is this node's client (its hello said so, and a realm admitted it as one).
+    pub client: bool,
 }
 
 /// A peer refused us in one of our realms.
@@ -385,10 +385,7 @@ impl PeerConnection {
             Ok(Some(join)) => {
                 self.client = client;
                 self.send_control(&Frame::Join(join));
-                self.reports.spoke.do_send(PeerSpoke {
-                    peer: self.peer,
-                    client,
-                });
+                self.reports.spoke.do_send(PeerSpoke { peer: self.peer });
             }
             Ok(None) => {
                 debug!(peer = %self.did.short(), "the peer's hello again, on a reopened stream")
@@ -448,9 +445,10 @@ impl PeerConnection {
                         }
                     }
                     if !was_admitted && !act.admitted.is_empty() {
-                        act.reports
-                            .admitted
-                            .do_send(PeerAdmitted { peer: act.peer });
+                        act.reports.admitted.do_send(PeerAdmitted {
+                            peer: act.peer,
+                            client: act.client,
+                        });
                     }
                     // Who this node is, only to a peer that has shown it belongs to one of its
                     // realms.
@@ -644,7 +642,6 @@ impl PeerConnection {
         let Some(router) = self.routes.get(&realm).map(|r| &r.router) else {
             return;
         };
-        self.sender.active.touch();
         let msg = RemotePublish {
             peer: self.peer,
             publishes,
@@ -684,7 +681,6 @@ impl PeerConnection {
                 let Some(routes) = self.routes.get(&interest.realm()) else {
                     return;
                 };
-                self.sender.active.touch();
                 match interest {
                     Interest::Advertise { procedure, .. } => {
                         routes.registry.do_send(RemoteAdvert {

@@ -491,7 +491,9 @@ impl StreamHandler<NetEvent> for Supervisor {
                         entry.actor.do_send(Connected);
                     }
                     None if !self.stopping
-                        && (wanted || self.short_realms.load(Ordering::Relaxed) > 0) =>
+                        && (wanted
+                            || (self.short_realms.load(Ordering::Relaxed) > 0
+                                && !self.sessions.cooling(&peer, Instant::now()))) =>
                     {
                         let _ = self.connect_peer(peer, addr, true, ctx);
                     }
@@ -584,9 +586,6 @@ impl Handler<PeerSpoke> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerSpoke, _ctx: &mut Context<Self>) {
-        if msg.client {
-            self.sessions.keep(&msg.peer);
-        }
         self.silent.remove(&msg.peer);
         self.count_silent();
     }
@@ -598,6 +597,10 @@ impl Handler<PeerAdmitted> for Supervisor {
 
     fn handle(&mut self, msg: PeerAdmitted, _ctx: &mut Context<Self>) {
         self.sessions.admitted(&msg.peer);
+        // Only once admitted: a hello's word alone would hold a place for good.
+        if msg.client {
+            self.sessions.keep(&msg.peer);
+        }
     }
 }
 
@@ -628,6 +631,9 @@ impl Handler<PeerGone> for Supervisor {
                 network.released(peer).await;
             }
         });
+        if msg.released {
+            self.sessions.released(msg.peer, Instant::now());
+        }
         if msg.released && !self.stopping {
             // The connection stays open for Kademlia: held as any without a session, so that a
             // lookup wanting the peer, or the peer's own stream, starts a session on it again.

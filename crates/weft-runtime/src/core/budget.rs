@@ -10,10 +10,12 @@
 //!
 //! The supervisor drives it: [`Sessions::start`] when a session is to start (it answers what to
 //! release, or that there is no room), [`Sessions::active`] from its sweep of the sessions'
-//! activity flags, [`Sessions::keep`] once a peer says it is a client, [`Sessions::admitted`] once
-//! it is admitted to a realm, [`Sessions::end`] when a session ends.
+//! activity flags, [`Sessions::keep`] once a client is admitted, [`Sessions::admitted`] once
+//! it is admitted to a realm, [`Sessions::end`] when a session ends, and [`Sessions::released`]
+//! when a session was released (by either side), after which [`Sessions::cooling`] says not to
+//! start one with that peer for the sake of membership alone for a while.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,12 @@ pub(crate) fn session_cap(max_connections: u32) -> usize {
     let kademlia = (max / 4).max((max / 2).min(8));
     max.saturating_sub(kademlia).max(1)
 }
+
+/// How long a peer a session was released with is not asked for a session just to make up
+/// the mesh: as long as membership lookups leave it alone (`weft-net`'s `RELEASED_FOR`).
+pub(crate) const COOLING: Duration = Duration::from_secs(2 * 60);
+/// Released peers remembered at most; past it the oldest is forgotten.
+pub(crate) const MAX_COOLING: usize = 1024;
 
 /// What [`Sessions::start`] asks of the caller.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,6 +66,8 @@ pub(crate) struct Sessions<P> {
     /// How long a peer has to be admitted before its session may be released.
     grace: Duration,
     held: HashMap<P, Held>,
+    /// Peers a session was released with, and when, oldest first.
+    cooling: VecDeque<(P, Instant)>,
 }
 
 impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
@@ -69,6 +79,7 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
             idle_after,
             grace,
             held: HashMap::new(),
+            cooling: VecDeque::new(),
         }
     }
 
@@ -130,8 +141,14 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         }
     }
 
-    /// `peer` is a client of this node: its session is never released.
+    /// `peer` is an admitted client of this node: its session is never released, unless half
+    /// the sessions are kept already (then it is released when idle, as a member's is), so
+    /// that clients cannot take every place.
     pub(crate) fn keep(&mut self, peer: &P) {
+        let kept = self.held.values().filter(|h| h.keep).count();
+        if kept >= self.cap / 2 {
+            return;
+        }
         if let Some(held) = self.held.get_mut(peer) {
             held.keep = true;
         }
@@ -142,6 +159,29 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         if let Some(held) = self.held.get_mut(peer) {
             held.admitted = true;
         }
+    }
+
+    /// A session with `peer` was released at `now`, by either side.
+    pub(crate) fn released(&mut self, peer: P, now: Instant) {
+        self.cooling.retain(|(p, _)| *p != peer);
+        if self.cooling.len() >= MAX_COOLING {
+            self.cooling.pop_front();
+        }
+        self.cooling.push_back((peer, now));
+    }
+
+    /// Whether a session with `peer` was released less than [`COOLING`] before `now`: a node
+    /// short of members does not start one on a connection Kademlia made with it (the peer
+    /// would release it, or another, again).
+    pub(crate) fn cooling(&mut self, peer: &P, now: Instant) -> bool {
+        while self
+            .cooling
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) >= COOLING)
+        {
+            self.cooling.pop_front();
+        }
+        self.cooling.iter().any(|(p, _)| p == peer)
     }
 
     /// `peer`'s session ended.
@@ -239,20 +279,40 @@ mod tests {
     }
 
     #[test]
+    fn clients_are_kept_up_to_half_the_sessions() {
+        let t0 = Instant::now();
+        let mut held = sessions(4);
+        for peer in 1..=3 {
+            start(&mut held, peer, t0);
+            held.keep(&peer);
+        }
+        start(&mut held, 4, t0);
+        let later = t0 + IDLE_AFTER * 2;
+        assert_eq!(
+            start(&mut held, 5, later),
+            Room::Release(3),
+            "the third client is not kept"
+        );
+        assert_eq!(start(&mut held, 6, later), Room::Release(4));
+        assert_eq!(start(&mut held, 7, later), Room::Full, "two clients kept");
+    }
+
+    #[test]
     fn a_clients_session_is_never_released() {
         let t0 = Instant::now();
-        let mut sessions = sessions(1);
+        let mut sessions = sessions(2);
         start(&mut sessions, 1, t0);
         sessions.keep(&1);
+        start(&mut sessions, 2, t0);
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!(start(&mut sessions, 3, later), Room::Release(2));
         assert_eq!(
-            start(&mut sessions, 2, t0 + Duration::from_secs(3600)),
-            Room::Full
+            start(&mut sessions, 4, later),
+            Room::Full,
+            "1 is kept, 3 is new"
         );
         sessions.end(&1);
-        assert_eq!(
-            start(&mut sessions, 2, t0 + Duration::from_secs(3600)),
-            Room::Free
-        );
+        assert_eq!(start(&mut sessions, 4, later), Room::Free);
     }
 
     #[test]
@@ -268,5 +328,23 @@ mod tests {
         start(&mut held, 1, t0);
         assert_eq!(held.start(2, later - GRACE / 2), Room::Free);
         assert_eq!(start(&mut held, 3, later), Room::Release(1));
+    }
+
+    #[test]
+    fn a_released_peer_cools_for_a_while() {
+        let t0 = Instant::now();
+        let mut held = sessions(2);
+        held.released(7, t0);
+        assert!(held.cooling(&7, t0 + COOLING / 2));
+        assert!(!held.cooling(&8, t0));
+        assert!(!held.cooling(&7, t0 + COOLING), "cooled");
+        for peer in 0..u32::try_from(MAX_COOLING).unwrap() + 1 {
+            held.released(peer, t0);
+        }
+        assert!(
+            !held.cooling(&0, t0),
+            "the oldest is forgotten past the bound"
+        );
+        assert!(held.cooling(&1, t0));
     }
 }
