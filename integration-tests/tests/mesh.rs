@@ -387,14 +387,10 @@ async fn spoke(hub: &Node) -> Node {
         .unwrap()
 }
 
-/// A node holding as many sessions as its budget allows (three of its six connections) makes
-/// room for a new one by releasing the session idle longest. The released peer stays up and
-/// keeps its other sessions; the node never holds more than its six connections.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
-    // Every session is idle at once: the oldest is the one to go.
+/// A hub with `budget(idle)` and three spokes it admitted: as many sessions as it may hold.
+async fn full_hub(idle: std::time::Duration) -> (Node, Vec<Node>) {
     let hub = Node::builder()
-        .limits(budget(std::time::Duration::from_millis(1)))
+        .limits(budget(idle))
         .open_realm("budget")
         .start()
         .await
@@ -410,6 +406,16 @@ async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
         .unwrap();
         spokes.push(node);
     }
+    (hub, spokes)
+}
+
+/// A node holding as many sessions as its budget allows (three of its six connections) makes
+/// room for a new one by releasing the session idle longest. The released peer stays up and
+/// keeps its other sessions; the node never holds more than its six connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
+    // Every session is idle at once: the oldest is the one to go.
+    let (hub, mut spokes) = full_hub(std::time::Duration::from_millis(1)).await;
     within("the hub greets all three", async {
         while sessions(&hub).await.len() < 3 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -458,23 +464,7 @@ async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
 /// newcomer finds a provider elsewhere in the realm and calls it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_with_no_idle_session_refuses_a_new_one_which_still_reaches_the_realm() {
-    let hub = Node::builder()
-        .limits(budget(std::time::Duration::from_secs(3600)))
-        .open_realm("budget")
-        .start()
-        .await
-        .unwrap();
-    let mut spokes = Vec::new();
-    for _ in 0..3 {
-        let node = spoke(&hub).await;
-        within(
-            "the hub admits it",
-            node.realm("budget").unwrap().wait_for_members(1),
-        )
-        .await
-        .unwrap();
-        spokes.push(node);
-    }
+    let (hub, mut spokes) = full_hub(std::time::Duration::from_secs(3600)).await;
     let _add = spokes[0]
         .realm("budget")
         .unwrap()

@@ -127,13 +127,7 @@ impl Network {
         key: Vec<u8>,
         dial: usize,
     ) -> Result<HashSet<PeerId>, NetError> {
-        self.call(|reply| Command::FindProviders {
-            key,
-            dial,
-            skip_released: false,
-            reply,
-        })
-        .await?
+        self.find(key, dial, false).await
     }
 
     /// Finds a realm's members under its membership `key`, as
@@ -145,10 +139,19 @@ impl Network {
         key: Vec<u8>,
         dial: usize,
     ) -> Result<HashSet<PeerId>, NetError> {
+        self.find(key, dial, true).await
+    }
+
+    async fn find(
+        &self,
+        key: Vec<u8>,
+        dial: usize,
+        skip_released: bool,
+    ) -> Result<HashSet<PeerId>, NetError> {
         self.call(|reply| Command::FindProviders {
             key,
             dial,
-            skip_released: true,
+            skip_released,
             reply,
         })
         .await?

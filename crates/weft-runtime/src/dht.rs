@@ -57,10 +57,7 @@ pub struct FindProviders {
 /// Makes the DHT request a realm's resolver asked for. A lookup's finds are dialed; what it
 /// returns is not needed (sessions and their interests follow from the dials).
 pub(crate) fn resolve(dht: &Addr<Dht>, realm: &Realm, step: Step) {
-    let key = |record: &Record| match record {
-        Record::Subscribers(bucket) => subscription_key(realm, bucket),
-        Record::Publishers(bucket) => publication_key(realm, bucket),
-    };
+    let key = |record: &Record| record_key(realm, record);
     match step {
         Step::Provide(record) => dht.do_send(Provide { key: key(&record) }),
         Step::StopProviding(record) => dht.do_send(StopProviding { key: key(&record) }),
@@ -75,11 +72,17 @@ pub(crate) fn look_up(
     realm: &Realm,
     record: &Record,
 ) -> actix::dev::Request<Dht, Connect> {
-    let key = match record {
+    dht.send(Connect {
+        key: record_key(realm, record),
+    })
+}
+
+/// The DHT key of a resolver's record in `realm`.
+fn record_key(realm: &Realm, record: &Record) -> Vec<u8> {
+    match record {
         Record::Subscribers(bucket) => subscription_key(realm, bucket),
         Record::Publishers(bucket) => publication_key(realm, bucket),
-    };
-    dht.send(Connect { key })
+    }
 }
 
 /// Lookups for [`Connect`] in flight at most: past it, one is dropped (the bucket is looked up

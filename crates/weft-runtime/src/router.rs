@@ -618,6 +618,7 @@ impl Handler<RemotePublish> for Router {
         let now = unix_now();
         let mut targets = std::mem::take(&mut self.targets);
         let mut sequence = self.routing.begin_batch(&msg.peer);
+        let mut accepted = false;
         for mut publish in msg.publishes {
             let topic = &publish.topic;
             let epoch = self.seat.authorizer.revocation_epoch();
@@ -646,8 +647,7 @@ impl Handler<RemotePublish> for Router {
                 continue;
             };
             self.counters.received();
-            // An authorized publication is what makes the session worth keeping (`core::budget`).
-            publisher.sender.active.touch();
+            accepted = true;
             self.counters.dropped_peer_gone(route.missed);
             let mut relay_now = true;
             if let Origin::Client(_) = origin {
@@ -693,6 +693,10 @@ impl Handler<RemotePublish> for Router {
                 };
                 self.deliver_local(id, event);
             }
+        }
+        if accepted {
+            // An authorized publication is what makes the session worth keeping (`core::budget`).
+            publisher.sender.active.touch();
         }
         self.routing.end_batch(msg.peer, sequence);
         self.targets = targets;
