@@ -118,20 +118,38 @@ impl RawPeer {
 
     /// [`join_open`](Self::join_open) under `key`.
     pub async fn join_open_as(target: &Node, realm: &str, key: Keypair) -> Self {
+        Self::join_as(target, realm, None, Vec::new(), key).await
+    }
+
+    /// Connects to `target` under `key` and joins its realm `realm` of `owner` presenting
+    /// `chains` (the only realm it names, at index 0): returns once the node has welcomed it.
+    pub async fn join_as(
+        target: &Node,
+        realm: &str,
+        owner: Option<weft::Did>,
+        chains: Vec<weft_wire::WireChain>,
+        key: Keypair,
+    ) -> Self {
         let did = key.did();
         let mut raw = Self::connect(target, key).await;
         let realm = weft::RealmName::new(realm).expect("a realm name");
         raw.send(&Frame::Hello(weft_wire::Hello {
-            realms: vec![weft_wire::realm_digest(&did, &target.did(), &realm, None)],
+            realms: vec![weft_wire::realm_digest(
+                &did,
+                &target.did(),
+                &realm,
+                owner.as_ref(),
+            )],
             client: false,
+            run: 1,
         }))
         .await;
         raw.send(&Frame::Join(weft_wire::Join {
             realms: vec![weft_wire::RealmJoin {
                 index: 0,
                 realm,
-                owner: None,
-                chains: Vec::new(),
+                owner,
+                chains,
             }],
         }))
         .await;

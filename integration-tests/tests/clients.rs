@@ -306,6 +306,7 @@ async fn a_client_acts_within_its_own_grant_and_no_further() {
             Some(&owner.did()),
         )],
         client: true,
+        run: 1,
     });
     // The join goes right behind the hello: the raw client knows the realm it shares.
     let join = Frame::Join(Join {

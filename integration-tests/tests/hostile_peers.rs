@@ -149,6 +149,7 @@ async fn a_hello_tells_a_stranger_nothing() {
                 .map(|(realm, owner)| realm_digest(&key.did(), &target_did, realm, owner.as_ref()))
                 .collect(),
             client: false,
+            run: 1,
         })
     };
     let join = |realms: Vec<(RealmName, Option<weft::Did>)>| {

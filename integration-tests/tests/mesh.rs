@@ -506,6 +506,125 @@ async fn a_full_node_with_no_idle_session_refuses_a_new_one_which_still_reaches_
     shutdown(&spokes).await;
 }
 
+/// A publisher whose sessions a full node refuses still reaches that node's subscriber: while
+/// sessions are scarce, it also sends its publications as a signed batch to a member it holds a
+/// session with, which checks it and passes it on to the members that want it. Nothing arrives
+/// twice where the direct and the forwarded copy both arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_node_that_refuses_a_publisher_gets_its_publications_through_a_member() {
+    let (hub, mut spokes) = full_hub(std::time::Duration::from_secs(3600)).await;
+    let realm = |node: &Node| node.realm("budget").unwrap();
+    let mut at_hub = realm(&hub).subscribe("orders.*").await.unwrap();
+    let mut at_spoke = realm(&spokes[0]).subscribe("orders.*").await.unwrap();
+    within(
+        "the spoke routes to the hub's subscription",
+        realm(&spokes[0]).wait_for_subscriber("orders.placed"),
+    )
+    .await
+    .unwrap();
+    within("both subscribers' records are in the DHT", async {
+        loop {
+            // A node's own lookup does not name itself.
+            let (from_hub, from_spoke) = (
+                hub.dht_topic("budget", "orders.placed").await.unwrap(),
+                spokes[0]
+                    .dht_topic("budget", "orders.placed")
+                    .await
+                    .unwrap(),
+            );
+            if from_hub.subscribers.contains(&spokes[0].did())
+                && from_spoke.subscribers.contains(&hub.did())
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // The hub refuses the newcomer's session (its three are busy for an hour); the spokes,
+    // found through the realm's membership records, admit it.
+    let mut limits = weft::Limits::default();
+    limits.mesh_members = 3;
+    let late = Node::builder()
+        .bootstrap(hub.listen_addrs()[0].to_string())
+        .limits(limits)
+        .open_realm("budget")
+        .start()
+        .await
+        .unwrap();
+    within("the newcomer knows it was refused", async {
+        while !late.forwarding() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    within(
+        "the spokes admit the newcomer",
+        realm(&late).wait_for_members(3),
+    )
+    .await
+    .unwrap();
+    let mut sent = 0;
+    let first = within("the hub gets the refused publisher's publications", async {
+        loop {
+            sent += 1;
+            realm(&late)
+                .publish("orders.placed", &json!({ "n": sent }))
+                .await
+                .unwrap();
+            let wait = std::time::Duration::from_secs(1);
+            if let Ok(Some(event)) = tokio::time::timeout(wait, at_hub.next()).await {
+                return event;
+            }
+        }
+    })
+    .await;
+    assert_eq!(first.publisher, late.did());
+    assert_eq!(
+        first.json::<Value>().unwrap(),
+        json!({ "n": 1 }),
+        "the first one"
+    );
+    for n in sent + 1..=sent + 5 {
+        realm(&late)
+            .publish("orders.placed", &json!({ "n": n }))
+            .await
+            .unwrap();
+    }
+    let mut at_hub_got = vec![1];
+    while at_hub_got.last() != Some(&(sent + 5)) {
+        let event = next_event(&mut at_hub).await;
+        at_hub_got.push(event.json::<Value>().unwrap()["n"].as_i64().unwrap());
+    }
+    assert_eq!(
+        at_hub_got,
+        (1..=sent + 5).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    let mut at_spoke_got = Vec::new();
+    while at_spoke_got.last() != Some(&(sent + 5)) {
+        let event = next_event(&mut at_spoke).await;
+        at_spoke_got.push(event.json::<Value>().unwrap()["n"].as_i64().unwrap());
+    }
+    assert_eq!(
+        at_spoke_got,
+        (1..=sent + 5).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+
+    assert!(
+        !sessions(&hub).await.contains(&late.did()),
+        "never a session"
+    );
+    assert!(realm(&late).stats().await.forwarded >= 1);
+    assert!(realm(&spokes[0]).stats().await.forwarded >= 1);
+    assert_eq!(realm(&hub).stats().await.forward_refused, 0);
+    spokes.push(late);
+    spokes.push(hub);
+    shutdown(&spokes).await;
+}
+
 /// Past the mesh size, a publisher's very first publication to a bucket reaches a subscriber
 /// it has never met: its sending to peers waits for the lookup that finds the subscriber. So
 /// does a one-shot client's, published through an access node that never published there.

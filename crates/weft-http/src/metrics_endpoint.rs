@@ -116,6 +116,10 @@ fn describe() {
         "Capability checks refused, by error code."
     );
     describe_counter!(
+        "weft_forward_batches_total",
+        "Signed batches of publications passed between members, by realm and outcome: sent into the overlay or passed on (sent), refused on arrival (refused)."
+    );
+    describe_counter!(
         "weft_publications_sent_total",
         "Publications this node published, by realm."
     );

@@ -29,6 +29,12 @@ pub fn peer_did(peer: &PeerId) -> Option<Did> {
     Some(Did::from_public_key(key.to_bytes()))
 }
 
+/// The PeerId of the node whose key `did` names, if it is a valid Ed25519 key.
+pub fn did_peer(did: &Did) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(did.public_key()).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
 /// The PeerId of a weft key.
 #[cfg(test)]
 fn peer_id(key: &Keypair) -> PeerId {
@@ -44,6 +50,7 @@ mod tests {
         let key = Keypair::from_seed(&[5; 32]);
         let peer = peer_id(&key);
         assert_eq!(peer_did(&peer), Some(key.did()));
+        assert_eq!(did_peer(&key.did()), Some(peer));
         assert_eq!(
             peer_did(&PeerId::random()),
             None,

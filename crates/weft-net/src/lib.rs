@@ -54,6 +54,6 @@ pub use behaviour::{
 pub use config::{NetConfig, loopback_any, parse_addr};
 pub use driver::DhtStats;
 pub use error::NetError;
-pub use identity::peer_did;
+pub use identity::{did_peer, peer_did};
 pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use network::{NetEvent, NetThread, Network, WEFT_PROTOCOL};

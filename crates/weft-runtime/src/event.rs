@@ -90,6 +90,19 @@ pub struct RealmStats {
     pub denied: u64,
     /// Duplicates suppressed.
     pub duplicates: u64,
+    /// Signed batches of publications this node passed into the overlay: its own and its
+    /// clients', where sessions are scarce, and other members' it passed on.
+    pub forwarded: u64,
+    /// Forwarded batches refused: a signature that does not verify, too old, another realm, or
+    /// a publisher without `msg/publish` for one of the topics.
+    pub forward_refused: u64,
+    /// Publications too large to forward with the publisher's chains (a frame is at most
+    /// `weft_wire::DEFAULT_MAX_FRAME`): sent only to the subscribers this node holds a session with.
+    pub dropped_unforwardable: u64,
+    /// Publications that arrived more than 4,096 numbers behind their publisher's highest
+    /// one here (a forwarded copy on a slow path): whether they were delivered is no longer
+    /// known, so they are dropped and counted.
+    pub dropped_too_late: u64,
 
     /// Remote subscriptions currently routed to.
     pub remote_subscriptions: u64,

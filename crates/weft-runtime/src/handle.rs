@@ -56,6 +56,8 @@ pub struct NodeHandle {
     pub(crate) net_thread: Mutex<Option<NetThread>>,
     /// Where new revocation records are kept for the next run.
     pub(crate) revocation_log: RevocationLog,
+    /// Whether sessions were refused or released for room lately (`core::forward`).
+    pub(crate) scarcity: Arc<crate::core::forward::Scarcity>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -172,6 +174,13 @@ impl NodeHandle {
     /// Is the node still running (not shut down, aborted or crashed)?
     pub fn is_running(&self) -> bool {
         self.node.connected()
+    }
+
+    /// Whether this node forwards its publications through the realms' members now: a session
+    /// was refused or released for room, on this node or by a peer, within the last two
+    /// minutes, so its sessions may not reach every subscriber.
+    pub fn forwarding(&self) -> bool {
+        self.scarcity.scarce(std::time::Instant::now())
     }
 
     /// The DHT's routing table and query counts (all zero once the node has stopped).

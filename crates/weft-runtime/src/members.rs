@@ -30,6 +30,8 @@ pub(crate) struct Admitted {
     pub(crate) index: RealmIndex,
     /// The cold verifications its chains may cost, shared by its session's realms.
     pub(crate) budget: Arc<VerifyBudget>,
+    /// Its run, from its hello: its publications' numbers count within it.
+    pub(crate) run: u64,
 }
 
 impl crate::core::roster::Credentials for Arc<Admitted> {
@@ -69,5 +71,9 @@ impl crate::core::pubsub::Routed<PeerId> for Member {
 
     fn client(&self) -> bool {
         self.record.client
+    }
+
+    fn run(&self) -> u64 {
+        self.record.run
     }
 }

@@ -75,6 +75,8 @@ pub struct Admit {
     pub client: bool,
     /// The cold verifications its chains may cost, shared by every realm of its session.
     pub budget: Arc<VerifyBudget>,
+    /// Its run, from its hello.
+    pub run: u64,
 }
 
 /// A client's subscription changed: this node subscribes (or unsubscribes) in the mesh for it.
@@ -403,6 +405,7 @@ impl Handler<Admit> for Membership {
             client: msg.client,
             index: msg.index,
             budget: msg.budget,
+            run: msg.run,
         });
         let joined = MemberJoined {
             member: member.clone(),

@@ -34,7 +34,7 @@ use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
 use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
-use crate::router::{LostToSession, RemoteInterest, RemotePublish};
+use crate::router::{LostToSession, RemoteForward, RemoteInterest, RemotePublish, Router};
 use crate::sender::{Activity, InFlight, PeerSender};
 use crate::{PeerEvent, PeerInfo};
 
@@ -99,6 +99,8 @@ pub struct PeerGone {
     pub released: bool,
     /// It was admitted to at least one realm: worth redialing.
     pub was_member: bool,
+    /// It answered our stream with `Release`: it had no room for a session with us.
+    pub no_room_there: bool,
     /// It was our client: it cannot be dialed, and comes back by itself if it wants to.
     pub client: bool,
     /// It hosts no realm of this node's: nothing to redial it for.
@@ -203,6 +205,10 @@ pub struct PeerConnection {
     /// The peer is our client (its hello says so): its subscriptions are also held in the mesh
     /// by the realm actors here.
     client: bool,
+    /// The peer's run, from its hello (`core::sequence`).
+    run: u64,
+    /// The peer had no room for a session with us (`ReleasedByPeer`).
+    no_room_there: bool,
     /// The realm actors that admitted the peer, by the peer's realm index.
     realm_actors: HashMap<RealmIndex, Addr<Membership>>,
     /// The cold verifications this peer's chains may cost, across all realms.
@@ -268,6 +274,8 @@ impl PeerConnection {
             routes: HashMap::new(),
             admitted: Vec::new(),
             client: false,
+            run: 0,
+            no_room_there: false,
             realm_actors: HashMap::new(),
             budget: Arc::default(),
             said_bye: false,
@@ -380,10 +388,11 @@ impl PeerConnection {
     }
 
     fn handle_hello(&mut self, hello: Hello, ctx: &mut Context<Self>) {
-        let client = hello.client;
+        let (client, run) = (hello.client, hello.run);
         match self.handshake.on_hello(hello) {
             Ok(Some(join)) => {
                 self.client = client;
+                self.run = run;
                 self.send_control(&Frame::Join(join));
                 self.reports.spoke.do_send(PeerSpoke { peer: self.peer });
             }
@@ -421,6 +430,7 @@ impl PeerConnection {
                 sender: self.sender.clone(),
                 client: self.client,
                 budget: self.budget.clone(),
+                run: self.run,
             };
             let actor = link.actor.clone();
             let index = claim.index;
@@ -537,6 +547,7 @@ impl Actor for PeerConnection {
             said_bye: self.said_bye,
             released: self.released,
             was_member: !self.admitted.is_empty(),
+            no_room_there: self.no_room_there,
             client: self.client,
             shares_nothing: self.shares_nothing,
         });
@@ -639,15 +650,29 @@ impl PeerConnection {
         publishes: Vec<weft_wire::Publish>,
         ctx: &mut Context<Self>,
     ) {
+        let peer = self.peer;
+        self.hand_to_router(realm, ctx, |ticket| RemotePublish {
+            peer,
+            publishes,
+            ticket,
+        });
+    }
+
+    /// Hands the realm's router a message of this peer's, made with a ticket that counts it
+    /// against the session's limit; a full mailbox pauses the session until it takes it.
+    fn hand_to_router<M>(
+        &mut self,
+        realm: RealmIndex,
+        ctx: &mut Context<Self>,
+        msg: impl FnOnce(crate::sender::Ticket) -> M,
+    ) where
+        M: Message<Result = ()> + Send + 'static,
+        Router: Handler<M>,
+    {
         let Some(router) = self.routes.get(&realm).map(|r| &r.router) else {
             return;
         };
-        let msg = RemotePublish {
-            peer: self.peer,
-            publishes,
-            ticket: self.in_flight.ticket(),
-        };
-        match router.try_send(msg) {
+        match router.try_send(msg(self.in_flight.ticket())) {
             Ok(()) => {}
             Err(SendError::Full(msg)) => {
                 ctx.wait(router.send(msg).into_actor(self).map(|_, _, _| ()));
@@ -742,6 +767,14 @@ impl PeerConnection {
                 }
             }
             Frame::Publish(publish) => self.forward_publishes(publish.realm, vec![publish], ctx),
+            Frame::Forward(forward) => {
+                let (peer, realm) = (self.peer, forward.realm);
+                self.hand_to_router(realm, ctx, |ticket| RemoteForward {
+                    peer,
+                    forward,
+                    ticket,
+                });
+            }
             // Only a realm we named to the peer can be refused: anything else is noise it made up.
             Frame::Denied(denial) if !self.handshake.named(denial.realm) => {
                 debug!(peer = %self.did.short(), index = denial.realm, "denial for a realm we did not name ignored");
@@ -837,6 +870,7 @@ impl Handler<ReleasedByPeer> for PeerConnection {
 
     fn handle(&mut self, _msg: ReleasedByPeer, ctx: &mut Context<Self>) {
         self.released = true;
+        self.no_room_there = true;
         ctx.stop();
     }
 }

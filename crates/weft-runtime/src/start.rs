@@ -13,6 +13,7 @@ use weft_net::{NetEvent, Network};
 use weft_wire::RealmJoin;
 
 use crate::core::chains::wire_chain;
+use crate::core::forward::Scarcity;
 use crate::core::handshake::Greeting;
 use crate::core::seat::Seat;
 use crate::dht::Dht;
@@ -31,6 +32,7 @@ struct Built {
     node: Addr<Supervisor>,
     realms: Vec<RealmRuntime>,
     authorizer: Arc<Authorizer>,
+    scarcity: Arc<Scarcity>,
 }
 
 impl NodeHandle {
@@ -97,6 +99,7 @@ impl NodeHandle {
             did,
             listen,
             realms: built.realms,
+            scarcity: built.scarcity,
             peer_events,
             authorizer: built.authorizer,
             first_events: Mutex::new(Some(first_events)),
@@ -127,6 +130,15 @@ fn build(
     let dht = Dht::new(network.clone()).start();
     let mesh_members = config.limits.mesh_size();
     let short_realms = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let scarcity = Arc::new(Scarcity::new(std::time::Instant::now()));
+    // Nanoseconds since 1970: each start of this node numbers its publications in a run
+    // later than the one before.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        });
+    let key = Arc::new(config.net.keypair.clone());
     let mut links = Vec::new();
     let mut realms = Vec::new();
     let mut joins = Vec::new();
@@ -147,12 +159,18 @@ fn build(
             let (max_payload, congestion) = (config.max_payload, config.congestion);
             let max_subscriptions = config.limits.max_subscriptions_per_peer;
             let arbiter = &arbiters[i % arbiters.len().max(1)];
+            let (key, scarcity) = (key.clone(), scarcity.clone());
             Router::start_in_arbiter(&arbiter.handle(), move |_| {
-                Router::new(seat, max_payload)
+                let router = Router::new(seat, max_payload)
                     .dht(resolver)
                     .congestion(congestion)
                     .client(client)
-                    .max_subscriptions(max_subscriptions)
+                    .max_subscriptions(max_subscriptions);
+                // A client's access node forwards for it.
+                match client {
+                    true => router,
+                    false => router.forwarding(key, scarcity, run),
+                }
             })
         };
         let registry = {
@@ -219,6 +237,7 @@ fn build(
         agent: format!("weft/{}", env!("CARGO_PKG_VERSION")),
         tags: config.tags,
         client,
+        run,
         realms: joins,
     });
     let node = Supervisor::new(
@@ -234,11 +253,13 @@ fn build(
     )
     .client(client)
     .short_of_members(short_realms)
+    .scarcity(scarcity.clone())
     .limits(&config.limits)
     .start();
     Ok(Built {
         node,
         realms,
         authorizer,
+        scarcity,
     })
 }

@@ -24,6 +24,7 @@ use weft_net::{Multiaddr, NetEvent, Network, PeerId, peer_did};
 
 use crate::core::bare::Bare;
 use crate::core::budget::{Room, Sessions, session_cap};
+use crate::core::forward::Scarcity;
 use crate::core::handshake::Greeting;
 use crate::core::keys::membership_key;
 use crate::core::redial::{Ended, Next, Redials};
@@ -104,6 +105,8 @@ pub struct Supervisor {
     /// Realms holding fewer members than they dial: while any does, every connection starts a
     /// session, as a member found through Kademlia's own traffic is one it wants.
     short_realms: Arc<AtomicUsize>,
+    /// Marked whenever a session is refused or released for room: realms forward meanwhile.
+    scarcity: Arc<Scarcity>,
     listen: Vec<Multiaddr>,
     expected_listeners: usize,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
@@ -178,6 +181,7 @@ impl Supervisor {
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
             short_realms: Arc::default(),
+            scarcity: Arc::new(Scarcity::new(Instant::now())),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
@@ -202,6 +206,12 @@ impl Supervisor {
     /// Starts a session on every connection while `short` (realms short of members) is not 0.
     pub(crate) fn short_of_members(mut self, short: Arc<AtomicUsize>) -> Self {
         self.short_realms = short;
+        self
+    }
+
+    /// Where to mark that sessions are scarce (shared with the realms' routers).
+    pub(crate) fn scarcity(mut self, scarcity: Arc<Scarcity>) -> Self {
+        self.scarcity = scarcity;
         self
     }
 
@@ -303,6 +313,8 @@ impl Supervisor {
             }
             Room::Full => {
                 debug!(%peer, "no room for another session");
+                // Every session is busy or new: whoever this is, it cannot be reached directly.
+                self.scarcity.mark(Instant::now());
                 metrics::counter!("weft_sessions_refused_total", "reason" => "budget").increment(1);
                 false
             }
@@ -633,6 +645,11 @@ impl Handler<PeerGone> for Supervisor {
         });
         if msg.released {
             self.sessions.released(msg.peer, Instant::now());
+        }
+        // A member's session (released by either side), or one we could not get, ended for
+        // room: some subscriber may be out of reach. A stranger's `Release` says nothing.
+        if msg.released && (msg.was_member || msg.no_room_there) {
+            self.scarcity.mark(Instant::now());
         }
         if msg.released && !self.stopping {
             // The connection stays open for Kademlia: held as any without a session, so that a

@@ -42,6 +42,10 @@ pub(crate) struct RealmCounters {
     dropped_session_ended: Counter,
     denied: Counter,
     duplicates: Counter,
+    forwarded: Counter,
+    forward_refused: Counter,
+    dropped_too_late: Counter,
+    dropped_unforwardable: Counter,
     members: Gauge,
 }
 
@@ -60,6 +64,10 @@ impl RealmCounters {
             dropped_session_ended: dropped("session_ended"),
             denied: metrics::counter!("weft_publications_denied_total", "realm" => name.clone()),
             duplicates: metrics::counter!("weft_publications_duplicate_total", "realm" => name.clone()),
+            forwarded: metrics::counter!("weft_forward_batches_total", "realm" => name.clone(), "outcome" => "sent"),
+            forward_refused: metrics::counter!("weft_forward_batches_total", "realm" => name.clone(), "outcome" => "refused"),
+            dropped_unforwardable: dropped("unforwardable"),
+            dropped_too_late: dropped("too_late"),
             members: metrics::gauge!("weft_realm_members", "realm" => name),
         }
     }
@@ -107,9 +115,35 @@ impl RealmCounters {
         self.denied.increment(1);
     }
 
+    /// A peer's publication that goes nowhere, counted by why.
+    pub(crate) fn unrouted(&mut self, why: crate::core::pubsub::Unrouted) {
+        match why {
+            crate::core::pubsub::Unrouted::Duplicate => self.duplicate(),
+            crate::core::pubsub::Unrouted::TooLate => {
+                self.stats.dropped_too_late += 1;
+                self.dropped_too_late.increment(1);
+            }
+        }
+    }
+
     pub(crate) fn duplicate(&mut self) {
         self.stats.duplicates += 1;
         self.duplicates.increment(1);
+    }
+
+    pub(crate) fn forwarded(&mut self) {
+        self.stats.forwarded += 1;
+        self.forwarded.increment(1);
+    }
+
+    pub(crate) fn forward_refused(&mut self) {
+        self.stats.forward_refused += 1;
+        self.forward_refused.increment(1);
+    }
+
+    pub(crate) fn dropped_unforwardable(&mut self, publications: u64) {
+        self.stats.dropped_unforwardable += publications;
+        self.dropped_unforwardable.increment(publications);
     }
 
     pub(crate) fn members(&mut self, count: usize) {

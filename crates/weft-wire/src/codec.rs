@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use crate::{Frame, WireError};
 
 /// The wire version this code speaks.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Bytes before the body: the length prefix and the version byte.
 pub const HEADER_LEN: usize = 5;
 /// Default frame limit (length prefix value): 1 MiB of payload plus room for the envelope.
@@ -139,6 +139,13 @@ mod tests {
             Frame::Hello(Hello {
                 realms: vec![[7; 16], [8; 16]],
                 client: true,
+                run: 1_800_000_000_000_000_000,
+            }),
+            Frame::Forward(crate::Forward {
+                realm: 2,
+                hops: 9,
+                batch: bytes::Bytes::from_static(b"signed bytes"),
+                signature: bytes::Bytes::from_static(&[1; 64]),
             }),
             Frame::Join(Join {
                 realms: vec![RealmJoin {
@@ -337,6 +344,13 @@ mod tests {
         let too_many_realms = Frame::Hello(Hello {
             realms: vec![[0; 16]; crate::frame::MAX_REALMS + 1],
             client: false,
+            run: 0,
+        });
+        let short_signature = Frame::Forward(crate::Forward {
+            realm: 0,
+            hops: 0,
+            batch: bytes::Bytes::new(),
+            signature: bytes::Bytes::from_static(&[1; 63]),
         });
         let refused = [
             welcome("weft", crate::frame::MAX_TAGS + 1),
@@ -344,6 +358,7 @@ mod tests {
             join(crate::frame::MAX_CHAINS + 1, 0),
             join(1, crate::frame::MAX_PROOFS + 1),
             too_many_realms,
+            short_signature,
         ];
         for frame in &refused {
             let mut out = Vec::new();

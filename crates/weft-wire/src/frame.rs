@@ -84,6 +84,9 @@ pub enum Frame {
     /// budget. Unlike [`Frame::Bye`] it stays up and in its realms: reconnect when there is
     /// something to send it, not at once.
     Release,
+    /// Publications signed by their publisher, passed on by members for subscribers the
+    /// publisher holds no session with.
+    Forward(crate::forward::Forward),
 }
 
 /// Longest revocation record carried, in bytes.
@@ -120,6 +123,9 @@ pub struct Hello {
     /// nowhere, provides no DHT records, is never redialed, and relies on the receiver to route
     /// its publications, subscriptions, calls and procedures to the rest of the realm.
     pub client: bool,
+    /// This run of the sender (a number that grows from one start to the next): its
+    /// publications are numbered anew each run, and receivers keep its numbers per run.
+    pub run: u64,
 }
 
 /// A realm as it appears in a [`Hello`]: see [`realm_digest`].
@@ -417,7 +423,11 @@ impl Frame {
                 "a fault with a message of {} bytes (at most {MAX_OUTCOME_MESSAGE})",
                 message.len()
             ))),
+            Frame::Forward(forward) if forward.signature.len() != 64 => Err(WireError::Limit(
+                format!("a signature of {} bytes (64)", forward.signature.len()),
+            )),
             Frame::Revoke(_)
+            | Frame::Forward(_)
             | Frame::Hello(_)
             | Frame::Accepted
             | Frame::Interest(_)

@@ -23,10 +23,15 @@
 
 pub mod codec;
 pub mod error;
+pub mod forward;
 pub mod frame;
 
 pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
 pub use error::WireError;
+pub use forward::{
+    Forward, ForwardBatch, ForwardError, ForwardId, ForwardItem, MAX_FORWARD_ITEMS, forward_id,
+    forward_realm_id, open, seal,
+};
 pub use frame::{
     Call, Denial, Fault, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome, Publish,
     RealmDigest, RealmIndex, RealmJoin, Refusal, Reply, RevokeRecord, Welcome, WireChain,

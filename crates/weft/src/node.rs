@@ -330,6 +330,13 @@ impl Node {
         self.inner.is_running()
     }
 
+    /// Whether this node forwards its publications through the realms' members now: a session
+    /// was refused or released for room, on this node or by a peer, within the last two
+    /// minutes, so its own sessions may not reach every subscriber.
+    pub fn forwarding(&self) -> bool {
+        self.inner.forwarding()
+    }
+
     /// The DHT as this node sees it: routing table size, provided keys, query counts.
     pub async fn dht_stats(&self) -> DhtStats {
         self.inner.dht_stats().await

@@ -30,6 +30,8 @@ pub struct Greeting {
     pub tags: Vec<(String, String)>,
     /// This node is a client of the peers it connects to.
     pub client: bool,
+    /// This run of the node: grows from one start to the next (see `core::sequence`).
+    pub run: u64,
     /// This node's realms with its chains in each, in the order of its realm links: a realm's
     /// position here is its [`RealmIndex`] in this node's frames.
     pub realms: Vec<RealmJoin>,
@@ -115,6 +117,7 @@ impl Handshake {
                 .map(|join| self.ours(join))
                 .collect(),
             client: self.greeting.client,
+            run: self.greeting.run,
         }
     }
 
@@ -290,6 +293,7 @@ mod tests {
             agent: "weft/test".into(),
             tags: vec![("role".into(), "payments".into())],
             client: false,
+            run: 1,
             realms,
         })
     }
@@ -455,6 +459,7 @@ mod tests {
         let none = Hello {
             realms: vec![[0; 16]],
             client: false,
+            run: 1,
         };
         assert_eq!(fresh.on_hello(none).unwrap().unwrap().realms, Vec::new());
     }

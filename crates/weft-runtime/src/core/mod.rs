@@ -11,6 +11,7 @@ pub(crate) mod calls;
 pub(crate) mod caps;
 pub(crate) mod chains;
 pub(crate) mod discovery;
+pub(crate) mod forward;
 pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod interest;
@@ -45,6 +46,7 @@ mod tests {
         ("caps.rs", include_str!("caps.rs")),
         ("chains.rs", include_str!("chains.rs")),
         ("discovery.rs", include_str!("discovery.rs")),
+        ("forward.rs", include_str!("forward.rs")),
         ("handshake.rs", include_str!("handshake.rs")),
         ("inbound.rs", include_str!("inbound.rs")),
         ("interest.rs", include_str!("interest.rs")),

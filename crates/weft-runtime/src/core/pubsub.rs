@@ -41,6 +41,17 @@ pub(crate) trait Routed<P> {
     /// A client of this node: what it publishes is relayed to the realm, and what the realm
     /// publishes is relayed to it.
     fn client(&self) -> bool;
+    /// Its run, from its hello (`core::sequence`).
+    fn run(&self) -> u64;
+}
+
+/// Why a peer's publication goes nowhere (`core::sequence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unrouted {
+    /// It was delivered already, or is of the publisher's earlier run.
+    Duplicate,
+    /// It is too far behind the publisher's highest number to tell: counted as lost.
+    TooLate,
 }
 
 /// A publication's route, beside the targets written into the caller's vector.
@@ -93,12 +104,13 @@ impl<P: Clone + Eq + Hash, M: Routed<P>> Routing<P, M> {
     }
 
     /// Admits `peer` at `now`. A member that reconnects starts a new session: its old
-    /// subscriptions and numbering are void, and it has a while to announce them again.
+    /// subscriptions are void, and it has a while to announce them again. Its numbering goes
+    /// on (a restart is a new run, see `core::sequence`).
     pub(crate) fn join(&mut self, peer: P, member: M, now: Instant) -> Slot {
         if let Some(slot) = self.members.slot(&peer) {
             self.interests.remove_target(&Target::Peer(slot));
         }
-        self.sequencer.forget(&peer);
+        self.sequencer.session(&peer, member.run());
         self.absent.rejoined(&peer, now);
         self.members.insert(peer, member)
     }
@@ -118,7 +130,6 @@ impl<P: Clone + Eq + Hash, M: Routed<P>> Routing<P, M> {
             self.absent.left(peer.clone(), member.client(), held, now);
         }
         self.interests.remove_target(&target);
-        self.sequencer.forget(peer);
         Some((slot, member))
     }
 
@@ -172,8 +183,8 @@ impl<P: Clone + Eq + Hash, M: Routed<P>> Routing<P, M> {
 
     /// Starts routing a batch of `from`'s publications: see [`route_remote`](Self::route_remote)
     /// and [`end_batch`](Self::end_batch).
-    pub(crate) fn begin_batch(&self, from: &P) -> SequenceRun {
-        self.sequencer.run(from)
+    pub(crate) fn begin_batch(&self, from: &P, run: u64) -> SequenceRun {
+        self.sequencer.run(from, run)
     }
 
     /// Routes `from`'s publication number `seq` to `topic`, within the batch `run`: `None` for a
@@ -186,15 +197,17 @@ impl<P: Clone + Eq + Hash, M: Routed<P>> Routing<P, M> {
         seq: u64,
         topic: &Name,
         targets: &mut Vec<Target>,
-    ) -> Option<Route> {
+    ) -> Result<Route, Unrouted> {
         // Gaps are normal: a peer is sent only what matches its interests, and every
-        // publication of the realm takes a number. Duplicates and reordering count.
-        if run.handle(seq) == Sequenced::Duplicate {
-            return None;
+        // publication of the realm takes a number. Duplicates and late copies count.
+        match run.handle(seq) {
+            Sequenced::Duplicate => return Err(Unrouted::Duplicate),
+            Sequenced::TooLate => return Err(Unrouted::TooLate),
+            Sequenced::Deliver { .. } => {}
         }
         self.interests.targets_into(topic, targets);
         let missed = self.missed(topic, true, targets);
-        Some(Route { missed })
+        Ok(Route { missed })
     }
 
     /// Ends the batch `run` of `from`'s publications.
@@ -240,6 +253,9 @@ mod tests {
         }
         fn client(&self) -> bool {
             self.1
+        }
+        fn run(&self) -> u64 {
+            1
         }
     }
 
@@ -302,25 +318,27 @@ mod tests {
         }
         let topic = name("orders.placed");
         let mut targets = Vec::new();
-        let mut run = routing.begin_batch(&"member");
+        let mut run = routing.begin_batch(&"member", 1);
         assert!(
             routing
                 .route_remote(&mut run, 5, &topic, &mut targets)
-                .is_some()
+                .is_ok()
         );
         assert!(
-            routing
-                .route_remote(&mut run, 5, &topic, &mut targets)
-                .is_none(),
+            routing.route_remote(&mut run, 5, &topic, &mut targets) == Err(Unrouted::Duplicate),
             "the same number twice"
         );
         routing.end_batch("member", run);
-        let mut run = routing.begin_batch(&"member");
+        let mut run = routing.begin_batch(&"member", 1);
+        assert!(
+            routing.route_remote(&mut run, 5, &topic, &mut targets) == Err(Unrouted::Duplicate),
+            "delivered already, in a later batch"
+        );
         assert!(
             routing
                 .route_remote(&mut run, 4, &topic, &mut targets)
-                .is_none(),
-            "older than what was delivered, in a later batch"
+                .is_ok(),
+            "a lower number never delivered: a copy that came late"
         );
         routing.end_batch("member", run);
 

@@ -82,6 +82,9 @@ impl Routed<NodeId> for Peer {
     fn client(&self) -> bool {
         self.client
     }
+    fn run(&self) -> u64 {
+        1
+    }
 }
 
 #[derive(Debug)]
@@ -848,10 +851,10 @@ impl Sim {
                     false => Origin::Member,
                 };
                 let mut targets = Vec::new();
-                let mut run = routing.begin_batch(&from);
+                let mut run = routing.begin_batch(&from, 1);
                 let routed = routing.route_remote(&mut run, seq, &topic, &mut targets);
                 routing.end_batch(from, run);
-                let Some(route) = routed else {
+                let Ok(route) = routed else {
                     return;
                 };
                 self.nodes[to].missed += route.missed;

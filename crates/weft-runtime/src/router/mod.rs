@@ -7,8 +7,9 @@
 //! - [`RemotePublish`] from a `PeerConnection`: authorized (`msg/publish` of the sender, with the
 //!   chains it presented) **before** delivery, de-duplicated and ordered per publisher, then
 //!   delivered to local subscriptions, and relayed as `core::relay` says: a member's
-//!   publications to this node's clients, a client's to every peer that asked. Nothing goes from
-//!   member to member (nodes form a full mesh per realm).
+//!   publications to this node's clients, a client's to every peer that asked.
+//! - [`RemoteForward`] from a `PeerConnection`: a batch signed by its publisher, passed on by
+//!   members where sessions are scarce (`forwarding.rs`, `core::forward`).
 //!
 //! A node that is itself a client sends every publication to its access node, which routes it.
 //! - [`RemoteInterest`] from a `PeerConnection`: a peer's subscription, authorized
@@ -20,6 +21,8 @@
 //! (`local.rs`), both bounded; what does not fit is dropped and counted in [`RealmStats`].
 //!
 //! One router per realm, started on one of the node's arbiters; it stops with the actor system.
+
+mod forwarding;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,6 +54,9 @@ use crate::members::Member;
 use crate::telemetry::RealmCounters;
 use crate::waiters::Waiters;
 use crate::{Congestion, Event, Interests, PublishError, RealmStats, unix_now};
+
+use forwarding::Forwarding;
+pub use forwarding::RemoteForward;
 
 /// Publications taken from the lane per `Drain`: a flood from the application is handled in
 /// stretches, with the router's other messages in between.
@@ -202,6 +208,8 @@ pub struct Router {
     /// Peers' subscriptions, by slot and id, with the pattern and the chain sent with each: they
     /// end when the chain they rest on does.
     subscriptions: Standing<(Slot, u32), (Pattern, Option<weft_wire::WireChain>)>,
+    /// Publications passed between members where sessions are scarce (`core::forward`).
+    forwarding: Forwarding,
 }
 
 impl std::fmt::Debug for Router {
@@ -217,7 +225,9 @@ impl Router {
     /// The router of the realm `seat` names.
     pub(crate) fn new(seat: Arc<Seat>, max_payload: usize) -> Self {
         let counters = RealmCounters::new(seat.realm.name());
+        let realm_id = weft_wire::forward_realm_id(seat.realm.name(), seat.realm.owner());
         Self {
+            forwarding: Forwarding::new(realm_id),
             seat,
             max_payload,
             congestion: Congestion::default(),
@@ -245,6 +255,18 @@ impl Router {
     /// Subscriptions one peer may hold here.
     pub fn max_subscriptions(mut self, max: usize) -> Self {
         self.max_subscriptions = max;
+        self
+    }
+
+    /// Signs this node's publications with `key` for the overlay, into which they go while
+    /// `scarcity` says sessions are scarce (a client has no overlay: its access node forwards).
+    pub(crate) fn forwarding(
+        mut self,
+        key: Arc<weft_identity::Keypair>,
+        scarcity: Arc<crate::core::forward::Scarcity>,
+        run: u64,
+    ) -> Self {
+        self.forwarding = self.forwarding.with(key, scarcity, run);
         self
     }
 
@@ -354,6 +376,7 @@ impl Router {
 
     /// Sends the waiting publications that may go, and sets a timer for the next one.
     fn release(&mut self, ctx: &mut Context<Self>) {
+        self.forwarding.refresh();
         let now = std::time::Instant::now();
         loop {
             let (members, interests) = (self.routing.members(), self.routing.interests());
@@ -366,6 +389,7 @@ impl Router {
             };
             self.send_pending(pending);
         }
+        self.seal_forward();
         if let Some(deadline) = self.parked.deadline()
             && self.release_at.is_none_or(|at| deadline < at)
         {
@@ -457,6 +481,7 @@ impl Handler<Drain> for Router {
             return;
         };
         self.now = unix_now();
+        self.forwarding.refresh();
         let (queued, more) = lane.take(DRAIN_BATCH);
         let mut answers = std::mem::take(&mut self.answers);
         for queued in queued {
@@ -470,6 +495,7 @@ impl Handler<Drain> for Router {
             let _ = reply.send(published);
         }
         self.answers = answers;
+        self.seal_forward();
         self.resolve(ctx);
         if more {
             // Through the mailbox, behind what arrived meanwhile: peers' publications get their
@@ -555,6 +581,9 @@ impl Router {
         seq: u64,
         targets: &[Target],
     ) -> Published {
+        if self.forwarding.on {
+            self.gather_forward(topic, payload, seq, chain);
+        }
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
@@ -608,6 +637,7 @@ impl Handler<RemotePublish> for Router {
         };
         let publisher = member.record.clone();
         let did = publisher.did;
+        self.forwarding.refresh();
         let origin = match member.client {
             true => Origin::Client(msg.peer),
             false => Origin::Member,
@@ -617,7 +647,7 @@ impl Handler<RemotePublish> for Router {
         let mut memo = PublishMemo::default();
         let now = unix_now();
         let mut targets = std::mem::take(&mut self.targets);
-        let mut sequence = self.routing.begin_batch(&msg.peer);
+        let mut sequence = self.routing.begin_batch(&msg.peer, publisher.run);
         let mut accepted = false;
         for mut publish in msg.publishes {
             let topic = &publish.topic;
@@ -642,9 +672,12 @@ impl Handler<RemotePublish> for Router {
             let routed = self
                 .routing
                 .route_remote(&mut sequence, publish.seq, topic, &mut targets);
-            let Some(route) = routed else {
-                self.counters.duplicate();
-                continue;
+            let route = match routed {
+                Ok(route) => route,
+                Err(unrouted) => {
+                    self.counters.unrouted(unrouted);
+                    continue;
+                }
             };
             self.counters.received();
             accepted = true;
@@ -701,6 +734,7 @@ impl Handler<RemotePublish> for Router {
         self.routing.end_batch(msg.peer, sequence);
         self.targets = targets;
         self.flush_locals();
+        self.seal_forward();
         self.resolve(ctx);
     }
 }
@@ -713,6 +747,7 @@ impl Router {
     fn relay(&mut self, origin: &Origin<PeerId>, publish: &weft_wire::Publish, targets: &[Target]) {
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
+        let mut seq = None;
         for target in targets {
             let Target::Peer(slot) = target else {
                 continue;
@@ -724,7 +759,7 @@ impl Router {
                 let frame = Frame::Publish(weft_wire::Publish {
                     realm: self.seat.index,
                     topic: publish.topic.clone(),
-                    seq: self.routing.take_seq(),
+                    seq: *seq.get_or_insert_with(|| self.routing.take_seq()),
                     payload: publish.payload.clone(),
                     chain: None,
                 });
@@ -746,6 +781,13 @@ impl Router {
         }
         if encoded.capacity() <= KEEP_ENCODED {
             self.encoded = encoded;
+        }
+        if let Origin::Client(_) = origin
+            && self.forwarding.on
+        {
+            // Into the overlay under this node's chains, as it goes to members directly.
+            let seq = seq.unwrap_or_else(|| self.routing.take_seq());
+            self.gather_forward(&publish.topic, &publish.payload, seq, None);
         }
     }
 }

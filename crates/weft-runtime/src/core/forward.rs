@@ -1,0 +1,271 @@
+//! Forwarding between members: when a publication is forwarded, to whom, and what was seen.
+//!
+//! A publisher delivers directly to the subscribers it holds a session with. Where sessions are
+//! scarce (this node, or a peer, had to refuse or release one for room within
+//! [`SCARCE_FOR`]), that may not be all of them, so its publications also go into an overlay:
+//! the realm's member sessions. Each member passes a batch on once, to the members whose
+//! interests match and to up to [`DEGREE`] others allowed to subscribe to its topic, for at
+//! most [`HOPS`] hops. A batch holds publications of one topic, signed by their publisher
+//! (`weft_wire::forward`): a forwarder can drop it but not change it, and every node checks the
+//! signature and the publisher's `realm/join` and `msg/publish` before it delivers or passes
+//! anything on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use weft_wire::ForwardId;
+
+/// Hops a batch may take after its first: enough to cross a random overlay of degree 3 or more
+/// among thousands of members, few enough to bound a loop the duplicate filter missed.
+pub(crate) const HOPS: u8 = 10;
+/// Members a batch is passed on to besides those whose interests match.
+pub(crate) const DEGREE: usize = 6;
+/// Members tried as relays per batch: those that may not read its topic are skipped, and the
+/// work of trying is bounded.
+pub(crate) const RELAYS_TRIED: usize = 4 * DEGREE;
+/// How long after a session was refused or released for room publications are still forwarded.
+pub(crate) const SCARCE_FOR: Duration = Duration::from_secs(120);
+/// A batch signed longer ago than this (plus [`LEEWAY`]) is refused (`signed_at`, Unix
+/// seconds).
+pub(crate) const MAX_AGE: u64 = 30;
+/// How far the publisher's clock may be from this node's, either way.
+pub(crate) const LEEWAY: u64 = 60;
+/// How long a batch's id is remembered: past it, the age limit refuses a replay.
+const REMEMBER: Duration = Duration::from_secs(MAX_AGE + 2 * LEEWAY + 30);
+/// Most ids remembered: a flood of valid batches pushes the oldest out early, and then the
+/// sequence numbers still keep a replay from being delivered twice.
+const MAX_SEEN: usize = 64 * 1024;
+/// A publisher's batch is sealed once its payloads reach this many bytes.
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+
+/// Is a batch signed at `signed_at` recent enough to take at `now` (Unix seconds)?
+pub(crate) fn recent(signed_at: u64, now: u64) -> bool {
+    signed_at.saturating_add(MAX_AGE + LEEWAY) >= now && signed_at <= now.saturating_add(LEEWAY)
+}
+
+/// The ids of the batches this node took, for a while: each is passed on and delivered once.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    at: HashMap<ForwardId, Instant>,
+    order: VecDeque<(Instant, ForwardId)>,
+}
+
+impl Seen {
+    /// Was the batch `id` taken already?
+    pub(crate) fn contains(&mut self, id: &ForwardId, now: Instant) -> bool {
+        self.expire(now);
+        self.at.contains_key(id)
+    }
+
+    /// Records the batch `id` as taken (only once it verified: a forged copy must not keep the
+    /// real one out).
+    pub(crate) fn insert(&mut self, id: ForwardId, now: Instant) {
+        self.expire(now);
+        if self.at.insert(id, now).is_none() {
+            self.order.push_back((now, id));
+        }
+        while self.order.len() > MAX_SEEN {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.at.remove(&old);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, id)) = self.order.front() {
+            if now.saturating_duration_since(*at) < REMEMBER {
+                break;
+            }
+            self.at.remove(id);
+            self.order.pop_front();
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+}
+
+/// Whether sessions are scarce on this node: shared by the supervisor, which marks it when a
+/// session is refused or released for room on either side, and the realms' routers, which
+/// forward while it lasts.
+#[derive(Debug)]
+pub(crate) struct Scarcity {
+    start: Instant,
+    /// Milliseconds after `start` of the last mark, plus one (0: never).
+    last: AtomicU64,
+}
+
+impl Scarcity {
+    pub(crate) fn new(start: Instant) -> Self {
+        Self {
+            start,
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// A session was refused or released for room at `now`.
+    pub(crate) fn mark(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.start).as_millis();
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX - 1);
+        self.last.fetch_max(ms + 1, Ordering::Relaxed);
+    }
+
+    /// Were sessions scarce within [`SCARCE_FOR`] of `now`?
+    pub(crate) fn scarce(&self, now: Instant) -> bool {
+        match self.last.load(Ordering::Relaxed) {
+            0 => false,
+            last => {
+                let at = self.start + Duration::from_millis(last - 1);
+                now.saturating_duration_since(at) < SCARCE_FOR
+            }
+        }
+    }
+}
+
+/// Whom a batch goes to next: every candidate whose interests match (an authorized
+/// subscription covers the batch's topic), and up to [`DEGREE`] of the others that `may_read`
+/// says may subscribe to it, tried in an order the batch's id picks so that batches spread
+/// over the overlay; at most [`RELAYS_TRIED`] are tried. `from` (the member it came from) and
+/// `publisher` never get it back.
+pub(crate) fn next_hops<S: Copy + PartialEq>(
+    candidates: &[(S, bool)],
+    from: Option<S>,
+    publisher: Option<S>,
+    id: &ForwardId,
+    mut may_read: impl FnMut(S) -> bool,
+) -> Vec<S> {
+    let eligible = |s: &S| Some(*s) != from && Some(*s) != publisher;
+    let mut hops: Vec<S> = candidates
+        .iter()
+        .filter(|(s, interested)| *interested && eligible(s))
+        .map(|(s, _)| *s)
+        .collect();
+    let others: Vec<S> = candidates
+        .iter()
+        .filter(|(s, interested)| !*interested && eligible(s))
+        .map(|(s, _)| *s)
+        .collect();
+    if !others.is_empty() {
+        let start = usize::from(u16::from_le_bytes([id[0], id[1]])) % others.len();
+        let relays = others
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(others.len().min(RELAYS_TRIED))
+            .filter(|s| may_read(**s))
+            .take(DEGREE);
+        hops.extend(relays);
+    }
+    hops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_800_000_000;
+
+    #[test]
+    fn a_batch_is_taken_within_its_age_and_the_clock_leeway() {
+        assert!(recent(T0, T0));
+        assert!(recent(T0 - MAX_AGE - LEEWAY, T0), "a clock behind ours");
+        assert!(!recent(T0 - MAX_AGE - LEEWAY - 1, T0), "too old: a replay");
+        assert!(recent(T0 + LEEWAY, T0), "a clock ahead of ours");
+        assert!(!recent(T0 + LEEWAY + 1, T0));
+        assert!(!recent(u64::MAX, T0));
+    }
+
+    #[test]
+    fn an_id_is_remembered_until_its_batch_is_too_old_to_take() {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        assert!(!seen.contains(&[1; 16], start));
+        seen.insert([1; 16], start);
+        seen.insert([1; 16], start);
+        assert!(seen.contains(&[1; 16], start + Duration::from_secs(MAX_AGE + 2 * LEEWAY)));
+        assert!(!seen.contains(&[1; 16], start + REMEMBER));
+        assert_eq!(seen.len(), 0);
+    }
+
+    #[test]
+    fn the_ids_remembered_are_bounded() {
+        let start = Instant::now();
+        let mut seen = Seen::default();
+        for i in 0..MAX_SEEN as u32 + 10 {
+            let mut id = [0; 16];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            seen.insert(id, start);
+        }
+        assert_eq!(seen.len(), MAX_SEEN);
+        assert!(!seen.contains(&[0; 16], start), "the oldest went first");
+    }
+
+    #[test]
+    fn scarcity_lasts_its_while_after_the_last_mark() {
+        let start = Instant::now();
+        let scarcity = Scarcity::new(start);
+        assert!(!scarcity.scarce(start));
+        let at = start + Duration::from_secs(5);
+        scarcity.mark(at);
+        scarcity.mark(start);
+        assert!(scarcity.scarce(at + SCARCE_FOR - Duration::from_millis(1)));
+        assert!(
+            !scarcity.scarce(at + SCARCE_FOR),
+            "an earlier mark does not undo a later one"
+        );
+    }
+
+    #[test]
+    fn a_batch_goes_to_the_interested_and_a_few_others_never_back() {
+        let id = [0; 16];
+        let candidates: Vec<(u32, bool)> = (0..20).map(|s| (s, s % 5 == 0)).collect();
+        let hops = next_hops(&candidates, Some(5), Some(7), &id, |_| true);
+        for s in [0, 10, 15] {
+            assert!(hops.contains(&s), "interested {s} gets it");
+        }
+        assert!(!hops.contains(&5) && !hops.contains(&7));
+        assert_eq!(hops.len(), 3 + DEGREE);
+        let mut unique = hops.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), hops.len(), "each once");
+
+        // Another batch takes other members first.
+        let other = next_hops(&candidates, Some(5), Some(7), &[9; 16], |_| true);
+        assert_ne!(hops, other);
+
+        // Fewer candidates than the degree: all of them.
+        let few = [(1u32, false), (2, false)];
+        assert_eq!(next_hops(&few, Some(1), None, &id, |_| true), vec![2]);
+        assert!(next_hops::<u32>(&[], None, None, &id, |_| true).is_empty());
+    }
+
+    #[test]
+    fn a_relay_must_be_allowed_to_read_the_topic_and_the_trying_is_bounded() {
+        let id = [0; 16];
+        let candidates: Vec<(u32, bool)> = (0..100).map(|s| (s, s == 50)).collect();
+        let mut tried = 0;
+        let hops = next_hops(&candidates, None, None, &id, |s| {
+            tried += 1;
+            s % 2 == 0
+        });
+        assert!(
+            hops.contains(&50),
+            "interested: its subscription was authorized"
+        );
+        assert!(hops.iter().all(|s| s % 2 == 0), "{hops:?}");
+        assert_eq!(hops.len(), 1 + DEGREE);
+        assert!(tried <= RELAYS_TRIED);
+
+        let mut tried = 0;
+        let none = next_hops(&candidates, None, None, &id, |_| {
+            tried += 1;
+            false
+        });
+        assert_eq!(none, vec![50], "no reader: only the interested");
+        assert_eq!(tried, RELAYS_TRIED);
+    }
+}

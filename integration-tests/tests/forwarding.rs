@@ -1,0 +1,345 @@
+//! Forwarded publications from a hostile member: what a forwarder cannot do to a publisher's
+//! signed batch, checked by the node that takes it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use weft::{Builder, Did, Keypair, Node, RealmName};
+use weft_integration_tests::{RawPeer, next_event, shutdown, within};
+use weft_wire::{ForwardBatch, ForwardItem, Frame, WireChain, forward_realm_id, seal};
+
+const REALM: &str = "io.acme";
+
+/// The owner's grant to `to` of `ability` on `resource`, as sent on the wire.
+fn grant(owner: &Keypair, to: Did, resource: &str, ability: &str) -> WireChain {
+    let token = Builder::new(owner, to)
+        .claim(resource, ability)
+        .expires_at(4_000_000_000)
+        .build()
+        .unwrap();
+    WireChain {
+        leaf: token.as_str().to_owned(),
+        proofs: Vec::new(),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A batch of one publication to `orders.placed`, numbered `seq` in run 1.
+fn batch(
+    realm: [u8; 32],
+    publisher: &Keypair,
+    chains: Vec<WireChain>,
+    seq: u64,
+    n: i64,
+) -> ForwardBatch {
+    ForwardBatch {
+        realm,
+        publisher: publisher.did(),
+        signed_at: now(),
+        run: 1,
+        chains,
+        chain: None,
+        topic: weft::Name::new("orders.placed").unwrap(),
+        items: vec![ForwardItem {
+            seq,
+            payload: Bytes::from(serde_json::to_vec(&json!({ "n": n })).unwrap()),
+        }],
+    }
+}
+
+/// A member passes on batches of publishers it is not: the node delivers those signed by a
+/// publisher allowed in the realm and to publish to the topic, once each, in whatever order
+/// they come; it refuses an altered one, one of a publisher without `msg/publish` on the topic
+/// or without `realm/join`, one signed for another realm, a stale one and an empty one. A
+/// replay, re-signed or not, is not delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_can_pass_on_a_publishers_batch_but_not_forge_alter_or_replay_it() {
+    let owner = Keypair::generate().unwrap();
+    let node = Node::builder()
+        .key(owner.clone())
+        .realm(REALM, owner.did())
+        .start()
+        .await
+        .unwrap();
+    let mut orders = node
+        .realm(REALM)
+        .unwrap()
+        .subscribe("orders.*")
+        .await
+        .unwrap();
+
+    let forwarder = Keypair::generate().unwrap();
+    let join = grant(&owner, forwarder.did(), "weft://io.acme", "realm/join");
+    let raw = RawPeer::join_as(&node, REALM, Some(owner.did()), vec![join], forwarder).await;
+
+    let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
+    let publisher = Keypair::generate().unwrap();
+    let may = vec![
+        grant(&owner, publisher.did(), "weft://io.acme", "realm/join"),
+        grant(
+            &owner,
+            publisher.did(),
+            "weft://io.acme/orders.*",
+            "msg/publish",
+        ),
+    ];
+    let send = |forward: weft_wire::Forward| {
+        let raw = &raw;
+        async move { raw.send(&Frame::Forward(forward)).await }
+    };
+
+    // The publisher's batch, as signed.
+    let good = seal(
+        &publisher,
+        &batch(realm, &publisher, may.clone(), 10, 1),
+        0,
+        0,
+    )
+    .unwrap();
+    send(good.clone()).await;
+    let event = next_event(&mut orders).await;
+    assert_eq!(event.publisher, publisher.did());
+    assert_eq!(event.json::<Value>().unwrap(), json!({ "n": 1 }));
+
+    // The same batch again, and the same publication signed again (a new batch, the old number).
+    send(good.clone()).await;
+    let mut again = batch(realm, &publisher, may.clone(), 10, 1);
+    again.signed_at -= 5;
+    send(seal(&publisher, &again, 0, 0).unwrap()).await;
+
+    // Its payload changed under the publisher's signature.
+    let mut altered = good.clone();
+    let changed = batch(realm, &publisher, may.clone(), 11, 666);
+    altered.batch = Bytes::from(postcard::to_allocvec(&changed).unwrap());
+    send(altered).await;
+
+    // A publisher allowed to publish elsewhere only, and one that may publish but not join.
+    let narrow_key = Keypair::generate().unwrap();
+    let narrow = vec![
+        grant(&owner, narrow_key.did(), "weft://io.acme", "realm/join"),
+        grant(
+            &owner,
+            narrow_key.did(),
+            "weft://io.acme/audit.*",
+            "msg/publish",
+        ),
+    ];
+    send(
+        seal(
+            &narrow_key,
+            &batch(realm, &narrow_key, narrow, 1, 666),
+            0,
+            0,
+        )
+        .unwrap(),
+    )
+    .await;
+    let outsider = Keypair::generate().unwrap();
+    let no_join = vec![grant(
+        &owner,
+        outsider.did(),
+        "weft://io.acme/orders.*",
+        "msg/publish",
+    )];
+    send(seal(&outsider, &batch(realm, &outsider, no_join, 1, 666), 0, 0).unwrap()).await;
+
+    // Signed for the open realm of the same name; signed two minutes ago; with nothing in it
+    // (which would otherwise need no authority at all).
+    let open = forward_realm_id(&RealmName::new(REALM).unwrap(), None);
+    send(
+        seal(
+            &publisher,
+            &batch(open, &publisher, may.clone(), 12, 666),
+            0,
+            0,
+        )
+        .unwrap(),
+    )
+    .await;
+    let mut stale = batch(realm, &publisher, may.clone(), 13, 666);
+    stale.signed_at -= 120;
+    send(seal(&publisher, &stale, 0, 0).unwrap()).await;
+    let mut empty = batch(realm, &publisher, may.clone(), 14, 666);
+    empty.items.clear();
+    send(seal(&publisher, &empty, 0, 0).unwrap()).await;
+
+    // Two batches passed on out of order, as two paths would: both are delivered, once.
+    let later = seal(
+        &publisher,
+        &batch(realm, &publisher, may.clone(), 21, 3),
+        0,
+        0,
+    )
+    .unwrap();
+    let earlier = seal(
+        &publisher,
+        &batch(realm, &publisher, may.clone(), 20, 2),
+        0,
+        0,
+    )
+    .unwrap();
+    send(later.clone()).await;
+    send(earlier).await;
+    let mut late = Vec::new();
+    for _ in 0..2 {
+        late.push(next_event(&mut orders).await.json::<Value>().unwrap()["n"].clone());
+    }
+    assert_eq!(
+        late,
+        vec![json!(3), json!(2)],
+        "nothing in between was delivered"
+    );
+
+    // A new run of the publisher (it restarted): its numbering starts again.
+    let mut restarted = batch(realm, &publisher, may.clone(), 1, 4);
+    restarted.run = 2;
+    send(seal(&publisher, &restarted, 0, 0).unwrap()).await;
+    let event = next_event(&mut orders).await;
+    assert_eq!(event.json::<Value>().unwrap(), json!({ "n": 4 }));
+
+    // A gateway's batch, published under a client's chain delegated to it (alone, as a
+    // `Publish` frame's own chain is); its own chains only let it join.
+    let (gateway, client) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let to_client = Builder::new(&owner, client.did())
+        .claim("weft://io.acme/orders.*", "msg/publish")
+        .expires_at(4_000_000_000)
+        .build()
+        .unwrap();
+    let to_gateway = Builder::new(&client, gateway.did())
+        .claim("weft://io.acme/orders.*", "msg/publish")
+        .proof(*to_client.cid())
+        .expires_at(4_000_000_000)
+        .build()
+        .unwrap();
+    let joins = vec![grant(&owner, gateway.did(), "weft://io.acme", "realm/join")];
+    let mut own_only = batch(realm, &gateway, joins.clone(), 1, 666);
+    own_only.signed_at -= 1;
+    send(seal(&gateway, &own_only, 0, 0).unwrap()).await;
+    let mut delegated = batch(realm, &gateway, joins, 1, 5);
+    delegated.chain = Some(WireChain {
+        leaf: to_gateway.as_str().to_owned(),
+        proofs: vec![to_client.as_str().to_owned()],
+    });
+    send(seal(&gateway, &delegated, 0, 0).unwrap()).await;
+    let event = next_event(&mut orders).await;
+    assert_eq!(event.publisher, gateway.did());
+    assert_eq!(event.json::<Value>().unwrap(), json!({ "n": 5 }));
+
+    let stats = node.realm(REALM).unwrap().stats().await;
+    assert_eq!(stats.forward_refused, 7, "{stats:?}");
+    assert_eq!(stats.duplicates, 1, "the re-signed publication: {stats:?}");
+    assert_eq!(stats.delivered, 5, "{stats:?}");
+
+    raw.close().await;
+    within("the node stops", shutdown(&[node])).await;
+}
+
+/// A member passes a batch on only to members that may read its topic: one allowed to
+/// subscribe to it gets the batch as a relay though it subscribes to nothing; one allowed to
+/// subscribe elsewhere only never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
+    let owner = Keypair::generate().unwrap();
+    let node = Node::builder()
+        .key(owner.clone())
+        .realm(REALM, owner.did())
+        .start()
+        .await
+        .unwrap();
+    let join = |key: &Keypair, subscribe: &str| {
+        vec![
+            grant(&owner, key.did(), "weft://io.acme", "realm/join"),
+            grant(&owner, key.did(), subscribe, "msg/subscribe"),
+        ]
+    };
+    let (reader_key, other_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
+    let mut reader = RawPeer::join_as(
+        &node,
+        REALM,
+        Some(owner.did()),
+        join(&reader_key, "weft://io.acme/orders.*"),
+        reader_key,
+    )
+    .await;
+    let mut other = RawPeer::join_as(
+        &node,
+        REALM,
+        Some(owner.did()),
+        join(&other_key, "weft://io.acme/audit.*"),
+        other_key,
+    )
+    .await;
+    // The other member subscribes to what it may: the node's publications there come to it.
+    other
+        .send(&Frame::Interest(weft_wire::Interest::Subscribe {
+            realm: 0,
+            id: 1,
+            pattern: weft::Pattern::new("audit.*").unwrap(),
+            chain: None,
+        }))
+        .await;
+    within(
+        "the node routes to the other member",
+        node.realm(REALM).unwrap().wait_for_subscriber("audit.log"),
+    )
+    .await
+    .unwrap();
+
+    let forwarder_key = Keypair::generate().unwrap();
+    let forwarder = RawPeer::join_as(
+        &node,
+        REALM,
+        Some(owner.did()),
+        join(&forwarder_key, "weft://io.acme/orders.*"),
+        forwarder_key,
+    )
+    .await;
+    let publisher = Keypair::generate().unwrap();
+    let may = vec![
+        grant(&owner, publisher.did(), "weft://io.acme", "realm/join"),
+        grant(
+            &owner,
+            publisher.did(),
+            "weft://io.acme/orders.*",
+            "msg/publish",
+        ),
+    ];
+    let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
+    let sealed = seal(&publisher, &batch(realm, &publisher, may, 1, 1), 0, 3).unwrap();
+    forwarder.send(&Frame::Forward(sealed.clone())).await;
+
+    let frames = reader.read_until(|f| matches!(f, Frame::Forward(_))).await;
+    let Some(Frame::Forward(passed)) = frames.into_iter().find(|f| matches!(f, Frame::Forward(_)))
+    else {
+        panic!("the reader got no batch");
+    };
+    assert_eq!(
+        (passed.batch, passed.hops),
+        (sealed.batch, 2),
+        "as signed, one hop less"
+    );
+
+    // Behind the batch on the other member's stream, had it been sent: the node's own
+    // publication to what that member subscribes to.
+    node.realm(REALM)
+        .unwrap()
+        .publish("audit.log", &json!({"x": 1}))
+        .await
+        .unwrap();
+    let frames = other.read_until(|f| matches!(f, Frame::Publish(_))).await;
+    assert!(
+        !frames.iter().any(|f| matches!(f, Frame::Forward(_))),
+        "{frames:?}"
+    );
+    for raw in [reader, other, forwarder] {
+        raw.close().await;
+    }
+    within("the node stops", shutdown(&[node])).await;
+}
