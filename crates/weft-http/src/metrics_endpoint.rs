@@ -115,6 +115,10 @@ fn describe() {
         "weft_ucan_denials_total",
         "Capability checks refused, by error code."
     );
+    describe_gauge!(
+        "weft_forwarding",
+        "1 while this node forwards its publications through other members: a session was refused or released for room within 2 min."
+    );
     describe_counter!(
         "weft_forward_batches_total",
         "Signed batches of publications passed between members, by realm and outcome: sent into the overlay or passed on (sent), refused on arrival (refused)."

@@ -52,6 +52,14 @@ impl PeerSender {
         self.outbox.push_tagged(frame, realm)
     }
 
+    /// Queues an encoded batch passed through this session (`Frame::Forward`) as
+    /// [`send_publication`](Self::send_publication) does, without making the session look busy:
+    /// batches reach their subscribers through other members too, so carrying them is no reason
+    /// to keep a session a direct publication or call needs.
+    pub fn send_passing(&self, frame: &[u8], realm: RealmIndex) -> Pushed {
+        self.outbox.push_tagged(frame, realm)
+    }
+
     /// Queues an encoded control frame (interest, denial, goodbye): never dropped while the peer
     /// is connected, and written before queued data.
     pub fn send_control(&self, frame: &[u8]) {

@@ -330,6 +330,12 @@ impl Supervisor {
             }
         }
         metrics::gauge!("weft_sessions").set(self.sessions.len() as f64);
+        if self.sessions.full() && !self.client {
+            // A subscriber found now could not be given a session without losing another.
+            self.scarcity.mark(now);
+        }
+        let forwarding = self.scarcity.scarce(now);
+        metrics::gauge!("weft_forwarding").set(if forwarding { 1.0 } else { 0.0 });
     }
 
     /// Keeps a connection without a session (`core::bare`): closes what it evicts, and this

@@ -190,6 +190,11 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
     }
 
     /// Sessions held.
+    /// Every session this node may hold is held: a new one would release one or be refused.
+    pub(crate) fn full(&self) -> bool {
+        self.held.len() >= self.cap
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.held.len()
     }
@@ -229,9 +234,11 @@ mod tests {
         let now = Instant::now();
         let mut sessions = sessions(2);
         assert_eq!(start(&mut sessions, 1, now), Room::Free);
+        assert!(!sessions.full());
         assert_eq!(start(&mut sessions, 2, now), Room::Free);
         assert_eq!(start(&mut sessions, 2, now), Room::Free, "already held");
         assert_eq!(sessions.len(), 2);
+        assert!(sessions.full(), "a new one would have to take a place");
     }
 
     #[test]

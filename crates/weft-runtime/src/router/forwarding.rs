@@ -251,11 +251,7 @@ impl Router {
             let Some(member) = self.routing.members().get(*slot) else {
                 continue;
             };
-            if !member
-                .sender
-                .send_publication(&encoded, self.seat.index)
-                .queued
-            {
+            if !member.sender.send_passing(&encoded, self.seat.index).queued {
                 self.counters.dropped_slow_peer();
             }
         }
@@ -330,9 +326,9 @@ impl Handler<RemoteForward> for Router {
                 return;
             }
         };
-        // Only once it verified: a forged copy must not keep the real one out.
+        // Only once it verified: a forged copy must not keep the real one out. Not activity:
+        // see `PeerSender::send_passing`.
         self.forwarding.seen.insert(id, now);
-        record.sender.active.touch();
         if batch.publisher == self.seat.did {
             return;
         }
