@@ -24,6 +24,31 @@ fn grant(owner: &Keypair, to: Did, resource: &str, ability: &str) -> WireChain {
     }
 }
 
+/// A node of `REALM`, keyed as its owner, and the owner's key.
+async fn owned_node() -> (Keypair, Node) {
+    let owner = Keypair::generate().unwrap();
+    let node = Node::builder()
+        .key(owner.clone())
+        .realm(REALM, owner.did())
+        .start()
+        .await
+        .unwrap();
+    (owner, node)
+}
+
+/// The owner's grants to `publisher` to join and to publish to `orders.*`.
+fn may_publish(owner: &Keypair, publisher: &Keypair) -> Vec<WireChain> {
+    vec![
+        grant(owner, publisher.did(), "weft://io.acme", "realm/join"),
+        grant(
+            owner,
+            publisher.did(),
+            "weft://io.acme/orders.*",
+            "msg/publish",
+        ),
+    ]
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -61,13 +86,7 @@ fn batch(
 /// replay, re-signed or not, is not delivered twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_can_pass_on_a_publishers_batch_but_not_forge_alter_or_replay_it() {
-    let owner = Keypair::generate().unwrap();
-    let node = Node::builder()
-        .key(owner.clone())
-        .realm(REALM, owner.did())
-        .start()
-        .await
-        .unwrap();
+    let (owner, node) = owned_node().await;
     let mut orders = node
         .realm(REALM)
         .unwrap()
@@ -81,15 +100,7 @@ async fn a_member_can_pass_on_a_publishers_batch_but_not_forge_alter_or_replay_i
 
     let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
     let publisher = Keypair::generate().unwrap();
-    let may = vec![
-        grant(&owner, publisher.did(), "weft://io.acme", "realm/join"),
-        grant(
-            &owner,
-            publisher.did(),
-            "weft://io.acme/orders.*",
-            "msg/publish",
-        ),
-    ];
+    let may = may_publish(&owner, &publisher);
     let send = |forward: weft_wire::Forward| {
         let raw = &raw;
         async move { raw.send(&Frame::Forward(forward)).await }
@@ -246,13 +257,7 @@ async fn a_member_can_pass_on_a_publishers_batch_but_not_forge_alter_or_replay_i
 /// subscribe elsewhere only never sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
-    let owner = Keypair::generate().unwrap();
-    let node = Node::builder()
-        .key(owner.clone())
-        .realm(REALM, owner.did())
-        .start()
-        .await
-        .unwrap();
+    let (owner, node) = owned_node().await;
     let join = |key: &Keypair, subscribe: &str| {
         vec![
             grant(&owner, key.did(), "weft://io.acme", "realm/join"),
@@ -302,15 +307,7 @@ async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
     )
     .await;
     let publisher = Keypair::generate().unwrap();
-    let may = vec![
-        grant(&owner, publisher.did(), "weft://io.acme", "realm/join"),
-        grant(
-            &owner,
-            publisher.did(),
-            "weft://io.acme/orders.*",
-            "msg/publish",
-        ),
-    ];
+    let may = may_publish(&owner, &publisher);
     let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
     let sealed = seal(&publisher, &batch(realm, &publisher, may, 1, 1), 0, 3).unwrap();
     forwarder.send(&Frame::Forward(sealed.clone())).await;
