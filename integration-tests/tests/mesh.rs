@@ -265,6 +265,28 @@ async fn sessions(node: &Node) -> BTreeSet<weft::Did> {
     node.peers().await.into_iter().map(|p| p.did).collect()
 }
 
+/// Which side of a topic's DHT records to look in.
+#[derive(Clone, Copy)]
+enum Side {
+    Publishers,
+    Subscribers,
+}
+
+/// Returns once `node`'s lookup of `topic`'s buckets in `realm` names `who` on `side`.
+async fn announced(node: &Node, realm: &str, topic: &str, who: weft::Did, side: Side) {
+    loop {
+        let found = node.dht_topic(realm, topic).await.unwrap();
+        let named = match side {
+            Side::Publishers => found.publishers,
+            Side::Subscribers => found.subscribers,
+        };
+        if named.contains(&who) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// With no full mesh (`mesh_members = 0`: each node holds a session with its bootstrap node
 /// only), a publisher and a subscriber that were never connected find each other through the
 /// DHT, whichever comes first, and a caller finds a provider; none of them connects to the
@@ -307,17 +329,10 @@ async fn without_a_full_mesh_publishers_subscribers_and_providers_meet_through_t
         .publish("metrics.cpu", &json!({"n": 0}))
         .await
         .unwrap();
-    within("the early publisher's record is found", async {
-        while !hub
-            .dht_topic("big", "metrics.cpu")
-            .await
-            .unwrap()
-            .publishers
-            .contains(&early.did())
-        {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
+    within(
+        "the early publisher's record is found",
+        announced(hub, "big", "metrics.cpu", early.did(), Side::Publishers),
+    )
     .await;
     let mut metrics = realm(late).subscribe("metrics.*").await.unwrap();
     // The early publisher looked for subscribers when it first published, before this one
@@ -523,22 +538,24 @@ async fn a_full_node_that_refuses_a_publisher_gets_its_publications_through_a_me
     .await
     .unwrap();
     within("both subscribers' records are in the DHT", async {
-        loop {
-            // A node's own lookup does not name itself.
-            let (from_hub, from_spoke) = (
-                hub.dht_topic("budget", "orders.placed").await.unwrap(),
-                spokes[0]
-                    .dht_topic("budget", "orders.placed")
-                    .await
-                    .unwrap(),
-            );
-            if from_hub.subscribers.contains(&spokes[0].did())
-                && from_spoke.subscribers.contains(&hub.did())
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        // A node's own lookup does not name itself.
+        let subscribers = Side::Subscribers;
+        announced(
+            &hub,
+            "budget",
+            "orders.placed",
+            spokes[0].did(),
+            subscribers,
+        )
+        .await;
+        announced(
+            &spokes[0],
+            "budget",
+            "orders.placed",
+            hub.did(),
+            subscribers,
+        )
+        .await;
     })
     .await;
 
@@ -646,15 +663,7 @@ async fn the_first_publication_to_a_bucket_waits_for_the_lookup_that_finds_its_s
     let mut metrics = realm(subscriber).subscribe("metrics.*").await.unwrap();
     within("the subscriber's records are in the DHT", async {
         for topic in ["orders.placed", "metrics.cpu"] {
-            while !hub
-                .dht_topic("big", topic)
-                .await
-                .unwrap()
-                .subscribers
-                .contains(&subscriber.did())
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+            announced(hub, "big", topic, subscriber.did(), Side::Subscribers).await;
         }
     })
     .await;

@@ -355,15 +355,9 @@ impl Handler<RemoteForward> for Router {
             let routed = self
                 .routing
                 .route_remote(&mut sequence, item.seq, &topic, &mut targets);
-            let route = match routed {
-                Ok(route) => route,
-                Err(unrouted) => {
-                    self.counters.unrouted(unrouted);
-                    continue;
-                }
-            };
-            self.counters.received();
-            self.counters.dropped_peer_gone(route.missed);
+            if !self.count_routed(routed) {
+                continue;
+            }
             // A client that published it does not get it back.
             targets.retain(|target| Some(*target) != publisher_slot.map(Target::Peer));
             let publish = weft_wire::Publish {

@@ -40,7 +40,7 @@ use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
 use crate::core::memo::PublishMemo;
 use crate::core::parked::Parked;
-use crate::core::pubsub::{Routing, Target};
+use crate::core::pubsub::{Route, Routing, Target, Unrouted};
 use crate::core::relay::Origin;
 use crate::core::resolve::{Publishing, Record, Step};
 use crate::core::roster::Credentials as _;
@@ -672,16 +672,10 @@ impl Handler<RemotePublish> for Router {
             let routed = self
                 .routing
                 .route_remote(&mut sequence, publish.seq, topic, &mut targets);
-            let route = match routed {
-                Ok(route) => route,
-                Err(unrouted) => {
-                    self.counters.unrouted(unrouted);
-                    continue;
-                }
-            };
-            self.counters.received();
+            if !self.count_routed(routed) {
+                continue;
+            }
             accepted = true;
-            self.counters.dropped_peer_gone(route.missed);
             let mut relay_now = true;
             if let Origin::Client(_) = origin {
                 // In the mesh for its client: the topic's subscribers are found as for its own,
@@ -740,6 +734,22 @@ impl Handler<RemotePublish> for Router {
 }
 
 impl Router {
+    /// Counts a peer's publication as received, with the deliveries absent members miss, or
+    /// as why it goes nowhere. True if it is to be delivered.
+    fn count_routed(&mut self, routed: Result<Route, Unrouted>) -> bool {
+        match routed {
+            Ok(route) => {
+                self.counters.received();
+                self.counters.dropped_peer_gone(route.missed);
+                true
+            }
+            Err(unrouted) => {
+                self.counters.unrouted(unrouted);
+                false
+            }
+        }
+    }
+
     /// Sends a peer's publication on to the peers among `targets` that [`relay::publish_to`]
     /// allows, numbered as this node's own: a peer sees one sequence from this node, whoever
     /// published. Under this node's own chains: the receiver checks this node may publish, as
