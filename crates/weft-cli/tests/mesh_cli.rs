@@ -563,3 +563,76 @@ fn a_remote_error_is_one_printable_line() {
         "{stderr:?}"
     );
 }
+
+/// Issue 14, client mode: clients that name an owned realm without its owner (`--realm io.acme`)
+/// are told the owner by their access node and join that realm, rather than an open realm of
+/// that name that nobody hosts.
+#[test]
+fn a_client_naming_an_owned_realm_without_its_owner_joins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |name: &str| {
+        let path = dir.path().join(name);
+        let did = run_ok(&["id", "new", "--out", path.to_str().unwrap()]);
+        (path.to_str().unwrap().to_owned(), did.trim().to_owned())
+    };
+    let (owner, owner_did) = key("owner.pem");
+    let realm = format!("io.acme={owner_did}");
+    let (_node, addr) = node(&["--realm", &realm, "--key", &owner]);
+    // Two clients, each with its own key and the owner's grant.
+    let client = |name: &str, command: &str| {
+        let (key, did) = key(name);
+        let grant = run_ok(&[
+            "ucan",
+            "issue",
+            "--key",
+            &owner,
+            "--aud",
+            &did,
+            "--cap",
+            "weft://io.acme=realm/join",
+            "--cap",
+            "weft://io.acme/orders.**=msg/publish",
+            "--cap",
+            "weft://io.acme/orders.**=msg/subscribe",
+            "--exp",
+            "3600",
+        ]);
+        let mut c = weft();
+        c.args([command, "--connect", &addr, "--realm", "io.acme"])
+            .args(["--key", &key, "--ucan", grant.trim()]);
+        c
+    };
+    let mut sub = client("subscriber.pem", "sub")
+        .args(["orders.*", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sub_out, sub_err) = (
+        lines(sub.stdout.take().unwrap()),
+        lines(sub.stderr.take().unwrap()),
+    );
+    let mut sub = Killed(sub);
+    let told = wait_for(&sub_err, LIMIT, |l| l.contains("is owned by"));
+    assert_eq!(
+        told,
+        format!("io.acme is owned by {owner_did} at {addr}: joining {realm}")
+    );
+    wait_for(&sub_err, LIMIT, |l| l == "ready");
+
+    let out = client("publisher.pem", "pub")
+        .args(["orders.placed", r#"{"n":1}"#])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let event: Value = serde_json::from_str(&wait_for(&sub_out, LIMIT, |_| true)).unwrap();
+    assert_eq!(
+        (event["topic"].as_str(), event["payload"]["n"].as_u64()),
+        (Some("orders.placed"), Some(1))
+    );
+    assert!(sub.0.wait().unwrap().success());
+}

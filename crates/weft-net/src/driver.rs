@@ -27,6 +27,8 @@ const MAX_STREAMS: u32 = 32;
 const COMMAND_CAPACITY: usize = 256;
 /// How often peers' expired provider records are removed from the store.
 const STORE_SWEEP: Duration = Duration::from_secs(30);
+/// How long a node closing down waits for its connections' closes to go out.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Providers one lookup dials at most: a key with many stale records costs a bounded number of
 /// handshakes, and the periodic lookups reach the rest. Enough for a publisher to reach a
 /// bucket's subscribers in one lookup, as nothing forwards to those it does not reach.
@@ -60,6 +62,10 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<()>,
     },
+    IsConnected {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
     Forget {
         peer: PeerId,
         keys: Vec<Vec<u8>>,
@@ -81,6 +87,9 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<DhtStats>,
     },
+    /// Stops, closing every connection first so that peers know at once.
+    Close,
+    /// Stops as a crash would: peers find out when their connections time out.
     Shutdown,
 }
 
@@ -280,6 +289,10 @@ impl Driver {
             tokio::select! {
                 _ = sweep.tick() => self.remove_expired_records(),
                 command = self.commands.recv() => match command {
+                    Some(Command::Close) => {
+                        self.close_all().await;
+                        break;
+                    }
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.handle_command(command),
                 },
@@ -291,6 +304,23 @@ impl Driver {
             }
         }
         debug!("network driver stopped");
+    }
+
+    /// Closes every connection and drives the swarm until they are closed (or [`CLOSE_GRACE`]
+    /// passed), so that each peer is told now rather than at its idle timeout: a peer left with
+    /// a dead connection would open its streams on it, and wait.
+    async fn close_all(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let closed = async {
+            while self.swarm.connected_peers().next().is_some() {
+                // Nothing is reported any more: the node is going away.
+                let _ = self.swarm.select_next_some().await;
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, closed).await;
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -359,6 +389,9 @@ impl Driver {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 let _ = reply.send(());
             }
+            Command::IsConnected { peer, reply } => {
+                let _ = reply.send(self.swarm.is_connected(&peer));
+            }
             Command::Forget { peer, keys } => {
                 // It left on purpose: its records here and its routing entry only lead to dials
                 // that time out.
@@ -402,7 +435,7 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
-            Command::Shutdown => {}
+            Command::Close | Command::Shutdown => {}
         }
     }
 
@@ -740,7 +773,10 @@ impl Driver {
         }
     }
 
-    async fn emit(&self, event: NetEvent) -> Result<(), ()> {
-        self.events.send(event).await.map_err(|_| ())
+    /// Hands `event` to the node. The future holds a sender, not the driver, so that the
+    /// driver's own future stays `Send` (the swarm is not `Sync`) and can run on a shared runtime.
+    fn emit(&self, event: NetEvent) -> impl Future<Output = Result<(), ()>> + Send + 'static {
+        let events = self.events.clone();
+        async move { events.send(event).await.map_err(|_| ()) }
     }
 }

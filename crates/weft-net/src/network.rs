@@ -92,6 +92,38 @@ impl Network {
         Ok((network, events, NetThread(thread)))
     }
 
+    /// Starts the network as a task on `runtime`, shared with other nodes, instead of on a
+    /// thread of its own; it ends with [`Network::close`] or [`Network::shutdown`] (or the
+    /// runtime). Returns once the swarm is built.
+    pub async fn start_on(
+        config: NetConfig,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(Network, mpsc::Receiver<NetEvent>), NetError> {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let handle = runtime.clone();
+        runtime.spawn(async move {
+            match Driver::new(config) {
+                Ok((driver, commands, control, peer_id, events)) => {
+                    let network = Network {
+                        commands,
+                        control,
+                        peer_id,
+                        runtime: handle,
+                    };
+                    if ready_tx.send(Ok((network, events))).is_ok() {
+                        driver.run().await;
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            }
+        });
+        ready_rx
+            .await
+            .map_err(|_| NetError::Start("the network task ended while starting".into()))?
+    }
+
     /// This node's PeerId.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
@@ -201,6 +233,12 @@ impl Network {
         self.call(|reply| Command::Disconnect { peer, reply }).await
     }
 
+    /// Whether at least one connection to `peer` is established.
+    pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.call(|reply| Command::IsConnected { peer, reply })
+            .await
+    }
+
     /// Opens a weft stream to a connected (or dialable) peer.
     pub async fn open_stream(&self, peer: PeerId) -> Result<Stream, NetError> {
         let mut control = self.control.clone();
@@ -223,7 +261,13 @@ impl Network {
         self.runtime.spawn(future)
     }
 
-    /// Stops the swarm; the network thread ends once in-flight work is dropped.
+    /// Closes every connection, telling each peer, then stops the swarm.
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+    }
+
+    /// Stops the swarm without closing its connections, as a crash would: peers find out at
+    /// their idle timeout. The network thread ends once in-flight work is dropped.
     pub async fn shutdown(&self) {
         // An error means the driver is gone already, which is what was asked.
         let _ = self.commands.send(Command::Shutdown).await;

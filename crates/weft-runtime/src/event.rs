@@ -57,6 +57,17 @@ pub enum PeerEvent {
         /// The peer's explanation.
         reason: String,
     },
+    /// This node is a client, and its access node hosts a realm it named without an owner as an
+    /// owned realm (and no open realm of that name). The client is not admitted there; naming
+    /// the realm as `realm=owner` joins it.
+    RealmOwned {
+        /// The access node.
+        did: Did,
+        /// The realm's name.
+        realm: String,
+        /// Its owner, as the access node says.
+        owner: Did,
+    },
     /// A bootstrap address could not be reached. While the node has no peer it keeps dialing
     /// its bootstrap addresses, on the reconnect schedule.
     Unreachable {

@@ -29,7 +29,7 @@ use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
-use crate::core::handshake::{Greeting, Handshake, PeerTags};
+use crate::core::handshake::{Greeting, Handshake, Joined, PeerTags};
 use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
 use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
@@ -78,10 +78,11 @@ pub struct PeerAdmitted {
     pub client: bool,
 }
 
-/// A peer refused us in one of our realms.
+/// What a peer told this node that the application hears: a refusal in one of its realms, or
+/// the owner of a realm it named without one.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct PeerDenied {
+pub struct PeerNotice {
     /// What to tell the application.
     pub event: PeerEvent,
 }
@@ -116,8 +117,8 @@ pub struct Reports {
     pub spoke: Recipient<PeerSpoke>,
     /// This node admitted the peer to a realm.
     pub admitted: Recipient<PeerAdmitted>,
-    /// The peer refused us somewhere.
-    pub denied: Recipient<PeerDenied>,
+    /// The peer refused us somewhere, or told us a realm's owner.
+    pub notices: Recipient<PeerNotice>,
     /// The session ended.
     pub gone: Recipient<PeerGone>,
 }
@@ -404,10 +405,20 @@ impl PeerConnection {
     }
 
     fn handle_join(&mut self, join: Join, ctx: &mut Context<Self>) {
-        let claims = match self.handshake.on_join(join) {
-            Ok(claims) => claims,
+        let Joined { claims, owned } = match self.handshake.on_join(join) {
+            Ok(joined) => joined,
             Err(e) => return self.broke_greeting(e, ctx),
         };
+        for (realm, owner) in owned {
+            info!(peer = %self.did.short(), %realm, %owner, "the access node hosts this realm as an owned realm");
+            self.reports.notices.do_send(PeerNotice {
+                event: PeerEvent::RealmOwned {
+                    did: self.did,
+                    realm: realm.to_string(),
+                    owner,
+                },
+            });
+        }
         if self.handshake.shares_nothing(&claims) {
             // No goodbye: that would make the peer forget this node in the DHT too. The
             // connection stays for Kademlia, and closes once idle (`limits.idle_timeout`).
@@ -786,7 +797,7 @@ impl PeerConnection {
                     .map(|l| l.realm.to_string())
                     .unwrap_or_default();
                 warn!(peer = %self.did, %realm, code = ?denial.code, reason = ?denial.reason, "peer refused us in a realm");
-                self.reports.denied.do_send(PeerDenied {
+                self.reports.notices.do_send(PeerNotice {
                     event: PeerEvent::Denied {
                         did: self.did,
                         realm,

@@ -30,8 +30,8 @@ use crate::core::keys::membership_key;
 use crate::core::redial::{Ended, Next, Redials};
 use crate::core::silent::Silent;
 use crate::peer::{
-    AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection,
-    PeerDenied, PeerGone, PeerGreeted, PeerSpoke, RealmLink, Release, Reports,
+    AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection, PeerGone,
+    PeerGreeted, PeerNotice, PeerSpoke, RealmLink, Release, Reports,
 };
 use crate::registry::Withdraw;
 use crate::sender::Activity;
@@ -262,7 +262,7 @@ impl Supervisor {
                 greeted: ctx.address().recipient(),
                 spoke: ctx.address().recipient(),
                 admitted: ctx.address().recipient(),
-                denied: ctx.address().recipient(),
+                notices: ctx.address().recipient(),
                 gone: ctx.address().recipient(),
             },
             self.links.clone(),
@@ -557,8 +557,22 @@ impl StreamHandler<NetEvent> for Supervisor {
                         false,
                     ),
                 };
+                let fresh = !self.peers.contains_key(&peer);
                 match self.connect_peer(peer, addr, connected, ctx) {
-                    Ok(actor) => actor.do_send(AttachInbound { stream }),
+                    Ok(actor) => {
+                        actor.do_send(AttachInbound { stream });
+                        if fresh && !connected {
+                            // The connection event is behind this stream, or never comes: a
+                            // peer that reconnects before its last connection here closed (a
+                            // client restarted with the same key) is connected already.
+                            let network = self.network.clone();
+                            self.network.spawn(async move {
+                                if network.is_connected(peer).await.unwrap_or(false) {
+                                    actor.do_send(Connected);
+                                }
+                            });
+                        }
+                    }
                     // Told, so that it neither waits for an answer nor tries again at once.
                     Err(NoSession::NoRoom) => {
                         self.network.spawn(async move {
@@ -622,11 +636,11 @@ impl Handler<PeerAdmitted> for Supervisor {
     }
 }
 
-/// Tells the application a peer refused us in a realm.
-impl Handler<PeerDenied> for Supervisor {
+/// Tells the application what a peer told us.
+impl Handler<PeerNotice> for Supervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: PeerDenied, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: PeerNotice, _ctx: &mut Context<Self>) {
         let _ = self.peer_events.send(msg.event);
     }
 }
@@ -785,7 +799,7 @@ impl Handler<Shutdown> for Supervisor {
                 let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, join_all(withdrawn)).await;
                 let leaving = peers.iter().map(|peer| peer.send(Leave));
                 let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, join_all(leaving)).await;
-                network.shutdown().await;
+                network.close().await;
             }
             .into_actor(self),
         )

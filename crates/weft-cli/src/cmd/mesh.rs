@@ -306,21 +306,53 @@ async fn run_command(command: &[String], arguments: &Value) -> Result<Value, Han
         .map_err(|e| HandlerError::new("bad_result", format!("{program} did not print JSON: {e}")))
 }
 
-/// Attaches to `--connect` as its client, and waits until the realm admits it.
+/// Attaches to `--connect` as its client, and waits until the realm admits it. A realm named
+/// without its owner, which the access node hosts as an owned realm, is joined under the owner
+/// the access node names (the client relies on its access node for everything else too).
 async fn client(args: &ClientArgs) -> Result<Node, CliError> {
+    match attach(args, &args.realm).await? {
+        Attached::Admitted(node) => Ok(*node),
+        Attached::Owned(owner) if !args.realm.contains('=') => {
+            let realm = format!("{}={owner}", args.realm);
+            eprintln!(
+                "{} is owned by {owner} at {}: joining {realm}",
+                args.realm, args.connect
+            );
+            match attach(args, &realm).await? {
+                Attached::Admitted(node) => Ok(*node),
+                Attached::Owned(_) => Err(unanswered(args)),
+            }
+        }
+        Attached::Owned(_) => Err(unanswered(args)),
+    }
+}
+
+/// How an attempt to attach ended, short of an error.
+enum Attached {
+    /// The realm admitted the client.
+    Admitted(Box<Node>),
+    /// The access node hosts the realm, named without an owner, as owned by this DID.
+    Owned(weft::Did),
+}
+
+/// One attempt to attach to `--connect` in `realm` (`NAME` or `NAME=OWNER`).
+async fn attach(args: &ClientArgs, realm: &str) -> Result<Attached, CliError> {
     let key = load_key(args.key.as_deref())?;
     let did = key.did();
     let builder = Node::builder().key(key).connect(args.connect.clone());
-    let builder = with_realms(builder, std::slice::from_ref(&args.realm), &args.ucan, did)?;
+    let builder = with_realms(builder, &[realm.to_owned()], &args.ucan, did)?;
     let node = builder.start().await?;
     let mut events = node.peer_events();
-    let realm = client_realm(&node, args)?;
+    let handle = client_realm(&node, args)?;
     // Admitted by us is not enough: the node may refuse us, and says so with a denial.
     let admitted = tokio::select! {
-        joined = tokio::time::timeout(CONNECT_TIMEOUT, realm.wait_for_members(1)) => joined.is_ok(),
-        denial = next_denial(&mut events) => {
+        joined = tokio::time::timeout(CONNECT_TIMEOUT, handle.wait_for_members(1)) => joined.is_ok(),
+        told = next_notice(&mut events) => {
             node.shutdown().await;
-            return Err(CliError::Unauthorized(denial));
+            return match told {
+                Notice::Denied(denial) => Err(CliError::Unauthorized(denial)),
+                Notice::Owned(owner) => Ok(Attached::Owned(owner)),
+            };
         }
     };
     while let Ok(event) = events.try_recv() {
@@ -337,14 +369,18 @@ async fn client(args: &ClientArgs) -> Result<Node, CliError> {
     }
     if !admitted {
         node.shutdown().await;
-        return Err(CliError::Unavailable(format!(
-            "no node of realm {} answered at {} within {}s (is it running, and does this client hold realm/join?)",
-            args.realm,
-            args.connect,
-            CONNECT_TIMEOUT.as_secs()
-        )));
+        return Err(unanswered(args));
     }
-    Ok(node)
+    Ok(Attached::Admitted(Box::new(node)))
+}
+
+fn unanswered(args: &ClientArgs) -> CliError {
+    CliError::Unavailable(format!(
+        "no node of realm {} answered at {} within {}s (is it running, and does this client hold realm/join?)",
+        args.realm,
+        args.connect,
+        CONNECT_TIMEOUT.as_secs()
+    ))
 }
 
 /// A peer's refusal as one line: `unauthorized in io.acme=did:…: chain … grants no …`, without
@@ -357,8 +393,16 @@ fn refusal(code: &str, realm: &str, reason: &str) -> String {
     format!("{code} in {realm}: {reason}")
 }
 
-/// The next refusal by a peer, as text; pending forever if none comes.
-async fn next_denial(events: &mut weft::PeerEvents) -> String {
+/// What the access node told a client before admitting it.
+enum Notice {
+    /// A refusal, as text.
+    Denied(String),
+    /// The owner of the realm the client named without one.
+    Owned(weft::Did),
+}
+
+/// The next refusal by a peer, or realm owner it names; pending forever if none comes.
+async fn next_notice(events: &mut weft::PeerEvents) -> Notice {
     loop {
         match events.recv().await {
             Ok(weft::PeerEvent::Denied {
@@ -366,7 +410,8 @@ async fn next_denial(events: &mut weft::PeerEvents) -> String {
                 code,
                 reason,
                 ..
-            }) => return refusal(&code, &realm, &reason),
+            }) => return Notice::Denied(refusal(&code, &realm, &reason)),
+            Ok(weft::PeerEvent::RealmOwned { owner, .. }) => return Notice::Owned(owner),
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                 std::future::pending::<()>().await
