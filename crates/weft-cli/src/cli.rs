@@ -110,7 +110,7 @@ pub(crate) struct NodeArgs {
     /// How fast a silent peer is declared gone (e.g. 10s).
     #[arg(long, value_name = "DURATION")]
     pub(crate) liveness: Option<String>,
-    /// Connections held at once, inbound and outbound (default 1024).
+    /// Connections held at once, inbound and outbound (default 64).
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<String>,
     /// Inbound QUIC handshakes in progress at once (default 128).

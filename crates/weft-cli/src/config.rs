@@ -27,7 +27,7 @@
 //! congestion = "drop"                           # WEFT_LIMITS_CONGESTION     --congestion (drop|block)
 //! idle_timeout = "10s"                          # WEFT_LIMITS_IDLE_TIMEOUT   --idle-timeout
 //! liveness = "10s"                              # WEFT_LIMITS_LIVENESS       --liveness
-//! max_connections = 1024                      # WEFT_LIMITS_MAX_CONNECTIONS  --max-connections
+//! max_connections = 64                        # WEFT_LIMITS_MAX_CONNECTIONS  --max-connections
 //! max_incoming_handshakes = 128               # WEFT_LIMITS_MAX_INCOMING_HANDSHAKES  --max-incoming-handshakes
 //! max_silent_peers = 256                      # WEFT_LIMITS_MAX_SILENT_PEERS  --max-silent-peers
 //! hello_timeout = "5s"                        # WEFT_LIMITS_HELLO_TIMEOUT  --hello-timeout

@@ -58,7 +58,7 @@ impl NetConfig {
             query_timeout: Duration::from_secs(10),
             event_capacity: 1024,
             client: false,
-            max_connections: 1024,
+            max_connections: 64,
             max_incoming_handshakes: 128,
         }
     }

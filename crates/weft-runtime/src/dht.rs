@@ -5,11 +5,15 @@
 //! message; results are logged, and providers found are dialed by the network layer
 //! while the query still knows their addresses. Lives as long as the node.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use actix::prelude::*;
 use tracing::{debug, warn};
 use weft_auth::Realm;
 use weft_net::Network;
 
+use crate::core::forward::{self, Scarcity};
 use crate::core::keys::{publication_key, subscription_key};
 use crate::core::resolve::{Record, Step};
 
@@ -104,6 +108,8 @@ pub struct Dht {
     network: Network,
     /// [`Connect`] lookups in flight.
     connecting: usize,
+    /// While sessions are scarce, lookups dial few of what they find (`forward::dials_per_lookup`).
+    scarcity: Arc<Scarcity>,
 }
 
 impl Dht {
@@ -112,7 +118,14 @@ impl Dht {
         Self {
             network,
             connecting: 0,
+            scarcity: Arc::new(Scarcity::new(Instant::now())),
         }
+    }
+
+    /// Reads whether sessions are scarce from `scarcity`.
+    pub(crate) fn scarcity(mut self, scarcity: Arc<Scarcity>) -> Self {
+        self.scarcity = scarcity;
+        self
     }
 }
 
@@ -128,7 +141,8 @@ impl Handler<Connect> for Dht {
         }
         self.connecting += 1;
         let network = self.network.clone();
-        let lookup = async move { network.find_providers(msg.key).await };
+        let dial = forward::dials_per_lookup(self.scarcity.scarce(Instant::now()));
+        let lookup = async move { network.find_providers_dialing(msg.key, dial).await };
         Box::pin(lookup.into_actor(self).map(|found, act, _ctx| {
             act.connecting -= 1;
             match found {

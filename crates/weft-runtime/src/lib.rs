@@ -50,6 +50,7 @@ mod revocations;
 pub mod router;
 pub mod sender;
 pub mod settings;
+mod shared;
 mod start;
 pub mod supervisor;
 pub mod telemetry;
@@ -65,6 +66,7 @@ pub use event::{Event, PeerEvent, PeerInfo, RealmStats, TopicPeers};
 pub use handle::{NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
 pub use registry::{CallContext, ProcedureHandler};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
+pub use shared::SharedRuntime;
 
 /// Seconds since the Unix epoch, for UCAN time checks.
 pub(crate) fn unix_now() -> u64 {

@@ -49,6 +49,9 @@ pub struct NodeConfig {
     pub revocations: Vec<weft_ucan::Revocation>,
     /// What peers can make this node hold or do.
     pub limits: Limits,
+    /// Threads shared with other nodes of this process, instead of the node's own (see
+    /// [`SharedRuntime`](crate::SharedRuntime): for nodes that live as long as the runtime).
+    pub shared: Option<crate::SharedRuntime>,
 }
 
 /// Bounds on what peers can make a node hold or do. Past each, the node refuses or lets go and
@@ -56,7 +59,7 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Connections held at once, inbound and outbound (default 1024). A new one takes the place
+    /// Connections held at once, inbound and outbound (default 64). A new one takes the place
     /// of the oldest that carries no session; sessions are held to three quarters of this, a
     /// new one releasing the session idle longest (see `idle_session`).
     pub max_connections: u32,
@@ -103,7 +106,7 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_connections: 1024,
+            max_connections: 64,
             max_incoming_handshakes: 128,
             max_silent_peers: 256,
             hello_timeout: std::time::Duration::from_secs(5),
@@ -169,6 +172,7 @@ impl NodeConfig {
             revocations_file: None,
             revocations: Vec::new(),
             limits: Limits::default(),
+            shared: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use actix::prelude::*;
+use actix_rt::ArbiterHandle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_auth::Authorizer;
 use weft_net::{NetEvent, Network};
@@ -24,6 +25,7 @@ use crate::peer::RealmLink;
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
 use crate::router::Router;
+use crate::shared::SharedRuntime;
 use crate::supervisor::{ListenAddrs, Supervisor};
 use crate::telemetry::CallMetrics;
 use crate::{NodeConfig, PeerEvent, StartError};
@@ -43,12 +45,13 @@ impl NodeHandle {
                 return Err(StartError::DuplicateRealm(a.realm.to_string()));
             }
         }
+        if let Some(shared) = config.shared.clone() {
+            return Self::start_shared(config, &shared).await;
+        }
         let did = config.net.keypair.did();
         let expected_listeners = config.net.listen.len();
         let revocation_log = RevocationLog::new(config.revocations_file.clone());
-        let mut net = config.net.clone();
-        net.max_connections = config.limits.max_connections;
-        net.max_incoming_handshakes = config.limits.max_incoming_handshakes;
+        let net = net_config(&config);
         let (network, events, net_thread) = Network::start(net)?;
         let network_handle = network.clone();
         let (peer_events, first_events) = broadcast::channel(256);
@@ -62,13 +65,14 @@ impl NodeHandle {
                 let arbiters = system.block_on(async move {
                     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                     let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+                    let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
                     let built = build(
                         config,
                         network,
                         events,
                         expected_listeners,
                         peer_events_for_actors,
-                        &arbiters,
+                        &handles,
                     );
                     if ready_tx.send(built).is_ok() {
                         let _ = stop_rx.await;
@@ -89,11 +93,7 @@ impl NodeHandle {
         let built = ready_rx
             .await
             .map_err(|_| StartError::Actors("the actor thread died while starting".into()))??;
-        let (listen_tx, listen_rx) = oneshot::channel();
-        built.node.do_send(ListenAddrs { reply: listen_tx });
-        let listen = listen_rx
-            .await
-            .map_err(|_| StartError::Actors("the node stopped while starting".into()))?;
+        let listen = listening(&built).await?;
         Ok(NodeHandle {
             node: built.node,
             did,
@@ -110,6 +110,76 @@ impl NodeHandle {
             revocation_log,
         })
     }
+
+    /// Starts the network as a task of `shared`'s network runtime and the actors on its
+    /// arbiters: no thread of its own.
+    async fn start_shared(
+        config: NodeConfig,
+        shared: &SharedRuntime,
+    ) -> Result<NodeHandle, StartError> {
+        let did = config.net.keypair.did();
+        let expected_listeners = config.net.listen.len();
+        let revocation_log = RevocationLog::new(config.revocations_file.clone());
+        let runtime = shared
+            .net()
+            .ok_or_else(|| StartError::Actors("the shared runtime is stopping".into()))?;
+        let (network, events) = Network::start_on(net_config(&config), runtime).await?;
+        let network_handle = network.clone();
+        let (peer_events, first_events) = broadcast::channel(256);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let peer_events_for_actors = peer_events.clone();
+        let arbiters = shared.arbiters().to_vec();
+        let spawned = shared.system().spawn_fn(move || {
+            let built = build(
+                config,
+                network,
+                events,
+                expected_listeners,
+                peer_events_for_actors,
+                &arbiters,
+            );
+            let _ = ready_tx.send(built);
+        });
+        if !spawned {
+            return Err(StartError::Actors("the shared actor system stopped".into()));
+        }
+        let built = ready_rx
+            .await
+            .map_err(|_| StartError::Actors("the actor system stopped while starting".into()))??;
+        let listen = listening(&built).await?;
+        Ok(NodeHandle {
+            node: built.node,
+            did,
+            listen,
+            realms: built.realms,
+            scarcity: built.scarcity,
+            peer_events,
+            authorizer: built.authorizer,
+            first_events: Mutex::new(Some(first_events)),
+            network: network_handle,
+            stop: Mutex::new(None),
+            thread: Mutex::new(None),
+            net_thread: Mutex::new(None),
+            revocation_log,
+        })
+    }
+}
+
+/// The network's part of `config`, with the node's limits applied.
+fn net_config(config: &NodeConfig) -> weft_net::NetConfig {
+    let mut net = config.net.clone();
+    net.max_connections = config.limits.max_connections;
+    net.max_incoming_handshakes = config.limits.max_incoming_handshakes;
+    net
+}
+
+/// Waits until every listener of the node is up, and returns their addresses.
+async fn listening(built: &Built) -> Result<Vec<weft_net::Multiaddr>, StartError> {
+    let (listen_tx, listen_rx) = oneshot::channel();
+    built.node.do_send(ListenAddrs { reply: listen_tx });
+    listen_rx
+        .await
+        .map_err(|_| StartError::Actors("the node stopped while starting".into()))
 }
 
 /// Starts the actors, on the actix system thread.
@@ -119,7 +189,7 @@ fn build(
     events: mpsc::Receiver<NetEvent>,
     expected_listeners: usize,
     peer_events: broadcast::Sender<PeerEvent>,
-    arbiters: &[Arbiter],
+    arbiters: &[ArbiterHandle],
 ) -> Result<Built, StartError> {
     let own_did = config.net.keypair.did();
     let client = config.net.client;
@@ -127,10 +197,10 @@ fn build(
     for record in &config.revocations {
         authorizer.apply(record).map_err(StartError::Revocation)?;
     }
-    let dht = Dht::new(network.clone()).start();
+    let scarcity = Arc::new(Scarcity::new(std::time::Instant::now()));
+    let dht = Dht::new(network.clone()).scarcity(scarcity.clone()).start();
     let mesh_members = config.limits.mesh_size();
     let short_realms = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let scarcity = Arc::new(Scarcity::new(std::time::Instant::now()));
     // Nanoseconds since 1970: each start of this node numbers its publications in a run
     // later than the one before.
     let run = std::time::SystemTime::now()
@@ -160,7 +230,7 @@ fn build(
             let max_subscriptions = config.limits.max_subscriptions_per_peer;
             let arbiter = &arbiters[i % arbiters.len().max(1)];
             let (key, scarcity) = (key.clone(), scarcity.clone());
-            Router::start_in_arbiter(&arbiter.handle(), move |_| {
+            Router::start_in_arbiter(arbiter, move |_| {
                 let router = Router::new(seat, max_payload)
                     .dht(resolver)
                     .congestion(congestion)
@@ -177,7 +247,7 @@ fn build(
             let (seat, network, dht) = (seat.clone(), network.clone(), dht.clone());
             let limits = config.limits.clone();
             let arbiter = &arbiters[i % arbiters.len().max(1)];
-            Registry::start_in_arbiter(&arbiter.handle(), move |_| {
+            Registry::start_in_arbiter(arbiter, move |_| {
                 Registry::new(seat, network, dht)
                     .client(client)
                     .limits(&limits)

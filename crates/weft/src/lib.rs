@@ -59,7 +59,7 @@ pub use node::{CallOptions, Node, NodeBuilder, RealmHandle};
 pub use weft_runtime::{
     AdvertiseError, BackoffPolicy, CallContext, CallError, Congestion, Event, HandlerError, Limits,
     PeerEvent, PeerEvents, PeerInfo, ProcedureHandler, PublishError, RealmStats, Registration,
-    StartError, Strategy, SubscribeError, Subscription, TopicPeers,
+    SharedRuntime, StartError, Strategy, SubscribeError, Subscription, TopicPeers,
 };
 
 pub use weft_auth as auth;

@@ -14,8 +14,8 @@ use weft_net::{DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::Limits;
 use weft_runtime::{
     BackoffPolicy, CallContext, Congestion, HandlerError, NodeConfig, NodeHandle, PeerEvents,
-    PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration, Strategy,
-    Subscription, TopicPeers,
+    PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration, SharedRuntime,
+    Strategy, Subscription, TopicPeers,
 };
 
 use crate::Error;
@@ -60,6 +60,7 @@ pub struct NodeBuilder {
     revocations: Vec<weft_ucan::Revocation>,
     revocations_file: Option<std::path::PathBuf>,
     limits: Option<Limits>,
+    shared: Option<SharedRuntime>,
 }
 
 impl NodeBuilder {
@@ -195,6 +196,13 @@ impl NodeBuilder {
         self
     }
 
+    /// Runs the node on threads shared with other nodes of this process rather than its own
+    /// (see [`SharedRuntime`]: for nodes that live as long as it does, such as a benchmark's).
+    pub fn shared(mut self, runtime: &SharedRuntime) -> Self {
+        self.shared = Some(runtime.clone());
+        self
+    }
+
     /// Starts the node; returns once it listens.
     pub async fn start(self) -> Result<Node, Error> {
         let key = match self.key {
@@ -280,6 +288,7 @@ impl NodeBuilder {
         }
         config.revocations = self.revocations;
         config.revocations_file = self.revocations_file;
+        config.shared = self.shared;
         Ok(Node {
             inner: NodeHandle::start(config).await?,
         })

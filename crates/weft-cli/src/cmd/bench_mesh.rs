@@ -11,8 +11,14 @@
 //! Lookups: the procedure's providers looked up in the DHT from random nodes that do not
 //! provide it, one Kademlia query each, timed; `lookups_ok` counts those that found one.
 //!
-//! Each node is a whole weft node with its own network and actor threads, so the threads grow
-//! with N: what one machine can run is bounded by that (see `docs/benchmarks.md`).
+//! The nodes share one network runtime and one actor system (`weft::SharedRuntime`): threads
+//! do not grow with N. Each node is otherwise a whole weft node: its own key, QUIC endpoint,
+//! Kademlia, connection budget and actors.
+//!
+//! Converged: in a full mesh, every node holds every other as a member and knows every
+//! provider; past the mesh size, every node holds a member and has found a subscriber of each
+//! topic (as a first publication would look them up). Either way, every node routes to every
+//! other node's subscriptions, or forwards through the overlay (`Node::forwarding`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,9 +105,11 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let mesh_members = limits.mesh_size();
     // Past the mesh size, no node waits to hold every other as a member.
     let full_mesh = n - 1 <= mesh_members;
+    let shared = weft::SharedRuntime::new().map_err(weft::Error::from)?;
     for i in 0..n {
         let key = Keypair::generate()?;
         let mut builder = Node::builder()
+            .shared(&shared)
             .key(key.clone())
             .listen("127.0.0.1:0")
             .realm(REALM, owner.did())
@@ -220,8 +228,21 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let (lookup_p50, lookup_p99) = quantiles(&mut lookups);
 
     let mut max_connections = 0;
+    let mut counted = weft::RealmStats::default();
+    let mut forwarding = 0;
     for node in &nodes {
-        max_connections = max_connections.max(node.peers().await.len());
+        max_connections = max_connections.max(node.dht_stats().await.connected_peers);
+        forwarding += usize::from(node.forwarding());
+        let stats = realm_of(node)?.stats().await;
+        counted.forwarded += stats.forwarded;
+        counted.forward_refused += stats.forward_refused;
+        counted.dropped_slow_peer += stats.dropped_slow_peer;
+        counted.dropped_slow_subscriber += stats.dropped_slow_subscriber;
+        counted.dropped_peer_gone += stats.dropped_peer_gone;
+        counted.dropped_session_ended += stats.dropped_session_ended;
+        counted.dropped_too_late += stats.dropped_too_late;
+        counted.dropped_unforwardable += stats.dropped_unforwardable;
+        counted.denied += stats.denied;
     }
     let rss_kib_per_node = status_field("VmRSS:").map(|kib| kib / n as u64);
     let threads = status_field("Threads:");
@@ -251,6 +272,19 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "lookups_ok": lookups.len(),
         "lookup_p50_ms": lookup_p50,
         "lookup_p99_ms": lookup_p99,
+        // Where deliveries went, summed over the nodes (`RealmStats`).
+        "nodes_forwarding": forwarding,
+        "batches_forwarded": counted.forwarded,
+        "batches_refused": counted.forward_refused,
+        "dropped": {
+            "slow_peer": counted.dropped_slow_peer,
+            "slow_subscriber": counted.dropped_slow_subscriber,
+            "peer_gone": counted.dropped_peer_gone,
+            "session_ended": counted.dropped_session_ended,
+            "too_late": counted.dropped_too_late,
+            "unforwardable": counted.dropped_unforwardable,
+            "denied": counted.denied,
+        },
     });
     if bench.json {
         println!("{out}");
@@ -319,12 +353,15 @@ async fn converge(
                     realm.wait_for_providers(ECHO, others).await?;
                 }
             } else {
+                realm.wait_for_members(1).await?;
                 for t in 0..TOPICS {
                     realm.wait_for_subscriber(&format!("mesh.t{t}")).await?;
                 }
             }
+            // Every other node's subscriptions routed here, unless this node forwards through
+            // the overlay (it cannot hold a session with every subscriber).
             let held = (total - subscribers[i]) as u64;
-            while realm.stats().await.remote_subscriptions < held {
+            while realm.stats().await.remote_subscriptions < held && !node.forwarding() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

@@ -3,7 +3,8 @@
 //! A publisher delivers directly to the subscribers it holds a session with. Where sessions are
 //! scarce (this node, or a peer, had to refuse or release one for room within
 //! [`SCARCE_FOR`]), that may not be all of them, so its publications also go into an overlay:
-//! the realm's member sessions. Each member passes a batch on once, to the members whose
+//! the realm's member sessions. So does a publication no member with a session here wants once
+//! the realm is past the mesh size ([`to_overlay`]). Each member passes a batch on once, to the members whose
 //! interests match and to up to [`DEGREE`] others allowed to subscribe to its topic, for at
 //! most [`HOPS`] hops. A batch holds publications of one topic, signed by their publisher
 //! (`weft_wire::forward`): a forwarder can drop it but not change it, and every node checks the
@@ -38,6 +39,31 @@ const REMEMBER: Duration = Duration::from_secs(MAX_AGE + 2 * LEEWAY + 30);
 const MAX_SEEN: usize = 64 * 1024;
 /// A publisher's batch is sealed once its payloads reach this many bytes.
 pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+
+/// Does a publication of this node's, or of a client's it relays, go into the overlay?
+/// Always while sessions are `scarce`. Past the mesh size (`resolving`), subscribers are
+/// found through DHT records, which a lookup can miss in a large realm; a publication that
+/// reached no member directly then goes into the overlay too, rather than nowhere. Below the
+/// mesh size every member holds a session here, so a publication nobody took is wanted by
+/// nobody.
+pub(crate) fn to_overlay(scarce: bool, resolving: bool, reached_a_member: bool) -> bool {
+    scarce || (resolving && !reached_a_member)
+}
+
+/// Providers a lookup of subscribers or publishers dials while sessions are scarce. More could
+/// only get a session by pushing another out: each dial costs a QUIC and TLS handshake on both
+/// sides, and the overlay reaches them anyway. Otherwise a lookup dials every live provider
+/// it finds, up to the network's bound per lookup.
+pub(crate) const DIALS_WHEN_SCARCE: usize = 2;
+
+/// How many of the providers a lookup finds it dials.
+pub(crate) fn dials_per_lookup(scarce: bool) -> usize {
+    if scarce {
+        DIALS_WHEN_SCARCE
+    } else {
+        usize::MAX
+    }
+}
 
 /// Is a batch signed at `signed_at` recent enough to take at `now` (Unix seconds)?
 pub(crate) fn recent(signed_at: u64, now: u64) -> bool {
@@ -167,6 +193,32 @@ mod tests {
     use super::*;
 
     const T0: u64 = 1_800_000_000;
+
+    #[test]
+    fn lookups_dial_few_of_what_they_find_while_sessions_are_scarce() {
+        assert_eq!(dials_per_lookup(true), DIALS_WHEN_SCARCE);
+        assert_eq!(dials_per_lookup(false), usize::MAX);
+    }
+
+    #[test]
+    fn publications_go_into_the_overlay_while_scarce_or_past_the_mesh_size_when_nobody_took_them() {
+        // (scarce, resolving, reached a member) -> into the overlay
+        let cases = [
+            (false, false, false, false), // a full mesh: nobody took it because nobody wants it
+            (false, false, true, false),
+            (false, true, true, false), // past the mesh size, delivered directly
+            (false, true, false, true), // past the mesh size, its lookup found nobody
+            (true, false, false, true),
+            (true, true, true, true),
+        ];
+        for (scarce, resolving, reached, expected) in cases {
+            assert_eq!(
+                to_overlay(scarce, resolving, reached),
+                expected,
+                "scarce {scarce}, resolving {resolving}, reached {reached}"
+            );
+        }
+    }
 
     #[test]
     fn a_batch_is_taken_within_its_age_and_the_clock_leeway() {

@@ -290,6 +290,11 @@ impl Publishing {
         }
     }
 
+    /// Whether the realm is past the mesh size here, and subscribers are found through the DHT.
+    pub(crate) fn resolving(&self) -> bool {
+        self.requests.active
+    }
+
     /// Takes one new bucket from the allowance, topped up at [`NEW_BUCKETS_PER_SECOND`].
     fn take_allowance(&mut self, now: u64) -> bool {
         let (left, at) = &mut self.allowance;

@@ -106,6 +106,24 @@ impl Forwarding {
 }
 
 impl Router {
+    /// Whether a publication of this node's, or of a client's, sent to `targets`, also goes
+    /// into the overlay (`forward::to_overlay`). Clients among the targets reach no member.
+    pub(super) fn to_overlay(&self, targets: &[Target]) -> bool {
+        let members = self.routing.members();
+        let reached_a_member = targets.iter().any(|target| match target {
+            Target::Peer(slot) => members.get(*slot).is_some_and(|m| !m.client),
+            Target::Local(_) => false,
+        });
+        self.forwarding.key.is_some()
+            && forward::to_overlay(
+                self.forwarding.on,
+                self.publishing.resolving(),
+                reached_a_member,
+            )
+    }
+}
+
+impl Router {
     /// Adds this node's publication numbered `seq` to the batch being gathered for its topic,
     /// sealing that batch first if this one does not fit in it.
     pub(super) fn gather_forward(

@@ -551,7 +551,10 @@ impl Router {
                 self.deliver_local(*id, event);
             }
         }
-        let sent = if fresh.is_empty() && !self.parked.holding() {
+        // While forwarding, the overlay reaches the subscribers a lookup would find: nothing
+        // waits for one.
+        let wait = !fresh.is_empty() && !self.forwarding.on;
+        let sent = if !wait && !self.parked.holding() {
             self.send_own(&msg.topic, &msg.payload, msg.chain.as_ref(), seq, &targets)
         } else {
             let bytes = msg.payload.len();
@@ -581,7 +584,7 @@ impl Router {
         seq: u64,
         targets: &[Target],
     ) -> Published {
-        if self.forwarding.on {
+        if self.to_overlay(targets) {
             self.gather_forward(topic, payload, seq, chain);
         }
         // Encoded once, on the first peer that wants it, into a buffer kept for the next one.
@@ -681,7 +684,8 @@ impl Handler<RemotePublish> for Router {
                 // In the mesh for its client: the topic's subscribers are found as for its own,
                 // and its publications wait for them as this node's own do.
                 let fresh = self.publishing.publish(topic, now);
-                if !fresh.is_empty() || self.parked.holding() {
+                let wait = !fresh.is_empty() && !self.forwarding.on;
+                if wait || self.parked.holding() {
                     let pending = Pending::Relayed {
                         origin,
                         publish: publish.clone(),
@@ -793,7 +797,7 @@ impl Router {
             self.encoded = encoded;
         }
         if let Origin::Client(_) = origin
-            && self.forwarding.on
+            && self.to_overlay(targets)
         {
             // Into the overlay under this node's chains, as it goes to members directly.
             let seq = seq.unwrap_or_else(|| self.routing.take_seq());
