@@ -38,8 +38,10 @@ const ECHO: &str = "mesh.echo";
 const START_EVERY: Duration = Duration::from_millis(20);
 /// How long the idle mesh's CPU use is measured over, once converged.
 const IDLE_WINDOW: Duration = Duration::from_secs(5);
-/// How long deliveries may keep arriving after the last publication.
+/// Deliveries are counted once none arrived for this long after the last publication...
 const SETTLE: Duration = Duration::from_secs(3);
+/// ...or this long after it at most.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(60);
 /// Each call's deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// DHT lookups timed, at most (and no more than calls).
@@ -183,7 +185,8 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             .publish_bytes(&topic, Bytes::copy_from_slice(&k.to_be_bytes()))
             .await?;
     }
-    let deadline = Instant::now() + SETTLE;
+    let deadline = Instant::now() + SETTLE_AT_MOST;
+    let mut last = (0, Instant::now());
     let (delivered, duplicates) = loop {
         let (delivered, duplicates) = {
             let seen = seen.lock().await;
@@ -191,7 +194,12 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             let duplicates: u64 = seen.values().map(|c| u64::from(c.saturating_sub(1))).sum();
             (delivered, duplicates)
         };
-        if delivered >= expected || Instant::now() >= deadline {
+        let now = Instant::now();
+        if delivered > last.0 {
+            last = (delivered, now);
+        }
+        let quiet = now.duration_since(last.1) >= SETTLE;
+        if delivered >= expected || quiet || now >= deadline {
             break (delivered, duplicates);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -243,6 +251,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         counted.dropped_too_late += stats.dropped_too_late;
         counted.dropped_unforwardable += stats.dropped_unforwardable;
         counted.denied += stats.denied;
+        counted.duplicates += stats.duplicates;
     }
     let rss_kib_per_node = status_field("VmRSS:").map(|kib| kib / n as u64);
     let threads = status_field("Threads:");
@@ -284,6 +293,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             "too_late": counted.dropped_too_late,
             "unforwardable": counted.dropped_unforwardable,
             "denied": counted.denied,
+            "duplicates_suppressed": counted.duplicates,
         },
     });
     if bench.json {
@@ -355,7 +365,12 @@ async fn converge(
             } else {
                 realm.wait_for_members(1).await?;
                 for t in 0..TOPICS {
-                    realm.wait_for_subscriber(&format!("mesh.t{t}")).await?;
+                    let topic = format!("mesh.t{t}");
+                    // A forwarding node reaches the subscribers through the overlay.
+                    tokio::select! {
+                        found = realm.wait_for_subscriber(&topic) => found?,
+                        () = forwarding(node) => {}
+                    }
                 }
             }
             // Every other node's subscriptions routed here, unless this node forwards through
@@ -370,6 +385,13 @@ async fn converge(
     match tokio::time::timeout(limit, all).await {
         Ok(result) => result.map(|()| true),
         Err(_) => Ok(false),
+    }
+}
+
+/// Resolves once `node` forwards through the overlay.
+async fn forwarding(node: &Node) {
+    while !node.forwarding() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -350,9 +350,14 @@ impl Router {
     /// Makes the DHT requests the publications asked for. A lookup that publications wait for
     /// lets them go when it ends.
     fn resolve(&mut self, ctx: &mut Context<Self>) {
+        self.forwarding.refresh();
         while let Some(step) = self.publishing.poll() {
             let Some(dht) = &self.dht else { continue };
             match step {
+                // Whoever the lookup would find, the overlay reaches; each lookup costs a
+                // Kademlia walk, a new connection per step under a small budget. Looked up
+                // again at the bucket's next refresh.
+                Step::LookUp(_) if self.forwarding.on && !self.parked.holding() => {}
                 Step::LookUp(Record::Subscribers(bucket)) if self.parked.holding() => {
                     let record = Record::Subscribers(bucket);
                     let lookup = crate::dht::look_up(dht, &self.seat.realm, &record);
