@@ -54,7 +54,11 @@ for k in 1 2 3; do
 done
 calls=0
 for k in 1 2 3; do
-  if "$WEFT" call --connect "$CALL" --realm big calc.echo '{"x":1}' > /dev/null 2>&1; then calls=$((calls + 1)); fi
+  if "$WEFT" call --connect "$CALL" --realm big calc.echo '{"x":1}' > "$DIR/call$k.out" 2>&1; then
+    calls=$((calls + 1))
+  else
+    echo "call $k failed: $(tail -1 "$DIR/call$k.out")"
+  fi
 done
 sleep 3
 kill "$sub" 2>/dev/null || true
