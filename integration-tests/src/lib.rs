@@ -184,9 +184,10 @@ impl RawPeer {
             .await;
             let (sink, frames) = mpsc::channel(16);
             self.network.spawn(async move {
-                if let Ok(reader) = weft_net::framed::accept(stream).await {
+                if let Ok(inbound) = weft_net::framed::accept(stream).await {
                     let _ = weft_net::framed::read_frames(
-                        reader,
+                        inbound.reader,
+                        inbound.read,
                         sink,
                         Decoder::new(DEFAULT_MAX_FRAME),
                     )

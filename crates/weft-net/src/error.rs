@@ -36,4 +36,12 @@ pub enum NetError {
     /// allows, none of them idle.
     #[error("the peer has no room for another session")]
     Released,
+    /// The peer refused the stream with `Refused` (another wire version, for one).
+    #[error("refused by the peer: {code}: {reason}")]
+    Refused {
+        /// The contract error code (`incompatibleVersion`).
+        code: String,
+        /// The peer's explanation.
+        reason: String,
+    },
 }

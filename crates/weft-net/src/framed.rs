@@ -19,7 +19,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::mpsc;
 use tracing::debug;
-use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, WireError};
+use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, HEADER_LEN, Refusal, WIRE_VERSION, WireError};
 
 use crate::{NetError, Network};
 
@@ -53,17 +53,18 @@ pub enum ReadError {
     Truncated,
 }
 
-/// Reads frames from `stream` into `sink`, a batch per read (every whole frame the read
+/// Reads frames from `stream`, after the bytes `read` from it already, into `sink`, a batch per read (every whole frame the read
 /// completed), until the stream ends cleanly, the sink closes, or a frame is bad. Back-pressure:
 /// when `sink` is full the reader waits, so QUIC flow control slows the sender instead of memory
 /// growing.
 pub async fn read_frames<R: AsyncRead + Unpin>(
     mut stream: R,
+    read: BytesMut,
     sink: mpsc::Sender<Vec<Frame>>,
     decoder: Decoder,
 ) -> Result<(), ReadError> {
     let received = metrics::counter!("weft_bytes_received_total");
-    let mut buf = BytesMut::new();
+    let mut buf = read;
     let mut want = READ_MIN;
     loop {
         let mut batch = Vec::new();
@@ -141,6 +142,10 @@ pub async fn open_acknowledged(
             match read_one(&mut reader).await {
                 Ok(Frame::Accepted) => Ok(Opened { writer, reader }),
                 Ok(Frame::Release) => Err(NetError::Released),
+                Ok(Frame::Refused(refusal)) => Err(NetError::Refused {
+                    code: refusal.code,
+                    reason: refusal.reason,
+                }),
                 Ok(other) => Err(NetError::Stream {
                     peer: peer.to_string(),
                     reason: format!("expected Accepted, got {other:?}"),
@@ -154,8 +159,10 @@ pub async fn open_acknowledged(
         .await;
         match opened {
             Ok(Ok(opened)) => return Ok(opened),
-            // No room at the peer: opening again would only be refused again.
+            // No room at the peer, or another wire version: opening again would only be
+            // refused again.
             Ok(Err(NetError::Released)) => return Err(NetError::Released),
+            Ok(Err(refused @ NetError::Refused { .. })) => return Err(refused),
             Ok(Err(e)) => last = e.to_string(),
             Err(_) => last = "timed out".into(),
         }
@@ -169,15 +176,76 @@ pub async fn open_acknowledged(
     })
 }
 
-/// Takes an inbound stream: acknowledges it with [`Frame::Accepted`] and returns the half to read.
-pub async fn accept(stream: Stream) -> std::io::Result<ReadHalf<Stream>> {
-    let (reader, mut writer) = stream.split();
+/// Why an inbound stream was not taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// The stream failed.
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer speaks another wire version: it was told so with a `Refused` it can read.
+    #[error("the peer speaks wire version {theirs}, this node {ours}")]
+    Version {
+        /// The peer's.
+        theirs: u8,
+        /// This node's.
+        ours: u8,
+    },
+    /// The peer sent no frame header in time.
+    #[error("no frame within {0:?}")]
+    Silent(Duration),
+}
+
+/// An inbound stream taken: the half to read, and what was read from it already.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The stream's reading half.
+    pub reader: ReadHalf<Stream>,
+    /// The first frame's header, read to learn the peer's version: give it to [`read_frames`].
+    pub read: BytesMut,
+}
+
+/// Takes an inbound stream once its first frame's header shows the peer speaks this node's
+/// wire version: acknowledges it with [`Frame::Accepted`]. A peer of another version gets a
+/// `Refused` naming both versions, encoded in its own (`weft_wire::encode_refusal`), instead of
+/// an acknowledgement it could not read and would wait for.
+pub async fn accept(stream: Stream) -> Result<Inbound, AcceptError> {
+    let (mut reader, mut writer) = stream.split();
+    let mut header = [0u8; HEADER_LEN];
+    tokio::time::timeout(OPEN_TIMEOUT, reader.read_exact(&mut header))
+        .await
+        .map_err(|_| AcceptError::Silent(OPEN_TIMEOUT))??;
+    let version = header[HEADER_LEN - 1];
+    if version != WIRE_VERSION {
+        let refusal = Refusal {
+            code: "incompatibleVersion".into(),
+            reason: format!("this node speaks wire version {WIRE_VERSION}, the peer {version}"),
+        };
+        let refused =
+            weft_wire::encode_refusal(&refusal, version).map_err(std::io::Error::other)?;
+        writer.write_all(&refused).await?;
+        writer.close().await?;
+        // Until the peer has read it and let the stream go: the session ends once this
+        // returns, and its connection with it, which would cut the refusal off.
+        let mut rest = [0u8; 256];
+        let _ = tokio::time::timeout(OPEN_TIMEOUT, async {
+            while matches!(reader.read(&mut rest).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        return Err(AcceptError::Version {
+            theirs: version,
+            ours: WIRE_VERSION,
+        });
+    }
     let accepted = encode(&Frame::Accepted, DEFAULT_MAX_FRAME).map_err(std::io::Error::other)?;
     writer.write_all(&accepted).await?;
     metrics::counter!("weft_bytes_sent_total").increment(accepted.len() as u64);
     // Nothing else is ever written back: finish this direction.
     writer.close().await?;
-    Ok(reader)
+    Ok(Inbound {
+        reader,
+        read: BytesMut::from(&header[..]),
+    })
 }
 
 /// Refuses an inbound stream for want of room: answers [`Frame::Release`] instead of
@@ -239,6 +307,7 @@ mod tests {
         let (sink, mut batches) = mpsc::channel(64);
         let reader = tokio::spawn(read_frames(
             futures::io::Cursor::new(wire),
+            BytesMut::new(),
             sink,
             Decoder::default(),
         ));
@@ -261,7 +330,13 @@ mod tests {
         weft_wire::encode(&publish(1), DEFAULT_MAX_FRAME, &mut wire).unwrap();
         wire.pop();
         let (sink, _batches) = mpsc::channel(4);
-        let ended = read_frames(futures::io::Cursor::new(wire), sink, Decoder::default()).await;
+        let ended = read_frames(
+            futures::io::Cursor::new(wire),
+            BytesMut::new(),
+            sink,
+            Decoder::default(),
+        )
+        .await;
         assert!(matches!(ended, Err(ReadError::Truncated)), "{ended:?}");
     }
 }

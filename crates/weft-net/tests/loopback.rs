@@ -93,7 +93,7 @@ async fn provider_found_through_the_dht_receives_frames_in_order() {
     };
     let (sink, mut frames) = mpsc::channel(8);
     b.spawn(async move {
-        read_frames(inbound, sink, Decoder::default())
+        read_frames(inbound, bytes::BytesMut::new(), sink, Decoder::default())
             .await
             .unwrap();
     });

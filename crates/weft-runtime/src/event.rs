@@ -68,6 +68,16 @@ pub enum PeerEvent {
         /// Its owner, as the access node says.
         owner: Did,
     },
+    /// A peer refused a session with this node outright: it speaks another wire version
+    /// (`incompatibleVersion`, the reason naming both). It is not dialed again for it.
+    Refused {
+        /// Which peer.
+        did: Did,
+        /// The contract error code.
+        code: String,
+        /// The peer's explanation.
+        reason: String,
+    },
     /// A bootstrap address could not be reached. While the node has no peer it keeps dialing
     /// its bootstrap addresses, on the reconnect schedule.
     Unreachable {

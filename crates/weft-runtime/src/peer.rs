@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use weft_auth::Realm;
 use weft_identity::Did;
-use weft_net::framed::{ReadError, accept, open_acknowledged, read_frames};
+use weft_net::framed::{AcceptError, ReadError, accept, open_acknowledged, read_frames};
 use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
@@ -106,6 +106,9 @@ pub struct PeerGone {
     pub client: bool,
     /// It hosts no realm of this node's: nothing to redial it for.
     pub shares_nothing: bool,
+    /// It refused the session (`Refused`: another wire version): dialing it again would only
+    /// be refused again.
+    pub refused: bool,
 }
 
 /// Where a session reports on its peer: the node, as the four messages it takes from sessions.
@@ -182,6 +185,14 @@ pub struct Release;
 #[rtype(result = "()")]
 struct ReleasedByPeer;
 
+/// The peer answered our stream with `Refused` (it speaks another wire version).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct RefusedByPeer {
+    code: String,
+    reason: String,
+}
+
 /// A connected peer.
 pub struct PeerConnection {
     peer: PeerId,
@@ -225,6 +236,8 @@ pub struct PeerConnection {
     shares_nothing: bool,
     /// One side released the session (`Frame::Release`): the connection is left open.
     released: bool,
+    /// The peer refused the session (`Frame::Refused`).
+    refused: bool,
     /// Inbound streams being read; the session ends when the last one does.
     inbound_streams: usize,
     /// The connection is known established; until then no outbound stream is opened (a stream
@@ -283,6 +296,7 @@ impl PeerConnection {
             leaving: false,
             bye_answered: None,
             disconnected: false,
+            refused: false,
             shares_nothing: false,
             released: false,
             inbound_streams: 0,
@@ -359,6 +373,12 @@ impl PeerConnection {
                     outbox.abandon();
                     report_lost(&outbox, &links);
                     me.do_send(ReleasedByPeer);
+                }
+                Err(weft_net::NetError::Refused { code, reason }) => {
+                    debug!(peer = %did.short(), %code, %reason, "the peer refused the session");
+                    outbox.abandon();
+                    report_lost(&outbox, &links);
+                    me.do_send(RefusedByPeer { code, reason });
                 }
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
@@ -561,6 +581,7 @@ impl Actor for PeerConnection {
             no_room_there: self.no_room_there,
             client: self.client,
             shares_nothing: self.shares_nothing,
+            refused: self.refused,
         });
         Running::Stop
     }
@@ -575,11 +596,16 @@ impl Handler<AttachInbound> for PeerConnection {
         let network = self.network.clone();
         let (peer, did) = (self.peer, self.did);
         self.network.spawn(async move {
-            let reader = match accept(msg.stream).await {
-                Ok(reader) => reader,
+            let inbound = match accept(msg.stream).await {
+                Ok(inbound) => inbound,
+                // Told in its own version; the connection goes at the hello timeout.
+                Err(e @ AcceptError::Version { .. }) => {
+                    return debug!(peer = %did.short(), error = %e, "peer of another wire version refused");
+                }
                 Err(e) => return debug!(peer = %did.short(), error = %e, "inbound stream lost while accepting"),
             };
-            match read_frames(reader, sink, Decoder::new(DEFAULT_MAX_FRAME)).await {
+            let decoder = Decoder::new(DEFAULT_MAX_FRAME);
+            match read_frames(inbound.reader, inbound.read, sink, decoder).await {
                 Ok(()) => {}
                 Err(ReadError::Io(e)) => debug!(peer = %did.short(), error = %e, "stream ended"),
                 Err(e) => {
@@ -876,6 +902,23 @@ impl Handler<Release> for PeerConnection {
 }
 
 /// The peer refused our stream for want of room: the session ends, the connection stays.
+/// Tells the node, and ends a session the peer will not have.
+impl Handler<RefusedByPeer> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefusedByPeer, ctx: &mut Context<Self>) {
+        self.refused = true;
+        self.reports.notices.do_send(PeerNotice {
+            event: PeerEvent::Refused {
+                did: self.did,
+                code: msg.code,
+                reason: msg.reason,
+            },
+        });
+        ctx.stop();
+    }
+}
+
 impl Handler<ReleasedByPeer> for PeerConnection {
     type Result = ();
 

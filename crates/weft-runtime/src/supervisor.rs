@@ -42,6 +42,11 @@ const BUDGETS: usize = 4096;
 
 /// How long a shutdown waits for peers to flush.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Peers remembered as having refused a session, so that each is logged once.
+const MAX_REFUSED_REMEMBERED: usize = 1024;
+/// How long this node starts no session of its own with a peer that refused one: until it is
+/// upgraded, it would refuse again. Its own streams are still taken.
+const REFUSED_FOR: Duration = Duration::from_secs(600);
 
 /// How often the sessions' activity flags are read for the budget, at most: a session counts as
 /// active from the sweep after it carried something.
@@ -107,6 +112,9 @@ pub struct Supervisor {
     short_realms: Arc<AtomicUsize>,
     /// Marked whenever a session is refused or released for room: realms forward meanwhile.
     scarcity: Arc<Scarcity>,
+    /// Peers that refused a session (another wire version), and when: logged once, and not
+    /// asked for a session again for [`REFUSED_FOR`].
+    refused_by: HashMap<PeerId, Instant>,
     listen: Vec<Multiaddr>,
     expected_listeners: usize,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
@@ -182,6 +190,7 @@ impl Supervisor {
             silent: Silent::new(crate::Limits::default().max_silent_peers),
             short_realms: Arc::default(),
             scarcity: Arc::new(Scarcity::new(Instant::now())),
+            refused_by: HashMap::new(),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
@@ -319,6 +328,13 @@ impl Supervisor {
                 false
             }
         }
+    }
+
+    /// Whether `peer` refused a session within [`REFUSED_FOR`] of `now`.
+    fn refused_recently(&self, peer: &PeerId, now: Instant) -> bool {
+        self.refused_by
+            .get(peer)
+            .is_some_and(|at| now.saturating_duration_since(*at) < REFUSED_FOR)
     }
 
     /// Notes which sessions carried something since the last sweep.
@@ -501,6 +517,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                 dialer,
             } => {
                 self.redials.connected(&peer);
+                let refused = self.refused_recently(&peer, Instant::now());
                 match self.peers.get_mut(&peer) {
                     // Its inbound stream came first and started the session, which waits for
                     // this before opening its own stream.
@@ -509,6 +526,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                         entry.actor.do_send(Connected);
                     }
                     None if !self.stopping
+                        && !refused
                         && (wanted
                             || (self.short_realms.load(Ordering::Relaxed) > 0
                                 && !self.sessions.cooling(&peer, Instant::now()))) =>
@@ -522,7 +540,8 @@ impl StreamHandler<NetEvent> for Supervisor {
                 }
             }
             NetEvent::PeerWanted { peer } => {
-                if self.stopping || self.peers.contains_key(&peer) {
+                let refused = self.refused_recently(&peer, Instant::now());
+                if self.stopping || refused || self.peers.contains_key(&peer) {
                     return;
                 }
                 if let Some(addr) = self.take_bare(&peer) {
@@ -641,6 +660,20 @@ impl Handler<PeerNotice> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerNotice, _ctx: &mut Context<Self>) {
+        if let PeerEvent::Refused { did, code, reason } = &msg.event
+            && let Some(peer) = weft_net::did_peer(did)
+        {
+            // Once per peer: a peer of another version stays so until one of them is upgraded.
+            let now = Instant::now();
+            if self.refused_by.len() >= MAX_REFUSED_REMEMBERED {
+                self.refused_by.clear();
+            }
+            let known = self.refused_recently(&peer, now);
+            self.refused_by.insert(peer, now);
+            if !known {
+                warn!(peer = %did, %code, %reason, "peer refused a session");
+            }
+        }
         let _ = self.peer_events.send(msg.event);
     }
 }
@@ -678,7 +711,7 @@ impl Handler<PeerGone> for Supervisor {
         }
         // A peer that shares no realm, or released the session, is up, and its connection
         // still serves the DHT: no need to knock on the bootstrap peers again for it.
-        if self.peers.is_empty() && !msg.shares_nothing && !msg.released {
+        if self.peers.is_empty() && !msg.shares_nothing && !msg.released && !msg.refused {
             self.start_rebootstrap(ctx);
         }
         if let Some(info) = &entry.info {
@@ -697,7 +730,9 @@ impl Handler<PeerGone> for Supervisor {
             self.network
                 .spawn(async move { network.forget(peer, keys).await });
         }
-        if self.stopping {
+        // A peer that refused us (another wire version) would refuse again: not redialed,
+        // bootstrap peer or not.
+        if self.stopping || msg.refused {
             self.redials.forget(&msg.peer);
             return;
         }

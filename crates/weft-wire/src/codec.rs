@@ -37,6 +37,25 @@ pub fn encode(frame: &Frame, max_frame: usize, out: &mut Vec<u8>) -> Result<(), 
     Ok(())
 }
 
+/// `Frame::Refused`'s index, the first byte of its body. It and [`crate::Refusal`]'s layout are
+/// the same in every wire version, so that a node can tell a peer of another version why it
+/// refuses it ([`encode_refusal`]), and the peer can read it.
+pub const REFUSED_INDEX: u8 = 1;
+
+/// A `Frame::Refused` of `refusal`, encoded for a peer that speaks wire version `version`.
+pub fn encode_refusal(refusal: &crate::Refusal, version: u8) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::new();
+    encode(
+        &Frame::Refused(refusal.clone()),
+        DEFAULT_MAX_FRAME,
+        &mut out,
+    )?;
+    if let Some(byte) = out.get_mut(HEADER_LEN - 1) {
+        *byte = version;
+    }
+    Ok(out)
+}
+
 /// Decodes frames from a byte buffer that a reader keeps filling.
 ///
 /// `decode` returns `Ok(None)` until a whole frame is buffered ("incomplete" is ordinary control
@@ -80,15 +99,32 @@ impl Decoder {
             return Err(WireError::Malformed("empty frame".into()));
         }
         let version = header[4];
+        let unsupported = WireError::UnsupportedVersion {
+            theirs: version,
+            ours: WIRE_VERSION,
+        };
+        // Only a refusal is read across versions, and only once it is whole; anything else of
+        // another version ends the stream at its header.
         if version != WIRE_VERSION {
-            return Err(WireError::UnsupportedVersion {
-                theirs: version,
-                ours: WIRE_VERSION,
-            });
+            match buf.get(HEADER_LEN) {
+                // A frame of the version byte alone has no body to wait for.
+                None if len > 1 => return Ok(None),
+                None => return Err(unsupported),
+                Some(&REFUSED_INDEX) => {}
+                Some(_) => return Err(unsupported),
+            }
         }
         if buf.len() < 4 + len {
             buf.reserve(4 + len - buf.len());
             return Ok(None);
+        }
+        if version != WIRE_VERSION {
+            let refusal = postcard::from_bytes::<crate::Refusal>(&buf[HEADER_LEN + 1..4 + len])
+                .map_err(|_| unsupported)?;
+            let frame = Frame::Refused(refusal);
+            frame.check_limits()?;
+            buf.advance(4 + len);
+            return Ok(Some(frame));
         }
         let body = &buf[HEADER_LEN..4 + len];
         let (frame, rest) = postcard::take_from_bytes::<Frame>(body)
@@ -252,6 +288,67 @@ mod tests {
         let err = encode(&publish(vec![0; 2000]), 1000, &mut out).unwrap_err();
         assert!(matches!(err, WireError::TooLarge { .. }));
         assert!(out.is_empty(), "a refused frame leaves nothing behind");
+    }
+
+    #[test]
+    fn a_refusal_reads_across_versions_and_nothing_else_does() {
+        let refusal = crate::Refusal {
+            code: "incompatibleVersion".into(),
+            reason: "wire version 9 here".into(),
+        };
+        // The index every version keeps.
+        let mut ours = Vec::new();
+        encode(
+            &Frame::Refused(refusal.clone()),
+            DEFAULT_MAX_FRAME,
+            &mut ours,
+        )
+        .unwrap();
+        assert_eq!(ours[HEADER_LEN], REFUSED_INDEX);
+        for version in [3, WIRE_VERSION, 9] {
+            let bytes = encode_refusal(&refusal, version).unwrap();
+            assert_eq!(bytes[HEADER_LEN - 1], version);
+            let decoder = Decoder::default();
+            let mut buf = BytesMut::new();
+            let mut got = None;
+            // Byte by byte: a prefix is incomplete, never an error.
+            for byte in bytes {
+                buf.extend_from_slice(&[byte]);
+                if let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                    got = Some(frame);
+                }
+            }
+            assert_eq!(
+                got,
+                Some(Frame::Refused(refusal.clone())),
+                "version {version}"
+            );
+            assert!(buf.is_empty());
+        }
+        // A hello of another version is not read.
+        let mut hello = Vec::new();
+        let frame = Frame::Hello(crate::Hello {
+            realms: Vec::new(),
+            client: false,
+            run: 1,
+        });
+        encode(&frame, DEFAULT_MAX_FRAME, &mut hello).unwrap();
+        hello[HEADER_LEN - 1] = 3;
+        let mut buf = BytesMut::from(&hello[..]);
+        assert_eq!(
+            Decoder::default().decode(&mut buf),
+            Err(WireError::UnsupportedVersion {
+                theirs: 3,
+                ours: WIRE_VERSION
+            })
+        );
+        // A refusal of another version over the limits is refused, not trusted.
+        let long = crate::Refusal {
+            code: "x".repeat(10_000),
+            reason: String::new(),
+        };
+        let mut buf = BytesMut::from(&encode_refusal(&long, 3).unwrap()[..]);
+        assert!(Decoder::default().decode(&mut buf).is_err());
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub mod error;
 pub mod forward;
 pub mod frame;
 
-pub use codec::{DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, WIRE_VERSION, encode};
+pub use codec::{
+    DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, REFUSED_INDEX, WIRE_VERSION, encode, encode_refusal,
+};
 pub use error::WireError;
 pub use forward::{
     Forward, ForwardBatch, ForwardError, ForwardId, ForwardItem, MAX_FORWARD_ITEMS, forward_id,

@@ -352,6 +352,10 @@ async fn attach(args: &ClientArgs, realm: &str) -> Result<Attached, CliError> {
             return match told {
                 Notice::Denied(denial) => Err(CliError::Unauthorized(denial)),
                 Notice::Owned(owner) => Ok(Attached::Owned(owner)),
+                Notice::Refused(refusal) => Err(CliError::Unavailable(format!(
+                    "the node at {} refused this client: {refusal}",
+                    args.connect
+                ))),
             };
         }
     };
@@ -399,9 +403,11 @@ enum Notice {
     Denied(String),
     /// The owner of the realm the client named without one.
     Owned(weft::Did),
+    /// A refusal of any session (another wire version), as text.
+    Refused(String),
 }
 
-/// The next refusal by a peer, or realm owner it names; pending forever if none comes.
+/// The next refusal by a peer, or the realm owner it names; pending forever if none comes.
 async fn next_notice(events: &mut weft::PeerEvents) -> Notice {
     loop {
         match events.recv().await {
@@ -412,6 +418,9 @@ async fn next_notice(events: &mut weft::PeerEvents) -> Notice {
                 ..
             }) => return Notice::Denied(refusal(&code, &realm, &reason)),
             Ok(weft::PeerEvent::RealmOwned { owner, .. }) => return Notice::Owned(owner),
+            Ok(weft::PeerEvent::Refused { code, reason, .. }) => {
+                return Notice::Refused(format!("{code}: {reason}"));
+            }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                 std::future::pending::<()>().await
