@@ -666,7 +666,13 @@ impl Handler<PeerNotice> for Supervisor {
             // Once per peer: a peer of another version stays so until one of them is upgraded.
             let now = Instant::now();
             if self.refused_by.len() >= MAX_REFUSED_REMEMBERED {
-                self.refused_by.clear();
+                // Expired ones first, then the oldest: a flood of refusing keys cannot wipe it.
+                self.refused_by
+                    .retain(|_, at| now.saturating_duration_since(*at) < REFUSED_FOR);
+                let oldest = self.refused_by.iter().min_by_key(|(_, at)| **at);
+                if let Some(oldest) = oldest.map(|(peer, _)| *peer) {
+                    self.refused_by.remove(&oldest);
+                }
             }
             let known = self.refused_recently(&peer, now);
             self.refused_by.insert(peer, now);
@@ -711,7 +717,7 @@ impl Handler<PeerGone> for Supervisor {
         }
         // A peer that shares no realm, or released the session, is up, and its connection
         // still serves the DHT: no need to knock on the bootstrap peers again for it.
-        if self.peers.is_empty() && !msg.shares_nothing && !msg.released && !msg.refused {
+        if self.peers.is_empty() && !msg.shares_nothing && !msg.released {
             self.start_rebootstrap(ctx);
         }
         if let Some(info) = &entry.info {

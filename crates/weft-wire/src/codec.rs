@@ -42,6 +42,10 @@ pub fn encode(frame: &Frame, max_frame: usize, out: &mut Vec<u8>) -> Result<(), 
 /// refuses it ([`encode_refusal`]), and the peer can read it.
 pub const REFUSED_INDEX: u8 = 1;
 
+/// The longest frame of another version that is read (a refusal): its index, a code and a
+/// reason at their limits, and their lengths.
+const MAX_REFUSAL_FRAME: usize = 1 + 1 + crate::frame::MAX_CODE + crate::frame::MAX_REASON + 2 * 3;
+
 /// A `Frame::Refused` of `refusal`, encoded for a peer that speaks wire version `version`.
 pub fn encode_refusal(refusal: &crate::Refusal, version: u8) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::new();
@@ -106,10 +110,13 @@ impl Decoder {
         // Only a refusal is read across versions, and only once it is whole; anything else of
         // another version ends the stream at its header.
         if version != WIRE_VERSION {
+            // A refusal is a few hundred bytes at most; anything else, or longer, of another
+            // version is not read.
+            if !(2..=MAX_REFUSAL_FRAME).contains(&len) {
+                return Err(unsupported);
+            }
             match buf.get(HEADER_LEN) {
-                // A frame of the version byte alone has no body to wait for.
-                None if len > 1 => return Ok(None),
-                None => return Err(unsupported),
+                None => return Ok(None),
                 Some(&REFUSED_INDEX) => {}
                 Some(_) => return Err(unsupported),
             }
@@ -119,8 +126,14 @@ impl Decoder {
             return Ok(None);
         }
         if version != WIRE_VERSION {
-            let refusal = postcard::from_bytes::<crate::Refusal>(&buf[HEADER_LEN + 1..4 + len])
-                .map_err(|_| unsupported)?;
+            let body = buf
+                .get(HEADER_LEN + 1..4 + len)
+                .ok_or(unsupported.clone())?;
+            let (refusal, rest) = postcard::take_from_bytes::<crate::Refusal>(body)
+                .map_err(|_| unsupported.clone())?;
+            if !rest.is_empty() {
+                return Err(unsupported);
+            }
             let frame = Frame::Refused(refusal);
             frame.check_limits()?;
             buf.advance(4 + len);
@@ -342,6 +355,16 @@ mod tests {
                 ours: WIRE_VERSION
             })
         );
+        // A one-byte frame of another version, and one naming a refusal it does not hold, are
+        // errors, not panics.
+        for bytes in [
+            &[0u8, 0, 0, 1, 3][..],
+            &[0, 0, 0, 2, 3, REFUSED_INDEX],
+            &[0, 0, 0, 3, 3, REFUSED_INDEX, 9],
+        ] {
+            let mut buf = BytesMut::from(bytes);
+            assert!(Decoder::default().decode(&mut buf).is_err(), "{bytes:?}");
+        }
         // A refusal of another version over the limits is refused, not trusted.
         let long = crate::Refusal {
             code: "x".repeat(10_000),

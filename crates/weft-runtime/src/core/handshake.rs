@@ -10,14 +10,11 @@
 //!
 //! What a peer learns: from the hello, how many realms this node hosts; from the join, the name,
 //! owner and chains of the realms it named itself in its own hello; from the welcome (only once
-//! admitted), the agent and tags. A client that named a realm without its owner, where this node
-//! hosts an owned realm of that name and no open one, also learns that realm's owner (not this
-//! node's chains in it): a client relies on its access node, and may join that realm knowing it.
+//! admitted), the agent and tags.
 
 use std::sync::{Arc, OnceLock};
 
 use weft_identity::Did;
-use weft_names::RealmName;
 use weft_wire::{
     Hello, Join, RealmDigest, RealmIndex, RealmJoin, Welcome, WireChain, realm_digest,
 };
@@ -70,16 +67,6 @@ pub(crate) struct Claim {
     pub link: usize,
     /// The chains the peer acts under there.
     pub chains: Vec<WireChain>,
-}
-
-/// What the peer's join brought.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Joined {
-    /// The realms to offer the peer for admission.
-    pub claims: Vec<Claim>,
-    /// This node is a client, and the realms it named without an owner are owned realms at the
-    /// peer, by these owners.
-    pub owned: Vec<(RealmName, Did)>,
 }
 
 /// The greeting with one peer.
@@ -153,7 +140,7 @@ impl Handshake {
         {
             return Err(HandshakeError::Reflected);
         }
-        let mut realms: Vec<RealmJoin> = self
+        let realms: Vec<RealmJoin> = self
             .greeting
             .realms
             .iter()
@@ -161,40 +148,14 @@ impl Handshake {
             .cloned()
             .collect();
         self.named = realms.iter().map(|join| join.index).collect();
-        if hello.client {
-            realms.extend(self.owners_for(&hello));
-        }
         self.theirs = Some(hello);
         Ok(Some(Join { realms }))
-    }
-
-    /// The owned realms hosted here that a client's `hello` names as open (by name alone), when
-    /// this node hosts no open realm of that name: named in the join with their owner, without
-    /// chains, and not offered for admission. The client may join them by their owner.
-    fn owners_for<'a>(&'a self, hello: &'a Hello) -> impl Iterator<Item = RealmJoin> + 'a {
-        let realms = &self.greeting.realms;
-        realms
-            .iter()
-            .filter(|join| join.owner.is_some())
-            .filter(|join| {
-                !realms
-                    .iter()
-                    .any(|other| other.realm == join.realm && other.owner.is_none())
-            })
-            .filter(|join| {
-                let open = realm_digest(&self.peer, &self.greeting.own, &join.realm, None);
-                hello.realms.contains(&open)
-            })
-            .map(|join| RealmJoin {
-                chains: Vec::new(),
-                ..join.clone()
-            })
     }
 
     /// The peer's join arrived: the realms it names that this node hosts, each once, and only
     /// where the realm matches the digest at its index in the peer's hello (a peer cannot make
     /// its frames name one realm here and another in its hello). Other entries are dropped.
-    pub(crate) fn on_join(&mut self, join: Join) -> Result<Joined, HandshakeError> {
+    pub(crate) fn on_join(&mut self, join: Join) -> Result<Vec<Claim>, HandshakeError> {
         let Some(theirs) = &self.theirs else {
             return Err(HandshakeError::JoinBeforeHello);
         };
@@ -202,29 +163,21 @@ impl Handshake {
             return Err(HandshakeError::SecondJoin);
         }
         let mut claims: Vec<Claim> = Vec::new();
-        let mut owned = Vec::new();
         for entry in join.realms {
-            let matches = |entry: &RealmJoin| {
-                theirs.realms.get(usize::from(entry.index)) == Some(&self.theirs_for(entry))
-            };
             let Some(link) = self
                 .greeting
                 .realms
                 .iter()
                 .position(|own| own.realm == entry.realm && own.owner == entry.owner)
             else {
-                if let Some(owner) = entry.owner
-                    && self.named_open(&entry.realm)
-                    && matches(&entry)
-                {
-                    owned.push((entry.realm, owner));
-                }
                 continue;
             };
+            let matches =
+                theirs.realms.get(usize::from(entry.index)) == Some(&self.theirs_for(&entry));
             let seen = claims
                 .iter()
                 .any(|c| c.index == entry.index || c.link == link);
-            if matches(&entry) && !seen {
+            if matches && !seen {
                 claims.push(Claim {
                     index: entry.index,
                     link,
@@ -232,17 +185,7 @@ impl Handshake {
                 });
             }
         }
-        Ok(Joined { claims, owned })
-    }
-
-    /// This node is a client and named `realm` without an owner.
-    fn named_open(&self, realm: &RealmName) -> bool {
-        self.greeting.client
-            && self
-                .greeting
-                .realms
-                .iter()
-                .any(|own| own.realm == *realm && own.owner.is_none())
+        Ok(claims)
     }
 
     /// The peer's join arrived with `claims`, and neither side named a realm the other hosts:
@@ -337,10 +280,6 @@ mod tests {
     }
 
     fn node(own: Did, realms: Vec<RealmJoin>) -> Arc<Greeting> {
-        greeting(own, realms, false)
-    }
-
-    fn greeting(own: Did, realms: Vec<RealmJoin>, client: bool) -> Arc<Greeting> {
         let realms = realms
             .into_iter()
             .enumerate()
@@ -353,7 +292,7 @@ mod tests {
             own,
             agent: "weft/test".into(),
             tags: vec![("role".into(), "payments".into())],
-            client,
+            client: false,
             run: 1,
             realms,
         })
@@ -364,68 +303,9 @@ mod tests {
         let (hello_a, hello_b) = (a.hello(), b.hello());
         let join_a = a.on_hello(hello_b).unwrap().unwrap();
         let join_b = b.on_hello(hello_a).unwrap().unwrap();
-        let claims_at_a = a.on_join(join_b.clone()).unwrap().claims;
-        let claims_at_b = b.on_join(join_a.clone()).unwrap().claims;
+        let claims_at_a = a.on_join(join_b.clone()).unwrap();
+        let claims_at_b = b.on_join(join_a.clone()).unwrap();
         (join_a, join_b, claims_at_a, claims_at_b)
-    }
-
-    #[test]
-    fn a_client_that_names_a_realm_without_its_owner_learns_the_owner_and_nothing_else() {
-        let owner = did(9);
-        let access = node(
-            did(1),
-            vec![
-                realm("io.acme", Some(owner), "access-acme"),
-                realm("io.other", Some(owner), "access-other"),
-                realm("dev", None, "access-dev"),
-                realm("dev", Some(owner), "access-owned-dev"),
-            ],
-        );
-        let open = |name| realm(name, None, "client-chain");
-        let client = greeting(did(2), vec![open("io.acme"), open("dev")], true);
-        let (mut at_access, mut at_client) = (
-            Handshake::new(access.clone(), did(2)),
-            Handshake::new(client, did(1)),
-        );
-        let (join_to_client, _) = (
-            at_access.on_hello(at_client.hello()).unwrap().unwrap(),
-            at_client.on_hello(at_access.hello()).unwrap().unwrap(),
-        );
-        // Named with its owner, without the access node's chains there; `io.other` was not
-        // asked for, and `dev` is hosted open as well, which is what the client asked for.
-        let named: Vec<_> = join_to_client
-            .realms
-            .iter()
-            .map(|j| (j.realm.as_str(), j.owner, j.chains.len()))
-            .collect();
-        assert_eq!(named, vec![("dev", None, 1), ("io.acme", Some(owner), 0)]);
-        // The owned realm is not one the client may be refused or welcomed in.
-        assert!(!at_access.named(0));
-        let joined = at_client.on_join(join_to_client).unwrap();
-        assert_eq!(
-            joined.owned,
-            vec![(RealmName::new("io.acme").unwrap(), owner)]
-        );
-        assert_eq!(joined.claims.len(), 1, "dev, open on both sides");
-
-        // A member (not a client) naming the open realm learns nothing of the owned one.
-        let member = node(did(3), vec![open("io.acme")]);
-        let mut at_access = Handshake::new(access.clone(), did(3));
-        let mut at_member = Handshake::new(member, did(1));
-        let join = at_access.on_hello(at_member.hello()).unwrap().unwrap();
-        assert!(join.realms.is_empty());
-        at_member.on_hello(at_access.hello()).unwrap();
-        assert_eq!(at_member.on_join(join).unwrap(), Joined::default());
-
-        // A client is told an owner only where the access node's hello names that realm so: a
-        // join that makes one up is ignored.
-        let client = greeting(did(4), vec![open("io.acme")], true);
-        let mut at_client = Handshake::new(client, did(1));
-        at_client.on_hello(at_access.hello()).unwrap();
-        let made_up = Join {
-            realms: vec![realm("io.acme", Some(did(7)), "forged")],
-        };
-        assert_eq!(at_client.on_join(made_up).unwrap(), Joined::default());
     }
 
     #[test]
@@ -508,8 +388,7 @@ mod tests {
             .on_join(Join {
                 realms: vec![swapped, dev, dev_again, unknown, out_of_range],
             })
-            .unwrap()
-            .claims;
+            .unwrap();
         assert_eq!(claims.len(), 1);
         assert_eq!((claims[0].index, claims[0].link), (0, 0));
     }
