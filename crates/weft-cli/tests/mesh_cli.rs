@@ -7,6 +7,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,6 +25,20 @@ fn weft() -> Command {
     command
 }
 
+/// Spawns `command` with its stdout and stderr read line by line.
+fn watched(command: &mut Command) -> (Killed, Receiver<String>, Receiver<String>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) = (
+        lines(child.stdout.take().unwrap()),
+        lines(child.stderr.take().unwrap()),
+    );
+    (Killed(child), out, err)
+}
+
 #[test]
 fn sub_receives_what_pub_sends_through_a_node() {
     let mut node = weft()
@@ -37,26 +52,16 @@ fn sub_receives_what_pub_sends_through_a_node() {
     let addr = wait_for(&node_out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/"));
     assert!(addr.contains("/quic-v1/p2p/12D3"), "{addr}");
 
-    let mut sub = weft()
-        .args([
-            "sub",
-            "--connect",
-            &addr,
-            "--realm",
-            "dev",
-            "orders.*",
-            "--count",
-            "2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sub_out, sub_err) = (
-        lines(sub.stdout.take().unwrap()),
-        lines(sub.stderr.take().unwrap()),
-    );
-    let mut sub = Killed(sub);
+    let (mut sub, sub_out, sub_err) = watched(weft().args([
+        "sub",
+        "--connect",
+        &addr,
+        "--realm",
+        "dev",
+        "orders.*",
+        "--count",
+        "2",
+    ]));
     wait_for(&sub_err, LIMIT, |l| l == "ready");
 
     for (topic, body) in [
@@ -173,23 +178,15 @@ fn call_reaches_a_command_served_on_another_process() {
     let _serve = Killed(serve);
     wait_for(&serve_err, LIMIT, |l| l == "ready");
 
-    let out = weft()
-        .args([
-            "call",
-            "--connect",
-            &addr,
-            "--realm",
-            "dev",
-            "echo.back",
-            r#"{"sku":"tea"}"#,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeds(weft().args([
+        "call",
+        "--connect",
+        &addr,
+        "--realm",
+        "dev",
+        "echo.back",
+        r#"{"sku":"tea"}"#,
+    ]));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result, serde_json::json!({"sku": "tea"}));
 
@@ -301,14 +298,18 @@ fn node_serves_health_status_and_metrics_over_http_from_a_config_file() {
 
 /// Runs `weft ARGS` to completion; panics with its stderr unless it exits 0. Returns stdout.
 fn run_ok(args: &[&str]) -> String {
-    let out = weft().args(args).output().unwrap();
+    String::from_utf8(succeeds(weft().args(args)).stdout).unwrap()
+}
+
+/// Runs `command` to completion; panics with its stderr unless it exits 0.
+fn succeeds(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "weft {}: {}",
-        args.join(" "),
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out
 }
 
 /// Starts `weft node` with extra arguments; returns it and its first address.
@@ -565,8 +566,8 @@ fn a_remote_error_is_one_printable_line() {
 }
 
 /// Issue 14, client mode: clients that name an owned realm without its owner (`--realm io.acme`)
-/// are told the owner by their access node and join that realm, rather than an open realm of
-/// that name that nobody hosts.
+/// join the realm their `--ucan` chains are rooted in, rather than an open realm of that name
+/// that nobody hosts.
 #[test]
 fn a_client_naming_an_owned_realm_without_its_owner_joins_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -602,33 +603,16 @@ fn a_client_naming_an_owned_realm_without_its_owner_joins_it() {
             .args(["--key", &key, "--ucan", grant.trim()]);
         c
     };
-    let mut sub = client("subscriber.pem", "sub")
-        .args(["orders.*", "--count", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sub_out, sub_err) = (
-        lines(sub.stdout.take().unwrap()),
-        lines(sub.stderr.take().unwrap()),
-    );
-    let mut sub = Killed(sub);
-    let told = wait_for(&sub_err, LIMIT, |l| l.contains("is owned by"));
+    let (mut sub, sub_out, sub_err) =
+        watched(client("subscriber.pem", "sub").args(["orders.*", "--count", "1"]));
+    let told = wait_for(&sub_err, LIMIT, |l| l.contains("joining"));
     assert_eq!(
         told,
-        format!("io.acme is owned by {owner_did} at {addr}: joining {realm}")
+        format!("io.acme: joining {realm}, the root of the --ucan chain")
     );
     wait_for(&sub_err, LIMIT, |l| l == "ready");
 
-    let out = client("publisher.pem", "pub")
-        .args(["orders.placed", r#"{"n":1}"#])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(client("publisher.pem", "pub").args(["orders.placed", r#"{"n":1}"#]));
     let event: Value = serde_json::from_str(&wait_for(&sub_out, LIMIT, |_| true)).unwrap();
     assert_eq!(
         (event["topic"].as_str(), event["payload"]["n"].as_u64()),

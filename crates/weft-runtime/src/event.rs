@@ -57,17 +57,6 @@ pub enum PeerEvent {
         /// The peer's explanation.
         reason: String,
     },
-    /// This node is a client, and its access node hosts a realm it named without an owner as an
-    /// owned realm (and no open realm of that name). The client is not admitted there; naming
-    /// the realm as `realm=owner` joins it.
-    RealmOwned {
-        /// The access node.
-        did: Did,
-        /// The realm's name.
-        realm: String,
-        /// Its owner, as the access node says.
-        owner: Did,
-    },
     /// A peer refused a session with this node outright: it speaks another wire version
     /// (`incompatibleVersion`, the reason naming both). It is not dialed again for it.
     Refused {

@@ -29,7 +29,7 @@ use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
-use crate::core::handshake::{Greeting, Handshake, Joined, PeerTags};
+use crate::core::handshake::{Greeting, Handshake, PeerTags};
 use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
 use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
@@ -79,7 +79,7 @@ pub struct PeerAdmitted {
 }
 
 /// What a peer told this node that the application hears: a refusal in one of its realms, or
-/// the owner of a realm it named without one.
+/// of any session.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct PeerNotice {
@@ -120,7 +120,7 @@ pub struct Reports {
     pub spoke: Recipient<PeerSpoke>,
     /// This node admitted the peer to a realm.
     pub admitted: Recipient<PeerAdmitted>,
-    /// The peer refused us somewhere, or told us a realm's owner.
+    /// The peer refused us somewhere.
     pub notices: Recipient<PeerNotice>,
     /// The session ended.
     pub gone: Recipient<PeerGone>,
@@ -425,20 +425,10 @@ impl PeerConnection {
     }
 
     fn handle_join(&mut self, join: Join, ctx: &mut Context<Self>) {
-        let Joined { claims, owned } = match self.handshake.on_join(join) {
-            Ok(joined) => joined,
+        let claims = match self.handshake.on_join(join) {
+            Ok(claims) => claims,
             Err(e) => return self.broke_greeting(e, ctx),
         };
-        for (realm, owner) in owned {
-            info!(peer = %self.did.short(), %realm, %owner, "the access node hosts this realm as an owned realm");
-            self.reports.notices.do_send(PeerNotice {
-                event: PeerEvent::RealmOwned {
-                    did: self.did,
-                    realm: realm.to_string(),
-                    owner,
-                },
-            });
-        }
         if self.handshake.shares_nothing(&claims) {
             // No goodbye: that would make the peer forget this node in the DHT too. The
             // connection stays for Kademlia, and closes once idle (`limits.idle_timeout`).

@@ -307,36 +307,56 @@ async fn run_command(command: &[String], arguments: &Value) -> Result<Value, Han
 }
 
 /// Attaches to `--connect` as its client, and waits until the realm admits it. A realm named
-/// without its owner, which the access node hosts as an owned realm, is joined under the owner
-/// the access node names (the client relies on its access node for everything else too).
+/// without its owner is the owned realm of the chains' root when `--ucan` roots them all at one
+/// key (an owned realm's chains must be rooted at its owner), and an open realm otherwise.
 async fn client(args: &ClientArgs) -> Result<Node, CliError> {
-    match attach(args, &args.realm).await? {
-        Attached::Admitted(node) => Ok(*node),
-        Attached::Owned(owner) if !args.realm.contains('=') => {
-            let realm = format!("{}={owner}", args.realm);
-            eprintln!(
-                "{} is owned by {owner} at {}: joining {realm}",
-                args.realm, args.connect
-            );
-            match attach(args, &realm).await? {
-                Attached::Admitted(node) => Ok(*node),
-                Attached::Owned(_) => Err(unanswered(args)),
+    let realm = match args.realm.contains('=') {
+        true => args.realm.clone(),
+        false => match root_of(&args.realm, &args.ucan)? {
+            Some(owner) => {
+                let realm = format!("{}={owner}", args.realm);
+                eprintln!(
+                    "{}: joining {realm}, the root of the --ucan chain",
+                    args.realm
+                );
+                realm
             }
+            None => args.realm.clone(),
+        },
+    };
+    attach(args, &realm).await
+}
+
+/// The one key every root token among `ucans` that names `realm` was issued by: its owner. None
+/// if no token names it; an error if roots name it under different keys.
+fn root_of(realm: &str, ucans: &[String]) -> Result<Option<Did>, CliError> {
+    let mut owners = std::collections::BTreeSet::new();
+    for ucan in ucans {
+        let token = Token::parse(&token_arg(ucan)?)?;
+        let names_it = token
+            .capabilities()
+            .iter()
+            .any(|c| Resource::parse(&c.resource).is_ok_and(|r| r.realm().as_str() == realm));
+        if names_it && token.proofs().is_empty() {
+            owners.insert(token.issuer().to_string());
         }
-        Attached::Owned(_) => Err(unanswered(args)),
+    }
+    let mut owners = owners.into_iter();
+    match (owners.next(), owners.next()) {
+        (None, _) => Ok(None),
+        (Some(owner), None) => {
+            Ok(Some(Did::parse(&owner).map_err(|e| {
+                CliError::Usage(format!("--ucan issuer: {e}"))
+            })?))
+        }
+        (Some(a), Some(b)) => Err(CliError::Usage(format!(
+            "--ucan roots {realm} at {a} and at {b}: name its owner (--realm {realm}=OWNER)"
+        ))),
     }
 }
 
-/// How an attempt to attach ended, short of an error.
-enum Attached {
-    /// The realm admitted the client.
-    Admitted(Box<Node>),
-    /// The access node hosts the realm, named without an owner, as owned by this DID.
-    Owned(weft::Did),
-}
-
-/// One attempt to attach to `--connect` in `realm` (`NAME` or `NAME=OWNER`).
-async fn attach(args: &ClientArgs, realm: &str) -> Result<Attached, CliError> {
+/// Attaches to `--connect` in `realm` (`NAME` or `NAME=OWNER`).
+async fn attach(args: &ClientArgs, realm: &str) -> Result<Node, CliError> {
     let key = load_key(args.key.as_deref())?;
     let did = key.did();
     let builder = Node::builder().key(key).connect(args.connect.clone());
@@ -351,7 +371,6 @@ async fn attach(args: &ClientArgs, realm: &str) -> Result<Attached, CliError> {
             node.shutdown().await;
             return match told {
                 Notice::Denied(denial) => Err(CliError::Unauthorized(denial)),
-                Notice::Owned(owner) => Ok(Attached::Owned(owner)),
                 Notice::Refused(refusal) => Err(CliError::Unavailable(format!(
                     "the node at {} refused this client: {refusal}",
                     args.connect
@@ -375,7 +394,7 @@ async fn attach(args: &ClientArgs, realm: &str) -> Result<Attached, CliError> {
         node.shutdown().await;
         return Err(unanswered(args));
     }
-    Ok(Attached::Admitted(Box::new(node)))
+    Ok(node)
 }
 
 fn unanswered(args: &ClientArgs) -> CliError {
@@ -401,13 +420,11 @@ fn refusal(code: &str, realm: &str, reason: &str) -> String {
 enum Notice {
     /// A refusal, as text.
     Denied(String),
-    /// The owner of the realm the client named without one.
-    Owned(weft::Did),
     /// A refusal of any session (another wire version), as text.
     Refused(String),
 }
 
-/// The next refusal by a peer, or the realm owner it names; pending forever if none comes.
+/// The next refusal by a peer; pending forever if none comes.
 async fn next_notice(events: &mut weft::PeerEvents) -> Notice {
     loop {
         match events.recv().await {
@@ -417,7 +434,6 @@ async fn next_notice(events: &mut weft::PeerEvents) -> Notice {
                 reason,
                 ..
             }) => return Notice::Denied(refusal(&code, &realm, &reason)),
-            Ok(weft::PeerEvent::RealmOwned { owner, .. }) => return Notice::Owned(owner),
             Ok(weft::PeerEvent::Refused { code, reason, .. }) => {
                 return Notice::Refused(format!("{code}: {reason}"));
             }
@@ -562,4 +578,47 @@ fn node_limits(settings: &crate::config::Limits) -> weft::Limits {
         limits.idle_session = idle;
     }
     limits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(
+        issuer: &Keypair,
+        audience: &Keypair,
+        resource: &str,
+        proof: Option<&Token>,
+    ) -> String {
+        let mut builder = weft::Builder::new(issuer, audience.did())
+            .expires_at(4_000_000_000)
+            .claim(resource, "realm/join");
+        if let Some(proof) = proof {
+            builder = builder.proof(*proof.cid());
+        }
+        builder.build().unwrap().as_str().to_owned()
+    }
+
+    #[test]
+    fn a_realm_named_without_its_owner_is_the_one_its_chains_are_rooted_in() {
+        let (owner, team, client) = (
+            Keypair::generate().unwrap(),
+            Keypair::generate().unwrap(),
+            Keypair::generate().unwrap(),
+        );
+        let root = token(&owner, &team, "weft://io.acme", None);
+        let root_token = Token::parse(&root).unwrap();
+        let leaf = token(&team, &client, "weft://io.acme", Some(&root_token));
+        let chain = [leaf.clone(), root.clone()];
+        assert_eq!(root_of("io.acme", &chain).unwrap(), Some(owner.did()));
+        // A chain for another realm says nothing about this one.
+        assert_eq!(root_of("io.other", &chain).unwrap(), None);
+        assert_eq!(root_of("io.acme", &[]).unwrap(), None);
+        // Roots under two keys: the owner must be named.
+        let elsewhere = token(&team, &client, "weft://io.acme", None);
+        assert!(matches!(
+            root_of("io.acme", &[leaf, root, elsewhere]),
+            Err(CliError::Usage(_))
+        ));
+    }
 }
