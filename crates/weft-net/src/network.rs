@@ -22,6 +22,31 @@ impl NetThread {
     }
 }
 
+/// Builds the driver on the runtime `runtime` is a handle of, hands the network to `ready`, and
+/// runs the driver until it stops, unless `ready` says nobody took the network.
+async fn drive(
+    config: NetConfig,
+    runtime: tokio::runtime::Handle,
+    ready: impl FnOnce(Result<(Network, mpsc::Receiver<NetEvent>), NetError>) -> bool,
+) {
+    match Driver::new(config) {
+        Ok((driver, commands, control, peer_id, events)) => {
+            let network = Network {
+                commands,
+                control,
+                peer_id,
+                runtime,
+            };
+            if ready(Ok((network, events))) {
+                driver.run().await;
+            }
+        }
+        Err(e) => {
+            let _ = ready(Err(e));
+        }
+    }
+}
+
 /// A cheap, cloneable handle to the network thread.
 ///
 /// Every method sends one command to the driver and awaits its reply; none blocks the caller's
@@ -65,24 +90,9 @@ impl Network {
                     }
                 };
                 let handle = runtime.handle().clone();
-                runtime.block_on(async move {
-                    match Driver::new(config) {
-                        Ok((driver, commands, control, peer_id, events)) => {
-                            let network = Network {
-                                commands,
-                                control,
-                                peer_id,
-                                runtime: handle,
-                            };
-                            if ready_tx.send(Ok((network, events))).is_ok() {
-                                driver.run().await;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                        }
-                    }
-                });
+                runtime.block_on(drive(config, handle, |started| {
+                    ready_tx.send(started).is_ok()
+                }));
                 // Dropping the runtime here ends every stream task spawned on it.
             })
             .map_err(|e| NetError::Start(e.to_string()))?;
@@ -101,24 +111,9 @@ impl Network {
     ) -> Result<(Network, mpsc::Receiver<NetEvent>), NetError> {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let handle = runtime.clone();
-        runtime.spawn(async move {
-            match Driver::new(config) {
-                Ok((driver, commands, control, peer_id, events)) => {
-                    let network = Network {
-                        commands,
-                        control,
-                        peer_id,
-                        runtime: handle,
-                    };
-                    if ready_tx.send(Ok((network, events))).is_ok() {
-                        driver.run().await;
-                    }
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            }
-        });
+        runtime.spawn(drive(config, handle, |started| {
+            ready_tx.send(started).is_ok()
+        }));
         ready_rx
             .await
             .map_err(|_| NetError::Start("the network task ended while starting".into()))?

@@ -58,6 +58,8 @@ pub struct NodeHandle {
     pub(crate) revocation_log: RevocationLog,
     /// Whether sessions were refused or released for room lately (`core::forward`).
     pub(crate) scarcity: Arc<crate::core::forward::Scarcity>,
+    /// The threads the node runs on, when shared: kept as long as the node.
+    pub(crate) _shared: Option<crate::SharedRuntime>,
 }
 
 impl std::fmt::Debug for NodeHandle {

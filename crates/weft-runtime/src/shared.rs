@@ -6,7 +6,8 @@
 //! A node on a shared runtime stops its network when shut down (with its goodbyes, as any
 //! node); its actors, left without a network, stay until the runtime is dropped. So a shared
 //! runtime is for nodes that live as long as it does: a benchmark or a simulation, not a
-//! process that starts and stops nodes for ever.
+//! process that starts and stops nodes for ever. Each node holds a handle to it, so the threads
+//! outlive every node on them; dropping the last handle stops them without waiting.
 //!
 //! [`NodeConfig::shared`]: crate::NodeConfig::shared
 
@@ -60,40 +61,21 @@ impl SharedRuntime {
             .enable_all()
             .build()
             .map_err(|e| StartError::Actors(e.to_string()))?;
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("weft-actors".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                let arbiters = system.block_on(async move {
-                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                    let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-                    let handles = arbiters.iter().map(Arbiter::handle).collect();
-                    if ready_tx.send((Arbiter::current(), handles)).is_ok() {
-                        let _ = stop_rx.await;
-                    }
-                    for arbiter in &arbiters {
-                        arbiter.stop();
-                    }
-                    System::current().stop();
-                    arbiters
-                });
-                for arbiter in arbiters {
-                    let _ = arbiter.join();
-                }
-            })
-            .map_err(|e| StartError::Actors(e.to_string()))?;
-        let (system, arbiters) = ready_rx
-            .recv()
-            .map_err(|_| StartError::Actors("the actor thread died while starting".into()))?;
+        let actors = match ActorThreads::spawn() {
+            Ok(actors) => actors,
+            Err(e) => {
+                // Dropped from async code too, where a runtime may not block to end its tasks.
+                net.shutdown_background();
+                return Err(e);
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 net: Some(net),
-                system,
-                arbiters,
-                stop: Mutex::new(Some(stop_tx)),
-                thread: Mutex::new(Some(thread)),
+                system: actors.system,
+                arbiters: actors.arbiters,
+                stop: Mutex::new(Some(actors.stop)),
+                thread: Mutex::new(Some(actors.thread)),
             }),
         })
     }
@@ -114,13 +96,69 @@ impl SharedRuntime {
     }
 }
 
+/// An actix system on a thread of its own (`weft-actors`), with an arbiter per core: a node's
+/// own, or a shared runtime's. Sending on `stop` (or dropping it) stops the arbiters and the
+/// system; `thread` ends once they have.
+pub(crate) struct ActorThreads {
+    /// The system's own arbiter.
+    pub(crate) system: ArbiterHandle,
+    /// One per core.
+    pub(crate) arbiters: Vec<ArbiterHandle>,
+    pub(crate) stop: oneshot::Sender<()>,
+    pub(crate) thread: std::thread::JoinHandle<()>,
+}
+
+impl ActorThreads {
+    pub(crate) fn spawn() -> Result<Self, StartError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("weft-actors".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                let arbiters = system.block_on(async move {
+                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+                    let handles = arbiters.iter().map(Arbiter::handle).collect();
+                    if ready_tx.send((Arbiter::current(), handles)).is_ok() {
+                        let _ = stop_rx.await;
+                    }
+                    for arbiter in &arbiters {
+                        arbiter.stop();
+                    }
+                    System::current().stop();
+                    arbiters
+                });
+                // Routers and registries live on the arbiters: once their threads are joined,
+                // nothing built on them handles a message any more.
+                for arbiter in arbiters {
+                    let _ = arbiter.join();
+                }
+            })
+            .map_err(|e| StartError::Actors(e.to_string()))?;
+        let (system, arbiters) = ready_rx
+            .recv()
+            .map_err(|_| StartError::Actors("the actor thread died while starting".into()))?;
+        Ok(Self {
+            system,
+            arbiters,
+            stop,
+            thread,
+        })
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.lock().ok().and_then(|mut s| s.take()) {
             let _ = stop.send(());
         }
+        // Joined on a thread of its own: the last handle may go on a runtime's worker, or on
+        // the actor thread itself.
         if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = thread.join();
+            let _ = std::thread::Builder::new()
+                .name("weft-actors-join".into())
+                .spawn(move || thread.join());
         }
         // Dropped from async code too, where a runtime may not block to end its tasks.
         if let Some(net) = self.net.take() {

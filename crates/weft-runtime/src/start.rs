@@ -2,7 +2,8 @@
 //!
 //! Threads: the network runs on its own thread (`weft-net`, a 2-worker tokio runtime). The actors
 //! run on an actix system thread (`weft-actors`), plus one arbiter per core for the realms'
-//! routers.
+//! routers and registries (`shared::ActorThreads`). A node on a `SharedRuntime` is built the
+//! same way on that runtime's threads.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +26,7 @@ use crate::peer::RealmLink;
 use crate::registry::Registry;
 use crate::revocations::RevocationLog;
 use crate::router::Router;
-use crate::shared::SharedRuntime;
+use crate::shared::ActorThreads;
 use crate::supervisor::{ListenAddrs, Supervisor};
 use crate::telemetry::CallMetrics;
 use crate::{NodeConfig, PeerEvent, StartError};
@@ -38,98 +39,57 @@ struct Built {
 }
 
 impl NodeHandle {
-    /// Starts the network and the actors, and returns once every listener is up.
+    /// Starts the network and the actors, and returns once every listener is up: on threads of
+    /// the node's own, or on `config.shared`'s.
     pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
         for (i, a) in config.realms.iter().enumerate() {
             if config.realms[..i].iter().any(|b| b.realm == a.realm) {
                 return Err(StartError::DuplicateRealm(a.realm.to_string()));
             }
         }
-        if let Some(shared) = config.shared.clone() {
-            return Self::start_shared(config, &shared).await;
-        }
-        let did = config.net.keypair.did();
-        let expected_listeners = config.net.listen.len();
-        let revocation_log = RevocationLog::new(config.revocations_file.clone());
         let net = net_config(&config);
-        let (network, events, net_thread) = Network::start(net)?;
-        let network_handle = network.clone();
-        let (peer_events, first_events) = broadcast::channel(256);
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let peer_events_for_actors = peer_events.clone();
-        let thread = std::thread::Builder::new()
-            .name("weft-actors".into())
-            .spawn(move || {
-                let system = actix_rt::System::new();
-                let arbiters = system.block_on(async move {
-                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                    let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-                    let handles: Vec<_> = arbiters.iter().map(Arbiter::handle).collect();
-                    let built = build(
-                        config,
-                        network,
-                        events,
-                        expected_listeners,
-                        peer_events_for_actors,
-                        &handles,
-                    );
-                    if ready_tx.send(built).is_ok() {
-                        let _ = stop_rx.await;
-                    }
-                    for arbiter in &arbiters {
-                        arbiter.stop();
-                    }
-                    System::current().stop();
-                    arbiters
-                });
-                // The routers and registries live on the arbiters: once their threads are
-                // joined, nothing of this node handles a message any more.
-                for arbiter in arbiters {
-                    let _ = arbiter.join();
-                }
-            })
-            .map_err(|e| StartError::Actors(e.to_string()))?;
-        let built = ready_rx
-            .await
-            .map_err(|_| StartError::Actors("the actor thread died while starting".into()))??;
-        let listen = listening(&built).await?;
-        Ok(NodeHandle {
-            node: built.node,
-            did,
-            listen,
-            realms: built.realms,
-            scarcity: built.scarcity,
-            peer_events,
-            authorizer: built.authorizer,
-            first_events: Mutex::new(Some(first_events)),
-            network: network_handle,
-            stop: Mutex::new(Some(stop_tx)),
-            thread: Mutex::new(Some(thread)),
-            net_thread: Mutex::new(Some(net_thread)),
-            revocation_log,
-        })
+        match config.shared.clone() {
+            Some(shared) => {
+                let runtime = shared
+                    .net()
+                    .ok_or_else(|| StartError::Actors("the shared runtime is stopping".into()))?;
+                let (network, events) = Network::start_on(net, runtime).await?;
+                let actors = (shared.system(), shared.arbiters());
+                Self::start_actors(config, network, events, actors, Threads::default()).await
+            }
+            None => {
+                let (network, events, net_thread) = Network::start(net)?;
+                let own = ActorThreads::spawn()?;
+                let threads = Threads {
+                    stop: Some(own.stop),
+                    actors: Some(own.thread),
+                    net: Some(net_thread),
+                };
+                let actors = (&own.system, own.arbiters.as_slice());
+                Self::start_actors(config, network, events, actors, threads).await
+            }
+        }
     }
 
-    /// Starts the network as a task of `shared`'s network runtime and the actors on its
-    /// arbiters: no thread of its own.
-    async fn start_shared(
+    /// Builds the node's actors on `actors` (the system's arbiter, and those for routers and
+    /// registries), and returns once every listener is up.
+    async fn start_actors(
         config: NodeConfig,
-        shared: &SharedRuntime,
+        network: Network,
+        events: mpsc::Receiver<NetEvent>,
+        (system, arbiters): (&ArbiterHandle, &[ArbiterHandle]),
+        threads: Threads,
     ) -> Result<NodeHandle, StartError> {
         let did = config.net.keypair.did();
         let expected_listeners = config.net.listen.len();
         let revocation_log = RevocationLog::new(config.revocations_file.clone());
-        let runtime = shared
-            .net()
-            .ok_or_else(|| StartError::Actors("the shared runtime is stopping".into()))?;
-        let (network, events) = Network::start_on(net_config(&config), runtime).await?;
+        let shared = config.shared.clone();
         let network_handle = network.clone();
         let (peer_events, first_events) = broadcast::channel(256);
         let (ready_tx, ready_rx) = oneshot::channel();
         let peer_events_for_actors = peer_events.clone();
-        let arbiters = shared.arbiters().to_vec();
-        let spawned = shared.system().spawn_fn(move || {
+        let arbiters = arbiters.to_vec();
+        let spawned = system.spawn_fn(move || {
             let built = build(
                 config,
                 network,
@@ -141,7 +101,7 @@ impl NodeHandle {
             let _ = ready_tx.send(built);
         });
         if !spawned {
-            return Err(StartError::Actors("the shared actor system stopped".into()));
+            return Err(StartError::Actors("the actor system stopped".into()));
         }
         let built = ready_rx
             .await
@@ -157,12 +117,21 @@ impl NodeHandle {
             authorizer: built.authorizer,
             first_events: Mutex::new(Some(first_events)),
             network: network_handle,
-            stop: Mutex::new(None),
-            thread: Mutex::new(None),
-            net_thread: Mutex::new(None),
+            stop: Mutex::new(threads.stop),
+            thread: Mutex::new(threads.actors),
+            net_thread: Mutex::new(threads.net),
             revocation_log,
+            _shared: shared,
         })
     }
+}
+
+/// The threads a node owns, stopped with it; none on a shared runtime.
+#[derive(Default)]
+struct Threads {
+    stop: Option<oneshot::Sender<()>>,
+    actors: Option<std::thread::JoinHandle<()>>,
+    net: Option<weft_net::NetThread>,
 }
 
 /// The network's part of `config`, with the node's limits applied.
