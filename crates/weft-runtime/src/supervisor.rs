@@ -28,6 +28,7 @@ use crate::core::forward::Scarcity;
 use crate::core::handshake::Greeting;
 use crate::core::keys::membership_key;
 use crate::core::redial::{Ended, Next, Redials};
+use crate::core::refusals::Refusals;
 use crate::core::silent::Silent;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection, PeerGone,
@@ -42,11 +43,6 @@ const BUDGETS: usize = 4096;
 
 /// How long a shutdown waits for peers to flush.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
-/// Peers remembered as having refused a session, so that each is logged once.
-const MAX_REFUSED_REMEMBERED: usize = 1024;
-/// How long this node starts no session of its own with a peer that refused one: until it is
-/// upgraded, it would refuse again. Its own streams are still taken.
-const REFUSED_FOR: Duration = Duration::from_secs(600);
 
 /// How often the sessions' activity flags are read for the budget, at most: a session counts as
 /// active from the sweep after it carried something.
@@ -112,9 +108,8 @@ pub struct Supervisor {
     short_realms: Arc<AtomicUsize>,
     /// Marked whenever a session is refused or released for room: realms forward meanwhile.
     scarcity: Arc<Scarcity>,
-    /// Peers that refused a session (another wire version), and when: logged once, and not
-    /// asked for a session again for [`REFUSED_FOR`].
-    refused_by: HashMap<PeerId, Instant>,
+    /// Peers that refused a session (another wire version): logged once, not asked again.
+    refused_by: Refusals<PeerId>,
     listen: Vec<Multiaddr>,
     expected_listeners: usize,
     listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
@@ -190,7 +185,7 @@ impl Supervisor {
             silent: Silent::new(crate::Limits::default().max_silent_peers),
             short_realms: Arc::default(),
             scarcity: Arc::new(Scarcity::new(Instant::now())),
-            refused_by: HashMap::new(),
+            refused_by: Refusals::default(),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
         }
@@ -328,13 +323,6 @@ impl Supervisor {
                 false
             }
         }
-    }
-
-    /// Whether `peer` refused a session within [`REFUSED_FOR`] of `now`.
-    fn refused_recently(&self, peer: &PeerId, now: Instant) -> bool {
-        self.refused_by
-            .get(peer)
-            .is_some_and(|at| now.saturating_duration_since(*at) < REFUSED_FOR)
     }
 
     /// Notes which sessions carried something since the last sweep.
@@ -517,7 +505,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                 dialer,
             } => {
                 self.redials.connected(&peer);
-                let refused = self.refused_recently(&peer, Instant::now());
+                let refused = self.refused_by.recent(&peer, Instant::now());
                 match self.peers.get_mut(&peer) {
                     // Its inbound stream came first and started the session, which waits for
                     // this before opening its own stream.
@@ -540,7 +528,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                 }
             }
             NetEvent::PeerWanted { peer } => {
-                let refused = self.refused_recently(&peer, Instant::now());
+                let refused = self.refused_by.recent(&peer, Instant::now());
                 if self.stopping || refused || self.peers.contains_key(&peer) {
                     return;
                 }
@@ -664,19 +652,7 @@ impl Handler<PeerNotice> for Supervisor {
             && let Some(peer) = weft_net::did_peer(did)
         {
             // Once per peer: a peer of another version stays so until one of them is upgraded.
-            let now = Instant::now();
-            if self.refused_by.len() >= MAX_REFUSED_REMEMBERED {
-                // Expired ones first, then the oldest: a flood of refusing keys cannot wipe it.
-                self.refused_by
-                    .retain(|_, at| now.saturating_duration_since(*at) < REFUSED_FOR);
-                let oldest = self.refused_by.iter().min_by_key(|(_, at)| **at);
-                if let Some(oldest) = oldest.map(|(peer, _)| *peer) {
-                    self.refused_by.remove(&oldest);
-                }
-            }
-            let known = self.refused_recently(&peer, now);
-            self.refused_by.insert(peer, now);
-            if !known {
+            if self.refused_by.refused(peer, Instant::now()) {
                 warn!(peer = %did, %code, %reason, "peer refused a session");
             }
         }

@@ -21,6 +21,7 @@ pub(crate) mod parked;
 pub(crate) mod providers;
 pub(crate) mod pubsub;
 pub(crate) mod redial;
+pub(crate) mod refusals;
 pub(crate) mod relay;
 pub(crate) mod resolve;
 pub(crate) mod roster;
@@ -56,6 +57,7 @@ mod tests {
         ("providers.rs", include_str!("providers.rs")),
         ("pubsub.rs", include_str!("pubsub.rs")),
         ("redial.rs", include_str!("redial.rs")),
+        ("refusals.rs", include_str!("refusals.rs")),
         ("relay.rs", include_str!("relay.rs")),
         ("resolve.rs", include_str!("resolve.rs")),
         ("roster.rs", include_str!("roster.rs")),

@@ -108,18 +108,19 @@ impl Forwarding {
 impl Router {
     /// Whether a publication of this node's, or of a client's, sent to `targets`, also goes
     /// into the overlay (`forward::to_overlay`). Clients among the targets reach no member.
+    /// On the path of every publication: the targets are looked at only past the mesh size.
     pub(super) fn to_overlay(&self, targets: &[Target]) -> bool {
         let members = self.routing.members();
-        let reached_a_member = targets.iter().any(|target| match target {
-            Target::Peer(slot) => members.get(*slot).is_some_and(|m| !m.client),
-            Target::Local(_) => false,
-        });
+        let reached_a_member = || {
+            targets.iter().any(|target| match target {
+                Target::Peer(slot) => members.get(*slot).is_some_and(|m| !m.client),
+                Target::Local(_) => false,
+            })
+        };
+        let (on, resolving) = (self.forwarding.on, self.publishing.resolving());
         self.forwarding.key.is_some()
-            && forward::to_overlay(
-                self.forwarding.on,
-                self.publishing.resolving(),
-                reached_a_member,
-            )
+            && (on || resolving)
+            && forward::to_overlay(on, resolving, reached_a_member())
     }
 }
 

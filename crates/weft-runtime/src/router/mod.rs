@@ -350,7 +350,6 @@ impl Router {
     /// Makes the DHT requests the publications asked for. A lookup that publications wait for
     /// lets them go when it ends.
     fn resolve(&mut self, ctx: &mut Context<Self>) {
-        self.forwarding.refresh();
         while let Some(step) = self.publishing.poll() {
             let Some(dht) = &self.dht else { continue };
             match step {
@@ -437,6 +436,7 @@ impl Router {
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
     fn sweep(&mut self, ctx: &mut Context<Self>) {
+        self.forwarding.refresh();
         self.routing.expire(std::time::Instant::now());
         self.publishing.tick(unix_now());
         self.resolve(ctx);
@@ -961,6 +961,7 @@ impl Handler<ResolveThroughDht> for Router {
     type Result = ();
 
     fn handle(&mut self, _msg: ResolveThroughDht, ctx: &mut Context<Self>) {
+        self.forwarding.refresh();
         self.publishing.activate(unix_now());
         self.resolve(ctx);
     }
@@ -971,6 +972,7 @@ impl Handler<AwaitSubscriber> for Router {
 
     fn handle(&mut self, msg: AwaitSubscriber, ctx: &mut Context<Self>) {
         // Waiting to publish: the topic's subscribers are looked for as if it had published.
+        self.forwarding.refresh();
         self.publishing.publish(&msg.topic, unix_now());
         self.resolve(ctx);
         let ready = has_remote_subscriber(self.routing.interests(), &msg.topic);
