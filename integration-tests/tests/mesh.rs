@@ -253,10 +253,42 @@ async fn a_dht_lookup_names_the_providers_of_a_procedure() {
         }
     })
     .await;
-    assert_eq!(found, vec![nodes[2].did()]);
+    let dids: Vec<_> = found.iter().map(|p| p.did).collect();
+    assert_eq!(dids, vec![nodes[2].did()]);
+    let listening = nodes[2].listen_addrs()[0].to_string();
+    let listening = listening.split("/p2p/").next().unwrap();
+    assert!(
+        found[0]
+            .addresses
+            .iter()
+            .any(|a| a.to_string().starts_with(listening)),
+        "{found:?}"
+    );
     let nobody = nodes[0].dht_lookup("mesh", "orders.cancel").await.unwrap();
     assert!(nobody.is_empty());
     assert!(nodes[0].dht_lookup("nowhere", "orders.get").await.is_err());
+
+    // A node outside the realm asks a member to look up for it, and for its DHT's figures.
+    let outsider = Node::builder().start().await.unwrap();
+    let member = nodes[1].listen_addrs()[0].to_string();
+    let asked = outsider
+        .ask_dht_lookup(&member, "mesh", "orders.get")
+        .await
+        .unwrap();
+    let dids: Vec<_> = asked.iter().map(|p| p.did).collect();
+    assert_eq!(dids, vec![nodes[2].did()]);
+    assert!(!asked[0].addresses.is_empty(), "{asked:?}");
+    let figures = outsider.ask_dht_stats(&member).await.unwrap();
+    assert!(figures.known_nodes >= 2, "{figures:?}");
+    assert!(figures.connected_peers >= 2, "{figures:?}");
+    assert!(
+        outsider
+            .ask_dht_lookup(&member, "mesh", "orders.cancel")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    outsider.shutdown().await;
     shutdown(&nodes).await;
 }
 

@@ -36,6 +36,9 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Hand a revocation record (from `weft ucan revoke`) to a realm through one of its nodes.
     Revoke(RevokeArgs),
+    /// Ask a node about its DHT: its figures, or the providers of a procedure.
+    #[command(subcommand)]
+    Dht(DhtCommand),
     /// Measure pub/sub throughput between two processes over QUIC on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -224,6 +227,28 @@ pub(crate) struct RevokeArgs {
     pub(crate) client: ClientArgs,
     /// The record (JSON), or @FILE.
     pub(crate) record: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DhtCommand {
+    /// The node's routing table, store, query and dial counts, as one JSON object.
+    Stats {
+        /// The node to ask (multiaddr or IP:PORT).
+        #[arg(long, value_name = "MULTIADDR")]
+        connect: String,
+    },
+    /// The providers of a procedure the node finds with one lookup, one JSON line each
+    /// (`{"did":…,"addresses":[…]}`); exit 3 if there is none.
+    Lookup {
+        /// The node to ask (multiaddr or IP:PORT).
+        #[arg(long, value_name = "MULTIADDR")]
+        connect: String,
+        /// The realm: NAME (open) or NAME=OWNER_DID. The node need not host it.
+        #[arg(long, value_name = "NAME[=OWNER_DID]")]
+        realm: String,
+        /// The procedure, e.g. orders.get.
+        procedure: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

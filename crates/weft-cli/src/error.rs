@@ -25,6 +25,9 @@ pub(crate) enum CliError {
     /// The action was not allowed (exit 5). The text names the refusal itself.
     #[error("{0}")]
     Unauthorized(String),
+    /// Nothing was found where something was asked for (exit 3).
+    #[error("{0}")]
+    NotFound(String),
     /// A peer or the mesh could not be reached (exit 7).
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -62,6 +65,7 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::Config(_) => Self::USAGE,
             CliError::Key(_) | CliError::Ucan(_) | CliError::Failed(_) => Self::FAILED,
+            CliError::NotFound(_) => 3,
             CliError::Unauthorized(_) => 5,
             CliError::Unavailable(_) => 7,
             CliError::Call(e) => match e {

@@ -288,6 +288,12 @@ fn node_serves_health_status_and_metrics_over_http_from_a_config_file() {
     let status: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["realms"][0]["name"], "dev");
 
+    let (status, body) = http_get(&addr, "/v1/dht");
+    assert_eq!(status, 200);
+    let dht: Value = serde_json::from_str(&body).unwrap();
+    assert!(dht["known_nodes"].is_u64(), "{body}");
+    assert!(dht["dials"].is_u64(), "{body}");
+
     let (status, body) = http_get(&addr, "/metrics");
     assert_eq!(status, 200);
     assert!(
@@ -619,4 +625,103 @@ fn a_client_naming_an_owned_realm_without_its_owner_joins_it() {
         (Some("orders.placed"), Some(1))
     );
     assert!(sub.0.wait().unwrap().success());
+}
+
+/// `weft dht stats` and `weft dht lookup` ask a node about its DHT: a procedure served through
+/// one node is found, with that node's address, by asking the other.
+#[test]
+fn dht_stats_and_lookup_ask_a_node_about_its_dht() {
+    let (_a, addr_a) = node(&[]);
+    let (_b, addr_b) = node(&["--bootstrap", &addr_a]);
+    let (_serve, _, serve_err) = watched(weft().args([
+        "serve",
+        "--connect",
+        &addr_b,
+        "--realm",
+        "dev",
+        "orders.get",
+        "--",
+        "cat",
+    ]));
+    wait_for(&serve_err, LIMIT, |l| l == "ready");
+
+    let stats: Value =
+        serde_json::from_str(&run_ok(&["dht", "stats", "--connect", &addr_a])).unwrap();
+    assert!(stats["known_nodes"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["connected_peers"].as_u64().unwrap() >= 1, "{stats}");
+    for field in [
+        "buckets",
+        "records_stored",
+        "keys_provided",
+        "queries",
+        "dials",
+    ] {
+        assert!(stats[field].is_u64(), "{field}: {stats}");
+    }
+
+    // B's record reaches A's neighbourhood shortly after B provides it.
+    let lookup = [
+        "dht",
+        "lookup",
+        "--connect",
+        &addr_a,
+        "--realm",
+        "dev",
+        "orders.get",
+    ];
+    let deadline = std::time::Instant::now() + LIMIT;
+    let found = loop {
+        let out = weft().args(lookup).output().unwrap();
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::time::Instant::now() < deadline, "never found");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let providers: Vec<Value> = found
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(providers.len(), 1, "{found}");
+    let b_listens = addr_b.split("/p2p/").next().unwrap();
+    assert!(
+        providers[0]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with(b_listens)),
+        "{found}"
+    );
+    assert!(
+        providers[0]["did"]
+            .as_str()
+            .unwrap()
+            .starts_with("did:key:z6Mk"),
+        "{found}"
+    );
+
+    let nothing = weft()
+        .args([
+            "dht",
+            "lookup",
+            "--connect",
+            &addr_a,
+            "--realm",
+            "dev",
+            "orders.none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(nothing.status.code(), Some(3));
+    let unreachable = weft()
+        .args(["dht", "stats", "--connect", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(7));
 }

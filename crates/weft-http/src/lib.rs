@@ -4,6 +4,7 @@
 //! - `GET /metrics`: Prometheus text (the [`metrics`] facade, rendered by
 //!   `metrics-exporter-prometheus`).
 //! - `GET /v1/status`: peers, realms, local subscriptions and procedures, DHT statistics.
+//! - `GET /v1/dht`: the DHT's figures (known nodes, buckets, records, provided keys, queries).
 //! - The gateway: `POST /v1/realms/{realm}/publish/{topic}`, `POST /v1/realms/{realm}/call/{procedure}`
 //!   and `GET /v1/realms/{realm}/subscribe/{pattern}` (Server-Sent Events), each authorized by
 //!   `Authorization: Bearer <UCAN>` delegated to this node (see [`gateway`]).
@@ -250,6 +251,7 @@ fn routes(
         .route("/health", get(health::health))
         .route("/metrics", get(metrics_endpoint::metrics))
         .route("/v1/status", get(status::status))
+        .route("/v1/dht", get(status::dht))
         .route("/v1/realms/{realm}/publish/{topic}", post(gateway::publish))
         .route("/v1/realms/{realm}/call/{procedure}", post(gateway::call))
         .route("/v1/realms/{realm}/revocations", post(gateway::revoke))

@@ -79,6 +79,14 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             "provided_keys": dht.provided_keys,
             "queries": dht.queries,
             "failed_queries": dht.failed_queries,
+            "buckets": dht.buckets,
+            "records_stored": dht.records_stored,
+            "dials": dht.dials,
         },
     }))
+}
+
+/// `GET /v1/dht`: the node's DHT in figures, as `weft dht stats` prints them.
+pub(crate) async fn dht(State(state): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!(weft::DhtFigures::from(&state.node.dht_stats().await)))
 }

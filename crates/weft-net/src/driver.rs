@@ -87,6 +87,13 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<DhtStats>,
     },
+    /// The addresses this node knows for `peers`: from its routing table, else from the
+    /// provider records it stores for `key`.
+    AddressesOf {
+        key: Vec<u8>,
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>,
+    },
     /// Stops, closing every connection first so that peers know at once.
     Close,
     /// Stops as a crash would: peers find out when their connections time out.
@@ -102,6 +109,12 @@ pub struct DhtStats {
     pub connected_peers: usize,
     /// Keys this node announces as a provider.
     pub provided_keys: usize,
+    /// Non-empty k-buckets of the routing table.
+    pub buckets: usize,
+    /// Other nodes' provider records this node stores.
+    pub records_stored: usize,
+    /// Connections this node dialed since it started: Kademlia's walks dial most of them.
+    pub dials: u64,
 
     /// Queries started since the node started (provide, find providers, bootstrap).
     pub queries: u64,
@@ -150,6 +163,7 @@ pub(crate) struct Driver {
     bootstrapped: bool,
     queries: u64,
     failed_queries: u64,
+    dials: u64,
     /// This node's listen addresses as announced to peers.
     announced: Announced,
     /// Connections whose remote address is loopback: their peers' loopback addresses are usable.
@@ -253,6 +267,7 @@ impl Driver {
             bootstrapped: false,
             queries: 0,
             failed_queries: 0,
+            dials: 0,
             announced: Announced::default(),
             loopback_connections: HashMap::new(),
             stored: Stored::new(
@@ -326,6 +341,14 @@ impl Driver {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::Dial { addr, reply } => {
+                // A second connection to a peer already connected would be refused by the
+                // connection limits: the one there is is as good.
+                if let Some(Protocol::P2p(peer)) = addr.iter().last()
+                    && self.swarm.is_connected(&peer)
+                {
+                    let _ = reply.send(Ok(peer));
+                    return;
+                }
                 let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
@@ -435,6 +458,9 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::AddressesOf { key, peers, reply } => {
+                let _ = reply.send(self.addresses_of(key, peers));
+            }
             Command::Close | Command::Shutdown => {}
         }
     }
@@ -472,6 +498,9 @@ impl Driver {
                     || self.pending_dials.contains_key(&connection_id)
                     || self.bootstrap_dials.contains_key(&connection_id);
                 let dialer = endpoint.is_dialer();
+                if dialer {
+                    self.dials += 1;
+                }
                 if addresses::is_loopback(&addr) {
                     self.loopback_connections.insert(connection_id, peer_id);
                 }
@@ -679,20 +708,53 @@ impl Driver {
     }
 
     fn stats(&mut self) -> DhtStats {
-        let (routing_table, provided_keys) = match self.swarm.behaviour_mut().kad.as_mut() {
-            Some(kad) => (
-                kad.kbuckets().map(|bucket| bucket.num_entries()).sum(),
-                kad::store::RecordStore::provided(kad.store_mut()).count(),
-            ),
-            None => (0, 0),
+        let (routing_table, buckets, provided_keys) = match self.swarm.behaviour_mut().kad.as_mut()
+        {
+            Some(kad) => {
+                let sizes: Vec<usize> = kad.kbuckets().map(|bucket| bucket.num_entries()).collect();
+                (
+                    sizes.iter().sum(),
+                    sizes.iter().filter(|n| **n > 0).count(),
+                    kad::store::RecordStore::provided(kad.store_mut()).count(),
+                )
+            }
+            None => (0, 0, 0),
         };
         DhtStats {
             routing_table,
             connected_peers: self.swarm.connected_peers().count(),
             provided_keys,
+            buckets,
+            records_stored: self.stored.len(),
+            dials: self.dials,
             queries: self.queries,
             failed_queries: self.failed_queries,
         }
+    }
+
+    fn addresses_of(&mut self, key: Vec<u8>, peers: Vec<PeerId>) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+            return peers.into_iter().map(|p| (p, Vec::new())).collect();
+        };
+        let mut known: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+        for bucket in kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                if peers.contains(&peer) {
+                    known.insert(peer, entry.node.value.iter().cloned().collect());
+                }
+            }
+        }
+        for record in kad::store::RecordStore::providers(kad.store_mut(), &key.into()) {
+            known.entry(record.provider).or_insert(record.addresses);
+        }
+        peers
+            .into_iter()
+            .map(|peer| {
+                let addresses = known.remove(&peer).unwrap_or_default();
+                (peer, addresses)
+            })
+            .collect()
     }
 
     fn handle_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {

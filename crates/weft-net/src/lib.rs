@@ -26,6 +26,7 @@
 //! - `store`: the Kademlia store, handing out a key's providers in turns.
 //! - `stored`: peers' provider records in the store, bounded, and when they expire.
 //! - `addresses`: which of a peer's addresses are kept and offered.
+//! - [`inspect`]: DHT introspection, asked and answered on `/weft/dht/1`.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
 //! - [`framed`]: opening and accepting weft streams, and a bounded reader of frames in batches.
 //! - [`outbox`]: a peer's queued frames as one buffer, and the writer that drains it.
@@ -42,6 +43,7 @@ pub mod error;
 mod events;
 pub mod framed;
 pub mod identity;
+pub mod inspect;
 pub mod network;
 pub mod outbox;
 mod store;
@@ -57,3 +59,4 @@ pub use error::NetError;
 pub use identity::{did_peer, peer_did};
 pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use network::{NetEvent, NetThread, Network, WEFT_PROTOCOL};
+pub use weft_wire::inspect::DhtFigures;

@@ -31,6 +31,19 @@ async fn drive(
 ) {
     match Driver::new(config) {
         Ok((driver, commands, control, peer_id, events)) => {
+            // Answers DHT questions for the life of the runtime, as weft streams are accepted.
+            match control.clone().accept(crate::inspect::DHT_PROTOCOL) {
+                Ok(incoming) => {
+                    runtime.spawn(crate::inspect::serve(incoming, commands.downgrade()));
+                }
+                Err(e) => {
+                    let _ = ready(Err(NetError::Start(format!(
+                        "accept {}: {e}",
+                        crate::inspect::DHT_PROTOCOL
+                    ))));
+                    return;
+                }
+            }
             let network = Network {
                 commands,
                 control,
@@ -231,6 +244,30 @@ impl Network {
     /// Whether at least one connection to `peer` is established.
     pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NetError> {
         self.call(|reply| Command::IsConnected { peer, reply })
+            .await
+    }
+
+    /// Asks `peer` a question about its DHT (see [`crate::inspect`]).
+    pub async fn ask_dht(
+        &self,
+        peer: PeerId,
+        question: &weft_wire::inspect::DhtQuestion,
+    ) -> Result<weft_wire::inspect::DhtAnswer, NetError> {
+        crate::inspect::ask(self.control.clone(), peer, question).await
+    }
+
+    /// The providers of `key`, found as [`Network::find_providers_dialing`] finds them without
+    /// dialing, with the addresses this node knows for each.
+    pub async fn locate_providers(
+        &self,
+        key: Vec<u8>,
+    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        let peers: Vec<PeerId> = self
+            .find_providers_dialing(key.clone(), 0)
+            .await?
+            .into_iter()
+            .collect();
+        self.call(|reply| Command::AddressesOf { key, peers, reply })
             .await
     }
 

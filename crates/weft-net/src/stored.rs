@@ -149,7 +149,6 @@ impl Stored {
     }
 
     /// Records stored.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.records.len()
     }

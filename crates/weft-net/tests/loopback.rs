@@ -175,3 +175,64 @@ async fn dialing_nothing_fails_with_an_error() {
     assert!(err.is_err());
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_questions_about_its_dht_and_refuses_malformed_ones() {
+    use weft_net::inspect::{DhtAnswer, DhtQuestion};
+    let (a, _a_events, a_addr) = start(vec![]).await;
+    let (b, mut b_events, _) = start(vec![a_addr.clone()]).await;
+    wait_connected(&mut b_events, a.peer_id()).await;
+    let key = vec![3u8; 32];
+    timeout(LIMIT, b.provide(key.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    // A third node, knowing neither, asks A.
+    let (c, _c_events, _) = start(vec![]).await;
+    let a_id = timeout(LIMIT, c.dial(a_addr)).await.unwrap().unwrap();
+    let ask = |question| {
+        let c = c.clone();
+        async move {
+            timeout(LIMIT, c.ask_dht(a_id, &question))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+
+    let DhtAnswer::Stats(figures) = ask(DhtQuestion::Stats).await else {
+        panic!("not stats");
+    };
+    assert!(figures.known_nodes >= 1, "{figures:?}");
+    assert!(figures.buckets >= 1, "{figures:?}");
+    assert!(figures.connected_peers >= 2, "B and C: {figures:?}");
+    assert_eq!(figures.keys_provided, 0, "A provides nothing: {figures:?}");
+
+    let found = timeout(LIMIT, async {
+        loop {
+            if let DhtAnswer::Providers(found) =
+                ask(DhtQuestion::Providers { key: key.clone() }).await
+                && !found.is_empty()
+            {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(PeerId::from_bytes(&found[0].peer).unwrap(), b.peer_id());
+    assert!(!found[0].addresses.is_empty(), "A knows where B is");
+
+    // A key longer than any weft key is refused, and A goes on answering.
+    let long = ask(DhtQuestion::Providers { key: vec![0; 65] }).await;
+    assert!(
+        matches!(&long, DhtAnswer::Failed(reason) if reason.contains("malformed")),
+        "{long:?}"
+    );
+    assert!(matches!(ask(DhtQuestion::Stats).await, DhtAnswer::Stats(_)));
+    for net in [a, b, c] {
+        net.shutdown().await;
+    }
+}

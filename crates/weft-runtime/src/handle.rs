@@ -18,6 +18,7 @@ use weft_auth::{Authorizer, Realm};
 use weft_identity::Did;
 use weft_names::{Name, Pattern};
 use weft_net::{Multiaddr, NetThread, Network};
+use weft_wire::inspect::{DhtAnswer, DhtFigures, DhtQuestion};
 
 use crate::lane::{Publish, PublishLane};
 use crate::local::{LocalEvents, local_queue};
@@ -102,6 +103,24 @@ pub struct Subscription {
     id: u32,
     events: LocalEvents,
     realm: Addr<Membership>,
+}
+
+/// A provider the DHT names, with the addresses known for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtProvider {
+    /// Its identity.
+    pub did: Did,
+    /// Its addresses, as the node that looked it up knows them (possibly none).
+    pub addresses: Vec<Multiaddr>,
+}
+
+/// An answer that is not the one asked for, as an error.
+fn unanswered(answer: DhtAnswer) -> weft_net::NetError {
+    match answer {
+        DhtAnswer::Busy => weft_net::NetError::Dht("the node is busy answering others".into()),
+        DhtAnswer::Failed(reason) => weft_net::NetError::Dht(reason),
+        _ => weft_net::NetError::Dht("the node answered another question".into()),
+    }
 }
 
 impl NodeHandle {
@@ -190,21 +209,74 @@ impl NodeHandle {
         self.network.dht_stats().await.unwrap_or_default()
     }
 
-    /// Looks up in the DHT the nodes that provide `procedure` in `realm` (one Kademlia query;
-    /// those found and not yet connected are dialed). `None` if this node has no such realm.
+    /// Looks up in the DHT the nodes that provide `procedure` in `realm`, with the addresses
+    /// this node knows for them (one Kademlia query, dialing none of them). `None` if this node
+    /// has no such realm.
     pub async fn dht_lookup(
         &self,
         realm: &str,
         procedure: &weft_names::Name,
-    ) -> Option<Result<Vec<Did>, weft_net::NetError>> {
+    ) -> Option<Result<Vec<DhtProvider>, weft_net::NetError>> {
         let realm = self.realm(realm)?;
         let key = crate::core::keys::procedure_key(&realm.realm, procedure);
-        let found = self.network.find_providers(key).await.map(|peers| {
-            let mut dids: Vec<Did> = peers.iter().filter_map(weft_net::peer_did).collect();
-            dids.sort();
-            dids
-        });
-        Some(found)
+        Some(self.network.locate_providers(key).await.map(|found| {
+            let mut providers: Vec<DhtProvider> = found
+                .into_iter()
+                .filter_map(|(peer, addresses)| {
+                    Some(DhtProvider {
+                        did: weft_net::peer_did(&peer)?,
+                        addresses,
+                    })
+                })
+                .collect();
+            providers.sort_by_key(|p| p.did);
+            providers
+        }))
+    }
+
+    /// Asks the node at `addr` (dialed for it) for its DHT's figures.
+    pub async fn ask_dht_stats(&self, addr: Multiaddr) -> Result<DhtFigures, weft_net::NetError> {
+        match self.ask_dht(addr, &DhtQuestion::Stats).await? {
+            DhtAnswer::Stats(figures) => Ok(figures),
+            other => Err(unanswered(other)),
+        }
+    }
+
+    /// Asks the node at `addr` (dialed for it) to look up the providers of `procedure` in
+    /// `realm`, whether or not it hosts the realm: the DHT is shared by every realm.
+    pub async fn ask_dht_lookup(
+        &self,
+        addr: Multiaddr,
+        realm: &Realm,
+        procedure: &Name,
+    ) -> Result<Vec<DhtProvider>, weft_net::NetError> {
+        let key = crate::core::keys::procedure_key(realm, procedure);
+        match self.ask_dht(addr, &DhtQuestion::Providers { key }).await? {
+            DhtAnswer::Providers(found) => Ok(found
+                .into_iter()
+                .filter_map(|p| {
+                    let peer = weft_net::PeerId::from_bytes(&p.peer).ok()?;
+                    Some(DhtProvider {
+                        did: weft_net::peer_did(&peer)?,
+                        addresses: p
+                            .addresses
+                            .into_iter()
+                            .filter_map(|a| Multiaddr::try_from(a).ok())
+                            .collect(),
+                    })
+                })
+                .collect()),
+            other => Err(unanswered(other)),
+        }
+    }
+
+    async fn ask_dht(
+        &self,
+        addr: Multiaddr,
+        question: &DhtQuestion,
+    ) -> Result<DhtAnswer, weft_net::NetError> {
+        let peer = self.network.dial(addr).await?;
+        self.network.ask_dht(peer, question).await
     }
 
     /// Looks up in the DHT, without dialing anyone, the nodes that announce themselves as

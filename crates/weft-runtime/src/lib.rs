@@ -63,7 +63,7 @@ pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats, TopicPeers};
-pub use handle::{NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
+pub use handle::{DhtProvider, NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
 pub use registry::{CallContext, ProcedureHandler};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
 pub use shared::SharedRuntime;

@@ -18,6 +18,7 @@
 //! # Layout
 //! - [`frame`]: [`Frame`] and the messages it carries ([`Hello`], [`Interest`], [`Publish`], …).
 //! - [`codec`]: [`encode`] and [`Decoder`].
+//! - [`inspect`]: DHT introspection's questions and answers, on a stream of their own.
 //! - [`error`]: why bytes are not a frame, [`WireError`].
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod codec;
 pub mod error;
 pub mod forward;
 pub mod frame;
+pub mod inspect;
 
 pub use codec::{
     DEFAULT_MAX_FRAME, Decoder, HEADER_LEN, REFUSED_INDEX, WIRE_VERSION, encode, encode_refusal,

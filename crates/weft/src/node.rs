@@ -10,12 +10,12 @@ use serde_json::Value;
 use weft_auth::{Chain, Realm};
 use weft_identity::{Did, Keypair};
 use weft_names::{Name, Pattern, RealmName};
-use weft_net::{DhtStats, Multiaddr, NetConfig, parse_addr};
+use weft_net::{DhtFigures, DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::Limits;
 use weft_runtime::{
-    BackoffPolicy, CallContext, Congestion, HandlerError, NodeConfig, NodeHandle, PeerEvents,
-    PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration, SharedRuntime,
-    Strategy, Subscription, TopicPeers,
+    BackoffPolicy, CallContext, Congestion, DhtProvider, HandlerError, NodeConfig, NodeHandle,
+    PeerEvents, PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration,
+    SharedRuntime, Strategy, Subscription, TopicPeers,
 };
 
 use crate::Error;
@@ -352,13 +352,45 @@ impl Node {
     }
 
     /// The nodes the DHT names as providers of `procedure` in `realm`, found with one Kademlia
-    /// lookup (those not yet connected are dialed). Their addresses are not reported yet.
-    pub async fn dht_lookup(&self, realm: &str, procedure: &str) -> Result<Vec<Did>, Error> {
+    /// lookup that dials none of them, with the addresses this node knows for each.
+    pub async fn dht_lookup(
+        &self,
+        realm: &str,
+        procedure: &str,
+    ) -> Result<Vec<DhtProvider>, Error> {
         let procedure = Name::new(procedure)?;
         match self.inner.dht_lookup(realm, &procedure).await {
             Some(found) => Ok(found?),
             None => Err(Error::Config(format!("no realm {realm} on this node"))),
         }
+    }
+
+    /// Asks the node at `addr` (`HOST:PORT` or a multiaddr) for its DHT's figures: what
+    /// [`Node::dht_stats`] says there.
+    pub async fn ask_dht_stats(&self, addr: &str) -> Result<DhtFigures, Error> {
+        let addr = parse_addr(addr)?;
+        Ok(self.inner.ask_dht_stats(addr).await?)
+    }
+
+    /// Asks the node at `addr` to look up the providers of `procedure` in `realm`
+    /// (`NAME` for an open realm, `NAME=OWNER` for an owned one): what [`Node::dht_lookup`]
+    /// finds there. The node need not host the realm.
+    pub async fn ask_dht_lookup(
+        &self,
+        addr: &str,
+        realm: &str,
+        procedure: &str,
+    ) -> Result<Vec<DhtProvider>, Error> {
+        let addr = parse_addr(addr)?;
+        let realm = match realm.split_once('=') {
+            Some((name, owner)) => Realm::owned(
+                RealmName::new(name)?,
+                Did::parse(owner).map_err(|e| Error::Config(format!("realm owner: {e}")))?,
+            ),
+            None => Realm::open(RealmName::new(realm)?),
+        };
+        let procedure = Name::new(procedure)?;
+        Ok(self.inner.ask_dht_lookup(addr, &realm, &procedure).await?)
     }
 
     /// The nodes the DHT names as publishers and subscribers of `topic`'s buckets in `realm`,

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_mesh;
 mod demo;
+mod dht;
 mod id;
 mod mesh;
 mod ucan;
@@ -21,6 +22,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Call(args) => block_on(mesh::call(args)),
         Command::Serve(args) => block_on(mesh::serve(args)),
         Command::Revoke(args) => block_on(mesh::revoke(args)),
+        Command::Dht(cmd) => block_on(dht::run(cmd)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::BenchPeer(cmd) => block_on(bench::peer(cmd)),
     }
