@@ -238,8 +238,12 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let mut max_connections = 0;
     let mut counted = weft::RealmStats::default();
     let mut forwarding = 0;
+    let (mut dials, mut dht_queries) = (0, 0);
     for node in &nodes {
-        max_connections = max_connections.max(node.dht_stats().await.connected_peers);
+        let dht = node.dht_stats().await;
+        max_connections = max_connections.max(dht.connected_peers);
+        dials += dht.dials;
+        dht_queries += dht.queries;
         forwarding += usize::from(node.forwarding());
         let stats = realm_of(node)?.stats().await;
         counted.forwarded += stats.forwarded;
@@ -281,6 +285,10 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "lookups_ok": lookups.len(),
         "lookup_p50_ms": lookup_p50,
         "lookup_p99_ms": lookup_p99,
+        // What the DHT cost over the whole run, summed over the nodes.
+        "dht_queries": dht_queries,
+        "dials": dials,
+        "run_ms": started.elapsed().as_millis(),
         // Where deliveries went, summed over the nodes (`RealmStats`).
         "nodes_forwarding": forwarding,
         "batches_forwarded": counted.forwarded,
