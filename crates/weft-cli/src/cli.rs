@@ -310,6 +310,37 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// `bench mesh`'s workload over N simulated nodes: weft's decisions over a model of
+    /// Kademlia and the network, in simulated time (docs/scale.md).
+    Sim {
+        /// How many nodes.
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        nodes: usize,
+        /// Each node's connection budget.
+        #[arg(long, value_name = "C", default_value_t = 16)]
+        connections: u32,
+        /// Publications per round, each from a random node.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        publications: usize,
+        /// Calls per round, each from a random node.
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        calls: usize,
+        /// One-way latency of every link, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 20)]
+        latency_ms: u64,
+        /// The chance that a packet is lost (and sent again).
+        #[arg(long, value_name = "P", default_value_t = 0.01)]
+        loss: f64,
+        /// The share of the nodes that crash after the first round.
+        #[arg(long, value_name = "P", default_value_t = 0.1)]
+        churn: f64,
+        /// Seeds every random choice.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seed: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,7 +54,7 @@ pub(crate) fn store_provider(
 /// libp2p's 20 and 3 need about 20 connections at once to place one record; a node allowed 8
 /// would evict the connections its own requests are waiting on: a record goes to at most half
 /// the budget's worth of peers, and a query asks an eighth of it at once (1 to 3).
-pub(crate) fn kad_fan_out(max_connections: u32) -> (NonZeroUsize, NonZeroUsize) {
+pub fn kad_fan_out(max_connections: u32) -> (NonZeroUsize, NonZeroUsize) {
     let budget = usize::try_from(max_connections).unwrap_or(usize::MAX);
     let replication = (budget / 2).clamp(2, 20);
     let parallelism = (budget / 8).clamp(1, 3);

@@ -51,7 +51,7 @@ mod stored;
 
 pub use behaviour::{
     IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY, MAX_STORED_KEYS,
-    PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH,
+    PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH, kad_fan_out,
 };
 pub use config::{NetConfig, loopback_any, parse_addr};
 pub use driver::DhtStats;

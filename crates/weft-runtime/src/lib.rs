@@ -51,6 +51,7 @@ pub mod router;
 pub mod sender;
 pub mod settings;
 mod shared;
+pub mod simulation;
 mod start;
 pub mod supervisor;
 pub mod telemetry;

@@ -72,5 +72,6 @@ pub use weft_auth::{Ability, Action, AuthError, Authorizer, Chain, Grant, Realm,
 pub use weft_identity::{Did, Keypair};
 pub use weft_names::{Name, Pattern, RealmName};
 pub use weft_net::{DhtFigures, DhtStats, Multiaddr};
+pub use weft_runtime::simulation;
 pub use weft_runtime::telemetry;
 pub use weft_ucan::{Builder, Cid, Token, UcanError};

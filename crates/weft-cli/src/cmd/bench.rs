@@ -61,6 +61,43 @@ pub(crate) async fn run(cmd: BenchCommand) -> Result<(), CliError> {
             };
             super::bench_mesh::run(bench).await
         }
+        BenchCommand::Sim {
+            nodes,
+            connections,
+            publications,
+            calls,
+            latency_ms,
+            loss,
+            churn,
+            seed,
+            json,
+        } => {
+            if !(0.0..1.0).contains(&loss) || !(0.0..=1.0).contains(&churn) {
+                return Err(CliError::Usage(
+                    "--loss must be in [0, 1) and --churn in [0, 1]".into(),
+                ));
+            }
+            let config = weft::simulation::SimConfig {
+                nodes: nodes.max(2),
+                connections,
+                publications,
+                calls,
+                latency: Duration::from_millis(latency_ms),
+                loss,
+                churn,
+                seed,
+            };
+            let report = weft::simulation::simulate(&config);
+            let mut out =
+                serde_json::to_value(&report).map_err(|e| CliError::Failed(e.to_string()))?;
+            out["bench"] = "sim".into();
+            if json {
+                println!("{out}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,592 @@
+//! A realm of thousands of nodes, simulated: weft's decisions about DHT records, sessions and
+//! forwarding (`core::resolve`, `core::forward`, `core::budget`, `core::keys`) driven over a
+//! model of Kademlia and of the network, with simulated time, latency and loss, so that what
+//! happens at 10,000 or 100,000 nodes can be counted without running them.
+//!
+//! The workload is `weft bench mesh`'s: one realm; node `i` subscribes to `mesh.t{i % 8}` if
+//! `i % 3 == 0` and to `mesh.*` if `i % 5 == 1`, provides `mesh.echo` if `i % 4 == 2`; then
+//! publications and calls from random nodes. Each node first takes up to the mesh size of
+//! member sessions with random members (what its membership lookups give it), and announces
+//! itself under the realm's membership key. Operations run one after another, each in its own
+//! simulated time: the latencies reported are each operation's own.
+//!
+//! After the first round a share of the nodes crash. A second round runs before anyone has
+//! noticed more than the closed connections (their records still name them), and a third once
+//! the realm has healed: the records of the crashed nodes expired and the others refilled their
+//! member sessions.
+//!
+//! What it leaves out: the time nodes take to converge (tables start converged), clients, and
+//! authorization (every node may do everything; `core::sim` covers admission and grants).
+
+mod kademlia;
+mod links;
+mod overlay;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use weft_auth::Realm;
+use weft_names::{Name, Pattern, RealmName};
+
+use crate::core::budget::session_cap;
+use crate::core::forward;
+use crate::core::keys;
+use crate::core::resolve::{Publishing, Record, Step, Subscribed};
+use crate::settings::Limits;
+use kademlia::{Dht, Walk, position};
+use links::{Links, Rng};
+
+/// Topics published to: `mesh.t0` to `mesh.t7`.
+const TOPICS: u8 = 8;
+const REALM: &str = "bench.mesh";
+const PROCEDURE: &str = "mesh.echo";
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Nodes in the realm.
+    pub nodes: usize,
+    /// Each node's connection budget (`limits.max_connections`).
+    pub connections: u32,
+    /// Publications per round, from random nodes to random topics.
+    pub publications: usize,
+    /// Calls per round, from random nodes that do not provide the procedure.
+    pub calls: usize,
+    /// One-way latency of every link.
+    pub latency: Duration,
+    /// The chance that a packet is lost (and sent again after a probe timeout).
+    pub loss: f64,
+    /// The share of nodes that crash after the first round.
+    pub churn: f64,
+    /// Seeds every random choice: a run is the same every time.
+    pub seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 1_000,
+            connections: 16,
+            publications: 100,
+            calls: 100,
+            latency: Duration::from_millis(20),
+            loss: 0.01,
+            churn: 0.1,
+            seed: 1,
+        }
+    }
+}
+
+/// What a round of publications and calls reached.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SimRound {
+    /// Deliveries due: subscribers (not crashed) of each publication's topic.
+    pub expected_deliveries: usize,
+    /// Deliveries made.
+    pub delivered: usize,
+    /// Publications and forwarded batches sent, per publication.
+    pub messages_per_publication: f64,
+    /// Kademlia requests and answers a publication caused (its records and lookups).
+    pub dht_messages_per_publication: f64,
+    /// Publication to subscriber, over every delivery.
+    pub delivery_p50_ms: f64,
+    /// Publication to subscriber, over every delivery.
+    pub delivery_p99_ms: f64,
+    /// Calls made.
+    pub calls: usize,
+    /// Calls whose lookup named a provider that answered.
+    pub calls_ok: usize,
+    /// Provider lookups of the procedure, each one walk.
+    pub lookup_p50_ms: f64,
+    /// Provider lookups of the procedure.
+    pub lookup_p99_ms: f64,
+    /// Call round trips, lookup included.
+    pub call_p99_ms: f64,
+}
+
+/// The figures of a simulated run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SimReport {
+    /// Nodes in the realm.
+    pub nodes: usize,
+    /// The connection budget.
+    pub connections_limit: u32,
+    /// Member sessions each node takes (the mesh size).
+    pub mesh_members: usize,
+    /// Connections any node held at the end, at most.
+    pub max_connections_per_node: usize,
+    /// Sessions any node held at the end, at most.
+    pub max_sessions_per_node: usize,
+    /// Nodes that ran short of sessions and forward their publications through the overlay.
+    pub nodes_forwarding: usize,
+    /// Publications per round.
+    pub published: usize,
+    /// The first round, every node up.
+    pub round: SimRound,
+    /// Kademlia walks made, records placed and lookups alike.
+    pub walks: u64,
+    /// Mean Kademlia requests and answers per walk.
+    pub messages_per_walk: f64,
+    /// Mean peers asked per walk.
+    pub asked_per_walk: f64,
+    /// Mean connections opened per walk: under a small budget, most peers a walk asks.
+    pub dials_per_walk: f64,
+    /// Provider records held for other nodes, mean per node.
+    pub records_per_node: f64,
+    /// Provider records held for other nodes, at most on one node.
+    pub max_records_per_node: usize,
+    /// Nodes that crashed after the first round.
+    pub crashed: usize,
+    /// The second round: right after the crashes.
+    pub after_crash: SimRound,
+    /// The third round: once records expired and member sessions were refilled.
+    pub healed: SimRound,
+    /// Wall-clock time the simulation took.
+    pub wall_ms: u128,
+}
+
+/// Runs the simulation `config` describes.
+pub fn simulate(config: &SimConfig) -> SimReport {
+    let started = Instant::now();
+    let mut sim = Sim::new(config);
+    sim.join();
+    let round = sim.round();
+    let crashed = sim.crash();
+    let after_crash = sim.round();
+    sim.heal();
+    let healed = sim.round();
+    let (mut records, mut max_records) = (0usize, 0usize);
+    for node in sim.live() {
+        let held = sim.dht.records(node);
+        records += held;
+        max_records = max_records.max(held);
+    }
+    let live = sim.live().count().max(1);
+    let walks = sim.walks.max(1);
+    SimReport {
+        nodes: config.nodes,
+        connections_limit: config.connections,
+        mesh_members: sim.mesh_size,
+        max_connections_per_node: sim
+            .live()
+            .map(|n| sim.links.connections(n))
+            .max()
+            .unwrap_or(0),
+        max_sessions_per_node: sim
+            .live()
+            .map(|n| sim.links.session_count(n))
+            .max()
+            .unwrap_or(0),
+        nodes_forwarding: sim.scarce.iter().filter(|s| **s).count(),
+        published: config.publications,
+        round,
+        walks: sim.walks,
+        messages_per_walk: sim.walk_messages as f64 / walks as f64,
+        asked_per_walk: sim.walk_asked as f64 / walks as f64,
+        dials_per_walk: sim.walk_dials as f64 / walks as f64,
+        records_per_node: records as f64 / live as f64,
+        max_records_per_node: max_records,
+        crashed,
+        after_crash,
+        healed,
+        wall_ms: started.elapsed().as_millis(),
+    }
+}
+
+/// The simulated realm.
+struct Sim {
+    config: SimConfig,
+    links: Links,
+    dht: Dht,
+    realm: Realm,
+    rng: Rng,
+    mesh_size: usize,
+    session_cap: usize,
+    /// Past the mesh size, members find each other through records.
+    resolving: bool,
+    /// A bit per topic the node's subscriptions cover.
+    interests: Vec<u8>,
+    subscribed: Vec<Subscribed>,
+    publishing: Vec<Publishing>,
+    /// Ran short of sessions: dials few of what its lookups find, forwards its publications.
+    scarce: Vec<bool>,
+    walks: u64,
+    walk_messages: u64,
+    walk_asked: u64,
+    walk_dials: u64,
+    /// Kademlia messages since the counter was last taken.
+    dht_messages: u64,
+}
+
+impl Sim {
+    fn new(config: &SimConfig) -> Self {
+        let limits = Limits {
+            max_connections: config.connections,
+            ..Limits::default()
+        };
+        let budget = usize::try_from(config.connections).unwrap_or(usize::MAX);
+        let (replication, parallelism) = weft_net::kad_fan_out(config.connections);
+        let mut rng = Rng::new(config.seed);
+        let dht = Dht::new(
+            config.nodes,
+            replication.get(),
+            parallelism.get(),
+            weft_net::MAX_PROVIDERS_PER_KEY,
+            &mut rng,
+        );
+        let links = Links::new(
+            config.nodes,
+            budget,
+            config.latency,
+            config.loss,
+            config.seed ^ 0x5eed,
+        );
+        let topics: Vec<Name> = (0..TOPICS)
+            .filter_map(|t| Name::new(&format!("mesh.t{t}")).ok())
+            .collect();
+        let interests = (0..config.nodes)
+            .map(|i| {
+                patterns(i).iter().fold(0u8, |bits, pattern| {
+                    topics
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, topic)| pattern.matches(topic))
+                        .fold(bits, |bits, (t, _)| bits | (1 << t))
+                })
+            })
+            .collect();
+        let realm = RealmName::new(REALM)
+            .map(Realm::open)
+            .unwrap_or_else(|_| unreachable_realm());
+        Self {
+            config: config.clone(),
+            links,
+            dht,
+            realm,
+            rng,
+            mesh_size: limits.mesh_size(),
+            session_cap: session_cap(config.connections),
+            resolving: config.nodes > limits.mesh_size(),
+            interests,
+            subscribed: (0..config.nodes).map(|_| Subscribed::default()).collect(),
+            publishing: (0..config.nodes).map(|_| Publishing::default()).collect(),
+            scarce: vec![false; config.nodes],
+            walks: 0,
+            walk_messages: 0,
+            walk_asked: 0,
+            walk_dials: 0,
+            dht_messages: 0,
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.config.nodes)
+            .filter_map(|i| u32::try_from(i).ok())
+            .filter(|i| !self.links.crashed(*i))
+    }
+
+    fn count(&mut self, walk: &Walk) {
+        self.walks += 1;
+        self.walk_messages += walk.messages;
+        self.walk_asked += walk.asked as u64;
+        self.walk_dials += walk.dials;
+        self.dht_messages += walk.messages;
+    }
+
+    /// Every node takes its member sessions, announces itself as a member, and takes up its
+    /// subscriptions and procedure, as the resolver and registry ask.
+    fn join(&mut self) {
+        let membership = position(&keys::membership_key(&self.realm));
+        let nodes: Vec<u32> = self.live().collect();
+        for &node in &nodes {
+            self.fill_members(node);
+            let walk = self.dht.provide(&mut self.links, node, membership);
+            self.count(&walk);
+        }
+        for &node in &nodes {
+            for pattern in patterns(node as usize) {
+                self.subscribed[node as usize].add(&pattern, 0);
+            }
+            if self.resolving {
+                self.subscribed[node as usize].activate(0);
+            }
+            while let Some(step) = self.subscribed[node as usize].poll() {
+                self.step(node, step);
+            }
+            if node % 4 == 2
+                && let Ok(name) = Name::new(PROCEDURE)
+            {
+                let key = position(&keys::procedure_key(&self.realm, &name));
+                let walk = self.dht.provide(&mut self.links, node, key);
+                self.count(&walk);
+            }
+        }
+    }
+
+    /// Takes member sessions with random live members up to the mesh size.
+    fn fill_members(&mut self, node: u32) {
+        let n = self.config.nodes;
+        let mut tries = 0;
+        while self.links.session_count(node) < self.mesh_size && tries < 8 * self.mesh_size {
+            tries += 1;
+            let peer = u32::try_from(self.rng.below(n)).unwrap_or(0);
+            self.links.open_session(node, peer, self.session_cap);
+        }
+    }
+
+    /// One DHT request of a resolver's.
+    fn step(&mut self, node: u32, step: Step) {
+        match step {
+            Step::Provide(record) => {
+                let key = self.key(&record);
+                let walk = self.dht.provide(&mut self.links, node, key);
+                self.count(&walk);
+            }
+            // Withdrawing removes only the local copy; the others expire.
+            Step::StopProviding(_) => {}
+            Step::LookUp(record) => {
+                // A node that forwards skips lookups: the overlay reaches whom they would find.
+                if self.scarce[node as usize] {
+                    return;
+                }
+                let key = self.key(&record);
+                let walk = self.dht.walk(&mut self.links, node, key, true);
+                self.count(&walk);
+                let dials = forward::dials_per_lookup(self.scarce[node as usize]);
+                for peer in walk
+                    .providers
+                    .into_iter()
+                    .filter(|p| *p != node)
+                    .take(dials)
+                {
+                    if self.links.has_session(node, peer) || self.links.crashed(peer) {
+                        continue;
+                    }
+                    if !self.links.open_session(node, peer, self.session_cap) {
+                        // Refused for room, on one side or the other: both are short of sessions.
+                        self.scarce[node as usize] = true;
+                        self.scarce[peer as usize] = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn key(&self, record: &Record) -> u64 {
+        position(&match record {
+            Record::Subscribers(bucket) => keys::subscription_key(&self.realm, bucket),
+            Record::Publishers(bucket) => keys::publication_key(&self.realm, bucket),
+        })
+    }
+
+    /// Publications and calls from random live nodes.
+    fn round(&mut self) -> SimRound {
+        let live: Vec<u32> = self.live().collect();
+        let mut round = SimRound::default();
+        let (mut messages, mut latencies) = (0u64, Vec::new());
+        self.dht_messages = 0;
+        for p in 0..self.config.publications {
+            let publisher = live[self.rng.below(live.len())];
+            let topic = u8::try_from(self.rng.below(usize::from(TOPICS))).unwrap_or(0);
+            let Ok(name) = Name::new(&format!("mesh.t{topic}")) else {
+                continue;
+            };
+            let publishing = &mut self.publishing[publisher as usize];
+            if self.resolving {
+                publishing.activate(0);
+            }
+            publishing.publish(&name, 0);
+            while let Some(step) = self.publishing[publisher as usize].poll() {
+                self.step(publisher, step);
+            }
+            let reached = self
+                .links
+                .sessions(publisher)
+                .any(|s| self.interests[s as usize] & (1 << topic) != 0);
+            let overlay =
+                forward::to_overlay(self.scarce[publisher as usize], self.resolving, reached);
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            id[8..].copy_from_slice(&(p as u64).to_le_bytes());
+            let delivery = overlay::publish(
+                &mut self.links,
+                &self.interests,
+                topic,
+                publisher,
+                overlay,
+                &id,
+            );
+            round.expected_deliveries += delivery.expected;
+            round.delivered += delivery.delivered;
+            messages += delivery.messages;
+            latencies.extend(delivery.latencies);
+        }
+        let published = self.config.publications.max(1) as f64;
+        round.messages_per_publication = messages as f64 / published;
+        round.dht_messages_per_publication = self.dht_messages as f64 / published;
+        (round.delivery_p50_ms, round.delivery_p99_ms) = quantiles(&mut latencies);
+
+        let callers: Vec<u32> = live.iter().copied().filter(|n| n % 4 != 2).collect();
+        let procedure = Name::new(PROCEDURE)
+            .map(|name| position(&keys::procedure_key(&self.realm, &name)))
+            .unwrap_or_default();
+        let (mut lookups, mut calls) = (Vec::new(), Vec::new());
+        for _ in 0..self.config.calls {
+            let caller = callers[self.rng.below(callers.len())];
+            let walk = self.dht.walk(&mut self.links, caller, procedure, true);
+            self.count(&walk);
+            lookups.push(walk.took);
+            round.calls += 1;
+            // The caller tries the providers found in turn, as a strategy moves past an
+            // unavailable one; a crashed one costs a connection attempt that times out.
+            let mut took = walk.took;
+            for provider in walk
+                .providers
+                .iter()
+                .copied()
+                .filter(|p| *p != caller)
+                .take(3)
+            {
+                match self.links.reach(caller, provider) {
+                    Some(open) => {
+                        took += open + self.links.one_way() + self.links.one_way();
+                        round.calls_ok += 1;
+                        break;
+                    }
+                    None => took += links::UNANSWERED,
+                }
+            }
+            calls.push(took);
+        }
+        (round.lookup_p50_ms, round.lookup_p99_ms) = quantiles(&mut lookups);
+        round.call_p99_ms = quantiles(&mut calls).1;
+        round
+    }
+
+    /// Crashes the configured share of the nodes; returns how many.
+    fn crash(&mut self) -> usize {
+        let n = self.config.nodes;
+        let count = ((n as f64) * self.config.churn).round() as usize;
+        let mut crashed = 0;
+        while crashed < count.min(n.saturating_sub(2)) {
+            let node = u32::try_from(self.rng.below(n)).unwrap_or(0);
+            if !self.links.crashed(node) {
+                self.links.crash(node);
+                crashed += 1;
+            }
+        }
+        crashed
+    }
+
+    /// The crashed nodes' records expire and the others refill their member sessions.
+    fn heal(&mut self) {
+        let gone: Vec<bool> = (0..self.config.nodes)
+            .map(|i| u32::try_from(i).is_ok_and(|i| self.links.crashed(i)))
+            .collect();
+        self.dht.forget(&gone);
+        let live: Vec<u32> = self.live().collect();
+        for node in live {
+            self.fill_members(node);
+        }
+    }
+}
+
+/// The patterns node `i` subscribes to.
+fn patterns(i: usize) -> Vec<Pattern> {
+    let mut patterns = Vec::new();
+    if i.is_multiple_of(3) {
+        patterns.extend(Pattern::new(&format!("mesh.t{}", i % usize::from(TOPICS))).ok());
+    }
+    if i % 5 == 1 {
+        patterns.extend(Pattern::new("mesh.*").ok());
+    }
+    patterns
+}
+
+/// The benchmark realm's name is valid; were it not, any realm would do for counting.
+fn unreachable_realm() -> Realm {
+    Realm::open(
+        RealmName::new("r").unwrap_or_else(|_| unreachable!("a one-letter realm name is valid")),
+    )
+}
+
+/// The median and 99th percentile of `samples`, in milliseconds.
+fn quantiles(samples: &mut [Duration]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples.len() - 1) as f64 * q).round() as usize;
+        (samples[i].as_secs_f64() * 1e5).round() / 100.0
+    };
+    (at(0.5), at(0.99))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_thousand_nodes_of_sixteen_connections_deliver_everything_and_answer_every_call() {
+        let config = SimConfig {
+            nodes: 10_000,
+            publications: 10,
+            calls: 20,
+            ..SimConfig::default()
+        };
+        let report = simulate(&config);
+        let r = &report.round;
+        assert!(r.expected_deliveries > 10 * 2_000, "{report:?}");
+        assert_eq!(r.delivered, r.expected_deliveries, "{report:?}");
+        assert_eq!(r.calls_ok, r.calls, "{report:?}");
+        assert!(report.max_connections_per_node <= 16, "{report:?}");
+        assert!(
+            report.max_sessions_per_node <= session_cap(16),
+            "{report:?}"
+        );
+        assert!(report.records_per_node > 0.0, "{report:?}");
+        // A walk asks about log2(N / replication) peers, plus the replication ones.
+        assert!(report.asked_per_walk < 30.0, "{report:?}");
+        assert_eq!(report.crashed, 1_000);
+        assert!(report.healed.calls_ok == report.healed.calls, "{report:?}");
+        assert_eq!(
+            report.healed.delivered, report.healed.expected_deliveries,
+            "{report:?}"
+        );
+        assert!(
+            report.after_crash.lookup_p99_ms >= report.round.lookup_p99_ms,
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn a_run_is_the_same_every_time() {
+        let config = SimConfig {
+            nodes: 500,
+            publications: 5,
+            calls: 5,
+            ..SimConfig::default()
+        };
+        let (a, b) = (simulate(&config), simulate(&config));
+        assert_eq!(a.round, b.round);
+        assert_eq!(a.after_crash, b.after_crash);
+        assert_eq!(a.walks, b.walks);
+    }
+
+    #[test]
+    fn a_realm_within_the_mesh_size_needs_no_overlay_and_no_lookups_to_deliver() {
+        let config = SimConfig {
+            nodes: 20,
+            connections: 64,
+            publications: 10,
+            calls: 5,
+            churn: 0.0,
+            ..SimConfig::default()
+        };
+        let report = simulate(&config);
+        assert_eq!(report.round.delivered, report.round.expected_deliveries);
+        assert_eq!(report.nodes_forwarding, 0);
+        assert_eq!(report.round.dht_messages_per_publication, 0.0, "{report:?}");
+    }
+}
