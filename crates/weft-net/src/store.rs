@@ -21,10 +21,19 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    pub(crate) fn new(inner: MemoryStore) -> Self {
+    /// `local`'s store. Its turns start at a place its identity picks: every lookup asks all
+    /// of a key's holders, so holders starting together would stay in step and all name the
+    /// same providers, and a lookup would hear of one answer's worth.
+    pub(crate) fn new(inner: MemoryStore, local: &PeerId) -> Self {
+        let bytes = local.to_bytes();
+        let start = bytes
+            .iter()
+            .rev()
+            .take(8)
+            .fold(0usize, |turn, b| turn.wrapping_mul(256) | usize::from(*b));
         Self {
             inner,
-            turn: AtomicUsize::new(0),
+            turn: AtomicUsize::new(start),
         }
     }
 }
@@ -87,7 +96,7 @@ mod tests {
             max_providers_per_key: 200,
             ..Default::default()
         };
-        let mut store = Store::new(MemoryStore::with_config(local, config));
+        let mut store = Store::new(MemoryStore::with_config(local, config), &local);
         let key = RecordKey::new(&[7u8; 32]);
         let providers: Vec<PeerId> = (0..50).map(|_| PeerId::random()).collect();
         for provider in &providers {
@@ -120,5 +129,37 @@ mod tests {
             1,
             "this node's own, as libp2p's store keeps them"
         );
+    }
+
+    #[test]
+    fn holders_of_one_key_asked_together_name_different_providers() {
+        let holder = |seed: u8| {
+            let key = libp2p::identity::Keypair::ed25519_from_bytes([seed; 32]).unwrap();
+            let local = key.public().to_peer_id();
+            let config = MemoryStoreConfig {
+                max_providers_per_key: 200,
+                ..Default::default()
+            };
+            Store::new(MemoryStore::with_config(local, config), &local)
+        };
+        let key = RecordKey::new(&[7u8; 32]);
+        let providers: Vec<PeerId> = (0..200).map(|_| PeerId::random()).collect();
+        let mut named = HashSet::new();
+        for seed in 1..=8 {
+            let mut store = holder(seed);
+            for provider in &providers {
+                let record = ProviderRecord::new(key.clone(), *provider, vec![]);
+                store.add_provider(record).unwrap();
+            }
+            named.extend(
+                store
+                    .providers(&key)
+                    .into_iter()
+                    .take(ANSWER)
+                    .map(|r| r.provider),
+            );
+        }
+        // In step from the same turn, eight holders would name the same 20.
+        assert!(named.len() >= 4 * ANSWER, "{} named", named.len());
     }
 }

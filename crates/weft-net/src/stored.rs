@@ -23,12 +23,14 @@ const MEMBERSHIP_KEY_LEN: usize = 32;
 /// key and a publication key (then a bucket's SHA-256).
 const PROCEDURE_KEY_SEPARATOR: &[u8] = b"/rpc/";
 const BUCKET_KEY_SEPARATORS: [&[u8]; 2] = [b"/sub/", b"/pub/"];
+/// What follows a membership key in a membership shard key (then the shard, one byte).
+const SHARD_KEY_SEPARATOR: &[u8] = b"/mem/";
 const BUCKET_HASH_LEN: usize = 32;
 /// The longest procedure name or bucket (`weft_names::MAX_NAME_LEN`).
 const MAX_NAME_LEN: usize = 256;
 
 /// Whether `key` is shaped like a weft DHT key: a membership key, alone or followed by `/rpc/`
-/// and a procedure name, or by `/sub/` or `/pub/` and a bucket's hash. Anything else is no key
+/// and a procedure name, by `/sub/` or `/pub/` and a bucket's hash, or by `/mem/` and a shard. Anything else is no key
 /// of weft's, and its bytes are not kept.
 pub(crate) fn is_weft_key(key: &[u8]) -> bool {
     if key.len() == MEMBERSHIP_KEY_LEN {
@@ -42,6 +44,7 @@ pub(crate) fn is_weft_key(key: &[u8]) -> bool {
     };
     match kind {
         PROCEDURE_KEY_SEPARATOR => !rest.is_empty() && rest.len() <= MAX_NAME_LEN,
+        SHARD_KEY_SEPARATOR => rest.len() == 1,
         _ => BUCKET_KEY_SEPARATORS.contains(&kind) && rest.len() == BUCKET_HASH_LEN,
     }
 }
@@ -196,6 +199,13 @@ mod tests {
             bucket.push(0);
             assert!(!is_weft_key(&bucket), "a hash is 32 bytes");
         }
+        let mut shard = membership(1);
+        shard.extend_from_slice(b"/mem/");
+        assert!(!is_weft_key(&shard), "no shard");
+        shard.push(63);
+        assert!(is_weft_key(&shard));
+        shard.push(0);
+        assert!(!is_weft_key(&shard), "a shard is one byte");
         let mut long = membership(1);
         long.extend_from_slice(b"/rpc/");
         long.extend(std::iter::repeat_n(b'a', MAX_NAME_LEN + 1));

@@ -34,7 +34,8 @@ use weft_wire::{DEFAULT_MAX_FRAME, Interest, RealmIndex, WireChain};
 use crate::core::authority::Admission;
 use crate::core::discovery::{self, Discovery};
 use crate::core::handshake::PeerTags;
-use crate::core::keys::membership_key;
+use crate::core::keys::{membership_key, membership_shard_key};
+use crate::core::rendezvous::{self, Lookup, Rendezvous};
 use crate::core::roster::{Revoked, Roster, To};
 use crate::core::seat::Seat;
 use crate::dht::{Dht, FindProviders, Provide};
@@ -170,6 +171,10 @@ pub struct Membership {
     /// Where new revocation records are kept for the next run.
     revocation_log: RevocationLog,
     discovery: Discovery,
+    /// Which membership records it looks up next, and whether it announced under the base key.
+    rendezvous: Rendezvous,
+    /// The shard key it announces itself under.
+    shard_key: Vec<u8>,
     /// The next membership lookup, once scheduled.
     next_discovery: Option<SpawnHandle>,
     /// `weft_local_subscriptions{realm}`.
@@ -190,6 +195,8 @@ impl Membership {
     pub(crate) fn new(seat: Arc<Seat>, routes: Routes, dht: Addr<Dht>) -> Self {
         let Routes { router, registry } = routes;
         let realm_name = seat.realm.name().as_str().to_owned();
+        let shard = rendezvous::shard_of(&seat.did);
+        let shard_key = membership_shard_key(&seat.realm, shard);
         Self {
             roster: Roster::new(seat),
             router,
@@ -201,6 +208,9 @@ impl Membership {
             short: (Arc::default(), false),
             revocation_log: RevocationLog::default(),
             discovery: Discovery::default(),
+            // Lookups of shards start after its own, which its own announcement covers.
+            rendezvous: Rendezvous::new(shard.wrapping_add(1)),
+            shard_key,
             next_discovery: None,
             subscription_gauge: metrics::gauge!("weft_local_subscriptions", "realm" => realm_name),
         }
@@ -303,7 +313,7 @@ impl Actor for Membership {
             warn!(realm = %self.realm().name(), "realm is open: anyone may join and do anything (development only)");
         }
         self.dht.do_send(Provide {
-            key: membership_key(self.realm()),
+            key: self.shard_key.clone(),
         });
         self.members_changed();
         self.send_notices();
@@ -359,22 +369,31 @@ impl Handler<Discover> for Membership {
         // Members past the mesh size are not dialed from here: the subscriptions, publications
         // and calls that need them find them.
         let dial = self.mesh_members.saturating_sub(self.held());
+        let which = self.rendezvous.next();
+        let key = match which {
+            Lookup::Base => membership_key(self.realm()),
+            Lookup::Shard(shard) => membership_shard_key(self.realm(), shard),
+        };
         let lookup = self.dht.send(FindProviders {
-            key: membership_key(self.realm()),
+            key: key.clone(),
             dial,
             members: true,
         });
         ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
             let found = found.unwrap_or_default();
+            if act.rendezvous.found(which, found.len()) {
+                act.dht.do_send(Provide { key });
+            }
             // Those found are being dialed; a member not yet connected is one to wait for.
             let new = found
                 .iter()
                 .filter(|p| act.roster.member(p).is_none())
                 .count();
-            debug!(realm = %act.realm().name(), found = found.len(), new, "membership lookup");
-            let delay = act
-                .discovery
-                .next(act.roster.is_empty(), new > 0 && dial > 0);
+            debug!(realm = %act.realm().name(), ?which, found = found.len(), new, "membership lookup");
+            // A shard holds a sliver of the realm: one that names no one new says nothing
+            // about the rest, so only a base lookup slows the pace down.
+            let found_new = (new > 0 && dial > 0) || matches!(which, Lookup::Shard(_));
+            let delay = act.discovery.next(act.roster.is_empty(), found_new);
             act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }

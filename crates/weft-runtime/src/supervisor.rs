@@ -26,9 +26,10 @@ use crate::core::bare::Bare;
 use crate::core::budget::{Room, Sessions, session_cap};
 use crate::core::forward::Scarcity;
 use crate::core::handshake::Greeting;
-use crate::core::keys::membership_key;
+use crate::core::keys::{membership_key, membership_shard_key};
 use crate::core::redial::{Ended, Next, Redials};
 use crate::core::refusals::Refusals;
+use crate::core::rendezvous;
 use crate::core::silent::Silent;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection, PeerGone,
@@ -702,10 +703,15 @@ impl Handler<PeerGone> for Supervisor {
         }
         if msg.said_bye && !self.stopping {
             // Its DHT records here would only send lookups to a node that is gone.
+            let shard = weft_net::peer_did(&msg.peer).map(|did| rendezvous::shard_of(&did));
             let keys = self
                 .links
                 .iter()
-                .map(|l| membership_key(&l.realm))
+                .flat_map(|l| {
+                    let base = membership_key(&l.realm);
+                    let sharded = shard.map(|shard| membership_shard_key(&l.realm, shard));
+                    std::iter::once(base).chain(sharded)
+                })
                 .collect();
             let network = self.network.clone();
             let peer = msg.peer;

@@ -18,6 +18,15 @@ pub(crate) fn membership_key(realm: &Realm) -> Vec<u8> {
     sha2::Sha256::digest(format!("weft/realm/v1/{}/{owner}", realm.name()).as_bytes()).to_vec()
 }
 
+/// The DHT key under which the members of `realm` whose identity picks `shard`
+/// (`rendezvous::shard_of`) announce themselves.
+pub(crate) fn membership_shard_key(realm: &Realm, shard: u8) -> Vec<u8> {
+    let mut key = membership_key(realm);
+    key.extend_from_slice(b"/mem/");
+    key.push(shard);
+    key
+}
+
 /// The DHT key under which providers of `procedure` in `realm` announce themselves.
 pub(crate) fn procedure_key(realm: &Realm, procedure: &Name) -> Vec<u8> {
     let mut key = membership_key(realm);

@@ -23,6 +23,7 @@ pub(crate) mod pubsub;
 pub(crate) mod redial;
 pub(crate) mod refusals;
 pub(crate) mod relay;
+pub(crate) mod rendezvous;
 pub(crate) mod resolve;
 pub(crate) mod roster;
 pub(crate) mod seat;
@@ -59,6 +60,7 @@ mod tests {
         ("redial.rs", include_str!("redial.rs")),
         ("refusals.rs", include_str!("refusals.rs")),
         ("relay.rs", include_str!("relay.rs")),
+        ("rendezvous.rs", include_str!("rendezvous.rs")),
         ("resolve.rs", include_str!("resolve.rs")),
         ("roster.rs", include_str!("roster.rs")),
         ("seat.rs", include_str!("seat.rs")),

@@ -255,7 +255,12 @@ impl Dht {
     }
 
     fn store(&mut self, at: u32, key: u64, provider: u32) {
-        let held = self.stores[at as usize].entry(key).or_default();
+        let held = self.stores[at as usize].entry(key).or_insert_with(|| Held {
+            providers: Vec::new(),
+            // Each node's turns start elsewhere, as a real node's do: the holders of a key
+            // answer every walk together, and in step they would all name the same providers.
+            turn: (self.ids[at as usize] ^ key) as usize,
+        });
         if !held.providers.contains(&provider) && held.providers.len() < self.max_providers {
             held.providers.push(provider);
         }

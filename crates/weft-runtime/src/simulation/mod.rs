@@ -31,11 +31,14 @@ use weft_names::{Name, Pattern, RealmName};
 use crate::core::budget::session_cap;
 use crate::core::forward;
 use crate::core::keys;
+use crate::core::rendezvous::{self, Lookup, Rendezvous};
 use crate::core::resolve::{Publishing, Record, Step, Subscribed};
 use crate::settings::Limits;
 use kademlia::{Dht, Walk, position};
 use links::{Links, Rng};
 
+/// Membership lookups a node short of members makes after everyone joined.
+const DISCOVERY_ROUNDS: usize = 3;
 /// Topics published to: `mesh.t0` to `mesh.t7`.
 const TOPICS: u8 = 8;
 const REALM: &str = "bench.mesh";
@@ -119,6 +122,10 @@ pub struct SimReport {
     pub max_sessions_per_node: usize,
     /// Nodes that ran short of sessions and forward their publications through the overlay.
     pub nodes_forwarding: usize,
+    /// Nodes that, once everyone joined and looked for members, held no session at all.
+    pub nodes_without_members: usize,
+    /// Nodes that held fewer sessions than the mesh size then.
+    pub nodes_short_of_members: usize,
     /// Publications per round.
     pub published: usize,
     /// The first round, every node up.
@@ -178,6 +185,12 @@ pub fn simulate(config: &SimConfig) -> SimReport {
             .max()
             .unwrap_or(0),
         nodes_forwarding: sim.scarce.iter().filter(|s| **s).count(),
+        nodes_without_members: sim.member_sessions.iter().filter(|s| **s == 0).count(),
+        nodes_short_of_members: sim
+            .member_sessions
+            .iter()
+            .filter(|s| **s < sim.mesh_size)
+            .count(),
         published: config.publications,
         round,
         walks: sim.walks,
@@ -216,6 +229,9 @@ struct Sim {
     walk_dials: u64,
     /// Kademlia messages since the counter was last taken.
     dht_messages: u64,
+    /// Sessions each node held once everyone had joined and looked for members.
+    member_sessions: Vec<usize>,
+    rendezvous: Vec<Rendezvous>,
 }
 
 impl Sim {
@@ -255,6 +271,9 @@ impl Sim {
                 })
             })
             .collect();
+        let rendezvous = (0..config.nodes)
+            .map(|_| Rendezvous::new(rng.next_u64().to_le_bytes()[0]))
+            .collect();
         let realm = RealmName::new(REALM)
             .map(Realm::open)
             .unwrap_or_else(|_| unreachable_realm());
@@ -276,6 +295,8 @@ impl Sim {
             walk_asked: 0,
             walk_dials: 0,
             dht_messages: 0,
+            member_sessions: Vec::new(),
+            rendezvous,
         }
     }
 
@@ -293,15 +314,25 @@ impl Sim {
         self.dht_messages += walk.messages;
     }
 
-    /// Every node takes its member sessions, announces itself as a member, and takes up its
-    /// subscriptions and procedure, as the resolver and registry ask.
+    /// Every node, in turn, looks its realm's members up and takes sessions with those found,
+    /// announces itself as a member, and takes up its subscriptions and procedure, as the
+    /// resolver and registry ask. Then each node short of members looks again, as its
+    /// discovery loop would over the next minutes.
     fn join(&mut self) {
-        let membership = position(&keys::membership_key(&self.realm));
         let nodes: Vec<u32> = self.live().collect();
         for &node in &nodes {
-            self.fill_members(node);
-            let walk = self.dht.provide(&mut self.links, node, membership);
+            self.discover(node);
+            let shard = rendezvous::shard_from(format!("node {node}").as_bytes());
+            let key = position(&keys::membership_shard_key(&self.realm, shard));
+            let walk = self.dht.provide(&mut self.links, node, key);
             self.count(&walk);
+        }
+        for _ in 0..DISCOVERY_ROUNDS {
+            for &node in &nodes {
+                if self.links.session_count(node) < self.mesh_size {
+                    self.discover(node);
+                }
+            }
         }
         for &node in &nodes {
             for pattern in patterns(node as usize) {
@@ -321,9 +352,47 @@ impl Sim {
                 self.count(&walk);
             }
         }
+        self.member_sessions = nodes.iter().map(|n| self.links.session_count(*n)).collect();
     }
 
-    /// Takes member sessions with random live members up to the mesh size.
+    /// One membership lookup of `node`'s, as `core::rendezvous` picks it (and an announcement
+    /// under the base key if it says so), and sessions with the members it found, in a random
+    /// order, up to the mesh size. A member at its session cap refuses, and both are then short
+    /// of sessions.
+    fn discover(&mut self, node: u32) {
+        let which = self.rendezvous[node as usize].next();
+        let key = position(&match which {
+            Lookup::Base => keys::membership_key(&self.realm),
+            Lookup::Shard(shard) => keys::membership_shard_key(&self.realm, shard),
+        });
+        let walk = self.dht.walk(&mut self.links, node, key, true);
+        self.count(&walk);
+        let found: Vec<u32> = walk.providers.into_iter().filter(|p| *p != node).collect();
+        if self.rendezvous[node as usize].found(which, found.len()) {
+            let walk = self.dht.provide(&mut self.links, node, key);
+            self.count(&walk);
+        }
+        let mut found: Vec<u32> = found
+            .into_iter()
+            .filter(|p| !self.links.has_session(node, *p))
+            .collect();
+        for i in (1..found.len()).rev() {
+            let j = self.rng.below(i + 1);
+            found.swap(i, j);
+        }
+        for peer in found {
+            if self.links.session_count(node) >= self.mesh_size {
+                break;
+            }
+            if !self.links.open_session(node, peer, self.session_cap) && !self.links.crashed(peer) {
+                self.scarce[node as usize] = true;
+                self.scarce[peer as usize] = true;
+            }
+        }
+    }
+
+    /// Takes member sessions with random live members up to the mesh size: what a healed
+    /// realm's discovery ends with.
     fn fill_members(&mut self, node: u32) {
         let n = self.config.nodes;
         let mut tries = 0;
@@ -538,8 +607,12 @@ mod tests {
         let report = simulate(&config);
         let r = &report.round;
         assert!(r.expected_deliveries > 10 * 2_000, "{report:?}");
-        assert_eq!(r.delivered, r.expected_deliveries, "{report:?}");
+        // Through members that want nothing, a batch goes at most `forward::HOPS` hops: a
+        // handful of subscribers sit further than that from every publisher's path.
+        let most = |r: &SimRound| r.delivered * 1_000 >= r.expected_deliveries * 999;
+        assert!(most(r), "{report:?}");
         assert_eq!(r.calls_ok, r.calls, "{report:?}");
+        assert_eq!(report.nodes_without_members, 0, "{report:?}");
         assert!(report.max_connections_per_node <= 16, "{report:?}");
         assert!(
             report.max_sessions_per_node <= session_cap(16),
@@ -549,15 +622,12 @@ mod tests {
         // A walk asks about log2(N / replication) peers, plus the replication ones.
         assert!(report.asked_per_walk < 30.0, "{report:?}");
         assert_eq!(report.crashed, 1_000);
-        assert!(report.healed.calls_ok == report.healed.calls, "{report:?}");
-        assert_eq!(
-            report.healed.delivered, report.healed.expected_deliveries,
-            "{report:?}"
-        );
-        assert!(
-            report.after_crash.lookup_p99_ms >= report.round.lookup_p99_ms,
-            "{report:?}"
-        );
+        assert!(most(&report.after_crash), "{report:?}");
+        assert!(most(&report.healed), "{report:?}");
+        assert_eq!(report.healed.calls_ok, report.healed.calls, "{report:?}");
+        // Right after the crashes, walks wait on crashed nodes; once healed, they no longer do.
+        assert!(report.after_crash.lookup_p99_ms >= 10_000.0, "{report:?}");
+        assert!(report.healed.lookup_p99_ms < 10_000.0, "{report:?}");
     }
 
     #[test]
