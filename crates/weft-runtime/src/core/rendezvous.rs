@@ -58,11 +58,13 @@ impl Rendezvous {
         Self {
             announced: false,
             next_shard: start % SHARDS,
-            shard_next: false,
+            // Sessions taken from a shard's members spread over the realm; the base key's are
+            // its first members, which every newcomer would ask.
+            shard_next: true,
         }
     }
 
-    /// The lookup to make next: the base key first, then a shard and the base key in turn.
+    /// The lookup to make next: a shard and the base key in turn, a shard first.
     pub(crate) fn next(&mut self) -> Lookup {
         self.shard_next = !self.shard_next;
         if !self.shard_next {
@@ -89,17 +91,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lookups_alternate_between_the_base_key_and_each_shard_in_turn() {
+    fn lookups_alternate_between_each_shard_in_turn_and_the_base_key() {
         let mut r = Rendezvous::new(SHARDS - 1);
         let lookups: Vec<Lookup> = (0..5).map(|_| r.next()).collect();
         assert_eq!(
             lookups,
             [
-                Lookup::Base,
                 Lookup::Shard(SHARDS - 1),
                 Lookup::Base,
                 Lookup::Shard(0),
-                Lookup::Base
+                Lookup::Base,
+                Lookup::Shard(1)
             ]
         );
     }
