@@ -675,11 +675,12 @@ fn dht_stats_and_lookup_ask_a_node_about_its_dht() {
         if out.status.success() {
             break String::from_utf8(out.stdout).unwrap();
         }
-        assert_eq!(
-            out.status.code(),
-            Some(3),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let said = String::from_utf8_lossy(&out.stderr);
+        // Not there yet (3), or lookups asked faster than the node runs them (7, busy).
+        assert!(
+            out.status.code() == Some(3) || said.contains("busy"),
+            "{:?}: {said}",
+            out.status
         );
         assert!(std::time::Instant::now() < deadline, "never found");
         std::thread::sleep(Duration::from_millis(200));

@@ -115,7 +115,11 @@ impl Behaviour {
         config.set_record_filtering(kad::StoreInserts::FilterBoth);
         config.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
         config.set_provider_publication_interval(Some(PROVIDER_REPUBLISH));
-        let mut kad = kad::Behaviour::with_config(peer_id, Store::new(store, &peer_id), config);
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            Store::new(store, &peer_id, replication.get()),
+            config,
+        );
         kad.set_mode(Some(kad::Mode::Server));
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_VERSION.to_owned(), key.public())

@@ -341,14 +341,6 @@ impl Driver {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::Dial { addr, reply } => {
-                // A second connection to a peer already connected would be refused by the
-                // connection limits: the one there is is as good.
-                if let Some(Protocol::P2p(peer)) = addr.iter().last()
-                    && self.swarm.is_connected(&peer)
-                {
-                    let _ = reply.send(Ok(peer));
-                    return;
-                }
                 let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
@@ -776,7 +768,7 @@ impl Driver {
                 None => debug!(?id, "provide result for no pending query"),
             },
             kad::QueryResult::GetProviders(result) => {
-                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                if let Ok(kad::GetProvidersOk::FoundProviders { key, providers }) = result {
                     let me = *self.swarm.local_peer_id();
                     let now = Instant::now();
                     let Some(find) = self.pending_finds.get_mut(&id) else {
@@ -788,6 +780,7 @@ impl Driver {
                         .into_iter()
                         .filter(|p| {
                             *p != me
+                                && stored::may_provide(key.as_ref(), p)
                                 && !departed.contains(p, now)
                                 && !(find.skip_released && released.contains(p, now))
                         })

@@ -1,9 +1,13 @@
 //! DHT introspection over its own stream protocol: any connected peer may ask a node for its
-//! DHT's figures, or to look up a key's providers for it. A question costs the node at most one
-//! Kademlia lookup that dials nobody, and only [`MAX_ANSWERING`] are answered at once.
+//! DHT's figures, or to look up a key's providers for it. A lookup is a Kademlia walk, which
+//! connects to the peers it asks (as any lookup does) but dials none of the providers it finds;
+//! the connections it opens can push out other peers' connections without a session. So a peer
+//! has one question answered at a time, [`MAX_ANSWERING`] are answered at once, and lookups are
+//! paced: [`LOOKUPS_PER_SECOND`] after a burst of [`LOOKUP_BURST`], the rest told to come back.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
@@ -25,6 +29,47 @@ pub const MAX_ANSWERING: usize = 4;
 /// Questions told [`DhtAnswer::Busy`] at once, past those answered; past both, a question's
 /// stream is dropped unread.
 const MAX_TURNING_AWAY: usize = 16;
+/// Lookups run for askers per second, after a burst of [`LOOKUP_BURST`].
+pub const LOOKUPS_PER_SECOND: f64 = 2.0;
+/// Lookups run for askers at once before the pace applies.
+pub const LOOKUP_BURST: f64 = 4.0;
+
+/// The pace of lookups run for askers: a token bucket, time passed in.
+#[derive(Debug)]
+pub(crate) struct Pace {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pace {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            tokens: LOOKUP_BURST,
+            last: now,
+        }
+    }
+
+    /// Whether a lookup may run at `now` (taking its token if so).
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * LOOKUPS_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(LOOKUP_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What every question's task shares: the lookup pace and who is being answered.
+#[derive(Debug)]
+struct Shared {
+    pace: Mutex<Pace>,
+    asking: Mutex<HashSet<PeerId>>,
+}
+
 /// How long a question may take to arrive, and an answer to be written.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an asker waits for an answer: a lookup ends within the query timeout.
@@ -38,16 +83,38 @@ pub(crate) async fn serve(
 ) {
     let answering = Arc::new(Semaphore::new(MAX_ANSWERING));
     let turning_away = Arc::new(Semaphore::new(MAX_TURNING_AWAY));
+    let shared = Arc::new(Shared {
+        pace: Mutex::new(Pace::new(Instant::now())),
+        asking: Mutex::new(HashSet::new()),
+    });
     while let Some((peer, stream)) = incoming.next().await {
-        if let Ok(permit) = answering.clone().try_acquire_owned() {
-            let commands = commands.clone();
+        // One question at a time per peer.
+        let first = shared
+            .asking
+            .lock()
+            .map(|mut asking| asking.insert(peer))
+            .unwrap_or(false);
+        let permit = match first {
+            true => answering.clone().try_acquire_owned().ok(),
+            false => None,
+        };
+        if let Some(permit) = permit {
+            let (commands, shared) = (commands.clone(), shared.clone());
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, commands).await {
+                if let Err(e) = answer(peer, stream, commands, &shared).await {
                     debug!(%peer, error = %e, "DHT question not answered");
+                }
+                if let Ok(mut asking) = shared.asking.lock() {
+                    asking.remove(&peer);
                 }
                 drop(permit);
             });
-        } else if let Ok(permit) = turning_away.clone().try_acquire_owned() {
+            continue;
+        }
+        if first && let Ok(mut asking) = shared.asking.lock() {
+            asking.remove(&peer);
+        }
+        if let Ok(permit) = turning_away.clone().try_acquire_owned() {
             metrics::counter!("weft_dht_questions_refused_total").increment(1);
             tokio::spawn(async move {
                 let _ = write_answer(stream, &DhtAnswer::Busy).await;
@@ -59,12 +126,25 @@ pub(crate) async fn serve(
     }
 }
 
-async fn answer(mut stream: Stream, commands: mpsc::WeakSender<Command>) -> std::io::Result<()> {
+async fn answer(
+    peer: PeerId,
+    mut stream: Stream,
+    commands: mpsc::WeakSender<Command>,
+    shared: &Shared,
+) -> std::io::Result<()> {
     let bytes = tokio::time::timeout(IO_TIMEOUT, read_bounded(&mut stream, MAX_QUESTION))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let answer = match decode_question(&bytes) {
         Err(e) => DhtAnswer::Failed(format!("malformed question: {e}")),
+        Ok(DhtQuestion::Providers { .. })
+            if !shared
+                .pace
+                .lock()
+                .is_ok_and(|mut pace| pace.take(Instant::now())) =>
+        {
+            DhtAnswer::Busy
+        }
         Ok(question) => {
             let Some(commands) = commands.upgrade() else {
                 return Ok(()); // the node is stopping
@@ -72,6 +152,10 @@ async fn answer(mut stream: Stream, commands: mpsc::WeakSender<Command>) -> std:
             respond(question, commands).await
         }
     };
+    // Answered: its next question, sent as soon as this arrives, is not a second at once.
+    if let Ok(mut asking) = shared.asking.lock() {
+        asking.remove(&peer);
+    }
     write_answer(stream, &answer).await
 }
 
@@ -104,9 +188,9 @@ async fn respond(question: DhtQuestion, commands: mpsc::Sender<Command>) -> DhtA
                 Ok(Err(e)) => return DhtAnswer::Failed(e.to_string()),
                 Err(_) => return DhtAnswer::Failed("the node is stopping".into()),
             };
-            let mut peers: Vec<PeerId> = peers.into_iter().collect();
-            peers.sort();
-            peers.truncate(MAX_ANSWERED_PROVIDERS);
+            // In the set's own order, which differs from node to node: sorted, identities
+            // made to sort first would take every place.
+            let peers: Vec<PeerId> = peers.into_iter().take(MAX_ANSWERED_PROVIDERS).collect();
             let (reply, located) = oneshot::channel();
             if asked(Command::AddressesOf { key, peers, reply })
                 .await
@@ -210,4 +294,28 @@ pub(crate) async fn ask(
     tokio::time::timeout(ASK_TIMEOUT, exchange)
         .await
         .map_err(|_| failed(format!("no answer within {ASK_TIMEOUT:?}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_run_in_a_burst_then_at_the_pace() {
+        let t = Instant::now();
+        let mut pace = Pace::new(t);
+        let burst = (0..10).filter(|_| pace.take(t)).count();
+        assert_eq!(burst, LOOKUP_BURST as usize);
+        assert!(!pace.take(t + Duration::from_millis(100)));
+        assert!(
+            pace.take(t + Duration::from_millis(600)),
+            "one earned in half a second"
+        );
+        assert!(!pace.take(t + Duration::from_millis(600)));
+        let later = t + Duration::from_secs(3600);
+        assert_eq!(
+            (0..10).filter(|_| pace.take(later)).count(),
+            LOOKUP_BURST as usize
+        );
+    }
 }

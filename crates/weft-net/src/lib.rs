@@ -59,4 +59,5 @@ pub use error::NetError;
 pub use identity::{did_peer, peer_did};
 pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use network::{NetEvent, NetThread, Network, WEFT_PROTOCOL};
+pub use stored::{MEMBERSHIP_SHARDS, membership_shard};
 pub use weft_wire::inspect::DhtFigures;

@@ -247,6 +247,18 @@ impl Network {
             .await
     }
 
+    /// The peer at `addr`: the one connected already if the address names it (`/p2p/…`), else
+    /// the one a dial reaches. A second connection to a connected peer would take a slot of
+    /// the budget for nothing.
+    pub async fn reach(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last()
+            && self.is_connected(peer).await?
+        {
+            return Ok(peer);
+        }
+        self.dial(addr).await
+    }
+
     /// Asks `peer` a question about its DHT (see [`crate::inspect`]).
     pub async fn ask_dht(
         &self,

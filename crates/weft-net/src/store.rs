@@ -1,8 +1,9 @@
 //! The Kademlia store: libp2p's memory store, except that a key's providers are handed out from
-//! a different place in the list each time. Kademlia answers a lookup with the first 20 providers
-//! the store gives; from a list kept in arrival order, the same 20 earliest ones would be named
-//! every time, and 20 identities that provided a key early would hide every later provider of it.
-//! Turning the list by 20 each time, successive answers name every provider.
+//! a different place in the list each time. Kademlia answers a lookup with the first
+//! `replication` providers the store gives (20, or fewer under a small connection budget); from
+//! a list kept in arrival order, the same earliest ones would be named every time, and
+//! identities that provided a key early would hide every later provider of it. Turning the list
+//! by that many each time, successive answers name every provider.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,20 +12,24 @@ use libp2p::PeerId;
 use libp2p::kad::store::{MemoryStore, RecordStore, Result};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 
-/// Providers an answer names (Kademlia's replication factor).
+/// Providers an answer names at Kademlia's default replication factor (the tests').
+#[cfg(test)]
 const ANSWER: usize = 20;
 
 /// libp2p's [`MemoryStore`], handing out each key's providers in turns.
 pub(crate) struct Store {
     inner: MemoryStore,
     turn: AtomicUsize,
+    /// Providers an answer names: Kademlia takes the first `replication` of what the store
+    /// gives, so the turns step by that many.
+    answer: usize,
 }
 
 impl Store {
     /// `local`'s store. Its turns start at a place its identity picks: every lookup asks all
     /// of a key's holders, so holders starting together would stay in step and all name the
     /// same providers, and a lookup would hear of one answer's worth.
-    pub(crate) fn new(inner: MemoryStore, local: &PeerId) -> Self {
+    pub(crate) fn new(inner: MemoryStore, local: &PeerId, answer: usize) -> Self {
         let bytes = local.to_bytes();
         let start = bytes
             .iter()
@@ -34,6 +39,7 @@ impl Store {
         Self {
             inner,
             turn: AtomicUsize::new(start),
+            answer: answer.max(1),
         }
     }
 }
@@ -64,10 +70,10 @@ impl RecordStore for Store {
 
     fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
         let mut providers = self.inner.providers(key);
-        if providers.len() > ANSWER {
+        if providers.len() > self.answer {
             let turn = self.turn.fetch_add(1, Ordering::Relaxed);
             let len = providers.len();
-            providers.rotate_left(turn.wrapping_mul(ANSWER) % len);
+            providers.rotate_left(turn.wrapping_mul(self.answer) % len);
         }
         providers
     }
@@ -96,7 +102,7 @@ mod tests {
             max_providers_per_key: 200,
             ..Default::default()
         };
-        let mut store = Store::new(MemoryStore::with_config(local, config), &local);
+        let mut store = Store::new(MemoryStore::with_config(local, config), &local, ANSWER);
         let key = RecordKey::new(&[7u8; 32]);
         let providers: Vec<PeerId> = (0..50).map(|_| PeerId::random()).collect();
         for provider in &providers {
@@ -140,7 +146,7 @@ mod tests {
                 max_providers_per_key: 200,
                 ..Default::default()
             };
-            Store::new(MemoryStore::with_config(local, config), &local)
+            Store::new(MemoryStore::with_config(local, config), &local, ANSWER)
         };
         let key = RecordKey::new(&[7u8; 32]);
         let providers: Vec<PeerId> = (0..200).map(|_| PeerId::random()).collect();

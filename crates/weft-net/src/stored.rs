@@ -29,6 +29,36 @@ const BUCKET_HASH_LEN: usize = 32;
 /// The longest procedure name or bucket (`weft_names::MAX_NAME_LEN`).
 const MAX_NAME_LEN: usize = 256;
 
+/// Shards a realm's membership records spread over (`weft-runtime`'s `core::rendezvous`).
+pub const MEMBERSHIP_SHARDS: u8 = 64;
+
+/// The membership shard `member` announces itself under: the first byte of the SHA-256 of its
+/// `did:key` string, modulo [`MEMBERSHIP_SHARDS`].
+pub fn membership_shard(member: &weft_identity::Did) -> u8 {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(member.to_string().as_bytes())[0] % MEMBERSHIP_SHARDS
+}
+
+/// Whether `provider` may be named under `key`: any key but a membership shard's, and a shard's
+/// only by the members whose identity picks it, so that identities made up in bulk cannot
+/// fill every shard of a realm.
+pub(crate) fn may_provide(key: &[u8], provider: &PeerId) -> bool {
+    let Some(shard) = shard_of_key(key) else {
+        return true;
+    };
+    crate::identity::peer_did(provider).is_some_and(|did| membership_shard(&did) == shard)
+}
+
+/// The shard a membership shard key names, if `key` is one.
+fn shard_of_key(key: &[u8]) -> Option<u8> {
+    let tail = key.get(MEMBERSHIP_KEY_LEN..)?;
+    let (separator, shard) = tail.split_at_checked(SHARD_KEY_SEPARATOR.len())?;
+    match (separator == SHARD_KEY_SEPARATOR, shard) {
+        (true, [shard]) => Some(*shard),
+        _ => None,
+    }
+}
+
 /// Whether `key` is shaped like a weft DHT key: a membership key, alone or followed by `/rpc/`
 /// and a procedure name, by `/sub/` or `/pub/` and a bucket's hash, or by `/mem/` and a shard. Anything else is no key
 /// of weft's, and its bytes are not kept.
@@ -44,7 +74,7 @@ pub(crate) fn is_weft_key(key: &[u8]) -> bool {
     };
     match kind {
         PROCEDURE_KEY_SEPARATOR => !rest.is_empty() && rest.len() <= MAX_NAME_LEN,
-        SHARD_KEY_SEPARATOR => rest.len() == 1,
+        SHARD_KEY_SEPARATOR => matches!(rest, [shard] if *shard < MEMBERSHIP_SHARDS),
         _ => BUCKET_KEY_SEPARATORS.contains(&kind) && rest.len() == BUCKET_HASH_LEN,
     }
 }
@@ -60,6 +90,8 @@ pub(crate) enum Refused {
     StoreFull,
     /// The key has as many providers as the store keeps.
     KeyFull,
+    /// A membership shard the provider's identity does not pick.
+    WrongShard,
 }
 
 impl Refused {
@@ -70,6 +102,7 @@ impl Refused {
             Refused::ProviderFull => "provider",
             Refused::StoreFull => "store",
             Refused::KeyFull => "key_full",
+            Refused::WrongShard => "shard",
         }
     }
 }
@@ -110,6 +143,9 @@ impl Stored {
     ) -> Result<(), Refused> {
         if !is_weft_key(key) {
             return Err(Refused::NotWeftKey);
+        }
+        if !may_provide(key, &provider) {
+            return Err(Refused::WrongShard);
         }
         if let Some(expiry) = self.records.get_mut(&(key.to_vec(), provider)) {
             *expiry = expires;
@@ -185,6 +221,35 @@ mod tests {
     }
 
     #[test]
+    fn a_membership_shard_takes_only_the_members_whose_identity_picks_it() {
+        let key = weft_identity::Keypair::generate().unwrap();
+        let peer = crate::identity::did_peer(&key.did()).unwrap();
+        let mine = membership_shard(&key.did());
+        let shard_key = |shard: u8| {
+            let mut k = membership(1);
+            k.extend_from_slice(b"/mem/");
+            k.push(shard);
+            k
+        };
+        let mut stored = Stored::new(10, 10);
+        let later = Instant::now() + std::time::Duration::from_secs(60);
+        assert_eq!(stored.admit(&shard_key(mine), peer, later), Ok(()));
+        let other = (mine + 1) % MEMBERSHIP_SHARDS;
+        assert_eq!(
+            stored.admit(&shard_key(other), peer, later),
+            Err(Refused::WrongShard)
+        );
+        assert!(
+            may_provide(&membership(1), &peer),
+            "the base key takes anyone"
+        );
+        assert!(
+            !may_provide(&shard_key(other), &PeerId::random()),
+            "not an Ed25519 peer"
+        );
+    }
+
+    #[test]
     fn only_weft_shaped_keys_are_kept() {
         let mut procedure = membership(1);
         procedure.extend_from_slice(b"/rpc/orders.get");
@@ -206,6 +271,10 @@ mod tests {
         assert!(is_weft_key(&shard));
         shard.push(0);
         assert!(!is_weft_key(&shard), "a shard is one byte");
+        let mut past = membership(1);
+        past.extend_from_slice(b"/mem/");
+        past.push(MEMBERSHIP_SHARDS);
+        assert!(!is_weft_key(&past), "no shard past the last");
         let mut long = membership(1);
         long.extend_from_slice(b"/rpc/");
         long.extend(std::iter::repeat_n(b'a', MAX_NAME_LEN + 1));

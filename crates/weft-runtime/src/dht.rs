@@ -230,3 +230,19 @@ impl Handler<FindProviders> for Dht {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::rendezvous::{SHARDS, shard_of};
+
+    /// The network refuses a shard record whose provider's identity picks another shard: it
+    /// must pick the shard the membership announces under.
+    #[test]
+    fn the_network_and_the_core_agree_on_a_members_shard() {
+        assert_eq!(SHARDS, weft_net::MEMBERSHIP_SHARDS);
+        for _ in 0..200 {
+            let did = weft_identity::Keypair::generate().unwrap().did();
+            assert_eq!(shard_of(&did), weft_net::membership_shard(&did), "{did}");
+        }
+    }
+}

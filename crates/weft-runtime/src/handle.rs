@@ -118,7 +118,14 @@ pub struct DhtProvider {
 fn unanswered(answer: DhtAnswer) -> weft_net::NetError {
     match answer {
         DhtAnswer::Busy => weft_net::NetError::Dht("the node is busy answering others".into()),
-        DhtAnswer::Failed(reason) => weft_net::NetError::Dht(reason),
+        // The asked node chose these words: printable characters only, and not many.
+        DhtAnswer::Failed(reason) => weft_net::NetError::Dht(
+            reason
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect(),
+        ),
         _ => weft_net::NetError::Dht("the node answered another question".into()),
     }
 }
@@ -275,7 +282,7 @@ impl NodeHandle {
         addr: Multiaddr,
         question: &DhtQuestion,
     ) -> Result<DhtAnswer, weft_net::NetError> {
-        let peer = self.network.dial(addr).await?;
+        let peer = self.network.reach(addr).await?;
         self.network.ask_dht(peer, question).await
     }
 

@@ -1,8 +1,8 @@
 //! Kademlia as libp2p-kad runs it, for the simulator: 64-bit ids under the XOR metric, k-buckets
 //! of 20, iterative walks with `parallelism` requests in flight that end once the
 //! `replication` closest peers heard have answered, provider records placed at those peers, and
-//! answers of at most 20 providers, in turns, as weft's store gives them (`weft-net`'s
-//! `store.rs`). Routing tables are built converged: every bucket holds up to 20 peers drawn from
+//! answers of at most `replication` providers, in turns, as weft's store gives them and
+//! libp2p-kad cuts them (`weft-net`'s `store.rs`). Routing tables are built converged: every bucket holds up to 20 peers drawn from
 //! its range of the id space, as a long-running node's would.
 
 use std::cmp::Reverse;
@@ -15,8 +15,6 @@ use super::links::{Links, Rng, UNANSWERED};
 
 /// Peers per k-bucket, and closer peers per answer.
 pub(crate) const K: usize = 20;
-/// Providers per answer.
-pub(crate) const ANSWER: usize = 20;
 
 /// A key's position in the id space.
 pub(crate) fn position(bytes: &[u8]) -> u64 {
@@ -266,17 +264,18 @@ impl Dht {
         }
     }
 
-    /// What `node` answers for `key`'s providers: [`ANSWER`] of them, a different part of the
-    /// list each time.
+    /// What `node` answers for `key`'s providers: `replication` of them, a different part of
+    /// the list each time.
     fn answer_providers(&mut self, node: u32, key: u64, into: &mut Vec<u32>) {
         if let Some(held) = self.stores[node as usize].get_mut(&key) {
             let len = held.providers.len();
             if len == 0 {
                 return;
             }
-            let start = if len > ANSWER {
+            let answer = self.replication;
+            let start = if len > answer {
                 held.turn = held.turn.wrapping_add(1);
-                held.turn.wrapping_mul(ANSWER) % len
+                held.turn.wrapping_mul(answer) % len
             } else {
                 0
             };
@@ -285,7 +284,7 @@ impl Dht {
                     .iter()
                     .cycle()
                     .skip(start)
-                    .take(len.min(ANSWER)),
+                    .take(len.min(answer)),
             );
         }
     }
@@ -383,7 +382,7 @@ mod tests {
             dht.store(1, 42, p);
         }
         let mut heard = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..7 {
             dht.answer_providers(1, 42, &mut heard);
         }
         heard.sort_unstable();
