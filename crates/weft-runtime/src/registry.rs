@@ -215,6 +215,9 @@ impl crate::core::calls::Member for Member {
 /// Providers of a procedure a lookup connects to: enough for the strategies and a failover,
 /// without a connection to every provider of a popular procedure.
 const PROVIDERS_DIALED: usize = 3;
+/// Lookups made again for a waiting call after one found no provider, and how far apart.
+const LOOKUPS_AGAIN: u32 = 3;
+const LOOKUP_AGAIN: Duration = Duration::from_secs(1);
 
 /// Handlers one caller runs at once in a realm: a quarter of them, so that no caller can keep
 /// the others waiting. Its further calls wait for one of its own to end.
@@ -577,19 +580,7 @@ impl Registry {
                     });
                 }
                 CallEvent::LookUp { procedure } => {
-                    // Providers found are dialed, their sessions admit them, and their
-                    // advertisements wake the call.
-                    let lookup = self.dht.send(FindProviders {
-                        key: procedure_key(&self.seat.realm, &procedure),
-                        dial: PROVIDERS_DIALED,
-                        members: false,
-                    });
-                    ctx.spawn(
-                        async move {
-                            let _ = lookup.await;
-                        }
-                        .into_actor(self),
-                    );
+                    self.look_up(procedure, LOOKUPS_AGAIN, ctx);
                 }
                 CallEvent::Done { id, result } => {
                     if let Some(reply) = self.outcomes.remove(&id) {
@@ -599,6 +590,28 @@ impl Registry {
             }
         }
         self.arm_timer(ctx);
+    }
+
+    /// Looks up the providers of `procedure` for the calls waiting for one. Providers found are
+    /// dialed, their sessions admit them, and their advertisements wake the calls. A lookup
+    /// that finds none is made again `again` more times, [`LOOKUP_AGAIN`] apart, while a call
+    /// still waits: a provider's record may not yet have reached the peers a lookup asks.
+    fn look_up(&mut self, procedure: Name, again: u32, ctx: &mut Context<Self>) {
+        let lookup = self.dht.send(FindProviders {
+            key: procedure_key(&self.seat.realm, &procedure),
+            dial: PROVIDERS_DIALED,
+            members: false,
+        });
+        ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
+            let none = found.map_or(true, |found| found.is_empty());
+            if none && again > 0 && act.calls.waiting_for(&procedure) {
+                ctx.run_later(LOOKUP_AGAIN, move |act, ctx| {
+                    if act.calls.waiting_for(&procedure) {
+                        act.look_up(procedure, again - 1, ctx);
+                    }
+                });
+            }
+        }));
     }
 
     /// Wakes the core when its next deadline comes, if that is sooner than the wake-up set.

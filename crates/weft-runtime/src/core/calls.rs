@@ -209,6 +209,14 @@ impl<P: Clone + Ord + Hash + std::fmt::Debug, M: Member> Calls<P, M> {
         self.calls.len()
     }
 
+    /// Whether a call to `procedure` still waits for a provider: a lookup that found none is
+    /// worth making again, since a record just placed may not have reached the peers asked.
+    pub(crate) fn waiting_for(&self, procedure: &Name) -> bool {
+        self.calls
+            .values()
+            .any(|call| matches!(call.state, State::Waiting) && call.procedure == *procedure)
+    }
+
     /// Starts a call at `now`.
     pub(crate) fn start(&mut self, request: NewCall<P>, now: Instant) -> CallId {
         let id = self.next_id;
@@ -631,6 +639,8 @@ mod tests {
         let now = Instant::now();
         let mut calls = calls(&[]);
         let id = calls.start(request(SECOND), now);
+        assert!(calls.waiting_for(&name("get")));
+        assert!(!calls.waiting_for(&name("other")));
         assert!(
             matches!(events(&mut calls).as_slice(), [CallEvent::LookUp { procedure }] if procedure.as_str() == "get")
         );
@@ -654,6 +664,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(!calls.waiting_for(&name("get")), "sent: no longer waiting");
         calls.handle_reply(&"a", id, Err(CallError::NotFound("get".into())), later);
         assert!(
             events(&mut calls).is_empty(),
