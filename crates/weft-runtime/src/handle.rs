@@ -114,6 +114,21 @@ pub struct DhtProvider {
     pub addresses: Vec<Multiaddr>,
 }
 
+/// Providers found, by identity (peers that are not Ed25519 keys have none), in its order.
+fn named(found: impl IntoIterator<Item = (weft_net::PeerId, Vec<Multiaddr>)>) -> Vec<DhtProvider> {
+    let mut providers: Vec<DhtProvider> = found
+        .into_iter()
+        .filter_map(|(peer, addresses)| {
+            Some(DhtProvider {
+                did: weft_net::peer_did(&peer)?,
+                addresses,
+            })
+        })
+        .collect();
+    providers.sort_by_key(|p| p.did);
+    providers
+}
+
 /// An answer that is not the one asked for, as an error.
 fn unanswered(answer: DhtAnswer) -> weft_net::NetError {
     match answer {
@@ -226,19 +241,7 @@ impl NodeHandle {
     ) -> Option<Result<Vec<DhtProvider>, weft_net::NetError>> {
         let realm = self.realm(realm)?;
         let key = crate::core::keys::procedure_key(&realm.realm, procedure);
-        Some(self.network.locate_providers(key).await.map(|found| {
-            let mut providers: Vec<DhtProvider> = found
-                .into_iter()
-                .filter_map(|(peer, addresses)| {
-                    Some(DhtProvider {
-                        did: weft_net::peer_did(&peer)?,
-                        addresses,
-                    })
-                })
-                .collect();
-            providers.sort_by_key(|p| p.did);
-            providers
-        }))
+        Some(self.network.locate_providers(key).await.map(named))
     }
 
     /// Asks the node at `addr` (dialed for it) for its DHT's figures.
@@ -259,20 +262,16 @@ impl NodeHandle {
     ) -> Result<Vec<DhtProvider>, weft_net::NetError> {
         let key = crate::core::keys::procedure_key(realm, procedure);
         match self.ask_dht(addr, &DhtQuestion::Providers { key }).await? {
-            DhtAnswer::Providers(found) => Ok(found
-                .into_iter()
-                .filter_map(|p| {
-                    let peer = weft_net::PeerId::from_bytes(&p.peer).ok()?;
-                    Some(DhtProvider {
-                        did: weft_net::peer_did(&peer)?,
-                        addresses: p
-                            .addresses
-                            .into_iter()
-                            .filter_map(|a| Multiaddr::try_from(a).ok())
-                            .collect(),
-                    })
-                })
-                .collect()),
+            DhtAnswer::Providers(found) => Ok(named(found.into_iter().filter_map(|p| {
+                let peer = weft_net::PeerId::from_bytes(&p.peer).ok()?;
+                let addresses = p.addresses.into_iter();
+                Some((
+                    peer,
+                    addresses
+                        .filter_map(|a| Multiaddr::try_from(a).ok())
+                        .collect(),
+                ))
+            }))),
             other => Err(unanswered(other)),
         }
     }
