@@ -74,6 +74,12 @@ pub(crate) struct NodeArgs {
     /// A peer to join the mesh through (multiaddr or IP:PORT); repeatable.
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) bootstrap: Vec<String>,
+    /// Listen on, and dial from, only this network interface's addresses (e.g. wg0).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) interface: Option<String>,
+    /// Find peers on the local network by multicast DNS (no bootstrap address needed).
+    #[arg(long)]
+    pub(crate) mdns: bool,
     /// A realm to take part in: NAME (open) or NAME=OWNER_DID; repeatable. Default: open "dev".
     #[arg(long, value_name = "NAME[=OWNER_DID]")]
     pub(crate) realm: Vec<String>,

@@ -6,6 +6,8 @@
 //! key = "node.pem"                              # WEFT_KEY        --key
 //! listen = ["/ip4/0.0.0.0/udp/4001/quic-v1"]    # WEFT_LISTEN     --listen (a,b)
 //! bootstrap = ["10.0.0.2:4001"]                 # WEFT_BOOTSTRAP  --bootstrap (a,b)
+//! interface = "wg0"                             # WEFT_INTERFACE  --interface
+//! mdns = true                                   # WEFT_MDNS       --mdns (true|false)
 //! http = "127.0.0.1:8080"                       # WEFT_HTTP       --http
 //! ucan = ["@node.jwt"]                          # WEFT_UCAN       --ucan (a,b)
 //! revocations = "revoked.jsonl"                 # WEFT_REVOCATIONS --revocations
@@ -70,6 +72,10 @@ pub(crate) struct NodeSettings {
     pub(crate) listen: Vec<String>,
     /// Peers to join the mesh through.
     pub(crate) bootstrap: Vec<String>,
+    /// The one network interface to listen on and dial from; `None`: all of them.
+    pub(crate) interface: Option<String>,
+    /// Find peers on the LAN by mDNS.
+    pub(crate) mdns: bool,
     /// Where the HTTP surface (health, metrics, status, gateway) listens; `None`: off.
     pub(crate) http: Option<SocketAddr>,
     /// The realms to take part in; never empty (default: the open realm `dev`).
@@ -129,6 +135,8 @@ const ENV_REVOCATIONS: &str = "WEFT_REVOCATIONS";
 const ENV_REPLAY_JOURNAL: &str = "WEFT_REPLAY_JOURNAL";
 const ENV_LISTEN: &str = "WEFT_LISTEN";
 const ENV_BOOTSTRAP: &str = "WEFT_BOOTSTRAP";
+const ENV_INTERFACE: &str = "WEFT_INTERFACE";
+const ENV_MDNS: &str = "WEFT_MDNS";
 const ENV_HTTP: &str = "WEFT_HTTP";
 const ENV_UCAN: &str = "WEFT_UCAN";
 const ENV_TAGS: &str = "WEFT_TAGS";
@@ -193,6 +201,8 @@ struct Layer {
     replay_journal: Option<PathBuf>,
     listen: Option<Vec<String>>,
     bootstrap: Option<Vec<String>>,
+    interface: Option<String>,
+    mdns: Option<bool>,
     http: Option<SocketAddr>,
     ucans: Option<Vec<String>>,
     tags: Option<Vec<(String, String)>>,
@@ -230,6 +240,8 @@ impl Layer {
             replay_journal: self.replay_journal.or(lower.replay_journal),
             listen: self.listen.or(lower.listen),
             bootstrap: self.bootstrap.or(lower.bootstrap),
+            interface: self.interface.or(lower.interface),
+            mdns: self.mdns.or(lower.mdns),
             http: self.http.or(lower.http),
             ucans: self.ucans.or(lower.ucans),
             tags: self.tags.or(lower.tags),
@@ -281,6 +293,8 @@ impl Layer {
             replay_journal: self.replay_journal,
             listen: self.listen.unwrap_or_default(),
             bootstrap: self.bootstrap.unwrap_or_default(),
+            interface: self.interface,
+            mdns: self.mdns.unwrap_or(false),
             http: self.http,
             realms,
             ucans: self.ucans.unwrap_or_default(),
@@ -333,6 +347,8 @@ impl Layer {
             replay_journal: file.replay_journal.map(|path| dir.join(path)),
             listen: file.listen,
             bootstrap: file.bootstrap,
+            interface: file.interface,
+            mdns: file.mdns,
             http: file.http,
             ucans: file.ucan.map(|ucans| {
                 ucans
@@ -409,6 +425,8 @@ impl Layer {
             replay_journal: env(ENV_REPLAY_JOURNAL).map(PathBuf::from),
             listen: list(ENV_LISTEN),
             bootstrap: list(ENV_BOOTSTRAP),
+            interface: env(ENV_INTERFACE).map(|v| v.trim().to_owned()),
+            mdns: env_value(&env, ENV_MDNS, boolean)?,
             http: env_value(&env, ENV_HTTP, socket_addr)?,
             ucans: list(ENV_UCAN),
             tags,
@@ -471,6 +489,8 @@ impl Layer {
             replay_journal: args.replay_journal.clone(),
             listen: list(&args.listen),
             bootstrap: list(&args.bootstrap),
+            interface: args.interface.clone(),
+            mdns: args.mdns.then_some(true),
             http: args.http,
             ucans: list(&args.ucan),
             tags: (!tags.is_empty()).then_some(tags),
@@ -530,6 +550,8 @@ struct FileConfig {
     replay_journal: Option<PathBuf>,
     listen: Option<Vec<String>>,
     bootstrap: Option<Vec<String>>,
+    interface: Option<String>,
+    mdns: Option<bool>,
     #[serde(default, deserialize_with = "de_socket_addr")]
     http: Option<SocketAddr>,
     ucan: Option<Vec<String>>,
@@ -671,6 +693,14 @@ fn duration(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?}: a duration must be more than 0"));
     }
     Ok(d)
+}
+
+fn boolean(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
 }
 
 fn socket_addr(s: &str) -> Result<SocketAddr, String> {
@@ -862,6 +892,8 @@ mod tests {
                 replay_journal: None,
                 listen: vec![],
                 bootstrap: vec![],
+                interface: None,
+                mdns: false,
                 http: None,
                 realms: vec![RealmSetting {
                     name: "dev".into(),
@@ -883,6 +915,8 @@ mod tests {
 key = "node.pem"
 listen = ["/ip4/0.0.0.0/udp/4001/quic-v1", "0.0.0.0:4002"]
 bootstrap = ["10.0.0.2:4001"]
+interface = "wg0"
+mdns = true
 http = "127.0.0.1:8080"
 ucan = ["@node.jwt", "@/abs/proof.jwt", "eyJ.inline.token"]
 
@@ -938,6 +972,8 @@ max_event_streams = 25
                     "0.0.0.0:4002".into()
                 ],
                 bootstrap: vec!["10.0.0.2:4001".into()],
+                interface: Some("wg0".into()),
+                mdns: true,
                 http: Some("127.0.0.1:8080".parse().unwrap()),
                 realms: vec![
                     RealmSetting {
@@ -1246,8 +1282,12 @@ liveness = "1s"
             ("WEFT_LIMITS_SUBSCRIBER_QUEUE", "10"),
             ("WEFT_LIMITS_IDLE_TIMEOUT", "500ms"),
             ("WEFT_KEY", ""),
+            ("WEFT_INTERFACE", "wg0"),
+            ("WEFT_MDNS", "true"),
         ];
         let settings = NodeSettings::resolve(&args(&[]), env(&vars)).unwrap();
+        assert_eq!(settings.interface.as_deref(), Some("wg0"));
+        assert!(settings.mdns);
         assert_eq!(settings.bootstrap, ["10.0.0.1:1", "10.0.0.2:2"]);
         assert_eq!(settings.ucans, ["@a.jwt", "tok.en.x"]);
         assert_eq!(settings.realms[0].owner, Some(owner));

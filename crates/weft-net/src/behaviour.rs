@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, identify, identity, kad, ping};
+use libp2p::{StreamProtocol, connection_limits, identify, identity, kad, mdns, ping};
 
 use crate::store::Store;
 
@@ -64,7 +64,13 @@ pub fn kad_fan_out(max_connections: u32) -> (NonZeroUsize, NonZeroUsize) {
     )
 }
 
-/// Connection limits, Kademlia, identify, ping and weft's streams.
+/// How often a node asks the LAN for peers once its first queries are answered. libp2p's five
+/// minutes would leave a node that missed the first replies alone that long; every node on the
+/// LAN answers each query, so a query a minute from each of 100 nodes is about 170 packets a
+/// second, which a LAN carries without notice.
+pub(crate) const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Connection limits, Kademlia, identify, ping, mDNS and weft's streams.
 #[derive(NetworkBehaviour)]
 #[allow(missing_debug_implementations)] // the stock behaviours do not all implement Debug
 pub(crate) struct Behaviour {
@@ -80,6 +86,8 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     /// Liveness.
     pub(crate) ping: ping::Behaviour,
+    /// Peers on the local network, by multicast DNS; only with `mdns` (off by default).
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     /// weft's own framed streams.
     pub(crate) stream: libp2p_stream::Behaviour,
 }
@@ -88,13 +96,16 @@ impl Behaviour {
     /// Builds the behaviour for `key`, with Kademlia in server mode from the start: mesh nodes
     /// serve the DHT without waiting for an external address to be confirmed. A client has no
     /// Kademlia: no node adds it to its routing table, and nobody dials it back once it has gone.
+    /// With `lan`, the node also finds peers by mDNS, which fails only if its socket cannot be
+    /// opened.
     pub(crate) fn new(
         key: &identity::Keypair,
         query_timeout: Duration,
         client: bool,
         limits: connection_limits::ConnectionLimits,
         max_connections: u32,
-    ) -> Self {
+        lan: bool,
+    ) -> std::io::Result<Self> {
         let peer_id = key.public().to_peer_id();
         let store = kad::store::MemoryStore::with_config(
             peer_id,
@@ -125,14 +136,24 @@ impl Behaviour {
             identify::Config::new(IDENTIFY_VERSION.to_owned(), key.public())
                 .with_agent_version(format!("weft/{}", env!("CARGO_PKG_VERSION"))),
         );
-        Self {
+        let mdns = if lan {
+            let config = mdns::Config {
+                query_interval: MDNS_QUERY_INTERVAL,
+                ..Default::default()
+            };
+            Some(mdns::tokio::Behaviour::new(config, peer_id)?)
+        } else {
+            None
+        };
+        Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             budget: crate::budget::Budget::new(max_connections),
             kad: Toggle::from((!client).then_some(kad)),
             identify,
             ping: ping::Behaviour::default(),
+            mdns: Toggle::from(mdns),
             stream: libp2p_stream::Behaviour::new(),
-        }
+        })
     }
 }
 
@@ -153,7 +174,9 @@ mod tests {
         SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_quic()
-            .with_behaviour(|key| Behaviour::new(key, Duration::from_secs(10), false, limits, 1024))
+            .with_behaviour(|key| {
+                Behaviour::new(key, Duration::from_secs(10), false, limits, 1024, false).unwrap()
+            })
             .unwrap()
             .build()
     }

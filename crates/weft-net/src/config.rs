@@ -39,6 +39,12 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// Inbound QUIC handshakes in progress at once; past it new ones are refused.
     pub max_incoming_handshakes: u32,
+    /// The one network interface to listen on and dial from (`wg0`): `listen`'s unspecified
+    /// addresses become the interface's, and dials it cannot carry are refused (see
+    /// [`Interface`](crate::interface::Interface)). `None`: every interface.
+    pub interface: Option<String>,
+    /// Find peers on the local network by multicast DNS, without a bootstrap address.
+    pub mdns: bool,
 }
 
 /// Connections one peer may hold at once: two, so that two nodes dialing each other at the
@@ -60,6 +66,8 @@ impl NetConfig {
             client: false,
             max_connections: 64,
             max_incoming_handshakes: 128,
+            interface: None,
+            mdns: false,
         }
     }
 }

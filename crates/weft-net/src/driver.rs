@@ -9,7 +9,7 @@ use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -18,6 +18,8 @@ use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::departed::{self, Departed};
 use crate::events::{NetEvent, WEFT_PROTOCOL};
 use crate::identity::{libp2p_keypair, peer_did};
+use crate::interface::{Bound, Interface};
+use crate::lan::Lan;
 use crate::stored::{self, Stored};
 use crate::{NetConfig, NetError};
 
@@ -170,6 +172,8 @@ pub(crate) struct Driver {
     loopback_connections: HashMap<ConnectionId, PeerId>,
     /// Peers' provider records in the store, bounded.
     stored: Stored,
+    /// Peers found on the LAN by mDNS, and which to dial.
+    lan: Lan,
 }
 
 impl Driver {
@@ -195,9 +199,25 @@ impl Driver {
         let liveness_ms = u32::try_from(config.liveness.as_millis())
             .unwrap_or(u32::MAX)
             .max(300);
+        let interface = config
+            .interface
+            .as_deref()
+            .map(Interface::lookup)
+            .transpose()?;
+        if config.mdns && interface.is_some() {
+            // libp2p's mDNS listens on port 5353 of every interface, whatever the node's own.
+            return Err(NetError::Start(
+                "mDNS cannot be kept to one interface: give either mdns or an interface".into(),
+            ));
+        }
+        let listen = match &interface {
+            Some(interface) => interface.bind(&config.listen)?,
+            None => config.listen.clone(),
+        };
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_quic_config(|mut quic| {
+            .with_other_transport(|key| {
+                let mut quic = libp2p::quic::Config::new(key);
                 quic.max_idle_timeout = liveness_ms;
                 quic.keep_alive_interval = Duration::from_millis(u64::from(liveness_ms / 3));
                 // quinn sizes per-connection stream state by this limit, and keeps state for
@@ -206,8 +226,9 @@ impl Driver {
                 // cost each peer about 20 KiB more, growing as short Kademlia streams came
                 // and went.
                 quic.max_concurrent_stream_limit = MAX_STREAMS;
-                quic
+                Bound::new(libp2p::quic::tokio::Transport::new(quic), interface)
             })
+            .map_err(|e| NetError::Start(e.to_string()))?
             .with_behaviour(|key| {
                 Behaviour::new(
                     key,
@@ -215,12 +236,14 @@ impl Driver {
                     config.client,
                     limits,
                     config.max_connections,
+                    config.mdns,
                 )
+                .map_err(|e| format!("mDNS: {e}").into())
             })
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
-        for addr in &config.listen {
+        for addr in &listen {
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Start(format!("listen on {addr}: {e}")))?;
@@ -274,6 +297,7 @@ impl Driver {
                 crate::behaviour::MAX_STORED_KEYS - stored::RESERVED_OWN_KEYS,
                 crate::behaviour::MAX_PROVIDERS_PER_KEY,
             ),
+            lan: Lan::default(),
         };
         Ok((driver, commands_tx, control, peer_id, events_rx))
     }
@@ -668,6 +692,9 @@ impl Driver {
                     debug!(error = ?e, "provider record not stored");
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                self.on_lan(found);
+            }
             // weft uses no value records: a peer's is dropped unread (and unlogged: it may be
             // large).
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
@@ -680,6 +707,43 @@ impl Driver {
 
     /// Removes peers' provider records that expired: libp2p's store would drop them only when
     /// their key is asked for.
+    /// Peers found on the LAN: their addresses go to the routing table, and a node with no
+    /// connection yet dials a few of them (as it would its bootstrap peers); Kademlia finds the
+    /// rest from the first connection.
+    fn on_lan(&mut self, found: Vec<(PeerId, Multiaddr)>) {
+        let own = *self.swarm.local_peer_id();
+        let alone = self.swarm.connected_peers().next().is_none();
+        let plan = self.lan.discovered(found, &own, alone, Instant::now());
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            for (peer, addresses) in &plan.learn {
+                for addr in addresses {
+                    kad.add_address(peer, addr.clone());
+                }
+            }
+        }
+        for peer in plan.dial {
+            let addresses = plan
+                .learn
+                .iter()
+                .find(|(p, _)| *p == peer)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default();
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                // Its session starts as a bootstrap peer's would.
+                Ok(()) => {
+                    self.wanted_dials.insert(id);
+                    debug!(%peer, "dialing a peer found on the LAN");
+                }
+                Err(e) => debug!(%peer, error = %e, "cannot dial a peer found on the LAN"),
+            }
+        }
+    }
+
     fn remove_expired_records(&mut self) {
         let expired = self.stored.expired(Instant::now());
         if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {

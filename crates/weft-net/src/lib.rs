@@ -26,6 +26,8 @@
 //! - `store`: the Kademlia store, handing out a key's providers in turns.
 //! - `stored`: peers' provider records in the store, bounded, and when they expire.
 //! - `addresses`: which of a peer's addresses are kept and offered.
+//! - [`interface`]: binding a node to one network interface.
+//! - `lan`: what a node does with the peers mDNS finds.
 //! - [`inspect`]: DHT introspection, asked and answered on `/weft/dht/1`.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
 //! - [`framed`]: opening and accepting weft streams, and a bounded reader of frames in batches.
@@ -44,6 +46,8 @@ mod events;
 pub mod framed;
 pub mod identity;
 pub mod inspect;
+pub mod interface;
+mod lan;
 pub mod network;
 pub mod outbox;
 mod store;

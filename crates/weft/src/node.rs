@@ -56,6 +56,8 @@ pub struct NodeBuilder {
     peer_queue: Option<usize>,
     congestion: Option<Congestion>,
     connect: Option<String>,
+    interface: Option<String>,
+    mdns: bool,
     clock_leeway: Option<Duration>,
     revocations: Vec<weft_ucan::Revocation>,
     revocations_file: Option<std::path::PathBuf>,
@@ -73,6 +75,24 @@ impl NodeBuilder {
     /// Listens on a multiaddr or `IP:PORT` (QUIC). Default: `127.0.0.1:0`.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.listen.push(addr.into());
+        self
+    }
+
+    /// Listens on, and dials from, only the addresses of network interface `name` (a WireGuard
+    /// `wg0`, say). Listen addresses with an unspecified IP (`0.0.0.0:4001`) stand for each of
+    /// the interface's addresses of that family; without any, the node listens on all of them
+    /// at a free port. The node refuses to start if the interface is missing or has no address,
+    /// or a listen address is not one of its own.
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.interface = Some(name.into());
+        self
+    }
+
+    /// Finds peers on the local network by multicast DNS, so nodes of one LAN form a mesh
+    /// without a bootstrap address. Off by default: anyone on the LAN hears the node's
+    /// addresses, and can answer with peers of their own (a few are taken at a time).
+    pub fn mdns(mut self, on: bool) -> Self {
+        self.mdns = on;
         self
     }
 
@@ -226,7 +246,19 @@ impl NodeBuilder {
                 .iter()
                 .map(|a| parse_addr(a))
                 .collect::<Result<_, _>>()?;
+        } else if self.interface.is_some() {
+            net.listen = ["0.0.0.0:0", "[::]:0"]
+                .into_iter()
+                .map(parse_addr)
+                .collect::<Result<_, _>>()?;
         }
+        if net.client && (self.interface.is_some() || self.mdns) {
+            return Err(Error::Config(
+                "a client (connect) attaches to one node: it takes no interface and no mDNS".into(),
+            ));
+        }
+        net.interface = self.interface;
+        net.mdns = self.mdns;
         if !net.client {
             net.bootstrap = self
                 .bootstrap

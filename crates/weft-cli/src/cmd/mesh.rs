@@ -31,6 +31,10 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     for addr in &settings.bootstrap {
         builder = builder.bootstrap(addr.clone());
     }
+    if let Some(name) = &settings.interface {
+        builder = builder.interface(name.clone());
+    }
+    builder = builder.mdns(settings.mdns);
     for (k, v) in &settings.tags {
         builder = builder.tag(k, v);
     }

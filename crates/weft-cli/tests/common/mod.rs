@@ -4,6 +4,8 @@
 // Each test file uses what it needs of this module.
 #![allow(dead_code)]
 
+pub(crate) mod netns;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::Child;
 use std::sync::mpsc;
