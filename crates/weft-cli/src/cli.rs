@@ -39,6 +39,9 @@ pub(crate) enum Command {
     /// Ask a node about its DHT: its figures, or the providers of a procedure.
     #[command(subcommand)]
     Dht(DhtCommand),
+    /// Ask a node whether it can be reached from outside, which relays it uses, and whether it
+    /// reaches each peer directly or through a relay (one JSON object).
+    Nat(NatArgs),
     /// Measure pub/sub throughput between two processes over QUIC on loopback.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -80,6 +83,9 @@ pub(crate) struct NodeArgs {
     /// Find peers on the local network by multicast DNS (no bootstrap address needed).
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Lend relayed circuits to nodes behind NATs (bounded: see docs/operations.md).
+    #[arg(long)]
+    pub(crate) relay: bool,
     /// A realm to take part in: NAME (open) or NAME=OWNER_DID; repeatable. Default: open "dev".
     #[arg(long, value_name = "NAME[=OWNER_DID]")]
     pub(crate) realm: Vec<String>,
@@ -225,6 +231,13 @@ pub(crate) struct ServeArgs {
     /// The command run for each call, and its arguments (after `--`).
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NatArgs {
+    /// The node to ask (multiaddr or IP:PORT).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) connect: String,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! bootstrap = ["10.0.0.2:4001"]                 # WEFT_BOOTSTRAP  --bootstrap (a,b)
 //! interface = "wg0"                             # WEFT_INTERFACE  --interface
 //! mdns = true                                   # WEFT_MDNS       --mdns (true|false)
+//! relay = true                                  # WEFT_RELAY      --relay (true|false)
 //! http = "127.0.0.1:8080"                       # WEFT_HTTP       --http
 //! ucan = ["@node.jwt"]                          # WEFT_UCAN       --ucan (a,b)
 //! revocations = "revoked.jsonl"                 # WEFT_REVOCATIONS --revocations
@@ -76,6 +77,8 @@ pub(crate) struct NodeSettings {
     pub(crate) interface: Option<String>,
     /// Find peers on the LAN by mDNS.
     pub(crate) mdns: bool,
+    /// Lend relayed circuits to nodes behind NATs.
+    pub(crate) relay: bool,
     /// Where the HTTP surface (health, metrics, status, gateway) listens; `None`: off.
     pub(crate) http: Option<SocketAddr>,
     /// The realms to take part in; never empty (default: the open realm `dev`).
@@ -137,6 +140,7 @@ const ENV_LISTEN: &str = "WEFT_LISTEN";
 const ENV_BOOTSTRAP: &str = "WEFT_BOOTSTRAP";
 const ENV_INTERFACE: &str = "WEFT_INTERFACE";
 const ENV_MDNS: &str = "WEFT_MDNS";
+const ENV_RELAY: &str = "WEFT_RELAY";
 const ENV_HTTP: &str = "WEFT_HTTP";
 const ENV_UCAN: &str = "WEFT_UCAN";
 const ENV_TAGS: &str = "WEFT_TAGS";
@@ -203,6 +207,7 @@ struct Layer {
     bootstrap: Option<Vec<String>>,
     interface: Option<String>,
     mdns: Option<bool>,
+    relay: Option<bool>,
     http: Option<SocketAddr>,
     ucans: Option<Vec<String>>,
     tags: Option<Vec<(String, String)>>,
@@ -242,6 +247,7 @@ impl Layer {
             bootstrap: self.bootstrap.or(lower.bootstrap),
             interface: self.interface.or(lower.interface),
             mdns: self.mdns.or(lower.mdns),
+            relay: self.relay.or(lower.relay),
             http: self.http.or(lower.http),
             ucans: self.ucans.or(lower.ucans),
             tags: self.tags.or(lower.tags),
@@ -295,6 +301,7 @@ impl Layer {
             bootstrap: self.bootstrap.unwrap_or_default(),
             interface: self.interface,
             mdns: self.mdns.unwrap_or(false),
+            relay: self.relay.unwrap_or(false),
             http: self.http,
             realms,
             ucans: self.ucans.unwrap_or_default(),
@@ -349,6 +356,7 @@ impl Layer {
             bootstrap: file.bootstrap,
             interface: file.interface,
             mdns: file.mdns,
+            relay: file.relay,
             http: file.http,
             ucans: file.ucan.map(|ucans| {
                 ucans
@@ -427,6 +435,7 @@ impl Layer {
             bootstrap: list(ENV_BOOTSTRAP),
             interface: env(ENV_INTERFACE).map(|v| v.trim().to_owned()),
             mdns: env_value(&env, ENV_MDNS, boolean)?,
+            relay: env_value(&env, ENV_RELAY, boolean)?,
             http: env_value(&env, ENV_HTTP, socket_addr)?,
             ucans: list(ENV_UCAN),
             tags,
@@ -491,6 +500,7 @@ impl Layer {
             bootstrap: list(&args.bootstrap),
             interface: args.interface.clone(),
             mdns: args.mdns.then_some(true),
+            relay: args.relay.then_some(true),
             http: args.http,
             ucans: list(&args.ucan),
             tags: (!tags.is_empty()).then_some(tags),
@@ -552,6 +562,7 @@ struct FileConfig {
     bootstrap: Option<Vec<String>>,
     interface: Option<String>,
     mdns: Option<bool>,
+    relay: Option<bool>,
     #[serde(default, deserialize_with = "de_socket_addr")]
     http: Option<SocketAddr>,
     ucan: Option<Vec<String>>,
@@ -894,6 +905,7 @@ mod tests {
                 bootstrap: vec![],
                 interface: None,
                 mdns: false,
+                relay: false,
                 http: None,
                 realms: vec![RealmSetting {
                     name: "dev".into(),
@@ -917,6 +929,7 @@ listen = ["/ip4/0.0.0.0/udp/4001/quic-v1", "0.0.0.0:4002"]
 bootstrap = ["10.0.0.2:4001"]
 interface = "wg0"
 mdns = true
+relay = true
 http = "127.0.0.1:8080"
 ucan = ["@node.jwt", "@/abs/proof.jwt", "eyJ.inline.token"]
 
@@ -974,6 +987,7 @@ max_event_streams = 25
                 bootstrap: vec!["10.0.0.2:4001".into()],
                 interface: Some("wg0".into()),
                 mdns: true,
+                relay: true,
                 http: Some("127.0.0.1:8080".parse().unwrap()),
                 realms: vec![
                     RealmSetting {
@@ -1284,10 +1298,12 @@ liveness = "1s"
             ("WEFT_KEY", ""),
             ("WEFT_INTERFACE", "wg0"),
             ("WEFT_MDNS", "true"),
+            ("WEFT_RELAY", "off"),
         ];
         let settings = NodeSettings::resolve(&args(&[]), env(&vars)).unwrap();
         assert_eq!(settings.interface.as_deref(), Some("wg0"));
         assert!(settings.mdns);
+        assert!(!settings.relay);
         assert_eq!(settings.bootstrap, ["10.0.0.1:1", "10.0.0.2:2"]);
         assert_eq!(settings.ucans, ["@a.jwt", "tok.en.x"]);
         assert_eq!(settings.realms[0].owner, Some(owner));

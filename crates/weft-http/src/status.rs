@@ -63,6 +63,7 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         }));
     }
     let dht = node.dht_stats().await;
+    let nat = node.nat_status().await.ok();
     Json(json!({
         "did": node.did().to_string(),
                 "listen": node
@@ -83,6 +84,7 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
             "records_stored": dht.records_stored,
             "dials": dht.dials,
         },
+        "nat": nat,
     }))
 }
 

@@ -19,9 +19,9 @@ pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
 /// Kademlia message that names the peer larger, which a hostile peer could use to push replies
 /// past the message limit.
 pub(crate) const MAX_ADDRESSES_PER_PEER: usize = 4;
-/// The longest address kept, in bytes as encoded (an IPv6 QUIC address with its `/p2p/` suffix
-/// takes 64).
-pub(crate) const MAX_ADDRESS_LEN: usize = 64;
+/// The longest address kept, in bytes as encoded: an IPv6 QUIC address through a relay, with
+/// the relay's and its own `/p2p/` parts, takes 106.
+pub(crate) const MAX_ADDRESS_LEN: usize = 128;
 
 /// The addresses a peer reported that this node can use: loopback ones only if the peer is
 /// itself reached over loopback, none longer than [`MAX_ADDRESS_LEN`], at most
@@ -128,15 +128,17 @@ mod tests {
     #[test]
     fn a_peer_is_kept_to_a_few_addresses_of_bounded_length() {
         let peer = libp2p::PeerId::random();
+        let relay = libp2p::PeerId::random();
         let longest = a(&format!(
-            "/ip6/2001:db8::ffff:ffff:ffff:ffff/udp/65535/quic-v1/p2p/{peer}"
+            "/ip6/2001:db8::ffff:ffff:ffff:ffff/udp/65535/quic-v1/p2p/{relay}/p2p-circuit/p2p/{peer}"
         ));
         assert!(
             longest.len() <= MAX_ADDRESS_LEN,
-            "the longest address weft gives fits"
+            "the longest address weft gives fits: an IPv6 one through a relay"
         );
         let longer = a(&format!(
-            "/dns4/a-host-name-no-weft-node-listens-on.example/udp/1/quic-v1/p2p/{peer}"
+            "/dns4/{}.example/udp/1/quic-v1/p2p/{peer}",
+            "a-host-name-no-weft-node-listens-on".repeat(3)
         ));
         assert!(usable(vec![longer], false).is_empty());
         let many: Vec<Multiaddr> = (1..=100)

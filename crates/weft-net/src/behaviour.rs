@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, identify, identity, kad, mdns, ping};
+use libp2p::{
+    StreamProtocol, autonat, connection_limits, dcutr, identify, identity, kad, mdns, ping, relay,
+};
 
 use crate::store::Store;
 
@@ -18,7 +20,7 @@ pub const IDENTIFY_VERSION: &str = "/weft/id/1.0.0";
 /// until old records expire.
 pub const MAX_PROVIDERS_PER_KEY: usize = 200;
 /// The largest Kademlia message sent or taken. A reply names at most 20 providers, whose
-/// addresses [`store_provider`] trims to 4 of at most 64 bytes (under 6 KiB in all), and 20
+/// addresses [`store_provider`] trims to 4 of at most 128 bytes (under 11 KiB in all), and 20
 /// closer peers with the addresses learnt for them, 4 at a time from each identify message.
 /// libp2p's default of 16 KiB would leave those little room; a reply over the limit is dropped
 /// whole by the asker.
@@ -36,7 +38,7 @@ pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(5 * 60);
 pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(2 * 60);
 
 /// Stores a peer's provider record, as Kademlia would have, but with at most 4 of its addresses,
-/// each at most 64 bytes: whoever asks for the key is sent them, and a provider announcing
+/// each at most 128 bytes: whoever asks for the key is sent them, and a provider announcing
 /// hundreds of addresses would otherwise push every reply naming it past [`MAX_KAD_MESSAGE`],
 /// hiding the key's other providers. Its loopback addresses are kept only if this node reaches
 /// it over loopback (`on_loopback`), as for any peer's addresses.
@@ -70,7 +72,41 @@ pub fn kad_fan_out(max_connections: u32) -> (NonZeroUsize, NonZeroUsize) {
 /// second, which a LAN carries without notice.
 pub(crate) const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Connection limits, Kademlia, identify, ping, mDNS and weft's streams.
+/// What a relay (`--relay`) lends to nodes that cannot be reached directly. Relayed circuits
+/// carry the sessions of nodes behind NATs that hole punching cannot open (endpoint-dependent
+/// mappings), so they last longer and carry more than libp2p's defaults (2 minutes, 128 KiB),
+/// which are meant for coordination only; what a relay spends is still bounded: at most
+/// [`RELAY_CIRCUITS`] circuits of [`RELAY_CIRCUIT_BYTES`] each.
+pub const RELAY_RESERVATIONS: usize = 128;
+/// Circuits a relay carries at once.
+pub const RELAY_CIRCUITS: usize = 64;
+/// Circuits a relay carries at once for one peer.
+pub const RELAY_CIRCUITS_PER_PEER: usize = 8;
+/// How long a circuit lasts before the relay closes it (the two nodes then open another).
+pub const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(30 * 60);
+/// Bytes a circuit carries before the relay closes it.
+pub const RELAY_CIRCUIT_BYTES: u64 = 64 * 1024 * 1024;
+/// How often AutoNAT tests an address it has not confirmed (libp2p's default is 5 s; an
+/// address's result stands for minutes, and each test costs a server a dial).
+pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Which of the optional behaviours a node runs, and their bounds.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) query_timeout: Duration,
+    /// A client: no Kademlia, no AutoNAT, no hole punching.
+    pub(crate) client: bool,
+    pub(crate) limits: connection_limits::ConnectionLimits,
+    pub(crate) max_connections: u32,
+    /// Find peers on the LAN by mDNS.
+    pub(crate) mdns: bool,
+    /// Serve as a relay.
+    pub(crate) relay: bool,
+    /// Test this node's reachability with AutoNAT (pointless for a node on loopback only).
+    pub(crate) autonat: bool,
+}
+
+/// Connection limits, Kademlia, identify, ping, mDNS, NAT traversal and weft's streams.
 #[derive(NetworkBehaviour)]
 #[allow(missing_debug_implementations)] // the stock behaviours do not all implement Debug
 pub(crate) struct Behaviour {
@@ -88,6 +124,16 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     /// Peers on the local network, by multicast DNS; only with `mdns` (off by default).
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Lends relayed circuits to nodes behind NATs; only with `relay`.
+    pub(crate) relay: Toggle<relay::Behaviour>,
+    /// Reserves slots on relays, and dials and accepts relayed connections.
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Turns relayed connections into direct ones by hole punching.
+    pub(crate) dcutr: Toggle<dcutr::Behaviour>,
+    /// Asks peers to dial this node back at the addresses it was seen at.
+    pub(crate) autonat: Toggle<autonat::v2::client::Behaviour>,
+    /// Dials peers back for their AutoNAT tests.
+    pub(crate) autonat_server: Toggle<autonat::v2::server::Behaviour>,
     /// weft's own framed streams.
     pub(crate) stream: libp2p_stream::Behaviour,
 }
@@ -96,16 +142,20 @@ impl Behaviour {
     /// Builds the behaviour for `key`, with Kademlia in server mode from the start: mesh nodes
     /// serve the DHT without waiting for an external address to be confirmed. A client has no
     /// Kademlia: no node adds it to its routing table, and nobody dials it back once it has gone.
-    /// With `lan`, the node also finds peers by mDNS, which fails only if its socket cannot be
+    /// With `mdns`, the node also finds peers by mDNS, which fails only if its socket cannot be
     /// opened.
     pub(crate) fn new(
         key: &identity::Keypair,
-        query_timeout: Duration,
-        client: bool,
-        limits: connection_limits::ConnectionLimits,
-        max_connections: u32,
-        lan: bool,
+        relay_client: relay::client::Behaviour,
+        options: Options,
     ) -> std::io::Result<Self> {
+        let Options {
+            query_timeout,
+            client,
+            limits,
+            max_connections,
+            ..
+        } = options;
         let peer_id = key.public().to_peer_id();
         let store = kad::store::MemoryStore::with_config(
             peer_id,
@@ -134,9 +184,11 @@ impl Behaviour {
         kad.set_mode(Some(kad::Mode::Server));
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_VERSION.to_owned(), key.public())
-                .with_agent_version(format!("weft/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("weft/{}", env!("CARGO_PKG_VERSION")))
+                // A relayed address that comes and goes reaches peers' routing tables at once.
+                .with_push_listen_addr_updates(true),
         );
-        let mdns = if lan {
+        let mdns = if options.mdns {
             let config = mdns::Config {
                 query_interval: MDNS_QUERY_INTERVAL,
                 ..Default::default()
@@ -152,8 +204,35 @@ impl Behaviour {
             identify,
             ping: ping::Behaviour::default(),
             mdns: Toggle::from(mdns),
+            relay: Toggle::from(
+                options
+                    .relay
+                    .then(|| relay::Behaviour::new(peer_id, relay_config())),
+            ),
+            relay_client,
+            dcutr: Toggle::from((!client).then(|| dcutr::Behaviour::new(peer_id))),
+            autonat: Toggle::from((!client && options.autonat).then(|| {
+                autonat::v2::client::Behaviour::new(
+                    rand::make_rng(),
+                    autonat::v2::client::Config::default()
+                        .with_probe_interval(AUTONAT_PROBE_INTERVAL),
+                )
+            })),
+            autonat_server: Toggle::from((!client).then(autonat::v2::server::Behaviour::default)),
             stream: libp2p_stream::Behaviour::new(),
         })
+    }
+}
+
+/// A relay's limits (see [`RELAY_CIRCUITS`]); libp2p's rate limits per peer and per IP stay.
+fn relay_config() -> relay::Config {
+    relay::Config {
+        max_reservations: RELAY_RESERVATIONS,
+        max_circuits: RELAY_CIRCUITS,
+        max_circuits_per_peer: RELAY_CIRCUITS_PER_PEER,
+        max_circuit_duration: RELAY_CIRCUIT_DURATION,
+        max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+        ..Default::default()
     }
 }
 
@@ -174,8 +253,19 @@ mod tests {
         SwarmBuilder::with_new_identity()
             .with_tokio()
             .with_quic()
-            .with_behaviour(|key| {
-                Behaviour::new(key, Duration::from_secs(10), false, limits, 1024, false).unwrap()
+            .with_relay_client(libp2p::tls::Config::new, libp2p::yamux::Config::default)
+            .unwrap()
+            .with_behaviour(|key, relay_client| {
+                let options = Options {
+                    query_timeout: Duration::from_secs(10),
+                    client: false,
+                    limits,
+                    max_connections: 1024,
+                    mdns: false,
+                    relay: false,
+                    autonat: false,
+                };
+                Behaviour::new(key, relay_client, options).unwrap()
             })
             .unwrap()
             .build()

@@ -45,6 +45,9 @@ pub struct NetConfig {
     pub interface: Option<String>,
     /// Find peers on the local network by multicast DNS, without a bootstrap address.
     pub mdns: bool,
+    /// Lend relayed circuits to nodes behind NATs (see [`RELAY_CIRCUITS`](crate::RELAY_CIRCUITS)
+    /// for the bounds).
+    pub relay: bool,
 }
 
 /// Connections one peer may hold at once: two, so that two nodes dialing each other at the
@@ -68,6 +71,7 @@ impl NetConfig {
             max_incoming_handshakes: 128,
             interface: None,
             mdns: false,
+            relay: false,
         }
     }
 }

@@ -8,18 +8,22 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
+use libp2p::swarm::{
+    ConnectionId, FromSwarm, NetworkBehaviour, NewExternalAddrCandidate, SwarmEvent,
+};
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, kad, mdns, relay};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::addresses::{self, Announced};
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::behaviour::{Behaviour, BehaviourEvent, Options};
 use crate::departed::{self, Departed};
 use crate::events::{NetEvent, WEFT_PROTOCOL};
 use crate::identity::{libp2p_keypair, peer_did};
 use crate::interface::{Bound, Interface};
 use crate::lan::Lan;
+use crate::paths::{Arrival, Held, Path, Paths};
+use crate::reach::{Reach, Reachability};
 use crate::stored::{self, Stored};
 use crate::{NetConfig, NetError};
 
@@ -89,6 +93,9 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<DhtStats>,
     },
+    Nat {
+        reply: oneshot::Sender<NatStatus>,
+    },
     /// The addresses this node knows for `peers`: from its routing table, else from the
     /// provider records it stores for `key`.
     AddressesOf {
@@ -123,6 +130,24 @@ pub struct DhtStats {
     /// Of those, how many failed or timed out.
     pub failed_queries: u64,
 }
+
+/// Whether this node can be reached from outside, how, and how it reaches its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatStatus {
+    /// What AutoNAT's tests say.
+    pub reachability: Reachability,
+    /// Addresses other nodes dialed this node back at.
+    pub public_addrs: Vec<Multiaddr>,
+    /// Addresses through the relays this node holds a slot on.
+    pub relayed_addrs: Vec<Multiaddr>,
+    /// Those relays.
+    pub relays: Vec<PeerId>,
+    /// Connected peers and the path to each.
+    pub peers: Vec<(PeerId, crate::paths::Path)>,
+}
+
+/// How often held relayed connections and relay reservations are looked at.
+const NAT_TICK: Duration = Duration::from_secs(1);
 
 type FindReply = oneshot::Sender<Result<HashSet<PeerId>, NetError>>;
 
@@ -174,6 +199,10 @@ pub(crate) struct Driver {
     stored: Stored,
     /// Peers found on the LAN by mDNS, and which to dial.
     lan: Lan,
+    /// Reachability, and the relays this node holds a slot on.
+    reach: Reach,
+    /// Each connection's path, relayed connections held back, and the peers announced.
+    paths: Paths,
 }
 
 impl Driver {
@@ -214,6 +243,8 @@ impl Driver {
             Some(interface) => interface.bind(&config.listen)?,
             None => config.listen.clone(),
         };
+        // Peers on other hosts cannot dial a node that listens on loopback only: nothing to test.
+        let autonat = listen.iter().any(|a| !addresses::is_loopback(a));
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_other_transport(|key| {
@@ -229,16 +260,21 @@ impl Driver {
                 Bound::new(libp2p::quic::tokio::Transport::new(quic), interface)
             })
             .map_err(|e| NetError::Start(e.to_string()))?
-            .with_behaviour(|key| {
-                Behaviour::new(
-                    key,
+            // Relayed connections are secured and multiplexed as QUIC's own are not: with TLS
+            // (the same libp2p-tls) and yamux.
+            .with_relay_client(libp2p::tls::Config::new, libp2p::yamux::Config::default)
+            .map_err(|e| NetError::Start(e.to_string()))?
+            .with_behaviour(|key, relay_client| {
+                let options = Options {
                     query_timeout,
-                    config.client,
+                    client: config.client,
                     limits,
-                    config.max_connections,
-                    config.mdns,
-                )
-                .map_err(|e| format!("mDNS: {e}").into())
+                    max_connections: config.max_connections,
+                    mdns: config.mdns,
+                    relay: config.relay,
+                    autonat,
+                };
+                Behaviour::new(key, relay_client, options).map_err(|e| format!("mDNS: {e}").into())
             })
             .map_err(|e| NetError::Start(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
@@ -298,6 +334,8 @@ impl Driver {
                 crate::behaviour::MAX_PROVIDERS_PER_KEY,
             ),
             lan: Lan::default(),
+            reach: Reach::default(),
+            paths: Paths::default(),
         };
         Ok((driver, commands_tx, control, peer_id, events_rx))
     }
@@ -324,9 +362,16 @@ impl Driver {
         }
         let mut sweep = tokio::time::interval(STORE_SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut nat_tick = tokio::time::interval(NAT_TICK);
+        nat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = sweep.tick() => self.remove_expired_records(),
+                _ = nat_tick.tick() => {
+                    if self.on_nat_tick().await.is_err() {
+                        break;
+                    }
+                }
                 command = self.commands.recv() => match command {
                     Some(Command::Close) => {
                         self.close_all().await;
@@ -474,6 +519,9 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::Nat { reply } => {
+                let _ = reply.send(self.nat_status());
+            }
             Command::AddressesOf { key, peers, reply } => {
                 let _ = reply.send(self.addresses_of(key, peers));
             }
@@ -496,7 +544,15 @@ impl Driver {
                         self.swarm.add_external_address(added);
                     }
                 }
-                let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                if crate::reach::is_relayed(&address) && !self.client {
+                    self.provide_again();
+                }
+                // A relayed address ends with this node's own `/p2p/` already.
+                let own = *self.swarm.local_peer_id();
+                let full = address
+                    .clone()
+                    .with_p2p(own)
+                    .unwrap_or_else(|_| address.with(Protocol::P2p(own)));
                 info!(addr = %full, "listening");
                 self.listen_addrs.push(full.clone());
                 self.emit(NetEvent::Listening { addr: full }).await?;
@@ -505,7 +561,6 @@ impl Driver {
                 peer_id,
                 connection_id,
                 endpoint,
-                num_established,
                 ..
             } => {
                 let addr = endpoint.get_remote_address().clone();
@@ -553,19 +608,43 @@ impl Driver {
                         let _ = kad.bootstrap();
                     }
                 }
-                if num_established.get() == 1 {
-                    debug!(peer = %peer_id, %addr, "peer connected");
-                    metrics::gauge!("weft_connected_peers").increment(1);
-                    metrics::counter!("weft_connections_total").increment(1);
-                    self.emit(NetEvent::PeerConnected {
-                        peer: peer_id,
-                        addr,
-                        wanted,
-                        dialer,
-                    })
-                    .await?;
-                } else if wanted {
-                    self.emit(NetEvent::PeerWanted { peer: peer_id }).await?;
+                // An inbound relayed connection names its peer as `/p2p/PEER` alone: it is the
+                // local address, the relayed one listened on, that shows the relay.
+                let relayed = match &endpoint {
+                    libp2p::core::ConnectedPoint::Dialer { address, .. } => {
+                        crate::reach::is_relayed(address)
+                    }
+                    libp2p::core::ConnectedPoint::Listener {
+                        local_addr,
+                        send_back_addr,
+                    } => {
+                        crate::reach::is_relayed(local_addr)
+                            || crate::reach::is_relayed(send_back_addr)
+                    }
+                };
+                let path = if relayed { Path::Relayed } else { Path::Direct };
+                let (arrival, close) = self.paths.established(
+                    connection_id,
+                    (peer_id, &addr),
+                    path,
+                    (wanted, dialer),
+                    Instant::now(),
+                );
+                for relayed in close {
+                    debug!(peer = %peer_id, "direct path up: relayed connection closed");
+                    self.swarm.close_connection(relayed);
+                }
+                match arrival {
+                    Arrival::Announce { wanted } => {
+                        self.announce(peer_id, addr, wanted, dialer).await?;
+                    }
+                    Arrival::Known if wanted => {
+                        self.emit(NetEvent::PeerWanted { peer: peer_id }).await?;
+                    }
+                    Arrival::Known => {}
+                    Arrival::Hold => {
+                        debug!(peer = %peer_id, %addr, "relayed: held while hole punching is tried");
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -576,11 +655,13 @@ impl Driver {
                 ..
             } => {
                 self.loopback_connections.remove(&connection_id);
-                // A peer refused for its key was never reported connected.
+                // A peer refused for its key, or whose relayed connection was held back, was
+                // never reported connected.
+                let gone = self.paths.closed(connection_id, num_established);
                 if num_established == 0 {
                     self.swarm.behaviour_mut().budget.session(peer_id, false);
                 }
-                if num_established == 0 && peer_did(&peer_id).is_some() {
+                if gone {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
                     metrics::gauge!("weft_connected_peers").decrement(1);
                     self.emit(NetEvent::PeerDisconnected { peer: peer_id })
@@ -635,6 +716,28 @@ impl Driver {
                 // identify does not feed Kademlia by itself. A peer on another host cannot be
                 // reached at its loopback addresses.
                 let on_loopback = self.loopback_connections.contains_key(&connection_id);
+                // Seen at an address it announces already (its listen address: a public
+                // node's). The swarm passes AutoNAT only candidates it has not confirmed, and a
+                // node confirms its listen addresses at once so that DHT records carry them:
+                // without this, a node with a public address would never be tested.
+                let observed = info.observed_addr.clone();
+                if !addresses::is_loopback(&observed)
+                    && !crate::reach::is_relayed(&observed)
+                    && self.swarm.external_addresses().any(|a| *a == observed)
+                    && let Some(autonat) = self.swarm.behaviour_mut().autonat.as_mut()
+                {
+                    autonat.on_swarm_event(FromSwarm::NewExternalAddrCandidate(
+                        NewExternalAddrCandidate { addr: &observed },
+                    ));
+                }
+                if !self.client && info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
+                    let direct = addresses::usable(info.listen_addrs.clone(), on_loopback)
+                        .into_iter()
+                        .find(|a| !crate::reach::is_relayed(a));
+                    if let Some(addr) = direct {
+                        self.reach.relay_seen(peer_id, addr);
+                    }
+                }
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     let usable = addresses::usable(info.listen_addrs, on_loopback);
                     // What it says now replaces what it said before: a peer pushing new
@@ -695,6 +798,64 @@ impl Driver {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 self.on_lan(found);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(autonat::v2::client::Event {
+                tested_addr,
+                server,
+                result,
+                ..
+            })) => {
+                let reachable = result.is_ok();
+                debug!(addr = %tested_addr, %server, reachable, "AutoNAT test");
+                let outcome = if reachable {
+                    "reachable"
+                } else {
+                    "unreachable"
+                };
+                metrics::counter!("weft_nat_tests_total", "result" => outcome).increment(1);
+                self.reach.tested(tested_addr, reachable, Instant::now());
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            })) => {
+                let outcome = if result.is_ok() { "direct" } else { "failed" };
+                metrics::counter!("weft_hole_punches_total", "result" => outcome).increment(1);
+                match result {
+                    Ok(_) => info!(peer = %remote_peer_id, "hole punched: direct path"),
+                    Err(error) => {
+                        info!(peer = %remote_peer_id, %error, "hole punching failed: staying relayed");
+                        if let Some(held) = self.paths.punch_failed(&remote_peer_id) {
+                            self.announce_held(held).await?;
+                        }
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal,
+                    ..
+                },
+            )) => {
+                if !renewal {
+                    info!(relay = %relay_peer_id, "relay slot reserved");
+                }
+                self.reach.held(relay_peer_id);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                reason,
+            } => {
+                debug!(?addresses, ?reason, "listener closed");
+                for gone in &addresses {
+                    self.forget_listen_addr(gone);
+                }
+                self.reach.listener_closed(listener_id, Instant::now());
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.forget_listen_addr(&address);
+            }
             // weft uses no value records: a peer's is dropped unread (and unlogged: it may be
             // large).
             SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::InboundRequest {
@@ -707,6 +868,100 @@ impl Driver {
 
     /// Removes peers' provider records that expired: libp2p's store would drop them only when
     /// their key is asked for.
+    /// Tells the node of a peer now connected.
+    async fn announce(
+        &mut self,
+        peer: PeerId,
+        addr: Multiaddr,
+        wanted: bool,
+        dialer: bool,
+    ) -> Result<(), ()> {
+        debug!(%peer, %addr, "peer connected");
+        metrics::gauge!("weft_connected_peers").increment(1);
+        metrics::counter!("weft_connections_total").increment(1);
+        self.emit(NetEvent::PeerConnected {
+            peer,
+            addr,
+            wanted,
+            dialer,
+        })
+        .await
+    }
+
+    /// Tells the node of a peer reached only through a relay, once hole punching failed or ran
+    /// out of time.
+    async fn announce_held(&mut self, held: Held) -> Result<(), ()> {
+        if !self.swarm.is_connected(&held.peer) {
+            return Ok(());
+        }
+        debug!(peer = %held.peer, "relayed path");
+        self.announce(held.peer, held.addr, held.wanted, held.dialer)
+            .await
+    }
+
+    /// Held relayed connections whose time is up are announced; a node found unreachable asks
+    /// relays for a slot.
+    async fn on_nat_tick(&mut self) -> Result<(), ()> {
+        let now = Instant::now();
+        for held in self.paths.expired(now) {
+            self.announce_held(held).await?;
+        }
+        for (relay, circuit) in self.reach.slots_to_ask(now) {
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(listener) => {
+                    debug!(%relay, addr = %circuit, "asking a relay for a slot");
+                    self.reach.asked(relay, listener, now);
+                }
+                Err(error) => debug!(%relay, %error, "cannot ask a relay for a slot"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Provides every key again, so that the records peers hold carry this node's addresses as
+    /// they are now (a relayed one just added): republication alone would take minutes.
+    fn provide_again(&mut self) {
+        let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+            return;
+        };
+        let keys: Vec<kad::RecordKey> = kad::store::RecordStore::provided(kad.store_mut())
+            .map(|record| record.key.clone())
+            .collect();
+        let mut started = 0;
+        for key in keys {
+            if kad.start_providing(key).is_ok() {
+                started += 1;
+            }
+        }
+        for _ in 0..started {
+            self.count_query("provide");
+        }
+    }
+
+    /// A listen address is gone (a relay slot, say): no longer announced or reported.
+    fn forget_listen_addr(&mut self, address: &Multiaddr) {
+        self.swarm.remove_external_address(address);
+        let own = *self.swarm.local_peer_id();
+        let full = address.clone().with(Protocol::P2p(own));
+        self.listen_addrs.retain(|a| a != &full && a != address);
+    }
+
+    fn nat_status(&self) -> NatStatus {
+        let now = Instant::now();
+        NatStatus {
+            reachability: self.reach.reachability(now),
+            public_addrs: self.reach.public_addrs(now),
+            relayed_addrs: self
+                .listen_addrs
+                .iter()
+                .filter(|a| crate::reach::is_relayed(a))
+                .cloned()
+                .collect(),
+            relays: self.reach.relays_held(),
+            peers: self.paths.all(),
+        }
+    }
+
     /// Peers found on the LAN: their addresses go to the routing table, and a node with no
     /// connection yet dials a few of them (as it would its bootstrap peers); Kademlia finds the
     /// rest from the first connection.

@@ -13,14 +13,16 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::debug;
-pub use weft_wire::inspect::{DhtAnswer, DhtFigures, DhtQuestion, FoundProvider};
+pub use weft_wire::inspect::{
+    DhtAnswer, DhtFigures, DhtQuestion, FoundProvider, NatFigures, PeerPath,
+};
 use weft_wire::inspect::{
     MAX_ADDRESS, MAX_ADDRESSES, MAX_ANSWER, MAX_ANSWERED_PROVIDERS, MAX_QUESTION, decode_question,
     encode_inspect,
 };
 
 use crate::NetError;
-use crate::driver::{Command, DhtStats};
+use crate::driver::{Command, DhtStats, NatStatus};
 
 /// The introspection protocol.
 pub const DHT_PROTOCOL: StreamProtocol = StreamProtocol::new("/weft/dht/1");
@@ -172,6 +174,16 @@ async fn respond(question: DhtQuestion, commands: mpsc::Sender<Command>) -> DhtA
                 Err(_) => DhtAnswer::Failed("the node is stopping".into()),
             }
         }
+        DhtQuestion::Nat => {
+            let (reply, status) = oneshot::channel();
+            if asked(Command::Nat { reply }).await.is_err() {
+                return DhtAnswer::Failed("the node is stopping".into());
+            }
+            match status.await {
+                Ok(status) => DhtAnswer::Nat(NatFigures::from(&status)),
+                Err(_) => DhtAnswer::Failed("the node is stopping".into()),
+            }
+        }
         DhtQuestion::Providers { key } => {
             let (reply, found) = oneshot::channel();
             let find = Command::FindProviders {
@@ -205,6 +217,28 @@ async fn respond(question: DhtQuestion, commands: mpsc::Sender<Command>) -> DhtA
                 Err(_) => DhtAnswer::Failed("the node is stopping".into()),
             }
         }
+    }
+}
+
+impl From<&NatStatus> for NatFigures {
+    fn from(status: &NatStatus) -> Self {
+        let addrs = |list: &[Multiaddr]| list.iter().map(|a| a.to_vec()).collect();
+        let mut figures = NatFigures {
+            reachability: status.reachability,
+            public_addrs: addrs(&status.public_addrs),
+            relayed_addrs: addrs(&status.relayed_addrs),
+            relays: status.relays.iter().map(|p| p.to_bytes()).collect(),
+            peers: status
+                .peers
+                .iter()
+                .map(|(peer, path)| PeerPath {
+                    peer: peer.to_bytes(),
+                    relayed: *path == crate::Path::Relayed,
+                })
+                .collect(),
+        };
+        figures.bound();
+        figures
     }
 }
 

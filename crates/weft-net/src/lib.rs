@@ -28,6 +28,8 @@
 //! - `addresses`: which of a peer's addresses are kept and offered.
 //! - [`interface`]: binding a node to one network interface.
 //! - `lan`: what a node does with the peers mDNS finds.
+//! - `reach`: AutoNAT's results and relay reservations.
+//! - `paths`: direct and relayed connections, and relayed ones held back while hole punching.
 //! - [`inspect`]: DHT introspection, asked and answered on `/weft/dht/1`.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
 //! - [`framed`]: opening and accepting weft streams, and a bounded reader of frames in batches.
@@ -50,18 +52,24 @@ pub mod interface;
 mod lan;
 pub mod network;
 pub mod outbox;
+mod paths;
+mod reach;
 mod store;
 mod stored;
 
 pub use behaviour::{
-    IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY, MAX_STORED_KEYS,
-    PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH, kad_fan_out,
+    AUTONAT_PROBE_INTERVAL, IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY,
+    MAX_STORED_KEYS, PROVIDER_RECORD_TTL, PROVIDER_REPUBLISH, RELAY_CIRCUIT_BYTES,
+    RELAY_CIRCUIT_DURATION, RELAY_CIRCUITS, RELAY_CIRCUITS_PER_PEER, RELAY_RESERVATIONS,
+    kad_fan_out,
 };
 pub use config::{NetConfig, loopback_any, parse_addr};
-pub use driver::DhtStats;
+pub use driver::{DhtStats, NatStatus};
 pub use error::NetError;
 pub use identity::{did_peer, peer_did};
 pub use libp2p::{Multiaddr, PeerId, Stream};
 pub use network::{NetEvent, NetThread, Network, WEFT_PROTOCOL};
+pub use paths::Path;
+pub use reach::{RESERVATIONS, Reachability};
 pub use stored::{MEMBERSHIP_SHARDS, membership_shard};
 pub use weft_wire::inspect::DhtFigures;

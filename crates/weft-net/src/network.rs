@@ -221,6 +221,11 @@ impl Network {
         self.call(|reply| Command::Stats { reply }).await
     }
 
+    /// Whether this node can be reached from outside, its relays, and the path to each peer.
+    pub async fn nat_status(&self) -> Result<crate::NatStatus, NetError> {
+        self.call(|reply| Command::Nat { reply }).await
+    }
+
     /// Forgets a peer that left on purpose: it leaves the routing table, its provider records
     /// for `keys` are dropped from this node's store, and DHT lookups do not dial it for a while
     /// (until it connects again).

@@ -244,6 +244,20 @@ impl NodeHandle {
         Some(self.network.locate_providers(key).await.map(named))
     }
 
+    /// Whether this node can be reached from outside, its relays, and the path to each peer.
+    pub async fn nat_status(&self) -> Result<crate::NatReport, weft_net::NetError> {
+        Ok(self.network.nat_status().await?.into())
+    }
+
+    /// Asks the node at `addr` (dialed for it) whether it can be reached, and how it reaches
+    /// its peers.
+    pub async fn ask_nat(&self, addr: Multiaddr) -> Result<crate::NatReport, weft_net::NetError> {
+        match self.ask_dht(addr, &DhtQuestion::Nat).await? {
+            DhtAnswer::Nat(figures) => Ok(figures.into()),
+            other => Err(unanswered(other)),
+        }
+    }
+
     /// Asks the node at `addr` (dialed for it) for its DHT's figures.
     pub async fn ask_dht_stats(&self, addr: Multiaddr) -> Result<DhtFigures, weft_net::NetError> {
         match self.ask_dht(addr, &DhtQuestion::Stats).await? {

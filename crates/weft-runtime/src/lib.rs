@@ -29,6 +29,7 @@
 //!   messages.
 //! - [`sender`], `lane`, [`local`]: I/O beside the actors: a peer's send queue, the publish lane,
 //!   local delivery.
+//! - [`nat`]: [`NatReport`], a node's reachability as applications see it.
 //! - [`handle`]: [`NodeHandle`], [`RealmRuntime`], [`Subscription`], [`Registration`];
 //!   `start`: the threads, arbiters and actors of a node, and their wiring.
 //! - [`error`]: [`StartError`], [`PublishError`], [`SubscribeError`], [`CallError`],
@@ -44,6 +45,7 @@ mod lane;
 pub mod local;
 mod members;
 pub mod membership;
+pub mod nat;
 pub mod peer;
 pub mod registry;
 mod revocations;
@@ -65,6 +67,7 @@ pub use error::{
 };
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats, TopicPeers};
 pub use handle::{DhtProvider, NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
+pub use nat::NatReport;
 pub use registry::{CallContext, ProcedureHandler};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};
 pub use shared::SharedRuntime;

@@ -1,5 +1,5 @@
-//! DHT introspection: what a node is asked about its DHT, and what it answers, on a stream of
-//! its own (`/weft/dht/1`), one question and one answer per stream.
+//! Introspection: what a node is asked about its DHT and its reachability (NAT), and what it
+//! answers, on a stream of its own (`/weft/dht/1`), one question and one answer per stream.
 //!
 //! ```text
 //! +---------+----------------------------------------+
@@ -19,7 +19,7 @@ pub const INSPECT_VERSION: u8 = 1;
 /// The largest question a node reads.
 pub const MAX_QUESTION: usize = 256;
 /// The largest answer an asker reads.
-pub const MAX_ANSWER: usize = 32 * 1024;
+pub const MAX_ANSWER: usize = 64 * 1024;
 /// The most providers an answer names: a lookup finds at most a few hundred, and the answer
 /// must stay under [`MAX_ANSWER`] whatever their addresses.
 pub const MAX_ANSWERED_PROVIDERS: usize = 64;
@@ -27,8 +27,12 @@ pub const MAX_ANSWERED_PROVIDERS: usize = 64;
 pub const MAX_KEY: usize = 64;
 /// Addresses named per provider, and the longest, in bytes.
 pub const MAX_ADDRESSES: usize = 4;
-/// The longest address named, in bytes as encoded.
-pub const MAX_ADDRESS: usize = 64;
+/// The longest address named, in bytes as encoded (an IPv6 address through a relay takes 106).
+pub const MAX_ADDRESS: usize = 128;
+/// Addresses (public, relayed) and relays named in a NAT answer, each.
+pub const MAX_NAT_ADDRESSES: usize = 8;
+/// Peers whose path a NAT answer names.
+pub const MAX_NAT_PEERS: usize = 128;
 
 /// What a node is asked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +44,8 @@ pub enum DhtQuestion {
         /// The DHT key, at most [`MAX_KEY`] bytes.
         key: Vec<u8>,
     },
+    /// Its reachability, relays, and the path to each peer.
+    Nat,
 }
 
 /// What a node answers.
@@ -49,6 +55,8 @@ pub enum DhtAnswer {
     Stats(DhtFigures),
     /// The providers found, at most [`MAX_ANSWERED_PROVIDERS`].
     Providers(Vec<FoundProvider>),
+    /// Its reachability.
+    Nat(NatFigures),
     /// It answers no more questions at once; ask again later.
     Busy,
     /// The question could not be answered (malformed, or the lookup failed).
@@ -74,6 +82,69 @@ pub struct DhtFigures {
     pub failed_queries: u64,
     /// Connections it dialed since it started.
     pub dials: u64,
+}
+
+/// Whether peers outside a node's network can dial it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reachability {
+    /// No address tested yet (or tests are off: a node listening on loopback only).
+    #[default]
+    Unknown,
+    /// At least one address was dialed back from outside.
+    Public,
+    /// Addresses were tested and none could be dialed: behind a NAT or a firewall.
+    Private,
+}
+
+impl Reachability {
+    /// `unknown`, `public` or `private`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reachability::Unknown => "unknown",
+            Reachability::Public => "public",
+            Reachability::Private => "private",
+        }
+    }
+}
+
+/// A node's reachability, as its NAT answer gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatFigures {
+    /// What its AutoNAT tests say.
+    pub reachability: Reachability,
+    /// Its addresses that other nodes dialed back, as encoded multiaddrs (at most
+    /// [`MAX_NAT_ADDRESSES`]).
+    pub public_addrs: Vec<Vec<u8>>,
+    /// Addresses through relays it holds a slot on (at most [`MAX_NAT_ADDRESSES`]).
+    pub relayed_addrs: Vec<Vec<u8>>,
+    /// The relays it holds a slot on, as peer ids (at most [`MAX_NAT_ADDRESSES`]).
+    pub relays: Vec<Vec<u8>>,
+    /// Its connected peers (at most [`MAX_NAT_PEERS`]) and how it reaches each.
+    pub peers: Vec<PeerPath>,
+}
+
+impl NatFigures {
+    /// Cut to the bounds an answer keeps (and a node sends): at most [`MAX_NAT_ADDRESSES`]
+    /// addresses of at most [`MAX_ADDRESS`] bytes, relays, and [`MAX_NAT_PEERS`] peers.
+    pub fn bound(&mut self) {
+        for addrs in [&mut self.public_addrs, &mut self.relayed_addrs] {
+            addrs.retain(|a| a.len() <= MAX_ADDRESS);
+            addrs.truncate(MAX_NAT_ADDRESSES);
+        }
+        self.relays.retain(|p| p.len() <= MAX_ADDRESS);
+        self.relays.truncate(MAX_NAT_ADDRESSES);
+        self.peers.retain(|p| p.peer.len() <= MAX_ADDRESS);
+        self.peers.truncate(MAX_NAT_PEERS);
+    }
+}
+
+/// How a node reaches one peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerPath {
+    /// The peer id, as bytes.
+    pub peer: Vec<u8>,
+    /// Only through a relay (else over a connection of its own).
+    pub relayed: bool,
 }
 
 /// A provider a lookup found.
@@ -112,12 +183,16 @@ pub fn decode_question(bytes: &[u8]) -> Result<DhtQuestion, WireError> {
 /// addresses past the bounds are dropped.
 pub fn decode_answer(bytes: &[u8]) -> Result<DhtAnswer, WireError> {
     let mut answer: DhtAnswer = decode(bytes, MAX_ANSWER)?;
-    if let DhtAnswer::Providers(found) = &mut answer {
-        found.truncate(MAX_ANSWERED_PROVIDERS);
-        for provider in found.iter_mut() {
-            provider.addresses.retain(|a| a.len() <= MAX_ADDRESS);
-            provider.addresses.truncate(MAX_ADDRESSES);
+    match &mut answer {
+        DhtAnswer::Providers(found) => {
+            found.truncate(MAX_ANSWERED_PROVIDERS);
+            for provider in found.iter_mut() {
+                provider.addresses.retain(|a| a.len() <= MAX_ADDRESS);
+                provider.addresses.truncate(MAX_ADDRESSES);
+            }
         }
+        DhtAnswer::Nat(nat) => nat.bound(),
+        _ => {}
     }
     Ok(answer)
 }
@@ -219,5 +294,42 @@ mod tests {
                 .all(|p| p.addresses.iter().all(|a| a.len() <= MAX_ADDRESS))
         );
         assert!(decode_answer(&vec![INSPECT_VERSION; MAX_ANSWER + 1]).is_err());
+    }
+
+    #[test]
+    fn a_nat_answer_round_trips_and_is_cut_to_its_bounds() {
+        let peer = |relayed| PeerPath {
+            peer: vec![9; 38],
+            relayed,
+        };
+        let figures = NatFigures {
+            reachability: Reachability::Private,
+            public_addrs: vec![],
+            relayed_addrs: vec![vec![1; 53]],
+            relays: vec![vec![2; 38]],
+            peers: vec![peer(false), peer(true)],
+        };
+        let bytes = encode_inspect(&DhtAnswer::Nat(figures.clone())).unwrap();
+        assert_eq!(decode_answer(&bytes).unwrap(), DhtAnswer::Nat(figures));
+        assert_eq!(
+            decode_question(&encode_inspect(&DhtQuestion::Nat).unwrap()).unwrap(),
+            DhtQuestion::Nat
+        );
+        let huge = NatFigures {
+            reachability: Reachability::Public,
+            public_addrs: vec![vec![1; 20]; 50],
+            relayed_addrs: vec![vec![1; 200], vec![1; 20]],
+            relays: vec![vec![2; 38]; 50],
+            peers: vec![peer(false); 300],
+        };
+        let bytes = encode_inspect(&DhtAnswer::Nat(huge)).unwrap();
+        let DhtAnswer::Nat(cut) = decode_answer(&bytes).unwrap() else {
+            panic!("not a NAT answer");
+        };
+        assert_eq!(cut.public_addrs.len(), MAX_NAT_ADDRESSES);
+        assert_eq!(cut.relayed_addrs, vec![vec![1; 20]]);
+        assert_eq!(cut.relays.len(), MAX_NAT_ADDRESSES);
+        assert_eq!(cut.peers.len(), MAX_NAT_PEERS);
+        assert_eq!(Reachability::Private.as_str(), "private");
     }
 }

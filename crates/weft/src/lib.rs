@@ -58,9 +58,9 @@ pub use error::Error;
 pub use node::{CallOptions, Node, NodeBuilder, RealmHandle};
 pub use weft_runtime::{
     AdvertiseError, BackoffPolicy, CallContext, CallError, Congestion, DhtProvider, Event,
-    HandlerError, Limits, PeerEvent, PeerEvents, PeerInfo, ProcedureHandler, PublishError,
-    RealmStats, Registration, SharedRuntime, StartError, Strategy, SubscribeError, Subscription,
-    TopicPeers,
+    HandlerError, Limits, NatReport, PeerEvent, PeerEvents, PeerInfo, ProcedureHandler,
+    PublishError, RealmStats, Registration, SharedRuntime, StartError, Strategy, SubscribeError,
+    Subscription, TopicPeers,
 };
 
 pub use weft_auth as auth;
@@ -71,7 +71,7 @@ pub use weft_ucan as ucan;
 pub use weft_auth::{Ability, Action, AuthError, Authorizer, Chain, Grant, Realm, Resource};
 pub use weft_identity::{Did, Keypair};
 pub use weft_names::{Name, Pattern, RealmName};
-pub use weft_net::{DhtFigures, DhtStats, Multiaddr};
+pub use weft_net::{DhtFigures, DhtStats, Multiaddr, Path, Reachability};
 pub use weft_runtime::simulation;
 pub use weft_runtime::telemetry;
 pub use weft_ucan::{Builder, Cid, Token, UcanError};

@@ -12,6 +12,7 @@ use weft_identity::{Did, Keypair};
 use weft_names::{Name, Pattern, RealmName};
 use weft_net::{DhtFigures, DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::Limits;
+use weft_runtime::NatReport;
 use weft_runtime::{
     BackoffPolicy, CallContext, Congestion, DhtProvider, HandlerError, NodeConfig, NodeHandle,
     PeerEvents, PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration,
@@ -58,6 +59,7 @@ pub struct NodeBuilder {
     connect: Option<String>,
     interface: Option<String>,
     mdns: bool,
+    relay: bool,
     clock_leeway: Option<Duration>,
     revocations: Vec<weft_ucan::Revocation>,
     revocations_file: Option<std::path::PathBuf>,
@@ -93,6 +95,16 @@ impl NodeBuilder {
     /// addresses, and can answer with peers of their own (a few are taken at a time).
     pub fn mdns(mut self, on: bool) -> Self {
         self.mdns = on;
+        self
+    }
+
+    /// Lends relayed circuits to nodes that cannot be reached directly (behind NATs), within
+    /// documented bounds (`weft_net::RELAY_CIRCUITS` and the constants beside it). Off by
+    /// default: a relay carries other nodes' traffic. Every node, relay or not, finds out
+    /// whether it can be reached (AutoNAT), reserves a slot on relays it knows when it cannot,
+    /// and turns relayed connections into direct ones by hole punching where the NATs allow.
+    pub fn relay(mut self, on: bool) -> Self {
+        self.relay = on;
         self
     }
 
@@ -257,8 +269,14 @@ impl NodeBuilder {
                 "a client (connect) attaches to one node: it takes no interface and no mDNS".into(),
             ));
         }
+        if net.client && self.relay {
+            return Err(Error::Config(
+                "a client (connect) relays nothing: it attaches to one node".into(),
+            ));
+        }
         net.interface = self.interface;
         net.mdns = self.mdns;
+        net.relay = self.relay;
         if !net.client {
             net.bootstrap = self
                 .bootstrap
@@ -395,6 +413,19 @@ impl Node {
             Some(found) => Ok(found?),
             None => Err(Error::Config(format!("no realm {realm} on this node"))),
         }
+    }
+
+    /// Whether this node can be reached from outside its network (AutoNAT's tests), the
+    /// relays it holds a slot on, and whether it reaches each peer directly or through a relay.
+    pub async fn nat_status(&self) -> Result<NatReport, Error> {
+        Ok(self.inner.nat_status().await?)
+    }
+
+    /// Asks the node at `addr` (`HOST:PORT` or a multiaddr) what [`Node::nat_status`] says
+    /// there.
+    pub async fn ask_nat(&self, addr: &str) -> Result<NatReport, Error> {
+        let addr = parse_addr(addr)?;
+        Ok(self.inner.ask_nat(addr).await?)
     }
 
     /// Asks the node at `addr` (`HOST:PORT` or a multiaddr) for its DHT's figures: what

@@ -34,7 +34,7 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
     if let Some(name) = &settings.interface {
         builder = builder.interface(name.clone());
     }
-    builder = builder.mdns(settings.mdns);
+    builder = builder.mdns(settings.mdns).relay(settings.relay);
     for (k, v) in &settings.tags {
         builder = builder.tag(k, v);
     }

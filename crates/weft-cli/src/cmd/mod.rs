@@ -6,6 +6,7 @@ mod demo;
 mod dht;
 mod id;
 mod mesh;
+mod nat;
 mod ucan;
 
 use crate::cli::{Cli, Command};
@@ -23,6 +24,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => block_on(mesh::serve(args)),
         Command::Revoke(args) => block_on(mesh::revoke(args)),
         Command::Dht(cmd) => block_on(dht::run(cmd)),
+        Command::Nat(args) => block_on(nat::run(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::BenchPeer(cmd) => block_on(bench::peer(cmd)),
     }

@@ -103,6 +103,28 @@ impl Netlab {
         run(&all)
     }
 
+    /// Loads an nftables ruleset (`nft -f -` syntax) in `ns`, which must succeed.
+    pub(crate) fn nft(&self, ns: &str, rules: &str) {
+        use std::io::Write;
+        let mut nft = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        let out = nft.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "nft in {ns}: {}\n{rules}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `weft ARGS` inside `ns` (the process is weft itself: `ip netns exec` execs it).
     pub(crate) fn weft(&self, ns: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
