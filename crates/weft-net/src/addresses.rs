@@ -15,6 +15,88 @@ pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
     })
 }
 
+/// The address starts with an IP that other networks could route to: not loopback, private
+/// (RFC 1918, IPv6 unique local), link-local, carrier-grade NAT (100.64.0.0/10) or unspecified.
+/// Only such an address can prove a node reachable from outside its own network.
+pub(crate) fn looks_public(addr: &Multiaddr) -> bool {
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        Some(Protocol::Ip6(ip)) => {
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local())
+        }
+        _ => false,
+    }
+}
+
+/// Where a peer sees this node (`observed`), as addresses to test: as it is, and with the port
+/// of each of this node's direct QUIC listen addresses (a NAT that keeps ports maps the listen
+/// port; a peer may see the port a dial left from). Relayed and loopback ones are left out.
+pub(crate) fn seen_at(observed: &Multiaddr, listening: &[Multiaddr]) -> Vec<Multiaddr> {
+    let Some(ip) = observed.iter().next() else {
+        return Vec::new();
+    };
+    if !matches!(ip, Protocol::Ip4(_) | Protocol::Ip6(_))
+        || is_loopback(observed)
+        || crate::reach::is_relayed(observed)
+    {
+        return Vec::new();
+    }
+    let bare = |addr: &Multiaddr| -> Multiaddr {
+        addr.iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect()
+    };
+    let mut seen = vec![bare(observed)];
+    for listen in listening {
+        if crate::reach::is_relayed(listen) || is_loopback(listen) {
+            continue;
+        }
+        let same_family = matches!(
+            (listen.iter().next(), &ip),
+            (Some(Protocol::Ip4(_)), Protocol::Ip4(_)) | (Some(Protocol::Ip6(_)), Protocol::Ip6(_))
+        );
+        if same_family {
+            let translated: Multiaddr = std::iter::once(ip.clone())
+                .chain(bare(listen).iter().skip(1))
+                .collect();
+            if !seen.contains(&translated) {
+                seen.push(translated);
+            }
+        }
+    }
+    seen
+}
+
+/// Whether this node has a public-looking address among `listen`, looking up the host's
+/// addresses for an unspecified one (`0.0.0.0`): such a node answers AutoNAT tests for others.
+pub(crate) fn has_public_address(listen: &[Multiaddr]) -> bool {
+    let host: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .map(|all| all.iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    listen.iter().any(|addr| match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) if ip.is_unspecified() => host
+            .iter()
+            .filter(|h| h.is_ipv4())
+            .any(|h| looks_public(&Multiaddr::from(*h))),
+        Some(Protocol::Ip6(ip)) if ip.is_unspecified() => host
+            .iter()
+            .filter(|h| h.is_ipv6())
+            .any(|h| looks_public(&Multiaddr::from(*h))),
+        _ => looks_public(addr),
+    })
+}
+
 /// Addresses kept for one peer. A node listens on a handful; more would only make every
 /// Kademlia message that names the peer larger, which a hostile peer could use to push replies
 /// past the message limit.
@@ -210,5 +292,53 @@ mod tests {
                 remove: vec![]
             }
         );
+    }
+
+    #[test]
+    fn where_a_peer_sees_this_node_is_tested_as_seen_and_at_the_listen_port() {
+        let listening = [
+            a(
+                "/ip4/192.168.1.2/udp/4001/quic-v1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+            ),
+            a("/ip4/127.0.0.1/udp/4001/quic-v1"),
+            a("/ip6/fd00::2/udp/4002/quic-v1"),
+        ];
+        assert_eq!(
+            seen_at(&a("/ip4/198.18.0.21/udp/53000/quic-v1"), &listening),
+            [
+                a("/ip4/198.18.0.21/udp/53000/quic-v1"),
+                a("/ip4/198.18.0.21/udp/4001/quic-v1")
+            ]
+        );
+        assert!(seen_at(&a("/ip4/127.0.0.1/udp/1/quic-v1"), &listening).is_empty());
+        assert!(seen_at(&a("/dns4/example.com/udp/1/quic-v1"), &listening).is_empty());
+    }
+
+    #[test]
+    fn public_looking_addresses() {
+        for public in [
+            "/ip4/198.18.0.10/udp/1/quic-v1",
+            "/ip4/203.0.113.5/udp/1/quic-v1",
+            "/ip6/2001:db8::1/udp/1/quic-v1",
+        ] {
+            assert!(looks_public(&a(public)), "{public}");
+        }
+        for private in [
+            "/ip4/10.1.2.3/udp/1/quic-v1",
+            "/ip4/172.16.0.1/udp/1/quic-v1",
+            "/ip4/192.168.0.1/udp/1/quic-v1",
+            "/ip4/100.100.0.1/udp/1/quic-v1",
+            "/ip4/169.254.1.1/udp/1/quic-v1",
+            "/ip4/127.0.0.1/udp/1/quic-v1",
+            "/ip6/fe80::1/udp/1/quic-v1",
+            "/ip6/fd12::1/udp/1/quic-v1",
+            "/dns4/example.com/udp/1/quic-v1",
+        ] {
+            assert!(!looks_public(&a(private)), "{private}");
+        }
+        assert!(has_public_address(&[a(
+            "/ip4/198.18.0.10/udp/4001/quic-v1"
+        )]));
+        assert!(!has_public_address(&[a("/ip4/127.0.0.1/udp/0/quic-v1")]));
     }
 }

@@ -86,8 +86,8 @@ pub const RELAY_CIRCUITS_PER_PEER: usize = 8;
 pub const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(30 * 60);
 /// Bytes a circuit carries before the relay closes it.
 pub const RELAY_CIRCUIT_BYTES: u64 = 64 * 1024 * 1024;
-/// How often AutoNAT tests an address it has not confirmed (libp2p's default is 5 s; an
-/// address's result stands for minutes, and each test costs a server a dial).
+/// How often AutoNAT tests the addresses offered since (libp2p's default is 5 s; each address
+/// is tested once, and each test costs a server a dial).
 pub const AUTONAT_PROBE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Which of the optional behaviours a node runs, and their bounds.
@@ -104,6 +104,10 @@ pub(crate) struct Options {
     pub(crate) relay: bool,
     /// Test this node's reachability with AutoNAT (pointless for a node on loopback only).
     pub(crate) autonat: bool,
+    /// Dial peers back for their AutoNAT tests: only a node with a public-looking address,
+    /// which is what peers need, and never one bound to an interface (a dial-back leaves from a
+    /// socket of its own).
+    pub(crate) autonat_server: bool,
 }
 
 /// Connection limits, Kademlia, identify, ping, mDNS, NAT traversal and weft's streams.
@@ -130,8 +134,8 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     /// Turns relayed connections into direct ones by hole punching.
     pub(crate) dcutr: Toggle<dcutr::Behaviour>,
-    /// Asks peers to dial this node back at the addresses it was seen at.
-    pub(crate) autonat: Toggle<autonat::v2::client::Behaviour>,
+    /// Asks peers to dial this node back at addresses it was seen at (those the driver offers).
+    pub(crate) autonat: Toggle<crate::probe::Probe>,
     /// Dials peers back for their AutoNAT tests.
     pub(crate) autonat_server: Toggle<autonat::v2::server::Behaviour>,
     /// weft's own framed streams.
@@ -212,13 +216,15 @@ impl Behaviour {
             relay_client,
             dcutr: Toggle::from((!client).then(|| dcutr::Behaviour::new(peer_id))),
             autonat: Toggle::from((!client && options.autonat).then(|| {
-                autonat::v2::client::Behaviour::new(
+                crate::probe::Probe::new(autonat::v2::client::Behaviour::new(
                     rand::make_rng(),
                     autonat::v2::client::Config::default()
                         .with_probe_interval(AUTONAT_PROBE_INTERVAL),
-                )
+                ))
             })),
-            autonat_server: Toggle::from((!client).then(autonat::v2::server::Behaviour::default)),
+            autonat_server: Toggle::from(
+                (!client && options.autonat_server).then(autonat::v2::server::Behaviour::default),
+            ),
             stream: libp2p_stream::Behaviour::new(),
         })
     }
@@ -264,6 +270,7 @@ mod tests {
                     mdns: false,
                     relay: false,
                     autonat: false,
+                    autonat_server: false,
                 };
                 Behaviour::new(key, relay_client, options).unwrap()
             })

@@ -206,6 +206,17 @@ impl Budget {
     }
 }
 
+/// Addresses one dial may try. weft's own dials name at most a few (a record keeps 4); a dial
+/// naming more comes from a peer's list (hole punching dials every address the other side
+/// sends, up to 4 KiB of them), which would make this node send handshakes to a hundred hosts
+/// of that peer's choosing.
+pub(crate) const MAX_DIAL_ADDRESSES: usize = 16;
+
+/// A dial names more than [`MAX_DIAL_ADDRESSES`].
+#[derive(Debug, thiserror::Error)]
+#[error("a dial naming {0} addresses (at most {MAX_DIAL_ADDRESSES} are tried)")]
+pub(crate) struct TooManyAddresses(usize);
+
 /// Every connection carries a session: no room for another.
 #[derive(Debug, thiserror::Error)]
 #[error("connection budget full: every connection carries a session")]
@@ -219,9 +230,12 @@ impl NetworkBehaviour for Budget {
         &mut self,
         _id: ConnectionId,
         peer: Option<PeerId>,
-        _addresses: &[Multiaddr],
+        addresses: &[Multiaddr],
         _role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        if addresses.len() > MAX_DIAL_ADDRESSES {
+            return Err(ConnectionDenied::new(TooManyAddresses(addresses.len())));
+        }
         // A dial of an unknown peer (a bootstrap address, an explicit dial) goes ahead, and is
         // decided once the peer is known.
         match peer {
@@ -404,5 +418,34 @@ mod tests {
         assert_eq!(admit(&mut slots, 4, 'c'), Admit::Evict(2, 'a'));
         slots.session('c', true);
         assert_eq!(admit(&mut slots, 5, 'd'), Admit::Full, "one each is spared");
+    }
+
+    #[test]
+    fn a_dial_naming_too_many_addresses_is_refused() {
+        let mut budget = Budget::new(64);
+        let addrs: Vec<Multiaddr> = (0..=MAX_DIAL_ADDRESSES)
+            .map(|i| {
+                format!("/ip4/203.0.113.{i}/udp/4001/quic-v1")
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let peer = Some(PeerId::random());
+        let id = ConnectionId::new_unchecked(1);
+        assert!(
+            budget
+                .handle_pending_outbound_connection(id, peer, &addrs, Endpoint::Dialer)
+                .is_err()
+        );
+        assert!(
+            budget
+                .handle_pending_outbound_connection(
+                    id,
+                    peer,
+                    &addrs[..MAX_DIAL_ADDRESSES],
+                    Endpoint::Dialer
+                )
+                .is_ok()
+        );
     }
 }

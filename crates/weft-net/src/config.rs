@@ -50,10 +50,11 @@ pub struct NetConfig {
     pub relay: bool,
 }
 
-/// Connections one peer may hold at once: two, so that two nodes dialing each other at the
-/// same moment keep both rather than each refusing the other's (weft runs one session per peer
-/// whatever the count).
-pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Connections one peer may hold at once: two nodes dialing each other at the same moment keep
+/// both rather than each refusing the other's (weft runs one session per peer whatever the
+/// count), and when both of those went through a relay, hole punching still has room for the
+/// direct connection that replaces them.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
 
 impl NetConfig {
     /// A configuration listening on a free loopback port, with no bootstrap peers.

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{
-    ConnectionId, FromSwarm, NetworkBehaviour, NewExternalAddrCandidate, SwarmEvent,
-};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, kad, mdns, relay};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -93,7 +91,9 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<DhtStats>,
     },
+    /// What [`NatStatus`] says now; the peers only for `asker` on this host (or the node).
     Nat {
+        asker: Option<PeerId>,
         reply: oneshot::Sender<NatStatus>,
     },
     /// The addresses this node knows for `peers`: from its routing table, else from the
@@ -142,8 +142,13 @@ pub struct NatStatus {
     pub relayed_addrs: Vec<Multiaddr>,
     /// Those relays.
     pub relays: Vec<PeerId>,
-    /// Connected peers and the path to each.
+    /// Connected peers and the path to each: only for the node itself, or a client of it on its
+    /// own host (who a node talks to is not every peer's business).
     pub peers: Vec<(PeerId, crate::paths::Path)>,
+    /// Connected peers reached directly.
+    pub direct_peers: usize,
+    /// Connected peers reached only through a relay.
+    pub relayed_peers: usize,
 }
 
 /// How often held relayed connections and relay reservations are looked at.
@@ -245,6 +250,7 @@ impl Driver {
         };
         // Peers on other hosts cannot dial a node that listens on loopback only: nothing to test.
         let autonat = listen.iter().any(|a| !addresses::is_loopback(a));
+        let autonat_server = interface.is_none() && addresses::has_public_address(&listen);
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
             .with_other_transport(|key| {
@@ -273,6 +279,7 @@ impl Driver {
                     mdns: config.mdns,
                     relay: config.relay,
                     autonat,
+                    autonat_server,
                 };
                 Behaviour::new(key, relay_client, options).map_err(|e| format!("mDNS: {e}").into())
             })
@@ -519,8 +526,10 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
-            Command::Nat { reply } => {
-                let _ = reply.send(self.nat_status());
+            Command::Nat { asker, reply } => {
+                let on_host = asker
+                    .is_none_or(|asker| self.loopback_connections.values().any(|p| *p == asker));
+                let _ = reply.send(self.nat_status(on_host));
             }
             Command::AddressesOf { key, peers, reply } => {
                 let _ = reply.send(self.addresses_of(key, peers));
@@ -532,7 +541,19 @@ impl Driver {
     /// Err only when the event receiver is gone.
     async fn handle_event(&mut self, event: SwarmEvent<BehaviourEvent>) -> Result<(), ()> {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                let own = *self.swarm.local_peer_id();
+                // A relayed address is what the relay says it is: only a few, through it, to
+                // this node, are taken (see `Reach::relayed_addr`).
+                if crate::reach::is_relayed(&address)
+                    && (self.client || !self.reach.relayed_addr(listener_id, &address, &own))
+                {
+                    debug!(%address, "relayed address not taken");
+                    return Ok(());
+                }
                 // Provider records only carry confirmed external addresses; without this, peers
                 // finding us through the DHT would have no address to dial.
                 if !self.client {
@@ -544,15 +565,14 @@ impl Driver {
                         self.swarm.add_external_address(added);
                     }
                 }
-                if crate::reach::is_relayed(&address) && !self.client {
-                    self.provide_again();
-                }
                 // A relayed address ends with this node's own `/p2p/` already.
-                let own = *self.swarm.local_peer_id();
                 let full = address
                     .clone()
                     .with_p2p(own)
                     .unwrap_or_else(|_| address.with(Protocol::P2p(own)));
+                if self.listen_addrs.contains(&full) {
+                    return Ok(());
+                }
                 info!(addr = %full, "listening");
                 self.listen_addrs.push(full.clone());
                 self.emit(NetEvent::Listening { addr: full }).await?;
@@ -660,6 +680,7 @@ impl Driver {
                 let gone = self.paths.closed(connection_id, num_established);
                 if num_established == 0 {
                     self.swarm.behaviour_mut().budget.session(peer_id, false);
+                    self.reach.relay_gone(&peer_id);
                 }
                 if gone {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
@@ -716,19 +737,19 @@ impl Driver {
                 // identify does not feed Kademlia by itself. A peer on another host cannot be
                 // reached at its loopback addresses.
                 let on_loopback = self.loopback_connections.contains_key(&connection_id);
-                // Seen at an address it announces already (its listen address: a public
-                // node's). The swarm passes AutoNAT only candidates it has not confirmed, and a
-                // node confirms its listen addresses at once so that DHT records carry them:
-                // without this, a node with a public address would never be tested.
-                let observed = info.observed_addr.clone();
-                if !addresses::is_loopback(&observed)
-                    && !crate::reach::is_relayed(&observed)
-                    && self.swarm.external_addresses().any(|a| *a == observed)
-                    && let Some(autonat) = self.swarm.behaviour_mut().autonat.as_mut()
-                {
-                    autonat.on_swarm_event(FromSwarm::NewExternalAddrCandidate(
-                        NewExternalAddrCandidate { addr: &observed },
-                    ));
+                // Where the peer sees this node, over a direct connection: tested by AutoNAT
+                // as it is, and at this node's listen port (a NAT that keeps ports maps that
+                // one), if `Reach` takes them.
+                if !self.paths.is_relayed(&connection_id) {
+                    let candidates = addresses::seen_at(&info.observed_addr, &self.listen_addrs);
+                    for candidate in candidates {
+                        if self.reach.offer(&candidate)
+                            && let Some(probe) = self.swarm.behaviour_mut().autonat.as_mut()
+                        {
+                            debug!(addr = %candidate, "to be tested by AutoNAT");
+                            probe.candidate(&candidate);
+                        }
+                    }
                 }
                 if !self.client && info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
                     let direct = addresses::usable(info.listen_addrs.clone(), on_loopback)
@@ -821,6 +842,8 @@ impl Driver {
                 let outcome = if result.is_ok() { "direct" } else { "failed" };
                 metrics::counter!("weft_hole_punches_total", "result" => outcome).increment(1);
                 match result {
+                    // The held relayed connection was closed when the direct one came up; one
+                    // already announced may carry the session, and is left to its peer.
                     Ok(_) => info!(peer = %remote_peer_id, "hole punched: direct path"),
                     Err(error) => {
                         info!(peer = %remote_peer_id, %error, "hole punching failed: staying relayed");
@@ -839,6 +862,11 @@ impl Driver {
             )) => {
                 if !renewal {
                     info!(relay = %relay_peer_id, "relay slot reserved");
+                    // The slot lives on this connection: not one to make room with.
+                    self.swarm
+                        .behaviour_mut()
+                        .budget
+                        .session(relay_peer_id, true);
                 }
                 self.reach.held(relay_peer_id);
             }
@@ -906,7 +934,11 @@ impl Driver {
         for held in self.paths.expired(now) {
             self.announce_held(held).await?;
         }
-        for (relay, circuit) in self.reach.slots_to_ask(now) {
+        let asks = self.reach.slots_to_ask(now);
+        for listener in asks.give_up {
+            self.swarm.remove_listener(listener);
+        }
+        for (relay, circuit) in asks.ask {
             match self.swarm.listen_on(circuit.clone()) {
                 Ok(listener) => {
                     debug!(%relay, addr = %circuit, "asking a relay for a slot");
@@ -914,6 +946,9 @@ impl Driver {
                 }
                 Err(error) => debug!(%relay, %error, "cannot ask a relay for a slot"),
             }
+        }
+        if !self.client && self.reach.provide_now(now) {
+            self.provide_again();
         }
         Ok(())
     }
@@ -946,11 +981,12 @@ impl Driver {
         self.listen_addrs.retain(|a| a != &full && a != address);
     }
 
-    fn nat_status(&self) -> NatStatus {
-        let now = Instant::now();
+    /// The node's reachability; with `peers`, the path to each peer as well.
+    fn nat_status(&self, peers: bool) -> NatStatus {
+        let (direct_peers, relayed_peers) = self.paths.counts();
         NatStatus {
-            reachability: self.reach.reachability(now),
-            public_addrs: self.reach.public_addrs(now),
+            reachability: self.reach.reachability(),
+            public_addrs: self.reach.public_addrs(),
             relayed_addrs: self
                 .listen_addrs
                 .iter()
@@ -958,7 +994,9 @@ impl Driver {
                 .cloned()
                 .collect(),
             relays: self.reach.relays_held(),
-            peers: self.paths.all(),
+            peers: if peers { self.paths.all() } else { Vec::new() },
+            direct_peers,
+            relayed_peers,
         }
     }
 

@@ -151,7 +151,7 @@ async fn answer(
             let Some(commands) = commands.upgrade() else {
                 return Ok(()); // the node is stopping
             };
-            respond(question, commands).await
+            respond(peer, question, commands).await
         }
     };
     // Answered: its next question, sent as soon as this arrives, is not a second at once.
@@ -161,7 +161,12 @@ async fn answer(
     write_answer(stream, &answer).await
 }
 
-async fn respond(question: DhtQuestion, commands: mpsc::Sender<Command>) -> DhtAnswer {
+/// `asker`'s answer: a NAT answer names the node's peers only to a client on its own host.
+async fn respond(
+    asker: PeerId,
+    question: DhtQuestion,
+    commands: mpsc::Sender<Command>,
+) -> DhtAnswer {
     let asked = |command| async { commands.send(command).await.map_err(|_| NetError::Shutdown) };
     match question {
         DhtQuestion::Stats => {
@@ -176,7 +181,11 @@ async fn respond(question: DhtQuestion, commands: mpsc::Sender<Command>) -> DhtA
         }
         DhtQuestion::Nat => {
             let (reply, status) = oneshot::channel();
-            if asked(Command::Nat { reply }).await.is_err() {
+            let command = Command::Nat {
+                asker: Some(asker),
+                reply,
+            };
+            if asked(command).await.is_err() {
                 return DhtAnswer::Failed("the node is stopping".into());
             }
             match status.await {
@@ -236,6 +245,8 @@ impl From<&NatStatus> for NatFigures {
                     relayed: *path == crate::Path::Relayed,
                 })
                 .collect(),
+            direct_peers: u64::try_from(status.direct_peers).unwrap_or(u64::MAX),
+            relayed_peers: u64::try_from(status.relayed_peers).unwrap_or(u64::MAX),
         };
         figures.bound();
         figures

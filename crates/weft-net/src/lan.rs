@@ -49,9 +49,12 @@ impl Lan {
         let mut addresses: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
         for (peer, addr) in found {
             // A peer on the LAN is reached at its LAN address; its loopback one is this host's.
+            // Addresses are kept to what the routing table keeps of any peer's.
             if peer == *own
                 || crate::identity::peer_did(&peer).is_none()
                 || crate::addresses::is_loopback(&addr)
+                || crate::reach::is_relayed(&addr)
+                || addr.len() > crate::addresses::MAX_ADDRESS_LEN
             {
                 continue;
             }
@@ -112,6 +115,12 @@ mod tests {
         found.push((own, addr(99)));
         found.push((peers[0], addr(50)));
         found.push((peers[1], "/ip4/127.0.0.1/udp/4001/quic-v1".parse().unwrap()));
+        found.push((
+            peers[1],
+            "/ip4/10.0.0.9/udp/4001/quic-v1/p2p-circuit"
+                .parse()
+                .unwrap(),
+        ));
         let t0 = Instant::now();
         let mut lan = Lan::default();
         let plan = lan.discovered(found.clone(), &own, true, t0);

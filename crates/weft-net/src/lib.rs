@@ -28,7 +28,8 @@
 //! - `addresses`: which of a peer's addresses are kept and offered.
 //! - [`interface`]: binding a node to one network interface.
 //! - `lan`: what a node does with the peers mDNS finds.
-//! - `reach`: AutoNAT's results and relay reservations.
+//! - `reach`: AutoNAT's results and relay reservations; `probe`: the AutoNAT client, fed only
+//!   the addresses `reach` chooses.
 //! - `paths`: direct and relayed connections, and relayed ones held back while hole punching.
 //! - [`inspect`]: DHT introspection, asked and answered on `/weft/dht/1`.
 //! - [`network`]: [`Network`], the handle, and [`NetEvent`].
@@ -53,6 +54,7 @@ mod lan;
 pub mod network;
 pub mod outbox;
 mod paths;
+mod probe;
 mod reach;
 mod store;
 mod stored;

@@ -223,7 +223,7 @@ impl Network {
 
     /// Whether this node can be reached from outside, its relays, and the path to each peer.
     pub async fn nat_status(&self) -> Result<crate::NatStatus, NetError> {
-        self.call(|reply| Command::Nat { reply }).await
+        self.call(|reply| Command::Nat { asker: None, reply }).await
     }
 
     /// Forgets a peer that left on purpose: it leaves the routing table, its provider records

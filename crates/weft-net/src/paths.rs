@@ -2,10 +2,13 @@
 //!
 //! A relayed connection is where hole punching starts: for a short while after it comes up,
 //! the node keeps it to itself ([`HOLD`]), so that a weft session does not settle on the relay
-//! when a direct connection is about to follow. Once one does, the relayed connections to that
-//! peer are closed (libp2p opens each stream on any of a peer's connections, so a relayed one
-//! left open would carry some of them). If hole punching fails, or takes longer than the hold,
-//! the session runs over the relay.
+//! when a direct connection is about to follow. Once one does, the held relayed connections to
+//! that peer are closed (libp2p opens each stream on any of a peer's connections, so a relayed
+//! one left open would carry some of them), as is a new relayed one to a peer reached directly.
+//! Relayed connections already announced are left open: the peer's session may run on them,
+//! and closing them would end it (a later direct connection, an AutoNAT dial-back say, does
+//! not move it).
+//! If hole punching fails, or takes longer than the hold, the session runs over the relay.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -84,13 +87,9 @@ impl Paths {
         if path == Path::Direct {
             if let Some(held) = self.held.remove(&peer) {
                 wanted |= held.wanted;
+                // Not yet announced, so nothing of the node's runs on them.
+                close = self.relayed_of(&peer);
             }
-            close = self
-                .connections
-                .iter()
-                .filter(|(_, (p, path))| *p == peer && *path == Path::Relayed)
-                .map(|(c, _)| *c)
-                .collect();
         } else if self.path(&peer) == Some(Path::Direct) {
             close.push(connection);
         }
@@ -144,9 +143,46 @@ impl Paths {
             .get(&peer)
             .is_some_and(|h| h.connection == connection)
         {
-            self.held.remove(&peer);
+            // Another relayed connection to the peer takes the hold over, or the peer would
+            // never be announced.
+            match self.relayed_of(&peer).first() {
+                Some(other) => {
+                    if let Some(held) = self.held.get_mut(&peer) {
+                        held.connection = *other;
+                    }
+                }
+                None => {
+                    self.held.remove(&peer);
+                }
+            }
         }
         remaining == 0 && self.announced.remove(&peer)
+    }
+
+    /// The relayed connections to `peer`.
+    pub(crate) fn relayed_of(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        let mut relayed: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, (p, path))| p == peer && *path == Path::Relayed)
+            .map(|(c, _)| *c)
+            .collect();
+        relayed.sort();
+        relayed
+    }
+
+    /// Whether `connection` goes through a relay.
+    pub(crate) fn is_relayed(&self, connection: &ConnectionId) -> bool {
+        self.connections
+            .get(connection)
+            .is_some_and(|(_, path)| *path == Path::Relayed)
+    }
+
+    /// Connected peers reached directly, and only through a relay, in numbers.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let all = self.all();
+        let relayed = all.iter().filter(|(_, p)| *p == Path::Relayed).count();
+        (all.len() - relayed, relayed)
     }
 
     /// Whether the node was told of `peer`.
@@ -237,7 +273,9 @@ mod tests {
             t0,
         );
         assert_eq!((arrival, close), (Arrival::Known, vec![again]));
+        assert!(paths.is_relayed(&again) && !paths.is_relayed(&punched));
         assert!(!paths.closed(again, 1));
+        assert_eq!(paths.counts(), (1, 0));
         assert!(
             paths.closed(punched, 0),
             "the last connection: told it is gone"
@@ -309,5 +347,68 @@ mod tests {
             t0,
         );
         assert_eq!(arrival, Arrival::Known);
+    }
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::*;
+
+    fn relayed() -> Multiaddr {
+        format!(
+            "/ip4/198.18.0.10/udp/4001/quic-v1/p2p/{}/p2p-circuit",
+            PeerId::random()
+        )
+        .parse()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_hold_moves_to_the_peers_other_relayed_connection() {
+        let t0 = Instant::now();
+        let peer = PeerId::random();
+        let mut paths = Paths::default();
+        let (first, second) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        paths.established(first, (peer, &relayed()), Path::Relayed, (true, true), t0);
+        paths.established(
+            second,
+            (peer, &relayed()),
+            Path::Relayed,
+            (false, false),
+            t0,
+        );
+        assert!(!paths.closed(first, 1));
+        let due = paths.expired(t0 + HOLD);
+        assert_eq!(
+            due.len(),
+            1,
+            "still held, and announced when its time is up"
+        );
+        assert_eq!(due[0].connection, second);
+        assert!(due[0].wanted);
+    }
+
+    #[test]
+    fn a_direct_connection_does_not_close_an_announced_relayed_one() {
+        let t0 = Instant::now();
+        let peer = PeerId::random();
+        let direct: Multiaddr = "/ip4/198.18.0.22/udp/4001/quic-v1".parse().unwrap();
+        let mut paths = Paths::default();
+        let via = ConnectionId::new_unchecked(1);
+        paths.established(via, (peer, &relayed()), Path::Relayed, (true, true), t0);
+        assert!(paths.punch_failed(&peer).is_some());
+        // A direct connection that comes later (an AutoNAT dial-back, say) leaves it open.
+        let (arrival, close) = paths.established(
+            ConnectionId::new_unchecked(2),
+            (peer, &direct),
+            Path::Direct,
+            (false, false),
+            t0,
+        );
+        assert_eq!((arrival, close), (Arrival::Known, vec![]));
+        assert_eq!(paths.relayed_of(&peer), [via]);
     }
 }

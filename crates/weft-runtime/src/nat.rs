@@ -16,8 +16,13 @@ pub struct NatReport {
     pub relayed_addrs: Vec<Multiaddr>,
     /// Those relays.
     pub relays: Vec<Did>,
-    /// Its connected peers (those with an Ed25519 identity) and the path to each.
+    /// Its connected peers (those with an Ed25519 identity) and the path to each: only from
+    /// the node itself or a client on its own host; empty for other askers.
     pub peers: Vec<(Did, Path)>,
+    /// Connected peers reached directly.
+    pub direct_peers: u64,
+    /// Connected peers reached only through a relay.
+    pub relayed_peers: u64,
 }
 
 /// As JSON (`weft nat`, `/v1/status`): `{"reachability":"private","public_addrs":[…],
@@ -36,6 +41,8 @@ impl serde::Serialize for NatReport {
             relayed_addrs: Vec<String>,
             relays: Vec<String>,
             peers: Vec<PeerJson>,
+            direct_peers: u64,
+            relayed_peers: u64,
         }
         let addrs = |list: &[Multiaddr]| list.iter().map(ToString::to_string).collect();
         ReportJson {
@@ -51,6 +58,8 @@ impl serde::Serialize for NatReport {
                     path: path.as_str(),
                 })
                 .collect(),
+            direct_peers: self.direct_peers,
+            relayed_peers: self.relayed_peers,
         }
         .serialize(serializer)
     }
@@ -68,6 +77,8 @@ impl From<NatStatus> for NatReport {
                 .filter_map(weft_net::peer_did)
                 .collect(),
             peers: named_paths(status.peers),
+            direct_peers: u64::try_from(status.direct_peers).unwrap_or(u64::MAX),
+            relayed_peers: u64::try_from(status.relayed_peers).unwrap_or(u64::MAX),
         }
     }
 }
@@ -101,6 +112,8 @@ impl From<NatFigures> for NatReport {
                     Some((did(&p.peer)?, path))
                 })
                 .collect(),
+            direct_peers: figures.direct_peers,
+            relayed_peers: figures.relayed_peers,
         }
     }
 }
@@ -132,6 +145,8 @@ mod tests {
             ],
             relays: vec![peer],
             peers: vec![(peer, Path::Relayed), (PeerId::random(), Path::Direct)],
+            direct_peers: 1,
+            relayed_peers: 1,
         };
         let local = NatReport::from(status.clone());
         assert_eq!(local.relays, [key.did()]);

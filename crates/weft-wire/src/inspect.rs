@@ -119,8 +119,13 @@ pub struct NatFigures {
     pub relayed_addrs: Vec<Vec<u8>>,
     /// The relays it holds a slot on, as peer ids (at most [`MAX_NAT_ADDRESSES`]).
     pub relays: Vec<Vec<u8>>,
-    /// Its connected peers (at most [`MAX_NAT_PEERS`]) and how it reaches each.
+    /// Its connected peers (at most [`MAX_NAT_PEERS`]) and how it reaches each: given only to a
+    /// client on the node's own host.
     pub peers: Vec<PeerPath>,
+    /// Connected peers it reaches directly.
+    pub direct_peers: u64,
+    /// Connected peers it reaches only through a relay.
+    pub relayed_peers: u64,
 }
 
 impl NatFigures {
@@ -308,6 +313,8 @@ mod tests {
             relayed_addrs: vec![vec![1; 53]],
             relays: vec![vec![2; 38]],
             peers: vec![peer(false), peer(true)],
+            direct_peers: 1,
+            relayed_peers: 1,
         };
         let bytes = encode_inspect(&DhtAnswer::Nat(figures.clone())).unwrap();
         assert_eq!(decode_answer(&bytes).unwrap(), DhtAnswer::Nat(figures));
@@ -321,6 +328,8 @@ mod tests {
             relayed_addrs: vec![vec![1; 200], vec![1; 20]],
             relays: vec![vec![2; 38]; 50],
             peers: vec![peer(false); 300],
+            direct_peers: 300,
+            relayed_peers: 0,
         };
         let bytes = encode_inspect(&DhtAnswer::Nat(huge)).unwrap();
         let DhtAnswer::Nat(cut) = decode_answer(&bytes).unwrap() else {
