@@ -751,10 +751,20 @@ impl Driver {
                         }
                     }
                 }
+                // A relay is reached where it says it listens, at the IP this connection came
+                // from: a peer naming another host's address would have this node dial that.
+                let remote_ip = self
+                    .paths
+                    .remote(&connection_id)
+                    .and_then(|a| a.iter().next());
                 if !self.client && info.protocols.contains(&relay::HOP_PROTOCOL_NAME) {
                     let direct = addresses::usable(info.listen_addrs.clone(), on_loopback)
                         .into_iter()
-                        .find(|a| !crate::reach::is_relayed(a));
+                        .find(|a| {
+                            !crate::reach::is_relayed(a)
+                                && remote_ip.is_some()
+                                && a.iter().next() == remote_ip
+                        });
                     if let Some(addr) = direct {
                         self.reach.relay_seen(peer_id, addr);
                     }

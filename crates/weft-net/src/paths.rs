@@ -66,6 +66,8 @@ pub(crate) enum Arrival {
 #[derive(Debug, Default)]
 pub(crate) struct Paths {
     connections: HashMap<ConnectionId, (PeerId, Path)>,
+    /// Where each connection's peer is, as the connection says.
+    remotes: HashMap<ConnectionId, Multiaddr>,
     held: HashMap<PeerId, Held>,
     announced: HashSet<PeerId>,
 }
@@ -82,6 +84,7 @@ impl Paths {
         now: Instant,
     ) -> (Arrival, Vec<ConnectionId>) {
         self.connections.insert(connection, (peer, path));
+        self.remotes.insert(connection, addr.clone());
         let mut close = Vec::new();
         let mut wanted = wanted;
         if path == Path::Direct {
@@ -135,6 +138,7 @@ impl Paths {
     /// A connection closed, `remaining` being the peer's connections left. True if the node
     /// was told of the peer and is to be told it is gone.
     pub(crate) fn closed(&mut self, connection: ConnectionId, remaining: u32) -> bool {
+        self.remotes.remove(&connection);
         let Some((peer, _)) = self.connections.remove(&connection) else {
             return false;
         };
@@ -169,6 +173,11 @@ impl Paths {
             .collect();
         relayed.sort();
         relayed
+    }
+
+    /// The peer's address on `connection`.
+    pub(crate) fn remote(&self, connection: &ConnectionId) -> Option<&Multiaddr> {
+        self.remotes.get(connection)
     }
 
     /// Whether `connection` goes through a relay.
@@ -274,6 +283,7 @@ mod tests {
         );
         assert_eq!((arrival, close), (Arrival::Known, vec![again]));
         assert!(paths.is_relayed(&again) && !paths.is_relayed(&punched));
+        assert_eq!(paths.remote(&punched), Some(&direct()));
         assert!(!paths.closed(again, 1));
         assert_eq!(paths.counts(), (1, 0));
         assert!(
