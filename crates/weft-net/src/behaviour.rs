@@ -130,9 +130,11 @@ pub(crate) struct Behaviour {
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     /// Lends relayed circuits to nodes behind NATs; only with `relay`.
     pub(crate) relay: Toggle<relay::Behaviour>,
-    /// Reserves slots on relays, and dials and accepts relayed connections.
-    pub(crate) relay_client: relay::client::Behaviour,
-    /// Turns relayed connections into direct ones by hole punching.
+    /// Reserves slots on relays, and dials and accepts relayed connections; only where AutoNAT
+    /// runs (a node on loopback alone has no NAT to cross, and every connection would carry
+    /// its handler for nothing).
+    pub(crate) relay_client: Toggle<relay::client::Behaviour>,
+    /// Turns relayed connections into direct ones by hole punching; only where AutoNAT runs.
     pub(crate) dcutr: Toggle<dcutr::Behaviour>,
     /// Asks peers to dial this node back at addresses it was seen at (those the driver offers).
     pub(crate) autonat: Toggle<crate::probe::Probe>,
@@ -213,8 +215,10 @@ impl Behaviour {
                     .relay
                     .then(|| relay::Behaviour::new(peer_id, relay_config())),
             ),
-            relay_client,
-            dcutr: Toggle::from((!client).then(|| dcutr::Behaviour::new(peer_id))),
+            relay_client: Toggle::from((!client && options.autonat).then_some(relay_client)),
+            dcutr: Toggle::from(
+                (!client && options.autonat).then(|| dcutr::Behaviour::new(peer_id)),
+            ),
             autonat: Toggle::from((!client && options.autonat).then(|| {
                 crate::probe::Probe::new(autonat::v2::client::Behaviour::new(
                     rand::make_rng(),

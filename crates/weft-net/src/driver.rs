@@ -248,7 +248,8 @@ impl Driver {
             Some(interface) => interface.bind(&config.listen)?,
             None => config.listen.clone(),
         };
-        // Peers on other hosts cannot dial a node that listens on loopback only: nothing to test.
+        // Peers on other hosts cannot dial a node that listens on loopback only: nothing to test,
+        // and no NAT to cross (no relay client, no hole punching).
         let autonat = listen.iter().any(|a| !addresses::is_loopback(a));
         let autonat_server = interface.is_none() && addresses::has_public_address(&listen);
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
