@@ -961,6 +961,13 @@ impl Driver {
         if !self.client && self.reach.provide_now(now) {
             self.provide_again();
         }
+        if self.reach.stranded(now) {
+            warn!(
+                "this node is behind a NAT or firewall and knows no relay: peers outside its \
+                 network cannot reach it (start a reachable node with --relay, and bootstrap \
+                 from it)"
+            );
+        }
         Ok(())
     }
 

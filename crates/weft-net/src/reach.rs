@@ -35,6 +35,8 @@ const RESERVATION_TIMEOUT: Duration = Duration::from_secs(30);
 const RELAY_BACKOFF: Duration = Duration::from_secs(60);
 /// A relay whose granted slot closed is asked again after this long (another one at once).
 const RETRY_AFTER_LOSS: Duration = Duration::from_secs(10);
+/// How long a node is private with no relay known before it says so.
+const STRANDED_AFTER: Duration = Duration::from_secs(30);
 /// Records are provided again, for a new relayed address, at most this often.
 const PROVIDE_AGAIN_EVERY: Duration = Duration::from_secs(60);
 
@@ -79,6 +81,8 @@ pub(crate) struct Reach {
     resting: HashMap<PeerId, Instant>,
     provide_due: bool,
     provided_at: Option<Instant>,
+    /// When the node was first found private with no relay to ask, and whether that was said.
+    stranded: Option<(Instant, bool)>,
 }
 
 impl Reach {
@@ -289,6 +293,30 @@ impl Reach {
         }
     }
 
+    /// Whether to tell the operator, once, that this node is private and knows no relay: peers
+    /// outside its network cannot reach it. Said after [`STRANDED_AFTER`] of it (relays are
+    /// learnt as peers connect), and again only if it happens anew.
+    pub(crate) fn stranded(&mut self, now: Instant) -> bool {
+        let stranded = self.reachability() == Reachability::Private
+            && self.relays.is_empty()
+            && self.slots.is_empty();
+        match (stranded, self.stranded) {
+            (false, _) => {
+                self.stranded = None;
+                false
+            }
+            (true, None) => {
+                self.stranded = Some((now, false));
+                false
+            }
+            (true, Some((since, false))) if now.duration_since(since) >= STRANDED_AFTER => {
+                self.stranded = Some((since, true));
+                true
+            }
+            (true, Some(_)) => false,
+        }
+    }
+
     /// The relays this node holds a slot on.
     pub(crate) fn relays_held(&self) -> Vec<PeerId> {
         let mut held: Vec<PeerId> = self
@@ -488,5 +516,28 @@ mod tests {
         reach.relay_gone(&relays[0]);
         assert!(!reach.relays.iter().any(|(p, _)| *p == gone));
         assert!(reach.relays.iter().any(|(p, _)| *p == relays[0]));
+    }
+
+    #[test]
+    fn a_private_node_with_no_relay_says_so_once() {
+        let t0 = Instant::now();
+        let mut reach = Reach::default();
+        assert!(!reach.stranded(t0), "not known to be private");
+        reach.tested(addr("/ip4/198.18.0.21/udp/4001/quic-v1"), false, t0);
+        assert!(!reach.stranded(t0));
+        assert!(
+            !reach.stranded(t0 + STRANDED_AFTER / 2),
+            "relays may still come"
+        );
+        assert!(reach.stranded(t0 + STRANDED_AFTER));
+        assert!(!reach.stranded(t0 + STRANDED_AFTER * 2), "said once");
+        // A relay appears: no longer stranded; gone again, it is said anew later.
+        let relay = PeerId::random();
+        reach.relay_seen(relay, addr("/ip4/198.18.0.10/udp/4001/quic-v1"));
+        assert!(!reach.stranded(t0 + STRANDED_AFTER * 3));
+        reach.relay_gone(&relay);
+        let later = t0 + STRANDED_AFTER * 4;
+        assert!(!reach.stranded(later));
+        assert!(reach.stranded(later + STRANDED_AFTER));
     }
 }
