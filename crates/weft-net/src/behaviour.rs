@@ -9,6 +9,7 @@ use libp2p::{
     StreamProtocol, autonat, connection_limits, dcutr, identify, identity, kad, mdns, ping, relay,
 };
 
+use crate::chosen::Chosen;
 use crate::store::Store;
 
 /// Kademlia under weft's name: weft meshes never mix with the public IPFS DHT.
@@ -134,10 +135,11 @@ pub(crate) struct Behaviour {
     /// runs (a node on loopback alone has no NAT to cross, and every connection would carry
     /// its handler for nothing).
     pub(crate) relay_client: Toggle<relay::client::Behaviour>,
-    /// Turns relayed connections into direct ones by hole punching; only where AutoNAT runs.
-    pub(crate) dcutr: Toggle<dcutr::Behaviour>,
+    /// Turns relayed connections into direct ones by hole punching, offering the peer the
+    /// addresses the driver chooses; only where AutoNAT runs.
+    pub(crate) dcutr: Toggle<Chosen<dcutr::Behaviour>>,
     /// Asks peers to dial this node back at addresses it was seen at (those the driver offers).
-    pub(crate) autonat: Toggle<crate::probe::Probe>,
+    pub(crate) autonat: Toggle<Chosen<autonat::v2::client::Behaviour>>,
     /// Dials peers back for their AutoNAT tests.
     pub(crate) autonat_server: Toggle<autonat::v2::server::Behaviour>,
     /// weft's own framed streams.
@@ -217,10 +219,10 @@ impl Behaviour {
             ),
             relay_client: Toggle::from((!client && options.autonat).then_some(relay_client)),
             dcutr: Toggle::from(
-                (!client && options.autonat).then(|| dcutr::Behaviour::new(peer_id)),
+                (!client && options.autonat).then(|| Chosen::new(dcutr::Behaviour::new(peer_id))),
             ),
             autonat: Toggle::from((!client && options.autonat).then(|| {
-                crate::probe::Probe::new(autonat::v2::client::Behaviour::new(
+                Chosen::new(autonat::v2::client::Behaviour::new(
                     rand::make_rng(),
                     autonat::v2::client::Config::default()
                         .with_probe_interval(AUTONAT_PROBE_INTERVAL),

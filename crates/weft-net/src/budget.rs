@@ -209,8 +209,9 @@ impl Budget {
 /// Addresses one dial may try. weft's own dials name at most a few (a record keeps 4); a dial
 /// naming more comes from a peer's list (hole punching dials every address the other side
 /// sends, up to 4 KiB of them), which would make this node send handshakes to a hundred hosts
-/// of that peer's choosing.
-pub(crate) const MAX_DIAL_ADDRESSES: usize = 16;
+/// of that peer's choosing. libp2p's hole punching sends at most 20 (its candidate cache), so
+/// an honest peer's list fits.
+pub(crate) const MAX_DIAL_ADDRESSES: usize = 20;
 
 /// A dial names more than [`MAX_DIAL_ADDRESSES`].
 #[derive(Debug, thiserror::Error)]

@@ -744,6 +744,11 @@ impl Driver {
                 if !self.paths.is_relayed(&connection_id) {
                     let candidates = addresses::seen_at(&info.observed_addr, &self.listen_addrs);
                     for candidate in candidates {
+                        if Reach::punchable(&candidate)
+                            && let Some(dcutr) = self.swarm.behaviour_mut().dcutr.as_mut()
+                        {
+                            dcutr.candidate(&candidate);
+                        }
                         if self.reach.offer(&candidate)
                             && let Some(probe) = self.swarm.behaviour_mut().autonat.as_mut()
                         {

@@ -7,6 +7,7 @@
 //! address from a non-loopback interface): libp2p-quic would open a fresh socket on `0.0.0.0`
 //! for it, so [`Bound`] refuses those dials instead.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -129,18 +130,38 @@ fn with_ip(addr: &Multiaddr, ip: IpAddr) -> Multiaddr {
     std::iter::once(first).chain(addr.iter().skip(1)).collect()
 }
 
-/// A transport that dials only where [`Interface::may_dial`] allows, or anywhere without an
-/// interface.
+/// A transport that dials only where [`Interface::may_dial`] allows (anywhere without an
+/// interface), and never one of its own listen addresses.
+///
+/// A peer's hole punching names addresses it was seen at, a loopback one among them when a
+/// client on its host saw it; dialed, that address reaches this node itself, and libp2p gives
+/// up the whole dial at the first connection to the wrong peer. The swarm filters its own
+/// listen addresses only when written exactly so, not with a `/p2p` suffix.
 #[derive(Debug)]
 pub(crate) struct Bound<T> {
     inner: T,
     interface: Option<Interface>,
+    /// Where its listeners listen, and which listener.
+    listening: HashMap<Multiaddr, ListenerId>,
 }
 
 impl<T> Bound<T> {
     pub(crate) fn new(inner: T, interface: Option<Interface>) -> Self {
-        Self { inner, interface }
+        Self {
+            inner,
+            interface,
+            listening: HashMap::new(),
+        }
     }
+}
+
+/// `addr` without a trailing `/p2p/PEER`.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    let mut addr = addr.clone();
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
 }
 
 impl<T: Transport + Unpin> Transport for Bound<T> {
@@ -171,6 +192,9 @@ impl<T: Transport + Unpin> Transport for Bound<T> {
         {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
+        if self.listening.contains_key(&without_peer(&addr)) {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        }
         self.inner.dial(addr, opts)
     }
 
@@ -178,7 +202,23 @@ impl<T: Transport + Unpin> Transport for Bound<T> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
-        Pin::new(&mut self.inner).poll(cx)
+        let event = Pin::new(&mut self.inner).poll(cx);
+        match &event {
+            Poll::Ready(TransportEvent::NewAddress {
+                listener_id,
+                listen_addr,
+            }) => {
+                self.listening.insert(listen_addr.clone(), *listener_id);
+            }
+            Poll::Ready(TransportEvent::AddressExpired { listen_addr, .. }) => {
+                self.listening.remove(listen_addr);
+            }
+            Poll::Ready(TransportEvent::ListenerClosed { listener_id, .. }) => {
+                self.listening.retain(|_, id| id != listener_id);
+            }
+            _ => {}
+        }
+        event
     }
 }
 
@@ -271,6 +311,59 @@ mod tests {
         };
         assert!(lo.may_dial(&"/ip4/127.0.0.1/udp/1/quic-v1".parse().unwrap()));
         assert!(!lo.may_dial(&"/ip4/10.0.0.7/udp/1/quic-v1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_dial_of_its_own_listen_address_is_refused() {
+        use libp2p::core::Endpoint;
+        use libp2p::core::transport::{MemoryTransport, PortUse};
+
+        let mut transport = Bound::new(MemoryTransport::default(), None);
+        let id = ListenerId::next();
+        transport
+            .listen_on(id, "/memory/0".parse().unwrap())
+            .unwrap();
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let own = match Pin::new(&mut transport).poll(&mut cx) {
+            Poll::Ready(TransportEvent::NewAddress { listen_addr, .. }) => listen_addr,
+            _ => panic!("no listen address"),
+        };
+        let opts = || DialOpts {
+            role: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        let peer: Multiaddr = "/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+            .parse()
+            .unwrap();
+        for addr in [own.clone(), own.clone().with(peer.iter().next().unwrap())] {
+            assert!(
+                matches!(
+                    transport.dial(addr.clone(), opts()),
+                    Err(TransportError::MultiaddrNotSupported(_))
+                ),
+                "{addr}"
+            );
+        }
+        // Another node's address on the same transport is dialed.
+        let mut other = MemoryTransport::default();
+        other
+            .listen_on(ListenerId::next(), "/memory/0".parse().unwrap())
+            .unwrap();
+        let Poll::Ready(TransportEvent::NewAddress { listen_addr, .. }) =
+            Pin::new(&mut other).poll(&mut cx)
+        else {
+            panic!("no listen address")
+        };
+        assert!(transport.dial(listen_addr, opts()).is_ok());
+
+        // Once the listener is gone, so is the refusal.
+        assert!(transport.remove_listener(id));
+        while let Poll::Ready(event) = Pin::new(&mut transport).poll(&mut cx) {
+            if matches!(event, TransportEvent::ListenerClosed { .. }) {
+                break;
+            }
+        }
+        assert!(transport.listening.is_empty());
     }
 
     #[test]

@@ -41,6 +41,7 @@
 mod addresses;
 mod behaviour;
 mod budget;
+mod chosen;
 pub mod config;
 mod departed;
 mod driver;
@@ -54,7 +55,6 @@ mod lan;
 pub mod network;
 pub mod outbox;
 mod paths;
-mod probe;
 mod reach;
 mod store;
 mod stored;

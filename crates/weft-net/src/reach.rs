@@ -86,6 +86,14 @@ pub(crate) struct Reach {
 }
 
 impl Reach {
+    /// Whether hole punching may offer peers `addr`, an address this node was seen at: only a
+    /// public-looking, direct one. A loopback or LAN address would have a peer on another
+    /// network dial itself or its neighbours, and libp2p gives up a punch at the first
+    /// connection to the wrong peer.
+    pub(crate) fn punchable(addr: &Multiaddr) -> bool {
+        crate::addresses::looks_public(addr) && !is_relayed(addr)
+    }
+
     /// Whether to have AutoNAT test `addr`, an address this node was seen at: only a
     /// public-looking, direct one, and each once (libp2p's client tests an address once).
     pub(crate) fn offer(&mut self, addr: &Multiaddr) -> bool {
@@ -364,6 +372,14 @@ mod tests {
             "none of those count"
         );
         let public = addr("/ip4/198.18.0.21/udp/4001/quic-v1");
+        assert!(Reach::punchable(&public));
+        for private in [
+            "/ip4/127.0.0.1/udp/4001/quic-v1",
+            "/ip4/192.168.1.2/udp/4001/quic-v1",
+            "/ip4/198.18.0.10/udp/4001/quic-v1/p2p-circuit",
+        ] {
+            assert!(!Reach::punchable(&addr(private)), "{private}");
+        }
         assert!(reach.offer(&public));
         assert!(!reach.offer(&public), "each address once");
         reach.tested(public, false, t0);

@@ -1,9 +1,16 @@
-//! libp2p's AutoNAT v2 client, fed only the addresses the driver chooses.
+//! A libp2p behaviour that sees only the address candidates the driver chooses.
 //!
-//! The stock client tests every address peers say they see this node at, and keeps them all:
-//! any peer could make it test (and pay data for) addresses of its choosing, or make it believe
-//! a neighbour's dial-back to a private address proves it public. Here the swarm's candidates
-//! are dropped, and the driver offers the addresses `Reach::offer` takes instead.
+//! The swarm hands every behaviour each address a peer says it sees this node at. Two of them
+//! act on those claims with other hosts' packets:
+//! - AutoNAT's client tests every candidate and keeps them all: any peer could make it test
+//!   (and pay data for) addresses of its choosing, or make it believe a neighbour's dial-back
+//!   to a private address proves it public;
+//! - hole punching (DCUtR) sends its candidates to the peer it punches to, which dials each:
+//!   a loopback address seen by a local client has that peer dial itself, which fails the
+//!   whole attempt, and a neighbour's claims would have remote peers dial hosts of its choice.
+//!
+//! Wrapped in [`Chosen`], such a behaviour gets no candidate from the swarm, and only the
+//! addresses the driver offers through [`Chosen::candidate`].
 
 use std::task::{Context, Poll};
 
@@ -13,32 +20,30 @@ use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, NewExternalAddrCandidate,
     THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::{Multiaddr, PeerId, autonat};
+use libp2p::{Multiaddr, PeerId};
 
-type Client = autonat::v2::client::Behaviour;
-
-/// The AutoNAT client, tested addresses chosen by the driver.
-pub(crate) struct Probe {
-    client: Client,
+/// `B`, its address candidates chosen by the driver.
+pub(crate) struct Chosen<B> {
+    inner: B,
 }
 
-impl Probe {
-    pub(crate) fn new(client: Client) -> Self {
-        Self { client }
+impl<B: NetworkBehaviour> Chosen<B> {
+    pub(crate) fn new(inner: B) -> Self {
+        Self { inner }
     }
 
-    /// Has `addr` tested (once: the client tests each address one time).
+    /// Offers `addr` as an address this node may be reached at.
     pub(crate) fn candidate(&mut self, addr: &Multiaddr) {
-        self.client
+        self.inner
             .on_swarm_event(FromSwarm::NewExternalAddrCandidate(
                 NewExternalAddrCandidate { addr },
             ));
     }
 }
 
-impl NetworkBehaviour for Probe {
-    type ConnectionHandler = THandler<Client>;
-    type ToSwarm = <Client as NetworkBehaviour>::ToSwarm;
+impl<B: NetworkBehaviour> NetworkBehaviour for Chosen<B> {
+    type ConnectionHandler = THandler<B>;
+    type ToSwarm = B::ToSwarm;
 
     fn handle_pending_inbound_connection(
         &mut self,
@@ -46,7 +51,7 @@ impl NetworkBehaviour for Probe {
         local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        self.client
+        self.inner
             .handle_pending_inbound_connection(id, local, remote)
     }
 
@@ -57,7 +62,7 @@ impl NetworkBehaviour for Probe {
         local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.client
+        self.inner
             .handle_established_inbound_connection(id, peer, local, remote)
     }
 
@@ -68,7 +73,7 @@ impl NetworkBehaviour for Probe {
         addresses: &[Multiaddr],
         role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.client
+        self.inner
             .handle_pending_outbound_connection(id, peer, addresses, role)
     }
 
@@ -80,13 +85,13 @@ impl NetworkBehaviour for Probe {
         role: Endpoint,
         port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.client
+        self.inner
             .handle_established_outbound_connection(id, peer, addr, role, port_use)
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         if !matches!(event, FromSwarm::NewExternalAddrCandidate(_)) {
-            self.client.on_swarm_event(event);
+            self.inner.on_swarm_event(event);
         }
     }
 
@@ -96,13 +101,13 @@ impl NetworkBehaviour for Probe {
         id: ConnectionId,
         event: THandlerOutEvent<Self>,
     ) {
-        self.client.on_connection_handler_event(peer, id, event);
+        self.inner.on_connection_handler_event(peer, id, event);
     }
 
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.client.poll(cx)
+        self.inner.poll(cx)
     }
 }
