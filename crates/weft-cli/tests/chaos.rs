@@ -1,12 +1,12 @@
 //! Faults between two hosts, as `weft` processes see them: two Linux network namespaces joined by
 //! a veth pair, one node in each, clients attached to each node over the namespace's loopback.
-//! Partitions and packet loss are nftables rules on the veth ends. Delay is a UDP proxy in
-//! namespace `a` that holds each datagram 50 ms each way (the kernels this runs on have no
-//! `sch_netem`, so `tc netem` is not used): this test binary runs its own ignored
-//! [`delay_proxy`] there.
+//! Partitions and packet loss are nftables rules on the veth ends. Delay holds every packet on
+//! `a`'s end of the link (`common::delay`: the kernels this runs on have no `sch_netem`, so
+//! `tc netem` is not used).
 //!
-//! Needs root and `ip` (iproute2) and `nft` (nftables): elsewhere each test prints why it skips.
-//! `.ci/run` installs both and sets `WEFT_REQUIRE_NETNS=1`, which turns a skip into a failure.
+//! Needs root, `ip` (iproute2) and `nft` (nftables), and `iptables` for the delay: elsewhere
+//! each test prints why it skips. `.ci/run` installs them and sets `WEFT_REQUIRE_NETNS=1`,
+//! which turns a skip into a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -14,109 +14,48 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Killed, lines, wait_for};
+use common::netns::Netlab;
+use common::{Running, lines, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// Two namespaces joined by a veth pair: `a` at 10.77.0.1, `b` at 10.77.0.2.
+/// Two namespaces joined by a veth pair (`eth0` in each): `a` at 10.77.0.1, `b` at 10.77.0.2.
 struct Lab {
+    net: Netlab,
     a: String,
     b: String,
-    veth_a: String,
-    veth_b: String,
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 impl Lab {
     /// A lab named after `tag` (one per test, so tests can run at once), or `None` with the
-    /// reason printed when this machine cannot build one.
-    fn new(tag: &str) -> Option<Lab> {
-        let missing = ["ip", "nft"].into_iter().find(|tool| {
-            Command::new(tool)
-                .arg("-V")
-                .output()
-                .map_or(true, |o| !o.status.success())
-        });
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        let why = match (root, missing) {
-            (false, _) => Some("not root: network namespaces need CAP_NET_ADMIN".to_owned()),
-            (true, Some(tool)) => Some(format!("`{tool}` is not installed")),
-            (true, None) => None,
-        };
-        if let Some(why) = why {
-            assert!(
-                std::env::var_os("WEFT_REQUIRE_NETNS").is_none(),
-                "WEFT_REQUIRE_NETNS is set, but {why}"
-            );
-            eprintln!("skipped: {why}");
-            return None;
-        }
-        let id = std::process::id() % 100_000;
-        let lab = Lab {
-            a: format!("weft{id}{tag}a"),
-            b: format!("weft{id}{tag}b"),
-            veth_a: format!("wv{id}{tag}a"),
-            veth_b: format!("wv{id}{tag}b"),
-        };
-        run(&["ip", "netns", "add", &lab.a]);
-        run(&["ip", "netns", "add", &lab.b]);
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &lab.veth_a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &lab.veth_b,
-        ]);
-        for (ns, veth, addr) in [
-            (&lab.a, &lab.veth_a, "10.77.0.1/24"),
-            (&lab.b, &lab.veth_b, "10.77.0.2/24"),
-        ] {
-            run(&["ip", "link", "set", veth, "netns", ns]);
-            run(&["ip", "-n", ns, "addr", "add", addr, "dev", veth]);
-            run(&["ip", "-n", ns, "link", "set", veth, "up"]);
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        Some(lab)
+    /// reason printed when this machine cannot build one (`tools`: what the test needs besides
+    /// `ip` and `nft`).
+    fn new(tag: &str, tools: &[&str]) -> Option<Lab> {
+        let mut net = Netlab::new(tag, &[&["nft"], tools].concat())?;
+        let a = net.host("a");
+        let b = net.host("b");
+        net.link(
+            (&a, "eth0", Some("10.77.0.1/24")),
+            (&b, "eth0", Some("10.77.0.2/24")),
+        );
+        Some(Lab { net, a, b })
     }
 
     /// `weft ARGS` inside namespace `ns`.
     fn weft(&self, ns: &str, args: &[&str]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_weft")])
-            .args(args)
-            .env_remove("WEFT_LOG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
-        command
+        self.net.weft(ns, args)
     }
 
     /// Drops every packet arriving on the veth pair (`drop_percent` = 100), some of them, or
     /// none (0), in both namespaces.
     fn drop_on_link(&self, drop_percent: u32) {
-        for (ns, veth) in [(&self.a, &self.veth_a), (&self.b, &self.veth_b)] {
+        for ns in [&self.a, &self.b] {
             let _ = Command::new("ip")
                 .args([
                     "netns", "exec", ns, "nft", "delete", "table", "inet", "chaos",
@@ -126,103 +65,30 @@ impl Lab {
                 continue;
             }
             let rule = if drop_percent >= 100 {
-                format!("iifname {veth} drop")
+                "iifname eth0 drop".to_owned()
             } else {
-                format!("iifname {veth} numgen random mod 100 < {drop_percent} drop")
+                format!("iifname eth0 numgen random mod 100 < {drop_percent} drop")
             };
-            let nft = |args: &[&str]| {
-                let mut all = vec!["ip", "netns", "exec", ns, "nft"];
-                all.extend_from_slice(args);
-                run(&all);
-            };
-            nft(&["add", "table", "inet", "chaos"]);
-            nft(&[
-                "add",
-                "chain",
-                "inet",
-                "chaos",
-                "input",
-                "{ type filter hook input priority 0; policy accept; }",
-            ]);
-            nft(&["add", "rule", "inet", "chaos", "input", &rule]);
-        }
-    }
-
-    /// Drops, in `b`, what comes from `a`'s node directly (UDP from port 4001): B hears A only
-    /// through the proxy.
-    fn only_through_proxy(&self) {
-        run(&[
-            "ip", "netns", "exec", &self.b, "nft", "add", "table", "inet", "direct",
-        ]);
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.b,
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            "direct",
-            "input",
-            "{ type filter hook input priority 0; policy accept; }",
-        ]);
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.b,
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            "direct",
-            "input",
-            "ip saddr 10.77.0.1 udp sport 4001 drop",
-        ]);
-    }
-
-    /// A UDP proxy in namespace `a` at `10.77.0.1:PORT` forwarding to `a`'s node on
-    /// `127.0.0.1:4001`, holding every datagram `ms` milliseconds each way.
-    fn delaying_proxy(&self, port: u16, ms: u64) -> Running {
-        let mut proxy = Command::new("ip")
-            .args(["netns", "exec", &self.a])
-            .arg(std::env::current_exe().unwrap())
-            .args(["delay_proxy", "--exact", "--ignored", "--nocapture"])
-            .env(PROXY_ENV, format!("10.77.0.1:{port} 127.0.0.1:4001 {ms}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = lines(proxy.stdout.take().unwrap());
-        wait_for(&out, LIMIT, |l| l == "ready");
-        Running(out, Killed(proxy))
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // The veth pair goes with its namespaces.
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            self.net.nft(
+                ns,
+                &format!(
+                    "table inet chaos {{
+                        chain input {{
+                            type filter hook input priority 0; policy accept;
+                            {rule}
+                        }}
+                    }}
+"
+                ),
+            );
         }
     }
 }
-
-/// A process and the rest of its output: dropping the reader would close the pipe, and its
-/// next line would kill it.
-struct Running(#[allow(dead_code)] mpsc::Receiver<String>, Killed);
 
 /// Node A in `a` and node B in `b`, B bootstrapping from A; each listens on every address of
 /// its namespace (one socket: libp2p dials from a listener's socket, and one bound to 127.0.0.1
 /// cannot reach the veth), and that side's clients attach over loopback.
 fn two_nodes(lab: &Lab) -> (Running, Running) {
-    two_nodes_via(lab, "10.77.0.1:4001")
-}
-
-/// [`two_nodes`], with B bootstrapping from A at `a_addr`.
-fn two_nodes_via(lab: &Lab, a_addr: &str) -> (Running, Running) {
     let start = |ns: &str, args: &[&str]| {
         let mut node = lab
             .weft(ns, args)
@@ -232,12 +98,18 @@ fn two_nodes_via(lab: &Lab, a_addr: &str) -> (Running, Running) {
             .unwrap();
         let out = lines(node.stdout.take().unwrap());
         wait_for(&out, LIMIT, |l| l.starts_with("/ip4/127.0.0.1/udp/4001"));
-        Running(out, Killed(node))
+        Running::new(node, vec![out])
     };
     let a = start(&lab.a, &["node", "--listen", "0.0.0.0:4001"]);
     let b = start(
         &lab.b,
-        &["node", "--listen", "0.0.0.0:4001", "--bootstrap", a_addr],
+        &[
+            "node",
+            "--listen",
+            "0.0.0.0:4001",
+            "--bootstrap",
+            "10.77.0.1:4001",
+        ],
     );
     (a, b)
 }
@@ -263,7 +135,7 @@ fn provider(lab: &Lab, ns: &str, procedure: &str, record: &Path, pause: &str) ->
         .unwrap();
     let err = lines(serve.stderr.take().unwrap());
     wait_for(&err, LIMIT, |l| l == "ready");
-    Running(err, Killed(serve))
+    Running::new(serve, vec![err])
 }
 
 /// A `weft sub` in `ns` to `orders.*`, once it says it is subscribed: its events (one JSON line
@@ -281,7 +153,7 @@ fn subscriber(lab: &Lab, ns: &str) -> (mpsc::Receiver<String>, Running) {
     let events = lines(sub.stdout.take().unwrap());
     let err = lines(sub.stderr.take().unwrap());
     wait_for(&err, LIMIT, |l| l == "ready");
-    (events, Running(err, Killed(sub)))
+    (events, Running::new(sub, vec![err]))
 }
 
 /// `weft call` from `ns`: its exit code and how long it took.
@@ -365,7 +237,9 @@ fn until_a_call_succeeds(lab: &Lab, ns: &str, procedure: &str, within: Duration)
 /// restarted.
 #[test]
 fn after_a_partition_heals_the_same_subscriber_and_callers_work_again() {
-    let Some(lab) = Lab::new("p") else { return };
+    let Some(lab) = Lab::new("p", &[]) else {
+        return;
+    };
     let (_a, _b) = two_nodes(&lab);
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("calls");
@@ -438,7 +312,9 @@ fn wait_for_any(rx: &mpsc::Receiver<String>, within: Duration) -> bool {
 /// within its timeout, and none is executed twice.
 #[test]
 fn a_provider_killed_mid_call_leaves_every_call_with_an_outcome_and_none_run_twice() {
-    let Some(lab) = Lab::new("k") else { return };
+    let Some(lab) = Lab::new("k", &[]) else {
+        return;
+    };
     let (_a, _b) = two_nodes(&lab);
     let dir = tempfile::tempdir().unwrap();
     let (first, second) = (dir.path().join("first"), dir.path().join("second"));
@@ -474,7 +350,7 @@ fn a_provider_killed_mid_call_leaves_every_call_with_an_outcome_and_none_run_twi
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let mut doomed = doomed;
-    doomed.1.0.kill().unwrap();
+    doomed.kill().unwrap();
     let mut outcomes = Vec::new();
     for (started, child) in callers {
         let out = child.wait_with_output().unwrap();
@@ -503,11 +379,12 @@ fn a_provider_killed_mid_call_leaves_every_call_with_an_outcome_and_none_run_twi
 /// through, each call once, each within its timeout.
 #[test]
 fn with_five_percent_loss_and_delay_calls_and_publications_go_through() {
-    let Some(lab) = Lab::new("l") else { return };
-    // B reaches A only through the proxy, so every packet between them is delayed.
-    let _proxy = lab.delaying_proxy(4101, 50);
-    lab.only_through_proxy();
-    let (_a, _b) = two_nodes_via(&lab, "10.77.0.1:4101");
+    let Some(mut lab) = Lab::new("l", &["iptables"]) else {
+        return;
+    };
+    lab.net
+        .delay_link(&lab.a, "eth0", Duration::from_millis(50));
+    let (_a, _b) = two_nodes(&lab);
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("calls");
     let _provider = provider(&lab, &lab.b.clone(), "orders.get", &record, "0");
@@ -563,62 +440,8 @@ fn with_five_percent_loss_and_delay_calls_and_publications_go_through() {
         (1000..1009).collect::<Vec<_>>(),
         "every one, in order"
     );
-}
-
-/// Where [`delay_proxy`] reads its settings: `LISTEN TARGET MILLISECONDS`.
-const PROXY_ENV: &str = "WEFT_CHAOS_DELAY_PROXY";
-
-/// Not a test: the loss test runs this, inside a namespace, as a UDP proxy that forwards
-/// between one client at `LISTEN` and `TARGET`, holding each datagram the given milliseconds.
-/// It runs until killed.
-#[test]
-#[ignore = "not a test: the loss test runs it inside a network namespace"]
-fn delay_proxy() {
-    let settings = std::env::var(PROXY_ENV).expect("run by the loss test, which sets it");
-    let [listen, target, ms] = settings.split(' ').collect::<Vec<_>>()[..] else {
-        panic!("{PROXY_ENV}: LISTEN TARGET MILLISECONDS, not {settings:?}")
-    };
-    let delay = Duration::from_millis(ms.parse().unwrap());
-    let front = std::net::UdpSocket::bind(listen).unwrap();
-    let back = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    back.connect(target).unwrap();
-    let client = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let to_target = held({
-        let back = back.try_clone().unwrap();
-        move |datagram: &[u8]| {
-            let _ = back.send(datagram);
-        }
-    });
-    let to_client = held({
-        let (front, client) = (front.try_clone().unwrap(), client.clone());
-        move |datagram: &[u8]| {
-            if let Some(addr) = *client.lock().unwrap() {
-                let _ = front.send_to(datagram, addr);
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        let mut buf = vec![0; 65_536];
-        while let Ok(len) = back.recv(&mut buf) {
-            let _ = to_client.send((Instant::now() + delay, buf[..len].to_vec()));
-        }
-    });
-    println!("ready");
-    let mut buf = vec![0; 65_536];
-    while let Ok((len, from)) = front.recv_from(&mut buf) {
-        *client.lock().unwrap() = Some(from);
-        let _ = to_target.send((Instant::now() + delay, buf[..len].to_vec()));
-    }
-}
-
-/// A thread that sends each datagram it is given with `send`, at its due time, in order.
-fn held(send: impl Fn(&[u8]) + Send + 'static) -> mpsc::Sender<(Instant, Vec<u8>)> {
-    let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
-    std::thread::spawn(move || {
-        for (due, datagram) in rx {
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
-            send(&datagram);
-        }
-    });
-    tx
+    assert!(
+        lab.net.delayed(&lab.a) > 0,
+        "nothing went through the delay"
+    );
 }

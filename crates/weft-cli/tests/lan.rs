@@ -7,19 +7,14 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-use serde_json::Value;
+use std::time::Duration;
 
 use common::netns::Netlab;
-use common::{Killed, lines, wait_for};
+use common::{Killed, Running, lines, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A process and the rest of its output: dropping a reader would close its pipe, and the
-/// process's next line there would kill it.
-struct Running(#[allow(dead_code)] Vec<mpsc::Receiver<String>>, Killed);
+/// What the procedure these tests serve answers.
+const OK: &str = r#"{"ok":1}"#;
 
 /// `weft node ARGS` in `ns`, once it prints a listen address `first` accepts.
 fn node(lab: &Netlab, ns: &str, args: &[&str], first: impl Fn(&str) -> bool) -> Running {
@@ -32,110 +27,7 @@ fn node(lab: &Netlab, ns: &str, args: &[&str], first: impl Fn(&str) -> bool) -> 
     let out = lines(node.stdout.take().unwrap());
     let err = lines(node.stderr.take().unwrap());
     wait_for(&out, LIMIT, first);
-    Running(vec![out, err], Killed(node))
-}
-
-/// A `weft sub` to `orders.*` through the node at `connect`, once subscribed: its events.
-fn subscriber(lab: &Netlab, ns: &str, connect: &str) -> (mpsc::Receiver<String>, Running) {
-    let mut sub = lab
-        .weft(
-            ns,
-            &["sub", "--connect", connect, "--realm", "dev", "orders.*"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let events = lines(sub.stdout.take().unwrap());
-    let err = lines(sub.stderr.take().unwrap());
-    wait_for(&err, LIMIT, |l| l == "ready");
-    (events, Running(vec![err], Killed(sub)))
-}
-
-/// A `weft serve` of `orders.get` through the node at `connect`, answering `{"ok":1}`.
-fn provider(lab: &Netlab, ns: &str, connect: &str) -> Running {
-    let mut serve = lab
-        .weft(
-            ns,
-            &[
-                "serve",
-                "--connect",
-                connect,
-                "--realm",
-                "dev",
-                "orders.get",
-            ],
-        )
-        .args(["--", "sh", "-c", r#"read -r line; echo '{"ok":1}'"#])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = lines(serve.stderr.take().unwrap());
-    wait_for(&err, LIMIT, |l| l == "ready");
-    Running(vec![err], Killed(serve))
-}
-
-/// Publishes `{"n":N}` on `orders.placed` through `connect` until the subscriber hears one:
-/// until the mesh has formed, a publication can reach nobody.
-fn until_heard(lab: &Netlab, ns: &str, connect: &str, events: &mpsc::Receiver<String>) {
-    let started = Instant::now();
-    for n in 0.. {
-        let status = lab
-            .weft(
-                ns,
-                &[
-                    "pub",
-                    "--connect",
-                    connect,
-                    "--realm",
-                    "dev",
-                    "orders.placed",
-                    &format!(r#"{{"n":{n}}}"#),
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "pub {n}: {status}");
-        if let Ok(line) = events.recv_timeout(Duration::from_secs(1)) {
-            let event: Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(event["topic"], "orders.placed");
-            return;
-        }
-        assert!(started.elapsed() < LIMIT, "the subscriber heard nothing");
-    }
-}
-
-/// Calls `orders.get` through `connect` until a call is answered.
-fn until_answered(lab: &Netlab, ns: &str, connect: &str) {
-    let started = Instant::now();
-    loop {
-        let out = lab
-            .weft(
-                ns,
-                &[
-                    "call",
-                    "--connect",
-                    connect,
-                    "--realm",
-                    "dev",
-                    "orders.get",
-                    "{}",
-                    "--timeout",
-                    "2s",
-                ],
-            )
-            .output()
-            .unwrap();
-        if out.status.success() {
-            let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(answer["ok"], 1);
-            return;
-        }
-        assert!(started.elapsed() < LIMIT, "no call was answered");
-    }
+    Running::new(node, vec![out, err])
 }
 
 /// The local addresses of the UDP sockets process `pid` holds in `ns`.
@@ -207,12 +99,13 @@ fn a_node_bound_to_an_interface_listens_and_dials_only_there() {
         ],
         |l| l.starts_with("/ip4/10.80.0.2/udp/4001"),
     );
-    let b_pid = b_node.1.0.id();
+    let b_pid = b_node.id();
 
-    let (events, _sub) = subscriber(&lab, &a, "127.0.0.1:4001");
-    until_heard(&lab, &b, "10.80.0.2:4001", &events);
-    let _provider = provider(&lab, &b, "10.80.0.2:4001");
-    until_answered(&lab, &a, "127.0.0.1:4001");
+    let (events, _sub) = lab.subscriber(&a, "127.0.0.1:4001", LIMIT);
+    lab.until_heard(&b, "10.80.0.2:4001", &events, LIMIT);
+    let _provider = lab.provider(&b, "10.80.0.2:4001", "orders.get", OK, LIMIT);
+    let answer = lab.until_answered(&a, "127.0.0.1:4001", "orders.get", LIMIT);
+    assert_eq!(answer["ok"], 1);
 
     // Everything B sent and received went through the one socket on eth0's address.
     assert_eq!(udp_sockets(&lab, &b, b_pid), ["10.80.0.2:4001"]);
@@ -264,9 +157,10 @@ fn nodes_on_one_lan_find_each_other_by_mdns() {
         })
         .collect();
     let local = "127.0.0.1:4001";
-    let (events, _sub) = subscriber(&lab, &hosts[0], local);
-    let _provider = provider(&lab, &hosts[2], local);
-    until_heard(&lab, &hosts[1], local, &events);
-    until_answered(&lab, &hosts[0], local);
+    let (events, _sub) = lab.subscriber(&hosts[0], local, LIMIT);
+    let _provider = lab.provider(&hosts[2], local, "orders.get", OK, LIMIT);
+    lab.until_heard(&hosts[1], local, &events, LIMIT);
+    let answer = lab.until_answered(&hosts[0], local, "orders.get", LIMIT);
+    assert_eq!(answer["ok"], 1);
     drop(nodes);
 }

@@ -17,32 +17,30 @@
 //! which hole punching can open. Unsolicited packets are dropped before conntrack confirms
 //! them, so they cannot take the port a flow from inside would keep. The symmetric router
 //! picks an outside port per flow from a range (`snat ip to ADDR:20000-60000 random`): hole
-//! punching cannot guess it, and its node works through the relay. Delay (`tc netem`) is left out: this machine's kernel has
-//! no `sch_netem`.
+//! punching cannot guess it, and its node works through the relay. Each router holds every
+//! packet it forwards [`ROUTER_DELAY`] each way, as `tc netem delay` would (the kernels this
+//! runs on have no `sch_netem`: the delay is an NFQUEUE read by this test, `common::delay`), so
+//! a path through two routers has 80 ms of round trip and one through the relay more.
 //!
-//! Needs root, `ip` and `nft`: elsewhere the test prints why it skips, and `.ci/run` sets
-//! `WEFT_REQUIRE_NETNS=1`, which turns a skip into a failure.
+//! Needs root, `ip`, `nft` and `iptables`: elsewhere the test prints why it skips, and
+//! `.ci/run` sets `WEFT_REQUIRE_NETNS=1`, which turns a skip into a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 mod common;
 
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use common::netns::Netlab;
-use common::{Killed, lines, wait_for};
+use common::{Running, lines, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(90);
+/// What each router adds to a packet, each way.
+const ROUTER_DELAY: Duration = Duration::from_millis(20);
 const LOCAL: &str = "127.0.0.1:4001";
-
-/// A process and its output: dropping a reader would close its pipe, and the process's next
-/// line there would kill it.
-#[allow(dead_code)]
-struct Running(Vec<mpsc::Receiver<String>>, Killed);
 
 /// The lab: its namespaces, by role.
 struct Lab {
@@ -52,11 +50,12 @@ struct Lab {
     h1: String,
     h2: String,
     h3: String,
+    routers: Vec<String>,
 }
 
 impl Lab {
     fn new() -> Option<Lab> {
-        let mut net = Netlab::new("nat", &["nft"])?;
+        let mut net = Netlab::new("nat", &["nft", "iptables"])?;
         let public = net.host("pub");
         let relay = net.host("relay");
         let boot = net.host("boot");
@@ -70,6 +69,7 @@ impl Lab {
         );
         let mut ports = vec!["prelay".to_owned(), "pboot".to_owned()];
         let mut homes = Vec::new();
+        let mut routers = Vec::new();
         for (i, symmetric) in [(1, false), (2, false), (3, true)] {
             let router = net.host(&format!("r{i}"));
             let host = net.host(&format!("h{i}"));
@@ -95,6 +95,8 @@ impl Lab {
             );
             net.exec(&router, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
             nat(&net, &router, &format!("198.18.0.2{i}"), symmetric);
+            net.delay_forwarded(&router, ROUTER_DELAY);
+            routers.push(router);
             ports.push(port);
             homes.push(host);
         }
@@ -110,6 +112,7 @@ impl Lab {
             h1,
             h2,
             h3,
+            routers,
         })
     }
 
@@ -126,7 +129,7 @@ impl Lab {
         let err = lines(node.stderr.take().unwrap());
         let up = wait_for(&err, LIMIT, |l| l.starts_with("weft: node did:key:"));
         let did = up.split_whitespace().nth(2).unwrap().to_owned();
-        (Running(vec![out, err], Killed(node)), did)
+        (Running::new(node, vec![out, err]), did)
     }
 
     /// What `weft nat` says of the node in `ns`.
@@ -157,106 +160,6 @@ impl Lab {
                 "{what}: not within {LIMIT:?}; last said {report}"
             );
             std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-
-    /// A `weft sub` to `orders.*` in `ns`, once subscribed: its events.
-    fn subscriber(&self, ns: &str) -> (mpsc::Receiver<String>, Running) {
-        let mut sub = self
-            .net
-            .weft(
-                ns,
-                &["sub", "--connect", LOCAL, "--realm", "dev", "orders.*"],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let events = lines(sub.stdout.take().unwrap());
-        let err = lines(sub.stderr.take().unwrap());
-        wait_for(&err, LIMIT, |l| l == "ready");
-        (events, Running(vec![err], Killed(sub)))
-    }
-
-    /// A `weft serve` of `procedure` in `ns`, answering `{"from":NS_TAG}`.
-    fn provider(&self, ns: &str, procedure: &str, tag: &str) -> Running {
-        let answer = format!(r#"read -r line; echo '{{"from":"{tag}"}}'"#);
-        let mut serve = self
-            .net
-            .weft(
-                ns,
-                &["serve", "--connect", LOCAL, "--realm", "dev", procedure],
-            )
-            .args(["--", "sh", "-c", &answer])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = lines(serve.stderr.take().unwrap());
-        wait_for(&err, LIMIT, |l| l == "ready");
-        Running(vec![err], Killed(serve))
-    }
-
-    /// Publishes on `orders.placed` from `ns` until the subscriber hears one.
-    fn until_heard(&self, ns: &str, events: &mpsc::Receiver<String>) {
-        let started = Instant::now();
-        for n in 0.. {
-            let status = self
-                .net
-                .weft(
-                    ns,
-                    &[
-                        "pub",
-                        "--connect",
-                        LOCAL,
-                        "--realm",
-                        "dev",
-                        "orders.placed",
-                        &format!(r#"{{"n":{n}}}"#),
-                    ],
-                )
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "pub {n}: {status}");
-            if events.recv_timeout(Duration::from_secs(1)).is_ok() {
-                return;
-            }
-            assert!(started.elapsed() < LIMIT, "the subscriber heard nothing");
-        }
-    }
-
-    /// Calls `procedure` from `ns` until one call is answered; returns the answer.
-    fn until_answered(&self, ns: &str, procedure: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let out = self
-                .net
-                .weft(
-                    ns,
-                    &[
-                        "call",
-                        "--connect",
-                        LOCAL,
-                        "--realm",
-                        "dev",
-                        procedure,
-                        "{}",
-                        "--timeout",
-                        "3s",
-                    ],
-                )
-                .output()
-                .unwrap();
-            if out.status.success() {
-                return serde_json::from_slice(&out.stdout).unwrap();
-            }
-            assert!(
-                started.elapsed() < LIMIT,
-                "no call of {procedure} answered: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
         }
     }
 }
@@ -342,22 +245,28 @@ fn nodes_behind_nats_punch_through_or_stay_relayed() {
     );
 
     // h1 and h2 meet through the relay and punch a direct path.
-    let _provider = lab.provider(&lab.h2, "orders.get", "h2");
-    let (events, _sub) = lab.subscriber(&lab.h1);
-    lab.until_heard(&lab.h2, &events);
-    assert_eq!(lab.until_answered(&lab.h1, "orders.get")["from"], "h2");
+    let net = &lab.net;
+    let _provider = net.provider(&lab.h2, LOCAL, "orders.get", r#"{"from":"h2"}"#, LIMIT);
+    let (events, _sub) = net.subscriber(&lab.h1, LOCAL, LIMIT);
+    net.until_heard(&lab.h2, LOCAL, &events, LIMIT);
+    let answer = net.until_answered(&lab.h1, LOCAL, "orders.get", LIMIT);
+    assert_eq!(answer["from"], "h2");
     lab.nat_until(&lab.h1, "a direct path to h2", |r| {
         peer_path(r, &h2_did) == Some("direct")
     });
 
     // h3, behind the symmetric NAT, reaches them through the relay.
     let (_n3, h3_did) = lab.node(&lab.h3, &["--bootstrap", boot_addr]);
-    lab.until_heard(&lab.h3, &events);
-    assert_eq!(lab.until_answered(&lab.h3, "orders.get")["from"], "h2");
+    net.until_heard(&lab.h3, LOCAL, &events, LIMIT);
+    let answer = net.until_answered(&lab.h3, LOCAL, "orders.get", LIMIT);
+    assert_eq!(answer["from"], "h2");
     let report = lab.nat(&lab.h2);
     assert_eq!(
         peer_path(&report, &h3_did),
         Some("relayed"),
         "h2 reaches h3 only through the relay: {report}"
     );
+    for router in &lab.routers {
+        assert!(lab.net.delayed(router) > 0, "{router} delayed nothing");
+    }
 }

@@ -4,6 +4,8 @@
 // Each test file uses what it needs of this module.
 #![allow(dead_code)]
 
+pub(crate) mod clients;
+pub(crate) mod delay;
 pub(crate) mod netns;
 
 use std::io::{BufRead, BufReader, Read};
@@ -18,6 +20,32 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A process and the rest of its output: dropping a reader would close its pipe, and the
+/// process's next line there would kill it.
+pub(crate) struct Running {
+    _output: Vec<mpsc::Receiver<String>>,
+    process: Killed,
+}
+
+impl Running {
+    pub(crate) fn new(process: Child, output: Vec<mpsc::Receiver<String>>) -> Running {
+        Running {
+            _output: output,
+            process: Killed(process),
+        }
+    }
+
+    /// The process's id.
+    pub(crate) fn id(&self) -> u32 {
+        self.process.0.id()
+    }
+
+    /// Kills the process now (SIGKILL).
+    pub(crate) fn kill(&mut self) -> std::io::Result<()> {
+        self.process.0.kill()
     }
 }
 

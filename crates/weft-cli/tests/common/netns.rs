@@ -1,11 +1,14 @@
 //! Hosts, links and bridges in Linux network namespaces that a test makes and removes, for
 //! tests of what crosses a network (interfaces, LAN discovery, NAT).
 //!
-//! Needs root and `ip` (iproute2), and `nft` (nftables) for tests that say so: elsewhere a lab
-//! is not made and the reason is printed. `.ci/run` installs both and sets
+//! Needs root and `ip` (iproute2), and `nft` (nftables) or `iptables` for tests that say so:
+//! elsewhere a lab is not made and the reason is printed. `.ci/run` installs them and sets
 //! `WEFT_REQUIRE_NETNS=1`, which turns a skip into a failure.
 
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::delay::Delay;
 
 /// Runs `args`, failing the test with its stderr if it fails.
 pub(crate) fn run(args: &[&str]) -> Output {
@@ -23,6 +26,7 @@ pub(crate) fn run(args: &[&str]) -> Output {
 pub(crate) struct Netlab {
     prefix: String,
     namespaces: Vec<String>,
+    delays: Vec<(String, Delay)>,
 }
 
 impl Netlab {
@@ -57,6 +61,7 @@ impl Netlab {
         Some(Netlab {
             prefix: format!("w{}{tag}", std::process::id() % 100_000),
             namespaces: Vec::new(),
+            delays: Vec::new(),
         })
     }
 
@@ -125,6 +130,45 @@ impl Netlab {
         );
     }
 
+    /// Delays every packet `ns` forwards by `by`, each way, as `tc netem delay` on a router
+    /// would. Needs `iptables`.
+    pub(crate) fn delay_forwarded(&mut self, ns: &str, by: Duration) {
+        self.delay(ns, &[&["FORWARD"]], by);
+    }
+
+    /// Delays every packet `ns` sends or receives on `interface` by `by`. Needs `iptables`.
+    pub(crate) fn delay_link(&mut self, ns: &str, interface: &str, by: Duration) {
+        self.delay(
+            ns,
+            &[&["INPUT", "-i", interface], &["OUTPUT", "-o", interface]],
+            by,
+        );
+    }
+
+    /// Packets delayed so far in `ns`: a test checks its traffic went through the delay.
+    pub(crate) fn delayed(&self, ns: &str) -> u64 {
+        self.delays
+            .iter()
+            .filter(|(name, _)| name == ns)
+            .map(|(_, delay)| delay.held())
+            .sum()
+    }
+
+    /// Queues what the iptables `rules` (chain and matches) select, to a [`Delay`] in `ns`.
+    /// nftables has no queue statement on these kernels; iptables' NFQUEUE target does it.
+    fn delay(&mut self, ns: &str, rules: &[&[&str]], by: Duration) {
+        let queue = self.delays.iter().filter(|(name, _)| name == ns).count() as u16;
+        self.delays
+            .push((ns.to_owned(), Delay::start(ns, queue, by)));
+        let queue = queue.to_string();
+        for rule in rules {
+            let mut args = vec!["iptables", "-t", "mangle", "-A"];
+            args.extend_from_slice(rule);
+            args.extend_from_slice(&["-j", "NFQUEUE", "--queue-num", &queue, "--queue-bypass"]);
+            self.exec(ns, &args);
+        }
+    }
+
     /// `weft ARGS` inside `ns` (the process is weft itself: `ip netns exec` execs it).
     pub(crate) fn weft(&self, ns: &str, args: &[&str]) -> Command {
         let mut command = Command::new("ip");
@@ -140,6 +184,8 @@ impl Netlab {
 
 impl Drop for Netlab {
     fn drop(&mut self) {
+        // A delay's reader holds its namespace open.
+        self.delays.clear();
         // Links and bridges go with their namespaces.
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
