@@ -33,10 +33,13 @@ pub const MAX_STORED_KEYS: usize = 1024;
 /// How long a provider record lives at the nodes that store it: a member that is gone without
 /// withdrawing (it crashed) is forgotten this long after its last republication, instead of the
 /// 48 h libp2p defaults to.
-pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(5 * 60);
+pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(12 * 60);
 /// How often a node republishes the records it provides: twice within their lifetime, so one
-/// lost republication does not lose the record.
-pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(2 * 60);
+/// lost republication does not lose the record. Each republication is a Kademlia walk, and at a
+/// small connection budget nearly every peer a walk asks is a new connection: every 2 minutes,
+/// republications were half of the walks of a mesh of 100 nodes at 16 connections, and would
+/// alone take more handshakes a second at 1,000 nodes than 2 cores make.
+pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(5 * 60);
 
 /// Stores a peer's provider record, as Kademlia would have, but with at most 4 of its addresses,
 /// each at most 128 bytes: whoever asks for the key is sent them, and a provider announcing
