@@ -6,18 +6,23 @@
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 
-/// The address is on the loopback interface (127.0.0.0/8 or ::1).
+/// The address is on the loopback interface (127.0.0.0/8 or ::1, or 127.0.0.0/8 written as an
+/// IPv4-mapped IPv6 address, which a dual-stack socket sends to the same place).
 pub(crate) fn is_loopback(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
         _ => false,
     })
 }
 
-/// The address starts with an IP that other networks could route to: not loopback, private
-/// (RFC 1918, IPv6 unique local), link-local, carrier-grade NAT (100.64.0.0/10) or unspecified.
-/// Only such an address can prove a node reachable from outside its own network.
+/// The address starts with a unicast IP that other networks could route to: not loopback,
+/// private (RFC 1918, IPv6 unique local), link-local, carrier-grade NAT (100.64.0.0/10),
+/// unspecified, multicast, broadcast or reserved (0.0.0.0/8, 240.0.0.0/4), nor an IPv4-mapped
+/// IPv6 address (a dual-stack socket sends one to the IPv4 address, whatever that is). Only
+/// such an address can prove a node reachable from outside its own network.
 pub(crate) fn looks_public(addr: &Multiaddr) -> bool {
     match addr.iter().next() {
         Some(Protocol::Ip4(ip)) => {
@@ -27,13 +32,18 @@ pub(crate) fn looks_public(addr: &Multiaddr) -> bool {
                 || ip.is_link_local()
                 || ip.is_unspecified()
                 || ip.is_broadcast()
+                || ip.is_multicast()
+                || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b)))
         }
         Some(Protocol::Ip6(ip)) => {
             !(ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_unique_local()
-                || ip.is_unicast_link_local())
+                || ip.is_unicast_link_local()
+                || ip.is_multicast()
+                || ip.to_ipv4_mapped().is_some())
         }
         _ => false,
     }
@@ -190,6 +200,7 @@ mod tests {
         assert!(is_loopback(&a("/ip4/127.0.0.1/udp/1/quic-v1")));
         assert!(is_loopback(&a("/ip4/127.3.2.1/udp/1/quic-v1")));
         assert!(is_loopback(&a("/ip6/::1/udp/1/quic-v1")));
+        assert!(is_loopback(&a("/ip6/::ffff:127.0.0.1/udp/1/quic-v1")));
         assert!(!is_loopback(&a("/ip4/10.0.0.1/udp/1/quic-v1")));
         assert!(!is_loopback(&a("/dns4/localhost/udp/1/quic-v1")));
     }
@@ -333,6 +344,13 @@ mod tests {
             "/ip6/fe80::1/udp/1/quic-v1",
             "/ip6/fd12::1/udp/1/quic-v1",
             "/dns4/example.com/udp/1/quic-v1",
+            "/ip4/224.0.0.251/udp/1/quic-v1",
+            "/ip4/240.0.0.1/udp/1/quic-v1",
+            "/ip4/0.1.2.3/udp/1/quic-v1",
+            "/ip6/ff02::1/udp/1/quic-v1",
+            "/ip6/::ffff:127.0.0.1/udp/1/quic-v1",
+            "/ip6/::ffff:192.168.1.2/udp/1/quic-v1",
+            "/ip6/::ffff:203.0.113.5/udp/1/quic-v1",
         ] {
             assert!(!looks_public(&a(private)), "{private}");
         }

@@ -5,7 +5,8 @@
 //! listeners' ports), so listening on the interface's addresses is what makes dials leave from
 //! them. The one way out is a dial that no listener can carry (another family, or a loopback
 //! address from a non-loopback interface): libp2p-quic would open a fresh socket on `0.0.0.0`
-//! for it, so [`Bound`] refuses those dials instead.
+//! for it, so [`Bound`] refuses those dials instead. With or without an interface, [`Bound`]
+//! also refuses dials that would reach the node itself.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -143,6 +144,9 @@ pub(crate) struct Bound<T> {
     interface: Option<Interface>,
     /// Where its listeners listen, and which listener.
     listening: HashMap<Multiaddr, ListenerId>,
+    /// UDP ports of its IPv4 wildcard (`0.0.0.0`) listeners, which answer on every loopback
+    /// address (127.0.0.0/8), not only the 127.0.0.1 reported as listened on.
+    wildcard_ports: HashMap<ListenerId, u16>,
 }
 
 impl<T> Bound<T> {
@@ -151,17 +155,41 @@ impl<T> Bound<T> {
             inner,
             interface,
             listening: HashMap::new(),
+            wildcard_ports: HashMap::new(),
         }
     }
 }
 
-/// `addr` without a trailing `/p2p/PEER`.
-fn without_peer(addr: &Multiaddr) -> Multiaddr {
+impl<T> Bound<T> {
+    /// Whether a dial of `target` (see [`dial_target`]) reaches one of this node's listeners.
+    fn is_own(&self, target: &Multiaddr) -> bool {
+        if self.listening.contains_key(target) {
+            return true;
+        }
+        let mut parts = target.iter();
+        matches!(
+            (parts.next(), parts.next()),
+            (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port)))
+                if ip.is_loopback() && self.wildcard_ports.values().any(|p| *p == port)
+        )
+    }
+}
+
+/// Where a dial of `addr` goes, written as a listen address is: without trailing `/p2p/PEER`s
+/// (libp2p-quic ignores any number of them), and an IPv4-mapped IPv6 address as the IPv4
+/// address a dual-stack socket sends it to.
+fn dial_target(addr: &Multiaddr) -> Multiaddr {
     let mut addr = addr.clone();
-    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+    while matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
         addr.pop();
     }
-    addr
+    match addr.iter().next() {
+        Some(Protocol::Ip6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => with_ip(&addr, IpAddr::V4(v4)),
+            None => addr,
+        },
+        _ => addr,
+    }
 }
 
 impl<T: Transport + Unpin> Transport for Bound<T> {
@@ -175,6 +203,12 @@ impl<T: Transport + Unpin> Transport for Bound<T> {
         id: ListenerId,
         addr: Multiaddr,
     ) -> Result<(), TransportError<Self::Error>> {
+        let mut parts = addr.iter();
+        if let (Some(Protocol::Ip4(ip)), Some(Protocol::Udp(port))) = (parts.next(), parts.next())
+            && ip.is_unspecified()
+        {
+            self.wildcard_ports.insert(id, port);
+        }
         self.inner.listen_on(id, addr)
     }
 
@@ -192,7 +226,7 @@ impl<T: Transport + Unpin> Transport for Bound<T> {
         {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
-        if self.listening.contains_key(&without_peer(&addr)) {
+        if self.is_own(&dial_target(&addr)) {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
         self.inner.dial(addr, opts)
@@ -215,6 +249,7 @@ impl<T: Transport + Unpin> Transport for Bound<T> {
             }
             Poll::Ready(TransportEvent::ListenerClosed { listener_id, .. }) => {
                 self.listening.retain(|_, id| id != listener_id);
+                self.wildcard_ports.remove(listener_id);
             }
             _ => {}
         }
@@ -335,7 +370,12 @@ mod tests {
         let peer: Multiaddr = "/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
             .parse()
             .unwrap();
-        for addr in [own.clone(), own.clone().with(peer.iter().next().unwrap())] {
+        let p2p = peer.iter().next().unwrap();
+        for addr in [
+            own.clone(),
+            own.clone().with(p2p.clone()),
+            own.clone().with(p2p.clone()).with(p2p),
+        ] {
             assert!(
                 matches!(
                     transport.dial(addr.clone(), opts()),
@@ -364,6 +404,33 @@ mod tests {
             }
         }
         assert!(transport.listening.is_empty());
+    }
+
+    #[test]
+    fn a_wildcard_listener_owns_every_loopback_address_at_its_port() {
+        let mut bound = Bound::new((), None);
+        bound.wildcard_ports.insert(ListenerId::next(), 4001);
+        let own = |a: &str| bound.is_own(&dial_target(&a.parse().unwrap()));
+        assert!(own("/ip4/127.0.0.2/udp/4001/quic-v1"));
+        assert!(own("/ip6/::ffff:127.9.9.9/udp/4001/quic-v1"));
+        assert!(!own("/ip4/127.0.0.2/udp/4002/quic-v1"), "another port");
+        assert!(!own("/ip4/10.0.0.2/udp/4001/quic-v1"), "another host");
+    }
+
+    #[test]
+    fn a_dial_is_compared_with_listen_addresses_as_the_socket_sends_it() {
+        let peer = "/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        let target = |a: &str| dial_target(&a.parse().unwrap()).to_string();
+        assert_eq!(
+            target(&format!(
+                "/ip6/::ffff:127.0.0.1/udp/4001/quic-v1{peer}{peer}"
+            )),
+            "/ip4/127.0.0.1/udp/4001/quic-v1"
+        );
+        assert_eq!(
+            target("/ip6/2001:db8::1/udp/4001/quic-v1"),
+            "/ip6/2001:db8::1/udp/4001/quic-v1"
+        );
     }
 
     #[test]

@@ -87,11 +87,15 @@ pub(crate) struct Reach {
 
 impl Reach {
     /// Whether hole punching may offer peers `addr`, an address this node was seen at: only a
-    /// public-looking, direct one. A loopback or LAN address would have a peer on another
-    /// network dial itself or its neighbours, and libp2p gives up a punch at the first
-    /// connection to the wrong peer.
+    /// public-looking, direct QUIC one (`/ip4|ip6/…/udp/PORT/quic-v1`). A loopback or LAN
+    /// address would have a peer on another network dial itself or its neighbours, and libp2p
+    /// gives up a punch at the first connection to the wrong peer.
     pub(crate) fn punchable(addr: &Multiaddr) -> bool {
-        crate::addresses::looks_public(addr) && !is_relayed(addr)
+        let mut parts = addr.iter().skip(1);
+        crate::addresses::looks_public(addr)
+            && matches!(parts.next(), Some(Protocol::Udp(_)))
+            && matches!(parts.next(), Some(Protocol::QuicV1))
+            && parts.all(|p| matches!(p, Protocol::P2p(_)))
     }
 
     /// Whether to have AutoNAT test `addr`, an address this node was seen at: only a
@@ -377,6 +381,9 @@ mod tests {
             "/ip4/127.0.0.1/udp/4001/quic-v1",
             "/ip4/192.168.1.2/udp/4001/quic-v1",
             "/ip4/198.18.0.10/udp/4001/quic-v1/p2p-circuit",
+            "/ip6/::ffff:127.0.0.1/udp/4001/quic-v1",
+            "/ip4/198.18.0.21/tcp/4001",
+            "/ip4/198.18.0.21/udp/4001/webrtc-direct",
         ] {
             assert!(!Reach::punchable(&addr(private)), "{private}");
         }
