@@ -123,37 +123,7 @@ fn provider(lab: &Lab, ns: &str, procedure: &str, record: &Path, pause: &str) ->
         r#"read -r line; echo "$line" >> {}; sleep {pause}; echo '{{"ok":1}}'"#,
         record.display()
     );
-    let mut serve = lab
-        .weft(
-            ns,
-            &["serve", "--connect", LOCAL, "--realm", "dev", procedure],
-        )
-        .args(["--", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = lines(serve.stderr.take().unwrap());
-    wait_for(&err, LIMIT, |l| l == "ready");
-    Running::new(serve, vec![err])
-}
-
-/// A `weft sub` in `ns` to `orders.*`, once it says it is subscribed: its events (one JSON line
-/// each), and the process.
-fn subscriber(lab: &Lab, ns: &str) -> (mpsc::Receiver<String>, Running) {
-    let mut sub = lab
-        .weft(
-            ns,
-            &["sub", "--connect", LOCAL, "--realm", "dev", "orders.*"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let events = lines(sub.stdout.take().unwrap());
-    let err = lines(sub.stderr.take().unwrap());
-    wait_for(&err, LIMIT, |l| l == "ready");
-    (events, Running::new(sub, vec![err]))
+    lab.net.serve(ns, LOCAL, procedure, &script, LIMIT)
 }
 
 /// `weft call` from `ns`: its exit code and how long it took.
@@ -176,27 +146,6 @@ fn call(lab: &Lab, ns: &str, procedure: &str, args: &str, timeout: &str) -> (i32
         .output()
         .unwrap();
     (out.status.code().unwrap_or(-1), started.elapsed())
-}
-
-fn publish(lab: &Lab, ns: &str, n: u64) {
-    let status = lab
-        .weft(
-            ns,
-            &[
-                "pub",
-                "--connect",
-                LOCAL,
-                "--realm",
-                "dev",
-                "orders.placed",
-                &format!(r#"{{"n":{n}}}"#),
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "pub {n}: {status}");
 }
 
 /// The ids recorded by providers, one JSON line per executed call.
@@ -244,7 +193,7 @@ fn after_a_partition_heals_the_same_subscriber_and_callers_work_again() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("calls");
     let _provider = provider(&lab, &lab.b.clone(), "orders.get", &record, "0");
-    let (sub_out, _sub) = subscriber(&lab, &lab.a);
+    let (sub_out, _sub) = lab.net.subscriber(&lab.a, LOCAL, LIMIT);
     until_a_call_succeeds(&lab, &lab.a, "orders.get", LIMIT);
     let received = |n: u64| {
         move |line: &str| serde_json::from_str::<Value>(line).unwrap()["payload"]["n"] == n
@@ -254,7 +203,7 @@ fn after_a_partition_heals_the_same_subscriber_and_callers_work_again() {
     let mut n = 0;
     loop {
         n += 1;
-        publish(&lab, &lab.b, n);
+        lab.net.publish(&lab.b, LOCAL, n);
         if sub_out.recv_timeout(Duration::from_secs(1)).is_ok() {
             break;
         }
@@ -272,7 +221,7 @@ fn after_a_partition_heals_the_same_subscriber_and_callers_work_again() {
     let mut first = None;
     while first.is_none() {
         n += 1;
-        publish(&lab, &lab.b, n);
+        lab.net.publish(&lab.b, LOCAL, n);
         if wait_for_any(&sub_out, Duration::from_millis(500)) {
             first = Some(healed.elapsed());
         }
@@ -283,7 +232,7 @@ fn after_a_partition_heals_the_same_subscriber_and_callers_work_again() {
     }
     for _ in 0..3 {
         n += 1;
-        publish(&lab, &lab.b, n);
+        lab.net.publish(&lab.b, LOCAL, n);
         wait_for(&sub_out, Duration::from_secs(5), received(n));
     }
     let mut calls = Vec::new();
@@ -389,13 +338,13 @@ fn with_five_percent_loss_and_delay_calls_and_publications_go_through() {
     let record = dir.path().join("calls");
     let _provider = provider(&lab, &lab.b.clone(), "orders.get", &record, "0");
     until_a_call_succeeds(&lab, &lab.a, "orders.get", LIMIT);
-    let (events, _sub) = subscriber(&lab, &lab.b);
+    let (events, _sub) = lab.net.subscriber(&lab.b, LOCAL, LIMIT);
     // The subscription reaches A over the delayed link; a publication that arrives before it
     // has no subscriber to go to, so publish until the first one is delivered.
     let mut n = 0;
     while !wait_for_any(&events, Duration::from_millis(500)) {
         assert!(n < 100, "no publication reached the subscriber");
-        publish(&lab, &lab.a, n);
+        lab.net.publish(&lab.a, LOCAL, n);
         n += 1;
     }
 
@@ -411,7 +360,7 @@ fn with_five_percent_loss_and_delay_calls_and_publications_go_through() {
         ));
     }
     for n in 1000..1009 {
-        publish(&lab, &lab.a, n);
+        lab.net.publish(&lab.a, LOCAL, n);
     }
     let number = |line: &str| {
         serde_json::from_str::<Value>(line).unwrap()["payload"]["n"]

@@ -45,12 +45,26 @@ impl Netlab {
         within: Duration,
     ) -> Running {
         let script = format!("read -r line; echo '{answer}'");
+        self.serve(ns, connect, procedure, &script, within)
+    }
+
+    /// A `weft serve` of `procedure` in `ns` through the node at `connect`, running `sh -c
+    /// SCRIPT` for each call (the arguments on its stdin, the answer on its stdout), once it
+    /// serves.
+    pub(crate) fn serve(
+        &self,
+        ns: &str,
+        connect: &str,
+        procedure: &str,
+        script: &str,
+        within: Duration,
+    ) -> Running {
         let mut serve = self
             .weft(
                 ns,
                 &["serve", "--connect", connect, "--realm", "dev", procedure],
             )
-            .args(["--", "sh", "-c", &script])
+            .args(["--", "sh", "-c", script])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -71,24 +85,7 @@ impl Netlab {
     ) {
         let started = Instant::now();
         for n in 0.. {
-            let status = self
-                .weft(
-                    ns,
-                    &[
-                        "pub",
-                        "--connect",
-                        connect,
-                        "--realm",
-                        "dev",
-                        "orders.placed",
-                        &format!(r#"{{"n":{n}}}"#),
-                    ],
-                )
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "pub {n}: {status}");
+            self.publish(ns, connect, n);
             if let Ok(line) = events.recv_timeout(Duration::from_secs(1)) {
                 let event: Value = serde_json::from_str(&line).unwrap();
                 assert_eq!(event["topic"], "orders.placed");
@@ -96,6 +93,28 @@ impl Netlab {
             }
             assert!(started.elapsed() < within, "the subscriber heard nothing");
         }
+    }
+
+    /// Publishes `{"n":N}` on `orders.placed` from `ns` through `connect`, once.
+    pub(crate) fn publish(&self, ns: &str, connect: &str, n: u64) {
+        let status = self
+            .weft(
+                ns,
+                &[
+                    "pub",
+                    "--connect",
+                    connect,
+                    "--realm",
+                    "dev",
+                    "orders.placed",
+                    &format!(r#"{{"n":{n}}}"#),
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pub {n}: {status}");
     }
 
     /// Calls `procedure` from `ns` through `connect` until a call is answered; returns the
