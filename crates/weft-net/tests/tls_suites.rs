@@ -1,8 +1,11 @@
-//! The QUIC connections' cipher suite order comes from the patched libp2p-tls (`patches/`).
+//! The QUIC connections' cipher suite order, and certificates verified once, come from the
+//! patched libp2p-tls (`patches/`).
 //!
 //! A rustls server takes the first suite in the dialer's list that it supports, so this order
-//! decides what seals and opens every packet. If a libp2p upgrade leaves the patch behind (say
-//! libp2p-quic moves to a libp2p-tls the patch does not match), these tests fail.
+//! decides what seals and opens every packet. A handshake parses the peer's certificate three
+//! times and a peer keeps its certificate while it runs, so its signatures are checked once. If
+//! a libp2p upgrade leaves the patch behind (say libp2p-quic moves to a libp2p-tls the patch
+//! does not match), these tests fail.
 
 use libp2p::identity::Keypair;
 use rustls::CipherSuite;
@@ -83,5 +86,30 @@ fn the_only_libp2p_tls_is_the_patched_one() {
     assert!(
         quic.contains("\"libp2p-tls\""),
         "libp2p-quic uses libp2p-tls"
+    );
+}
+
+/// A certificate whose signatures were verified is remembered, and vouches for exactly its own
+/// bytes: a copy with one byte changed is verified, and refused.
+#[test]
+fn verified_certificates_are_remembered_byte_for_byte() {
+    let keypair = Keypair::generate_ed25519();
+    let (certificate, _key) = libp2p_tls::certificate::generate(&keypair).unwrap();
+    let before = libp2p_tls::certificate::remembered();
+
+    let parsed = libp2p_tls::certificate::parse(&certificate).expect("a fresh certificate");
+    assert_eq!(parsed.peer_id(), keypair.public().to_peer_id());
+    assert!(libp2p_tls::certificate::remembered() > before, "remembered");
+    let again = libp2p_tls::certificate::parse(&certificate).expect("remembered, still valid");
+    assert_eq!(again.peer_id(), keypair.public().to_peer_id());
+
+    // The last bytes of the DER are the self-signature's.
+    let mut forged = certificate.to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let forged = rustls::pki_types::CertificateDer::from(forged);
+    assert!(
+        libp2p_tls::certificate::parse(&forged).is_err(),
+        "a changed signature is verified, not taken from the remembered original"
     );
 }

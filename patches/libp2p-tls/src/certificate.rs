@@ -124,12 +124,23 @@ pub fn generate(
 pub fn parse<'a>(
     certificate: &'a rustls::pki_types::CertificateDer<'a>,
 ) -> Result<P2pCertificate<'a>, ParseError> {
-    let certificate = parse_unverified(certificate.as_ref())?;
+    let der = certificate.as_ref();
+    let certificate = parse_unverified(der)?;
 
-    certificate.verify()?;
+    // weft: the signatures of a certificate are checked once (`crate::verified`); its
+    // validity period at every parse.
+    if !crate::verified::contains(der) {
+        certificate.verify()?;
+        crate::verified::insert(der);
+    } else if !certificate.certificate.validity().is_valid() {
+        return Err(webpki::Error::InvalidCertValidity.into());
+    }
 
     Ok(certificate)
 }
+
+/// weft: how many verified certificates are remembered (`crate::verified`).
+pub use crate::verified::remembered;
 
 /// An X.509 certificate with a libp2p-specific extension
 /// is used to secure libp2p connections.

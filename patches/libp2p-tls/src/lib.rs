@@ -28,6 +28,8 @@
 pub mod certificate;
 mod upgrade;
 mod verifier;
+// weft: certificates verified once per process, not at every parse.
+mod verified;
 
 use std::sync::Arc;
 
