@@ -33,6 +33,10 @@ pub(crate) const MAX_SUBSCRIBED_BUCKETS: usize = 64;
 /// taken up at a later publication.
 pub(crate) const NEW_BUCKETS_PER_SECOND: u64 = 8;
 pub(crate) const NEW_BUCKET_BURST: u64 = 64;
+/// Seconds without a publication after which a publisher withdraws from a bucket: its record
+/// would otherwise be placed again every republication (`weft_net`'s, 5 min) for as long as
+/// the node runs. A publication there later announces it again, as the first one did.
+pub(crate) const PUBLISHER_IDLE: u64 = 5 * 60;
 
 /// Which record a [`Step`] is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -316,8 +320,20 @@ impl Publishing {
 
     /// Looks again for the subscribers of each bucket published to since its last lookup and
     /// not looked up for [`REFRESH`]; a bucket not published to for that long is looked up
-    /// again at its next publication only.
+    /// again at its next publication only. Withdraws from buckets not published to for
+    /// [`PUBLISHER_IDLE`].
     pub(crate) fn tick(&mut self, now: u64) {
+        let idle: Vec<String> = self
+            .buckets
+            .iter()
+            .filter(|(_, used)| now.saturating_sub(used.published) >= PUBLISHER_IDLE)
+            .map(|(bucket, _)| bucket.clone())
+            .collect();
+        for bucket in idle {
+            self.buckets.remove(&bucket);
+            self.requests
+                .emit(Step::StopProviding(Record::Publishers(bucket)));
+        }
         let mut due: Vec<&String> = Vec::new();
         for (bucket, used) in &mut self.buckets {
             if now.saturating_sub(used.looked) >= REFRESH && used.published > used.looked {
@@ -468,6 +484,57 @@ mod tests {
             ],
             "x was not published to since"
         );
+    }
+
+    #[test]
+    fn a_publisher_withdraws_from_buckets_it_stopped_publishing_to_and_comes_back() {
+        let mut p = publishing();
+        p.publish(&name("a.b"), 100);
+        p.publish(&name("x"), 100);
+        drain(|| p.poll());
+        p.publish(&name("a.c"), 100 + PUBLISHER_IDLE - 1);
+        p.tick(100 + PUBLISHER_IDLE - 1);
+        let steps = drain(|| p.poll());
+        assert!(
+            !steps.iter().any(|s| matches!(s, Step::StopProviding(_))),
+            "nothing idle for long enough yet: {steps:?}"
+        );
+        p.tick(100 + PUBLISHER_IDLE);
+        let mut steps = drain(|| p.poll());
+        steps.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            steps,
+            [
+                Step::StopProviding(pubs("a.b")),
+                Step::StopProviding(pubs("x"))
+            ],
+            "the root and a, published to since, stay"
+        );
+        // Publishing there again announces it again, and the publication waits for the lookup.
+        let fresh = p.publish(&name("a.b"), 100 + PUBLISHER_IDLE + 1);
+        assert_eq!(fresh, ["a.b"]);
+        assert_eq!(
+            drain(|| p.poll()),
+            [Step::Provide(pubs("a.b")), Step::LookUp(subs("a.b"))]
+        );
+    }
+
+    #[test]
+    fn a_publisher_that_stopped_altogether_withdraws_the_root_too() {
+        let mut p = publishing();
+        p.publish(&name("a"), 100);
+        drain(|| p.poll());
+        p.tick(100 + PUBLISHER_IDLE);
+        let mut steps = drain(|| p.poll());
+        steps.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            steps,
+            [
+                Step::StopProviding(pubs("")),
+                Step::StopProviding(pubs("a"))
+            ]
+        );
+        assert_eq!(p.publish(&name("a"), 100 + PUBLISHER_IDLE), ["", "a"]);
     }
 
     #[test]
