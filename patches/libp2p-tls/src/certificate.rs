@@ -129,9 +129,10 @@ pub fn parse<'a>(
 
     // weft: the signatures of a certificate are checked once (`crate::verified`); its
     // validity period at every parse.
-    if !crate::verified::contains(der) {
+    let digest = crate::verified::digest(der);
+    if !crate::verified::contains(&digest) {
         certificate.verify()?;
-        crate::verified::insert(der);
+        crate::verified::insert(digest);
     } else if !certificate.certificate.validity().is_valid() {
         return Err(webpki::Error::InvalidCertValidity.into());
     }
@@ -139,8 +140,8 @@ pub fn parse<'a>(
     Ok(certificate)
 }
 
-/// weft: how many verified certificates are remembered (`crate::verified`).
-pub use crate::verified::remembered;
+/// weft: whether these bytes passed verification here lately (`crate::verified`).
+pub use crate::verified::remembers;
 
 /// An X.509 certificate with a libp2p-specific extension
 /// is used to secure libp2p connections.
