@@ -20,7 +20,7 @@
 //! topic (as a first publication would look them up). Either way, every node routes to every
 //! other node's subscriptions, or forwards through the overlay (`Node::forwarding`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,17 +207,22 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
 
     let mut calls_ok = 0u64;
     let mut latencies = Vec::new();
+    // Calls that failed, by the contract's code: which part of finding a provider gave out.
+    let mut call_errors: BTreeMap<String, u64> = BTreeMap::new();
     for _ in 0..bench.calls {
         let realm = realm_of(&nodes[picks.next(n)])?;
         let options = weft::CallOptions::default().timeout(CALL_TIMEOUT);
         let t = Instant::now();
-        if realm
+        match realm
             .call_bytes(ECHO, Bytes::from_static(b"ping"), options)
             .await
-            .is_ok()
         {
-            calls_ok += 1;
-            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            Ok(_) => {
+                calls_ok += 1;
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Err(weft::Error::Call(e)) => *call_errors.entry(e.code().to_owned()).or_default() += 1,
+            Err(e) => return Err(e.into()),
         }
     }
     // DHT lookups of the procedure from random nodes that do not provide it (a lookup names
@@ -280,6 +285,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "duplicates": duplicates,
         "calls": bench.calls,
         "calls_ok": calls_ok,
+        "call_errors": call_errors,
         "call_p50_ms": call_p50,
         "call_p99_ms": call_p99,
         "lookups_ok": lookups.len(),
