@@ -506,10 +506,9 @@ async fn a_full_node_releases_the_session_idle_longest_for_a_new_one() {
     shutdown(&spokes).await;
 }
 
-/// With no idle session to let go, a full node gives a new one no place (the newcomer, let in on
-/// the spare room until admitted, is then released itself, and does not try again at once), yet
-/// the newcomer's connection still serves the DHT: through it, the newcomer finds a provider
-/// elsewhere in the realm and calls it.
+/// With no idle session to let go, a full node refuses a new one (the newcomer is told, and does
+/// not try again at once), yet the newcomer's connection still serves the DHT: through it, the
+/// newcomer finds a provider elsewhere in the realm and calls it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_with_no_idle_session_refuses_a_new_one_which_still_reaches_the_realm() {
     let (hub, mut spokes) = full_hub(std::time::Duration::from_secs(3600)).await;

@@ -299,40 +299,31 @@ impl Supervisor {
         Ok(actor)
     }
 
-    /// Room for a session with `peer` within the budget: a free place, a stranger's released for
-    /// it, or the spare room until its peer is admitted (`core::budget`). False if there is none.
+    /// Room for a session with `peer` within the budget: made by releasing the session idle
+    /// longest if need be. False if there is none (`core::budget`).
     fn make_room(&mut self, peer: PeerId) -> bool {
         if self.client {
             return true; // one session, with its access node
         }
         match self.sessions.start(peer, Instant::now()) {
             Room::Free => true,
-            Room::Release(stranger) => {
-                debug!(peer = %stranger, "releasing a session never admitted to make room");
-                self.release(stranger);
+            Room::Release(idle) => {
+                debug!(peer = %idle, "releasing the session idle longest to make room");
+                metrics::counter!("weft_sessions_closed_total", "reason" => "released")
+                    .increment(1);
+                if let Some(entry) = self.peers.get(&idle) {
+                    entry.actor.do_send(Release);
+                }
                 true
             }
             Room::Full => {
                 debug!(%peer, "no room for another session");
-                self.no_room();
+                // Every session is busy or new: whoever this is, it cannot be reached directly.
+                self.scarcity.mark(Instant::now());
+                metrics::counter!("weft_sessions_refused_total", "reason" => "budget").increment(1);
                 false
             }
         }
-    }
-
-    /// Releases `peer`'s session for room.
-    fn release(&self, peer: PeerId) {
-        metrics::counter!("weft_sessions_closed_total", "reason" => "released").increment(1);
-        if let Some(entry) = self.peers.get(&peer) {
-            entry.actor.do_send(Release);
-        }
-    }
-
-    /// A session found no room.
-    fn no_room(&self) {
-        // Every session is busy or new: whoever this is, it cannot be reached directly.
-        self.scarcity.mark(Instant::now());
-        metrics::counter!("weft_sessions_refused_total", "reason" => "budget").increment(1);
     }
 
     /// Notes which sessions carried something since the last sweep.
@@ -645,20 +636,7 @@ impl Handler<PeerAdmitted> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerAdmitted, _ctx: &mut Context<Self>) {
-        // A session that started on spare room gets its place now that its peer is known.
-        match self.sessions.admitted(&msg.peer, Instant::now()) {
-            Some(released) if released == msg.peer => {
-                debug!(peer = %released, "no session idle to make room for a member; released");
-                self.no_room();
-                self.release(released);
-                return;
-            }
-            Some(idle) => {
-                debug!(peer = %idle, "releasing the session idle longest to make room");
-                self.release(idle);
-            }
-            None => {}
-        }
+        self.sessions.admitted(&msg.peer);
         // Only once admitted: a hello's word alone would hold a place for good.
         if msg.client {
             self.sessions.keep(&msg.peer);

@@ -1,27 +1,19 @@
 //! Which session makes room for a new one. A node holds at most [`session_cap`] sessions, below
 //! its connection budget, so that Kademlia's short connections always find room. Past it, a new
 //! session takes the place of another, released with a `Release` frame (the peer stays up and in
-//! its realms, and reconnects when it has something to send).
-//!
-//! Whose place is decided in two steps, because a session starts before its peer says who it is:
-//! - when it starts, it may take only the place of a session whose peer this node has not
-//!   admitted to any realm though it had time to be (identities are free, and a stranger's
-//!   sessions must not hold members' places). Otherwise it starts on spare room above the cap
-//!   ([`Sessions::spare`] sessions at most), or is refused;
-//! - once a session that started on spare room is admitted, the session idle longest makes
-//!   room for it, or, with none idle, it is released itself. A stranger's session never pushes a
-//!   member's out.
-//!
-//! A session is idle once nothing but keep-alives crossed it for a while (`limits.idle_session`,
-//! 30 s by default); a client's is never released (this node is its only way into the mesh).
+//! its realms, and reconnects when it has something to send): first one whose peer this node has
+//! not admitted to any realm though it had time to be (identities are free, and a stranger's
+//! sessions must not hold members' places), then the session idle longest. A session is idle
+//! once nothing but keep-alives crossed it for a while (`limits.idle_session`, 30 s by default);
+//! a client's is never released (this node is its only way into the mesh). With nothing to let
+//! go, the new one is refused.
 //!
 //! The supervisor drives it: [`Sessions::start`] when a session is to start (it answers what to
 //! release, or that there is no room), [`Sessions::active`] from its sweep of the sessions'
-//! activity flags, [`Sessions::admitted`] once it is admitted to a realm (it answers what to
-//! release, if anything), [`Sessions::keep`] once a client is admitted, [`Sessions::end`] when a
-//! session ends, and [`Sessions::released`] when a session was released (by either side), after
-//! which [`Sessions::cooling`] says not to start one with that peer for the sake of membership
-//! alone for a while.
+//! activity flags, [`Sessions::keep`] once a client is admitted, [`Sessions::admitted`] once
+//! it is admitted to a realm, [`Sessions::end`] when a session ends, and [`Sessions::released`]
+//! when a session was released (by either side), after which [`Sessions::cooling`] says not to
+//! start one with that peer for the sake of membership alone for a while.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -63,8 +55,6 @@ struct Held {
     keep: bool,
     /// Its peer is a member of one of this node's realms.
     admitted: bool,
-    /// It started on spare room above the cap, and no place was made for it yet.
-    spare: bool,
 }
 
 /// The sessions held, with when each was last active.
@@ -93,33 +83,22 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         }
     }
 
-    /// Sessions that may start above the cap before their peers are admitted: a quarter of the
-    /// cap, and at least one.
-    pub(crate) fn spare(&self) -> usize {
-        (self.cap / 4).max(1)
-    }
-
-    /// The session held longest by a peer not admitted within its grace, at `now`.
-    fn stranger(&self, now: Instant) -> Option<P> {
-        self.held
+    /// The session to release for a new one at `now`, if any.
+    fn victim(&self, now: Instant) -> Option<P> {
+        let stranger = self
+            .held
             .iter()
             .filter(|(_, h)| {
                 !h.keep && !h.admitted && now.saturating_duration_since(h.started) >= self.grace
             })
             .min_by_key(|(p, h)| (h.started, **p))
-            .map(|(p, _)| *p)
-    }
-
-    /// The session to release for `peer`'s, admitted at `now`: a stranger's, else the one idle
-    /// longest (among equals, the lowest peer, so the choice is reproducible).
-    fn victim(&self, peer: &P, now: Instant) -> Option<P> {
-        self.stranger(now).or_else(|| {
+            .map(|(p, _)| *p);
+        // Idle longest first; among equals, the lowest peer, so the choice is reproducible.
+        stranger.or_else(|| {
             self.held
                 .iter()
-                .filter(|(p, h)| {
-                    *p != peer
-                        && !h.keep
-                        && now.saturating_duration_since(h.active) >= self.idle_after
+                .filter(|(_, h)| {
+                    !h.keep && now.saturating_duration_since(h.active) >= self.idle_after
                 })
                 .min_by_key(|(p, h)| (h.active, **p))
                 .map(|(p, _)| *p)
@@ -132,16 +111,16 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         if self.held.contains_key(&peer) {
             return Room::Free;
         }
-        let (room, spare) = if self.held.len() < self.cap {
-            (Room::Free, false)
-        } else if let Some(stranger) = self.stranger(now) {
-            // In the stranger's place, on the spare room if that is where the stranger was.
-            let spare = self.held.remove(&stranger).is_some_and(|h| h.spare);
-            (Room::Release(stranger), spare)
-        } else if self.held.len() < self.cap + self.spare() {
-            (Room::Free, true)
+        let room = if self.held.len() < self.cap {
+            Room::Free
         } else {
-            return Room::Full;
+            match self.victim(now) {
+                Some(victim) => {
+                    self.held.remove(&victim);
+                    Room::Release(victim)
+                }
+                None => return Room::Full,
+            }
         };
         self.held.insert(
             peer,
@@ -150,7 +129,6 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
                 active: now,
                 keep: false,
                 admitted: false,
-                spare,
             },
         );
         room
@@ -176,18 +154,11 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         }
     }
 
-    /// `peer` was admitted to one of this node's realms, at `now`. If its session started on
-    /// spare room, a place is made for it now: returns the session to release (no longer held),
-    /// which is `peer`'s own if no other may go.
-    pub(crate) fn admitted(&mut self, peer: &P, now: Instant) -> Option<P> {
-        let held = self.held.get_mut(peer)?;
-        held.admitted = true;
-        if !std::mem::take(&mut held.spare) || self.held.len() <= self.cap {
-            return None;
+    /// `peer` was admitted to one of this node's realms.
+    pub(crate) fn admitted(&mut self, peer: &P) {
+        if let Some(held) = self.held.get_mut(peer) {
+            held.admitted = true;
         }
-        let released = self.victim(peer, now).unwrap_or(*peer);
-        self.held.remove(&released);
-        Some(released)
     }
 
     /// A session with `peer` was released at `now`, by either side.
@@ -236,24 +207,15 @@ mod tests {
     const IDLE_AFTER: Duration = Duration::from_secs(30);
     const GRACE: Duration = Duration::from_secs(5);
 
+    /// `cap` sessions whose peers are admitted as soon as they start.
     fn sessions(cap: usize) -> Sessions<u32> {
         Sessions::new(cap, IDLE_AFTER, GRACE)
     }
 
-    /// A session with a peer admitted as soon as it starts: where it found room in the end
-    /// (`Full` if it was refused, or released itself at admission).
     fn start(sessions: &mut Sessions<u32>, peer: u32, now: Instant) -> Room<u32> {
-        match sessions.start(peer, now) {
-            Room::Free => match sessions.admitted(&peer, now) {
-                None => Room::Free,
-                Some(released) if released == peer => Room::Full,
-                Some(released) => Room::Release(released),
-            },
-            room => {
-                assert_eq!(sessions.admitted(&peer, now), None);
-                room
-            }
-        }
+        let room = sessions.start(peer, now);
+        sessions.admitted(&peer);
+        room
     }
 
     #[test]
@@ -373,48 +335,6 @@ mod tests {
         start(&mut held, 1, t0);
         assert_eq!(held.start(2, later - GRACE / 2), Room::Free);
         assert_eq!(start(&mut held, 3, later), Room::Release(1));
-    }
-
-    #[test]
-    fn a_strangers_session_never_pushes_a_members_out() {
-        let t0 = Instant::now();
-        let mut held = sessions(4);
-        for member in 1..=4 {
-            start(&mut held, member, t0);
-        }
-        let later = t0 + IDLE_AFTER * 2; // every member idle
-        assert_eq!(held.spare(), 1);
-        assert_eq!(held.start(10, later), Room::Free, "on the spare room");
-        assert_eq!(held.len(), 5, "no member released for it");
-        assert_eq!(held.start(11, later), Room::Full, "the spare room is taken");
-        // Past its grace the stranger gives its place up, spare room included.
-        let after_grace = later + GRACE;
-        assert_eq!(held.start(12, after_grace), Room::Release(10));
-        assert_eq!(held.len(), 5);
-        assert_eq!(
-            held.admitted(&12, after_grace),
-            Some(1),
-            "admitted: now a member goes"
-        );
-        assert_eq!(held.len(), 4);
-        assert!(held.full());
-    }
-
-    #[test]
-    fn once_a_session_has_its_place_later_admissions_release_nothing() {
-        let t0 = Instant::now();
-        let mut held = sessions(2);
-        start(&mut held, 1, t0);
-        start(&mut held, 2, t0);
-        let later = t0 + IDLE_AFTER * 2;
-        assert_eq!(held.start(3, later), Room::Free);
-        assert_eq!(held.admitted(&3, later), Some(1));
-        assert_eq!(held.admitted(&3, later), None, "a second realm");
-        // A session that started on spare room but found room freed meanwhile takes it.
-        assert_eq!(held.start(4, later), Room::Free);
-        held.end(&2);
-        assert_eq!(held.admitted(&4, later), None);
-        assert_eq!(held.len(), 2);
     }
 
     #[test]
