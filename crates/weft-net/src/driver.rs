@@ -10,7 +10,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, kad, mdns, relay};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::addresses::{self, Announced};
@@ -173,6 +173,8 @@ pub(crate) struct Driver {
     events: mpsc::Sender<NetEvent>,
     bootstrap: Vec<Multiaddr>,
     listen_addrs: Vec<Multiaddr>,
+    /// The same, for those who follow them as they change.
+    listening: watch::Sender<Vec<Multiaddr>>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// The start-up dials of bootstrap addresses, whose failure is reported.
     bootstrap_dials: HashMap<ConnectionId, Multiaddr>,
@@ -321,6 +323,7 @@ impl Driver {
             events: events_tx,
             bootstrap: config.bootstrap,
             listen_addrs: Vec::new(),
+            listening: watch::Sender::new(Vec::new()),
             pending_dials: HashMap::new(),
             bootstrap_dials: HashMap::new(),
             wanted_dials: HashSet::new(),
@@ -576,6 +579,7 @@ impl Driver {
                 }
                 info!(addr = %full, "listening");
                 self.listen_addrs.push(full.clone());
+                self.listening.send_replace(self.listen_addrs.clone());
                 self.emit(NetEvent::Listening { addr: full }).await?;
             }
             SwarmEvent::ConnectionEstablished {
@@ -1002,6 +1006,13 @@ impl Driver {
         let own = *self.swarm.local_peer_id();
         let full = address.clone().with(Protocol::P2p(own));
         self.listen_addrs.retain(|a| a != &full && a != address);
+        self.listening.send_replace(self.listen_addrs.clone());
+    }
+
+    /// The listen addresses from now on: a wildcard listener learns its interfaces' one at a
+    /// time, after it started.
+    pub(crate) fn watch_listen_addrs(&self) -> watch::Receiver<Vec<Multiaddr>> {
+        self.listening.subscribe()
     }
 
     /// The node's reachability; with `peers`, the path to each peer as well.

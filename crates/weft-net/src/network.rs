@@ -49,6 +49,7 @@ async fn drive(
                 control,
                 peer_id,
                 runtime,
+                listening: driver.watch_listen_addrs(),
             };
             if ready(Ok((network, events))) {
                 driver.run().await;
@@ -70,6 +71,7 @@ pub struct Network {
     control: libp2p_stream::Control,
     peer_id: PeerId,
     runtime: tokio::runtime::Handle,
+    listening: tokio::sync::watch::Receiver<Vec<Multiaddr>>,
 }
 
 impl std::fmt::Debug for Network {
@@ -214,6 +216,12 @@ impl Network {
     /// Current listen addresses, each ending in `/p2p/<peer-id>`.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
         self.call(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// The listen addresses as they change (each ending in `/p2p/<peer-id>`): a wildcard
+    /// listener reports its interfaces' addresses one at a time, some after the node started.
+    pub fn watch_listen_addrs(&self) -> tokio::sync::watch::Receiver<Vec<Multiaddr>> {
+        self.listening.clone()
     }
 
     /// The DHT's routing table and query counts.

@@ -39,6 +39,8 @@ use crate::{
 /// Where peer arrivals and departures arrive (a broadcast receiver: a slow reader skips ahead
 /// and is told how many events it missed).
 pub type PeerEvents = broadcast::Receiver<PeerEvent>;
+/// The node's listen addresses as they change (`changed().await`, then `borrow_and_update()`).
+pub type ListenAddrWatch = tokio::sync::watch::Receiver<Vec<Multiaddr>>;
 
 /// A running node.
 pub struct NodeHandle {
@@ -207,6 +209,11 @@ impl NodeHandle {
     /// interface, after start too. Empty once the node has stopped.
     pub async fn current_listen_addrs(&self) -> Vec<Multiaddr> {
         self.network.listen_addrs().await.unwrap_or_default()
+    }
+
+    /// The listen addresses as they change (see `weft_net::Network::watch_listen_addrs`).
+    pub fn watch_listen_addrs(&self) -> ListenAddrWatch {
+        self.network.watch_listen_addrs()
     }
 
     /// How long past its `exp` a token still holds here, in seconds (the clock leeway).

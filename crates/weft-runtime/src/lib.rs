@@ -66,7 +66,9 @@ pub use error::{
     AdvertiseError, CallError, HandlerError, PublishError, StartError, SubscribeError,
 };
 pub use event::{Event, PeerEvent, PeerInfo, RealmStats, TopicPeers};
-pub use handle::{DhtProvider, NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription};
+pub use handle::{
+    DhtProvider, ListenAddrWatch, NodeHandle, PeerEvents, RealmRuntime, Registration, Subscription,
+};
 pub use nat::NatReport;
 pub use registry::{CallContext, ProcedureHandler};
 pub use settings::{Congestion, Limits, NodeConfig, RealmConfig};

@@ -58,9 +58,9 @@ pub use error::Error;
 pub use node::{CallOptions, Node, NodeBuilder, RealmHandle};
 pub use weft_runtime::{
     AdvertiseError, BackoffPolicy, CallContext, CallError, Congestion, DhtProvider, Event,
-    HandlerError, Limits, NatReport, PeerEvent, PeerEvents, PeerInfo, ProcedureHandler,
-    PublishError, RealmStats, Registration, SharedRuntime, StartError, Strategy, SubscribeError,
-    Subscription, TopicPeers,
+    HandlerError, Limits, ListenAddrWatch, NatReport, PeerEvent, PeerEvents, PeerInfo,
+    ProcedureHandler, PublishError, RealmStats, Registration, SharedRuntime, StartError, Strategy,
+    SubscribeError, Subscription, TopicPeers,
 };
 
 pub use weft_auth as auth;

@@ -14,9 +14,9 @@ use weft_net::{DhtFigures, DhtStats, Multiaddr, NetConfig, parse_addr};
 use weft_runtime::Limits;
 use weft_runtime::NatReport;
 use weft_runtime::{
-    BackoffPolicy, CallContext, Congestion, DhtProvider, HandlerError, NodeConfig, NodeHandle,
-    PeerEvents, PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats, Registration,
-    SharedRuntime, Strategy, Subscription, TopicPeers,
+    BackoffPolicy, CallContext, Congestion, DhtProvider, HandlerError, ListenAddrWatch, NodeConfig,
+    NodeHandle, PeerEvents, PeerInfo, ProcedureHandler, RealmConfig, RealmRuntime, RealmStats,
+    Registration, SharedRuntime, Strategy, Subscription, TopicPeers,
 };
 
 use crate::Error;
@@ -377,6 +377,13 @@ impl Node {
     /// each listener, as known at start.
     pub async fn current_listen_addrs(&self) -> Vec<Multiaddr> {
         self.inner.current_listen_addrs().await
+    }
+
+    /// Every address the node listens on, as it changes: wait on its `changed()` to learn of
+    /// an interface's address that a `0.0.0.0` listener found after start, or of one that went
+    /// away.
+    pub fn watch_listen_addrs(&self) -> ListenAddrWatch {
+        self.inner.watch_listen_addrs()
     }
 
     /// How long past its `exp` a token still holds here (the node's clock leeway).

@@ -1,11 +1,13 @@
 //! `weft node`, `weft pub` and `weft sub`: processes on the mesh.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use weft::{
-    CallOptions, Chain, Did, HandlerError, Keypair, Node, NodeBuilder, Resource, Strategy, Token,
+    CallOptions, Chain, Did, HandlerError, Keypair, Multiaddr, Node, NodeBuilder, Resource,
+    Strategy, Token,
 };
 
 use crate::cli::{CallArgs, ClientArgs, NodeArgs, PubArgs, RevokeArgs, ServeArgs, SubArgs};
@@ -93,16 +95,21 @@ pub(crate) async fn node(args: NodeArgs) -> Result<(), CliError> {
         }
         None => None,
     };
-    let mut stdout = std::io::stdout();
-    // Every address known now: a 0.0.0.0 listener has one per interface.
-    let mut addrs = node.current_listen_addrs().await;
+    // Every address known now, then each one added later: a 0.0.0.0 listener learns its
+    // interfaces' addresses one at a time, some after start.
+    let mut listening = node.watch_listen_addrs();
+    let mut addrs = listening.borrow_and_update().clone();
     if addrs.is_empty() {
         addrs = node.listen_addrs().to_vec();
     }
-    for addr in &addrs {
-        let _ = writeln!(stdout, "{addr}");
-    }
-    let _ = stdout.flush();
+    let mut printed = HashSet::new();
+    print_new_addrs(&addrs, &mut printed);
+    tokio::spawn(async move {
+        while listening.changed().await.is_ok() {
+            let addrs = listening.borrow_and_update().clone();
+            print_new_addrs(&addrs, &mut printed);
+        }
+    });
     let first = node
         .listen_addrs()
         .first()
@@ -582,6 +589,17 @@ fn node_limits(settings: &crate::config::Limits) -> weft::Limits {
         limits.idle_session = idle;
     }
     limits
+}
+
+/// Prints each of `addrs` not printed yet, one a line.
+fn print_new_addrs(addrs: &[Multiaddr], printed: &mut HashSet<Multiaddr>) {
+    let mut stdout = std::io::stdout().lock();
+    for addr in addrs {
+        if printed.insert(addr.clone()) {
+            let _ = writeln!(stdout, "{addr}");
+        }
+    }
+    let _ = stdout.flush();
 }
 
 #[cfg(test)]

@@ -69,11 +69,16 @@ pub(crate) fn wait_for(
     wanted: impl Fn(&str) -> bool,
 ) -> String {
     let deadline = Instant::now() + within;
+    let mut skipped = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("expected output in time");
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(e) => panic!("expected output in time ({e}); lines before: {skipped:#?}"),
+        };
         if wanted(&line) {
             return line;
         }
+        skipped.push(line);
     }
 }
