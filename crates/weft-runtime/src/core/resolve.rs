@@ -34,8 +34,8 @@ pub(crate) const MAX_SUBSCRIBED_BUCKETS: usize = 64;
 pub(crate) const NEW_BUCKETS_PER_SECOND: u64 = 8;
 pub(crate) const NEW_BUCKET_BURST: u64 = 64;
 /// Seconds without a publication after which a publisher withdraws from a bucket: its record
-/// would otherwise be placed again every republication (`weft_net`'s, 5 min) for as long as
-/// the node runs. A publication there later announces it again, as the first one did.
+/// would otherwise be placed again at every republication (the network's, every 5 min) for as
+/// long as the node runs. A publication there later announces it again, as the first one did.
 pub(crate) const PUBLISHER_IDLE: u64 = 5 * 60;
 
 /// Which record a [`Step`] is about.
