@@ -59,9 +59,6 @@ pub(crate) enum Command {
         skip_released: bool,
         reply: oneshot::Sender<Result<HashSet<PeerId>, NetError>>,
     },
-    ListenAddrs {
-        reply: oneshot::Sender<Vec<Multiaddr>>,
-    },
     Disconnect {
         peer: PeerId,
         reply: oneshot::Sender<()>,
@@ -172,8 +169,8 @@ pub(crate) struct Driver {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     bootstrap: Vec<Multiaddr>,
-    listen_addrs: Vec<Multiaddr>,
-    /// The same, for those who follow them as they change.
+    /// The listen addresses, each with `/p2p/<own id>`, for the driver and for those who
+    /// follow them as they change.
     listening: watch::Sender<Vec<Multiaddr>>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// The start-up dials of bootstrap addresses, whose failure is reported.
@@ -322,7 +319,6 @@ impl Driver {
             commands: commands_rx,
             events: events_tx,
             bootstrap: config.bootstrap,
-            listen_addrs: Vec::new(),
             listening: watch::Sender::new(Vec::new()),
             pending_dials: HashMap::new(),
             bootstrap_dials: HashMap::new(),
@@ -477,9 +473,6 @@ impl Driver {
                     },
                 );
             }
-            Command::ListenAddrs { reply } => {
-                let _ = reply.send(self.listen_addrs.clone());
-            }
             Command::Disconnect { peer, reply } => {
                 let _ = self.swarm.disconnect_peer_id(peer);
                 let _ = reply.send(());
@@ -574,12 +567,11 @@ impl Driver {
                     .clone()
                     .with_p2p(own)
                     .unwrap_or_else(|_| address.with(Protocol::P2p(own)));
-                if self.listen_addrs.contains(&full) {
+                if self.listening.borrow().contains(&full) {
                     return Ok(());
                 }
                 info!(addr = %full, "listening");
-                self.listen_addrs.push(full.clone());
-                self.listening.send_replace(self.listen_addrs.clone());
+                self.listening.send_modify(|addrs| addrs.push(full.clone()));
                 self.emit(NetEvent::Listening { addr: full }).await?;
             }
             SwarmEvent::ConnectionEstablished {
@@ -746,7 +738,8 @@ impl Driver {
                 // as it is, and at this node's listen port (a NAT that keeps ports maps that
                 // one), if `Reach` takes them.
                 if !self.paths.is_relayed(&connection_id) {
-                    let candidates = addresses::seen_at(&info.observed_addr, &self.listen_addrs);
+                    let candidates =
+                        addresses::seen_at(&info.observed_addr, &self.listening.borrow());
                     for candidate in candidates {
                         if Reach::punchable(&candidate)
                             && let Some(dcutr) = self.swarm.behaviour_mut().dcutr.as_mut()
@@ -1005,8 +998,11 @@ impl Driver {
         self.swarm.remove_external_address(address);
         let own = *self.swarm.local_peer_id();
         let full = address.clone().with(Protocol::P2p(own));
-        self.listen_addrs.retain(|a| a != &full && a != address);
-        self.listening.send_replace(self.listen_addrs.clone());
+        self.listening.send_if_modified(|addrs| {
+            let before = addrs.len();
+            addrs.retain(|a| a != &full && a != address);
+            addrs.len() != before
+        });
     }
 
     /// The listen addresses from now on: a wildcard listener learns its interfaces' one at a
@@ -1022,7 +1018,8 @@ impl Driver {
             reachability: self.reach.reachability(),
             public_addrs: self.reach.public_addrs(),
             relayed_addrs: self
-                .listen_addrs
+                .listening
+                .borrow()
                 .iter()
                 .filter(|a| crate::reach::is_relayed(a))
                 .cloned()

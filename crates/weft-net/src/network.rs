@@ -214,8 +214,8 @@ impl Network {
     }
 
     /// Current listen addresses, each ending in `/p2p/<peer-id>`.
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
-        self.call(|reply| Command::ListenAddrs { reply }).await
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listening.borrow().clone()
     }
 
     /// The listen addresses as they change (each ending in `/p2p/<peer-id>`): a wildcard

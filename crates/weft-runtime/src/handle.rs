@@ -208,7 +208,7 @@ impl NodeHandle {
     /// Every address the node listens on now: a wildcard listener (`0.0.0.0`) reports one per
     /// interface, after start too. Empty once the node has stopped.
     pub async fn current_listen_addrs(&self) -> Vec<Multiaddr> {
-        self.network.listen_addrs().await.unwrap_or_default()
+        self.network.listen_addrs()
     }
 
     /// The listen addresses as they change (see `weft_net::Network::watch_listen_addrs`).
