@@ -103,6 +103,18 @@ fn verified_certificates_are_remembered_byte_for_byte() {
     assert!(libp2p_tls::certificate::remembers(&certificate));
     let again = libp2p_tls::certificate::parse(&certificate).expect("remembered, still valid");
     assert_eq!(again.peer_id(), keypair.public().to_peer_id());
+    // Remembering a certificate vouches for nothing in a handshake: whoever presents it must
+    // still sign the handshake with its key, and a signature that is not one is refused.
+    assert!(
+        again
+            .verify_signature(
+                rustls::SignatureScheme::ECDSA_NISTP256_SHA256,
+                b"a handshake transcript",
+                &[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01],
+            )
+            .is_err(),
+        "a replayed certificate gives no handshake signature"
+    );
 
     // The last bytes of the DER are the self-signature's.
     let mut forged = certificate.to_vec();
