@@ -86,10 +86,20 @@ impl Requests {
         self.active = true;
         buckets.sort_unstable();
         for bucket in buckets {
-            self.emit(Step::Provide(announce(bucket.clone())));
-            self.emit(Step::LookUp(look(bucket.clone())));
+            self.announce(bucket, announce, look);
         }
         true
+    }
+
+    /// Announces this node under `bucket` as `announce`, then looks it up as `look`.
+    fn announce(
+        &mut self,
+        bucket: &str,
+        announce: fn(String) -> Record,
+        look: fn(String) -> Record,
+    ) {
+        self.emit(Step::Provide(announce(bucket.to_owned())));
+        self.emit(Step::LookUp(look(bucket.to_owned())));
     }
 
     /// Looks up `due` again, as `look`, in order.
@@ -218,6 +228,9 @@ pub(crate) struct Publishing {
     uses: u64,
     /// New buckets that may still be taken up, and when that was last topped up (none yet: 0).
     allowance: (u64, u64),
+    /// Publications go into the overlay, which reaches every subscriber: buckets are recorded
+    /// but neither announced nor looked up.
+    overlay: bool,
     requests: Requests,
 }
 
@@ -227,6 +240,8 @@ struct Used {
     published: u64,
     use_: u64,
     looked: u64,
+    /// This node is announced under it (and so withdraws from it).
+    announced: bool,
 }
 
 impl Publishing {
@@ -259,19 +274,19 @@ impl Publishing {
             if self.buckets.len() >= MAX_PUBLISHED_BUCKETS {
                 self.forget_least_recent(&buckets);
             }
+            let announce = self.requests.active && !self.overlay;
             self.buckets.insert(
                 (*bucket).to_owned(),
                 Used {
                     published: now,
                     use_: self.uses,
                     looked: now,
+                    announced: announce,
                 },
             );
-            self.requests
-                .emit(Step::Provide(Record::Publishers((*bucket).to_owned())));
-            self.requests
-                .emit(Step::LookUp(Record::Subscribers((*bucket).to_owned())));
-            if self.requests.active {
+            if announce {
+                self.requests
+                    .announce(bucket, Record::Publishers, Record::Subscribers);
                 fresh.push((*bucket).to_owned());
             }
         }
@@ -283,14 +298,43 @@ impl Publishing {
     /// From now on, at `now`, makes the requests, starting with an announcement and a lookup
     /// of every bucket published to. Until then buckets are only recorded.
     pub(crate) fn activate(&mut self, now: u64) {
-        let used = self.buckets.keys().collect();
-        if self
-            .requests
-            .activate(used, Record::Publishers, Record::Subscribers)
-        {
-            for used in self.buckets.values_mut() {
-                used.looked = now;
-            }
+        if self.requests.active {
+            return;
+        }
+        self.requests.active = true;
+        self.announce_unannounced(now);
+    }
+
+    /// Whether publications go into the overlay, at `now`. While they do, the overlay reaches
+    /// whoever a bucket's lookup would find: new buckets are neither announced nor looked up,
+    /// which would cost a Kademlia walk and a new connection per step, each time. Once they no
+    /// longer do, those buckets are announced and looked up as at a first publication.
+    /// Announcements made before stay: they expire with the network's records.
+    pub(crate) fn overlay(&mut self, on: bool, now: u64) {
+        let off_now = self.overlay && !on;
+        self.overlay = on;
+        if off_now {
+            self.announce_unannounced(now);
+        }
+    }
+
+    /// Announces and looks up, in order, the buckets not announced yet, unless publications go
+    /// into the overlay or the requests are not active.
+    fn announce_unannounced(&mut self, now: u64) {
+        if self.overlay || !self.requests.active {
+            return;
+        }
+        let mut due: Vec<(&String, &mut Used)> = self
+            .buckets
+            .iter_mut()
+            .filter(|(_, used)| !used.announced)
+            .collect();
+        due.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (bucket, used) in due {
+            used.announced = true;
+            used.looked = now;
+            self.requests
+                .announce(bucket, Record::Publishers, Record::Subscribers);
         }
     }
 
@@ -326,14 +370,20 @@ impl Publishing {
         let requests = &mut self.requests;
         self.buckets.retain(|bucket, used| {
             let idle = now.saturating_sub(used.published) >= PUBLISHER_IDLE;
-            if idle {
+            if idle && used.announced {
                 requests.emit(Step::StopProviding(Record::Publishers(bucket.clone())));
             }
             !idle
         });
+        if self.overlay {
+            return;
+        }
         let mut due: Vec<&String> = Vec::new();
         for (bucket, used) in &mut self.buckets {
-            if now.saturating_sub(used.looked) >= REFRESH && used.published > used.looked {
+            if used.announced
+                && now.saturating_sub(used.looked) >= REFRESH
+                && used.published > used.looked
+            {
                 used.looked = now;
                 due.push(bucket);
             }
@@ -355,8 +405,10 @@ impl Publishing {
             .filter(|(bucket, _)| !bucket.is_empty() && !keep.contains(&bucket.as_str()))
             .min_by(|(a, x), (b, y)| x.use_.cmp(&y.use_).then(a.cmp(b)))
             .map(|(bucket, _)| bucket.clone());
-        if let Some(bucket) = oldest {
-            self.buckets.remove(&bucket);
+        if let Some(bucket) = oldest
+            && let Some(used) = self.buckets.remove(&bucket)
+            && used.announced
+        {
             self.requests
                 .emit(Step::StopProviding(Record::Publishers(bucket)));
         }
@@ -536,6 +588,77 @@ mod tests {
             ]
         );
         assert_eq!(p.publish(&name("a"), 100 + PUBLISHER_IDLE), ["", "a"]);
+    }
+
+    #[test]
+    fn a_publisher_into_the_overlay_announces_and_looks_up_nothing_until_it_stops() {
+        let mut p = publishing();
+        p.overlay(true, 100);
+        assert!(p.publish(&name("a.b"), 100).is_empty(), "nothing waits");
+        p.tick(100 + REFRESH);
+        p.publish(&name("a.b"), 100 + REFRESH + 1);
+        p.tick(100 + 2 * REFRESH + 1);
+        assert_eq!(drain(|| p.poll()), [], "neither announced nor looked up");
+        // Out of the overlay: announced and looked up as at a first publication, in order.
+        p.overlay(false, 200);
+        assert_eq!(
+            drain(|| p.poll()),
+            [
+                Step::Provide(pubs("")),
+                Step::LookUp(subs("")),
+                Step::Provide(pubs("a")),
+                Step::LookUp(subs("a")),
+                Step::Provide(pubs("a.b")),
+                Step::LookUp(subs("a.b")),
+            ]
+        );
+        p.overlay(false, 201);
+        p.publish(&name("a.b"), 202);
+        assert_eq!(drain(|| p.poll()), [], "announced once");
+    }
+
+    #[test]
+    fn announcements_made_before_the_overlay_stay_and_only_they_are_withdrawn() {
+        let mut p = publishing();
+        p.publish(&name("a"), 100);
+        drain(|| p.poll());
+        p.overlay(true, 101);
+        p.publish(&name("x"), 101);
+        assert_eq!(drain(|| p.poll()), [], "x is only recorded");
+        p.tick(101 + PUBLISHER_IDLE);
+        assert_eq!(
+            drain_sorted(|| p.poll()),
+            [
+                Step::StopProviding(pubs("")),
+                Step::StopProviding(pubs("a"))
+            ],
+            "x was never announced: nothing to withdraw"
+        );
+        p.overlay(false, 102 + PUBLISHER_IDLE);
+        assert_eq!(
+            drain(|| p.poll()),
+            [],
+            "idle buckets are gone, not announced"
+        );
+    }
+
+    #[test]
+    fn a_publisher_activated_while_in_the_overlay_announces_once_it_leaves_it() {
+        let mut p = Publishing::default();
+        p.publish(&name("a"), 100);
+        p.overlay(true, 100);
+        p.activate(100);
+        assert_eq!(drain(|| p.poll()), []);
+        p.overlay(false, 110);
+        assert_eq!(
+            drain(|| p.poll()),
+            [
+                Step::Provide(pubs("")),
+                Step::LookUp(subs("")),
+                Step::Provide(pubs("a")),
+                Step::LookUp(subs("a")),
+            ]
+        );
     }
 
     #[test]

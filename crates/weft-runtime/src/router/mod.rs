@@ -347,6 +347,13 @@ enum Pending {
 }
 
 impl Router {
+    /// Reads whether sessions are scarce now, and tells the publishing half whether its
+    /// publications go into the overlay.
+    fn refresh_forwarding(&mut self) {
+        self.forwarding.refresh();
+        self.publishing.overlay(self.forwarding.on, unix_now());
+    }
+
     /// Makes the DHT requests the publications asked for. A lookup that publications wait for
     /// lets them go when it ends.
     fn resolve(&mut self, ctx: &mut Context<Self>) {
@@ -380,7 +387,7 @@ impl Router {
 
     /// Sends the waiting publications that may go, and sets a timer for the next one.
     fn release(&mut self, ctx: &mut Context<Self>) {
-        self.forwarding.refresh();
+        self.refresh_forwarding();
         let now = std::time::Instant::now();
         loop {
             let (members, interests) = (self.routing.members(), self.routing.interests());
@@ -436,7 +443,7 @@ impl Router {
     /// Ends the peers' subscriptions whose chain expired or was revoked: the routes go, the
     /// peer is told, and the end is counted.
     fn sweep(&mut self, ctx: &mut Context<Self>) {
-        self.forwarding.refresh();
+        self.refresh_forwarding();
         self.routing.expire(std::time::Instant::now());
         self.publishing.tick(unix_now());
         self.resolve(ctx);
@@ -486,7 +493,7 @@ impl Handler<Drain> for Router {
             return;
         };
         self.now = unix_now();
-        self.forwarding.refresh();
+        self.refresh_forwarding();
         let (queued, more) = lane.take(DRAIN_BATCH);
         let mut answers = std::mem::take(&mut self.answers);
         for queued in queued {
@@ -645,11 +652,11 @@ impl Handler<RemotePublish> for Router {
         };
         let publisher = member.record.clone();
         let did = publisher.did;
-        self.forwarding.refresh();
         let origin = match member.client {
             true => Origin::Client(msg.peer),
             false => Origin::Member,
         };
+        self.refresh_forwarding();
         // A run of publications to one topic under the hello's chains is one decision: a batch
         // is one read's worth, microseconds apart, and the chains and topic are the same.
         let mut memo = PublishMemo::default();
@@ -961,7 +968,7 @@ impl Handler<ResolveThroughDht> for Router {
     type Result = ();
 
     fn handle(&mut self, _msg: ResolveThroughDht, ctx: &mut Context<Self>) {
-        self.forwarding.refresh();
+        self.refresh_forwarding();
         self.publishing.activate(unix_now());
         self.resolve(ctx);
     }
@@ -972,7 +979,7 @@ impl Handler<AwaitSubscriber> for Router {
 
     fn handle(&mut self, msg: AwaitSubscriber, ctx: &mut Context<Self>) {
         // Waiting to publish: the topic's subscribers are looked for as if it had published.
-        self.forwarding.refresh();
+        self.refresh_forwarding();
         self.publishing.publish(&msg.topic, unix_now());
         self.resolve(ctx);
         let ready = has_remote_subscriber(self.routing.interests(), &msg.topic);
