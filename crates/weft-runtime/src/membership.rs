@@ -35,7 +35,7 @@ use crate::core::authority::Admission;
 use crate::core::discovery::{self, Discovery};
 use crate::core::handshake::PeerTags;
 use crate::core::keys::{membership_key, membership_shard_key};
-use crate::core::rendezvous::{self, Lookup, Rendezvous};
+use crate::core::rendezvous::{self, Lookup, Rendezvous, keeps_pace};
 use crate::core::roster::{Revoked, Roster, To};
 use crate::core::seat::Seat;
 use crate::dht::{Dht, FindProviders, Provide};
@@ -390,10 +390,8 @@ impl Handler<Discover> for Membership {
                 .filter(|p| act.roster.member(p).is_none())
                 .count();
             debug!(realm = %act.realm().name(), ?which, found = found.len(), new, "membership lookup");
-            // A shard holds a sliver of the realm: one that names no one new says nothing
-            // about the rest, so only a base lookup slows the pace down.
-            let found_new = (new > 0 && dial > 0) || matches!(which, Lookup::Shard(_));
-            let delay = act.discovery.next(act.roster.is_empty(), found_new);
+            let fast = keeps_pace(which, dial, new);
+            let delay = act.discovery.next(act.roster.is_empty(), fast);
             act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }
