@@ -229,14 +229,21 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     // the others), each one Kademlia query.
     let askers: Vec<usize> = (0..n).filter(|i| !provides(*i)).collect();
     let mut lookups = Vec::new();
+    // How many of the providers each lookup found: records a lookup misses are calls that
+    // crowd onto the providers it does find.
+    let mut found_counts = Vec::new();
     for _ in 0..bench.calls.min(LOOKUPS) {
         let asker = askers[picks.next(askers.len())];
         let t = Instant::now();
         let found = nodes[asker].dht_lookup(REALM, ECHO).await;
-        if found.is_ok_and(|providers| !providers.is_empty()) {
-            lookups.push(t.elapsed().as_secs_f64() * 1e3);
+        let elapsed = t.elapsed().as_secs_f64() * 1e3;
+        let found = found.map_or(0, |providers| providers.len());
+        found_counts.push(found as f64);
+        if found > 0 {
+            lookups.push(elapsed);
         }
     }
+    let (lookup_found_p50, _) = quantiles(&mut found_counts);
     let (call_p50, call_p99) = quantiles(&mut latencies);
     let (lookup_p50, lookup_p99) = quantiles(&mut lookups);
 
@@ -291,6 +298,8 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "lookups_ok": lookups.len(),
         "lookup_p50_ms": lookup_p50,
         "lookup_p99_ms": lookup_p99,
+        "providers": (0..n).filter(|i| provides(*i)).count(),
+        "lookup_found_p50": lookup_found_p50,
         // What the DHT cost over the whole run, summed over the nodes.
         "dht_queries": dht_queries,
         "dials": dials,
