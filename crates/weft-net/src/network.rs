@@ -172,11 +172,11 @@ impl Network {
         self.find(key, dial, false).await
     }
 
-    /// Finds a realm's members under its membership `key`, as
+    /// Finds the providers of `key` (a realm's members, a procedure's providers), as
     /// [`Network::find_providers_dialing`], but neither dials nor wants peers that released a
     /// session with this node lately ([`Network::released`]): a full node is not asked again
-    /// for a session it has just let go.
-    pub async fn find_members_dialing(
+    /// for a session it has just let go, and others found are dialed instead.
+    pub async fn find_unreleased_dialing(
         &self,
         key: Vec<u8>,
         dial: usize,

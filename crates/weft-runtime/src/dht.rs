@@ -53,9 +53,9 @@ pub struct FindProviders {
     pub key: Vec<u8>,
     /// Providers found to dial at most (the network bounds it further).
     pub dial: usize,
-    /// A membership lookup: peers that released a session with this node lately are not
-    /// wanted again (they would release it again, or another, to make room).
-    pub members: bool,
+    /// Peers that released a session with this node lately are neither dialed nor wanted:
+    /// they would release it again, or another, to make room.
+    pub skip_released: bool,
 }
 
 /// Makes the DHT request a realm's resolver asked for. A lookup's finds are dialed; what it
@@ -212,8 +212,8 @@ impl Handler<FindProviders> for Dht {
     fn handle(&mut self, msg: FindProviders, _ctx: &mut Context<Self>) -> Self::Result {
         let network = self.network.clone();
         Box::pin(async move {
-            let found = if msg.members {
-                network.find_members_dialing(msg.key, msg.dial).await
+            let found = if msg.skip_released {
+                network.find_unreleased_dialing(msg.key, msg.dial).await
             } else {
                 network.find_providers_dialing(msg.key, msg.dial).await
             };

@@ -377,7 +377,7 @@ impl Handler<Discover> for Membership {
         let lookup = self.dht.send(FindProviders {
             key: key.clone(),
             dial,
-            members: true,
+            skip_released: true,
         });
         ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
             let found = found.unwrap_or_default();

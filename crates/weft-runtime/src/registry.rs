@@ -42,6 +42,7 @@ use crate::core::calls::{CallEvent, CallId, Calls, NewCall};
 use crate::core::caps::{Cap, Verdict, count_refusal};
 use crate::core::chains::ChainCache;
 use crate::core::keys::procedure_key;
+use crate::core::lookups::Lookups;
 use crate::core::providers::{Provider, Strategy};
 use crate::core::relay::Origin;
 use crate::core::seat::Seat;
@@ -215,8 +216,7 @@ impl crate::core::calls::Member for Member {
 /// Providers of a procedure a lookup connects to: enough for the strategies and a failover,
 /// without a connection to every provider of a popular procedure.
 const PROVIDERS_DIALED: usize = 3;
-/// Lookups made again for a waiting call after one found no provider, and how far apart.
-const LOOKUPS_AGAIN: u32 = 3;
+/// How long after a provider lookup a call that still waits looks again.
 const LOOKUP_AGAIN: Duration = Duration::from_secs(1);
 
 /// Handlers one caller runs at once in a realm: a quarter of them, so that no caller can keep
@@ -284,6 +284,8 @@ pub struct Registry {
     outcomes: HashMap<CallId, oneshot::Sender<Result<Bytes, CallError>>>,
     /// When the calls core is woken next.
     timer: Option<(Instant, SpawnHandle)>,
+    /// The rounds of provider lookups under way.
+    lookups: Lookups,
     /// `wait_for_providers` callers, by procedure and count.
     awaiting_count: Waiters<(Name, usize)>,
     /// Bounds the handlers running for peers.
@@ -323,6 +325,7 @@ impl Registry {
             calls: Calls::new(false),
             outcomes: HashMap::new(),
             timer: None,
+            lookups: Lookups::default(),
             awaiting_count: Waiters::default(),
             handler_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDLERS)),
             metrics: Arc::new(CallMetrics::new(seat.realm.name())),
@@ -580,7 +583,9 @@ impl Registry {
                     });
                 }
                 CallEvent::LookUp { procedure } => {
-                    self.look_up(procedure, LOOKUPS_AGAIN, ctx);
+                    if self.lookups.start(&procedure) {
+                        self.look_up(procedure, ctx);
+                    }
                 }
                 CallEvent::Done { id, result } => {
                     if let Some(reply) = self.outcomes.remove(&id) {
@@ -593,24 +598,26 @@ impl Registry {
     }
 
     /// Looks up the providers of `procedure` for the calls waiting for one. Providers found are
-    /// dialed, their sessions admit them, and their advertisements wake the calls. A lookup
-    /// that finds none is made again `again` more times, [`LOOKUP_AGAIN`] apart, while a call
-    /// still waits: a provider's record may not yet have reached the peers a lookup asks.
-    fn look_up(&mut self, procedure: Name, again: u32, ctx: &mut Context<Self>) {
+    /// dialed, their sessions admit them, and their advertisements wake the calls. While a call
+    /// still waits, the lookup is made again [`LOOKUP_AGAIN`] later (`core::lookups`).
+    fn look_up(&mut self, procedure: Name, ctx: &mut Context<Self>) {
         let lookup = self.dht.send(FindProviders {
             key: procedure_key(&self.seat.realm, &procedure),
             dial: PROVIDERS_DIALED,
-            members: false,
+            // Providers that just refused this node for room are left for others found.
+            skip_released: true,
         });
-        ctx.spawn(lookup.into_actor(self).map(move |found, act, ctx| {
-            let none = found.map_or(true, |found| found.is_empty());
-            if none && again > 0 && act.calls.waiting_for(&procedure) {
-                ctx.run_later(LOOKUP_AGAIN, move |act, ctx| {
-                    if act.calls.waiting_for(&procedure) {
-                        act.look_up(procedure, again - 1, ctx);
-                    }
-                });
+        ctx.spawn(lookup.into_actor(self).map(move |_found, act, ctx| {
+            let waiting = act.calls.waiting_for(&procedure);
+            if !act.lookups.ended(&procedure, waiting) {
+                return;
             }
+            ctx.run_later(LOOKUP_AGAIN, move |act, ctx| {
+                let waiting = act.calls.waiting_for(&procedure);
+                if act.lookups.again(&procedure, waiting) {
+                    act.look_up(procedure, ctx);
+                }
+            });
         }));
     }
 

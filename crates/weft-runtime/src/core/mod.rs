@@ -16,6 +16,7 @@ pub(crate) mod handshake;
 pub(crate) mod inbound;
 pub(crate) mod interest;
 pub(crate) mod keys;
+pub(crate) mod lookups;
 pub(crate) mod memo;
 pub(crate) mod parked;
 pub(crate) mod providers;
@@ -53,6 +54,7 @@ mod tests {
         ("inbound.rs", include_str!("inbound.rs")),
         ("interest.rs", include_str!("interest.rs")),
         ("keys.rs", include_str!("keys.rs")),
+        ("lookups.rs", include_str!("lookups.rs")),
         ("memo.rs", include_str!("memo.rs")),
         ("parked.rs", include_str!("parked.rs")),
         ("providers.rs", include_str!("providers.rs")),
