@@ -1098,16 +1098,8 @@ impl Driver {
         let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
             return;
         };
-        // A key withdrawn while its walk was under way came back as unplaced: not placed again.
-        let provided: HashSet<kad::RecordKey> = kad::store::RecordStore::provided(kad.store_mut())
-            .map(|record| record.key.clone())
-            .collect();
         let mut started = 0;
         for key in due {
-            if !provided.contains(&key) {
-                self.unplaced.withdrawn(&key);
-                continue;
-            }
             match kad.start_providing(key.clone()) {
                 Ok(_) => started += 1,
                 Err(e) => {
