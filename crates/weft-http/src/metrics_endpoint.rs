@@ -107,6 +107,10 @@ fn describe() {
         "weft_dht_query_failures_total",
         "Kademlia queries that failed or timed out, by kind."
     );
+    describe_gauge!(
+        "weft_dht_unplaced_records",
+        "This node's provider records that reached no peer yet, to be placed again."
+    );
     describe_counter!(
         "weft_ucan_checks_total",
         "Capability checks, by ability and outcome."

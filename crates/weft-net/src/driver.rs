@@ -23,6 +23,7 @@ use crate::lan::Lan;
 use crate::paths::{Arrival, Held, Path, Paths};
 use crate::reach::{Reach, Reachability};
 use crate::stored::{self, Stored};
+use crate::unplaced::Unplaced;
 use crate::{NetConfig, NetError};
 
 /// Concurrent QUIC streams per connection, each direction.
@@ -31,6 +32,8 @@ const MAX_STREAMS: u32 = 32;
 const COMMAND_CAPACITY: usize = 256;
 /// How often peers' expired provider records are removed from the store.
 const STORE_SWEEP: Duration = Duration::from_secs(30);
+/// How often records that reached no peer are looked at (`unplaced`).
+const PLACE_TICK: Duration = Duration::from_secs(1);
 /// How long a node closing down waits for its connections' closes to go out.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Providers one lookup dials at most: a key with many stale records costs a bounded number of
@@ -201,6 +204,8 @@ pub(crate) struct Driver {
     loopback_connections: HashMap<ConnectionId, PeerId>,
     /// Peers' provider records in the store, bounded.
     stored: Stored,
+    /// This node's records that reached no peer, to place again.
+    unplaced: Unplaced<kad::RecordKey>,
     /// Peers found on the LAN by mDNS, and which to dial.
     lan: Lan,
     /// Reachability, and the relays this node holds a slot on.
@@ -336,6 +341,7 @@ impl Driver {
             dials: 0,
             announced: Announced::default(),
             loopback_connections: HashMap::new(),
+            unplaced: Unplaced::default(),
             stored: Stored::new(
                 crate::behaviour::MAX_STORED_KEYS - stored::RESERVED_OWN_KEYS,
                 crate::behaviour::MAX_PROVIDERS_PER_KEY,
@@ -371,9 +377,12 @@ impl Driver {
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut nat_tick = tokio::time::interval(NAT_TICK);
         nat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut place_tick = tokio::time::interval(PLACE_TICK);
+        place_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = sweep.tick() => self.remove_expired_records(),
+                _ = place_tick.tick() => self.place_again(),
                 _ = nat_tick.tick() => {
                     if self.on_nat_tick().await.is_err() {
                         break;
@@ -444,8 +453,10 @@ impl Driver {
                 }
             }
             Command::StopProviding { key, reply } => {
+                let key = kad::RecordKey::from(key);
+                self.unplaced.withdrawn(&key);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    kad.stop_providing(&key.into());
+                    kad.stop_providing(&key);
                 }
                 let _ = reply.send(());
             }
@@ -799,9 +810,9 @@ impl Driver {
                 id,
                 result,
                 step,
-                ..
+                stats,
             })) => {
-                self.handle_query(id, result, step.last);
+                self.handle_query(id, result, &stats, step.last);
                 for peer in std::mem::take(&mut self.to_want) {
                     self.emit(NetEvent::PeerWanted { peer }).await?;
                 }
@@ -1077,6 +1088,39 @@ impl Driver {
         }
     }
 
+    /// Walks again for this node's records that reached no peer and are due.
+    fn place_again(&mut self) {
+        metrics::gauge!("weft_dht_unplaced_records").set(self.unplaced.len() as f64);
+        let due = self.unplaced.due(Instant::now());
+        if due.is_empty() {
+            return;
+        }
+        let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+            return;
+        };
+        // A key withdrawn while its walk was under way came back as unplaced: not placed again.
+        let provided: HashSet<kad::RecordKey> = kad::store::RecordStore::provided(kad.store_mut())
+            .map(|record| record.key.clone())
+            .collect();
+        let mut started = 0;
+        for key in due {
+            if !provided.contains(&key) {
+                self.unplaced.withdrawn(&key);
+                continue;
+            }
+            match kad.start_providing(key.clone()) {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    debug!(error = %e, "cannot place a provider record again");
+                    self.unplaced.withdrawn(&key);
+                }
+            }
+        }
+        for _ in 0..started {
+            self.count_query("provide");
+        }
+    }
+
     fn count_query(&mut self, kind: &'static str) {
         self.queries += 1;
         metrics::counter!("weft_dht_queries_total", "kind" => kind).increment(1);
@@ -1137,7 +1181,13 @@ impl Driver {
             .collect()
     }
 
-    fn handle_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+    fn handle_query(
+        &mut self,
+        id: kad::QueryId,
+        result: kad::QueryResult,
+        stats: &kad::QueryStats,
+        last: bool,
+    ) {
         let failed = match &result {
             kad::QueryResult::StartProviding(r) => r.is_err().then_some("provide"),
             kad::QueryResult::GetProviders(r) => r.is_err().then_some("find_providers"),
@@ -1146,6 +1196,20 @@ impl Driver {
         };
         if let Some(kind) = failed {
             self.count_failure(kind);
+        }
+        if let kad::QueryResult::StartProviding(result) = &result {
+            // A walk that met no peer, or timed out before its storing phase, placed nothing.
+            let (key, placed) = match result {
+                Ok(kad::AddProviderOk { key }) => (key, stats.num_successes() > 0),
+                Err(kad::AddProviderError::Timeout { key }) => (key, false),
+            };
+            if !placed {
+                debug!(
+                    requests = stats.num_requests(),
+                    "a provider record reached no peer"
+                );
+            }
+            self.unplaced.walked(key.clone(), placed, Instant::now());
         }
         match result {
             kad::QueryResult::StartProviding(result) => match self.pending_provides.remove(&id) {

@@ -58,6 +58,7 @@ mod paths;
 mod reach;
 mod store;
 mod stored;
+mod unplaced;
 
 pub use behaviour::{
     AUTONAT_PROBE_INTERVAL, IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY,

@@ -162,6 +162,38 @@ async fn forgetting_a_departed_provider_drops_its_records() {
     }
 }
 
+/// A record provided before the node knows any peer reaches no one; it is placed again once
+/// the node has a peer, rather than at the network's republication minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_provided_alone_is_placed_once_a_peer_is_known() {
+    let (a, _a_events, a_addr) = start(vec![]).await;
+    let (b, _b_events, _) = start(vec![]).await;
+    let key = vec![4u8; 32]; // shaped as a membership key: a node stores no other
+    timeout(LIMIT, b.provide(key.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        timeout(LIMIT, b.dial(a_addr)).await.unwrap().unwrap(),
+        a.peer_id()
+    );
+    timeout(LIMIT, async {
+        while !a
+            .stored_providers(key.clone())
+            .await
+            .unwrap()
+            .contains(&b.peer_id())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the record reached A");
+    for net in [a, b] {
+        net.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialing_nothing_fails_with_an_error() {
     let (a, _events, _) = start(vec![]).await;
