@@ -302,7 +302,7 @@ impl Driver {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
 
         // One acceptor for weft streams, for the life of the runtime: libp2p-stream drops
-        // incoming streams once its backlog (64, patched) waits for the acceptor.
+        // incoming streams once its backlog (65, patched) waits for the acceptor.
         let mut incoming = control
             .accept(WEFT_PROTOCOL)
             .map_err(|e| NetError::Start(format!("accept {WEFT_PROTOCOL}: {e}")))?;

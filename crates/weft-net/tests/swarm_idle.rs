@@ -72,6 +72,14 @@ async fn a_connection_closes_once_idle_after_its_streams_are_dropped() {
     // bootstrap half a second after a new peer), so that the drops, outside libp2p's connection
     // task, are all that happens to it. It sets up the case; no outcome is waited on.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The connection lived through the exchange: what closes it below is the drops, not an
+    // earlier idle spell (on a slow machine, between the dial and the stream).
+    while let Ok(event) = a_events.try_recv() {
+        assert!(
+            !matches!(event, NetEvent::PeerDisconnected { peer: p } if p == peer),
+            "the connection closed before the streams were dropped"
+        );
+    }
     drop(outbound);
     drop(inbound);
 

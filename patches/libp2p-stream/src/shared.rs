@@ -11,8 +11,8 @@ use rand::seq::IteratorRandom as _;
 
 use crate::{AlreadyRegistered, IncomingStreams, handler::NewStream};
 
-/// weft: inbound streams of one protocol that wait for [`IncomingStreams`] to take them; more
-/// are dropped, as before.
+/// weft: inbound streams of one protocol that wait for [`IncomingStreams`] to take them (plus
+/// the sender's own slot); more are dropped, as before.
 pub(crate) const ACCEPT_BACKLOG: usize = 64;
 
 pub(crate) struct Shared {
@@ -66,7 +66,7 @@ impl Shared {
 
         // weft: a backlog, as a listening socket has. With `channel(0)` (one slot) a stream
         // that arrived before the acceptor's task ran again was dropped, which on a busy
-        // machine happened for bursts of a few streams.
+        // machine happened many times a minute.
         let (sender, receiver) = mpsc::channel(ACCEPT_BACKLOG);
         self.supported_inbound_protocols
             .insert(protocol.clone(), sender);

@@ -271,6 +271,9 @@ where
             ..
         } = self.get_mut();
 
+        // weft: a stream dropped outside this task wakes it to look at the count again.
+        stream_counter.register(cx.waker());
+
         loop {
             match requested_substreams.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(()))) => continue,
@@ -376,8 +379,6 @@ where
             // Check if the connection (and handler) should be shut down.
             // As long as we're still negotiating substreams or have
             // any active streams shutdown is always postponed.
-            // weft: a stream dropped outside this task wakes it to look again.
-            stream_counter.register(cx.waker());
             if negotiating_in.is_empty()
                 && negotiating_out.is_empty()
                 && requested_substreams.is_empty()

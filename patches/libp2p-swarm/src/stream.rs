@@ -32,7 +32,7 @@ impl ActiveStreamCounter {
         self.num_alive_streams() == 1
     }
 
-    /// weft: the connection task to wake when a stream is dropped.
+    /// weft: the connection task to wake when a stream stops counting.
     pub(crate) fn register(&self, waker: &Waker) {
         self.task.register(waker);
     }
@@ -40,26 +40,33 @@ impl ActiveStreamCounter {
     fn num_alive_streams(&self) -> usize {
         Arc::strong_count(&self.count)
     }
+}
 
-    /// weft: this stream no longer counts; the connection task looks again.
-    fn release(self) {
-        let task = self.task;
-        drop(self.count);
-        task.wake();
+/// weft: one stream's place in the count; leaving it wakes the connection task, once the count
+/// is down.
+#[derive(Debug)]
+struct Counted(Option<ActiveStreamCounter>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(ActiveStreamCounter { count, task }) = self.0.take() {
+            drop(count);
+            task.wake();
+        }
     }
 }
 
 #[derive(Debug)]
 pub struct Stream {
     stream: Negotiated<SubstreamBox>,
-    counter: Option<ActiveStreamCounter>,
+    counter: Option<Counted>,
 }
 
 impl Stream {
     pub(crate) fn new(stream: Negotiated<SubstreamBox>, counter: ActiveStreamCounter) -> Self {
         Self {
             stream,
-            counter: Some(counter),
+            counter: Some(Counted(Some(counter))),
         }
     }
 
@@ -72,17 +79,7 @@ impl Stream {
     /// for example never complete and are of an auxiliary nature.
     /// These protocols should opt-out of the keep alive algorithm using this method.
     pub fn ignore_for_keep_alive(&mut self) {
-        if let Some(counter) = self.counter.take() {
-            counter.release();
-        }
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        if let Some(counter) = self.counter.take() {
-            counter.release();
-        }
+        self.counter.take();
     }
 }
 
