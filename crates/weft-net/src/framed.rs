@@ -136,11 +136,19 @@ pub async fn open_acknowledged(
                 peer: peer.to_string(),
                 reason: e.to_string(),
             };
-            writer.write_all(hello).await.map_err(io)?;
-            writer.flush().await.map_err(io)?;
-            metrics::counter!("weft_bytes_sent_total").increment(hello.len() as u64);
+            // A peer without room answers as the stream arrives, without reading the hello,
+            // and stops reading: the hello's write can fail after the answer is on its way. The
+            // answer decides; a failed write matters only when none comes.
+            let written = async {
+                writer.write_all(hello).await?;
+                writer.flush().await
+            }
+            .await;
+            if written.is_ok() {
+                metrics::counter!("weft_bytes_sent_total").increment(hello.len() as u64);
+            }
             match read_one(&mut reader).await {
-                Ok(Frame::Accepted) => Ok(Opened { writer, reader }),
+                Ok(Frame::Accepted) => written.map(|()| Opened { writer, reader }).map_err(io),
                 Ok(Frame::Release) => Err(NetError::Released),
                 Ok(Frame::Refused(refusal)) => Err(NetError::Refused {
                     code: refusal.code,
@@ -150,9 +158,12 @@ pub async fn open_acknowledged(
                     peer: peer.to_string(),
                     reason: format!("expected Accepted, got {other:?}"),
                 }),
-                Err(e) => Err(NetError::Stream {
-                    peer: peer.to_string(),
-                    reason: e.to_string(),
+                Err(e) => Err(match written {
+                    Err(write) => io(write),
+                    Ok(()) => NetError::Stream {
+                        peer: peer.to_string(),
+                        reason: e.to_string(),
+                    },
                 }),
             }
         })

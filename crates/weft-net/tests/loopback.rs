@@ -268,3 +268,39 @@ async fn a_node_answers_questions_about_its_dht_and_refuses_malformed_ones() {
         net.shutdown().await;
     }
 }
+
+/// A peer without room refuses a session as its stream arrives, before reading the hello, and
+/// stops reading. The opener's hello may then fail to send, but the refusal is the answer: it
+/// ends the attempts, instead of each failing the same way until they run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_sent_before_the_hello_is_read_is_the_answer() {
+    let (a, _a_events, _) = start(vec![]).await;
+    let (b, mut b_events, b_addr) = start(vec![]).await;
+    let peer = timeout(LIMIT, a.dial(b_addr)).await.unwrap().unwrap();
+    let refused = tokio::spawn(async move {
+        let mut refused = 0;
+        while let Some(event) = b_events.recv().await {
+            if let NetEvent::InboundStream { stream, .. } = event {
+                refused += 1;
+                let _ = weft_net::framed::refuse_released(stream).await;
+            }
+        }
+        refused
+    });
+    // Larger than QUIC's stream window: the write can only end once the peer reads, which it
+    // never does, so it fails when the peer stops the stream.
+    let hello = bytes::Bytes::from(vec![0u8; 32 << 20]);
+    let opened = timeout(LIMIT, weft_net::framed::open_acknowledged(&a, peer, &hello))
+        .await
+        .expect("answered within the limit");
+    assert!(
+        matches!(opened, Err(weft_net::NetError::Released)),
+        "{:?}",
+        opened.map(|_| ())
+    );
+    for net in [a, b] {
+        net.shutdown().await;
+    }
+    let streams = timeout(LIMIT, refused).await.unwrap().unwrap();
+    assert!(streams >= 1, "the refusal came from the peer");
+}
