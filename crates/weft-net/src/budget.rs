@@ -6,12 +6,12 @@
 //!
 //! A connection being closed to make room no longer counts: it carries nothing any more. A
 //! connection younger than [`MIN_AGE`] is not evicted, so that the Kademlia request it was opened
-//! for gets through, except from this node's own dials: they may evict a peer's connection of
-//! any age (peers' queries are served as room allows, and can ask others, while this node's own
-//! would otherwise starve when peers keep its spare slots full), and its own once
-//! [`OWN_MIN_AGE`] old. Its own dials are refused before they
-//! start when nothing could make room for them, rather than after the peer has spent a slot of
-//! its own on the handshake.
+//! for gets through, except from this node's own dials: they may evict a peer's connection once
+//! [`PEER_GRACE`] old, time for a session's stream to arrive on it (peers' queries are served as
+//! room allows, and can ask others, while this node's own would otherwise starve when peers
+//! keep its spare slots full), and its own once [`OWN_MIN_AGE`] old. Its own dials are refused
+//! before they start when nothing could make room for them, rather than after the peer has
+//! spent a slot of its own on the handshake.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -34,6 +34,11 @@ pub(crate) const MIN_AGE: Duration = Duration::from_secs(1);
 /// next dial a query is done with the connection before; a whole second would hold a lookup to
 /// a few steps a second, and Kademlia gives up on a peer whose dial is refused.
 pub(crate) const OWN_MIN_AGE: Duration = Duration::from_millis(100);
+/// How long a peer's new connection is safe from this node's own dials: the peer may have
+/// dialed to open a session, and its stream comes a moment after the connection (a round trip,
+/// and its runtime's turn). Evicted at once, the session failed with it, and the peer tried
+/// again and again: in a 100-node mesh of 16 connections, hundreds of sessions a run.
+pub(crate) const PEER_GRACE: Duration = Duration::from_millis(500);
 
 /// What [`Slots::admit`] decided about a new connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,8 +93,8 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
 
     /// The connection a new one with `peer` (`inbound`: the peer dialed) would take the place
     /// of, at `now`: the oldest without a session and not `peer`'s own, at least [`MIN_AGE`] old
-    /// for a peer's new connection; for this node's own, a peer's of any age, or its own at
-    /// least [`OWN_MIN_AGE`] old.
+    /// for a peer's new connection; for this node's own, a peer's at least [`PEER_GRACE`] old,
+    /// or its own at least [`OWN_MIN_AGE`] old.
     fn victim(&self, peer: P, inbound: bool, now: Instant) -> Option<(C, P)> {
         // A session runs on one connection: only a session peer's oldest is spared, so that a
         // peer cannot shield a second one (and sessions cannot hold twice their share).
@@ -106,7 +111,7 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
                 let age = now.saturating_duration_since(s.since);
                 let old_enough = match (inbound, s.inbound) {
                     (true, _) => age >= MIN_AGE,
-                    (false, true) => true,
+                    (false, true) => age >= PEER_GRACE,
                     (false, false) => age >= OWN_MIN_AGE,
                 };
                 !s.closing && s.peer != peer && spared.get(&s.peer) != Some(&s.order) && old_enough
@@ -393,16 +398,23 @@ mod tests {
     }
 
     #[test]
-    fn this_nodes_own_dials_evict_peers_connections_first_whatever_their_age() {
+    fn this_nodes_own_dials_evict_peers_connections_first_once_their_session_could_start() {
         let t0 = Instant::now();
         let mut slots = Slots::new(2);
         slots.admit(1, 'a', false, t0); // this node's, older
-        slots.admit(2, 'b', true, t0 + OWN_MIN_AGE / 4); // a peer's, young
-        let soon = t0 + OWN_MIN_AGE / 2;
-        assert!(slots.could_dial('c', soon));
-        assert_eq!(slots.admit(3, 'c', false, soon), Admit::Evict(2, 'b'));
+        slots.admit(2, 'b', true, t0); // a peer's, whose session stream may be on its way
+        let soon = t0 + PEER_GRACE / 2;
         assert_eq!(
-            slots.admit(4, 'd', false, soon),
+            slots.admit(3, 'c', false, soon),
+            Admit::Evict(1, 'a'),
+            "the peer's is spared for now; this node's own goes"
+        );
+        let later = t0 + PEER_GRACE;
+        assert!(slots.could_dial('d', later));
+        assert_eq!(slots.admit(4, 'd', false, later), Admit::Evict(2, 'b'));
+        assert_eq!(slots.admit(5, 'e', false, later), Admit::Evict(3, 'c'));
+        assert_eq!(
+            slots.admit(6, 'f', false, later),
             Admit::Full,
             "its own young ones are safe"
         );
