@@ -382,6 +382,8 @@ impl PeerConnection {
                 }
                 Err(e) => {
                     warn!(peer = %did, error = %e, "cannot open a stream; dropping the peer");
+                    metrics::counter!("weft_sessions_closed_total", "reason" => "unopened")
+                        .increment(1);
                     outbox.abandon();
                     report_lost(&outbox, &links);
                     me.do_send(Failed);
