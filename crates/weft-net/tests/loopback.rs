@@ -7,26 +7,19 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use weft_identity::Keypair;
 use weft_names::Name;
 use weft_net::framed::{encode, read_frames};
 use weft_net::outbox::{Outbox, write_outbox};
-use weft_net::{Multiaddr, NetConfig, NetEvent, Network, PeerId};
+use weft_net::{Multiaddr, NetEvent, Network, PeerId};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Publish};
 
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
+use common::LIMIT;
 
 async fn start(bootstrap: Vec<Multiaddr>) -> (Network, mpsc::Receiver<NetEvent>, Multiaddr) {
-    let mut config = NetConfig::loopback(Keypair::generate().unwrap());
+    let mut config = common::loopback();
     config.bootstrap = bootstrap;
-    let (net, mut events, _thread) = Network::start(config).unwrap();
-    let addr = loop {
-        match timeout(LIMIT, events.recv()).await.unwrap().unwrap() {
-            NetEvent::Listening { addr } => break addr,
-            _ => continue,
-        }
-    };
-    (net, events, addr)
+    common::start(config).await
 }
 
 async fn wait_connected(events: &mut mpsc::Receiver<NetEvent>, peer: PeerId) {

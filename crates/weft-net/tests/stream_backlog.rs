@@ -9,37 +9,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
-use std::time::Duration;
-
 use futures::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::timeout;
-use weft_identity::Keypair;
-use weft_net::{Multiaddr, NetConfig, NetEvent, Network};
+use weft_net::NetEvent;
 
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
+use common::{LIMIT, loopback, start};
+
 /// Streams opened at once: a connection carries at most 32 each way (`MAX_STREAMS`).
 const BURST: usize = 24;
 /// Bursts, one after the other: whether a burst lands in one turn of the connection's task
 /// depends on scheduling, and several make it all but certain that one does.
 const BURSTS: usize = 4;
 
-async fn start() -> (Network, mpsc::Receiver<NetEvent>, Multiaddr) {
-    let config = NetConfig::loopback(Keypair::generate().unwrap());
-    let (net, mut events, _thread) = Network::start(config).unwrap();
-    let addr = loop {
-        match timeout(LIMIT, events.recv()).await.unwrap().unwrap() {
-            NetEvent::Listening { addr } => break addr,
-            _ => continue,
-        }
-    };
-    (net, events, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stream_of_a_burst_is_accepted() {
-    let (a, _a_events, _) = start().await;
-    let (b, mut b_events, b_addr) = start().await;
+    let (a, _a_events, _) = start(loopback()).await;
+    let (b, mut b_events, b_addr) = start(loopback()).await;
     let peer = timeout(LIMIT, a.dial(b_addr)).await.unwrap().unwrap();
 
     // B echoes one byte on each stream it accepts.

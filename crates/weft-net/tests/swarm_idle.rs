@@ -14,25 +14,19 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use weft_identity::Keypair;
-use weft_net::{Multiaddr, NetConfig, NetEvent, Network};
+use weft_net::{Multiaddr, NetEvent, Network};
 
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
+use common::LIMIT;
+
 const IDLE: Duration = Duration::from_secs(1);
 /// libp2p ping's interval: the event that woke the connection without the patch.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
 
 async fn start() -> (Network, mpsc::Receiver<NetEvent>, Multiaddr) {
-    let mut config = NetConfig::loopback(Keypair::generate().unwrap());
+    let mut config = common::loopback();
     config.idle_timeout = IDLE;
-    let (net, mut events, _thread) = Network::start(config).unwrap();
-    let addr = loop {
-        match timeout(LIMIT, events.recv()).await.unwrap().unwrap() {
-            NetEvent::Listening { addr } => break addr,
-            _ => continue,
-        }
-    };
-    (net, events, addr)
+    common::start(config).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
