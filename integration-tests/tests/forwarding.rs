@@ -340,3 +340,190 @@ async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
     }
     within("the node stops", shutdown(&[node])).await;
 }
+
+/// Reads `raw`'s frames up to the first `Frame::Have`, and returns its ids.
+async fn next_offer(raw: &mut RawPeer) -> Vec<weft_wire::ForwardId> {
+    let frames = raw.read_until(|f| matches!(f, Frame::Have(_))).await;
+    match frames.into_iter().find(|f| matches!(f, Frame::Have(_))) {
+        Some(Frame::Have(offer)) => offer.ids,
+        _ => panic!("no offer"),
+    }
+}
+
+/// A member that missed a batch (it joined after the batch was passed on) is offered its id at
+/// the node's next round, and sent it, once, with no hops left, when it asks. A member that may
+/// not read the topic is offered nothing, and the member the batch came from is not offered it
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_a_batch_is_offered_it_and_sent_it_once() {
+    let (owner, node) = owned_node().await;
+    let realm_handle = node.realm(REALM).unwrap();
+    let mut orders = realm_handle.subscribe("orders.*").await.unwrap();
+    let join = |key: &Keypair, subscribe: &str| {
+        vec![
+            grant(&owner, key.did(), "weft://io.acme", "realm/join"),
+            grant(&owner, key.did(), subscribe, "msg/subscribe"),
+        ]
+    };
+    let subscribe = |pattern: &str| {
+        Frame::Interest(weft_wire::Interest::Subscribe {
+            realm: 0,
+            id: 1,
+            pattern: weft::Pattern::new(pattern).unwrap(),
+            chain: None,
+        })
+    };
+    let forwarder_key = Keypair::generate().unwrap();
+    let mut forwarder = RawPeer::join_as(
+        &node,
+        REALM,
+        Some(owner.did()),
+        join(&forwarder_key, "weft://io.acme/orders.*"),
+        forwarder_key,
+    )
+    .await;
+    let publisher = Keypair::generate().unwrap();
+    let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
+    let may = may_publish(&owner, &publisher);
+    let sealed = seal(&publisher, &batch(realm, &publisher, may, 1, 1), 0, 3).unwrap();
+    forwarder.send(&Frame::Forward(sealed.clone())).await;
+    next_event(&mut orders).await;
+
+    let other_key = Keypair::generate().unwrap();
+    let mut other = RawPeer::join_as(
+        &node,
+        REALM,
+        Some(owner.did()),
+        join(&other_key, "weft://io.acme/audit.*"),
+        other_key,
+    )
+    .await;
+    let late_key = Keypair::generate().unwrap();
+    let mut late = RawPeer::join_as(
+        &node,
+        REALM,
+        Some(owner.did()),
+        join(&late_key, "weft://io.acme/orders.*"),
+        late_key,
+    )
+    .await;
+    let id = weft_wire::forward_id(&sealed);
+    assert_eq!(next_offer(&mut late).await, vec![id]);
+
+    let want = Frame::Want(weft_wire::BatchIds {
+        realm: 0,
+        ids: vec![id],
+    });
+    late.send(&want).await;
+    let frames = late.read_until(|f| matches!(f, Frame::Forward(_))).await;
+    let Some(Frame::Forward(sent)) = frames.into_iter().find(|f| matches!(f, Frame::Forward(_)))
+    else {
+        panic!("the batch was not sent");
+    };
+    assert_eq!((sent.batch, sent.hops), (sealed.batch.clone(), 0));
+
+    // Asked again, it is not sent again: the node's next publication to the member comes with
+    // no batch before it.
+    late.send(&want).await;
+    late.send(&subscribe("orders.*")).await;
+    forwarder.send(&subscribe("orders.*")).await;
+    other.send(&subscribe("audit.*")).await;
+    for topic in ["orders.placed", "audit.log"] {
+        within("subscribers", realm_handle.wait_for_subscriber(topic))
+            .await
+            .unwrap();
+    }
+    // The round that offered the late member the batch came after the other joined.
+    realm_handle
+        .publish("orders.placed", &json!({"n": 2}))
+        .await
+        .unwrap();
+    realm_handle
+        .publish("audit.log", &json!({"n": 3}))
+        .await
+        .unwrap();
+    let batch_or_offer = |frames: &[Frame]| {
+        frames
+            .iter()
+            .any(|f| matches!(f, Frame::Forward(_) | Frame::Have(_)))
+    };
+    for (raw, what) in [
+        (&mut late, "sent twice"),
+        (&mut forwarder, "offered back to its forwarder"),
+        (&mut other, "offered to a member that may not read it"),
+    ] {
+        let frames = raw.read_until(|f| matches!(f, Frame::Publish(_))).await;
+        assert!(!batch_or_offer(&frames), "{what}: {frames:?}");
+    }
+    for raw in [late, other, forwarder] {
+        raw.close().await;
+    }
+    within("the node stops", shutdown(&[node])).await;
+}
+
+/// A node offered a batch it has not taken asks the member for it and delivers it once it
+/// arrives; offered it again, it asks for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_asks_for_a_batch_it_missed_and_delivers_it() {
+    let (owner, node) = owned_node().await;
+    let realm_handle = node.realm(REALM).unwrap();
+    let mut orders = realm_handle.subscribe("orders.*").await.unwrap();
+    let member_key = Keypair::generate().unwrap();
+    let chains = vec![
+        grant(&owner, member_key.did(), "weft://io.acme", "realm/join"),
+        grant(
+            &owner,
+            member_key.did(),
+            "weft://io.acme/orders.*",
+            "msg/subscribe",
+        ),
+    ];
+    let mut member = RawPeer::join_as(&node, REALM, Some(owner.did()), chains, member_key).await;
+    let publisher = Keypair::generate().unwrap();
+    let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
+    let may = may_publish(&owner, &publisher);
+    let sealed = seal(&publisher, &batch(realm, &publisher, may, 1, 1), 0, 0).unwrap();
+    let id = weft_wire::forward_id(&sealed);
+    let have = Frame::Have(weft_wire::BatchIds {
+        realm: 0,
+        ids: vec![id],
+    });
+    member.send(&have).await;
+    let frames = member.read_until(|f| matches!(f, Frame::Want(_))).await;
+    let Some(Frame::Want(want)) = frames.into_iter().find(|f| matches!(f, Frame::Want(_))) else {
+        panic!("not asked for");
+    };
+    assert_eq!(want.ids, vec![id]);
+    member.send(&Frame::Forward(sealed)).await;
+    let event = next_event(&mut orders).await;
+    assert_eq!(event.json::<Value>().unwrap(), json!({ "n": 1 }));
+    assert_eq!(realm_handle.stats().await.forward_repaired, 1);
+
+    // Offered again: taken already, so not asked for before the node's next publication.
+    member.send(&have).await;
+    member
+        .send(&Frame::Interest(weft_wire::Interest::Subscribe {
+            realm: 0,
+            id: 1,
+            pattern: weft::Pattern::new("orders.*").unwrap(),
+            chain: None,
+        }))
+        .await;
+    within(
+        "the member's subscription",
+        realm_handle.wait_for_subscriber("orders.placed"),
+    )
+    .await
+    .unwrap();
+    realm_handle
+        .publish("orders.placed", &json!({"n": 2}))
+        .await
+        .unwrap();
+    let frames = member.read_until(|f| matches!(f, Frame::Publish(_))).await;
+    assert!(
+        !frames.iter().any(|f| matches!(f, Frame::Want(_))),
+        "{frames:?}"
+    );
+    member.close().await;
+    within("the node stops", shutdown(&[node])).await;
+}

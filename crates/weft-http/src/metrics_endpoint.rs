@@ -125,7 +125,7 @@ fn describe() {
     );
     describe_counter!(
         "weft_forward_batches_total",
-        "Signed batches of publications passed between members, by realm and outcome: sent into the overlay or passed on (sent), refused on arrival (refused)."
+        "Signed batches of publications passed between members, by realm and outcome: sent into the overlay or passed on (sent), refused on arrival (refused), missed and then taken from a member that offered it (repaired)."
     );
     describe_counter!(
         "weft_publications_sent_total",

@@ -106,6 +106,9 @@ pub struct RealmStats {
     /// Forwarded batches refused: a signature that does not verify, too old, another realm, or
     /// a publisher without `msg/publish` for one of the topics.
     pub forward_refused: u64,
+    /// Forwarded batches this node missed, asked a member for once it offered them, and took
+    /// from it.
+    pub forward_repaired: u64,
     /// Publications too large to forward with the publisher's chains (a frame is at most
     /// `weft_wire::DEFAULT_MAX_FRAME`): sent only to the subscribers this node holds a session with.
     pub dropped_unforwardable: u64,

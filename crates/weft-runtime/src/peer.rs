@@ -34,7 +34,9 @@ use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
 use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
-use crate::router::{LostToSession, RemoteForward, RemoteInterest, RemotePublish, Router};
+use crate::router::{
+    LostToSession, RemoteBatchIds, RemoteForward, RemoteInterest, RemotePublish, Router,
+};
 use crate::sender::{Activity, InFlight, PeerSender};
 use crate::{PeerEvent, PeerInfo};
 
@@ -711,6 +713,22 @@ impl PeerConnection {
         self.pace(ctx);
     }
 
+    /// Hands a member's offer or want of forwarded batches (`core::repair`) to its realm's router.
+    fn hand_batch_ids(
+        &mut self,
+        batches: weft_wire::BatchIds,
+        want: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let peer = self.peer;
+        self.hand_to_router(batches.realm, ctx, |ticket| RemoteBatchIds {
+            peer,
+            want,
+            ids: batches.ids,
+            ticket,
+        });
+    }
+
     /// The realm actors are behind with this peer's messages: stop reading it until they catch
     /// up, so the back-pressure reaches the sender through QUIC and what one peer can have
     /// queued here stays bounded.
@@ -804,6 +822,8 @@ impl PeerConnection {
                     ticket,
                 });
             }
+            Frame::Have(batches) => self.hand_batch_ids(batches, false, ctx),
+            Frame::Want(batches) => self.hand_batch_ids(batches, true, ctx),
             // Only a realm we named to the peer can be refused: anything else is noise it made up.
             Frame::Denied(denial) if !self.handshake.named(denial.realm) => {
                 debug!(peer = %self.did.short(), index = denial.realm, "denial for a realm we did not name ignored");

@@ -44,6 +44,7 @@ pub(crate) struct RealmCounters {
     duplicates: Counter,
     forwarded: Counter,
     forward_refused: Counter,
+    forward_repaired: Counter,
     dropped_too_late: Counter,
     dropped_unforwardable: Counter,
     members: Gauge,
@@ -66,6 +67,7 @@ impl RealmCounters {
             duplicates: metrics::counter!("weft_publications_duplicate_total", "realm" => name.clone()),
             forwarded: metrics::counter!("weft_forward_batches_total", "realm" => name.clone(), "outcome" => "sent"),
             forward_refused: metrics::counter!("weft_forward_batches_total", "realm" => name.clone(), "outcome" => "refused"),
+            forward_repaired: metrics::counter!("weft_forward_batches_total", "realm" => name.clone(), "outcome" => "repaired"),
             dropped_unforwardable: dropped("unforwardable"),
             dropped_too_late: dropped("too_late"),
             members: metrics::gauge!("weft_realm_members", "realm" => name),
@@ -139,6 +141,11 @@ impl RealmCounters {
     pub(crate) fn forward_refused(&mut self) {
         self.stats.forward_refused += 1;
         self.forward_refused.increment(1);
+    }
+
+    pub(crate) fn forward_repaired(&mut self) {
+        self.stats.forward_repaired += 1;
+        self.forward_repaired.increment(1);
     }
 
     pub(crate) fn dropped_unforwardable(&mut self, publications: u64) {

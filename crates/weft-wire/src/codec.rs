@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use crate::{Frame, WireError};
 
 /// The wire version this code speaks.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 /// Bytes before the body: the length prefix and the version byte.
 pub const HEADER_LEN: usize = 5;
 /// Default frame limit (length prefix value): 1 MiB of payload plus room for the envelope.
@@ -233,6 +233,14 @@ mod tests {
             }),
             Frame::Bye,
             Frame::Release,
+            Frame::Have(crate::BatchIds {
+                realm: 1,
+                ids: vec![[3; 16], [4; 16]],
+            }),
+            Frame::Want(crate::BatchIds {
+                realm: 1,
+                ids: vec![[4; 16]],
+            }),
             Frame::Accepted,
             Frame::Revoke(crate::RevokeRecord {
                 realm: 0,
@@ -472,6 +480,10 @@ mod tests {
             batch: bytes::Bytes::new(),
             signature: bytes::Bytes::from_static(&[1; 63]),
         });
+        let too_many_ids = Frame::Have(crate::BatchIds {
+            realm: 0,
+            ids: vec![[0; 16]; crate::MAX_BATCH_IDS + 1],
+        });
         let refused = [
             welcome("weft", crate::frame::MAX_TAGS + 1),
             welcome(&"a".repeat(crate::frame::MAX_AGENT + 1), 0),
@@ -479,6 +491,7 @@ mod tests {
             join(1, crate::frame::MAX_PROOFS + 1),
             too_many_realms,
             short_signature,
+            too_many_ids,
         ];
         for frame in &refused {
             let mut out = Vec::new();

@@ -72,6 +72,19 @@ pub struct ForwardItem {
     pub payload: Bytes,
 }
 
+/// Most batch ids in one [`BatchIds`].
+pub const MAX_BATCH_IDS: usize = 512;
+
+/// Batch ids, in a [`crate::Frame::Have`] (batches the sender took lately and could send, that
+/// the receiver may have missed) or a [`crate::Frame::Want`] (those of them the sender lacks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchIds {
+    /// Realm, as an index into the sender's hello.
+    pub realm: RealmIndex,
+    /// At most [`MAX_BATCH_IDS`] ids ([`forward_id`]).
+    pub ids: Vec<ForwardId>,
+}
+
 /// Names a batch for duplicate suppression: a digest of its signed bytes.
 pub type ForwardId = [u8; 16];
 

@@ -87,6 +87,11 @@ pub enum Frame {
     /// Publications signed by their publisher, passed on by members for subscribers the
     /// publisher holds no session with.
     Forward(crate::forward::Forward),
+    /// Batches the sender took lately that the receiver may have missed: it asks for those it
+    /// lacks with a [`Frame::Want`].
+    Have(crate::forward::BatchIds),
+    /// Batches of a [`Frame::Have`] the sender lacks: the receiver sends them, once each.
+    Want(crate::forward::BatchIds),
 }
 
 /// Longest revocation record carried, in bytes.
@@ -426,6 +431,15 @@ impl Frame {
             Frame::Forward(forward) if forward.signature.len() != 64 => Err(WireError::Limit(
                 format!("a signature of {} bytes (64)", forward.signature.len()),
             )),
+            Frame::Have(batches) | Frame::Want(batches)
+                if batches.ids.len() > crate::forward::MAX_BATCH_IDS =>
+            {
+                Err(WireError::Limit(format!(
+                    "{} batch ids (at most {})",
+                    batches.ids.len(),
+                    crate::forward::MAX_BATCH_IDS
+                )))
+            }
             Frame::Revoke(_)
             | Frame::Forward(_)
             | Frame::Hello(_)
@@ -433,7 +447,9 @@ impl Frame {
             | Frame::Interest(_)
             | Frame::Reply(_)
             | Frame::Bye
-            | Frame::Release => Ok(()),
+            | Frame::Release
+            | Frame::Have(_)
+            | Frame::Want(_) => Ok(()),
         }
     }
 }

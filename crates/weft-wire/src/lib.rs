@@ -33,8 +33,8 @@ pub use codec::{
 };
 pub use error::WireError;
 pub use forward::{
-    Forward, ForwardBatch, ForwardError, ForwardId, ForwardItem, MAX_FORWARD_ITEMS, forward_id,
-    forward_realm_id, open, seal,
+    BatchIds, Forward, ForwardBatch, ForwardError, ForwardId, ForwardItem, MAX_BATCH_IDS,
+    MAX_FORWARD_ITEMS, forward_id, forward_realm_id, open, seal,
 };
 pub use frame::{
     Call, Denial, Fault, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome, Publish,

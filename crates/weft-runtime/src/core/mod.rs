@@ -25,6 +25,7 @@ pub(crate) mod redial;
 pub(crate) mod refusals;
 pub(crate) mod relay;
 pub(crate) mod rendezvous;
+pub(crate) mod repair;
 pub(crate) mod resolve;
 pub(crate) mod roster;
 pub(crate) mod seat;
@@ -62,6 +63,7 @@ mod tests {
         ("redial.rs", include_str!("redial.rs")),
         ("refusals.rs", include_str!("refusals.rs")),
         ("relay.rs", include_str!("relay.rs")),
+        ("repair.rs", include_str!("repair.rs")),
         ("rendezvous.rs", include_str!("rendezvous.rs")),
         ("resolve.rs", include_str!("resolve.rs")),
         ("roster.rs", include_str!("roster.rs")),

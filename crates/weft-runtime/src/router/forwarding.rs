@@ -1,6 +1,6 @@
 //! The router's half of forwarding (`core::forward`): this node's publications gathered into
 //! signed batches, one per topic, while sessions are scarce; and members' batches checked,
-//! delivered and passed on.
+//! delivered, passed on and kept for repairs (`repairs.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,8 +22,11 @@ use crate::core::chains::{ChainCache, wire_chain};
 use crate::core::forward::{self, HOPS, Scarcity, Seen};
 use crate::core::pubsub::Target;
 use crate::core::relay::Origin;
+use crate::core::repair::Repair;
 use crate::core::roster::Credentials as _;
+use crate::core::seat::Seat;
 use crate::core::slots::Slot;
+use crate::members::Member;
 use crate::{Event, unix_now};
 
 /// Topics with a batch being gathered at once: past it, they are all sealed.
@@ -47,7 +50,7 @@ pub struct RemoteForward {
 #[derive(Debug)]
 pub(crate) struct Forwarding {
     /// Signs this node's batches; none on a client, whose access node forwards for it.
-    key: Option<Arc<Keypair>>,
+    pub(super) key: Option<Arc<Keypair>>,
     scarcity: Arc<Scarcity>,
     /// This node's run, as in its hello.
     run: u64,
@@ -55,7 +58,7 @@ pub(crate) struct Forwarding {
     pub(super) on: bool,
     /// [`weft_wire::forward_realm_id`] of the realm.
     realm_id: [u8; 32],
-    seen: Seen,
+    pub(super) seen: Seen,
     /// Chains carried by batches, parsed: kept apart from those of peers' own frames, which a
     /// stream of batches would push out.
     chains: ChainCache,
@@ -64,6 +67,8 @@ pub(crate) struct Forwarding {
     budgets: Budgets<PeerId>,
     /// This node's publications not yet sealed, a batch per topic and chain, oldest first.
     gathered: Vec<Gathered>,
+    /// The batches taken lately, offered to the members that may have missed them.
+    pub(super) repair: Repair<Slot>,
 }
 
 /// Publications of one topic, under one chain, waiting to be sealed.
@@ -88,6 +93,7 @@ impl Forwarding {
             chains: ChainCache::default(),
             budgets: Budgets::new(PUBLISHER_BUDGETS, VerifyBudget::default),
             gathered: Vec::new(),
+            repair: Repair::default(),
         }
     }
 
@@ -97,6 +103,11 @@ impl Forwarding {
         self.scarcity = scarcity;
         self.run = run;
         self
+    }
+
+    /// The member in `slot` left: whoever gets the slot next has none of its batches.
+    pub(super) fn forget(&mut self, slot: Slot) {
+        self.repair.forget(slot);
     }
 
     /// Reads whether sessions are scarce now: once per router message, not per publication.
@@ -212,12 +223,13 @@ impl Router {
                 return;
             }
         };
-        let id = weft_wire::forward_id(&forward);
-        self.forwarding.seen.insert(id, Instant::now());
+        let (id, now) = (weft_wire::forward_id(&forward), Instant::now());
+        self.forwarding.seen.insert(id, now);
         // Members whose interests match had it directly: the batch is for those beyond them.
         let next = self.next_hops(&topic, &HashSet::new(), None, None, &id);
-        if !self.send_forward(forward, &next) {
-            self.counters.dropped_unforwardable(count);
+        match self.send_forward(forward.clone(), &next) {
+            Some(queued) => self.forwarding.repair.keep(id, forward, topic, queued, now),
+            None => self.counters.dropped_unforwardable(count),
         }
     }
 
@@ -239,21 +251,19 @@ impl Router {
             .map(|slot| (slot, interested.contains(&slot)))
             .collect();
         let pattern = Pattern::from(topic.clone());
-        let (authorizer, realm, now) = (&self.seat.authorizer, &self.seat.realm, unix_now());
-        let cache = &mut self.chain_cache;
+        let (seat, cache, now) = (&self.seat, &mut self.chain_cache, unix_now());
         forward::next_hops(&candidates, from, publisher, id, |slot| {
-            members.get(slot).is_some_and(|member| {
-                let acting = member.record.acting().without_budget();
-                let action = Action::Subscribe(&pattern);
-                authorize_member(authorizer, cache, realm, None, acting, action, now).is_ok()
-            })
+            members
+                .get(slot)
+                .is_some_and(|member| may_read(seat, cache, member, &pattern, now))
         })
     }
 
-    /// Sends `forward` to the members in `to`, encoded once. False if it does not fit in a frame.
-    fn send_forward(&mut self, forward: Forward, to: &[Slot]) -> bool {
+    /// Sends `forward` to the members in `to`, encoded once, and says which took it into their
+    /// queues. None if it does not fit in a frame.
+    fn send_forward(&mut self, forward: Forward, to: &[Slot]) -> Option<Vec<Slot>> {
         if to.is_empty() {
-            return true;
+            return Some(Vec::new());
         }
         let mut encoded = Vec::new();
         let forward = Forward {
@@ -263,18 +273,22 @@ impl Router {
         if let Err(e) = weft_wire::encode(&Frame::Forward(forward), DEFAULT_MAX_FRAME, &mut encoded)
         {
             debug!(error = %e, "a batch does not fit in a frame");
-            return false;
+            return None;
         }
         self.counters.forwarded();
+        let mut queued = Vec::with_capacity(to.len());
         for slot in to {
             let Some(member) = self.routing.members().get(*slot) else {
                 continue;
             };
-            if !member.sender.send_passing(&encoded, self.seat.index).queued {
+            if member.sender.send_passing(&encoded, self.seat.index).queued {
+                queued.push(*slot);
+            } else {
+                // Counted, and offered to it again at the next round (`core::repair`).
                 self.counters.dropped_slow_peer();
             }
         }
-        true
+        Some(queued)
     }
 
     /// Checks a batch before anything of it is used: the publisher's signature, its age, the
@@ -316,6 +330,29 @@ impl Router {
     }
 }
 
+/// Whether `member` may subscribe to `topic` (as a pattern): only then is a batch of the topic
+/// passed or offered to it, so the overlay shows no member what it could not subscribe to.
+pub(super) fn may_read(
+    seat: &Seat,
+    cache: &mut ChainCache,
+    member: &Member,
+    topic: &Pattern,
+    now: u64,
+) -> bool {
+    let acting = member.record.acting().without_budget();
+    let (authorizer, realm) = (&seat.authorizer, &seat.realm);
+    authorize_member(
+        authorizer,
+        cache,
+        realm,
+        None,
+        acting,
+        Action::Subscribe(topic),
+        now,
+    )
+    .is_ok()
+}
+
 /// Checks a member's batch, delivers what this node's subscriptions and clients want, and
 /// passes it on: to the members whose interests match, and while hops remain to a few others
 /// that may read it.
@@ -348,6 +385,9 @@ impl Handler<RemoteForward> for Router {
         // Only once it verified: a forged copy must not keep the real one out. Not activity:
         // see `PeerSender::send_passing`.
         self.forwarding.seen.insert(id, now);
+        if self.forwarding.repair.taken(&id, from) {
+            self.counters.forward_repaired();
+        }
         if batch.publisher == self.seat.did {
             return;
         }
@@ -417,8 +457,12 @@ impl Handler<RemoteForward> for Router {
             hops: hops.saturating_sub(1),
             ..msg.forward
         };
-        if !self.send_forward(forward, &next) {
-            self.counters.dropped_unforwardable(count);
+        match self.send_forward(forward.clone(), &next) {
+            Some(mut known) => {
+                known.push(from);
+                self.forwarding.repair.keep(id, forward, topic, known, now);
+            }
+            None => self.counters.dropped_unforwardable(count),
         }
     }
 }

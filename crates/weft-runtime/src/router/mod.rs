@@ -9,7 +9,8 @@
 //!   delivered to local subscriptions, and relayed as `core::relay` says: a member's
 //!   publications to this node's clients, a client's to every peer that asked.
 //! - [`RemoteForward`] from a `PeerConnection`: a batch signed by its publisher, passed on by
-//!   members where sessions are scarce (`forwarding.rs`, `core::forward`).
+//!   members where sessions are scarce (`forwarding.rs`, `core::forward`); [`RemoteBatchIds`]:
+//!   a member's offer of batches, or its want of those offered (`repairs.rs`, `core::repair`).
 //!
 //! A node that is itself a client sends every publication to its access node, which routes it.
 //! - [`RemoteInterest`] from a `PeerConnection`: a peer's subscription, authorized
@@ -23,6 +24,7 @@
 //! One router per realm, started on one of the node's arbiters; it stops with the actor system.
 
 mod forwarding;
+mod repairs;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +59,7 @@ use crate::{Congestion, Event, Interests, PublishError, RealmStats, unix_now};
 
 use forwarding::Forwarding;
 pub use forwarding::RemoteForward;
+pub use repairs::RemoteBatchIds;
 
 /// Publications taken from the lane per `Drain`: a flood from the application is handled in
 /// stretches, with the router's other messages in between.
@@ -326,6 +329,7 @@ impl Actor for Router {
         // Publications arrive in bursts from several peers; a deep mailbox absorbs them.
         ctx.set_mailbox_capacity(16 * 1024);
         ctx.run_interval(crate::core::standing::SWEEP, |act, ctx| act.sweep(ctx));
+        ctx.run_interval(crate::core::repair::ROUND, |act, _| act.offer_repairs());
     }
 }
 
@@ -938,6 +942,7 @@ impl Handler<MemberLeft> for Router {
         let now = std::time::Instant::now();
         if let Some((slot, _)) = self.routing.leave(&msg.peer, msg.abrupt, now) {
             self.subscriptions.retain(|(s, _)| *s != slot);
+            self.forwarding.forget(slot);
         }
         self.counters.members(self.routing.members().len());
     }
