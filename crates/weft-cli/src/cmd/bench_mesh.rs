@@ -176,11 +176,17 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let idle_cpu_percent = idle_cpu(IDLE_WINDOW).await;
 
     let mut expected = 0u64;
+    let mut expected_by: Vec<u64> = vec![0; subscriptions.len()];
     for k in 0..bench.publications {
         let from = picks.next(n);
         let topic = format!("mesh.t{}", picks.next(TOPICS));
         let name = weft::Name::new(&topic).map_err(weft::Error::from)?;
-        expected += subscriptions.iter().filter(|p| p.matches(&name)).count() as u64;
+        for (index, pattern) in subscriptions.iter().enumerate() {
+            if pattern.matches(&name) {
+                expected += 1;
+                expected_by[index] += 1;
+            }
+        }
         realm_of(&nodes[from])?
             .publish_bytes(&topic, Bytes::copy_from_slice(&k.to_be_bytes()))
             .await?;
@@ -203,6 +209,17 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             break (delivered, duplicates);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Subscriptions that missed some publication: one node cut off, or losses spread thin.
+    let short = {
+        let seen = seen.lock().await;
+        let mut got = vec![0u64; subscriptions.len()];
+        for (index, _) in seen.keys() {
+            got[*index] += 1;
+        }
+        (0..subscriptions.len())
+            .filter(|index| got[*index] < expected_by[*index])
+            .count()
     };
 
     let mut calls_ok = 0u64;
@@ -260,6 +277,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         let stats = realm_of(node)?.stats().await;
         counted.forwarded += stats.forwarded;
         counted.forward_refused += stats.forward_refused;
+        counted.forward_repaired += stats.forward_repaired;
         counted.dropped_slow_peer += stats.dropped_slow_peer;
         counted.dropped_slow_subscriber += stats.dropped_slow_subscriber;
         counted.dropped_peer_gone += stats.dropped_peer_gone;
@@ -290,6 +308,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "expected_deliveries": expected,
         "delivered": delivered,
         "duplicates": duplicates,
+        "subscriptions_short": short,
         "calls": bench.calls,
         "calls_ok": calls_ok,
         "call_errors": call_errors,
@@ -308,6 +327,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "nodes_forwarding": forwarding,
         "batches_forwarded": counted.forwarded,
         "batches_refused": counted.forward_refused,
+        "batches_repaired": counted.forward_repaired,
         "dropped": {
             "slow_peer": counted.dropped_slow_peer,
             "slow_subscriber": counted.dropped_slow_subscriber,
