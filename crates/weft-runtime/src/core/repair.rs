@@ -10,6 +10,10 @@
 //! ones it has not taken (`Frame::Want`), and gets each at most once, with no hops left. This is
 //! gossipsub's IHAVE and IWANT, on the members' own sessions.
 //!
+//! A batch of this node's that no member took (it had none, or every session it was passed to
+//! was closing) is kept and offered for longer ([`UNREACHED_FOR`]), from the moment a member
+//! first hears of it: as a NATS client holds what it publishes while it reconnects.
+//!
 //! Drive it in this order: [`Repair::keep`] each batch taken or sealed; [`Repair::offers`]
 //! once a round; [`Repair::wanted`] for a member's offer, sending what it returns back as a
 //! want; [`Repair::answer`] for a member's want; [`Repair::taken`] when a batch verifies;
@@ -30,6 +34,10 @@ pub(crate) const OFFER_FOR: Duration = Duration::from_secs(3);
 /// How long a batch is kept to answer wants: past its offers, by a round's worth of slack for
 /// the want to come back, and no longer, since every node of a realm keeps what it took.
 pub(crate) const KEEP: Duration = Duration::from_secs(5);
+/// How long a batch no member has or was told of is kept and offered: a publisher cut off
+/// from every member hands its batches to the first one it gets back. Well within the age a
+/// receiver accepts (`forward::MAX_AGE`).
+pub(crate) const UNREACHED_FOR: Duration = Duration::from_secs(30);
 /// Bytes of batches kept at most per realm: a flood of large batches pushes the oldest out
 /// early, so their repairs are lost, never the node's memory.
 pub(crate) const KEPT_BYTES: usize = 1024 * 1024;
@@ -46,14 +54,42 @@ const ENTRY_BYTES: usize = 160;
 struct Kept<S> {
     forward: Forward,
     topic: Name,
+    /// When it was kept.
     at: Instant,
+    /// When a member first had it or was told of it; none yet: unreached.
+    reached: Option<Instant>,
     /// Members known to have it, or told of it: offered nothing more.
     known: Vec<S>,
     /// Members it was sent to for their want: sent nothing more.
     answered: Vec<S>,
 }
 
-impl<S> Kept<S> {
+impl<S: PartialEq> Kept<S> {
+    /// Is it offered at `now`: young enough since a member first heard of it, or unreached and
+    /// younger than [`UNREACHED_FOR`]?
+    fn offered(&self, now: Instant) -> bool {
+        match self.reached {
+            Some(reached) => now.saturating_duration_since(reached) < OFFER_FOR,
+            None => now.saturating_duration_since(self.at) < UNREACHED_FOR,
+        }
+    }
+
+    /// Is it still kept at `now`?
+    fn kept(&self, now: Instant) -> bool {
+        match self.reached {
+            Some(reached) => now.saturating_duration_since(reached) < KEEP,
+            None => now.saturating_duration_since(self.at) < UNREACHED_FOR,
+        }
+    }
+
+    /// `member` has it, or was told of it, from `now`.
+    fn known_to(&mut self, member: S, now: Instant) {
+        if !self.known.contains(&member) {
+            self.known.push(member);
+        }
+        self.reached.get_or_insert(now);
+    }
+
     fn bytes(&self) -> usize {
         self.forward.batch.len()
             + self.forward.signature.len()
@@ -118,6 +154,7 @@ impl<S: Copy + Eq + Hash> Repair<S> {
             forward,
             topic,
             at: now,
+            reached: (!known.is_empty()).then_some(now),
             known,
             answered: Vec::new(),
         };
@@ -134,8 +171,8 @@ impl<S: Copy + Eq + Hash> Repair<S> {
     }
 
     /// For each of `members`, the ids to offer it this round (at most [`MAX_BATCH_IDS`], the
-    /// oldest first; the rest wait for the next round): batches younger than [`OFFER_FOR`] it
-    /// is not known to have, of topics `may_read` says it may subscribe to. Each is offered to
+    /// oldest first; the rest wait for the next round): batches a member first heard of less
+    /// than [`OFFER_FOR`] ago (or none did yet) that it is not known to have, of topics `may_read` says it may subscribe to. Each is offered to
     /// a member once. Members with nothing to be offered are left out.
     pub(crate) fn offers(
         &mut self,
@@ -153,9 +190,7 @@ impl<S: Copy + Eq + Hash> Repair<S> {
                 let Some(kept) = self.kept.get_mut(id) else {
                     continue;
                 };
-                if now.saturating_duration_since(kept.at) >= OFFER_FOR
-                    || kept.known.contains(&member)
-                {
+                if !kept.offered(now) || kept.known.contains(&member) {
                     continue;
                 }
                 let may = match readable.iter().find(|(topic, _)| *topic == kept.topic) {
@@ -169,7 +204,7 @@ impl<S: Copy + Eq + Hash> Repair<S> {
                 if !may {
                     continue;
                 }
-                kept.known.push(member);
+                kept.known_to(member, now);
                 ids.push(*id);
                 if ids.len() == MAX_BATCH_IDS {
                     break;
@@ -196,9 +231,7 @@ impl<S: Copy + Eq + Hash> Repair<S> {
         let mut wanted = Vec::new();
         for id in ids.iter().take(MAX_BATCH_IDS) {
             if let Some(kept) = self.kept.get_mut(id) {
-                if !kept.known.contains(&from) {
-                    kept.known.push(from);
-                }
+                kept.known_to(from, now);
                 continue;
             }
             if self.asked.contains_key(id) || taken(id) {
@@ -231,13 +264,11 @@ impl<S: Copy + Eq + Hash> Repair<S> {
             let Some(kept) = self.kept.get_mut(id) else {
                 continue;
             };
-            if kept.answered.contains(&to) || !may_read(&kept.topic) {
+            if !kept.kept(now) || kept.answered.contains(&to) || !may_read(&kept.topic) {
                 continue;
             }
             kept.answered.push(to);
-            if !kept.known.contains(&to) {
-                kept.known.push(to);
-            }
+            kept.known_to(to, now);
             batches.push(kept.forward.clone());
         }
         batches
@@ -263,11 +294,13 @@ impl<S: Copy + Eq + Hash> Repair<S> {
         self.asked.retain(|_, (_, of)| *of != member);
     }
 
-    /// Lets go of batches kept past [`KEEP`] and asks older than [`ASK_AGAIN`].
+    /// Lets go of batches kept past [`KEEP`] (or [`UNREACHED_FOR`]) and asks older than
+    /// [`ASK_AGAIN`]. Batches go in the order they were kept: an unreached one holds those
+    /// behind it, within the byte bound, until it goes.
     pub(crate) fn expire(&mut self, now: Instant) {
         while let Some(id) = self.order.front() {
             match self.kept.get(id) {
-                Some(kept) if now.saturating_duration_since(kept.at) < KEEP => break,
+                Some(kept) if kept.kept(now) => break,
                 _ => self.drop_oldest(),
             }
         }
@@ -471,17 +504,17 @@ mod tests {
         let (one, f1) = batch(1, 1000);
         let size = 1000 + 64 + 1 + ENTRY_BYTES;
         let mut repair = Repair::with_max_bytes(2 * size);
-        repair.keep(one, f1, topic("a"), vec![], now);
+        repair.keep(one, f1, topic("a"), vec![9], now);
         let (two, f2) = batch(2, 1000);
-        repair.keep(two, f2, topic("a"), vec![], now + ROUND);
+        repair.keep(two, f2, topic("a"), vec![9], now + ROUND);
         let (three, f3) = batch(3, 1000);
-        repair.keep(three, f3, topic("a"), vec![], now + ROUND);
+        repair.keep(three, f3, topic("a"), vec![9], now + ROUND);
         assert_eq!(repair.len(), 2, "the oldest went first");
         assert!(repair.answer(1u32, &[one], |_| true, now).is_empty());
         assert_eq!(repair.answer(1, &[two], |_| true, now).len(), 1);
 
         let (huge, f4) = batch(4, 3 * size);
-        repair.keep(huge, f4, topic("a"), vec![], now + ROUND);
+        repair.keep(huge, f4, topic("a"), vec![9], now + ROUND);
         assert_eq!(repair.len(), 2, "larger than the bound: not kept");
 
         repair.expire(now + ROUND + KEEP);
@@ -504,5 +537,38 @@ mod tests {
             "the ask of the member that left went"
         );
         assert!(repair.asked_of.is_empty());
+    }
+
+    #[test]
+    fn a_batch_no_member_took_is_kept_until_one_hears_of_it() {
+        let now = Instant::now();
+        let mut repair = Repair::default();
+        let (id, forward) = batch(1, 10);
+        repair.keep(id, forward, topic("a"), vec![], now);
+        let back = now + Duration::from_secs(20);
+        assert!(repair.offers(&[], |_, _| true, back).is_empty(), "alone");
+        assert_eq!(repair.len(), 1);
+        assert_eq!(
+            repair.offers(&[1u32], |_, _| true, back),
+            vec![(1, vec![id])],
+            "the first member back hears of it"
+        );
+        let soon = back + OFFER_FOR - Duration::from_millis(1);
+        assert_eq!(repair.offers(&[2], |_, _| true, soon), vec![(2, vec![id])]);
+        assert!(
+            repair
+                .offers(&[3], |_, _| true, back + OFFER_FOR)
+                .is_empty()
+        );
+        assert_eq!(repair.answer(1, &[id], |_| true, back + ROUND).len(), 1);
+        repair.expire(back + KEEP);
+        assert_eq!(repair.len(), 0);
+
+        let (never, forward) = batch(2, 10);
+        repair.keep(never, forward, topic("a"), vec![], now);
+        repair.expire(now + UNREACHED_FOR - Duration::from_millis(1));
+        assert_eq!(repair.len(), 1);
+        repair.expire(now + UNREACHED_FOR);
+        assert_eq!(repair.len(), 0, "no member came back in time");
     }
 }
