@@ -12,6 +12,11 @@
 //! keep its spare slots full), and its own once [`OWN_MIN_AGE`] old. Its own dials are refused
 //! before they start when nothing could make room for them, rather than after the peer has
 //! spent a slot of its own on the handshake.
+//!
+//! A peer's connection on which a weft stream arrived is spared like a session's while the
+//! node decides on the session, for at most [`PENDING_FOR`]: the node learns of the stream only
+//! once its runtime has taken it, and a popular node, dialed by many for Kademlia, would
+//! otherwise evict the connection under a session being opened once it is [`MIN_AGE`] old.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -39,6 +44,11 @@ pub(crate) const OWN_MIN_AGE: Duration = Duration::from_millis(100);
 /// and its runtime's turn). Evicted at once, the session failed with it, and the peer tried
 /// again and again: in a 100-node mesh of 16 connections, hundreds of sessions a run.
 pub(crate) const PEER_GRACE: Duration = Duration::from_millis(500);
+/// How long a connection whose peer opened a weft stream is spared while the node decides on
+/// the session: it marks the session, or refuses it, well within this unless overloaded. As
+/// long as a peer is given to say hello once its session starts (`Limits::hello_timeout`), so
+/// a stream that is never decided pins its slot no longer than one that never says hello.
+pub(crate) const PENDING_FOR: Duration = Duration::from_secs(5);
 
 /// What [`Slots::admit`] decided about a new connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,6 +82,9 @@ pub(crate) struct Slots<C, P> {
     slots: HashMap<C, Slot<P>>,
     /// Peers with a session: their connections are never evicted.
     sessions: HashSet<P>,
+    /// Peers whose weft stream arrived, and when: spared for [`PENDING_FOR`] until the session
+    /// is decided. Only connected peers, so bounded by the connections.
+    pending: HashMap<P, Instant>,
     next: u64,
 }
 
@@ -82,6 +95,7 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
             max: max.max(1),
             slots: HashMap::new(),
             sessions: HashSet::new(),
+            pending: HashMap::new(),
             next: 0,
         }
     }
@@ -99,8 +113,13 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
         // A session runs on one connection: only a session peer's oldest is spared, so that a
         // peer cannot shield a second one (and sessions cannot hold twice their share).
         let mut spared: HashMap<P, u64> = HashMap::new();
+        let pending = |peer: &P| {
+            self.pending
+                .get(peer)
+                .is_some_and(|at| now.saturating_duration_since(*at) < PENDING_FOR)
+        };
         for slot in self.slots.values() {
-            if !slot.closing && self.sessions.contains(&slot.peer) {
+            if !slot.closing && (self.sessions.contains(&slot.peer) || pending(&slot.peer)) {
                 let order = spared.entry(slot.peer).or_insert(slot.order);
                 *order = (*order).min(slot.order);
             }
@@ -159,11 +178,27 @@ impl<C: Copy + Eq + std::hash::Hash, P: Copy + Eq + std::hash::Hash> Slots<C, P>
 
     /// Connection `id` closed, or was denied by another behaviour after this one admitted it.
     pub(crate) fn closed(&mut self, id: &C) {
-        self.slots.remove(id);
+        if let Some(slot) = self.slots.remove(id)
+            && !self.slots.values().any(|s| s.peer == slot.peer)
+        {
+            self.pending.remove(&slot.peer);
+        }
     }
 
-    /// `peer` has a session (`open`) or no longer has one.
+    /// `peer`, connected, opened a weft stream at `now`: its connection is spared until its
+    /// session is decided ([`session`](Self::session)), for at most [`PENDING_FOR`].
+    pub(crate) fn stream_arrived(&mut self, peer: P, now: Instant) {
+        self.pending
+            .retain(|_, at| now.saturating_duration_since(*at) < PENDING_FOR);
+        if self.slots.values().any(|s| s.peer == peer && !s.closing) {
+            self.pending.insert(peer, now);
+        }
+    }
+
+    /// `peer` has a session (`open`) or no longer has one, or was refused one: it is no longer
+    /// pending either way.
     pub(crate) fn session(&mut self, peer: P, open: bool) {
+        self.pending.remove(&peer);
         if open {
             self.sessions.insert(peer);
         } else {
@@ -188,9 +223,14 @@ impl Budget {
         }
     }
 
-    /// `peer` has a weft session now (`open`), or no longer.
+    /// `peer` has a weft session now (`open`), or no longer (or was refused one).
     pub(crate) fn session(&mut self, peer: PeerId, open: bool) {
         self.slots.session(peer, open);
+    }
+
+    /// `peer` opened a weft stream: its connection is spared while the session is decided.
+    pub(crate) fn stream_arrived(&mut self, peer: PeerId) {
+        self.slots.stream_arrived(peer, Instant::now());
     }
 
     fn admit(
@@ -460,5 +500,38 @@ mod tests {
                 )
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_connection_whose_peer_opened_a_stream_is_spared_until_its_session_is_decided() {
+        let t0 = Instant::now();
+        let mut slots = Slots::new(2);
+        slots.admit(1, 'a', true, t0);
+        slots.admit(2, 'b', true, t0);
+        let later = t0 + MIN_AGE;
+        slots.stream_arrived('a', later);
+        assert_eq!(
+            slots.admit(3, 'c', true, later),
+            Admit::Evict(2, 'b'),
+            "a's stream is being decided on"
+        );
+        slots.closed(&2);
+        // Refused a session (or one that ended): no longer spared.
+        slots.session('a', false);
+        assert_eq!(slots.admit(4, 'd', true, later), Admit::Evict(1, 'a'));
+        slots.closed(&1);
+
+        // Undecided for too long: spared no more.
+        slots.stream_arrived('c', later);
+        let late = later + PENDING_FOR + MIN_AGE;
+        assert_eq!(slots.admit(5, 'e', true, late), Admit::Evict(3, 'c'));
+        slots.closed(&3);
+        // A stream from a peer with no connection marks nothing.
+        slots.stream_arrived('z', late);
+        assert!(!slots.pending.contains_key(&'z'));
+        // The mark goes with the peer's last connection.
+        slots.stream_arrived('d', late);
+        slots.closed(&4);
+        assert!(!slots.pending.contains_key(&'d'));
     }
 }

@@ -80,6 +80,11 @@ pub(crate) enum Command {
         peer: PeerId,
         open: bool,
     },
+    /// `peer` opened a weft stream: the budget spares its connection while the node decides on
+    /// the session.
+    StreamArrived {
+        peer: PeerId,
+    },
     /// A session with `peer` was released to make room.
     Released {
         peer: PeerId,
@@ -307,8 +312,22 @@ impl Driver {
             .accept(WEFT_PROTOCOL)
             .map_err(|e| NetError::Start(format!("accept {WEFT_PROTOCOL}: {e}")))?;
         let inbound = events_tx.clone();
+        // Weak: the driver stops once every `Network` handle is gone.
+        let arrived = commands_tx.downgrade();
         tokio::spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
+                // Before the runtime sees it: that can take a while on a busy node.
+                let Some(commands) = arrived.upgrade() else {
+                    break;
+                };
+                if commands
+                    .send(Command::StreamArrived { peer })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                drop(commands);
                 if inbound
                     .send(NetEvent::InboundStream { peer, stream })
                     .await
@@ -511,6 +530,9 @@ impl Driver {
             Command::Released { peer } => {
                 self.released
                     .mark(peer, Instant::now(), departed::RELEASED_FOR);
+            }
+            Command::StreamArrived { peer } => {
+                self.swarm.behaviour_mut().budget.stream_arrived(peer);
             }
             Command::Session { peer, open } => {
                 // A peer already gone would otherwise stay marked.

@@ -251,8 +251,12 @@ impl Supervisor {
             return Err(NoSession::Unfit);
         };
         if !self.make_room(peer) {
-            // The connection still serves Kademlia, held like any without a session.
+            // The connection still serves Kademlia, held like any without a session, and is
+            // no longer spared for one.
             self.hold_bare(peer, addr, false, ctx);
+            let network = self.network.clone();
+            self.network
+                .spawn(async move { network.session(peer, false).await });
             return Err(NoSession::NoRoom);
         }
         let network = self.network.clone();
