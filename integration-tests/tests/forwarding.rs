@@ -56,6 +56,33 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// The owner's grants to `key` to join and to subscribe to `resource`.
+fn may_subscribe(owner: &Keypair, key: &Keypair, resource: &str) -> Vec<WireChain> {
+    vec![
+        grant(owner, key.did(), "weft://io.acme", "realm/join"),
+        grant(owner, key.did(), resource, "msg/subscribe"),
+    ]
+}
+
+/// A raw member's subscription to `pattern` (its only one, id 1).
+fn subscribe(pattern: &str) -> Frame {
+    Frame::Interest(weft_wire::Interest::Subscribe {
+        realm: 0,
+        id: 1,
+        pattern: weft::Pattern::new(pattern).unwrap(),
+        chain: None,
+    })
+}
+
+/// Reads `raw`'s frames up to the first that `wanted` picks, and returns it.
+async fn next_of(raw: &mut RawPeer, wanted: fn(&Frame) -> bool) -> Frame {
+    let frames = raw.read_until(wanted).await;
+    frames
+        .into_iter()
+        .find(wanted)
+        .expect("the node's stream ended first")
+}
+
 /// A batch of one publication to `orders.placed`, numbered `seq` in run 1.
 fn batch(
     realm: [u8; 32],
@@ -258,12 +285,7 @@ async fn a_member_can_pass_on_a_publishers_batch_but_not_forge_alter_or_replay_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
     let (owner, node) = owned_node().await;
-    let join = |key: &Keypair, subscribe: &str| {
-        vec![
-            grant(&owner, key.did(), "weft://io.acme", "realm/join"),
-            grant(&owner, key.did(), subscribe, "msg/subscribe"),
-        ]
-    };
+    let join = |key: &Keypair, resource: &str| may_subscribe(&owner, key, resource);
     let (reader_key, other_key) = (Keypair::generate().unwrap(), Keypair::generate().unwrap());
     let mut reader = RawPeer::join_as(
         &node,
@@ -282,14 +304,7 @@ async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
     )
     .await;
     // The other member subscribes to what it may: the node's publications there come to it.
-    other
-        .send(&Frame::Interest(weft_wire::Interest::Subscribe {
-            realm: 0,
-            id: 1,
-            pattern: weft::Pattern::new("audit.*").unwrap(),
-            chain: None,
-        }))
-        .await;
+    other.send(&subscribe("audit.*")).await;
     within(
         "the node routes to the other member",
         node.realm(REALM).unwrap().wait_for_subscriber("audit.log"),
@@ -312,10 +327,9 @@ async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
     let sealed = seal(&publisher, &batch(realm, &publisher, may, 1, 1), 0, 3).unwrap();
     forwarder.send(&Frame::Forward(sealed.clone())).await;
 
-    let frames = reader.read_until(|f| matches!(f, Frame::Forward(_))).await;
-    let Some(Frame::Forward(passed)) = frames.into_iter().find(|f| matches!(f, Frame::Forward(_)))
+    let Frame::Forward(passed) = next_of(&mut reader, |f| matches!(f, Frame::Forward(_))).await
     else {
-        panic!("the reader got no batch");
+        unreachable!("picked a batch")
     };
     assert_eq!(
         (passed.batch, passed.hops),
@@ -341,38 +355,24 @@ async fn a_batch_is_passed_on_only_to_members_that_may_read_its_topic() {
     within("the node stops", shutdown(&[node])).await;
 }
 
-/// Reads `raw`'s frames up to the first `Frame::Have`, and returns its ids.
+/// The ids of the next offer (`Frame::Have`) the node sends `raw`.
 async fn next_offer(raw: &mut RawPeer) -> Vec<weft_wire::ForwardId> {
-    let frames = raw.read_until(|f| matches!(f, Frame::Have(_))).await;
-    match frames.into_iter().find(|f| matches!(f, Frame::Have(_))) {
-        Some(Frame::Have(offer)) => offer.ids,
-        _ => panic!("no offer"),
+    match next_of(raw, |f| matches!(f, Frame::Have(_))).await {
+        Frame::Have(offer) => offer.ids,
+        _ => unreachable!("picked an offer"),
     }
 }
 
 /// A member that missed a batch (it joined after the batch was passed on) is offered its id at
 /// the node's next round, and sent it, once, with no hops left, when it asks. A member that may
-/// not read the topic is offered nothing, and the member the batch came from is not offered it
-/// back.
+/// not read the topic is offered nothing, nor sent it when it asks, and the member the batch
+/// came from is not offered it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_missed_a_batch_is_offered_it_and_sent_it_once() {
     let (owner, node) = owned_node().await;
     let realm_handle = node.realm(REALM).unwrap();
     let mut orders = realm_handle.subscribe("orders.*").await.unwrap();
-    let join = |key: &Keypair, subscribe: &str| {
-        vec![
-            grant(&owner, key.did(), "weft://io.acme", "realm/join"),
-            grant(&owner, key.did(), subscribe, "msg/subscribe"),
-        ]
-    };
-    let subscribe = |pattern: &str| {
-        Frame::Interest(weft_wire::Interest::Subscribe {
-            realm: 0,
-            id: 1,
-            pattern: weft::Pattern::new(pattern).unwrap(),
-            chain: None,
-        })
-    };
+    let join = |key: &Keypair, resource: &str| may_subscribe(&owner, key, resource);
     let forwarder_key = Keypair::generate().unwrap();
     let mut forwarder = RawPeer::join_as(
         &node,
@@ -415,16 +415,15 @@ async fn a_member_that_missed_a_batch_is_offered_it_and_sent_it_once() {
         ids: vec![id],
     });
     late.send(&want).await;
-    let frames = late.read_until(|f| matches!(f, Frame::Forward(_))).await;
-    let Some(Frame::Forward(sent)) = frames.into_iter().find(|f| matches!(f, Frame::Forward(_)))
-    else {
-        panic!("the batch was not sent");
+    let Frame::Forward(sent) = next_of(&mut late, |f| matches!(f, Frame::Forward(_))).await else {
+        unreachable!("picked a batch")
     };
     assert_eq!((sent.batch, sent.hops), (sealed.batch.clone(), 0));
 
     // Asked again, it is not sent again: the node's next publication to the member comes with
-    // no batch before it.
+    // no batch before it. Asked by a member that may not read its topic, it is not sent at all.
     late.send(&want).await;
+    other.send(&want).await;
     late.send(&subscribe("orders.*")).await;
     forwarder.send(&subscribe("orders.*")).await;
     other.send(&subscribe("audit.*")).await;
@@ -450,7 +449,10 @@ async fn a_member_that_missed_a_batch_is_offered_it_and_sent_it_once() {
     for (raw, what) in [
         (&mut late, "sent twice"),
         (&mut forwarder, "offered back to its forwarder"),
-        (&mut other, "offered to a member that may not read it"),
+        (
+            &mut other,
+            "offered or sent to a member that may not read it",
+        ),
     ] {
         let frames = raw.read_until(|f| matches!(f, Frame::Publish(_))).await;
         assert!(!batch_or_offer(&frames), "{what}: {frames:?}");
@@ -469,15 +471,7 @@ async fn a_node_asks_for_a_batch_it_missed_and_delivers_it() {
     let realm_handle = node.realm(REALM).unwrap();
     let mut orders = realm_handle.subscribe("orders.*").await.unwrap();
     let member_key = Keypair::generate().unwrap();
-    let chains = vec![
-        grant(&owner, member_key.did(), "weft://io.acme", "realm/join"),
-        grant(
-            &owner,
-            member_key.did(),
-            "weft://io.acme/orders.*",
-            "msg/subscribe",
-        ),
-    ];
+    let chains = may_subscribe(&owner, &member_key, "weft://io.acme/orders.*");
     let mut member = RawPeer::join_as(&node, REALM, Some(owner.did()), chains, member_key).await;
     let publisher = Keypair::generate().unwrap();
     let realm = forward_realm_id(&RealmName::new(REALM).unwrap(), Some(&owner.did()));
@@ -489,9 +483,8 @@ async fn a_node_asks_for_a_batch_it_missed_and_delivers_it() {
         ids: vec![id],
     });
     member.send(&have).await;
-    let frames = member.read_until(|f| matches!(f, Frame::Want(_))).await;
-    let Some(Frame::Want(want)) = frames.into_iter().find(|f| matches!(f, Frame::Want(_))) else {
-        panic!("not asked for");
+    let Frame::Want(want) = next_of(&mut member, |f| matches!(f, Frame::Want(_))).await else {
+        unreachable!("picked a want")
     };
     assert_eq!(want.ids, vec![id]);
     member.send(&Frame::Forward(sealed)).await;
@@ -501,14 +494,7 @@ async fn a_node_asks_for_a_batch_it_missed_and_delivers_it() {
 
     // Offered again: taken already, so not asked for before the node's next publication.
     member.send(&have).await;
-    member
-        .send(&Frame::Interest(weft_wire::Interest::Subscribe {
-            realm: 0,
-            id: 1,
-            pattern: weft::Pattern::new("orders.*").unwrap(),
-            chain: None,
-        }))
-        .await;
+    member.send(&subscribe("orders.*")).await;
     within(
         "the member's subscription",
         realm_handle.wait_for_subscriber("orders.placed"),
