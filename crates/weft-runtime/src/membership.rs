@@ -32,7 +32,7 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Interest, RealmIndex, WireChain};
 
 use crate::core::authority::Admission;
-use crate::core::discovery::{self, Discovery};
+use crate::core::discovery::{self, Company, Discovery};
 use crate::core::handshake::PeerTags;
 use crate::core::keys::{membership_key, membership_shard_key};
 use crate::core::rendezvous::{self, Lookup, Rendezvous, keeps_pace};
@@ -271,6 +271,12 @@ impl Membership {
         self.router.do_send(ResolveThroughDht);
     }
 
+    /// Where this node stands with the realm's members, for the pace of its lookups: once it
+    /// held its mesh, it resolves through the DHT (`core::discovery`).
+    fn company(&self) -> Company {
+        Company::of(self.held(), self.mesh_members, self.resolving)
+    }
+
     fn count_short(&mut self, short: bool) {
         let (count, counted) = &mut self.short;
         match (short, *counted) {
@@ -390,8 +396,8 @@ impl Handler<Discover> for Membership {
                 .filter(|p| act.roster.member(p).is_none())
                 .count();
             debug!(realm = %act.realm().name(), ?which, found = found.len(), new, "membership lookup");
-            let fast = keeps_pace(which, dial, new);
-            let delay = act.discovery.next(act.roster.is_empty(), fast);
+            let fast = keeps_pace(which, dial, found.len(), new);
+            let delay = act.discovery.next(act.company(), fast);
             act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }
@@ -455,11 +461,11 @@ impl Handler<PeerLeft> for Membership {
         self.registry.do_send(left.clone());
         self.router.do_send(left);
         self.members_changed();
-        // Alone again: look for members on the fast schedule, not a minute from now. A lookup
+        // Short again: look for members on the fast schedule, not a minute from now. A lookup
         // in flight schedules the next one itself, at the reset pace.
         if !self.client
-            && self.roster.is_empty()
-            && self.discovery.alone()
+            && self.company().short()
+            && self.discovery.fell_short()
             && let Some(next) = self.next_discovery.take()
         {
             ctx.cancel_future(next);

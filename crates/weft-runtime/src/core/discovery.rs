@@ -1,55 +1,111 @@
-//! When to look for a realm's members again: fast while the node is alone (a new node wants
-//! company soon) or while lookups still find members it is not connected to, slowly once they
-//! find no one new (newcomers find *it*, since their own lookups start fast; these only heal
-//! partitions, and each costs every member a Kademlia request), and fast again once it is alone
-//! again.
+//! When to look for a realm's members again: fast while the node is short of company (alone,
+//! or holding fewer members than it dials though it once held them all: its mesh broke) or
+//! while lookups still find members it is not connected to; slowly once they find no one new
+//! (newcomers find *it*, since their own lookups start fast; these only heal partitions, and
+//! each costs every member a Kademlia request); and fast again once it falls short again.
+//!
+//! One lookup that finds no one new says little while a realm forms: its members' records are
+//! still being placed, and walks fail when connections are scarce. In the 100-node benchmark,
+//! two nodes whose first lookup found only the one member each held went to the slow pace and
+//! held that one member for a minute, a partition of the overlay that nobody else healed: the
+//! publications of either reached no one else. So a node still growing its mesh slows down only after
+//! [`STRIKES`] lookups in a row found no one new, and a node whose mesh broke keeps looking
+//! every [`SHORT_MAX`] whatever its lookups find. A realm that never filled a node's mesh (a
+//! small one) still ends at the slow pace, after a few more lookups.
 
 use std::time::Duration;
 
-/// The first delay between membership lookups; it doubles up to [`ALONE_MAX`] or [`MAX`].
+/// The first delay between membership lookups; it doubles up to [`SHORT_MAX`] or [`MAX`].
 pub(crate) const FIRST: Duration = Duration::from_millis(200);
-/// The steady delay while the node has no member to talk to.
-pub(crate) const ALONE_MAX: Duration = Duration::from_secs(10);
+/// The steady delay while the node is alone or its mesh broke.
+pub(crate) const SHORT_MAX: Duration = Duration::from_secs(10);
 /// The steady delay once it has members.
 pub(crate) const MAX: Duration = Duration::from_secs(60);
+/// Lookups in a row that found no one new before a node growing its mesh slows down.
+pub(crate) const STRIKES: u8 = 3;
+
+/// Where a node stands with a realm's members when a lookup ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Company {
+    /// No member.
+    Alone,
+    /// Fewer members than it dials, and it never held that many.
+    Growing,
+    /// Fewer members than it dials, though it once held that many: its mesh broke.
+    Broken,
+    /// As many members as it dials, or more.
+    Whole,
+}
+
+impl Company {
+    /// A node holding `held` members, dialing up to `mesh` of them, that held `mesh` before
+    /// (`filled`) or not.
+    pub(crate) fn of(held: usize, mesh: usize, filled: bool) -> Self {
+        match (held, held >= mesh, filled) {
+            (0, _, _) => Self::Alone,
+            (_, true, _) => Self::Whole,
+            (_, false, true) => Self::Broken,
+            (_, false, false) => Self::Growing,
+        }
+    }
+
+    /// Whether the node looks every [`SHORT_MAX`] at most, whatever lookups find.
+    pub(crate) fn short(self) -> bool {
+        matches!(self, Self::Alone | Self::Broken)
+    }
+}
 
 /// The pace of one realm's membership lookups.
 ///
 /// Call [`next`](Self::next) when a lookup ends, and wait what it returns before the next one;
-/// call [`alone`](Self::alone) when the last member leaves.
+/// call [`fell_short`](Self::fell_short) when the node becomes alone or its mesh breaks.
 ///
-/// With members, the delay doubles only while lookups find someone new; one that finds no one
-/// new jumps to [`MAX`]: a mesh of 40 nodes that kept doubling spent most of a core on lookups
-/// for a minute after it had converged.
+/// With members and a whole mesh, a lookup that finds no one new jumps to [`MAX`]: a mesh of 40
+/// nodes that kept doubling spent most of a core on lookups for a minute after it had
+/// converged.
 #[derive(Debug)]
 pub(crate) struct Discovery {
     delay: Duration,
+    /// Lookups in a row that found no one new while the node grew its mesh.
+    strikes: u8,
 }
 
 impl Default for Discovery {
     fn default() -> Self {
-        Self { delay: FIRST }
+        Self {
+            delay: FIRST,
+            strikes: 0,
+        }
     }
 }
 
 impl Discovery {
-    /// A lookup ended, having found a member this node was not connected to (`found_new`) or
-    /// not, and the node has members (`alone` false) or not: the delay until the next one.
-    pub(crate) fn next(&mut self, alone: bool, found_new: bool) -> Duration {
-        if !alone && !found_new {
+    /// A lookup ended with the node in `company`; the lookup says to keep the `fast` pace or not
+    /// (`rendezvous::keeps_pace`). Returns the delay until the next one.
+    pub(crate) fn next(&mut self, company: Company, fast: bool) -> Duration {
+        self.strikes = match (company, fast) {
+            (Company::Growing, false) => self.strikes.saturating_add(1),
+            _ => 0,
+        };
+        let slow = match company {
+            Company::Alone | Company::Broken => false,
+            Company::Growing => self.strikes >= STRIKES,
+            Company::Whole => !fast,
+        };
+        if slow {
             self.delay = MAX;
             return MAX;
         }
         let delay = self.delay;
-        let max = if alone { ALONE_MAX } else { MAX };
+        let max = if company.short() { SHORT_MAX } else { MAX };
         self.delay = (delay * 2).min(max);
-        delay
+        delay.min(max)
     }
 
-    /// The node has no member left. Returns whether a lookup already scheduled should be moved
-    /// to [`FIRST`] from now: it was on the slow pace, which starts over.
-    pub(crate) fn alone(&mut self) -> bool {
-        if self.delay > ALONE_MAX {
+    /// The node became alone, or its mesh broke. Returns whether a lookup already scheduled
+    /// should be moved to [`FIRST`] from now: it was on the slow pace, which starts over.
+    pub(crate) fn fell_short(&mut self) -> bool {
+        if self.delay > SHORT_MAX {
             self.delay = FIRST;
             true
         } else {
@@ -62,42 +118,95 @@ impl Discovery {
 mod tests {
     use super::*;
 
+    fn millis(discovery: &mut Discovery, company: Company, fast: bool, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|_| discovery.next(company, fast).as_millis() as u64)
+            .collect()
+    }
+
     #[test]
-    fn the_delay_doubles_to_ten_seconds_alone_and_a_minute_with_members() {
+    fn where_a_node_stands() {
+        assert_eq!(Company::of(0, 4, true), Company::Alone);
+        assert_eq!(Company::of(1, 4, false), Company::Growing);
+        assert_eq!(Company::of(1, 4, true), Company::Broken);
+        assert_eq!(Company::of(4, 4, false), Company::Whole);
+        assert_eq!(Company::of(9, 4, true), Company::Whole);
+        assert_eq!(Company::of(0, 0, false), Company::Alone);
+    }
+
+    #[test]
+    fn the_delay_doubles_to_ten_seconds_alone_and_a_minute_while_finding_members() {
         let mut discovery = Discovery::default();
-        let alone: Vec<u64> = (0..9)
-            .map(|_| discovery.next(true, false).as_millis() as u64)
-            .collect();
         assert_eq!(
-            alone,
+            millis(&mut discovery, Company::Alone, false, 9),
             [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]
         );
-        let with_members: Vec<u64> = (0..5)
-            .map(|_| discovery.next(false, true).as_secs())
+        let growing: Vec<u64> = (0..5)
+            .map(|_| discovery.next(Company::Growing, true).as_secs())
             .collect();
-        assert_eq!(with_members, [10, 20, 40, 60, 60]);
+        assert_eq!(growing, [10, 20, 40, 60, 60]);
     }
 
     #[test]
-    fn with_members_a_lookup_that_finds_no_one_new_slows_to_a_minute() {
+    fn a_whole_mesh_whose_lookup_finds_no_one_new_slows_to_a_minute() {
         let mut discovery = Discovery::default();
-        assert_eq!(discovery.next(false, true), FIRST);
+        assert_eq!(discovery.next(Company::Growing, true), FIRST);
+        assert_eq!(discovery.next(Company::Growing, true), 2 * FIRST);
         assert_eq!(
-            discovery.next(false, true),
-            2 * FIRST,
-            "still finding members"
+            discovery.next(Company::Whole, false),
+            MAX,
+            "found no one new"
         );
-        assert_eq!(discovery.next(false, false), MAX, "found no one new");
-        assert_eq!(discovery.next(false, true), MAX, "and stays slow");
+        assert_eq!(
+            discovery.next(Company::Growing, true),
+            MAX,
+            "and stays slow"
+        );
     }
 
     #[test]
-    fn alone_again_the_pace_starts_over_but_only_from_the_slow_one() {
+    fn a_growing_mesh_slows_down_only_after_lookups_in_a_row_found_no_one_new() {
         let mut discovery = Discovery::default();
-        assert!(!discovery.alone(), "already fast: nothing to move");
-        discovery.next(false, false);
-        assert!(discovery.alone());
-        assert_eq!(discovery.next(true, false), FIRST);
-        assert!(!discovery.alone());
+        assert_eq!(
+            millis(&mut discovery, Company::Growing, false, 2),
+            [200, 400],
+            "one lookup that finds no one new says little while a realm forms"
+        );
+        assert_eq!(
+            discovery.next(Company::Growing, true).as_millis(),
+            800,
+            "someone new"
+        );
+        assert_eq!(
+            millis(&mut discovery, Company::Growing, false, 4),
+            [1600, 3200, 60_000, 60_000],
+            "the strikes count again from the lookup that found someone"
+        );
+    }
+
+    #[test]
+    fn a_broken_mesh_looks_every_ten_seconds_whatever_lookups_find() {
+        let mut discovery = Discovery::default();
+        discovery.next(Company::Whole, false);
+        assert!(discovery.fell_short(), "the mesh broke: start over");
+        assert_eq!(
+            millis(&mut discovery, Company::Broken, false, 8),
+            [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000],
+        );
+        assert_eq!(
+            discovery.next(Company::Whole, false),
+            MAX,
+            "whole again: slow"
+        );
+    }
+
+    #[test]
+    fn short_again_the_pace_starts_over_but_only_from_the_slow_one() {
+        let mut discovery = Discovery::default();
+        assert!(!discovery.fell_short(), "already fast: nothing to move");
+        discovery.next(Company::Whole, false);
+        assert!(discovery.fell_short());
+        assert_eq!(discovery.next(Company::Alone, false), FIRST);
+        assert!(!discovery.fell_short());
     }
 }

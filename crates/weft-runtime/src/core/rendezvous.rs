@@ -86,16 +86,18 @@ impl Rendezvous {
     }
 }
 
-/// Whether a lookup of `which`, made to dial up to `dial` members, that found `new` members
-/// this node was not connected to keeps the fast pace ([`Discovery`](super::discovery)).
+/// Whether a lookup of `which`, made to dial up to `dial` members, that found `found` members,
+/// `new` of them ones this node was not connected to, keeps the fast pace
+/// ([`Discovery`](super::discovery)).
 ///
 /// A node that held its mesh of members when it looked (`dial` 0) wants no one from the
 /// records: its lookups only heal partitions, and each is a Kademlia walk of new connections,
 /// so it goes at the slow pace whatever it found. Otherwise one that found someone new keeps
-/// the pace, and so does any shard's: a shard holds a sliver of the realm, so one that names no
-/// one new says nothing about the rest.
-pub(crate) fn keeps_pace(which: Lookup, dial: usize, new: usize) -> bool {
-    dial > 0 && (new > 0 || matches!(which, Lookup::Shard(_)))
+/// the pace, and so does any shard's (a shard holds a sliver of the realm, so one that names no
+/// one new says nothing about the rest), and so does one that found no one at all: the base
+/// key names at least this node's own members, so that walk failed.
+pub(crate) fn keeps_pace(which: Lookup, dial: usize, found: usize, new: usize) -> bool {
+    dial > 0 && (new > 0 || found == 0 || matches!(which, Lookup::Shard(_)))
 }
 
 #[cfg(test)]
@@ -137,14 +139,22 @@ mod tests {
 
     #[test]
     fn a_node_holding_its_mesh_looks_at_the_slow_pace() {
-        assert!(keeps_pace(Lookup::Base, 2, 1), "found someone it wants");
+        assert!(keeps_pace(Lookup::Base, 2, 3, 1), "found someone it wants");
         assert!(
-            !keeps_pace(Lookup::Base, 2, 0),
+            !keeps_pace(Lookup::Base, 2, 3, 0),
             "the base key names no one new"
         );
-        assert!(keeps_pace(Lookup::Shard(5), 2, 0), "one shard says little");
-        assert!(!keeps_pace(Lookup::Shard(5), 0, 3), "its mesh is full");
-        assert!(!keeps_pace(Lookup::Base, 0, 3), "its mesh is full");
+        assert!(
+            keeps_pace(Lookup::Base, 2, 0, 0),
+            "a walk that found no one says nothing"
+        );
+        assert!(
+            keeps_pace(Lookup::Shard(5), 2, 0, 0),
+            "one shard says little"
+        );
+        assert!(!keeps_pace(Lookup::Shard(5), 0, 3, 3), "its mesh is full");
+        assert!(!keeps_pace(Lookup::Base, 0, 3, 3), "its mesh is full");
+        assert!(!keeps_pace(Lookup::Base, 0, 0, 0), "its mesh is full");
     }
 
     #[test]

@@ -486,11 +486,6 @@ where
         self.members.get(peer)
     }
 
-    /// Whether the realm has no member but this node.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     /// How many members the realm has besides this node.
     pub(crate) fn len(&self) -> usize {
         self.members.len()
@@ -821,7 +816,7 @@ mod tests {
             r.roster.sweep(NOW + 2 * HOUR).members.len() == 1,
             "then the other"
         );
-        assert!(r.roster.is_empty());
+        assert_eq!(r.roster.len(), 0);
     }
 
     #[test]
