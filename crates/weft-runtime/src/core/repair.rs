@@ -11,8 +11,12 @@
 //! gossipsub's IHAVE and IWANT, on the members' own sessions.
 //!
 //! A batch of this node's that no member took (it had none, or every session it was passed to
-//! was closing) is kept and offered for longer ([`UNREACHED_FOR`]), from the moment a member
-//! first hears of it: as a NATS client holds what it publishes while it reconnects.
+//! was closing) is kept and offered for longer ([`UNREACHED_FOR`]), until a member has it: as a
+//! NATS client holds what it publishes while it reconnects. An offer is not enough: it may go
+//! to a session that is closing, as a node's sessions all are when it loses its members at
+//! once, and a member told of a batch it never asks for has not got it. The first member to
+//! ask for such a batch gets it with its hops, and passes it into the overlay as if it had
+//! never been held back.
 //!
 //! Drive it in this order: [`Repair::keep`] each batch taken or sealed; [`Repair::offers`]
 //! once a round; [`Repair::wanted`] for a member's offer, sending what it returns back as a
@@ -34,7 +38,7 @@ pub(crate) const OFFER_FOR: Duration = Duration::from_secs(3);
 /// How long a batch is kept to answer wants: past its offers, by a round's worth of slack for
 /// the want to come back, and no longer, since every node of a realm keeps what it took.
 pub(crate) const KEEP: Duration = Duration::from_secs(5);
-/// How long a batch no member has or was told of is kept and offered: a publisher cut off
+/// How long a batch no member has is kept and offered: a publisher cut off
 /// from every member hands its batches to the first one it gets back. Well within the age a
 /// receiver accepts (`forward::MAX_AGE`).
 pub(crate) const UNREACHED_FOR: Duration = Duration::from_secs(30);
@@ -56,7 +60,7 @@ struct Kept<S> {
     topic: Name,
     /// When it was kept.
     at: Instant,
-    /// When a member first had it or was told of it; none yet: unreached.
+    /// When a member first had it; none yet: unreached.
     reached: Option<Instant>,
     /// Members known to have it, or told of it: offered nothing more.
     known: Vec<S>,
@@ -65,7 +69,7 @@ struct Kept<S> {
 }
 
 impl<S: PartialEq> Kept<S> {
-    /// Is it offered at `now`: young enough since a member first heard of it, or unreached and
+    /// Is it offered at `now`: young enough since a member first had it, or unreached and
     /// younger than [`UNREACHED_FOR`]?
     fn offered(&self, now: Instant) -> bool {
         match self.reached {
@@ -82,12 +86,17 @@ impl<S: PartialEq> Kept<S> {
         }
     }
 
-    /// `member` has it, or was told of it, from `now`.
+    /// `member` has it from `now`.
     fn known_to(&mut self, member: S, now: Instant) {
+        self.told(member);
+        self.reached.get_or_insert(now);
+    }
+
+    /// `member` is told of it: offered it no more, though it may not have it yet.
+    fn told(&mut self, member: S) {
         if !self.known.contains(&member) {
             self.known.push(member);
         }
-        self.reached.get_or_insert(now);
     }
 
     fn bytes(&self) -> usize {
@@ -204,7 +213,7 @@ impl<S: Copy + Eq + Hash> Repair<S> {
                 if !may {
                     continue;
                 }
-                kept.known_to(member, now);
+                kept.told(member);
                 ids.push(*id);
                 if ids.len() == MAX_BATCH_IDS {
                     break;
@@ -215,6 +224,16 @@ impl<S: Copy + Eq + Hash> Repair<S> {
             }
         }
         offers
+    }
+
+    /// The offer of `ids` to `member` did not go out (its session no longer takes frames): it
+    /// is offered them again while they are offered at all.
+    pub(crate) fn not_offered(&mut self, member: S, ids: &[ForwardId]) {
+        for id in ids {
+            if let Some(kept) = self.kept.get_mut(id) {
+                kept.known.retain(|m| *m != member);
+            }
+        }
     }
 
     /// Of the ids `from` offered, those to ask it for: not `taken` here, and not asked of
@@ -250,7 +269,8 @@ impl<S: Copy + Eq + Hash> Repair<S> {
     }
 
     /// The batches to send `to` for its want of `ids`: those kept, of topics `may_read` says
-    /// it may subscribe to, not sent to it for a want before.
+    /// it may subscribe to, not sent to it for a want before. Each has no hops left, but for one
+    /// that no member had yet, which keeps its own.
     pub(crate) fn answer(
         &mut self,
         to: S,
@@ -267,9 +287,16 @@ impl<S: Copy + Eq + Hash> Repair<S> {
             if !kept.kept(now) || kept.answered.contains(&to) || !may_read(&kept.topic) {
                 continue;
             }
+            let reached = kept.reached.is_some();
             kept.answered.push(to);
             kept.known_to(to, now);
-            batches.push(kept.forward.clone());
+            let mut forward = kept.forward.clone();
+            // Passed on only to those of its members that want it, unless it reached no one
+            // yet: then it goes into the overlay as sealed, as if it had never been held back.
+            if reached {
+                forward.hops = 0;
+            }
+            batches.push(forward);
         }
         batches
     }
@@ -493,7 +520,9 @@ mod tests {
             vec![forward.clone()]
         );
         assert!(repair.answer(1, &[id, id], may_read, now).is_empty());
-        assert_eq!(repair.answer(2, &[id, id], may_read, now), vec![forward]);
+        // The first answer brought it to a member: the next go with no hops left.
+        let passed = Forward { hops: 0, ..forward };
+        assert_eq!(repair.answer(2, &[id, id], may_read, now), vec![passed]);
         // Answered members are not offered it either.
         assert!(repair.offers(&[1, 2], |_, t| may_read(t), now).is_empty());
     }
@@ -540,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_no_member_took_is_kept_until_one_hears_of_it() {
+    fn a_batch_no_member_took_is_kept_until_one_has_it() {
         let now = Instant::now();
         let mut repair = Repair::default();
         let (id, forward) = batch(1, 10);
@@ -553,15 +582,28 @@ mod tests {
             vec![(1, vec![id])],
             "the first member back hears of it"
         );
-        let soon = back + OFFER_FOR - Duration::from_millis(1);
-        assert_eq!(repair.offers(&[2], |_, _| true, soon), vec![(2, vec![id])]);
-        assert!(
-            repair
-                .offers(&[3], |_, _| true, back + OFFER_FOR)
-                .is_empty()
+        let later = back + OFFER_FOR;
+        assert_eq!(
+            repair.offers(&[2], |_, _| true, later),
+            vec![(2, vec![id])],
+            "an offer is not a delivery: still offered to the next member"
         );
-        assert_eq!(repair.answer(1, &[id], |_| true, back + ROUND).len(), 1);
-        repair.expire(back + KEEP);
+        let had = later + ROUND;
+        let sent = repair.answer(1, &[id], |_| true, had);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].hops, 3,
+            "it reached no one: into the overlay as sealed"
+        );
+        let sent = repair.answer(2, &[id], |_| true, had);
+        assert_eq!(
+            sent[0].hops, 0,
+            "the next member passes it on only to those that want it"
+        );
+        let soon = had + OFFER_FOR - Duration::from_millis(1);
+        assert_eq!(repair.offers(&[3], |_, _| true, soon), vec![(3, vec![id])]);
+        assert!(repair.offers(&[4], |_, _| true, had + OFFER_FOR).is_empty());
+        repair.expire(had + KEEP);
         assert_eq!(repair.len(), 0);
 
         let (never, forward) = batch(2, 10);
@@ -570,5 +612,21 @@ mod tests {
         assert_eq!(repair.len(), 1);
         repair.expire(now + UNREACHED_FOR);
         assert_eq!(repair.len(), 0, "no member came back in time");
+    }
+
+    #[test]
+    fn an_offer_that_did_not_go_out_is_made_again() {
+        let now = Instant::now();
+        let mut repair = Repair::default();
+        let (id, forward) = batch(1, 10);
+        repair.keep(id, forward, topic("a"), vec![9u32], now);
+        let offers = repair.offers(&[1], |_, _| true, now);
+        assert_eq!(offers, vec![(1, vec![id])]);
+        repair.not_offered(1, &[id]);
+        assert_eq!(
+            repair.offers(&[1], |_, _| true, now + ROUND),
+            vec![(1, vec![id])]
+        );
+        assert!(repair.offers(&[1], |_, _| true, now + 2 * ROUND).is_empty());
     }
 }

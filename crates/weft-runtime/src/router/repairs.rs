@@ -53,32 +53,42 @@ impl Router {
             now,
         );
         for (slot, ids) in offers {
-            self.send_batch_ids(slot, Frame::Have, ids);
+            if !self.send_batch_ids(slot, Frame::Have, &ids) {
+                self.forwarding.repair.not_offered(slot, &ids);
+            }
         }
     }
 
-    /// Sends `ids` to the member in `slot`, as an offer or a want (`kind`). Like batches, they
-    /// do not make its session look busy.
-    fn send_batch_ids(&mut self, slot: Slot, kind: fn(BatchIds) -> Frame, ids: Vec<ForwardId>) {
+    /// Sends `ids` to the member in `slot`, as an offer or a want (`kind`), and says whether its
+    /// session took them. Like batches, they do not make its session look busy.
+    fn send_batch_ids(
+        &mut self,
+        slot: Slot,
+        kind: fn(BatchIds) -> Frame,
+        ids: &[ForwardId],
+    ) -> bool {
         let Some(member) = self.routing.members().get(slot) else {
-            return;
+            return false;
         };
         let frame = kind(BatchIds {
             realm: self.seat.index,
-            ids,
+            ids: ids.to_vec(),
         });
         let mut encoded = Vec::new();
         match weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded) {
             // A lost offer or want costs a repair, not a publication: not counted as a drop.
-            Ok(()) => drop(member.sender.send_passing(&encoded, self.seat.index)),
-            Err(e) => debug!(error = %e, "batch ids do not fit in a frame"),
+            Ok(()) => member.sender.send_passing(&encoded, self.seat.index).queued,
+            Err(e) => {
+                debug!(error = %e, "batch ids do not fit in a frame");
+                false
+            }
         }
     }
 }
 
 /// A member's offer of batches it took (asks for those not taken here), or its want of some
-/// this node offered (sends them, with no hops left: the member passes them only to those of
-/// its members that want them).
+/// this node offered (sends them, with no hops left, so that the member passes them only to
+/// those of its members that want them, unless no member had a batch yet).
 impl Handler<RemoteBatchIds> for Router {
     type Result = ();
 
@@ -100,7 +110,7 @@ impl Handler<RemoteBatchIds> for Router {
                     .repair
                     .wanted(slot, &msg.ids, |id| seen.contains(id, now), now);
             if !wanted.is_empty() {
-                self.send_batch_ids(slot, Frame::Want, wanted);
+                self.send_batch_ids(slot, Frame::Want, &wanted);
             }
             return;
         }
@@ -115,7 +125,6 @@ impl Handler<RemoteBatchIds> for Router {
         for forward in batches {
             let forward = Forward {
                 realm: self.seat.index,
-                hops: 0,
                 ..forward
             };
             encoded.clear();
