@@ -526,6 +526,10 @@ fn bench_mesh_reports_every_delivery_and_call_of_a_small_mesh() {
     );
     assert_eq!(report["duplicates"], 0, "{report}");
     assert_eq!(report["subscriptions_short"], 0, "{report}");
+    assert_eq!(
+        report["members_fewest"], 5,
+        "each holds every other: {report}"
+    );
     assert_eq!(report["batches_repaired"], 0, "no overlay in a full mesh");
     assert_eq!(report["calls_ok"], 10, "{report}");
     assert_eq!(report["max_connections_per_node"], 5, "a full mesh, today");

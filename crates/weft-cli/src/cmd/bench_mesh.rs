@@ -174,6 +174,12 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     // What the mesh costs while nothing is published or called: liveness, discovery, the DHT.
     tokio::time::sleep(bench.settle).await;
     let idle_cpu_percent = idle_cpu(IDLE_WINDOW).await;
+    // The fewest members a node held as publishing began: a node of a large realm holding one
+    // or two is in a partition of the overlay, and its publications reach almost no one.
+    let mut members_fewest = u64::MAX;
+    for node in &nodes {
+        members_fewest = members_fewest.min(realm_of(node)?.stats().await.members);
+    }
 
     let mut expected = 0u64;
     let mut expected_by: Vec<u64> = vec![0; subscriptions.len()];
@@ -309,6 +315,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         "delivered": delivered,
         "duplicates": duplicates,
         "subscriptions_short": short,
+        "members_fewest": members_fewest,
         "calls": bench.calls,
         "calls_ok": calls_ok,
         "call_errors": call_errors,
