@@ -156,15 +156,15 @@ impl Outbox {
 
     fn push_inner(&self, frame: &[u8], tag: Option<u16>) -> Pushed {
         let mut state = self.lock();
-        if state.gone
-            || state.closing
-            || state.overflowed
+        let ended = state.gone || state.closing || state.overflowed;
+        if ended
             || state.data_frames >= self.shared.max_frames
             || state.data.len() + frame.len() > MAX_QUEUED_BYTES
         {
             let congested = self.is_congested(&state);
             return Pushed {
                 queued: false,
+                ended,
                 congested,
             };
         }
@@ -181,6 +181,7 @@ impl Outbox {
         }
         Pushed {
             queued: true,
+            ended: false,
             congested,
         }
     }
@@ -276,6 +277,9 @@ impl Outbox {
 pub struct Pushed {
     /// The frame was queued; `false`: refused (full, closing, or the writer is gone).
     pub queued: bool,
+    /// Refused because the session is ending (closing, or its writer gone), not because the
+    /// queue is full: a loss to count as the session's, not as a slow peer's.
+    pub ended: bool,
     /// The outbox is now half full or more (see [`Outbox::congested`]).
     pub congested: bool,
 }
@@ -433,15 +437,17 @@ mod tests {
         outbox.push_control(b"c1");
         assert!(outbox.push(b"d2").queued);
         outbox.close();
-        assert!(!outbox.push(b"late").queued, "closing refuses data");
+        let late = outbox.push(b"late");
+        assert!(!late.queued && late.ended, "closing refuses data");
         outbox.push_control(b"bye");
         let sink = Sink::default();
         let (written, closed) = (sink.0.clone(), sink.1.clone());
         write_outbox(sink, outbox.clone()).await.unwrap();
         assert_eq!(&*written.lock().unwrap(), b"c1byed1d2");
         assert!(*closed.lock().unwrap());
+        let after = outbox.push(b"after");
         assert!(
-            !outbox.push(b"after").queued,
+            !after.queued && after.ended,
             "a stopped writer refuses data"
         );
     }
@@ -451,7 +457,8 @@ mod tests {
         let outbox = Outbox::new(2);
         assert!(outbox.push(b"1").queued);
         assert!(outbox.push(b"2").queued);
-        assert!(!outbox.push(b"3").queued);
+        let full = outbox.push(b"3");
+        assert!(!full.queued && !full.ended, "full, not ending");
         assert_eq!(outbox.queued_frames(), 2);
         outbox.push_control(b"c");
         let big = vec![0u8; MAX_QUEUED_BYTES + 1];

@@ -102,6 +102,14 @@ impl RealmCounters {
         self.dropped_slow_peer.increment(1);
     }
 
+    /// A frame a peer's queue refused: its session was ending, or the queue was full.
+    pub(crate) fn not_queued(&mut self, pushed: weft_net::outbox::Pushed) {
+        match pushed.ended {
+            true => self.dropped_session_ended(1),
+            false => self.dropped_slow_peer(),
+        }
+    }
+
     pub(crate) fn dropped_peer_gone(&mut self, deliveries: usize) {
         self.stats.dropped_peer_gone += deliveries as u64;
         self.dropped_peer_gone.increment(deliveries as u64);

@@ -281,11 +281,12 @@ impl Router {
             let Some(member) = self.routing.members().get(*slot) else {
                 continue;
             };
-            if member.sender.send_passing(&encoded, self.seat.index).queued {
+            let pushed = member.sender.send_passing(&encoded, self.seat.index);
+            if pushed.queued {
                 queued.push(*slot);
             } else {
                 // Counted, and offered to it again at the next round (`core::repair`).
-                self.counters.dropped_slow_peer();
+                self.counters.not_queued(pushed);
             }
         }
         Some(queued)

@@ -632,7 +632,7 @@ impl Router {
             }
             let pushed = member.sender.send_publication(&encoded, self.seat.index);
             if !pushed.queued {
-                self.counters.dropped_slow_peer();
+                self.counters.not_queued(pushed);
             }
             if self.congestion == Congestion::Block && pushed.congested {
                 backlog.push(member.sender.clone());
@@ -801,12 +801,9 @@ impl Router {
             let Some(member) = self.routing.members().get(*slot) else {
                 continue;
             };
-            if !member
-                .sender
-                .send_publication(&encoded, self.seat.index)
-                .queued
-            {
-                self.counters.dropped_slow_peer();
+            let pushed = member.sender.send_publication(&encoded, self.seat.index);
+            if !pushed.queued {
+                self.counters.not_queued(pushed);
             }
         }
         if encoded.capacity() <= KEEP_ENCODED {

@@ -129,9 +129,11 @@ impl Handler<RemoteBatchIds> for Router {
             };
             encoded.clear();
             if weft_wire::encode(&Frame::Forward(forward), DEFAULT_MAX_FRAME, &mut encoded).is_ok()
-                && !member.sender.send_passing(&encoded, self.seat.index).queued
             {
-                self.counters.dropped_slow_peer();
+                let pushed = member.sender.send_passing(&encoded, self.seat.index);
+                if !pushed.queued {
+                    self.counters.not_queued(pushed);
+                }
             }
         }
     }
