@@ -35,7 +35,7 @@ use crate::core::authority::Admission;
 use crate::core::discovery::{self, Company, Discovery};
 use crate::core::handshake::PeerTags;
 use crate::core::keys::{membership_key, membership_shard_key};
-use crate::core::rendezvous::{self, Lookup, Rendezvous, keeps_pace};
+use crate::core::rendezvous::{self, Lookup, Rendezvous};
 use crate::core::roster::{Revoked, Roster, To};
 use crate::core::seat::Seat;
 use crate::dht::{Dht, FindProviders, Provide};
@@ -396,8 +396,8 @@ impl Handler<Discover> for Membership {
                 .filter(|p| act.roster.member(p).is_none())
                 .count();
             debug!(realm = %act.realm().name(), ?which, found = found.len(), new, "membership lookup");
-            let fast = keeps_pace(which, dial, found.len(), new);
-            let delay = act.discovery.next(act.company(), fast);
+            let verdict = rendezvous::verdict(which, found.len(), new);
+            let delay = act.discovery.next(act.company(), verdict);
             act.next_discovery = Some(ctx.notify_later(Discover, delay));
         }));
     }

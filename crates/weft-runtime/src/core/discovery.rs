@@ -8,12 +8,14 @@
 //! still being placed, and walks fail when connections are scarce. In the 100-node benchmark,
 //! two nodes whose first lookup found only the one member each held went to the slow pace and
 //! held that one member for a minute, a partition of the overlay that nobody else healed: the
-//! publications of either reached no one else. So a node still growing its mesh slows down only after
-//! [`STRIKES`] lookups in a row found no one new, and a node whose mesh broke keeps looking
-//! every [`SHORT_MAX`] whatever its lookups find. A realm that never filled a node's mesh (a
-//! small one) still ends at the slow pace, after a few more lookups.
+//! publications of either reached no one else. So a node still growing its mesh slows down
+//! only after [`STRIKES`] lookups of the base key found no one new, and a node whose mesh broke
+//! keeps looking every [`SHORT_MAX`] whatever its lookups find. A realm that never filled a
+//! node's mesh (a small one) still ends at the slow pace, after a few more lookups.
 
 use std::time::Duration;
+
+use super::rendezvous::Verdict;
 
 /// The first delay between membership lookups; it doubles up to [`SHORT_MAX`] or [`MAX`].
 pub(crate) const FIRST: Duration = Duration::from_millis(200);
@@ -21,7 +23,8 @@ pub(crate) const FIRST: Duration = Duration::from_millis(200);
 pub(crate) const SHORT_MAX: Duration = Duration::from_secs(10);
 /// The steady delay once it has members.
 pub(crate) const MAX: Duration = Duration::from_secs(60);
-/// Lookups in a row that found no one new before a node growing its mesh slows down.
+/// Lookups of the base key that found no one new before a node growing its mesh slows down
+/// (inconclusive ones between them do not clear the count).
 pub(crate) const STRIKES: u8 = 3;
 
 /// Where a node stands with a realm's members when a lookup ends.
@@ -60,13 +63,12 @@ impl Company {
 /// Call [`next`](Self::next) when a lookup ends, and wait what it returns before the next one;
 /// call [`fell_short`](Self::fell_short) when the node becomes alone or its mesh breaks.
 ///
-/// With members and a whole mesh, a lookup that finds no one new jumps to [`MAX`]: a mesh of 40
-/// nodes that kept doubling spent most of a core on lookups for a minute after it had
-/// converged.
+/// A node whose mesh is whole jumps to [`MAX`]: a mesh of 40 nodes that kept doubling spent
+/// most of a core on lookups for a minute after it had converged.
 #[derive(Debug)]
 pub(crate) struct Discovery {
     delay: Duration,
-    /// Lookups in a row that found no one new while the node grew its mesh.
+    /// Lookups of the base key that found no one new while the node grew its mesh.
     strikes: u8,
 }
 
@@ -80,17 +82,21 @@ impl Default for Discovery {
 }
 
 impl Discovery {
-    /// A lookup ended with the node in `company`; the lookup says to keep the `fast` pace or not
-    /// (`rendezvous::keeps_pace`). Returns the delay until the next one.
-    pub(crate) fn next(&mut self, company: Company, fast: bool) -> Duration {
-        self.strikes = match (company, fast) {
-            (Company::Growing, false) => self.strikes.saturating_add(1),
+    /// A lookup ended with the node in `company`, and said `verdict` of the realm: the delay
+    /// until the next one. A node holding its mesh dials no one from the records, so its
+    /// lookups only heal partitions and go at the slow pace whatever they find; one growing its
+    /// mesh slows down after [`STRIKES`] lookups that named no one new, and the inconclusive
+    /// ones between them (shards, failed walks) neither count nor clear the strikes.
+    pub(crate) fn next(&mut self, company: Company, verdict: Verdict) -> Duration {
+        self.strikes = match (company, verdict) {
+            (Company::Growing, Verdict::NoOneNew) => self.strikes.saturating_add(1),
+            (Company::Growing, Verdict::Inconclusive) => self.strikes,
             _ => 0,
         };
         let slow = match company {
             Company::Alone | Company::Broken => false,
             Company::Growing => self.strikes >= STRIKES,
-            Company::Whole => !fast,
+            Company::Whole => true,
         };
         if slow {
             self.delay = MAX;
@@ -117,10 +123,11 @@ impl Discovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Verdict::{Inconclusive, New, NoOneNew};
 
-    fn millis(discovery: &mut Discovery, company: Company, fast: bool, n: usize) -> Vec<u64> {
+    fn millis(discovery: &mut Discovery, company: Company, verdict: Verdict, n: usize) -> Vec<u64> {
         (0..n)
-            .map(|_| discovery.next(company, fast).as_millis() as u64)
+            .map(|_| discovery.next(company, verdict).as_millis() as u64)
             .collect()
     }
 
@@ -138,11 +145,11 @@ mod tests {
     fn the_delay_doubles_to_ten_seconds_alone_and_a_minute_while_finding_members() {
         let mut discovery = Discovery::default();
         assert_eq!(
-            millis(&mut discovery, Company::Alone, false, 9),
+            millis(&mut discovery, Company::Alone, NoOneNew, 9),
             [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000]
         );
         let growing: Vec<u64> = (0..5)
-            .map(|_| discovery.next(Company::Growing, true).as_secs())
+            .map(|_| discovery.next(Company::Growing, New).as_secs())
             .collect();
         assert_eq!(growing, [10, 20, 40, 60, 60]);
     }
@@ -150,51 +157,65 @@ mod tests {
     #[test]
     fn a_whole_mesh_whose_lookup_finds_no_one_new_slows_to_a_minute() {
         let mut discovery = Discovery::default();
-        assert_eq!(discovery.next(Company::Growing, true), FIRST);
-        assert_eq!(discovery.next(Company::Growing, true), 2 * FIRST);
+        assert_eq!(discovery.next(Company::Growing, New), FIRST);
+        assert_eq!(discovery.next(Company::Growing, New), 2 * FIRST);
         assert_eq!(
-            discovery.next(Company::Whole, false),
+            discovery.next(Company::Whole, NoOneNew),
             MAX,
             "found no one new"
         );
-        assert_eq!(
-            discovery.next(Company::Growing, true),
-            MAX,
-            "and stays slow"
-        );
+        assert_eq!(discovery.next(Company::Growing, New), MAX, "and stays slow");
     }
 
     #[test]
     fn a_growing_mesh_slows_down_only_after_lookups_in_a_row_found_no_one_new() {
         let mut discovery = Discovery::default();
         assert_eq!(
-            millis(&mut discovery, Company::Growing, false, 2),
+            millis(&mut discovery, Company::Growing, NoOneNew, 2),
             [200, 400],
             "one lookup that finds no one new says little while a realm forms"
         );
         assert_eq!(
-            discovery.next(Company::Growing, true).as_millis(),
+            discovery.next(Company::Growing, New).as_millis(),
             800,
             "someone new"
         );
         assert_eq!(
-            millis(&mut discovery, Company::Growing, false, 4),
+            millis(&mut discovery, Company::Growing, NoOneNew, 4),
             [1600, 3200, 60_000, 60_000],
             "the strikes count again from the lookup that found someone"
         );
     }
 
     #[test]
+    fn shard_lookups_between_neither_count_as_strikes_nor_clear_them() {
+        let mut discovery = Discovery::default();
+        let turns = [
+            NoOneNew,
+            Inconclusive,
+            NoOneNew,
+            Inconclusive,
+            NoOneNew,
+            Inconclusive,
+        ];
+        let delays: Vec<u64> = turns
+            .iter()
+            .map(|v| discovery.next(Company::Growing, *v).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [200, 400, 800, 1600, 60_000, 60_000]);
+    }
+
+    #[test]
     fn a_broken_mesh_looks_every_ten_seconds_whatever_lookups_find() {
         let mut discovery = Discovery::default();
-        discovery.next(Company::Whole, false);
+        discovery.next(Company::Whole, NoOneNew);
         assert!(discovery.fell_short(), "the mesh broke: start over");
         assert_eq!(
-            millis(&mut discovery, Company::Broken, false, 8),
+            millis(&mut discovery, Company::Broken, NoOneNew, 8),
             [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000],
         );
         assert_eq!(
-            discovery.next(Company::Whole, false),
+            discovery.next(Company::Whole, NoOneNew),
             MAX,
             "whole again: slow"
         );
@@ -204,9 +225,9 @@ mod tests {
     fn short_again_the_pace_starts_over_but_only_from_the_slow_one() {
         let mut discovery = Discovery::default();
         assert!(!discovery.fell_short(), "already fast: nothing to move");
-        discovery.next(Company::Whole, false);
+        discovery.next(Company::Whole, NoOneNew);
         assert!(discovery.fell_short());
-        assert_eq!(discovery.next(Company::Alone, false), FIRST);
+        assert_eq!(discovery.next(Company::Alone, NoOneNew), FIRST);
         assert!(!discovery.fell_short());
     }
 }

@@ -86,18 +86,29 @@ impl Rendezvous {
     }
 }
 
-/// Whether a lookup of `which`, made to dial up to `dial` members, that found `found` members,
-/// `new` of them ones this node was not connected to, keeps the fast pace
+/// What a membership lookup says of the realm, for the pace of the next ones
 /// ([`Discovery`](super::discovery)).
-///
-/// A node that held its mesh of members when it looked (`dial` 0) wants no one from the
-/// records: its lookups only heal partitions, and each is a Kademlia walk of new connections,
-/// so it goes at the slow pace whatever it found. Otherwise one that found someone new keeps
-/// the pace, and so does any shard's (a shard holds a sliver of the realm, so one that names no
-/// one new says nothing about the rest), and so does one that found no one at all: the base
-/// key names at least this node's own members, so that walk failed.
-pub(crate) fn keeps_pace(which: Lookup, dial: usize, found: usize, new: usize) -> bool {
-    dial > 0 && (new > 0 || found == 0 || matches!(which, Lookup::Shard(_)))
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It found members this node was not connected to.
+    New,
+    /// The base key named members, none of them new: the realm may hold no one else.
+    NoOneNew,
+    /// It says nothing either way: a shard holds a sliver of the realm, and a walk that found
+    /// no one at all failed (the base key names at least this node's own members).
+    Inconclusive,
+}
+
+/// The verdict of a lookup of `which` that found `found` members, `new` of them ones this node
+/// was not connected to.
+pub(crate) fn verdict(which: Lookup, found: usize, new: usize) -> Verdict {
+    if new > 0 {
+        Verdict::New
+    } else if found == 0 || matches!(which, Lookup::Shard(_)) {
+        Verdict::Inconclusive
+    } else {
+        Verdict::NoOneNew
+    }
 }
 
 #[cfg(test)]
@@ -138,23 +149,24 @@ mod tests {
     }
 
     #[test]
-    fn a_node_holding_its_mesh_looks_at_the_slow_pace() {
-        assert!(keeps_pace(Lookup::Base, 2, 3, 1), "found someone it wants");
-        assert!(
-            !keeps_pace(Lookup::Base, 2, 3, 0),
+    fn only_the_base_key_naming_no_one_new_says_the_realm_may_hold_no_one_else() {
+        assert_eq!(verdict(Lookup::Base, 3, 1), Verdict::New, "found someone");
+        assert_eq!(
+            verdict(Lookup::Base, 3, 0),
+            Verdict::NoOneNew,
             "the base key names no one new"
         );
-        assert!(
-            keeps_pace(Lookup::Base, 2, 0, 0),
+        assert_eq!(
+            verdict(Lookup::Base, 0, 0),
+            Verdict::Inconclusive,
             "a walk that found no one says nothing"
         );
-        assert!(
-            keeps_pace(Lookup::Shard(5), 2, 0, 0),
+        assert_eq!(
+            verdict(Lookup::Shard(5), 2, 0),
+            Verdict::Inconclusive,
             "one shard says little"
         );
-        assert!(!keeps_pace(Lookup::Shard(5), 0, 3, 3), "its mesh is full");
-        assert!(!keeps_pace(Lookup::Base, 0, 3, 3), "its mesh is full");
-        assert!(!keeps_pace(Lookup::Base, 0, 0, 0), "its mesh is full");
+        assert_eq!(verdict(Lookup::Shard(5), 3, 3), Verdict::New);
     }
 
     #[test]
