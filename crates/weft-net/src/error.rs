@@ -36,6 +36,9 @@ pub enum NetError {
     /// allows, none of them idle.
     #[error("the peer has no room for another session")]
     Released,
+    /// The session a stream was being opened for ended first: no stream was left open.
+    #[error("the session ended before its stream was acknowledged")]
+    Abandoned,
     /// The peer refused the stream with `Refused` (another wire version, for one).
     #[error("refused by the peer: {code}: {reason}")]
     Refused {

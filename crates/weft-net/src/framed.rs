@@ -121,11 +121,26 @@ pub struct Opened {
 /// Opens a weft stream to `peer`, writes `hello` (an encoded frame) and waits for the acceptor's
 /// [`Frame::Accepted`]; on a failure or timeout, opens a new stream, with growing pauses, a
 /// bounded number of times.
+///
+/// Gives up with [`NetError::Abandoned`] as soon as `ended` resolves, leaving no stream open:
+/// the session the stream was for is over. Opened later, the stream would reach the peer as a
+/// new session's, carrying the old one's frames (its join, a second one to the peer's new
+/// session), and an attempt after the connection closed would dial the peer again.
 pub async fn open_acknowledged(
     network: &Network,
     peer: PeerId,
     hello: &Bytes,
+    ended: impl Future<Output = ()>,
 ) -> Result<Opened, NetError> {
+    tokio::select! {
+        biased;
+        () = ended => Err(NetError::Abandoned),
+        opened = open_attempts(network, peer, hello) => opened,
+    }
+}
+
+/// The attempts of [`open_acknowledged`].
+async fn open_attempts(network: &Network, peer: PeerId, hello: &Bytes) -> Result<Opened, NetError> {
     let mut pause = OPEN_BACKOFF;
     let mut last = String::new();
     for attempt in 1..=OPEN_ATTEMPTS {

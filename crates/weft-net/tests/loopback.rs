@@ -283,9 +283,12 @@ async fn a_refusal_sent_before_the_hello_is_read_is_the_answer() {
     // Larger than QUIC's stream window: the write can only end once the peer reads, which it
     // never does, so it fails when the peer stops the stream.
     let hello = bytes::Bytes::from(vec![0u8; 32 << 20]);
-    let opened = timeout(LIMIT, weft_net::framed::open_acknowledged(&a, peer, &hello))
-        .await
-        .expect("answered within the limit");
+    let opened = timeout(
+        LIMIT,
+        weft_net::framed::open_acknowledged(&a, peer, &hello, std::future::pending()),
+    )
+    .await
+    .expect("answered within the limit");
     assert!(
         matches!(opened, Err(weft_net::NetError::Released)),
         "{:?}",
@@ -296,4 +299,48 @@ async fn a_refusal_sent_before_the_hello_is_read_is_the_answer() {
     }
     let streams = timeout(LIMIT, refused).await.unwrap().unwrap();
     assert!(streams >= 1, "the refusal came from the peer");
+}
+
+/// A session that ends while its stream waits for the peer's acknowledgement stops opening at
+/// once: a stream opened for it afterwards would reach the peer as a new session's, carrying
+/// the old session's frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_stops_when_the_session_ends() {
+    let (a, _a_events, _) = start(vec![]).await;
+    let (b, mut b_events, b_addr) = start(vec![]).await;
+    let peer = timeout(LIMIT, a.dial(b_addr)).await.unwrap().unwrap();
+    let (arrived, first) = tokio::sync::oneshot::channel();
+    // B takes streams and never acknowledges one: the opener would wait, then open again.
+    let held = tokio::spawn(async move {
+        let (mut held, mut arrived) = (Vec::new(), Some(arrived));
+        while let Some(event) = b_events.recv().await {
+            if let NetEvent::InboundStream { stream, .. } = event {
+                held.push(stream);
+                if let Some(arrived) = arrived.take() {
+                    let _ = arrived.send(());
+                }
+            }
+        }
+        held.len()
+    });
+    let hello = encode(&Frame::Bye, DEFAULT_MAX_FRAME).unwrap();
+    let ended = async move {
+        let _ = first.await;
+    };
+    let opened = timeout(
+        LIMIT,
+        weft_net::framed::open_acknowledged(&a, peer, &hello, ended),
+    )
+    .await
+    .expect("ended within the limit");
+    assert!(
+        matches!(opened, Err(weft_net::NetError::Abandoned)),
+        "{:?}",
+        opened.map(|_| ())
+    );
+    for net in [a, b] {
+        net.shutdown().await;
+    }
+    let streams = timeout(LIMIT, held).await.unwrap().unwrap();
+    assert_eq!(streams, 1, "no stream was opened after the session ended");
 }

@@ -210,6 +210,9 @@ pub struct PeerConnection {
     /// The writer has not been started yet.
     unopened: bool,
     writer: Option<tokio::task::JoinHandle<()>>,
+    /// Dropped when the session ends, which stops the writer if its stream is still being
+    /// opened: the stream belongs to this session, and must not reach the peer after it.
+    opening: Option<tokio::sync::oneshot::Sender<()>>,
     /// Frames of a batch held back while the peer's hello is being settled, in arrival order.
     deferred: VecDeque<Frame>,
     /// Messages sent to realm actors and not yet handled.
@@ -285,6 +288,7 @@ impl PeerConnection {
             },
             unopened: true,
             writer: None,
+            opening: None,
             deferred: VecDeque::new(),
             in_flight: Arc::new(InFlight::default()),
             routes: HashMap::new(),
@@ -351,8 +355,13 @@ impl PeerConnection {
         };
         let (network, peer, did, me) = (self.network.clone(), self.peer, self.did, ctx.address());
         let links = self.links.clone();
+        let (opening, ended) = tokio::sync::oneshot::channel();
+        self.opening = Some(opening);
+        let ended = async move {
+            let _ = ended.await;
+        };
         self.writer = Some(self.network.spawn(async move {
-            match open_acknowledged(&network, peer, &hello).await {
+            match open_acknowledged(&network, peer, &hello, ended).await {
                 Ok(opened) => {
                     let _reader = opened.reader;
                     let watched = outbox.clone();
@@ -375,6 +384,11 @@ impl PeerConnection {
                     outbox.abandon();
                     report_lost(&outbox, &links);
                     me.do_send(ReleasedByPeer);
+                }
+                Err(weft_net::NetError::Abandoned) => {
+                    debug!(peer = %did.short(), "the session ended before its stream opened");
+                    outbox.abandon();
+                    report_lost(&outbox, &links);
                 }
                 Err(weft_net::NetError::Refused { code, reason }) => {
                     debug!(peer = %did.short(), %code, %reason, "the peer refused the session");
@@ -542,6 +556,7 @@ impl Actor for PeerConnection {
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        self.opening = None;
         // The writer ends with the session: it flushes what is queued and closes the stream;
         // one that never started releases whoever waits for room.
         if self.unopened {
