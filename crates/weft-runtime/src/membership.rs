@@ -32,6 +32,7 @@ use weft_net::PeerId;
 use weft_wire::{DEFAULT_MAX_FRAME, Interest, RealmIndex, WireChain};
 
 use crate::core::authority::Admission;
+use crate::core::departure::Departure;
 use crate::core::discovery::{self, Company, Discovery};
 use crate::core::handshake::PeerTags;
 use crate::core::keys::{membership_key, membership_shard_key};
@@ -118,8 +119,8 @@ pub struct SpreadRevocation {
 pub struct PeerLeft {
     /// The peer.
     pub peer: PeerId,
-    /// It said goodbye first: it left on purpose.
-    pub said_bye: bool,
+    /// How its session ended.
+    pub how: Departure,
 }
 
 /// The application subscribes; returns the subscription id.
@@ -350,7 +351,7 @@ impl Membership {
             // node already sees it gone.
             let left = MemberLeft {
                 peer: member.peer,
-                abrupt: false,
+                how: Departure::Ended,
             };
             self.registry.do_send(left.clone());
             let left = self.router.send(left);
@@ -456,7 +457,7 @@ impl Handler<PeerLeft> for Membership {
         self.send_notices();
         let left = MemberLeft {
             peer: msg.peer,
-            abrupt: !msg.said_bye,
+            how: msg.how,
         };
         self.registry.do_send(left.clone());
         self.router.do_send(left);

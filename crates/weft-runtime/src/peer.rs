@@ -29,6 +29,7 @@ use weft_net::outbox::{Outbox, write_outbox};
 use weft_net::{Multiaddr, Network, PeerId, Stream};
 use weft_wire::{DEFAULT_MAX_FRAME, Decoder, Frame, Hello, Interest, Join, RealmIndex, Welcome};
 
+use crate::core::departure::Departure;
 use crate::core::handshake::{Greeting, Handshake, PeerTags};
 use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
@@ -578,8 +579,7 @@ impl Actor for PeerConnection {
         for realm in &self.admitted {
             realm.do_send(PeerLeft {
                 peer: self.peer,
-                // Released is not lost: it went on purpose, and comes back when wanted.
-                said_bye: self.said_bye || self.released,
+                how: Departure::of(self.said_bye, self.released),
             });
         }
         self.reports.gone.do_send(PeerGone {

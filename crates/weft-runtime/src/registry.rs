@@ -1051,8 +1051,9 @@ impl Handler<MemberLeft> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: MemberLeft, ctx: &mut Context<Self>) {
-        if !msg.abrupt && !self.client {
-            // It left on purpose: its procedure records here would only lead lookups to it.
+        if msg.how.records_stale() && !self.client {
+            // It left, or is no longer served here: its procedure records here would only
+            // lead lookups to it.
             let keys: Vec<Vec<u8>> = self
                 .calls
                 .providers()

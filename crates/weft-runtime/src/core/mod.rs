@@ -10,6 +10,7 @@ pub(crate) mod budget;
 pub(crate) mod calls;
 pub(crate) mod caps;
 pub(crate) mod chains;
+pub(crate) mod departure;
 pub(crate) mod discovery;
 pub(crate) mod forward;
 pub(crate) mod handshake;
@@ -49,6 +50,7 @@ mod tests {
         ("calls.rs", include_str!("calls.rs")),
         ("caps.rs", include_str!("caps.rs")),
         ("chains.rs", include_str!("chains.rs")),
+        ("departure.rs", include_str!("departure.rs")),
         ("discovery.rs", include_str!("discovery.rs")),
         ("forward.rs", include_str!("forward.rs")),
         ("handshake.rs", include_str!("handshake.rs")),

@@ -40,6 +40,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest};
 use crate::core::authority::authorize_member;
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
+use crate::core::departure::Departure;
 use crate::core::memo::PublishMemo;
 use crate::core::parked::Parked;
 use crate::core::pubsub::{Route, Routing, Target, Unrouted};
@@ -105,9 +106,8 @@ pub struct MemberJoined {
 pub struct MemberLeft {
     /// The peer.
     pub peer: PeerId,
-    /// Its session ended without a goodbye: it may come back, and what it subscribed to is
-    /// counted as lost meanwhile.
-    pub abrupt: bool,
+    /// How: whether it may come back, and whether its records here still hold.
+    pub how: Departure,
 }
 
 /// Publications this realm queued for a member were never written: its session ended first.
@@ -937,7 +937,7 @@ impl Handler<MemberLeft> for Router {
     fn handle(&mut self, msg: MemberLeft, _ctx: &mut Context<Self>) {
         // Its subscriptions go before its slot can be given to another peer.
         let now = std::time::Instant::now();
-        if let Some((slot, _)) = self.routing.leave(&msg.peer, msg.abrupt, now) {
+        if let Some((slot, _)) = self.routing.leave(&msg.peer, msg.how.abrupt(), now) {
             self.subscriptions.retain(|(s, _)| *s != slot);
             self.forwarding.forget(slot);
         }
