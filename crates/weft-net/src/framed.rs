@@ -122,25 +122,20 @@ pub struct Opened {
 /// [`Frame::Accepted`]; on a failure or timeout, opens a new stream, with growing pauses, a
 /// bounded number of times.
 ///
-/// Gives up with [`NetError::Abandoned`] as soon as `ended` resolves, leaving no stream open:
-/// the session the stream was for is over. Opened later, the stream would reach the peer as a
-/// new session's, carrying the old one's frames (its join, a second one to the peer's new
-/// session), and an attempt after the connection closed would dial the peer again.
+/// Once `ended` resolves (the session the stream is for is over), no further attempt is made:
+/// it gives up with [`NetError::Abandoned`]. Made later, an attempt would reach the peer as a
+/// new session's stream, carrying the old session's frames (its join, a second one to the
+/// peer's new session), and one made after the connection closed would dial the peer again.
+/// The attempt under way is seen through: the peer may be reading its hello already, and the
+/// frames queued behind it (a join that shares no realm, say) end the session there as they
+/// should.
 pub async fn open_acknowledged(
     network: &Network,
     peer: PeerId,
     hello: &Bytes,
     ended: impl Future<Output = ()>,
 ) -> Result<Opened, NetError> {
-    tokio::select! {
-        biased;
-        () = ended => Err(NetError::Abandoned),
-        opened = open_attempts(network, peer, hello) => opened,
-    }
-}
-
-/// The attempts of [`open_acknowledged`].
-async fn open_attempts(network: &Network, peer: PeerId, hello: &Bytes) -> Result<Opened, NetError> {
+    tokio::pin!(ended);
     let mut pause = OPEN_BACKOFF;
     let mut last = String::new();
     for attempt in 1..=OPEN_ATTEMPTS {
@@ -193,7 +188,11 @@ async fn open_attempts(network: &Network, peer: PeerId, hello: &Bytes) -> Result
             Err(_) => last = "timed out".into(),
         }
         debug!(%peer, attempt, reason = %last, "stream not acknowledged; opening again");
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            biased;
+            () = &mut ended => return Err(NetError::Abandoned),
+            () = tokio::time::sleep(pause) => {}
+        }
         pause *= 2;
     }
     Err(NetError::Stream {

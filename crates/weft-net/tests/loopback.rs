@@ -301,9 +301,9 @@ async fn a_refusal_sent_before_the_hello_is_read_is_the_answer() {
     assert!(streams >= 1, "the refusal came from the peer");
 }
 
-/// A session that ends while its stream waits for the peer's acknowledgement stops opening at
-/// once: a stream opened for it afterwards would reach the peer as a new session's, carrying
-/// the old session's frames.
+/// A session that ends while its stream waits for the peer's acknowledgement opens no other:
+/// a stream opened for it afterwards would reach the peer as a new session's, carrying the
+/// old session's frames. (The attempt under way runs to its timeout.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opening_stops_when_the_session_ends() {
     let (a, _a_events, _) = start(vec![]).await;
