@@ -82,6 +82,8 @@ pub struct RawPeer {
     /// The node's peer ID.
     pub peer: PeerId,
     received: Option<mpsc::Receiver<Vec<Frame>>>,
+    /// The node hung up on this peer at some point (seen while waiting for its stream).
+    hung_up: bool,
 }
 
 impl RawPeer {
@@ -107,6 +109,7 @@ impl RawPeer {
             outbox,
             peer,
             received: None,
+            hung_up: false,
         }
     }
 
@@ -176,6 +179,9 @@ impl RawPeer {
                         Some(NetEvent::InboundStream { peer: p, stream }) if p == peer => {
                             break stream;
                         }
+                        Some(NetEvent::PeerDisconnected { peer: p }) if p == peer => {
+                            self.hung_up = true;
+                        }
                         Some(_) => {}
                         None => panic!("the raw network stopped"),
                     }
@@ -212,6 +218,74 @@ impl RawPeer {
             }
         }
         read
+    }
+
+    /// Whether the node closed the connection at some point while this peer waited for a
+    /// stream from it.
+    pub fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+
+    /// Stops reading the node's stream: once the node writes to it, the stream's reader is
+    /// dropped, and the node's next write fails. The next [`next_frames`](Self::next_frames)
+    /// waits for a new stream from the node.
+    pub fn stop_reading(&mut self) {
+        self.received = None;
+    }
+
+    /// Opens a new stream to the node on the same connection, as a peer starting a new session
+    /// does, and sends from now on on it; the old stream stays open.
+    pub async fn open_again(&mut self) {
+        let stream = within("open another stream", self.network.open_stream(self.peer))
+            .await
+            .expect("stream");
+        let outbox = Outbox::new(64);
+        let writer = outbox.clone();
+        self.network.spawn(async move {
+            let _ = write_outbox(stream, writer).await;
+        });
+        self.outbox = outbox;
+    }
+
+    /// Sends the hello and the join of [`join_open`](Self::join_open) under `key` (the key this
+    /// raw peer connected with) on the current stream.
+    pub async fn greet_open(&self, target: &Node, realm: &str, key: &Keypair) {
+        let realm = weft::RealmName::new(realm).expect("a realm name");
+        self.send(&Frame::Hello(weft_wire::Hello {
+            realms: vec![weft_wire::realm_digest(
+                &key.did(),
+                &target.did(),
+                &realm,
+                None,
+            )],
+            client: false,
+            run: 1,
+        }))
+        .await;
+        self.send(&Frame::Join(weft_wire::Join {
+            realms: vec![weft_wire::RealmJoin {
+                index: 0,
+                realm,
+                owner: None,
+                chains: Vec::new(),
+            }],
+        }))
+        .await;
+    }
+
+    /// Waits until the node is connected to this raw peer no more.
+    pub async fn disconnected(&mut self) {
+        let peer = self.peer;
+        within("the node hangs up", async {
+            loop {
+                match self.events.recv().await {
+                    Some(NetEvent::PeerDisconnected { peer: p }) if p == peer => return,
+                    Some(_) => {}
+                    None => panic!("the raw network stopped"),
+                }
+            }
+        })
+        .await;
     }
 
     /// Closes the connection and stops the raw network.

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -112,9 +113,23 @@ pub struct PeerGone {
     /// It refused the session (`Refused`: another wire version): dialing it again would only
     /// be refused again.
     pub refused: bool,
+    /// The session ended to start again at once on the connection, which stays: a stream of
+    /// it was lost, or the peer started a new session. Not redialed: a new session starts now.
+    pub restart: bool,
 }
 
-/// Where a session reports on its peer: the node, as the four messages it takes from sessions.
+/// A peer's stream that started a new session of its own, handed back by the session it
+/// replaces once that one has ended (after its [`PeerGone`]), to start the new one with.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Rehome {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its stream.
+    pub stream: Stream,
+}
+
+/// Where a session reports on its peer: the node, as the messages it takes from sessions.
 #[derive(Clone)]
 pub struct Reports {
     /// The peer welcomed us.
@@ -127,6 +142,8 @@ pub struct Reports {
     pub notices: Recipient<PeerNotice>,
     /// The session ended.
     pub gone: Recipient<PeerGone>,
+    /// A stream for the session that replaces this one.
+    pub rehome: Recipient<Rehome>,
 }
 
 impl std::fmt::Debug for Reports {
@@ -246,6 +263,14 @@ pub struct PeerConnection {
     refused: bool,
     /// Inbound streams being read; the session ends when the last one does.
     inbound_streams: usize,
+    /// Set by a reader whose stream failed (rather than being finished by the peer).
+    stream_lost: Arc<AtomicBool>,
+    /// The session may end to start again in place of itself (`core::budget::RESTART_EVERY`).
+    may_restart: bool,
+    /// It ends to start again: the connection stays.
+    restart: bool,
+    /// The stream of the peer's new session, handed to the node once this one ended.
+    replaced_by: Option<Stream>,
     /// The connection is known established; until then no outbound stream is opened (a stream
     /// requested earlier would make libp2p-stream dial a peer it is already connected to).
     connected: bool,
@@ -307,6 +332,10 @@ impl PeerConnection {
             shares_nothing: false,
             released: false,
             inbound_streams: 0,
+            stream_lost: Arc::default(),
+            may_restart: false,
+            restart: false,
+            replaced_by: None,
             connected: false,
             hello_timeout: crate::Limits::default().hello_timeout,
         }
@@ -321,6 +350,14 @@ impl PeerConnection {
     /// How long the peer has to send its hello before the session ends.
     pub fn hello_timeout(mut self, timeout: Duration) -> Self {
         self.hello_timeout = timeout;
+        self
+    }
+
+    /// Whether the session, once its peer is a member, may end to start again in place of
+    /// itself rather than close the connection: when a stream of it is lost while the
+    /// connection stays, or when the peer starts a new session.
+    pub fn may_restart(mut self, may: bool) -> Self {
+        self.may_restart = may;
         self
     }
 
@@ -369,15 +406,16 @@ impl PeerConnection {
                     let written = write_outbox(opened.writer, outbox).await;
                     report_lost(&watched, &links);
                     if let Err(e) = written {
-                        // Nothing more can reach the peer on this session: end the connection
-                        // rather than keep a session that silently loses what it sends (a new
-                        // one starts if the peer comes back). Usually the peer is gone already.
+                        // Nothing more can reach the peer on this session: it ends rather than
+                        // silently lose what it sends. A peer that does not read loses its
+                        // connection; otherwise the session decides (`WriterLost`).
                         if watched.overflowed() {
                             warn!(peer = %did, error = %e, "closing the connection of a peer that does not read");
+                            let _ = network.disconnect(peer).await;
                         } else {
                             debug!(peer = %did.short(), error = %e, "writer stopped");
+                            me.do_send(WriterLost);
                         }
-                        let _ = network.disconnect(peer).await;
                     }
                 }
                 Err(weft_net::NetError::Released) => {
@@ -570,7 +608,7 @@ impl Actor for PeerConnection {
         // connections. Otherwise a half-dead connection would linger, and the next connection to
         // the peer would not be its first, so no new session would start. A peer that shares no
         // realm needs no session ever: its connection serves Kademlia until it is idle.
-        if !self.disconnected && !self.shares_nothing && !self.released {
+        if !self.disconnected && !self.shares_nothing && !self.released && !self.restart {
             let (network, peer) = (self.network.clone(), self.peer);
             self.network.spawn(async move {
                 let _ = network.disconnect(peer).await;
@@ -579,7 +617,7 @@ impl Actor for PeerConnection {
         for realm in &self.admitted {
             realm.do_send(PeerLeft {
                 peer: self.peer,
-                how: Departure::of(self.said_bye, self.released),
+                how: Departure::of(self.said_bye, self.released && !self.restart),
             });
         }
         self.reports.gone.do_send(PeerGone {
@@ -591,7 +629,15 @@ impl Actor for PeerConnection {
             client: self.client,
             shares_nothing: self.shares_nothing,
             refused: self.refused,
+            restart: self.restart,
         });
+        // After `PeerGone`, so that the node has let this session go when the stream arrives.
+        if let Some(stream) = self.replaced_by.take() {
+            self.reports.rehome.do_send(Rehome {
+                peer: self.peer,
+                stream,
+            });
+        }
         Running::Stop
     }
 }
@@ -601,7 +647,19 @@ impl Handler<AttachInbound> for PeerConnection {
     type Result = ();
 
     fn handle(&mut self, msg: AttachInbound, ctx: &mut Context<Self>) {
+        if self.ending() {
+            // A new session's stream, come while this one ends: dropped unanswered, so the
+            // peer opens it again and reaches the session that follows.
+            return;
+        }
+        if self.handshake.joined() && self.restartable() {
+            debug!(peer = %self.did.short(), "the peer started a new session; this one ends for it");
+            self.restart = true;
+            self.replaced_by = Some(msg.stream);
+            return ctx.stop();
+        }
         let (sink, mut frames) = mpsc::channel(INBOUND_QUEUE);
+        let lost = self.stream_lost.clone();
         let network = self.network.clone();
         let (peer, did) = (self.peer, self.did);
         self.network.spawn(async move {
@@ -616,7 +674,10 @@ impl Handler<AttachInbound> for PeerConnection {
             let decoder = Decoder::new(DEFAULT_MAX_FRAME);
             match read_frames(inbound.reader, inbound.read, sink, decoder).await {
                 Ok(()) => {}
-                Err(ReadError::Io(e)) => debug!(peer = %did.short(), error = %e, "stream ended"),
+                Err(ReadError::Io(e)) => {
+                    debug!(peer = %did.short(), error = %e, "stream lost");
+                    lost.store(true, Ordering::Release);
+                }
                 Err(e) => {
                     // A peer breaking the protocol loses its connection; nobody else is affected.
                     warn!(peer = %did, error = %e, "closing the connection of a peer that sent a bad frame");
@@ -653,6 +714,9 @@ impl StreamHandler<Vec<Frame>> for PeerConnection {
     fn finished(&mut self, ctx: &mut Context<Self>) {
         // A replaced stream (the peer opened another) must not end the session.
         self.inbound_streams = self.inbound_streams.saturating_sub(1);
+        if self.inbound_streams == 0 && self.stream_lost.load(Ordering::Acquire) {
+            return self.lost(ctx);
+        }
         self.stop_when_read(ctx);
     }
 }
@@ -675,6 +739,45 @@ impl PeerConnection {
             ctx.notify(Resume);
         }
         self.stop_when_read(ctx);
+    }
+
+    /// The session is ending, or about to: it takes no new stream.
+    fn ending(&self) -> bool {
+        self.restart || self.released || self.leaving || self.said_bye
+    }
+
+    /// A member's session that may start again in place of itself.
+    fn restartable(&self) -> bool {
+        self.may_restart && !self.admitted.is_empty() && !self.ending()
+    }
+
+    /// A stream of the session failed: nothing more comes from the peer on it, or reaches it.
+    /// If the connection stays (the stream's own connection closed while another stays up, as
+    /// when two nodes dialed each other at once and one connection goes), a member's session
+    /// ends without closing it, telling the peer with `Release` where it still can (a lost
+    /// stream of its own may not have shown yet), and the node starts a new one on it at once.
+    /// Otherwise the session ends with the connection, as any other.
+    fn lost(&mut self, ctx: &mut Context<Self>) {
+        if !self.restartable() {
+            return ctx.stop();
+        }
+        let (network, peer) = (self.network.clone(), self.peer);
+        ctx.wait(
+            async move { network.is_connected(peer).await.unwrap_or(false) }
+                .into_actor(self)
+                .map(|connected, act, ctx| {
+                    if connected && act.restartable() {
+                        debug!(peer = %act.did.short(), "a stream of the session was lost, the connection stays: starting it again");
+                        act.restart = true;
+                        if let Ok(release) =
+                            weft_net::framed::encode(&Frame::Release, DEFAULT_MAX_FRAME)
+                        {
+                            act.sender.send_control(&release);
+                        }
+                    }
+                    ctx.stop();
+                }),
+        );
     }
 
     /// Ends the session once its last inbound stream has ended and every frame read from it has
@@ -953,6 +1056,21 @@ impl Handler<ReleasedByPeer> for PeerConnection {
         self.released = true;
         self.no_room_there = true;
         ctx.stop();
+    }
+}
+
+/// The writer stopped on an error: nothing more reaches the peer on this session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct WriterLost;
+
+impl Handler<WriterLost> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WriterLost, ctx: &mut Context<Self>) {
+        if ctx.state() == ActorState::Running {
+            self.lost(ctx);
+        }
     }
 }
 

@@ -33,7 +33,7 @@ use crate::core::rendezvous;
 use crate::core::silent::Silent;
 use crate::peer::{
     AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection, PeerGone,
-    PeerGreeted, PeerNotice, PeerSpoke, RealmLink, Release, Reports,
+    PeerGreeted, PeerNotice, PeerSpoke, RealmLink, Rehome, Release, Reports,
 };
 use crate::registry::Withdraw;
 use crate::sender::Activity;
@@ -273,12 +273,14 @@ impl Supervisor {
                 admitted: ctx.address().recipient(),
                 notices: ctx.address().recipient(),
                 gone: ctx.address().recipient(),
+                rehome: ctx.address().recipient(),
             },
             self.links.clone(),
             self.greeting.clone(),
             self.peer_queue,
         )
         .connected(connected)
+        .may_restart(self.sessions.may_restart(&peer, Instant::now()))
         .hello_timeout(self.hello_timeout)
         .budget(self.budgets.of(&peer));
         let active = actor.activity();
@@ -301,6 +303,51 @@ impl Supervisor {
         }
         self.count_silent();
         Ok(actor)
+    }
+
+    /// A peer opened a weft stream: its session takes it, started for it if need be, unless
+    /// there is no room.
+    fn inbound_stream(&mut self, peer: PeerId, stream: weft_net::Stream, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        // The stream can overtake the connection event: both come from different tasks.
+        let (addr, connected) = match self.take_bare(&peer) {
+            Some(addr) => (addr, true),
+            None => (
+                self.peers
+                    .get(&peer)
+                    .map(|e| e.addr.clone())
+                    .unwrap_or_else(Multiaddr::empty),
+                false,
+            ),
+        };
+        let fresh = !self.peers.contains_key(&peer);
+        match self.connect_peer(peer, addr, connected, ctx) {
+            Ok(actor) => {
+                actor.do_send(AttachInbound { stream });
+                if fresh && !connected {
+                    // The connection event is behind this stream, or never comes: a
+                    // peer that reconnects before its last connection here closed (a
+                    // client restarted with the same key) is connected already.
+                    let network = self.network.clone();
+                    self.network.spawn(async move {
+                        if network.is_connected(peer).await.unwrap_or(false) {
+                            actor.do_send(Connected);
+                        }
+                    });
+                }
+            }
+            // Told, so that it neither waits for an answer nor tries again at once.
+            Err(NoSession::NoRoom) => {
+                self.network.spawn(async move {
+                    if let Err(e) = weft_net::framed::refuse_released(stream).await {
+                        debug!(%peer, error = %e, "could not refuse a stream");
+                    }
+                });
+            }
+            Err(NoSession::Unfit) => {}
+        }
     }
 
     /// Room for a session with `peer` within the budget: made by releasing the session idle
@@ -554,48 +601,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                     entry.actor.do_send(Disconnected);
                 }
             }
-            NetEvent::InboundStream { peer, stream } => {
-                if self.stopping {
-                    return;
-                }
-                // The stream can overtake the connection event: both come from different tasks.
-                let (addr, connected) = match self.take_bare(&peer) {
-                    Some(addr) => (addr, true),
-                    None => (
-                        self.peers
-                            .get(&peer)
-                            .map(|e| e.addr.clone())
-                            .unwrap_or_else(Multiaddr::empty),
-                        false,
-                    ),
-                };
-                let fresh = !self.peers.contains_key(&peer);
-                match self.connect_peer(peer, addr, connected, ctx) {
-                    Ok(actor) => {
-                        actor.do_send(AttachInbound { stream });
-                        if fresh && !connected {
-                            // The connection event is behind this stream, or never comes: a
-                            // peer that reconnects before its last connection here closed (a
-                            // client restarted with the same key) is connected already.
-                            let network = self.network.clone();
-                            self.network.spawn(async move {
-                                if network.is_connected(peer).await.unwrap_or(false) {
-                                    actor.do_send(Connected);
-                                }
-                            });
-                        }
-                    }
-                    // Told, so that it neither waits for an answer nor tries again at once.
-                    Err(NoSession::NoRoom) => {
-                        self.network.spawn(async move {
-                            if let Err(e) = weft_net::framed::refuse_released(stream).await {
-                                debug!(%peer, error = %e, "could not refuse a stream");
-                            }
-                        });
-                    }
-                    Err(NoSession::Unfit) => {}
-                }
-            }
+            NetEvent::InboundStream { peer, stream } => self.inbound_stream(peer, stream, ctx),
             _ => {}
         }
     }
@@ -676,6 +682,18 @@ impl Handler<PeerGone> for Supervisor {
             return;
         };
         self.sessions.end(&msg.peer);
+        if msg.restart && !self.stopping {
+            // The connection stays, and so does the budget's hold on it: the next session
+            // starts on it now.
+            self.sessions.restarted(msg.peer, Instant::now());
+            metrics::counter!("weft_sessions_closed_total", "reason" => "restarted").increment(1);
+            if let Some(info) = &entry.info {
+                info!(target: crate::telemetry::TARGET, peer = %info.did, "peer down, its session starting again");
+                let _ = self.peer_events.send(PeerEvent::Down { did: info.did });
+            }
+            let _ = self.connect_peer(msg.peer, entry.addr, true, ctx);
+            return;
+        }
         let (network, peer, released) = (self.network.clone(), msg.peer, msg.released);
         self.network.spawn(async move {
             network.session(peer, false).await;
@@ -740,6 +758,15 @@ impl Handler<PeerGone> for Supervisor {
         let addr = Some(entry.addr).filter(|a| !a.is_empty());
         let next = self.redials.gone(msg.peer, addr, ended, random_unit());
         self.schedule_redial(msg.peer, next, ctx);
+    }
+}
+
+/// Starts the session a peer's new stream asks for, once the one it replaces has ended.
+impl Handler<Rehome> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Rehome, ctx: &mut Context<Self>) {
+        self.inbound_stream(msg.peer, msg.stream, ctx);
     }
 }
 

@@ -14,6 +14,8 @@
 //! it is admitted to a realm, [`Sessions::end`] when a session ends, and [`Sessions::released`]
 //! when a session was released (by either side), after which [`Sessions::cooling`] says not to
 //! start one with that peer for the sake of membership alone for a while.
+//! [`Sessions::restarted`] when a session started again in place of itself, after which
+//! [`Sessions::may_restart`] says a session with that peer may not for a while.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -33,6 +35,11 @@ pub(crate) fn session_cap(max_connections: u32) -> usize {
 pub(crate) const COOLING: Duration = Duration::from_secs(2 * 60);
 /// Released peers remembered at most; past it the oldest is forgotten.
 pub(crate) const MAX_COOLING: usize = 1024;
+/// How long after a session with a peer started again in place of the last one (a stream of
+/// it was lost while the connection stayed, or the peer started a new one) the next session
+/// with that peer may not: it then ends as any other, connection and all. A peer that keeps
+/// losing streams, or starting sessions, costs a session's handshake at most this often.
+pub(crate) const RESTART_EVERY: Duration = Duration::from_secs(30);
 
 /// What [`Sessions::start`] asks of the caller.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +75,8 @@ pub(crate) struct Sessions<P> {
     held: HashMap<P, Held>,
     /// Peers a session was released with, and when, oldest first.
     cooling: VecDeque<(P, Instant)>,
+    /// Peers a session started again with, and when, oldest first.
+    restarts: VecDeque<(P, Instant)>,
 }
 
 impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
@@ -80,6 +89,7 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
             grace,
             held: HashMap::new(),
             cooling: VecDeque::new(),
+            restarts: VecDeque::new(),
         }
     }
 
@@ -182,6 +192,28 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
             self.cooling.pop_front();
         }
         self.cooling.iter().any(|(p, _)| p == peer)
+    }
+
+    /// Whether a session with `peer` starting at `now` may start again in place of itself
+    /// (see [`RESTART_EVERY`]).
+    pub(crate) fn may_restart(&mut self, peer: &P, now: Instant) -> bool {
+        while self
+            .restarts
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) >= RESTART_EVERY)
+        {
+            self.restarts.pop_front();
+        }
+        !self.restarts.iter().any(|(p, _)| p == peer)
+    }
+
+    /// A session with `peer` started again in place of the last one at `now`.
+    pub(crate) fn restarted(&mut self, peer: P, now: Instant) {
+        self.restarts.retain(|(p, _)| *p != peer);
+        if self.restarts.len() >= MAX_COOLING {
+            self.restarts.pop_front();
+        }
+        self.restarts.push_back((peer, now));
     }
 
     /// `peer`'s session ended.
@@ -353,5 +385,24 @@ mod tests {
             "the oldest is forgotten past the bound"
         );
         assert!(held.cooling(&1, t0));
+    }
+
+    #[test]
+    fn a_session_starts_again_in_place_of_itself_once_in_a_while() {
+        let t0 = Instant::now();
+        let mut held = sessions(2);
+        assert!(held.may_restart(&7, t0));
+        held.restarted(7, t0);
+        assert!(!held.may_restart(&7, t0 + RESTART_EVERY / 2));
+        assert!(held.may_restart(&8, t0), "another peer is not held back");
+        assert!(held.may_restart(&7, t0 + RESTART_EVERY));
+        for peer in 0..u32::try_from(MAX_COOLING).unwrap() + 1 {
+            held.restarted(peer, t0);
+        }
+        assert!(
+            held.may_restart(&0, t0),
+            "the oldest is forgotten past the bound"
+        );
+        assert!(!held.may_restart(&1, t0));
     }
 }

@@ -102,6 +102,13 @@ impl Handshake {
         self.theirs.is_some()
     }
 
+    /// The peer's join has arrived. A stream the peer opens after it belongs to a new session:
+    /// a stream opened again because the first was not acknowledged in time comes before the
+    /// join, which the peer writes only on a stream that was.
+    pub(crate) fn joined(&self) -> bool {
+        self.joined
+    }
+
     /// We named our realm `index` to the peer: it may refuse us there.
     pub(crate) fn named(&self, index: RealmIndex) -> bool {
         self.named.contains(&index)
