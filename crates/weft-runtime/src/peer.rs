@@ -759,7 +759,7 @@ impl PeerConnection {
     /// Otherwise the session ends with the connection, as any other.
     fn lost(&mut self, ctx: &mut Context<Self>) {
         if !self.restartable() {
-            return ctx.stop();
+            return self.end(ctx);
         }
         let (network, peer) = (self.network.clone(), self.peer);
         ctx.wait(
@@ -775,9 +775,18 @@ impl PeerConnection {
                             act.sender.send_control(&release);
                         }
                     }
-                    ctx.stop();
+                    act.end(ctx);
                 }),
         );
+    }
+
+    /// Ends the session: once what was read is handled if nothing more can be read, else now.
+    fn end(&mut self, ctx: &mut Context<Self>) {
+        if self.inbound_streams == 0 {
+            self.drain(ctx);
+        } else {
+            ctx.stop();
+        }
     }
 
     /// Ends the session once its last inbound stream has ended and every frame read from it has
