@@ -13,11 +13,12 @@ use weft_integration_tests::{RawPeer, within};
 use weft_wire::Frame;
 
 /// The node's stream to a member stops being read: the node's next write to it fails, and the
-/// node greets the member again on a new stream over the same connection.
+/// node greets the member again on a new stream over the same connection, and admits it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_session_whose_stream_is_lost_starts_again_on_its_connection() {
     let node = Node::builder().open_realm("dev").start().await.unwrap();
-    let mut raw = RawPeer::join_open(&node, "dev").await;
+    let key = Keypair::generate().unwrap();
+    let mut raw = RawPeer::join_open_as(&node, "dev", key.clone()).await;
     raw.stop_reading();
     // Each subscription here is a frame to the member: the first makes the raw peer drop the
     // stream it no longer reads, a later one finds the stream stopped.
@@ -40,6 +41,15 @@ async fn a_members_session_whose_stream_is_lost_starts_again_on_its_connection()
         !raw.hung_up(),
         "the session started again on the same connection"
     );
+    // The member greets the new session in turn, and is admitted to it.
+    raw.open_again().await;
+    raw.greet_open(&node, "dev", &key).await;
+    let welcomed = raw.read_until(|f| matches!(f, Frame::Welcome(_))).await;
+    assert!(
+        welcomed.iter().any(|f| matches!(f, Frame::Welcome(_))),
+        "{welcomed:?}"
+    );
+    assert!(!raw.hung_up());
     raw.close().await;
     node.shutdown().await;
 }

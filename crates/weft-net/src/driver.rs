@@ -538,6 +538,11 @@ impl Driver {
                 // A peer already gone would otherwise stay marked.
                 let open = open && self.swarm.is_connected(&peer);
                 self.swarm.behaviour_mut().budget.session(peer, open);
+                if open {
+                    // It holds a session with this node again: it has room, lookups need not
+                    // leave it alone any more.
+                    self.released.clear(&peer);
+                }
             }
             Command::StoredProviders { key, reply } => {
                 let stored = self
@@ -716,6 +721,9 @@ impl Driver {
                     debug!(peer = %peer_id, ?cause, "peer disconnected");
                     metrics::gauge!("weft_connected_peers").decrement(1);
                     self.emit(NetEvent::PeerDisconnected { peer: peer_id })
+                        .await?;
+                } else if num_established > 0 {
+                    self.emit(NetEvent::ConnectionDropped { peer: peer_id })
                         .await?;
                 }
             }

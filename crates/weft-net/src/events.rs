@@ -39,6 +39,12 @@ pub enum NetEvent {
         /// The peer.
         peer: PeerId,
     },
+    /// One of several connections to a peer the node was told of closed; others stay. A weft
+    /// stream on it is lost, while the peer is still connected.
+    ConnectionDropped {
+        /// The peer.
+        peer: PeerId,
+    },
     /// Dialing a bootstrap address failed (the node may try again; see weft-runtime).
     BootstrapFailed {
         /// The address.

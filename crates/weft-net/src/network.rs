@@ -243,10 +243,20 @@ impl Network {
     }
 
     /// Tells the connection budget whether `peer` has a weft session: a session's connection is
-    /// never closed to make room for another.
-    pub async fn session(&self, peer: PeerId, open: bool) {
-        // An error means the driver is gone: no budget left to keep.
-        let _ = self.commands.send(Command::Session { peer, open }).await;
+    /// never closed to make room for another. Queued at once, so that a session's end and the
+    /// start of the next one reach the budget in that order (a full queue falls back to
+    /// waiting for room, on the network runtime).
+    pub fn session(&self, peer: PeerId, open: bool) {
+        match self.commands.try_send(Command::Session { peer, open }) {
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                let commands = self.commands.clone();
+                self.runtime.spawn(async move {
+                    let _ = commands.send(command).await;
+                });
+            }
+            // Closed: the driver is gone, no budget left to keep.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     /// Closes every connection to `peer`.

@@ -114,8 +114,10 @@ pub struct PeerGone {
     /// be refused again.
     pub refused: bool,
     /// The session ended to start again at once on the connection, which stays: a stream of
-    /// it was lost, or the peer started a new session. Not redialed: a new session starts now.
+    /// it was lost, or the peer started a new session. The node decides whether it does.
     pub restart: bool,
+    /// A [`Rehome`] with the peer's new stream follows.
+    pub hands_over: bool,
 }
 
 /// A peer's stream that started a new session of its own, handed back by the session it
@@ -265,10 +267,19 @@ pub struct PeerConnection {
     inbound_streams: usize,
     /// Set by a reader whose stream failed (rather than being finished by the peer).
     stream_lost: Arc<AtomicBool>,
-    /// The session may end to start again in place of itself (`core::budget::RESTART_EVERY`).
-    may_restart: bool,
+    /// It started in place of a member's session that ended to start again: its peer counts
+    /// as a member if it fails before being admitted again.
+    after_restart: bool,
     /// It ends to start again: the connection stays.
     restart: bool,
+    /// When the network last reported one of the peer's connections closed, others staying.
+    connection_dropped: Option<std::time::Instant>,
+    /// A stream was lost, and the session waits for the network to say whether its connection
+    /// went alone.
+    awaiting_network: bool,
+    /// Shared with the writer: the session ended to start again, so a stream acknowledged
+    /// after that carries `Release` only, not this session's frames.
+    restarting: Arc<AtomicBool>,
     /// The stream of the peer's new session, handed to the node once this one ended.
     replaced_by: Option<Stream>,
     /// The connection is known established; until then no outbound stream is opened (a stream
@@ -333,8 +344,11 @@ impl PeerConnection {
             released: false,
             inbound_streams: 0,
             stream_lost: Arc::default(),
-            may_restart: false,
+            after_restart: false,
             restart: false,
+            connection_dropped: None,
+            awaiting_network: false,
+            restarting: Arc::default(),
             replaced_by: None,
             connected: false,
             hello_timeout: crate::Limits::default().hello_timeout,
@@ -353,11 +367,9 @@ impl PeerConnection {
         self
     }
 
-    /// Whether the session, once its peer is a member, may end to start again in place of
-    /// itself rather than close the connection: when a stream of it is lost while the
-    /// connection stays, or when the peer starts a new session.
-    pub fn may_restart(mut self, may: bool) -> Self {
-        self.may_restart = may;
+    /// The session starts in place of a member's session that ended to start again.
+    pub fn after_restart(mut self, after: bool) -> Self {
+        self.after_restart = after;
         self
     }
 
@@ -393,6 +405,7 @@ impl PeerConnection {
         };
         let (network, peer, did, me) = (self.network.clone(), self.peer, self.did, ctx.address());
         let links = self.links.clone();
+        let restarting = self.restarting.clone();
         let (opening, ended) = tokio::sync::oneshot::channel();
         self.opening = Some(opening);
         let ended = async move {
@@ -400,6 +413,21 @@ impl PeerConnection {
         };
         self.writer = Some(self.network.spawn(async move {
             match open_acknowledged(&network, peer, &hello, ended).await {
+                Ok(opened) if restarting.load(Ordering::Acquire) => {
+                    // Acknowledged after the session ended to start again: the peer's session
+                    // for it ends without closing the connection, and the next one gets the
+                    // frames.
+                    debug!(peer = %did.short(), "stream acknowledged after the session ended");
+                    outbox.abandon();
+                    report_lost(&outbox, &links);
+                    let mut writer = opened.writer;
+                    if let Ok(release) =
+                        weft_net::framed::encode(&Frame::Release, DEFAULT_MAX_FRAME)
+                    {
+                        let _ = futures::AsyncWriteExt::write_all(&mut writer, &release).await;
+                    }
+                    let _ = futures::AsyncWriteExt::close(&mut writer).await;
+                }
                 Ok(opened) => {
                     let _reader = opened.reader;
                     let watched = outbox.clone();
@@ -595,6 +623,7 @@ impl Actor for PeerConnection {
     }
 
     fn stopping(&mut self, _ctx: &mut Context<Self>) -> Running {
+        self.restarting.store(self.restart, Ordering::Release);
         self.opening = None;
         // The writer ends with the session: it flushes what is queued and closes the stream;
         // one that never started releases whoever waits for room.
@@ -624,12 +653,13 @@ impl Actor for PeerConnection {
             peer: self.peer,
             said_bye: self.said_bye,
             released: self.released,
-            was_member: !self.admitted.is_empty(),
+            was_member: !self.admitted.is_empty() || self.after_restart,
             no_room_there: self.no_room_there,
             client: self.client,
             shares_nothing: self.shares_nothing,
             refused: self.refused,
             restart: self.restart,
+            hands_over: self.replaced_by.is_some(),
         });
         // After `PeerGone`, so that the node has let this session go when the stream arrives.
         if let Some(stream) = self.replaced_by.take() {
@@ -648,15 +678,16 @@ impl Handler<AttachInbound> for PeerConnection {
 
     fn handle(&mut self, msg: AttachInbound, ctx: &mut Context<Self>) {
         if self.ending() {
-            // A new session's stream, come while this one ends: dropped unanswered, so the
-            // peer opens it again and reaches the session that follows.
+            // A new session's stream, come while this one ends: kept (the latest only) for the
+            // session that follows, which the node starts with it once this one is gone.
+            self.replaced_by = Some(msg.stream);
             return;
         }
         if self.handshake.joined() && self.restartable() {
             debug!(peer = %self.did.short(), "the peer started a new session; this one ends for it");
             self.restart = true;
             self.replaced_by = Some(msg.stream);
-            return ctx.stop();
+            return self.end_for_restart(ctx);
         }
         let (sink, mut frames) = mpsc::channel(INBOUND_QUEUE);
         let lost = self.stream_lost.clone();
@@ -746,38 +777,75 @@ impl PeerConnection {
         self.restart || self.released || self.leaving || self.said_bye
     }
 
-    /// A member's session that may start again in place of itself.
+    /// A member's session, which may end to start again in place of itself (the node decides
+    /// whether it does: `core::budget::Sessions::restart`).
     fn restartable(&self) -> bool {
-        self.may_restart && !self.admitted.is_empty() && !self.ending()
+        !self.admitted.is_empty() && !self.ending()
     }
 
     /// A stream of the session failed: nothing more comes from the peer on it, or reaches it.
-    /// If the connection stays (the stream's own connection closed while another stays up, as
-    /// when two nodes dialed each other at once and one connection goes), a member's session
-    /// ends without closing it, telling the peer with `Release` where it still can (a lost
-    /// stream of its own may not have shown yet), and the node starts a new one on it at once.
-    /// Otherwise the session ends with the connection, as any other.
+    /// If the connection under it closed while another stays up (two nodes that dialed each
+    /// other at once keep one connection of the two), a member's session ends without closing
+    /// the connection, telling the peer with `Release` where it still can (a lost stream of its
+    /// own may not have shown yet), and the node starts a new one on it at once. Otherwise the
+    /// session ends with the connection, as any other.
+    ///
+    /// The stream's error shows before the network has processed its connection's close, so
+    /// the session waits for the network's word: [`ConnectionDropped`] (another connection
+    /// stays), [`Disconnected`] (none does), or neither within [`FLUSH_TIMEOUT`] (no connection
+    /// closed: the stream alone failed), when the network is asked.
     fn lost(&mut self, ctx: &mut Context<Self>) {
+        if self.awaiting_network {
+            return;
+        }
         if !self.restartable() {
             return self.end(ctx);
         }
-        let (network, peer) = (self.network.clone(), self.peer);
-        ctx.wait(
-            async move { network.is_connected(peer).await.unwrap_or(false) }
-                .into_actor(self)
-                .map(|connected, act, ctx| {
-                    if connected && act.restartable() {
-                        debug!(peer = %act.did.short(), "a stream of the session was lost, the connection stays: starting it again");
-                        act.restart = true;
-                        if let Ok(release) =
-                            weft_net::framed::encode(&Frame::Release, DEFAULT_MAX_FRAME)
-                        {
-                            act.sender.send_control(&release);
+        if self
+            .connection_dropped
+            .is_some_and(|at| at.elapsed() < FLUSH_TIMEOUT)
+        {
+            return self.restart_in_place(ctx);
+        }
+        self.awaiting_network = true;
+        ctx.run_later(FLUSH_TIMEOUT, |act, ctx| {
+            if !std::mem::take(&mut act.awaiting_network) || !act.restartable() {
+                return;
+            }
+            let (network, peer) = (act.network.clone(), act.peer);
+            ctx.wait(
+                async move { network.is_connected(peer).await.unwrap_or(false) }
+                    .into_actor(act)
+                    .map(|connected, act, ctx| {
+                        if connected && act.restartable() {
+                            act.restart_in_place(ctx);
+                        } else {
+                            act.end(ctx);
                         }
-                    }
-                    act.end(ctx);
-                }),
-        );
+                    }),
+            );
+        });
+    }
+
+    /// Ends the session to start again on the connection that stays.
+    fn restart_in_place(&mut self, ctx: &mut Context<Self>) {
+        debug!(peer = %self.did.short(), "a stream of the session was lost, the connection stays: starting it again");
+        self.restart = true;
+        if let Ok(release) = weft_net::framed::encode(&Frame::Release, DEFAULT_MAX_FRAME) {
+            self.sender.send_control(&release);
+        }
+        self.sender.outbox.close();
+        self.end_for_restart(ctx);
+    }
+
+    /// Ends a session that is to start again once the peer's stream has ended too and what
+    /// was read from it is handled (the peer ends its own session in turn, so its last frames
+    /// are not lost), or after [`FLUSH_TIMEOUT`].
+    fn end_for_restart(&mut self, ctx: &mut Context<Self>) {
+        if self.inbound_streams == 0 {
+            return self.drain(ctx);
+        }
+        ctx.run_later(FLUSH_TIMEOUT, |_, ctx| ctx.stop());
     }
 
     /// Ends the session: once what was read is handled if nothing more can be read, else now.
@@ -1099,6 +1167,22 @@ impl Handler<Connected> for PeerConnection {
     fn handle(&mut self, _msg: Connected, ctx: &mut Context<Self>) {
         self.connected = true;
         self.open_outbound(ctx);
+    }
+}
+
+/// The network reports one of the peer's connections closed, others staying.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConnectionDropped;
+
+impl Handler<ConnectionDropped> for PeerConnection {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ConnectionDropped, ctx: &mut Context<Self>) {
+        self.connection_dropped = Some(std::time::Instant::now());
+        if std::mem::take(&mut self.awaiting_network) && self.restartable() {
+            self.restart_in_place(ctx);
+        }
     }
 }
 

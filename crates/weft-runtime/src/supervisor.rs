@@ -10,7 +10,7 @@
 //! every subscription, so applications never resubscribe. Peer arrivals and departures are
 //! broadcast to the application as [`PeerEvent`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -32,8 +32,9 @@ use crate::core::refusals::Refusals;
 use crate::core::rendezvous;
 use crate::core::silent::Silent;
 use crate::peer::{
-    AttachInbound, Connected, Disconnected, Failed, Leave, PeerAdmitted, PeerConnection, PeerGone,
-    PeerGreeted, PeerNotice, PeerSpoke, RealmLink, Rehome, Release, Reports,
+    AttachInbound, Connected, ConnectionDropped, Disconnected, Failed, Leave, PeerAdmitted,
+    PeerConnection, PeerGone, PeerGreeted, PeerNotice, PeerSpoke, RealmLink, Rehome, Release,
+    Reports,
 };
 use crate::registry::Withdraw;
 use crate::sender::Activity;
@@ -79,6 +80,8 @@ struct PeerEntry {
     addr: Multiaddr,
     info: Option<PeerInfo>,
     active: Activity,
+    /// The network reported the peer gone: its session is not started again in place.
+    disconnected: bool,
 }
 
 /// Why no session was started.
@@ -102,6 +105,12 @@ pub struct Supervisor {
     bare: Bare<PeerId, Multiaddr>,
     /// The sessions within the connection budget (`core::budget`).
     sessions: Sessions<PeerId>,
+    /// Peers whose next session starts in place of a member's that ended to start again.
+    /// Taken when that session starts, at once: bounded by the peers.
+    after_restart: HashSet<PeerId>,
+    /// Peers whose session ended to start again and did not: the stream it hands over is
+    /// dropped. Taken by that [`Rehome`], which follows at once.
+    no_rehome: HashSet<PeerId>,
     /// How often the sessions' activity is read.
     activity_sweep: Duration,
     /// Realms holding fewer members than they dial: while any does, every connection starts a
@@ -171,6 +180,8 @@ impl Supervisor {
                 crate::Limits::default().idle_session,
                 crate::Limits::default().hello_timeout,
             ),
+            after_restart: HashSet::new(),
+            no_rehome: HashSet::new(),
             activity_sweep: ACTIVITY_SWEEP,
             listen: Vec::new(),
             expected_listeners,
@@ -254,14 +265,10 @@ impl Supervisor {
             // The connection still serves Kademlia, held like any without a session, and is
             // no longer spared for one.
             self.hold_bare(peer, addr, false, ctx);
-            let network = self.network.clone();
-            self.network
-                .spawn(async move { network.session(peer, false).await });
+            self.network.session(peer, false);
             return Err(NoSession::NoRoom);
         }
-        let network = self.network.clone();
-        self.network
-            .spawn(async move { network.session(peer, true).await });
+        self.network.session(peer, true);
         let actor = PeerConnection::new(
             peer,
             did,
@@ -280,7 +287,7 @@ impl Supervisor {
             self.peer_queue,
         )
         .connected(connected)
-        .may_restart(self.sessions.may_restart(&peer, Instant::now()))
+        .after_restart(self.after_restart.remove(&peer))
         .hello_timeout(self.hello_timeout)
         .budget(self.budgets.of(&peer));
         let active = actor.activity();
@@ -292,6 +299,7 @@ impl Supervisor {
                 addr,
                 info: None,
                 active,
+                disconnected: false,
             },
         );
         if let Some(evicted) = self.silent.started(peer)
@@ -597,8 +605,14 @@ impl StreamHandler<NetEvent> for Supervisor {
             }
             NetEvent::PeerDisconnected { peer } => {
                 self.take_bare(&peer);
-                if let Some(entry) = self.peers.get(&peer) {
+                if let Some(entry) = self.peers.get_mut(&peer) {
+                    entry.disconnected = true;
                     entry.actor.do_send(Disconnected);
+                }
+            }
+            NetEvent::ConnectionDropped { peer } => {
+                if let Some(entry) = self.peers.get(&peer) {
+                    entry.actor.do_send(ConnectionDropped);
                 }
             }
             NetEvent::InboundStream { peer, stream } => self.inbound_stream(peer, stream, ctx),
@@ -681,26 +695,47 @@ impl Handler<PeerGone> for Supervisor {
         let Some(entry) = self.peers.remove(&msg.peer) else {
             return;
         };
+        let mut msg = msg;
+        let held = self.sessions.holds(&msg.peer);
+        let restart = msg.restart
+            && !self.stopping
+            && !entry.disconnected
+            && self.sessions.restart(msg.peer, Instant::now());
         self.sessions.end(&msg.peer);
-        if msg.restart && !self.stopping {
+        if restart {
             // The connection stays, and so does the budget's hold on it: the next session
             // starts on it now.
-            self.sessions.restarted(msg.peer, Instant::now());
             metrics::counter!("weft_sessions_closed_total", "reason" => "restarted").increment(1);
             if let Some(info) = &entry.info {
                 info!(target: crate::telemetry::TARGET, peer = %info.did, "peer down, its session starting again");
                 let _ = self.peer_events.send(PeerEvent::Down { did: info.did });
             }
+            self.after_restart.insert(msg.peer);
             let _ = self.connect_peer(msg.peer, entry.addr, true, ctx);
+            self.after_restart.remove(&msg.peer);
             return;
         }
-        let (network, peer, released) = (self.network.clone(), msg.peer, msg.released);
-        self.network.spawn(async move {
-            network.session(peer, false).await;
-            if released {
-                network.released(peer).await;
+        if msg.restart {
+            // Not started again. The stream it hands over, if any, goes with it.
+            if msg.hands_over {
+                self.no_rehome.insert(msg.peer);
             }
-        });
+            if !held {
+                // Released to make room meanwhile: it ends as released, connection kept.
+                msg.released = true;
+            } else if !entry.disconnected && !self.stopping {
+                // Past the bound: it ends as any other, connection and all.
+                let (network, peer) = (self.network.clone(), msg.peer);
+                self.network
+                    .spawn(async move { network.disconnect(peer).await });
+            }
+        }
+        self.network.session(msg.peer, false);
+        if msg.released {
+            let (network, peer) = (self.network.clone(), msg.peer);
+            self.network
+                .spawn(async move { network.released(peer).await });
+        }
         if msg.released {
             self.sessions.released(msg.peer, Instant::now());
         }
@@ -766,7 +801,9 @@ impl Handler<Rehome> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Rehome, ctx: &mut Context<Self>) {
-        self.inbound_stream(msg.peer, msg.stream, ctx);
+        if !self.no_rehome.remove(&msg.peer) {
+            self.inbound_stream(msg.peer, msg.stream, ctx);
+        }
     }
 }
 

@@ -14,8 +14,8 @@
 //! it is admitted to a realm, [`Sessions::end`] when a session ends, and [`Sessions::released`]
 //! when a session was released (by either side), after which [`Sessions::cooling`] says not to
 //! start one with that peer for the sake of membership alone for a while.
-//! [`Sessions::restarted`] when a session started again in place of itself, after which
-//! [`Sessions::may_restart`] says a session with that peer may not for a while.
+//! [`Sessions::restart`] when a session ends to start again in place of itself, which says
+//! whether it may.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -194,9 +194,11 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         self.cooling.iter().any(|(p, _)| p == peer)
     }
 
-    /// Whether a session with `peer` starting at `now` may start again in place of itself
-    /// (see [`RESTART_EVERY`]).
-    pub(crate) fn may_restart(&mut self, peer: &P, now: Instant) -> bool {
+    /// `peer`'s session ended at `now` to start again in place of itself: whether it may,
+    /// recorded if so. It may unless the session was released to make room (no longer held:
+    /// starting again would take a place once more, from another) or another started again in
+    /// place of itself less than [`RESTART_EVERY`] before. Call before [`Sessions::end`].
+    pub(crate) fn restart(&mut self, peer: P, now: Instant) -> bool {
         while self
             .restarts
             .front()
@@ -204,16 +206,19 @@ impl<P: Copy + Eq + Hash + Ord> Sessions<P> {
         {
             self.restarts.pop_front();
         }
-        !self.restarts.iter().any(|(p, _)| p == peer)
-    }
-
-    /// A session with `peer` started again in place of the last one at `now`.
-    pub(crate) fn restarted(&mut self, peer: P, now: Instant) {
-        self.restarts.retain(|(p, _)| *p != peer);
+        if !self.held.contains_key(&peer) || self.restarts.iter().any(|(p, _)| *p == peer) {
+            return false;
+        }
         if self.restarts.len() >= MAX_COOLING {
             self.restarts.pop_front();
         }
         self.restarts.push_back((peer, now));
+        true
+    }
+
+    /// Whether a session with `peer` is held (not ended, nor released to make room).
+    pub(crate) fn holds(&self, peer: &P) -> bool {
+        self.held.contains_key(peer)
     }
 
     /// `peer`'s session ended.
@@ -390,19 +395,34 @@ mod tests {
     #[test]
     fn a_session_starts_again_in_place_of_itself_once_in_a_while() {
         let t0 = Instant::now();
-        let mut held = sessions(2);
-        assert!(held.may_restart(&7, t0));
-        held.restarted(7, t0);
-        assert!(!held.may_restart(&7, t0 + RESTART_EVERY / 2));
-        assert!(held.may_restart(&8, t0), "another peer is not held back");
-        assert!(held.may_restart(&7, t0 + RESTART_EVERY));
-        for peer in 0..u32::try_from(MAX_COOLING).unwrap() + 1 {
-            held.restarted(peer, t0);
+        let mut held = sessions(4);
+        for peer in [7, 8] {
+            start(&mut held, peer, t0);
+        }
+        assert!(held.restart(7, t0));
+        assert!(!held.restart(7, t0 + RESTART_EVERY / 2), "once in a while");
+        assert!(held.restart(8, t0), "another peer is not held back");
+        assert!(held.restart(7, t0 + RESTART_EVERY));
+        assert!(
+            !held.restart(9, t0),
+            "not held: released to make room, or never started"
+        );
+    }
+
+    #[test]
+    fn the_peers_that_started_again_are_bounded() {
+        let t0 = Instant::now();
+        let cap = MAX_COOLING + 1;
+        let mut held = sessions(cap);
+        for peer in 0..u32::try_from(cap).unwrap() {
+            start(&mut held, peer, t0);
+            assert!(held.restart(peer, t0));
         }
         assert!(
-            held.may_restart(&0, t0),
+            held.restart(0, t0),
             "the oldest is forgotten past the bound"
         );
-        assert!(!held.may_restart(&1, t0));
+        // That pushed out the next oldest (1); the one after is still remembered.
+        assert!(!held.restart(2, t0));
     }
 }
