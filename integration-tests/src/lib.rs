@@ -135,27 +135,7 @@ impl RawPeer {
     ) -> Self {
         let did = key.did();
         let mut raw = Self::connect(target, key).await;
-        let realm = weft::RealmName::new(realm).expect("a realm name");
-        raw.send(&Frame::Hello(weft_wire::Hello {
-            realms: vec![weft_wire::realm_digest(
-                &did,
-                &target.did(),
-                &realm,
-                owner.as_ref(),
-            )],
-            client: false,
-            run: 1,
-        }))
-        .await;
-        raw.send(&Frame::Join(weft_wire::Join {
-            realms: vec![weft_wire::RealmJoin {
-                index: 0,
-                realm,
-                owner,
-                chains,
-            }],
-        }))
-        .await;
+        raw.greet(target, realm, owner, chains, &did).await;
         raw.read_until(|f| matches!(f, Frame::Welcome(_))).await;
         raw
     }
@@ -250,13 +230,27 @@ impl RawPeer {
     /// Sends the hello and the join of [`join_open`](Self::join_open) under `key` (the key this
     /// raw peer connected with) on the current stream.
     pub async fn greet_open(&self, target: &Node, realm: &str, key: &Keypair) {
+        self.greet(target, realm, None, Vec::new(), &key.did())
+            .await;
+    }
+
+    /// Sends, as `did`, a hello naming `realm` of `owner` (the only realm, at index 0) and a
+    /// join presenting `chains`, on the current stream.
+    async fn greet(
+        &self,
+        target: &Node,
+        realm: &str,
+        owner: Option<weft::Did>,
+        chains: Vec<weft_wire::WireChain>,
+        did: &weft::Did,
+    ) {
         let realm = weft::RealmName::new(realm).expect("a realm name");
         self.send(&Frame::Hello(weft_wire::Hello {
             realms: vec![weft_wire::realm_digest(
-                &key.did(),
+                did,
                 &target.did(),
                 &realm,
-                None,
+                owner.as_ref(),
             )],
             client: false,
             run: 1,
@@ -266,8 +260,8 @@ impl RawPeer {
             realms: vec![weft_wire::RealmJoin {
                 index: 0,
                 realm,
-                owner: None,
-                chains: Vec::new(),
+                owner,
+                chains,
             }],
         }))
         .await;

@@ -105,9 +105,6 @@ pub struct Supervisor {
     bare: Bare<PeerId, Multiaddr>,
     /// The sessions within the connection budget (`core::budget`).
     sessions: Sessions<PeerId>,
-    /// Peers whose next session starts in place of a member's that ended to start again.
-    /// Taken when that session starts, at once: bounded by the peers.
-    after_restart: HashSet<PeerId>,
     /// Peers whose session ended to start again and did not: the stream it hands over is
     /// dropped. Taken by that [`Rehome`], which follows at once.
     no_rehome: HashSet<PeerId>,
@@ -180,7 +177,6 @@ impl Supervisor {
                 crate::Limits::default().idle_session,
                 crate::Limits::default().hello_timeout,
             ),
-            after_restart: HashSet::new(),
             no_rehome: HashSet::new(),
             activity_sweep: ACTIVITY_SWEEP,
             listen: Vec::new(),
@@ -238,12 +234,14 @@ impl Supervisor {
     }
 
     /// The session of `peer`, started if needed. `connected` says whether the connection event
-    /// was seen (see [`Connected`]).
+    /// was seen (see [`Connected`]); `after_restart`, whether it starts in place of a member's
+    /// session that ended to start again.
     fn connect_peer(
         &mut self,
         peer: PeerId,
         addr: Multiaddr,
         connected: bool,
+        after_restart: bool,
         ctx: &mut Context<Self>,
     ) -> Result<Addr<PeerConnection>, NoSession> {
         if let Some(entry) = self.peers.get(&peer) {
@@ -287,7 +285,7 @@ impl Supervisor {
             self.peer_queue,
         )
         .connected(connected)
-        .after_restart(self.after_restart.remove(&peer))
+        .after_restart(after_restart)
         .hello_timeout(self.hello_timeout)
         .budget(self.budgets.of(&peer));
         let active = actor.activity();
@@ -331,7 +329,7 @@ impl Supervisor {
             ),
         };
         let fresh = !self.peers.contains_key(&peer);
-        match self.connect_peer(peer, addr, connected, ctx) {
+        match self.connect_peer(peer, addr, connected, false, ctx) {
             Ok(actor) => {
                 actor.do_send(AttachInbound { stream });
                 if fresh && !connected {
@@ -579,7 +577,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                             || (self.short_realms.load(Ordering::Relaxed) > 0
                                 && !self.sessions.cooling(&peer, Instant::now()))) =>
                     {
-                        let _ = self.connect_peer(peer, addr, true, ctx);
+                        let _ = self.connect_peer(peer, addr, true, false, ctx);
                     }
                     // Not dialed for weft: a session starts if the peer opens one, or if this
                     // node finds it wanted. Otherwise the connection closes once idle.
@@ -593,7 +591,7 @@ impl StreamHandler<NetEvent> for Supervisor {
                     return;
                 }
                 if let Some(addr) = self.take_bare(&peer) {
-                    let _ = self.connect_peer(peer, addr, true, ctx);
+                    let _ = self.connect_peer(peer, addr, true, false, ctx);
                 }
             }
             NetEvent::BootstrapFailed { addr, error } => {
@@ -710,9 +708,7 @@ impl Handler<PeerGone> for Supervisor {
                 info!(target: crate::telemetry::TARGET, peer = %info.did, "peer down, its session starting again");
                 let _ = self.peer_events.send(PeerEvent::Down { did: info.did });
             }
-            self.after_restart.insert(msg.peer);
-            let _ = self.connect_peer(msg.peer, entry.addr, true, ctx);
-            self.after_restart.remove(&msg.peer);
+            let _ = self.connect_peer(msg.peer, entry.addr, true, true, ctx);
             return;
         }
         if msg.restart {
