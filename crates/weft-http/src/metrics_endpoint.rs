@@ -107,6 +107,14 @@ fn describe() {
         "weft_dht_query_failures_total",
         "Kademlia queries that failed or timed out, by kind."
     );
+    describe_counter!(
+        "weft_dht_lookups_dropped_total",
+        "Lookups of publishers or subscribers not started: too many were in flight."
+    );
+    describe_counter!(
+        "weft_dht_lookups_skipped_total",
+        "Refreshing lookups of publishers or subscribers not made while sessions are scarce: the overlay reaches them."
+    );
     describe_gauge!(
         "weft_dht_unplaced_records",
         "This node's provider records that reached no peer yet, to be placed again."

@@ -65,7 +65,10 @@ pub(crate) fn resolve(dht: &Addr<Dht>, realm: &Realm, step: Step) {
     match step {
         Step::Provide(record) => dht.do_send(Provide { key: key(&record) }),
         Step::StopProviding(record) => dht.do_send(StopProviding { key: key(&record) }),
-        Step::LookUp(record) => dht.do_send(Connect { key: key(&record) }),
+        Step::LookUp(record) => dht.do_send(Connect {
+            key: key(&record),
+            waited_for: false,
+        }),
     }
 }
 
@@ -78,6 +81,7 @@ pub(crate) fn look_up(
 ) -> actix::dev::Request<Dht, Connect> {
     dht.send(Connect {
         key: record_key(realm, record),
+        waited_for: true,
     })
 }
 
@@ -100,6 +104,8 @@ const MAX_CONNECTING: usize = 32;
 #[rtype(result = "Vec<weft_net::PeerId>")]
 pub(crate) struct Connect {
     key: Vec<u8>,
+    /// A publication waits for it: it is made even while sessions are scarce.
+    waited_for: bool,
 }
 
 /// Fronts the network's Kademlia for the actors.
@@ -108,7 +114,8 @@ pub struct Dht {
     network: Network,
     /// [`Connect`] lookups in flight.
     connecting: usize,
-    /// While sessions are scarce, lookups dial few of what they find (`forward::dials_per_lookup`).
+    /// While sessions are scarce, lookups dial few of what they find, or are not made
+    /// (`forward::dials_per_lookup`).
     scarcity: Arc<Scarcity>,
 }
 
@@ -118,7 +125,7 @@ impl Dht {
         Self {
             network,
             connecting: 0,
-            scarcity: Arc::new(Scarcity::new(Instant::now())),
+            scarcity: Arc::new(Scarcity::default()),
         }
     }
 
@@ -134,6 +141,13 @@ impl Handler<Connect> for Dht {
     type Result = ResponseActFuture<Self, Vec<weft_net::PeerId>>;
 
     fn handle(&mut self, msg: Connect, _ctx: &mut Context<Self>) -> Self::Result {
+        let Some(dial) =
+            forward::dials_per_lookup(self.scarcity.scarce(Instant::now()), msg.waited_for)
+        else {
+            debug!("sessions are scarce: the overlay reaches whom this lookup would find");
+            metrics::counter!("weft_dht_lookups_skipped_total").increment(1);
+            return Box::pin(actix::fut::ready(Vec::new()));
+        };
         if self.connecting >= MAX_CONNECTING {
             debug!("too many lookups in flight; this one waits for its refresh");
             metrics::counter!("weft_dht_lookups_dropped_total").increment(1);
@@ -141,7 +155,6 @@ impl Handler<Connect> for Dht {
         }
         self.connecting += 1;
         let network = self.network.clone();
-        let dial = forward::dials_per_lookup(self.scarcity.scarce(Instant::now()));
         let lookup = async move { network.find_providers_dialing(msg.key, dial).await };
         Box::pin(lookup.into_actor(self).map(|found, act, _ctx| {
             act.connecting -= 1;

@@ -227,10 +227,11 @@ impl NodeHandle {
     }
 
     /// Whether this node forwards its publications through the realms' members now: a session
-    /// was refused or released for room, on this node or by a peer, within the last two
-    /// minutes, so its sessions may not reach every subscriber.
+    /// was refused or released for room, on this node or by a peer, lately (two minutes at
+    /// first, longer when scarcity keeps coming back), so its sessions may not reach every
+    /// subscriber.
     pub fn forwarding(&self) -> bool {
-        self.scarcity.scarce(std::time::Instant::now())
+        self.scarcity.forwarding(std::time::Instant::now())
     }
 
     /// The DHT's routing table and query counts (all zero once the node has stopped).

@@ -192,7 +192,7 @@ impl Supervisor {
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
             short_realms: Arc::default(),
-            scarcity: Arc::new(Scarcity::new(Instant::now())),
+            scarcity: Arc::new(Scarcity::default()),
             refused_by: Refusals::default(),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,
@@ -396,7 +396,7 @@ impl Supervisor {
             // A subscriber found now could not be given a session without losing another.
             self.scarcity.mark(now);
         }
-        let forwarding = self.scarcity.scarce(now);
+        let forwarding = self.scarcity.forwarding(now);
         metrics::gauge!("weft_forwarding").set(if forwarding { 1.0 } else { 0.0 });
     }
 

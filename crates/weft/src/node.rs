@@ -397,8 +397,9 @@ impl Node {
     }
 
     /// Whether this node forwards its publications through the realms' members now: a session
-    /// was refused or released for room, on this node or by a peer, within the last two
-    /// minutes, so its own sessions may not reach every subscriber.
+    /// was refused or released for room, on this node or by a peer, lately (two minutes at
+    /// first, longer when scarcity keeps coming back), so its own sessions may not reach every
+    /// subscriber.
     pub fn forwarding(&self) -> bool {
         self.inner.forwarding()
     }

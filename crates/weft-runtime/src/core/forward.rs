@@ -12,7 +12,7 @@
 //! anything on.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use weft_wire::ForwardId;
@@ -25,8 +25,6 @@ pub(crate) const DEGREE: usize = 6;
 /// Members tried as relays per batch: those that may not read its topic are skipped, and the
 /// work of trying is bounded.
 pub(crate) const RELAYS_TRIED: usize = 4 * DEGREE;
-/// How long after a session was refused or released for room publications are still forwarded.
-pub(crate) const SCARCE_FOR: Duration = Duration::from_secs(120);
 /// A batch signed longer ago than this (plus [`LEEWAY`]) is refused (`signed_at`, Unix
 /// seconds).
 pub(crate) const MAX_AGE: u64 = 30;
@@ -50,18 +48,22 @@ pub(crate) fn to_overlay(scarce: bool, resolving: bool, reached_a_member: bool) 
     scarce || (resolving && !reached_a_member)
 }
 
-/// Providers a lookup of subscribers or publishers dials while sessions are scarce. More could
-/// only get a session by pushing another out: each dial costs a QUIC and TLS handshake on both
-/// sides, and the overlay reaches them anyway. Otherwise a lookup dials every live provider
-/// it finds, up to the network's bound per lookup.
+/// Providers a lookup of subscribers or publishers that a publication waits for dials while
+/// sessions are scarce. More could only get a session by pushing another out: each dial costs a
+/// QUIC and TLS handshake on both sides, and the overlay reaches them anyway.
 pub(crate) const DIALS_WHEN_SCARCE: usize = 2;
 
-/// How many of the providers a lookup finds it dials.
-pub(crate) fn dials_per_lookup(scarce: bool) -> usize {
-    if scarce {
-        DIALS_WHEN_SCARCE
-    } else {
-        usize::MAX
+/// How many of the providers a lookup of subscribers or publishers dials, or `None` if it is not
+/// made. While sessions are `scarce` the overlay reaches whom a lookup would find, so a lookup
+/// made only to refresh a bucket (not `waited_for`) is skipped: it costs a Kademlia walk, and a
+/// session with a peer it found could only push another out, most often one of the overlay's
+/// links, whose loss is what then costs deliveries. Otherwise a lookup dials every live
+/// provider it finds, up to the network's bound per lookup.
+pub(crate) fn dials_per_lookup(scarce: bool, waited_for: bool) -> Option<usize> {
+    match (scarce, waited_for) {
+        (false, _) => Some(usize::MAX),
+        (true, true) => Some(DIALS_WHEN_SCARCE),
+        (true, false) => None,
     }
 }
 
@@ -114,40 +116,92 @@ impl Seen {
     }
 }
 
-/// Whether sessions are scarce on this node: shared by the supervisor, which marks it when a
-/// session is refused or released for room on either side, and the realms' routers, which
-/// forward while it lasts.
-#[derive(Debug)]
+/// Sessions are scarce on a node from a refusal or release for room (a mark) until
+/// `hold` has passed without another: meanwhile lookups that only refresh are not made and
+/// publications go into the overlay too. A spell that comes back within `hold` of its lapse
+/// (the lookups it held back filled the sessions again) is held twice as long the next time,
+/// up to [`MAX_SCARCE_FOR`]; a node calm for twice its `hold` goes back to [`SCARCE_FOR`].
+/// Without that, every node of a realm whose sessions settle just below their budget lapses
+/// together, looks up every bucket at once, and is pushed back into scarcity by its own
+/// lookups: a storm of handshakes every [`SCARCE_FOR`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spells {
+    last: Option<Instant>,
+    hold: Duration,
+}
+
+/// How long sessions stay scarce after a mark, at first.
+pub(crate) const SCARCE_FOR: Duration = Duration::from_secs(120);
+/// The longest a spell is held after its last mark.
+pub(crate) const MAX_SCARCE_FOR: Duration = Duration::from_secs(32 * 60);
+/// How long publications still go into the overlay once a spell lapses: the lookups it held
+/// back are made again, and until their sessions are in place a publication sent only directly
+/// could miss a subscriber.
+pub(crate) const EASING: Duration = Duration::from_secs(60);
+
+impl Default for Spells {
+    fn default() -> Self {
+        Self {
+            last: None,
+            hold: SCARCE_FOR,
+        }
+    }
+}
+
+impl Spells {
+    /// A session was refused or released for room at `now`.
+    pub(crate) fn mark(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let since = now.saturating_duration_since(last);
+            if since >= self.hold.saturating_mul(2) {
+                self.hold = SCARCE_FOR;
+            } else if since >= self.hold {
+                self.hold = self.hold.saturating_mul(2).min(MAX_SCARCE_FOR);
+            }
+        }
+        self.last = Some(self.last.map_or(now, |last| last.max(now)));
+    }
+
+    /// Are sessions scarce at `now`: are lookups that only refresh held back?
+    pub(crate) fn scarce(&self, now: Instant) -> bool {
+        self.within(now, self.hold)
+    }
+
+    /// Do publications go into the overlay at `now`: scarce, or eased out of it lately?
+    pub(crate) fn forwarding(&self, now: Instant) -> bool {
+        self.within(now, self.hold.saturating_add(EASING))
+    }
+
+    fn within(&self, now: Instant, hold: Duration) -> bool {
+        self.last
+            .is_some_and(|last| now.saturating_duration_since(last) < hold)
+    }
+}
+
+/// The node's [`Spells`], shared by the supervisor, which marks them when a session is refused
+/// or released for room on either side, and by the DHT front and the realms' routers, which
+/// read them.
+#[derive(Debug, Default)]
 pub(crate) struct Scarcity {
-    start: Instant,
-    /// Milliseconds after `start` of the last mark, plus one (0: never).
-    last: AtomicU64,
+    spells: Mutex<Spells>,
 }
 
 impl Scarcity {
-    pub(crate) fn new(start: Instant) -> Self {
-        Self {
-            start,
-            last: AtomicU64::new(0),
-        }
-    }
-
-    /// A session was refused or released for room at `now`.
     pub(crate) fn mark(&self, now: Instant) {
-        let ms = now.saturating_duration_since(self.start).as_millis();
-        let ms = u64::try_from(ms).unwrap_or(u64::MAX - 1);
-        self.last.fetch_max(ms + 1, Ordering::Relaxed);
+        self.spells().mark(now);
     }
 
-    /// Were sessions scarce within [`SCARCE_FOR`] of `now`?
     pub(crate) fn scarce(&self, now: Instant) -> bool {
-        match self.last.load(Ordering::Relaxed) {
-            0 => false,
-            last => {
-                let at = self.start + Duration::from_millis(last - 1);
-                now.saturating_duration_since(at) < SCARCE_FOR
-            }
-        }
+        self.spells().scarce(now)
+    }
+
+    pub(crate) fn forwarding(&self, now: Instant) -> bool {
+        self.spells().forwarding(now)
+    }
+
+    fn spells(&self) -> MutexGuard<'_, Spells> {
+        // Nothing panics while holding it; were it poisoned, its value would still be whole.
+        self.spells.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -195,9 +249,11 @@ mod tests {
     const T0: u64 = 1_800_000_000;
 
     #[test]
-    fn lookups_dial_few_of_what_they_find_while_sessions_are_scarce() {
-        assert_eq!(dials_per_lookup(true), DIALS_WHEN_SCARCE);
-        assert_eq!(dials_per_lookup(false), usize::MAX);
+    fn lookups_are_skipped_or_dial_few_while_sessions_are_scarce() {
+        assert_eq!(dials_per_lookup(true, true), Some(DIALS_WHEN_SCARCE));
+        assert_eq!(dials_per_lookup(true, false), None, "a refresh waits");
+        assert_eq!(dials_per_lookup(false, false), Some(usize::MAX));
+        assert_eq!(dials_per_lookup(false, true), Some(usize::MAX));
     }
 
     #[test]
@@ -258,15 +314,67 @@ mod tests {
     #[test]
     fn scarcity_lasts_its_while_after_the_last_mark() {
         let start = Instant::now();
-        let scarcity = Scarcity::new(start);
-        assert!(!scarcity.scarce(start));
+        let mut spells = Spells::default();
+        assert!(!spells.scarce(start) && !spells.forwarding(start));
         let at = start + Duration::from_secs(5);
-        scarcity.mark(at);
-        scarcity.mark(start);
-        assert!(scarcity.scarce(at + SCARCE_FOR - Duration::from_millis(1)));
+        spells.mark(at);
+        spells.mark(start);
+        assert!(spells.scarce(at + SCARCE_FOR - Duration::from_millis(1)));
         assert!(
-            !scarcity.scarce(at + SCARCE_FOR),
+            !spells.scarce(at + SCARCE_FOR),
             "an earlier mark does not undo a later one"
+        );
+        assert!(
+            spells.forwarding(at + SCARCE_FOR),
+            "publications are forwarded while the lookups held back are made"
+        );
+        assert!(!spells.forwarding(at + SCARCE_FOR + EASING));
+    }
+
+    #[test]
+    fn a_spell_that_comes_back_soon_after_its_lapse_is_held_longer() {
+        let start = Instant::now();
+        let mut spells = Spells::default();
+        spells.mark(start);
+        let mut lapse = start + SCARCE_FOR;
+        let mut hold = SCARCE_FOR;
+        for _ in 0..8 {
+            assert!(!spells.scarce(lapse));
+            // The lookups made at the lapse fill the sessions again.
+            let back = lapse + Duration::from_secs(10);
+            spells.mark(back);
+            hold = (hold * 2).min(MAX_SCARCE_FOR);
+            assert!(spells.scarce(back + hold - Duration::from_millis(1)));
+            lapse = back + hold;
+        }
+        assert_eq!(hold, MAX_SCARCE_FOR, "bounded");
+        assert!(!spells.scarce(lapse));
+    }
+
+    #[test]
+    fn marks_within_a_spell_keep_its_hold_and_a_calm_node_goes_back_to_the_first() {
+        let start = Instant::now();
+        let mut spells = Spells::default();
+        spells.mark(start);
+        let again = start + SCARCE_FOR / 2;
+        spells.mark(again);
+        assert!(spells.scarce(again + SCARCE_FOR - Duration::from_millis(1)));
+        assert!(
+            !spells.scarce(again + SCARCE_FOR),
+            "within its spell: not doubled"
+        );
+
+        let back = start + SCARCE_FOR + Duration::from_secs(1);
+        let mut doubled = Spells::default();
+        doubled.mark(start);
+        doubled.mark(back);
+        assert!(doubled.scarce(back + SCARCE_FOR), "came back soon: doubled");
+        let calm = back + 2 * 2 * SCARCE_FOR;
+        doubled.mark(calm);
+        assert!(doubled.scarce(calm + SCARCE_FOR - Duration::from_millis(1)));
+        assert!(
+            !doubled.scarce(calm + SCARCE_FOR),
+            "calm for twice its hold: the first again"
         );
     }
 

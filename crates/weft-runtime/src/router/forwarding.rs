@@ -56,6 +56,9 @@ pub(crate) struct Forwarding {
     run: u64,
     /// Whether this node's publications go into the overlay, read once per router message.
     pub(super) on: bool,
+    /// Whether sessions are scarce: lookups that only refresh are held back
+    /// (`forward::Spells`). Read with `on`.
+    pub(super) scarce: bool,
     /// [`weft_wire::forward_realm_id`] of the realm.
     realm_id: [u8; 32],
     pub(super) seen: Seen,
@@ -85,9 +88,10 @@ impl Forwarding {
     pub(crate) fn new(realm_id: [u8; 32]) -> Self {
         Self {
             key: None,
-            scarcity: Arc::new(Scarcity::new(Instant::now())),
+            scarcity: Arc::new(Scarcity::default()),
             run: 0,
             on: false,
+            scarce: false,
             realm_id,
             seen: Seen::default(),
             chains: ChainCache::default(),
@@ -112,7 +116,9 @@ impl Forwarding {
 
     /// Reads whether sessions are scarce now: once per router message, not per publication.
     pub(super) fn refresh(&mut self) {
-        self.on = self.key.is_some() && self.scarcity.scarce(Instant::now());
+        let now = Instant::now();
+        self.on = self.key.is_some() && self.scarcity.forwarding(now);
+        self.scarce = self.key.is_some() && self.scarcity.scarce(now);
     }
 }
 

@@ -352,10 +352,11 @@ enum Pending {
 
 impl Router {
     /// Reads whether sessions are scarce now, and tells the publishing half whether its
-    /// publications go into the overlay.
+    /// lookups are held back (its publications go into the overlay meanwhile, and a little
+    /// longer: `forward::EASING`).
     fn refresh_forwarding(&mut self) {
         self.forwarding.refresh();
-        self.publishing.overlay(self.forwarding.on, unix_now());
+        self.publishing.overlay(self.forwarding.scarce, unix_now());
     }
 
     /// Makes the DHT requests the publications asked for. A lookup that publications wait for
@@ -367,7 +368,7 @@ impl Router {
                 // Whoever the lookup would find, the overlay reaches; each lookup costs a
                 // Kademlia walk, a new connection per step under a small budget. Looked up
                 // again at the bucket's next refresh.
-                Step::LookUp(_) if self.forwarding.on && !self.parked.holding() => {}
+                Step::LookUp(_) if self.forwarding.scarce && !self.parked.holding() => {}
                 Step::LookUp(Record::Subscribers(bucket)) if self.parked.holding() => {
                     let record = Record::Subscribers(bucket);
                     let lookup = crate::dht::look_up(dht, &self.seat.realm, &record);

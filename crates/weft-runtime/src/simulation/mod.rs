@@ -414,14 +414,14 @@ impl Sim {
             // Withdrawing removes only the local copy; the others expire.
             Step::StopProviding(_) => {}
             Step::LookUp(record) => {
-                // A node that forwards skips lookups: the overlay reaches whom they would find.
-                if self.scarce[node as usize] {
+                // A node that forwards skips refreshes: the overlay reaches whom they would find.
+                let Some(dials) = forward::dials_per_lookup(self.scarce[node as usize], false)
+                else {
                     return;
-                }
+                };
                 let key = self.key(&record);
                 let walk = self.dht.walk(&mut self.links, node, key, true);
                 self.count(&walk);
-                let dials = forward::dials_per_lookup(self.scarce[node as usize]);
                 for peer in walk
                     .providers
                     .into_iter()
