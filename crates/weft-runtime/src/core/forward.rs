@@ -199,6 +199,11 @@ impl Scarcity {
         self.spells().forwarding(now)
     }
 
+    /// The spells as they are now, to ask both questions under one lock.
+    pub(crate) fn now(&self) -> Spells {
+        *self.spells()
+    }
+
     fn spells(&self) -> MutexGuard<'_, Spells> {
         // Nothing panics while holding it; were it poisoned, its value would still be whole.
         self.spells.lock().unwrap_or_else(PoisonError::into_inner)

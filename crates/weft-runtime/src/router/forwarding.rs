@@ -116,9 +116,9 @@ impl Forwarding {
 
     /// Reads whether sessions are scarce now: once per router message, not per publication.
     pub(super) fn refresh(&mut self) {
-        let now = Instant::now();
-        self.on = self.key.is_some() && self.scarcity.forwarding(now);
-        self.scarce = self.key.is_some() && self.scarcity.scarce(now);
+        let (now, spells) = (Instant::now(), self.scarcity.now());
+        self.on = self.key.is_some() && spells.forwarding(now);
+        self.scarce = self.key.is_some() && spells.scarce(now);
     }
 }
 
