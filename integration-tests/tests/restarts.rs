@@ -1,7 +1,7 @@
 //! A member's session that breaks while its connection stays starts again on that connection,
 //! instead of taking the connection down: when one of its streams is lost (two nodes that
 //! dialed each other at once keep one connection of the two, and the other may carry a
-//! stream), and when the peer starts a new session. Once in a while per peer: past that the
+//! stream), when the peer says it starts again, and when the peer starts a new session. Once in a while per peer: past that the
 //! session ends with its connection, as any other.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
@@ -50,6 +50,44 @@ async fn a_members_session_whose_stream_is_lost_starts_again_on_its_connection()
         "{welcomed:?}"
     );
     assert!(!raw.hung_up());
+    raw.close().await;
+    node.shutdown().await;
+}
+
+/// A member says its session starts again (`Restart`, as after losing a stream of it): the
+/// node ends its side too, starts a new session on the same connection, admits the member on
+/// it, and takes none of it for a lack of room: nothing counts as scarce, so its publications
+/// do not go into the overlay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_starts_its_session_again_is_not_taken_for_a_release() {
+    let node = Node::builder().open_realm("dev").start().await.unwrap();
+    let key = Keypair::generate().unwrap();
+    let mut raw = RawPeer::join_open_as(&node, "dev", key.clone()).await;
+    assert!(!node.forwarding());
+
+    raw.send(&Frame::Restart).await;
+    raw.stop_reading();
+    let greeting = within(
+        "the node's new session greets",
+        raw.read_until(|f| matches!(f, Frame::Hello(_))),
+    )
+    .await;
+    assert!(
+        matches!(greeting.first(), Some(Frame::Hello(_))),
+        "a new stream, starting with a hello: {greeting:?}"
+    );
+    assert!(!raw.hung_up(), "on the same connection");
+    raw.open_again().await;
+    raw.greet_open(&node, "dev", &key).await;
+    let welcomed = raw.read_until(|f| matches!(f, Frame::Welcome(_))).await;
+    assert!(
+        welcomed.iter().any(|f| matches!(f, Frame::Welcome(_))),
+        "admitted again: {welcomed:?}"
+    );
+    assert!(
+        !node.forwarding(),
+        "a restart is no release: sessions are not scarce"
+    );
     raw.close().await;
     node.shutdown().await;
 }

@@ -831,8 +831,8 @@ impl PeerConnection {
     fn restart_in_place(&mut self, ctx: &mut Context<Self>) {
         debug!(peer = %self.did.short(), "a stream of the session was lost, the connection stays: starting it again");
         self.restart = true;
-        if let Ok(release) = weft_net::framed::encode(&Frame::Release, DEFAULT_MAX_FRAME) {
-            self.sender.send_control(&release);
+        if let Ok(restart) = weft_net::framed::encode(&Frame::Restart, DEFAULT_MAX_FRAME) {
+            self.sender.send_control(&restart);
         }
         self.sender.outbox.close();
         self.end_for_restart(ctx);
@@ -1064,6 +1064,22 @@ impl PeerConnection {
                 // The peer finishes its stream next, which ends this session; the connection
                 // stays for Kademlia.
                 debug!(peer = %self.did.short(), "peer released the session");
+                self.released = true;
+                self.sender.outbox.close();
+            }
+            // Ending already, its own way (both sides may lose a stream at once).
+            Frame::Restart if self.ending() => {}
+            // Not a release: the peer had room, and wants the session, on a new stream.
+            Frame::Restart if self.restartable() => {
+                debug!(peer = %self.did.short(), "the peer starts the session again; so does this side");
+                self.restart = true;
+                self.sender.outbox.close();
+                self.end_for_restart(ctx);
+            }
+            Frame::Restart => {
+                // No member's session to start again: it ends, and the connection stays for
+                // the peer's next stream, as after a release.
+                debug!(peer = %self.did.short(), "peer ended a session that is not to start again");
                 self.released = true;
                 self.sender.outbox.close();
             }

@@ -241,6 +241,7 @@ mod tests {
                 realm: 1,
                 ids: vec![[4; 16]],
             }),
+            Frame::Restart,
             Frame::Accepted,
             Frame::Revoke(crate::RevokeRecord {
                 realm: 0,

@@ -92,6 +92,10 @@ pub enum Frame {
     Have(crate::forward::BatchIds),
     /// Batches of a [`Frame::Have`] the sender lacks: the receiver sends them, once each.
     Want(crate::forward::BatchIds),
+    /// The sender ends this session to start a new one on the same connection at once (a
+    /// stream of it was lost): the receiver ends its own as well and takes the sender's next
+    /// stream as the new session's. Unlike [`Frame::Release`], it says nothing about room.
+    Restart,
 }
 
 /// Longest revocation record carried, in bytes.
@@ -448,6 +452,7 @@ impl Frame {
             | Frame::Reply(_)
             | Frame::Bye
             | Frame::Release
+            | Frame::Restart
             | Frame::Have(_)
             | Frame::Want(_) => Ok(()),
         }
