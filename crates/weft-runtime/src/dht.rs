@@ -125,7 +125,7 @@ impl Dht {
         Self {
             network,
             connecting: 0,
-            scarcity: Arc::new(Scarcity::default()),
+            scarcity: Arc::new(Scarcity::new(Instant::now())),
         }
     }
 

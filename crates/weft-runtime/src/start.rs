@@ -166,7 +166,7 @@ fn build(
     for record in &config.revocations {
         authorizer.apply(record).map_err(StartError::Revocation)?;
     }
-    let scarcity = Arc::new(Scarcity::default());
+    let scarcity = Arc::new(Scarcity::new(std::time::Instant::now()));
     let dht = Dht::new(network.clone()).scarcity(scarcity.clone()).start();
     let mesh_members = config.limits.mesh_size();
     let short_realms = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -192,7 +192,7 @@ impl Supervisor {
             stopping: false,
             silent: Silent::new(crate::Limits::default().max_silent_peers),
             short_realms: Arc::default(),
-            scarcity: Arc::new(Scarcity::default()),
+            scarcity: Arc::new(Scarcity::new(Instant::now())),
             refused_by: Refusals::default(),
             budgets: Budgets::new(BUDGETS, weft_auth::VerifyBudget::default),
             hello_timeout: crate::Limits::default().hello_timeout,

@@ -12,7 +12,8 @@
 //! anything on.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use weft_wire::ForwardId;
@@ -162,52 +163,74 @@ impl Spells {
         self.last = Some(self.last.map_or(now, |last| last.max(now)));
     }
 
-    /// Are sessions scarce at `now`: are lookups that only refresh held back?
-    pub(crate) fn scarce(&self, now: Instant) -> bool {
-        self.within(now, self.hold)
+    /// Until when sessions are scarce (lookups that only refresh are held back), and until
+    /// when publications go into the overlay: scarce, or eased out of it lately. `None`: never
+    /// marked.
+    pub(crate) fn until(&self) -> Option<(Instant, Instant)> {
+        let last = self.last?;
+        Some((last + self.hold, last + self.hold.saturating_add(EASING)))
     }
 
-    /// Do publications go into the overlay at `now`: scarce, or eased out of it lately?
-    pub(crate) fn forwarding(&self, now: Instant) -> bool {
-        self.within(now, self.hold.saturating_add(EASING))
+    #[cfg(test)]
+    fn scarce(&self, now: Instant) -> bool {
+        self.until().is_some_and(|(scarce, _)| now < scarce)
     }
 
-    fn within(&self, now: Instant, hold: Duration) -> bool {
-        self.last
-            .is_some_and(|last| now.saturating_duration_since(last) < hold)
+    #[cfg(test)]
+    fn forwarding(&self, now: Instant) -> bool {
+        self.until().is_some_and(|(_, forwarding)| now < forwarding)
     }
 }
 
 /// The node's [`Spells`], shared by the supervisor, which marks them when a session is refused
 /// or released for room on either side, and by the DHT front and the realms' routers, which
-/// read them.
-#[derive(Debug, Default)]
+/// read them. A router reads them once per message: its reads take no lock.
+#[derive(Debug)]
 pub(crate) struct Scarcity {
+    start: Instant,
     spells: Mutex<Spells>,
+    /// Milliseconds after `start` until which sessions are scarce, and publications forwarded,
+    /// as of the last mark (0: never marked).
+    scarce_until: AtomicU64,
+    forwarding_until: AtomicU64,
 }
 
 impl Scarcity {
+    pub(crate) fn new(start: Instant) -> Self {
+        Self {
+            start,
+            spells: Mutex::default(),
+            scarce_until: AtomicU64::new(0),
+            forwarding_until: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn mark(&self, now: Instant) {
-        self.spells().mark(now);
+        // Nothing panics while holding it; were it poisoned, its value would still be whole.
+        let mut spells = self.spells.lock().unwrap_or_else(PoisonError::into_inner);
+        spells.mark(now);
+        if let Some((scarce, forwarding)) = spells.until() {
+            self.scarce_until.store(self.ms(scarce), Ordering::Relaxed);
+            self.forwarding_until
+                .store(self.ms(forwarding), Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn scarce(&self, now: Instant) -> bool {
-        self.spells().scarce(now)
+        self.ms(now) < self.scarce_until.load(Ordering::Relaxed)
     }
 
     pub(crate) fn forwarding(&self, now: Instant) -> bool {
-        self.spells().forwarding(now)
+        self.ms(now) < self.forwarding_until.load(Ordering::Relaxed)
     }
 
-    /// The spells as they are now, to ask both questions under one lock.
-    pub(crate) fn now(&self) -> Spells {
-        *self.spells()
+    fn ms(&self, at: Instant) -> u64 {
+        millis(at.saturating_duration_since(self.start))
     }
+}
 
-    fn spells(&self) -> MutexGuard<'_, Spells> {
-        // Nothing panics while holding it; were it poisoned, its value would still be whole.
-        self.spells.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whom a batch goes to next: every candidate whose interests match (an authorized
@@ -334,6 +357,28 @@ mod tests {
             "publications are forwarded while the lookups held back are made"
         );
         assert!(!spells.forwarding(at + SCARCE_FOR + EASING));
+    }
+
+    #[test]
+    fn the_shared_scarcity_answers_as_its_spells() {
+        let start = Instant::now();
+        let shared = Scarcity::new(start);
+        let mut spells = Spells::default();
+        assert!(!shared.scarce(start) && !shared.forwarding(start));
+        let marks = [5, 130, 200, 700, 1500];
+        for mark in marks.map(Duration::from_secs) {
+            shared.mark(start + mark);
+            spells.mark(start + mark);
+            for after in [0, 60, 119, 120, 179, 180, 239, 240, 300, 479, 480, 600] {
+                let at = start + mark + Duration::from_secs(after);
+                assert_eq!(shared.scarce(at), spells.scarce(at), "{mark:?} + {after} s");
+                assert_eq!(
+                    shared.forwarding(at),
+                    spells.forwarding(at),
+                    "{mark:?} + {after} s"
+                );
+            }
+        }
     }
 
     #[test]

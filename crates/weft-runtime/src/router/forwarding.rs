@@ -88,7 +88,7 @@ impl Forwarding {
     pub(crate) fn new(realm_id: [u8; 32]) -> Self {
         Self {
             key: None,
-            scarcity: Arc::new(Scarcity::default()),
+            scarcity: Arc::new(Scarcity::new(Instant::now())),
             run: 0,
             on: false,
             scarce: false,
@@ -116,9 +116,9 @@ impl Forwarding {
 
     /// Reads whether sessions are scarce now: once per router message, not per publication.
     pub(super) fn refresh(&mut self) {
-        let (now, spells) = (Instant::now(), self.scarcity.now());
-        self.on = self.key.is_some() && spells.forwarding(now);
-        self.scarce = self.key.is_some() && spells.scarce(now);
+        let now = Instant::now();
+        self.on = self.key.is_some() && self.scarcity.forwarding(now);
+        self.scarce = self.key.is_some() && self.scarcity.scarce(now);
     }
 }
 
