@@ -56,9 +56,10 @@ pub(crate) const DIALS_WHEN_SCARCE: usize = 2;
 
 /// How many of the providers a lookup of subscribers or publishers dials, or `None` if it is not
 /// made. While sessions are `scarce` the overlay reaches whom a lookup would find, so a lookup
-/// made only to refresh a bucket (not `waited_for`) is skipped: it costs a Kademlia walk, and a
-/// session with a peer it found could only push another out, most often one of the overlay's
-/// links, whose loss is what then costs deliveries. Otherwise a lookup dials every live
+/// no publication waits for (not `waited_for`: a bucket's refresh, a subscription's lookup of
+/// its publishers) is skipped: it costs a Kademlia walk, and a session with a peer it found
+/// could only push another out, most often one of the overlay's links, whose loss is what then
+/// costs deliveries. Otherwise a lookup dials every live
 /// provider it finds, up to the network's bound per lookup.
 pub(crate) fn dials_per_lookup(scarce: bool, waited_for: bool) -> Option<usize> {
     match (scarce, waited_for) {

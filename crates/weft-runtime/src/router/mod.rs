@@ -365,10 +365,8 @@ impl Router {
         while let Some(step) = self.publishing.poll() {
             let Some(dht) = &self.dht else { continue };
             match step {
-                // Whoever the lookup would find, the overlay reaches; each lookup costs a
-                // Kademlia walk, a new connection per step under a small budget. Looked up
-                // again at the bucket's next refresh.
-                Step::LookUp(_) if self.forwarding.scarce && !self.parked.holding() => {}
+                // Other lookups are not made while sessions are scarce (`Dht`,
+                // `forward::dials_per_lookup`): looked up again at the bucket's next refresh.
                 Step::LookUp(Record::Subscribers(bucket)) if self.parked.holding() => {
                     let record = Record::Subscribers(bucket);
                     let lookup = crate::dht::look_up(dht, &self.seat.realm, &record);
