@@ -67,15 +67,10 @@ async fn a_member_that_starts_its_session_again_is_not_taken_for_a_release() {
 
     raw.send(&Frame::Restart).await;
     raw.stop_reading();
-    let greeting = within(
-        "the node's new session greets",
-        raw.read_until(|f| matches!(f, Frame::Hello(_))),
-    )
+    new_stream_until(&mut raw, "the node's new session greets", |f| {
+        matches!(f, Frame::Hello(_))
+    })
     .await;
-    assert!(
-        matches!(greeting.first(), Some(Frame::Hello(_))),
-        "a new stream, starting with a hello: {greeting:?}"
-    );
     assert!(!raw.hung_up(), "on the same connection");
     raw.open_again().await;
     raw.greet_open(&node, "dev", &key).await;
@@ -88,6 +83,10 @@ async fn a_member_that_starts_its_session_again_is_not_taken_for_a_release() {
         !node.forwarding(),
         "a restart is no release: sessions are not scarce"
     );
+
+    // Again at once: a member that keeps restarting its session loses its connection.
+    raw.send(&Frame::Restart).await;
+    raw.disconnected().await;
     raw.close().await;
     node.shutdown().await;
 }
@@ -104,15 +103,10 @@ async fn a_peer_starting_a_new_session_is_admitted_again_then_bounded() {
     raw.open_again().await;
     raw.greet_open(&node, "dev", &key).await;
     raw.stop_reading();
-    let welcomed = within(
-        "welcomed on the new session",
-        raw.read_until(|f| matches!(f, Frame::Welcome(_))),
-    )
+    let welcomed = new_stream_until(&mut raw, "welcomed on the new session", |f| {
+        matches!(f, Frame::Welcome(_))
+    })
     .await;
-    assert!(
-        matches!(welcomed.first(), Some(Frame::Hello(_))),
-        "the node's new session greets first: {welcomed:?}"
-    );
     assert!(
         welcomed.iter().any(|f| matches!(f, Frame::Welcome(_))),
         "{welcomed:?}"
@@ -128,4 +122,19 @@ async fn a_peer_starting_a_new_session_is_admitted_again_then_bounded() {
     raw.disconnected().await;
     raw.close().await;
     node.shutdown().await;
+}
+
+/// Reads the node's next stream up to a frame that satisfies `wanted`, and checks that the
+/// stream opens with the node's hello: a new session's.
+async fn new_stream_until(
+    raw: &mut RawPeer,
+    what: &str,
+    wanted: impl Fn(&Frame) -> bool,
+) -> Vec<Frame> {
+    let frames = within(what, raw.read_until(wanted)).await;
+    assert!(
+        matches!(frames.first(), Some(Frame::Hello(_))),
+        "{what}: a new stream opens with the node's hello: {frames:?}"
+    );
+    frames
 }
