@@ -34,11 +34,12 @@ pub const MAX_STORED_KEYS: usize = 1024;
 /// withdrawing (it crashed) is forgotten this long after its last republication, instead of the
 /// 48 h libp2p defaults to.
 pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(12 * 60);
-/// How often a node republishes the records it provides: twice within their lifetime, so one
-/// lost republication does not lose the record. Each republication is a Kademlia walk, and at a
-/// small connection budget nearly every peer a walk asks is a new connection: every 2 minutes,
-/// republications were half of the walks of a mesh of 100 nodes at 16 connections, and would
-/// alone take more handshakes a second at 1,000 nodes than 2 cores make.
+/// How often a node republishes the records it provides, on average (each key at its own time,
+/// see `placement`): twice within their lifetime, so one lost republication does not lose the
+/// record. Each republication is a Kademlia walk, and at a small connection budget nearly every
+/// peer a walk asks is a new connection: every 2 minutes, republications were half of the walks
+/// of a mesh of 100 nodes at 16 connections, and would alone take more handshakes a second at
+/// 1,000 nodes than 2 cores make.
 pub const PROVIDER_REPUBLISH: Duration = Duration::from_secs(5 * 60);
 
 /// Stores a peer's provider record, as Kademlia would have, but with at most 4 of its addresses,
@@ -186,7 +187,10 @@ impl Behaviour {
         // addresses first; weft uses no value records, so peers' are never stored.
         config.set_record_filtering(kad::StoreInserts::FilterBoth);
         config.set_provider_record_ttl(Some(PROVIDER_RECORD_TTL));
-        config.set_provider_publication_interval(Some(PROVIDER_REPUBLISH));
+        // weft-net places its records again itself, each key at its own time (`placement`).
+        config.set_provider_publication_interval(None);
+        // And refreshes its routing table itself, at a time of its own (`refresh`).
+        config.set_periodic_bootstrap_interval(None);
         let mut kad = kad::Behaviour::with_config(
             peer_id,
             Store::new(store, &peer_id, replication.get()),

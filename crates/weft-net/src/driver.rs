@@ -21,9 +21,10 @@ use crate::identity::{libp2p_keypair, peer_did};
 use crate::interface::{Bound, Interface};
 use crate::lan::Lan;
 use crate::paths::{Arrival, Held, Path, Paths};
+use crate::placement::Placement;
 use crate::reach::{Reach, Reachability};
+use crate::refresh::Refresh;
 use crate::stored::{self, Stored};
-use crate::unplaced::Unplaced;
 use crate::{NetConfig, NetError};
 
 /// Concurrent QUIC streams per connection, each direction.
@@ -32,7 +33,8 @@ const MAX_STREAMS: u32 = 32;
 const COMMAND_CAPACITY: usize = 256;
 /// How often peers' expired provider records are removed from the store.
 const STORE_SWEEP: Duration = Duration::from_secs(30);
-/// How often records that reached no peer are looked at (`unplaced`).
+/// How often this node's records are looked at for those due to be placed again, and its
+/// routing table for whether a refresh is due.
 const PLACE_TICK: Duration = Duration::from_secs(1);
 /// How long a node closing down waits for its connections' closes to go out.
 const CLOSE_GRACE: Duration = Duration::from_millis(500);
@@ -198,8 +200,8 @@ pub(crate) struct Driver {
     released: Departed<PeerId>,
     /// A client starts no DHT queries of its own.
     client: bool,
-    /// Kademlia's own bootstrap is started once the first peer is known.
-    bootstrapped: bool,
+    /// When to refresh the routing table (Kademlia's bootstrap): first once a peer is known.
+    refresh: Refresh,
     queries: u64,
     failed_queries: u64,
     dials: u64,
@@ -209,8 +211,9 @@ pub(crate) struct Driver {
     loopback_connections: HashMap<ConnectionId, PeerId>,
     /// Peers' provider records in the store, bounded.
     stored: Stored,
-    /// This node's records that reached no peer, to place again.
-    unplaced: Unplaced<kad::RecordKey>,
+    /// When to place each of this node's records again: soon if it reached no peer,
+    /// minutes later if it did.
+    placement: Placement<kad::RecordKey>,
     /// Peers found on the LAN by mDNS, and which to dial.
     lan: Lan,
     /// Reachability, and the relays this node holds a slot on.
@@ -354,13 +357,13 @@ impl Driver {
             departed: Departed::new(departed::CAPACITY),
             released: Departed::new(departed::CAPACITY),
             client: config.client,
-            bootstrapped: false,
+            refresh: Refresh::default(),
             queries: 0,
             failed_queries: 0,
             dials: 0,
             announced: Announced::default(),
             loopback_connections: HashMap::new(),
-            unplaced: Unplaced::default(),
+            placement: Placement::default(),
             stored: Stored::new(
                 crate::behaviour::MAX_STORED_KEYS - stored::RESERVED_OWN_KEYS,
                 crate::behaviour::MAX_PROVIDERS_PER_KEY,
@@ -401,7 +404,12 @@ impl Driver {
         loop {
             tokio::select! {
                 _ = sweep.tick() => self.remove_expired_records(),
-                _ = place_tick.tick() => self.place_again(),
+                _ = place_tick.tick() => {
+                    self.place_again();
+                    if !self.client && self.refresh.due(Instant::now(), rand::random()) {
+                        self.bootstrap();
+                    }
+                }
                 _ = nat_tick.tick() => {
                     if self.on_nat_tick().await.is_err() {
                         break;
@@ -462,8 +470,10 @@ impl Driver {
                     let _ = reply.send(Err(NetError::Dht("a client provides nothing".into())));
                     return;
                 };
-                match kad.start_providing(key.into()) {
+                let key = kad::RecordKey::from(key);
+                match kad.start_providing(key.clone()) {
                     Ok(query) => {
+                        self.placement.walking(key);
                         self.pending_provides.insert(query, reply);
                     }
                     Err(e) => {
@@ -473,7 +483,7 @@ impl Driver {
             }
             Command::StopProviding { key, reply } => {
                 let key = kad::RecordKey::from(key);
-                self.unplaced.withdrawn(&key);
+                self.placement.withdrawn(&key);
                 if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                     kad.stop_providing(&key);
                 }
@@ -655,13 +665,8 @@ impl Driver {
                 }
                 self.bootstrap_dials.remove(&connection_id);
                 self.departed.clear(&peer_id);
-                if !self.bootstrapped && !self.client {
-                    self.bootstrapped = true;
-                    self.count_query("bootstrap");
-                    // Fails only with no known peers, which a connection just ruled out.
-                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                        let _ = kad.bootstrap();
-                    }
+                if !self.client && self.refresh.connected(Instant::now(), rand::random()) {
+                    self.bootstrap();
                 }
                 // An inbound relayed connection names its peer as `/p2p/PEER` alone: it is the
                 // local address, the relayed one listened on, that shows the relay.
@@ -1025,7 +1030,8 @@ impl Driver {
             .collect();
         let mut started = 0;
         for key in keys {
-            if kad.start_providing(key).is_ok() {
+            if kad.start_providing(key.clone()).is_ok() {
+                self.placement.walking(key);
                 started += 1;
             }
         }
@@ -1118,10 +1124,22 @@ impl Driver {
         }
     }
 
-    /// Walks again for this node's records that reached no peer and are due.
+    /// Refreshes the routing table (see `refresh`).
+    fn bootstrap(&mut self) {
+        let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
+            return;
+        };
+        // Fails only with no known peers: the next refresh tries again.
+        if kad.bootstrap().is_ok() {
+            self.count_query("bootstrap");
+        }
+    }
+
+    /// Walks again for this node's records that are due: those that reached no peer, and
+    /// those placed long enough ago.
     fn place_again(&mut self) {
-        metrics::gauge!("weft_dht_unplaced_records").set(self.unplaced.len() as f64);
-        let due = self.unplaced.due(Instant::now());
+        metrics::gauge!("weft_dht_unplaced_records").set(self.placement.unplaced() as f64);
+        let due = self.placement.due(Instant::now());
         if due.is_empty() {
             return;
         }
@@ -1135,14 +1153,14 @@ impl Driver {
         let mut started = 0;
         for key in due {
             if !provided.contains(&key) {
-                self.unplaced.withdrawn(&key);
+                self.placement.withdrawn(&key);
                 continue;
             }
             match kad.start_providing(key.clone()) {
                 Ok(_) => started += 1,
                 Err(e) => {
                     debug!(error = %e, "cannot place a provider record again");
-                    self.unplaced.withdrawn(&key);
+                    self.placement.withdrawn(&key);
                 }
             }
         }
@@ -1239,7 +1257,8 @@ impl Driver {
                     "a provider record reached no peer"
                 );
             }
-            self.unplaced.walked(key.clone(), placed, Instant::now());
+            self.placement
+                .walked(key.clone(), placed, Instant::now(), rand::random());
         }
         match result {
             kad::QueryResult::StartProviding(result) => match self.pending_provides.remove(&id) {

@@ -55,10 +55,11 @@ mod lan;
 pub mod network;
 pub mod outbox;
 mod paths;
+mod placement;
 mod reach;
+mod refresh;
 mod store;
 mod stored;
-mod unplaced;
 
 pub use behaviour::{
     AUTONAT_PROBE_INTERVAL, IDENTIFY_VERSION, KAD_PROTOCOL, MAX_KAD_MESSAGE, MAX_PROVIDERS_PER_KEY,
