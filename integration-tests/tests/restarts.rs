@@ -1,8 +1,8 @@
 //! A member's session that breaks while its connection stays starts again on that connection,
 //! instead of taking the connection down: when one of its streams is lost (two nodes that
 //! dialed each other at once keep one connection of the two, and the other may carry a
-//! stream), when the peer says it starts again, and when the peer starts a new session. Once in a while per peer: past that the
-//! session ends with its connection, as any other.
+//! stream), when the peer says it starts again, and when the peer starts a new session. Once in
+//! a while per peer: past that the session ends with its connection, as any other.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 

@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -265,8 +265,11 @@ pub struct PeerConnection {
     refused: bool,
     /// Inbound streams being read; the session ends when the last one does.
     inbound_streams: usize,
-    /// Set by a reader whose stream failed (rather than being finished by the peer).
-    stream_lost: Arc<AtomicBool>,
+    /// Inbound streams attached so far: each reader knows its stream's number.
+    streams_attached: u64,
+    /// The number of the latest stream whose reader failed (rather than being finished by the
+    /// peer); 0 if none did.
+    stream_lost: Arc<AtomicU64>,
     /// It started in place of a member's session that ended to start again: its peer counts
     /// as a member if it fails before being admitted again.
     after_restart: bool,
@@ -343,6 +346,7 @@ impl PeerConnection {
             shares_nothing: false,
             released: false,
             inbound_streams: 0,
+            streams_attached: 0,
             stream_lost: Arc::default(),
             after_restart: false,
             restart: false,
@@ -595,6 +599,13 @@ impl PeerConnection {
     }
 }
 
+/// Whether the peer's inbound side, all its streams read, ended by a failure: the latest stream
+/// attached (numbered from 1) failed. A peer that opened another stream and finished it ended
+/// the session itself, whatever became of the one before.
+fn ended_by_loss(latest: u64, latest_lost: u64) -> bool {
+    latest != 0 && latest_lost == latest
+}
+
 /// Tells each realm how many of its publications queued for this peer will never reach it.
 fn report_lost(outbox: &Outbox, links: &[RealmLink]) {
     for (index, frames) in outbox.take_lost().iter() {
@@ -690,6 +701,8 @@ impl Handler<AttachInbound> for PeerConnection {
             return self.end_for_restart(ctx);
         }
         let (sink, mut frames) = mpsc::channel(INBOUND_QUEUE);
+        self.streams_attached += 1;
+        let number = self.streams_attached;
         let lost = self.stream_lost.clone();
         let network = self.network.clone();
         let (peer, did) = (self.peer, self.did);
@@ -707,7 +720,7 @@ impl Handler<AttachInbound> for PeerConnection {
                 Ok(()) => {}
                 Err(ReadError::Io(e)) => {
                     debug!(peer = %did.short(), error = %e, "stream lost");
-                    lost.store(true, Ordering::Release);
+                    lost.fetch_max(number, Ordering::Release);
                 }
                 Err(e) => {
                     // A peer breaking the protocol loses its connection; nobody else is affected.
@@ -745,7 +758,8 @@ impl StreamHandler<Vec<Frame>> for PeerConnection {
     fn finished(&mut self, ctx: &mut Context<Self>) {
         // A replaced stream (the peer opened another) must not end the session.
         self.inbound_streams = self.inbound_streams.saturating_sub(1);
-        if self.inbound_streams == 0 && self.stream_lost.load(Ordering::Acquire) {
+        let lost = self.stream_lost.load(Ordering::Acquire);
+        if self.inbound_streams == 0 && ended_by_loss(self.streams_attached, lost) {
             return self.lost(ctx);
         }
         self.stop_when_read(ctx);
@@ -1262,5 +1276,25 @@ impl Handler<Leave> for PeerConnection {
                 ctx.stop();
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ended_by_loss;
+
+    #[test]
+    fn the_latest_stream_says_how_the_peer_ended() {
+        assert!(!ended_by_loss(0, 0), "no stream, nothing lost");
+        assert!(!ended_by_loss(1, 0), "finished by the peer");
+        assert!(ended_by_loss(1, 1));
+        assert!(
+            !ended_by_loss(2, 1),
+            "an older stream failed, the latest was finished"
+        );
+        assert!(
+            ended_by_loss(2, 2),
+            "the latest failed, whatever the older did"
+        );
     }
 }
