@@ -12,8 +12,9 @@
 //!
 //! After the first round a share of the nodes crash. A second round runs before anyone has
 //! noticed more than the closed connections (their records still name them), and a third once
-//! the realm has healed: the records of the crashed nodes expired and the others refilled their
-//! member sessions.
+//! the realm has healed, a record's lifetime later: the records of the crashed nodes expired,
+//! the others refilled their member sessions, their resolvers looked up and withdrew as they do
+//! over time, and spells of scarcity (`core::forward::Spells`) that nothing renewed lapsed.
 //!
 //! What it leaves out: the time nodes take to converge (tables start converged), clients, and
 //! authorization (every node may do everything; `core::sim` covers admission and grants).
@@ -29,7 +30,7 @@ use weft_auth::Realm;
 use weft_names::{Name, Pattern, RealmName};
 
 use crate::core::budget::session_cap;
-use crate::core::forward;
+use crate::core::forward::{self, Spells};
 use crate::core::keys;
 use crate::core::rendezvous::{self, Lookup, Rendezvous};
 use crate::core::resolve::{Publishing, Record, Step, Subscribed};
@@ -105,6 +106,9 @@ pub struct SimRound {
     pub lookup_p99_ms: f64,
     /// Call round trips, lookup included.
     pub call_p99_ms: f64,
+    /// Nodes whose publications went into the overlay as the round began: short of sessions
+    /// lately (`core::forward::Spells`).
+    pub nodes_forwarding: usize,
 }
 
 /// The figures of a simulated run.
@@ -120,7 +124,8 @@ pub struct SimReport {
     pub max_connections_per_node: usize,
     /// Sessions any node held at the end, at most.
     pub max_sessions_per_node: usize,
-    /// Nodes that ran short of sessions and forward their publications through the overlay.
+    /// Nodes that ran short of sessions and forward their publications through the overlay,
+    /// as the first round began.
     pub nodes_forwarding: usize,
     /// Nodes that, once everyone joined and looked for members, held no session at all.
     pub nodes_without_members: usize,
@@ -184,7 +189,7 @@ pub fn simulate(config: &SimConfig) -> SimReport {
             .map(|n| sim.links.session_count(n))
             .max()
             .unwrap_or(0),
-        nodes_forwarding: sim.scarce.iter().filter(|s| **s).count(),
+        nodes_forwarding: round.nodes_forwarding,
         nodes_without_members: sim.member_sessions.iter().filter(|s| **s == 0).count(),
         nodes_short_of_members: sim
             .member_sessions
@@ -221,8 +226,13 @@ struct Sim {
     interests: Vec<u8>,
     subscribed: Vec<Subscribed>,
     publishing: Vec<Publishing>,
-    /// Ran short of sessions: dials few of what its lookups find, forwards its publications.
-    scarce: Vec<bool>,
+    /// When each node ran short of sessions (`core::forward::Spells`): while a spell lasts it
+    /// dials few of what its lookups find, and a little longer forwards its publications.
+    spells: Vec<Spells>,
+    /// Simulated time: operations take none of it; healing takes a record's lifetime.
+    now: Instant,
+    /// When the simulation began, in simulated time.
+    origin: Instant,
     walks: u64,
     walk_messages: u64,
     walk_asked: u64,
@@ -236,6 +246,8 @@ struct Sim {
 
 impl Sim {
     fn new(config: &SimConfig) -> Self {
+        // Only durations from here count: any instant would do.
+        let origin = Instant::now();
         let limits = Limits {
             max_connections: config.connections,
             ..Limits::default()
@@ -289,7 +301,9 @@ impl Sim {
             interests,
             subscribed: (0..config.nodes).map(|_| Subscribed::default()).collect(),
             publishing: (0..config.nodes).map(|_| Publishing::default()).collect(),
-            scarce: vec![false; config.nodes],
+            spells: vec![Spells::default(); config.nodes],
+            now: origin,
+            origin,
             walks: 0,
             walk_messages: 0,
             walk_asked: 0,
@@ -298,6 +312,36 @@ impl Sim {
             member_sessions: Vec::new(),
             rendezvous,
         }
+    }
+
+    /// A session between `a` and `b` was refused for room: both ran short, now.
+    fn short_of_sessions(&mut self, a: u32, b: u32) {
+        for node in [a, b] {
+            if let Some(spells) = self.spells.get_mut(node as usize) {
+                spells.mark(self.now);
+            }
+        }
+    }
+
+    /// Whether `node`'s lookups are held back now.
+    fn scarce(&self, node: u32) -> bool {
+        self.spells
+            .get(node as usize)
+            .and_then(Spells::until)
+            .is_some_and(|(scarce, _)| self.now < scarce)
+    }
+
+    /// Whether `node`'s publications go into the overlay now, whatever reached a subscriber.
+    fn forwarding(&self, node: u32) -> bool {
+        self.spells
+            .get(node as usize)
+            .and_then(Spells::until)
+            .is_some_and(|(_, forwarding)| self.now < forwarding)
+    }
+
+    /// Simulated time as the resolver counts it, in seconds.
+    fn seconds(&self) -> u64 {
+        self.now.saturating_duration_since(self.origin).as_secs()
     }
 
     fn live(&self) -> impl Iterator<Item = u32> + '_ {
@@ -385,8 +429,7 @@ impl Sim {
                 break;
             }
             if !self.links.open_session(node, peer, self.session_cap) && !self.links.crashed(peer) {
-                self.scarce[node as usize] = true;
-                self.scarce[peer as usize] = true;
+                self.short_of_sessions(node, peer);
             }
         }
     }
@@ -399,7 +442,12 @@ impl Sim {
         while self.links.session_count(node) < self.mesh_size && tries < 8 * self.mesh_size {
             tries += 1;
             let peer = u32::try_from(self.rng.below(n)).unwrap_or(0);
-            self.links.open_session(node, peer, self.session_cap);
+            if peer == node || self.links.crashed(peer) || self.links.has_session(node, peer) {
+                continue;
+            }
+            if !self.links.open_session(node, peer, self.session_cap) {
+                self.short_of_sessions(node, peer);
+            }
         }
     }
 
@@ -415,8 +463,7 @@ impl Sim {
             Step::StopProviding(_) => {}
             Step::LookUp(record) => {
                 // A node that forwards skips refreshes: the overlay reaches whom they would find.
-                let Some(dials) = forward::dials_per_lookup(self.scarce[node as usize], false)
-                else {
+                let Some(dials) = forward::dials_per_lookup(self.scarce(node), false) else {
                     return;
                 };
                 let key = self.key(&record);
@@ -433,8 +480,7 @@ impl Sim {
                     }
                     if !self.links.open_session(node, peer, self.session_cap) {
                         // Refused for room, on one side or the other: both are short of sessions.
-                        self.scarce[node as usize] = true;
-                        self.scarce[peer as usize] = true;
+                        self.short_of_sessions(node, peer);
                     }
                 }
             }
@@ -451,7 +497,10 @@ impl Sim {
     /// Publications and calls from random live nodes.
     fn round(&mut self) -> SimRound {
         let live: Vec<u32> = self.live().collect();
-        let mut round = SimRound::default();
+        let mut round = SimRound {
+            nodes_forwarding: live.iter().filter(|n| self.forwarding(**n)).count(),
+            ..SimRound::default()
+        };
         let (mut messages, mut latencies) = (0u64, Vec::new());
         self.dht_messages = 0;
         for p in 0..self.config.publications {
@@ -460,11 +509,12 @@ impl Sim {
             let Ok(name) = Name::new(&format!("mesh.t{topic}")) else {
                 continue;
             };
+            let now = self.seconds();
             let publishing = &mut self.publishing[publisher as usize];
             if self.resolving {
-                publishing.activate(0);
+                publishing.activate(now);
             }
-            publishing.publish(&name, 0);
+            publishing.publish(&name, now);
             while let Some(step) = self.publishing[publisher as usize].poll() {
                 self.step(publisher, step);
             }
@@ -472,8 +522,7 @@ impl Sim {
                 .links
                 .sessions(publisher)
                 .any(|s| self.interests[s as usize] & (1 << topic) != 0);
-            let overlay =
-                forward::to_overlay(self.scarce[publisher as usize], self.resolving, reached);
+            let overlay = forward::to_overlay(self.forwarding(publisher), self.resolving, reached);
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
             id[8..].copy_from_slice(&(p as u64).to_le_bytes());
@@ -547,15 +596,31 @@ impl Sim {
         crashed
     }
 
-    /// The crashed nodes' records expire and the others refill their member sessions.
+    /// The crashed nodes' records expire and the others refill their member sessions: a
+    /// record's lifetime passes, long enough for a spell of scarcity that nothing renewed to
+    /// lapse.
     fn heal(&mut self) {
+        self.now += weft_net::PROVIDER_RECORD_TTL;
+        let now = self.seconds();
         let gone: Vec<bool> = (0..self.config.nodes)
             .map(|i| u32::try_from(i).is_ok_and(|i| self.links.crashed(i)))
             .collect();
         self.dht.forget(&gone);
         let live: Vec<u32> = self.live().collect();
-        for node in live {
+        for &node in &live {
             self.fill_members(node);
+        }
+        // What the resolvers did meanwhile: subscriptions looked their publishers up again,
+        // publishers withdrew from the buckets they stopped publishing to.
+        for &node in &live {
+            self.subscribed[node as usize].tick(now);
+            while let Some(step) = self.subscribed[node as usize].poll() {
+                self.step(node, step);
+            }
+            self.publishing[node as usize].tick(now);
+            while let Some(step) = self.publishing[node as usize].poll() {
+                self.step(node, step);
+            }
         }
     }
 }
@@ -625,6 +690,12 @@ mod tests {
         assert!(most(&report.after_crash), "{report:?}");
         assert!(most(&report.healed), "{report:?}");
         assert_eq!(report.healed.calls_ok, report.healed.calls, "{report:?}");
+        // Spells of scarcity lapse unless renewed: once healed, fewer nodes forward, and a
+        // publisher that no longer does still reaches every subscriber.
+        assert!(
+            report.healed.nodes_forwarding < report.round.nodes_forwarding,
+            "{report:?}"
+        );
         // Right after the crashes, walks wait on crashed nodes; once healed, they no longer do.
         assert!(report.after_crash.lookup_p99_ms >= 10_000.0, "{report:?}");
         assert!(report.healed.lookup_p99_ms < 10_000.0, "{report:?}");
