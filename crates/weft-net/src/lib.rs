@@ -58,6 +58,7 @@ mod paths;
 mod placement;
 mod reach;
 mod refresh;
+mod spread;
 mod store;
 mod stored;
 

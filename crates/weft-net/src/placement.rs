@@ -13,10 +13,10 @@
 //!   of 16 connections, a third of the records made while the mesh formed, and lookups of a
 //!   procedure with 25 providers found 1 to 7 of them.
 //! - **A placed record** is placed again about [`PROVIDER_REPUBLISH`](crate::PROVIDER_REPUBLISH)
-//!   later, each key at its own time, drawn from ±[`SPREAD`] around it. libp2p-kad's own
-//!   republication is one timer per node that walks for every key at once, and nodes started
-//!   together (a cluster, a benchmark) then walk together: 1,100 walks within two seconds in a
-//!   100-node mesh, most needing new connections. Drawn apart, they stay apart.
+//!   later, each key at its own time (`spread`). libp2p-kad's own republication is one timer
+//!   per node that walks for every key at once, and nodes started together (a cluster, a
+//!   benchmark) then walk together: 1,100 walks within two seconds in a 100-node mesh, most
+//!   needing new connections. Drawn apart, they stay apart.
 //!
 //! Its owner reports each walk's outcome (with the draw for its spread), takes the keys
 //! [`due`](Placement::due), and starts their walks.
@@ -26,13 +26,12 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use crate::behaviour::PROVIDER_REPUBLISH as REPUBLISH;
+use crate::spread::drawn;
 
 /// The first wait before placing a record again that reached no peer.
 pub(crate) const FIRST: Duration = Duration::from_secs(2);
 /// The longest wait for a record that reached no peer: well under [`REPUBLISH`].
 pub(crate) const MAX: Duration = Duration::from_secs(60);
-/// How far from [`REPUBLISH`] a key's republication may fall, as a fraction of it.
-pub(crate) const SPREAD: f64 = 0.2;
 
 /// The keys this node provides whose records it placed or tried to.
 #[derive(Debug)]
@@ -69,8 +68,8 @@ impl<K: Clone + Eq + Hash> Placement<K> {
     }
 
     /// A walk to place `key`'s record ended at `now`, having stored it with a peer or not.
-    /// `draw`, in `[0, 1]`, picks where within ±[`SPREAD`] of [`REPUBLISH`] a placed record is
-    /// placed again (its owner draws it at random).
+    /// `draw`, in `[0, 1]`, picks when a placed record is placed again, around [`REPUBLISH`]
+    /// (see `spread`).
     pub(crate) fn walked(&mut self, key: K, placed: bool, now: Instant, draw: f64) {
         let next = self.keys.entry(key).or_insert(Next {
             failures: 0,
@@ -78,7 +77,7 @@ impl<K: Clone + Eq + Hash> Placement<K> {
         });
         let wait = if placed {
             next.failures = 0;
-            REPUBLISH.mul_f64(1.0 - SPREAD + 2.0 * SPREAD * draw.clamp(0.0, 1.0))
+            drawn(REPUBLISH, draw)
         } else {
             let wait = FIRST
                 .checked_mul(1 << next.failures.min(16))
@@ -116,6 +115,7 @@ impl<K: Clone + Eq + Hash> Placement<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spread::SPREAD;
 
     #[test]
     fn a_record_that_reached_no_peer_is_placed_again_ever_later() {

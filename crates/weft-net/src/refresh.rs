@@ -5,17 +5,17 @@
 //! libp2p-kad would refresh on one timer per node, [`EVERY`] after the last refresh began, and
 //! nodes started together (a cluster, a benchmark) then refresh together for as long as they
 //! run: at a small connection budget nearly every peer a walk asks is a new connection, and a
-//! 100-node mesh of 16 connections made about 800 walks within seconds every 5 minutes, enough
-//! to saturate two cores. Here each refresh is due at a time drawn from ±[`SPREAD`] around
-//! [`EVERY`] after the last, so nodes started together drift apart at once. The first refresh is
+//! 100-node mesh of 16 connections made about 800 walks within seconds every 5 minutes, which
+//! with the republications falling due with them saturated two cores. Here each refresh is due at a time drawn around [`EVERY`] after the
+//! last (`spread`), so nodes started together drift apart at once. The first refresh is
 //! made when the first connection is up (the routing table is empty before).
 
 use std::time::{Duration, Instant};
 
+use crate::spread::drawn;
+
 /// How long after a refresh the next is due, on average (libp2p-kad's default).
 pub(crate) const EVERY: Duration = Duration::from_secs(5 * 60);
-/// How far from [`EVERY`] a refresh may fall, as a fraction of it.
-pub(crate) const SPREAD: f64 = 0.2;
 
 /// When the routing table is next refreshed.
 #[derive(Debug, Default)]
@@ -26,13 +26,12 @@ pub(crate) struct Refresh {
 
 impl Refresh {
     /// A connection came up at `now`: whether to refresh now, as the first one does. `draw`, in
-    /// `[0, 1]`, picks where within ±[`SPREAD`] of [`EVERY`] the next falls (its owner draws it
-    /// at random).
+    /// `[0, 1]`, picks when the next falls, around [`EVERY`] (see `spread`).
     pub(crate) fn connected(&mut self, now: Instant, draw: f64) -> bool {
         if self.next.is_some() {
             return false;
         }
-        self.next = Some(now + after(draw));
+        self.next = Some(now + drawn(EVERY, draw));
         true
     }
 
@@ -41,18 +40,15 @@ impl Refresh {
         if self.next.is_none_or(|next| now < next) {
             return false;
         }
-        self.next = Some(now + after(draw));
+        self.next = Some(now + drawn(EVERY, draw));
         true
     }
-}
-
-fn after(draw: f64) -> Duration {
-    EVERY.mul_f64(1.0 - SPREAD + 2.0 * SPREAD * draw.clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spread::SPREAD;
 
     #[test]
     fn the_first_connection_refreshes_and_the_next_falls_within_the_spread() {

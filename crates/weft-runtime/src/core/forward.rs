@@ -172,13 +172,13 @@ impl Spells {
         Some((last + self.hold, last + self.hold.saturating_add(EASING)))
     }
 
-    #[cfg(test)]
-    fn scarce(&self, now: Instant) -> bool {
+    /// Whether sessions are scarce at `now`.
+    pub(crate) fn scarce(&self, now: Instant) -> bool {
         self.until().is_some_and(|(scarce, _)| now < scarce)
     }
 
-    #[cfg(test)]
-    fn forwarding(&self, now: Instant) -> bool {
+    /// Whether publications go into the overlay at `now`.
+    pub(crate) fn forwarding(&self, now: Instant) -> bool {
         self.until().is_some_and(|(_, forwarding)| now < forwarding)
     }
 }

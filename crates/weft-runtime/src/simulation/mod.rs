@@ -327,16 +327,14 @@ impl Sim {
     fn scarce(&self, node: u32) -> bool {
         self.spells
             .get(node as usize)
-            .and_then(Spells::until)
-            .is_some_and(|(scarce, _)| self.now < scarce)
+            .is_some_and(|spells| spells.scarce(self.now))
     }
 
     /// Whether `node`'s publications go into the overlay now, whatever reached a subscriber.
     fn forwarding(&self, node: u32) -> bool {
         self.spells
             .get(node as usize)
-            .and_then(Spells::until)
-            .is_some_and(|(_, forwarding)| self.now < forwarding)
+            .is_some_and(|spells| spells.forwarding(self.now))
     }
 
     /// Simulated time as the resolver counts it, in seconds.
