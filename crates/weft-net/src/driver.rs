@@ -23,7 +23,7 @@ use crate::lan::Lan;
 use crate::paths::{Arrival, Held, Path, Paths};
 use crate::placement::Placement;
 use crate::reach::{Reach, Reachability};
-use crate::refresh::Refresh;
+use crate::refresh::{self, Refresh};
 use crate::stored::{self, Stored};
 use crate::{NetConfig, NetError};
 
@@ -132,7 +132,7 @@ pub struct DhtStats {
     /// Connections this node dialed since it started: Kademlia's walks dial most of them.
     pub dials: u64,
 
-    /// Queries started since the node started (provide, find providers, bootstrap).
+    /// Queries started since the node started (provide, find providers, refresh).
     pub queries: u64,
     /// Of those, how many failed or timed out.
     pub failed_queries: u64,
@@ -407,7 +407,7 @@ impl Driver {
                 _ = place_tick.tick() => {
                     self.place_again();
                     if !self.client && self.refresh.due(Instant::now(), rand::random()) {
-                        self.bootstrap();
+                        self.refresh();
                     }
                 }
                 _ = nat_tick.tick() => {
@@ -473,6 +473,7 @@ impl Driver {
                 let key = kad::RecordKey::from(key);
                 match kad.start_providing(key.clone()) {
                     Ok(query) => {
+                        self.walking_towards(&key);
                         self.placement.walking(key);
                         self.pending_provides.insert(query, reply);
                     }
@@ -501,7 +502,9 @@ impl Driver {
                     let _ = reply.send(Ok(HashSet::new()));
                     return;
                 };
-                let query = kad.get_providers(key.into());
+                let key = kad::RecordKey::from(key);
+                let query = kad.get_providers(key.clone());
+                self.walking_towards(&key);
                 self.pending_finds.insert(
                     query,
                     Find {
@@ -666,7 +669,7 @@ impl Driver {
                 self.bootstrap_dials.remove(&connection_id);
                 self.departed.clear(&peer_id);
                 if !self.client && self.refresh.connected(Instant::now(), rand::random()) {
-                    self.bootstrap();
+                    self.refresh();
                 }
                 // An inbound relayed connection names its peer as `/p2p/PEER` alone: it is the
                 // local address, the relayed one listened on, that shows the relay.
@@ -1028,14 +1031,15 @@ impl Driver {
         let keys: Vec<kad::RecordKey> = kad::store::RecordStore::provided(kad.store_mut())
             .map(|record| record.key.clone())
             .collect();
-        let mut started = 0;
+        let mut started = Vec::new();
         for key in keys {
             if kad.start_providing(key.clone()).is_ok() {
-                self.placement.walking(key);
-                started += 1;
+                started.push(key);
             }
         }
-        for _ in 0..started {
+        for key in started {
+            self.walking_towards(&key);
+            self.placement.walking(key);
             self.count_query("provide");
         }
     }
@@ -1124,15 +1128,42 @@ impl Driver {
         }
     }
 
-    /// Refreshes the routing table (see `refresh`).
-    fn bootstrap(&mut self) {
+    /// Refreshes the routing table (see `refresh`): a walk to this node's own key, and one
+    /// into each farther bucket no walk of this node went into lately.
+    fn refresh(&mut self) {
+        let now = Instant::now();
+        let me = *self.swarm.local_peer_id();
         let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() else {
             return;
         };
-        // Fails only with no known peers: the next refresh tries again.
-        if kad.bootstrap().is_ok() {
-            self.count_query("bootstrap");
+        let filled: Vec<u32> = kad
+            .kbuckets()
+            .filter_map(|bucket| bucket.range().0.ilog2())
+            .collect();
+        if filled.is_empty() {
+            // No peer to ask: Kademlia bootstraps by itself as peers are added.
+            return;
         }
+        let local = kad::KBucketKey::from(me);
+        kad.get_closest_peers(me);
+        let mut walks = 1;
+        for bucket in self.refresh.stale(filled, now) {
+            if let Some(key) = refresh::key_in(&local, bucket, rand::random) {
+                kad.get_closest_peers(key);
+                self.refresh.walked_into(Some(bucket), now);
+                walks += 1;
+            }
+        }
+        for _ in 0..walks {
+            self.count_query("refresh");
+        }
+    }
+
+    /// A walk towards `key` begins: its bucket needs no refresh walk for a while.
+    fn walking_towards(&mut self, key: &kad::RecordKey) {
+        let local = kad::KBucketKey::from(*self.swarm.local_peer_id());
+        let bucket = refresh::bucket_of(&local, key.to_vec());
+        self.refresh.walked_into(bucket, Instant::now());
     }
 
     /// Walks again for this node's records that are due: those that reached no peer, and
@@ -1150,21 +1181,22 @@ impl Driver {
         let provided: HashSet<kad::RecordKey> = kad::store::RecordStore::provided(kad.store_mut())
             .map(|record| record.key.clone())
             .collect();
-        let mut started = 0;
+        let mut started = Vec::new();
         for key in due {
             if !provided.contains(&key) {
                 self.placement.withdrawn(&key);
                 continue;
             }
             match kad.start_providing(key.clone()) {
-                Ok(_) => started += 1,
+                Ok(_) => started.push(key),
                 Err(e) => {
                     debug!(error = %e, "cannot place a provider record again");
                     self.placement.withdrawn(&key);
                 }
             }
         }
-        for _ in 0..started {
+        for key in started {
+            self.walking_towards(&key);
             self.count_query("provide");
         }
     }
@@ -1240,6 +1272,7 @@ impl Driver {
             kad::QueryResult::StartProviding(r) => r.is_err().then_some("provide"),
             kad::QueryResult::GetProviders(r) => r.is_err().then_some("find_providers"),
             kad::QueryResult::Bootstrap(r) => r.is_err().then_some("bootstrap"),
+            kad::QueryResult::GetClosestPeers(r) => r.is_err().then_some("refresh"),
             _ => None,
         };
         if let Some(kind) = failed {

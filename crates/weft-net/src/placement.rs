@@ -13,7 +13,7 @@
 //!   of 16 connections, a third of the records made while the mesh formed, and lookups of a
 //!   procedure with 25 providers found 1 to 7 of them.
 //! - **A placed record** is placed again about [`PROVIDER_REPUBLISH`](crate::PROVIDER_REPUBLISH)
-//!   later, each key at its own time (`spread`). libp2p-kad's own republication is one timer
+//!   later, each key at its own time (`spread`), the first time anywhere within one period. libp2p-kad's own republication is one timer
 //!   per node that walks for every key at once, and nodes started together (a cluster, a
 //!   benchmark) then walk together: 1,100 walks within two seconds in a 100-node mesh, most
 //!   needing new connections. Drawn apart, they stay apart.
@@ -26,7 +26,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use crate::behaviour::PROVIDER_REPUBLISH as REPUBLISH;
-use crate::spread::drawn;
+use crate::spread::{drawn, phased};
 
 /// The first wait before placing a record again that reached no peer.
 pub(crate) const FIRST: Duration = Duration::from_secs(2);
@@ -43,6 +43,8 @@ pub(crate) struct Placement<K> {
 struct Next {
     /// Walks in a row that failed to place it.
     failures: u32,
+    /// Whether a walk placed it since the node began providing it.
+    placed: bool,
     /// When to walk again; `None` while a walk is under way.
     at: Option<Instant>,
 }
@@ -62,22 +64,28 @@ impl<K: Clone + Eq + Hash> Placement<K> {
             .entry(key)
             .or_insert(Next {
                 failures: 0,
+                placed: false,
                 at: None,
             })
             .at = None;
     }
 
     /// A walk to place `key`'s record ended at `now`, having stored it with a peer or not.
-    /// `draw`, in `[0, 1]`, picks when a placed record is placed again, around [`REPUBLISH`]
-    /// (see `spread`).
+    /// `draw`, in `[0, 1]`, picks when a placed record is placed again: around [`REPUBLISH`],
+    /// or anywhere within one the first time it was placed (see `spread`).
     pub(crate) fn walked(&mut self, key: K, placed: bool, now: Instant, draw: f64) {
         let next = self.keys.entry(key).or_insert(Next {
             failures: 0,
+            placed: false,
             at: None,
         });
         let wait = if placed {
             next.failures = 0;
-            drawn(REPUBLISH, draw)
+            if std::mem::replace(&mut next.placed, true) {
+                drawn(REPUBLISH, draw)
+            } else {
+                phased(REPUBLISH, draw)
+            }
         } else {
             let wait = FIRST
                 .checked_mul(1 << next.failures.min(16))
@@ -149,10 +157,18 @@ mod tests {
         placement.walked("late", true, t, 1.0);
         placement.walked("wild", true, t, 7.0);
         assert_eq!(placement.unplaced(), 0);
-        let earliest = REPUBLISH.mul_f64(1.0 - SPREAD);
+        let first = REPUBLISH.mul_f64(SPREAD);
+        assert!(
+            placement
+                .due(t + first - Duration::from_millis(1))
+                .is_empty()
+        );
+        assert_eq!(
+            placement.due(t + first),
+            ["early"],
+            "the first time, anywhere within one period"
+        );
         let latest = REPUBLISH.mul_f64(1.0 + SPREAD);
-        assert!(placement.due(t + earliest - MAX).is_empty());
-        assert_eq!(placement.due(t + earliest), ["early"]);
         assert!(
             placement
                 .due(t + latest - Duration::from_millis(1))
@@ -161,6 +177,17 @@ mod tests {
         let mut late = placement.due(t + latest);
         late.sort_unstable();
         assert_eq!(late, ["late", "wild"], "a draw past 1 counts as 1");
+
+        let t = t + first;
+        placement.walked("early", true, t, 0.0);
+        let earliest = REPUBLISH.mul_f64(1.0 - SPREAD);
+        assert!(
+            placement
+                .due(t + earliest - Duration::from_millis(1))
+                .is_empty(),
+            "later times around the period"
+        );
+        assert_eq!(placement.due(t + earliest), ["early"]);
     }
 
     #[test]

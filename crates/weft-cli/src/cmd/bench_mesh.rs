@@ -172,7 +172,13 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
     let converged = converge(&nodes, &subscribers, full_mesh, bench.converge_within).await?;
     let converged_ms = converged.then(|| started.elapsed().as_millis());
     // What the mesh costs while nothing is published or called: liveness, discovery, the DHT.
+    // Over the whole settling time too, since walks repeated every few minutes may fall into,
+    // or miss, a window of seconds.
+    let settle_began = cpu_ticks();
     tokio::time::sleep(bench.settle).await;
+    let settle_cpu_percent = settle_began
+        .zip(cpu_ticks())
+        .and_then(|(began, now)| cpu_percent(now.saturating_sub(began), bench.settle));
     let idle_cpu_percent = idle_cpu(IDLE_WINDOW).await;
     // The fewest members a node held as publishing began: a node of a large realm holding one
     // or two is in a partition of the overlay, and its publications reach almost no one.
@@ -300,7 +306,7 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
         node.shutdown().await;
     }
 
-    let out = json!({
+    let mut out = json!({
         "bench": "mesh",
         "nodes": n,
         "connections_limit": bench.connections,
@@ -346,6 +352,10 @@ pub(crate) async fn run(bench: MeshBench) -> Result<(), CliError> {
             "duplicates_suppressed": counted.duplicates,
         },
     });
+    // One more field would take the macro above past its recursion limit.
+    if let Some(fields) = out.as_object_mut() {
+        fields.insert("settle_cpu_percent".into(), json!(settle_cpu_percent));
+    }
     if bench.json {
         println!("{out}");
     } else {
@@ -456,7 +466,14 @@ fn status_field(field: &str) -> Option<u64> {
 async fn idle_cpu(window: Duration) -> Option<f64> {
     let before = cpu_ticks()?;
     tokio::time::sleep(window).await;
-    let used = cpu_ticks()?.saturating_sub(before);
+    cpu_percent(cpu_ticks()?.saturating_sub(before), window)
+}
+
+/// `used` clock ticks over `window`, in percent of one core, to a tenth; `None` over no time.
+fn cpu_percent(used: u64, window: Duration) -> Option<f64> {
+    if window.is_zero() {
+        return None;
+    }
     // The kernel counts in USER_HZ, 100 a second on Linux.
     let percent = used as f64 / (window.as_secs_f64() * 100.0) * 100.0;
     Some((percent * 10.0).round() / 10.0)
