@@ -346,3 +346,96 @@ async fn a_client_acts_within_its_own_grant_and_no_further() {
     thread.join();
     shutdown(&[reader, access]).await;
 }
+
+/// In an owned realm, a client's authority travels as a delegation to its access node: an
+/// access node that may only join the realm publishes, subscribes and calls for its client
+/// under the client's delegation, and the member on the other side checks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_node_acts_for_its_client_under_the_clients_delegation() {
+    weft_integration_tests::logs();
+    let owner = weft::Keypair::generate().unwrap();
+    let realm = |b: weft::NodeBuilder| b.realm("io.acme", owner.did());
+    let join = [("weft://io.acme", "realm/join")];
+    // The access node may join, and nothing more.
+    let access_key = weft::Keypair::generate().unwrap();
+    let to_access = grant(&owner, access_key.did(), &join);
+    let access = realm(Node::builder().key(access_key))
+        .ucan("io.acme", weft::Chain::new(to_access, []))
+        .start()
+        .await
+        .unwrap();
+    let addr = access.listen_addrs()[0].to_string();
+    // A member that may do anything.
+    let member = realm(Node::builder().key(owner.clone()).bootstrap(addr.clone()))
+        .start()
+        .await
+        .unwrap();
+    let acme = member.realm("io.acme").unwrap();
+    let hub = access.realm("io.acme").unwrap();
+    within("the member admitted", hub.wait_for_members(1))
+        .await
+        .unwrap();
+    let mut orders = acme.subscribe("orders.**").await.unwrap();
+    let _get = acme
+        .advertise(
+            "orders.get",
+            |_ctx, _args| async move { Ok(json!("order 7")) },
+        )
+        .await
+        .unwrap();
+    within(
+        "the member's subscription",
+        hub.wait_for_subscriber("orders.placed"),
+    )
+    .await
+    .unwrap();
+
+    // The access node cannot act on its own grant.
+    assert!(hub.publish("orders.placed", &json!(0)).await.is_err());
+
+    let client_key = weft::Keypair::generate().unwrap();
+    let claims = [
+        ("weft://io.acme", "realm/join"),
+        ("weft://io.acme/orders.*", "msg/publish"),
+        ("weft://io.acme/alerts.*", "msg/subscribe"),
+        ("weft://io.acme/orders.get", "rpc/call"),
+    ];
+    let to_client = grant(&owner, client_key.did(), &claims);
+    let client = realm(Node::builder().key(client_key).connect(addr.clone()))
+        .ucan("io.acme", weft::Chain::new(to_client, []))
+        .start()
+        .await
+        .unwrap();
+    let mine = client.realm("io.acme").unwrap();
+    within("client admitted", mine.wait_for_members(1))
+        .await
+        .unwrap();
+
+    // Its subscription reaches the member under the delegation: the access node's own
+    // chains do not allow it.
+    let mut alerts = mine.subscribe("alerts.*").await.unwrap();
+    within(
+        "the client's subscription at the member",
+        acme.wait_for_subscriber("alerts.fire"),
+    )
+    .await
+    .unwrap();
+    acme.publish("alerts.fire", &json!(1)).await.unwrap();
+    let event = next_event(&mut alerts).await;
+    assert_eq!(event.topic.as_str(), "alerts.fire");
+
+    // Its publication reaches the member, which checks the delegation.
+    mine.publish("orders.placed", &json!(2)).await.unwrap();
+    let event = next_event(&mut orders).await;
+    assert_eq!(event.topic.as_str(), "orders.placed");
+    assert_eq!(event.publisher, access.did(), "relayed by the access node");
+
+    // Its call reaches the provider under the delegation too.
+    let answer: serde_json::Value = within("the call", mine.call("orders.get", &json!({})))
+        .await
+        .unwrap();
+    assert_eq!(answer, json!("order 7"));
+    assert_eq!(acme.stats().await.denied, 0, "nothing the member refused");
+
+    shutdown(&[client, member, access]).await;
+}

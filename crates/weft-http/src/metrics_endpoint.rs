@@ -127,6 +127,10 @@ fn describe() {
         "weft_ucan_denials_total",
         "Capability checks refused, by error code."
     );
+    describe_counter!(
+        "weft_delegations_refused_total",
+        "Delegations from clients this access node did not take, by error code."
+    );
     describe_gauge!(
         "weft_forwarding",
         "1 while this node forwards its publications through other members: a session was refused or released for room within 2 min."

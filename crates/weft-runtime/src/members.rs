@@ -1,12 +1,13 @@
 //! A realm's members: the record every actor of the realm shares, and the router's own entry.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use weft_auth::{Chain, VerifyBudget};
 use weft_identity::Did;
 use weft_net::PeerId;
 use weft_wire::RealmIndex;
 
+use crate::core::delegation::Delegated;
 use crate::core::handshake::PeerTags;
 use crate::sender::PeerSender;
 
@@ -32,6 +33,20 @@ pub(crate) struct Admitted {
     pub(crate) budget: Arc<VerifyBudget>,
     /// Its run, from its hello: its publications' numbers count within it.
     pub(crate) run: u64,
+    /// What it delegated to this node, if it is a client that did (`core::delegation`): the
+    /// realm, its router and its registry act for it under it.
+    pub(crate) delegation: Mutex<Option<Arc<Delegated>>>,
+}
+
+impl Admitted {
+    /// What it delegated to this node, if anything.
+    pub(crate) fn delegation(&self) -> Option<Arc<Delegated>> {
+        // Nothing panics while holding it; were it poisoned, its value would still be whole.
+        self.delegation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl crate::core::roster::Credentials for Arc<Admitted> {
@@ -45,6 +60,17 @@ impl crate::core::roster::Credentials for Arc<Admitted> {
             chains: &self.chains,
             budget: Some(&self.budget),
         }
+    }
+
+    fn delegation(&self) -> Option<Arc<Delegated>> {
+        Admitted::delegation(self)
+    }
+
+    fn delegate(&self, delegation: Arc<Delegated>) {
+        *self
+            .delegation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(delegation);
     }
 }
 

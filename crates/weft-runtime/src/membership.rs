@@ -26,12 +26,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use actix::prelude::*;
 use tracing::{debug, info, warn};
 use weft_auth::{AuthError, Chain, Realm, VerifyBudget};
-use weft_identity::Did;
+use weft_identity::{Did, Keypair};
 use weft_names::Pattern;
 use weft_net::PeerId;
-use weft_wire::{DEFAULT_MAX_FRAME, Interest, RealmIndex, WireChain};
+use weft_wire::{DEFAULT_MAX_FRAME, Delegation, Frame, Interest, RealmIndex, WireChain};
 
 use crate::core::authority::Admission;
+use crate::core::delegation;
 use crate::core::departure::Departure;
 use crate::core::discovery::{self, Company, Discovery};
 use crate::core::handshake::PeerTags;
@@ -89,6 +90,18 @@ pub struct RelayInterest {
     pub peer: PeerId,
     /// Its `Subscribe` or `Unsubscribe` (other kinds are ignored).
     pub interest: Interest,
+    /// Counts the message against its session's limit until it is handled.
+    pub ticket: crate::sender::Ticket,
+}
+
+/// A client delegated to this node, its access node, what it may do in the realm.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteDelegation {
+    /// The client.
+    pub peer: PeerId,
+    /// Its chains, each issued by it to this node.
+    pub chains: Vec<WireChain>,
     /// Counts the message against its session's limit until it is handled.
     pub ticket: crate::sender::Ticket,
 }
@@ -156,6 +169,11 @@ struct Discover;
 /// A realm hosted by this node: the shell around its [`Roster`].
 pub struct Membership {
     roster: Roster<PeerId, Arc<Admitted>>,
+    /// The realm, and this node's identity and chains in it.
+    seat: Arc<Seat>,
+    /// This node's key, if it is a client: it delegates to its access node what it may do
+    /// (`core::delegation`).
+    delegating: Option<Arc<Keypair>>,
     router: Addr<Router>,
     registry: Addr<Registry>,
     dht: Addr<Dht>,
@@ -199,7 +217,9 @@ impl Membership {
         let shard = rendezvous::shard_of(&seat.did);
         let shard_key = membership_shard_key(&seat.realm, shard);
         Self {
-            roster: Roster::new(seat),
+            roster: Roster::new(seat.clone()),
+            seat,
+            delegating: None,
             router,
             registry,
             dht,
@@ -220,6 +240,13 @@ impl Membership {
     /// Marks this node as a client: it neither announces nor looks up the realm in the DHT.
     pub fn client(mut self, client: bool) -> Self {
         self.client = client;
+        self
+    }
+
+    /// As a client, delegates to its access node under `key` what it may do in the realm, once
+    /// admitted and every `delegation::RENEW` after.
+    pub(crate) fn delegating(mut self, key: Option<Arc<Keypair>>) -> Self {
+        self.delegating = key;
         self
     }
 
@@ -288,6 +315,39 @@ impl Membership {
         *counted = short;
     }
 
+    /// As a client of an owned realm, delegates to its access node (its one member) what it
+    /// may do there, for the next `delegation::LIFETIME`.
+    fn delegate(&self) {
+        for member in self.roster.recipients(&To::Members) {
+            self.delegate_to(member);
+        }
+    }
+
+    /// As a client of an owned realm, delegates to `member`, its access node, what it may do
+    /// there, for the next `delegation::LIFETIME`.
+    fn delegate_to(&self, member: &Admitted) {
+        let Some(key) = &self.delegating else {
+            return;
+        };
+        if self.realm().is_open() || member.client {
+            return;
+        }
+        let chains = delegation::delegate(key, member.did, &self.seat.chains, unix_now());
+        if chains.is_empty() {
+            return;
+        }
+        let frame = Frame::Delegate(Delegation {
+            realm: self.seat.index,
+            chains,
+        });
+        // At most 16 chains of at most 32 proofs, a few hundred bytes each: within the frame
+        // limit, short of chains no peer would take anyway.
+        match weft_net::framed::encode(&frame, DEFAULT_MAX_FRAME) {
+            Ok(bytes) => member.sender.send_control(&bytes),
+            Err(e) => warn!(realm = %self.realm().name(), error = %e, "delegation not sent"),
+        }
+    }
+
     /// Sends what the roster decided to send.
     fn send_notices(&mut self) {
         while let Some(step) = self.roster.poll_dht() {
@@ -314,6 +374,7 @@ impl Actor for Membership {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(crate::core::standing::SWEEP, |act, _ctx| act.sweep());
         if self.client {
+            ctx.run_interval(delegation::RENEW, |act, _ctx| act.delegate());
             return;
         }
         if self.realm().is_open() {
@@ -430,7 +491,11 @@ impl Handler<Admit> for Membership {
             index: msg.index,
             budget: msg.budget,
             run: msg.run,
+            delegation: Default::default(),
         });
+        // Ahead of anything this node, a client, asks of its access node: the publications the
+        // router sends once it knows the member go on the data lane, behind this frame.
+        self.delegate_to(&member);
         let joined = MemberJoined {
             member: member.clone(),
         };
@@ -529,6 +594,28 @@ impl Handler<RelayInterest> for Membership {
     fn handle(&mut self, msg: RelayInterest, _ctx: &mut Context<Self>) {
         if let Err(e) = self.roster.relay(&msg.peer, msg.interest, unix_now()) {
             debug!(client = %msg.peer, error = %e, "client subscription not relayed");
+        }
+        self.send_notices();
+    }
+}
+
+/// Keeps what a client delegated to this node, and holds its subscriptions under it.
+impl Handler<RemoteDelegation> for Membership {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteDelegation, _ctx: &mut Context<Self>) {
+        match self
+            .roster
+            .take_delegation(&msg.peer, msg.chains, unix_now())
+        {
+            Ok(chains) => {
+                debug!(realm = %self.realm().name(), client = %msg.peer, chains, "delegation taken");
+            }
+            Err(e) => {
+                debug!(realm = %self.realm().name(), client = %msg.peer, error = %e, "delegation refused");
+                metrics::counter!("weft_delegations_refused_total", "code" => e.code())
+                    .increment(1);
+            }
         }
         self.send_notices();
     }

@@ -34,7 +34,9 @@ use crate::core::departure::Departure;
 use crate::core::handshake::{Greeting, Handshake, PeerTags};
 use crate::core::inbound::{Step, next_step};
 use crate::membership::Routes;
-use crate::membership::{Admit, Membership, PeerLeft, RelayInterest, RemoteRevoke};
+use crate::membership::{
+    Admit, Membership, PeerLeft, RelayInterest, RemoteDelegation, RemoteRevoke,
+};
 use crate::registry::{Registry, RemoteAdvert, RemoteCall, RemoteReply};
 use crate::router::{
     LostToSession, RemoteBatchIds, RemoteForward, RemoteInterest, RemotePublish, Router,
@@ -1104,6 +1106,28 @@ impl PeerConnection {
                         record: revoke.record,
                         ticket: self.in_flight.ticket(),
                     });
+                }
+            }
+            Frame::Delegate(delegation) => {
+                // Only a client acts through this node; a member acts under its own chains.
+                let realm = self
+                    .realm_actors
+                    .get(&delegation.realm)
+                    .filter(|_| self.client);
+                match realm {
+                    Some(realm) => {
+                        // Nothing more of the client's is read until the delegation is kept:
+                        // the publications and calls that follow it go under it.
+                        let taken = realm.send(RemoteDelegation {
+                            peer: self.peer,
+                            chains: delegation.chains,
+                            ticket: self.in_flight.ticket(),
+                        });
+                        ctx.wait(taken.into_actor(self).map(|_, _, _| ()));
+                    }
+                    None => {
+                        debug!(peer = %self.did.short(), "delegation from a member or for no realm ignored");
+                    }
                 }
             }
             // Only ever sent back on a stream we opened, never on the one we read.

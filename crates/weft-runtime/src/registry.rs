@@ -512,12 +512,9 @@ impl Handler<CallProcedure> for Registry {
             payload: msg.payload,
             timeout: msg.timeout,
             strategy: msg.strategy,
-            // A relayed call acts under this node's own chains: the caller's chain names the
-            // caller, not this node.
-            chain: match msg.route.relay {
-                Some(_) => None,
-                None => msg.chain.as_ref().map(crate::core::chains::wire_chain),
-            },
+            // A client's call passed on goes under the client's delegation where that allows it
+            // (chosen where it arrived), else under this node's own chains.
+            chain: msg.chain.as_ref().map(crate::core::chains::wire_chain),
             grant,
             relay: msg.route.relay,
             random: getrandom::u64().unwrap_or(0),
@@ -829,12 +826,31 @@ impl Handler<RemoteCall> for Registry {
                     format!("{} is not provided here", call.procedure),
                 ));
             }
+            // A client's call goes on under its delegation where that allows it: the provider
+            // checks the client's authority as delegated to this node (`core::delegation`).
+            let under = match origin {
+                Origin::Client(_) => member.record.delegation().and_then(|delegation| {
+                    let seat = &self.seat;
+                    let budget = &member.record.budget;
+                    delegation
+                        .chain_for(
+                            &seat.authorizer,
+                            &seat.realm,
+                            &seat.did,
+                            budget,
+                            Action::Call(&call.procedure),
+                            unix_now(),
+                        )
+                        .map(|(chain, _)| chain.clone())
+                }),
+                Origin::Member => None,
+            };
             let relayed = CallProcedure {
                 procedure: call.procedure.clone(),
                 payload: call.payload.clone(),
                 timeout: Duration::from_millis(u64::from(call.timeout_ms)),
                 strategy: Strategy::RoundRobin,
-                chain: None,
+                chain: under,
                 route: Route {
                     relay: Some(origin),
                 },

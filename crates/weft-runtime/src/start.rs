@@ -231,6 +231,7 @@ fn build(
             dht.clone(),
         )
         .client(client)
+        .delegating(client.then(|| key.clone()))
         .mesh_members(mesh_members)
         .short_of_members(short_realms.clone())
         .max_subscriptions(config.limits.max_subscriptions_per_peer)

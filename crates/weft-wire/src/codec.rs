@@ -5,7 +5,7 @@ use bytes::{Buf, BytesMut};
 use crate::{Frame, WireError};
 
 /// The wire version this code speaks.
-pub const WIRE_VERSION: u8 = 5;
+pub const WIRE_VERSION: u8 = 6;
 /// Bytes before the body: the length prefix and the version byte.
 pub const HEADER_LEN: usize = 5;
 /// Default frame limit (length prefix value): 1 MiB of payload plus room for the envelope.
@@ -242,6 +242,13 @@ mod tests {
                 ids: vec![[4; 16]],
             }),
             Frame::Restart,
+            Frame::Delegate(crate::Delegation {
+                realm: 2,
+                chains: vec![WireChain {
+                    leaf: "d.e.f".into(),
+                    proofs: vec!["a.b.c".into()],
+                }],
+            }),
             Frame::Accepted,
             Frame::Revoke(crate::RevokeRecord {
                 realm: 0,

@@ -96,6 +96,21 @@ pub enum Frame {
     /// stream of it was lost): the receiver ends its own as well and takes the sender's next
     /// stream as the new session's. Unlike [`Frame::Release`], it says nothing about room.
     Restart,
+    /// A client hands its access node what it may do in a realm, delegated to the access node,
+    /// which acts for it under these chains.
+    Delegate(Delegation),
+}
+
+/// What a client (a sender whose hello says `client`) delegates to its access node (the
+/// receiver) in one realm: each chain's leaf is issued by the sender to the receiver, for a
+/// short while, over the sender's own chain. It replaces the sender's earlier delegation in
+/// that realm; the sender sends a new one before the last runs out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// Realm, as an index into the sender's hello.
+    pub realm: RealmIndex,
+    /// At most [`MAX_CHAINS`], each of at most [`MAX_PROOFS`] proofs.
+    pub chains: Vec<WireChain>,
 }
 
 /// Longest revocation record carried, in bytes.
@@ -444,6 +459,16 @@ impl Frame {
                     crate::forward::MAX_BATCH_IDS
                 )))
             }
+            Frame::Delegate(delegation) if delegation.chains.len() > MAX_CHAINS => {
+                Err(WireError::Limit(format!(
+                    "a delegation of {} chains (at most {MAX_CHAINS})",
+                    delegation.chains.len()
+                )))
+            }
+            Frame::Delegate(delegation) => delegation
+                .chains
+                .iter()
+                .try_for_each(|chain| check_chain(Some(chain))),
             Frame::Revoke(_)
             | Frame::Forward(_)
             | Frame::Hello(_)
@@ -594,6 +619,29 @@ mod tests {
             postcard::from_bytes::<Fault>(&newer).unwrap(),
             Fault::Unavailable
         );
+    }
+
+    #[test]
+    fn a_delegation_is_held_to_the_limits_of_a_join() {
+        let chain = |proofs: usize| WireChain {
+            leaf: "leaf".into(),
+            proofs: vec!["proof".into(); proofs],
+        };
+        let delegate = |chains: Vec<WireChain>| {
+            Frame::Delegate(Delegation { realm: 0, chains }).check_limits()
+        };
+        assert!(delegate(vec![chain(MAX_PROOFS); MAX_CHAINS]).is_ok());
+        assert!(delegate(vec![chain(0); MAX_CHAINS + 1]).is_err());
+        assert!(delegate(vec![chain(0), chain(MAX_PROOFS + 1)]).is_err());
+        let frame = Frame::Delegate(Delegation {
+            realm: 3,
+            chains: vec![chain(2)],
+        });
+        let mut encoded = Vec::new();
+        crate::encode(&frame, crate::DEFAULT_MAX_FRAME, &mut encoded).unwrap();
+        let mut buf = bytes::BytesMut::from(&encoded[..]);
+        let decoded = crate::Decoder::new(crate::DEFAULT_MAX_FRAME).decode(&mut buf);
+        assert_eq!(decoded.unwrap(), Some(frame));
     }
 
     #[test]

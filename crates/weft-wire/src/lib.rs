@@ -37,7 +37,7 @@ pub use forward::{
     MAX_FORWARD_ITEMS, forward_id, forward_realm_id, open, seal,
 };
 pub use frame::{
-    Call, Denial, Fault, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome, Publish,
-    RealmDigest, RealmIndex, RealmJoin, Refusal, Reply, RevokeRecord, Welcome, WireChain,
+    Call, Delegation, Denial, Fault, Frame, Hello, Interest, Join, MAX_REVOCATION_LEN, Outcome,
+    Publish, RealmDigest, RealmIndex, RealmJoin, Refusal, Reply, RevokeRecord, Welcome, WireChain,
     bounded_outcome, bounded_reason, realm_digest,
 };

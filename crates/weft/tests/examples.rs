@@ -7,6 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 #[allow(dead_code)] // the example's `main` is not used here
+#[path = "../../../examples/access_node.rs"]
+mod access_node;
+#[allow(dead_code)]
 #[path = "../../../examples/clients.rs"]
 mod clients;
 #[allow(dead_code)]
@@ -49,6 +52,15 @@ fn delegation_allows_only_what_the_chain_grants() {
         ]
     );
     assert_eq!(summary.widened, "invalidDelegation");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_node_without_a_grant_serves_its_client_within_the_clients() {
+    let summary = run("access_node", access_node::run()).await;
+    assert_eq!(summary.orders, [("orders.placed".to_owned(), true)]);
+    assert_eq!(summary.stock["in_stock"], serde_json::json!(true));
+    assert_eq!(summary.access_alone, "unauthorized");
+    assert_eq!(summary.till_billing, "unauthorized");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

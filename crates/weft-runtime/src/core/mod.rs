@@ -10,6 +10,7 @@ pub(crate) mod budget;
 pub(crate) mod calls;
 pub(crate) mod caps;
 pub(crate) mod chains;
+pub(crate) mod delegation;
 pub(crate) mod departure;
 pub(crate) mod discovery;
 pub(crate) mod forward;
@@ -50,6 +51,7 @@ mod tests {
         ("calls.rs", include_str!("calls.rs")),
         ("caps.rs", include_str!("caps.rs")),
         ("chains.rs", include_str!("chains.rs")),
+        ("delegation.rs", include_str!("delegation.rs")),
         ("departure.rs", include_str!("departure.rs")),
         ("discovery.rs", include_str!("discovery.rs")),
         ("forward.rs", include_str!("forward.rs")),

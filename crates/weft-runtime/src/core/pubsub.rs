@@ -87,6 +87,11 @@ impl<P: Clone + Eq + Hash, M: Routed<P>> Routing<P, M> {
         }
     }
 
+    /// Whether this node is a client.
+    pub(crate) fn client(&self) -> bool {
+        self.client
+    }
+
     /// The members.
     pub(crate) fn members(&self) -> &Slots<P, M> {
         &self.members

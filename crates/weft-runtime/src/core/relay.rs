@@ -47,6 +47,15 @@ pub(crate) fn call_to<P: PartialEq>(
     }
 }
 
+/// Does a node check the `msg/publish` of the peer that sent it a publication? Not a client:
+/// everything reaches it through its access node, which checked each publisher's authority (its
+/// own, a member's, another client's) and acts for clients under their delegations, so it may
+/// hold no grant to publish of its own. A client trusts its access node as a NATS client trusts
+/// its server; every other node checks every peer.
+pub(crate) fn checks_publisher(this_node_is_client: bool) -> bool {
+    !this_node_is_client
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +66,12 @@ mod tests {
         assert!(publish_to(&Origin::Member, &1, true));
         assert!(!call_to(&Origin::Member, &1, false));
         assert!(call_to(&Origin::Member, &1, true));
+    }
+
+    #[test]
+    fn only_a_client_takes_its_peers_publications_unchecked() {
+        assert!(checks_publisher(false));
+        assert!(!checks_publisher(true));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! 1. [`Roster::admit`] decides a peer's `realm/join`; if it is allowed, the actor makes the
 //!    member's record and hands it to [`Roster::join`].
 //! 2. [`Roster::leave`] when the member's session ends; [`Roster::subscribe`] and
-//!    [`Roster::unsubscribe`] for the application; [`Roster::relay`] for a client's interests;
-//!    [`Roster::revoke`] for a member's revocation record.
+//!    [`Roster::unsubscribe`] for the application; [`Roster::relay`] for a client's interests,
+//!    and [`Roster::take_delegation`] for what it delegated to this node; [`Roster::revoke`] for
+//!    a member's revocation record.
 //! 3. [`Roster::sweep`] every [`SWEEP`](crate::core::standing::SWEEP): what rests on a chain that
 //!    expired or was revoked ends.
 //! 4. After each of these, [`Roster::poll`] until it returns `None`: the frames to send, and to
@@ -15,7 +16,7 @@
 //!
 //! Clients are members too, but the mesh is not theirs to hear about: subscriptions and
 //! revocations go to the other members only, and a client's subscriptions are announced to them
-//! as this node's own.
+//! by this node, under the client's delegation where it allows them (`core::delegation`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -29,6 +30,7 @@ use weft_wire::{Frame, Interest, RevokeRecord, WireChain};
 
 use crate::core::authority::{Acting, Admission, admit, authorize_member};
 use crate::core::chains::{ChainCache, wire_chain};
+use crate::core::delegation::{self, Delegated};
 use crate::core::resolve::{Step, Subscribed};
 use crate::core::seat::Seat;
 use crate::core::standing::Standing;
@@ -39,6 +41,11 @@ pub(crate) trait Credentials {
     fn client(&self) -> bool;
     /// As it acts here: its DID, its join's chains, and its budget.
     fn acting(&self) -> Acting<'_>;
+    /// What it (a client) delegated to this node, if anything.
+    fn delegation(&self) -> Option<Arc<Delegated>>;
+    /// Keeps what it delegated to this node, in place of what it delegated before: shared with
+    /// whoever else acts for it (the router, the registry).
+    fn delegate(&self, delegation: Arc<Delegated>);
 }
 
 /// Who a [`Notice`] is for.
@@ -81,6 +88,16 @@ pub(crate) enum Revoked {
     Refused(String),
 }
 
+/// A client's subscription, as this node holds it in the mesh.
+#[derive(Debug)]
+struct Relayed {
+    /// This node's id for it.
+    ours: u32,
+    pattern: Pattern,
+    /// The chain of the client's delegation it was announced under; `None`: this node's own.
+    under: Option<WireChain>,
+}
+
 /// A realm's members and this node's subscriptions in it.
 #[derive(Debug)]
 pub(crate) struct Roster<P, M> {
@@ -95,10 +112,11 @@ pub(crate) struct Roster<P, M> {
     /// Local subscriptions made under a chain of their own (a gateway's client's), which end
     /// with it.
     delegated: Standing<u32, (Pattern, Chain)>,
-    /// Clients' subscriptions held in the mesh by this node: (client, its id) → (our id,
-    /// pattern). Our ids come from the same counter as local ones, so a member sees distinct
-    /// ids.
-    relayed: HashMap<(P, u32), (u32, Pattern)>,
+    /// Clients' subscriptions held in the mesh by this node, by (client, its id). Our ids come
+    /// from the same counter as local ones, so a member sees distinct ids.
+    relayed: HashMap<(P, u32), Relayed>,
+    /// When each client's last delegation was taken (Unix seconds).
+    delegated_at: HashMap<P, u64>,
     /// What each relayed subscription rests on (the chain sent with it, if any).
     relayed_grants: Standing<(P, u32), Option<WireChain>>,
     /// Relayed subscriptions by client, against `max_relayed`.
@@ -126,6 +144,7 @@ where
             local: HashMap::new(),
             delegated: Standing::default(),
             relayed: HashMap::new(),
+            delegated_at: HashMap::new(),
             relayed_grants: Standing::default(),
             relayed_per_client: HashMap::new(),
             max_relayed: crate::Limits::default().max_subscriptions_per_peer,
@@ -184,7 +203,7 @@ where
             let relayed = self
                 .relayed
                 .values()
-                .map(|(id, pattern)| (*id, pattern.clone(), None));
+                .map(|held| (held.ours, held.pattern.clone(), held.under.clone()));
             let mut held: Vec<_> = local.chain(relayed).collect();
             held.sort_unstable_by_key(|(id, ..)| *id);
             for (id, pattern, chain) in held {
@@ -204,6 +223,7 @@ where
     /// client is withdrawn.
     pub(crate) fn leave(&mut self, peer: &P) -> Option<M> {
         self.memberships.remove(peer);
+        self.delegated_at.remove(peer);
         let member = self.members.remove(peer)?;
         self.drop_relayed(peer);
         Some(member)
@@ -307,20 +327,27 @@ where
                 self.relayed_grants.insert((*client, id), chain, &grant);
                 // An id already in use is replaced, as any subscription is.
                 match self.relayed.get(&(*client, id)) {
-                    Some((_, held)) if *held == pattern => return Ok(()),
+                    Some(held) if held.pattern == pattern => return Ok(()),
                     Some(_) => self.drop_relayed_one(*client, id),
                     None => {}
                 }
                 let ours = self.take_id();
-                // Under this node's own chains: the members check that this node may subscribe.
+                // Under the client's delegation where it allows it, else this node's own chains:
+                // the members check the chain it goes under.
+                let under = self.delegated_chain(client, Action::Subscribe(&pattern), now);
                 self.broadcast(Interest::Subscribe {
                     realm: self.seat.index,
                     id: ours,
                     pattern: pattern.clone(),
-                    chain: None,
+                    chain: under.clone(),
                 });
                 self.buckets.add(&pattern, now);
-                self.relayed.insert((*client, id), (ours, pattern));
+                let held = Relayed {
+                    ours,
+                    pattern,
+                    under,
+                };
+                self.relayed.insert((*client, id), held);
                 *self.relayed_per_client.entry(*client).or_default() += 1;
             }
             Interest::Unsubscribe { id, .. } => {
@@ -367,6 +394,86 @@ where
         }
     }
 
+    /// `client` delegated `chains` to this node at `now` (`core::delegation`): kept in place of
+    /// what it delegated before, and the subscriptions held for it are announced again under
+    /// the new delegation's chains, since the members end each with the chain it went under.
+    /// Refused when the peer is no client of this node, when a chain is not the client's to this
+    /// node, or when it comes within `delegation::MIN_INTERVAL` of the last one taken.
+    pub(crate) fn take_delegation(
+        &mut self,
+        client: &P,
+        chains: Vec<WireChain>,
+        now: u64,
+    ) -> Result<usize, AuthError> {
+        let Some(member) = self.members.get(client).filter(|m| m.client()) else {
+            return Err(AuthError::Unauthorized(
+                "only a client delegates to its access node".into(),
+            ));
+        };
+        if let Some(last) = self.delegated_at.get(client)
+            && now < last.saturating_add(delegation::MIN_INTERVAL)
+        {
+            return Err(AuthError::Limit(format!(
+                "one delegation per {} s",
+                delegation::MIN_INTERVAL
+            )));
+        }
+        self.delegated_at.insert(*client, now);
+        let client_did = *member.acting().did;
+        let delegation =
+            Delegated::accept(&client_did, &self.seat.did, chains, &mut self.chain_cache)?;
+        let taken = delegation.len();
+        member.delegate(Arc::new(delegation));
+        let mut ids: Vec<u32> = self
+            .relayed
+            .keys()
+            .filter(|(peer, _)| peer == client)
+            .map(|(_, id)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(pattern) = self.relayed.get(&(*client, id)).map(|h| h.pattern.clone()) else {
+                continue;
+            };
+            let under = self.delegated_chain(client, Action::Subscribe(&pattern), now);
+            let Some(held) = self.relayed.get_mut(&(*client, id)) else {
+                continue;
+            };
+            if held.under.is_none() && under.is_none() {
+                continue;
+            }
+            held.under = under.clone();
+            let ours = held.ours;
+            // The same id: each member replaces the subscription, now resting on this chain.
+            self.broadcast(Interest::Subscribe {
+                realm: self.seat.index,
+                id: ours,
+                pattern,
+                chain: under,
+            });
+        }
+        Ok(taken)
+    }
+
+    /// The chain of `client`'s delegation this node acts under for it in `action` at `now`, if
+    /// one allows it.
+    fn delegated_chain(&self, client: &P, action: Action<'_>, now: u64) -> Option<WireChain> {
+        let member = self.members.get(client)?;
+        let delegation = member.delegation()?;
+        let budget = member.acting().budget?;
+        let seat = &self.seat;
+        delegation
+            .chain_for(
+                &seat.authorizer,
+                &seat.realm,
+                &seat.did,
+                budget,
+                action,
+                now,
+            )
+            .map(|(_, wire)| wire.clone())
+    }
+
     /// This node applied `record` itself: pass it on to every member.
     pub(crate) fn spread(&mut self, record: &Revocation, to: To<P>) {
         let frame = self.revoke_frame(record);
@@ -389,13 +496,13 @@ where
         let relayed = self
             .relayed_grants
             .sweep_under(authorizer, now, |(client, id), chain| {
-                let (Some(member), Some((_, pattern))) =
+                let (Some(member), Some(held)) =
                     (members.get(client), relayed.get(&(*client, *id)))
                 else {
                     return Err(AuthError::Unauthorized("no longer relayed".into()));
                 };
                 let acting = member.acting().without_budget();
-                let action = Action::Subscribe(pattern);
+                let action = Action::Subscribe(&held.pattern);
                 authorize_member(
                     authorizer,
                     cache,
@@ -529,7 +636,7 @@ where
 
     /// Withdraws from the members the subscription held for `client` under its id `id`.
     fn drop_relayed_one(&mut self, client: P, id: u32) {
-        if let Some((ours, pattern)) = self.relayed.remove(&(client, id)) {
+        if let Some(Relayed { ours, pattern, .. }) = self.relayed.remove(&(client, id)) {
             self.buckets.remove(&pattern);
             if let Some(count) = self.relayed_per_client.get_mut(&client) {
                 *count -= 1;
@@ -555,6 +662,7 @@ pub(crate) struct TestMember {
     pub(crate) chains: Vec<Chain>,
     pub(crate) client: bool,
     pub(crate) budget: VerifyBudget,
+    pub(crate) delegation: std::sync::Mutex<Option<Arc<Delegated>>>,
 }
 
 #[cfg(test)]
@@ -568,6 +676,18 @@ impl Credentials for TestMember {
             chains: &self.chains,
             budget: Some(&self.budget),
         }
+    }
+    fn delegation(&self) -> Option<Arc<Delegated>> {
+        self.delegation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+    fn delegate(&self, delegation: Arc<Delegated>) {
+        *self
+            .delegation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(delegation);
     }
 }
 
@@ -622,7 +742,13 @@ mod tests {
 
     /// Admits and joins peer `peer` with the owner's grants `grants` ((resource, ability)),
     /// which expire at `expires`.
-    fn join(r: &mut Setup, peer: u32, client: bool, grants: &[(&str, &str)], expires: u64) {
+    fn join(
+        r: &mut Setup,
+        peer: u32,
+        client: bool,
+        grants: &[(&str, &str)],
+        expires: u64,
+    ) -> Keypair {
         let key = Keypair::generate().unwrap();
         let chains: Vec<Chain> = grants
             .iter()
@@ -637,8 +763,10 @@ mod tests {
             chains,
             client,
             budget,
+            delegation: Default::default(),
         };
         r.roster.join(peer, member, &grant);
+        key
     }
 
     fn notices(roster: &mut Roster<u32, Member>) -> Vec<Notice<u32>> {
@@ -923,6 +1051,91 @@ mod tests {
             [notice(To::Members, unsubscribe(ours))]
         );
         assert!(r.roster.member(&2).is_some(), "the client stays a member");
+    }
+
+    #[test]
+    fn a_clients_subscriptions_go_under_its_delegation_and_move_to_each_new_one() {
+        let mut r = realm();
+        join(&mut r, 1, false, &[JOIN], NOW + 10 * HOUR);
+        let grants = [JOIN, ("/orders.*", "msg/subscribe")];
+        let client = join(&mut r, 2, true, &grants, NOW + 10 * HOUR);
+        notices(&mut r.roster);
+        let node = r.roster.seat.did;
+        // Before any delegation: under this node's own chains.
+        r.roster.relay(&2, subscribe(5, "orders.*"), NOW).unwrap();
+        let ours = match &notices(&mut r.roster)[..] {
+            [
+                Notice {
+                    frame:
+                        Frame::Interest(Interest::Subscribe {
+                            id, chain: None, ..
+                        }),
+                    ..
+                },
+            ] => *id,
+            other => panic!("{other:?}"),
+        };
+        let own = r.roster.member(&2).unwrap().chains.clone();
+        let first = delegation::delegate(&client, node, &own, NOW);
+        assert_eq!(first.len(), 2, "one per chain of the client's");
+        assert_eq!(r.roster.take_delegation(&2, first.clone(), NOW).unwrap(), 2);
+        // The same subscription, now under the chain of the delegation that allows it.
+        let moved = |chains: &[WireChain]| {
+            let under = chains
+                .iter()
+                .find(|c| c.proofs.first().map(String::as_str) == Some(own_subscribe(&own)))
+                .cloned();
+            notice(
+                To::Members,
+                Interest::Subscribe {
+                    realm: 3,
+                    id: ours,
+                    pattern: Pattern::new("orders.*").unwrap(),
+                    chain: under,
+                },
+            )
+        };
+        assert_eq!(notices(&mut r.roster), [moved(&first)]);
+        assert!(
+            matches!(
+                r.roster.take_delegation(&2, first.clone(), NOW + 1),
+                Err(AuthError::Limit(_))
+            ),
+            "at most one per interval"
+        );
+        let later = NOW + delegation::MIN_INTERVAL;
+        let second = delegation::delegate(&client, node, &own, later);
+        r.roster.take_delegation(&2, second.clone(), later).unwrap();
+        assert_eq!(notices(&mut r.roster), [moved(&second)]);
+        // A newcomer hears of it under the delegation too.
+        join(&mut r, 3, false, &[JOIN], NOW + 10 * HOUR);
+        let told = notices(&mut r.roster);
+        assert!(
+            told.iter().any(|n| n.to == To::Member(3)
+                && matches!(&n.frame, Frame::Interest(Interest::Subscribe { chain: Some(c), .. }) if second.contains(c))),
+            "{told:?}"
+        );
+        // Only a client delegates, and only its own chains to this node.
+        assert!(r.roster.take_delegation(&1, second.clone(), later).is_err());
+        let stranger = Keypair::generate().unwrap();
+        let not_its = delegation::delegate(&stranger, node, &own, later);
+        assert!(not_its.is_empty(), "not the stranger's chains to delegate");
+        let elsewhere = delegation::delegate(&client, stranger.did(), &own, later);
+        let much_later = later + delegation::MIN_INTERVAL;
+        assert!(r.roster.take_delegation(&2, elsewhere, much_later).is_err());
+    }
+
+    /// The JWT of the client's own chain that grants `msg/subscribe`.
+    fn own_subscribe(own: &[Chain]) -> &str {
+        own.iter()
+            .find(|c| {
+                c.leaf()
+                    .capabilities()
+                    .iter()
+                    .any(|cap| cap.ability == "msg/subscribe")
+            })
+            .map(|c| c.leaf().as_str())
+            .unwrap()
     }
 
     #[test]

@@ -299,6 +299,7 @@ impl Sim {
                 chains: admission.chains,
                 client,
                 budget,
+                delegation: Default::default(),
             };
             self.nodes[me].roster.join(peer, member, &admission.grant);
             self.notify(me);

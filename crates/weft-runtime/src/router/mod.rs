@@ -44,7 +44,7 @@ use crate::core::departure::Departure;
 use crate::core::memo::PublishMemo;
 use crate::core::parked::Parked;
 use crate::core::pubsub::{Route, Routing, Target, Unrouted};
-use crate::core::relay::Origin;
+use crate::core::relay::{self, Origin};
 use crate::core::resolve::{Publishing, Record, Step};
 use crate::core::roster::Credentials as _;
 use crate::core::seat::Seat;
@@ -667,6 +667,7 @@ impl Handler<RemotePublish> for Router {
         let mut targets = std::mem::take(&mut self.targets);
         let mut sequence = self.routing.begin_batch(&msg.peer, publisher.run);
         let mut accepted = false;
+        let check = relay::checks_publisher(self.routing.client());
         for mut publish in msg.publishes {
             let topic = &publish.topic;
             let epoch = self.seat.authorizer.revocation_epoch();
@@ -677,6 +678,9 @@ impl Handler<RemotePublish> for Router {
             );
             let frame_chain = publish.chain.as_ref();
             let allowed = memo.check(topic, now, epoch, frame_chain.is_some(), || {
+                if !check {
+                    return Ok(());
+                }
                 let acting = publisher.acting();
                 let action = Action::Publish(topic);
                 authorize_member(authorizer, cache, realm, frame_chain, acting, action, now)
@@ -771,9 +775,14 @@ impl Router {
 
     /// Sends a peer's publication on to the peers among `targets` that [`relay::publish_to`]
     /// allows, numbered as this node's own: a peer sees one sequence from this node, whoever
-    /// published. Under this node's own chains: the receiver checks this node may publish, as
-    /// it does for this node's own publications.
+    /// published. A client's goes under its delegation where that allows it, and the receiver
+    /// checks the client's authority as delegated to this node (`core::delegation`); otherwise
+    /// under this node's own chains, and the receiver checks this node may publish.
     fn relay(&mut self, origin: &Origin<PeerId>, publish: &weft_wire::Publish, targets: &[Target]) {
+        let under = match origin {
+            Origin::Client(client) => self.delegated_chain(client, Action::Publish(&publish.topic)),
+            Origin::Member => None,
+        };
         let mut encoded = std::mem::take(&mut self.encoded);
         encoded.clear();
         let mut seq = None;
@@ -790,7 +799,7 @@ impl Router {
                     topic: publish.topic.clone(),
                     seq: *seq.get_or_insert_with(|| self.routing.take_seq()),
                     payload: publish.payload.clone(),
-                    chain: None,
+                    chain: under.as_ref().map(|(_, wire)| wire.clone()),
                 });
                 // It arrived within the frame limit, and this frame is no larger.
                 if weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).is_err() {
@@ -811,10 +820,34 @@ impl Router {
         if let Origin::Client(_) = origin
             && self.to_overlay(targets)
         {
-            // Into the overlay under this node's chains, as it goes to members directly.
+            // Into the overlay under the chain it goes to members under directly.
             let seq = seq.unwrap_or_else(|| self.routing.take_seq());
-            self.gather_forward(&publish.topic, &publish.payload, seq, None);
+            let chain = under.as_ref().map(|(chain, _)| chain);
+            self.gather_forward(&publish.topic, &publish.payload, seq, chain);
         }
+    }
+
+    /// The chain of `client`'s delegation this node acts under for it in `action`, if one
+    /// allows it.
+    fn delegated_chain(
+        &self,
+        client: &PeerId,
+        action: Action<'_>,
+    ) -> Option<(weft_auth::Chain, weft_wire::WireChain)> {
+        let (_, member) = self.routing.members().by_peer(client)?;
+        let delegation = member.record.delegation()?;
+        let seat = &self.seat;
+        let budget = &member.record.budget;
+        delegation
+            .chain_for(
+                &seat.authorizer,
+                &seat.realm,
+                &seat.did,
+                budget,
+                action,
+                unix_now(),
+            )
+            .map(|(chain, wire)| (chain.clone(), wire.clone()))
     }
 }
 
