@@ -131,6 +131,10 @@ fn describe() {
         "weft_delegations_refused_total",
         "Delegations from clients this access node did not take, by error code."
     );
+    describe_counter!(
+        "weft_delegations_unsent_total",
+        "Clients' publications relayed under this node's own chains because the delegation's chain did not fit in the frame."
+    );
     describe_gauge!(
         "weft_forwarding",
         "1 while this node forwards its publications through other members: a session was refused or released for room within 2 min."

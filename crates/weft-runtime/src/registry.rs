@@ -841,7 +841,7 @@ impl Handler<RemoteCall> for Registry {
                             Action::Call(&call.procedure),
                             unix_now(),
                         )
-                        .map(|(chain, _)| chain.clone())
+                        .map(|chosen| chosen.chain.clone())
                 }),
                 Origin::Member => None,
             };

@@ -14,10 +14,14 @@
 //! of the delegation allows the action (none has arrived yet, or it ran out), the access node
 //! acts under its own chains, having checked the client's authority itself as before.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use weft_auth::{Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget};
+use weft_auth::{
+    Ability, AbilitySet, Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget,
+};
 use weft_identity::{Did, Keypair};
+use weft_names::Name;
 use weft_ucan::Builder;
 use weft_wire::WireChain;
 use weft_wire::frame::{MAX_CHAINS, MAX_PROOFS};
@@ -35,10 +39,18 @@ pub(crate) const RENEW: Duration = Duration::from_secs(LIFETIME / 2);
 /// [`RENEW`].
 pub(crate) const MIN_INTERVAL: u64 = 10;
 
+/// The abilities a client delegates: what its access node does for it. Not `realm/join` (the
+/// access node joins on its own grant) nor `rpc/advertise` (a client's procedures are advertised
+/// under the access node's own chains), so that a delegation lets its holder do no more than
+/// pass on the client's publications, subscriptions and calls.
+const DELEGATED: [Ability; 3] = [Ability::Publish, Ability::Subscribe, Ability::Call];
+
 /// What `key`'s holder delegates to its access node `to` at `now` (Unix seconds): for each of
-/// its `chains` that names it as audience and has not run out, a token from it to `to` with the
-/// same capabilities, good for [`LIFETIME`] or until that chain's leaf expires, whichever comes
-/// first. A chain that would need more than [`MAX_PROOFS`] proofs is left out.
+/// its `chains` that names it as audience and has not run out, a token from it to `to` with that
+/// chain's capabilities narrowed to [`DELEGATED`] abilities (`*` on a resource becomes
+/// `msg/publish`, `msg/subscribe` and `rpc/call` on it), good for [`LIFETIME`] or until that
+/// chain's leaf expires, whichever comes first. A chain granting none of them, or needing more
+/// than [`MAX_PROOFS`] proofs, is left out.
 pub(crate) fn delegate(key: &Keypair, to: Did, chains: &[Chain], now: u64) -> Vec<WireChain> {
     let me = key.did();
     chains
@@ -58,12 +70,20 @@ pub(crate) fn delegate(key: &Keypair, to: Did, chains: &[Chain], now: u64) -> Ve
             if let Some(nbf) = leaf.not_before() {
                 builder = builder.not_before(nbf);
             }
+            let mut claims = 0;
             for capability in leaf.capabilities() {
-                builder = builder.claim_with_caveats(
-                    capability.resource.clone(),
-                    capability.ability.clone(),
-                    capability.caveats.clone(),
-                );
+                let covered = AbilitySet::covered_by(&capability.ability);
+                for ability in DELEGATED.into_iter().filter(|a| covered.contains(*a)) {
+                    builder = builder.claim_with_caveats(
+                        capability.resource.clone(),
+                        ability.as_str(),
+                        capability.caveats.clone(),
+                    );
+                    claims += 1;
+                }
+            }
+            if claims == 0 {
+                return None;
             }
             let token = builder.build().ok()?;
             let mut proofs = vec![leaf.as_str().to_owned()];
@@ -75,6 +95,23 @@ pub(crate) fn delegate(key: &Keypair, to: Did, chains: &[Chain], now: u64) -> Ve
         })
         .take(MAX_CHAINS)
         .collect()
+}
+
+/// The chain of a delegation an action goes under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chosen<'a> {
+    pub(crate) chain: &'a Chain,
+    pub(crate) wire: &'a WireChain,
+    /// When it runs out (Unix seconds); `None`: never, which a delegation is not.
+    pub(crate) expires_at: Option<u64>,
+}
+
+/// Whether a subscription announced under a delegation's chain that runs out at `expires_at`
+/// is announced again at `now`, under a newer delegation: once half the chain's life is gone,
+/// as renewals come. Earlier, a new delegation changes nothing at the members (it may come every
+/// [`MIN_INTERVAL`], and each announcement goes to every member).
+pub(crate) fn renew_at(expires_at: Option<u64>, now: u64) -> bool {
+    expires_at.is_some_and(|exp| exp.saturating_sub(now) <= LIFETIME / 2)
 }
 
 /// A client's delegation, as its access node keeps it.
@@ -120,8 +157,8 @@ impl Delegated {
     }
 
     /// The chain of the delegation this node (`me`) acts under for the client in `action` at
-    /// `now`, verifying a new one under the client's `budget`: `None` if none allows it, or if
-    /// this node needs none (it owns the realm, or the realm is open).
+    /// `now`, verifying a new one under the client's `budget`, and when it runs out: `None` if
+    /// none allows it.
     pub(crate) fn chain_for(
         &self,
         authorizer: &Authorizer,
@@ -130,18 +167,27 @@ impl Delegated {
         budget: &VerifyBudget,
         action: Action<'_>,
         now: u64,
-    ) -> Option<(&Chain, &WireChain)> {
+    ) -> Option<Chosen<'_>> {
         if self.chains.is_empty() {
             return None;
         }
         let grant = authorizer
             .authorize_any_from(realm, &self.chains, me, action, now, budget)
             .ok()?;
-        let Grant::Delegated { chain: cid, .. } = grant else {
+        let Grant::Delegated {
+            chain: cid,
+            expires_at,
+            ..
+        } = grant
+        else {
             return None;
         };
         let at = self.chains.iter().position(|chain| *chain.cid() == cid)?;
-        Some((&self.chains[at], &self.wire[at]))
+        Some(Chosen {
+            chain: &self.chains[at],
+            wire: &self.wire[at],
+            expires_at,
+        })
     }
 
     /// How many chains it holds.
@@ -150,10 +196,58 @@ impl Delegated {
     }
 }
 
+/// The last chain chosen for a client's publications to one topic, kept while the client's
+/// delegation, the revocations known and the second stay the same: a client's publications
+/// come in runs to one topic, and each choice checks up to [`MAX_CHAINS`] chains.
+#[derive(Debug, Default)]
+pub(crate) struct LastChoice {
+    last: Option<Remembered>,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    delegation: Arc<Delegated>,
+    topic: Name,
+    second: u64,
+    epoch: u64,
+    chosen: Option<(Chain, WireChain)>,
+}
+
+impl LastChoice {
+    /// The chain of `delegation` for a publication to `topic` at `second`, with `epoch`
+    /// revocations known: the last choice if it was made for the same, else `decide`'s.
+    pub(crate) fn choose(
+        &mut self,
+        delegation: &Arc<Delegated>,
+        topic: &Name,
+        second: u64,
+        epoch: u64,
+        decide: impl FnOnce() -> Option<(Chain, WireChain)>,
+    ) -> Option<(Chain, WireChain)> {
+        if let Some(last) = &self.last
+            && Arc::ptr_eq(&last.delegation, delegation)
+            && last.topic == *topic
+            && last.second == second
+            && last.epoch == epoch
+        {
+            return last.chosen.clone();
+        }
+        let chosen = decide();
+        self.last = Some(Remembered {
+            delegation: delegation.clone(),
+            topic: topic.clone(),
+            second,
+            epoch,
+            chosen: chosen.clone(),
+        });
+        chosen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weft_names::{Name, Pattern, RealmName};
+    use weft_names::{Pattern, RealmName};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -213,7 +307,7 @@ mod tests {
         let under = |action| {
             delegated
                 .chain_for(&w.authorizer, &w.realm, &me, &budget, action, NOW + 60)
-                .map(|(_, wire)| wire.clone())
+                .map(|chosen| chosen.wire.clone())
         };
         assert_eq!(under(Action::Publish(&topic)), Some(wire[0].clone()));
         let pattern = Pattern::new("orders.**").unwrap();
@@ -279,6 +373,96 @@ mod tests {
         assert!(under(NOW + 60));
         // Past the lifetime and the clock leeway (60 s), it allows nothing more.
         assert!(!under(NOW + LIFETIME + 61));
+    }
+
+    #[test]
+    fn a_delegation_hands_on_publishing_subscribing_and_calling_only() {
+        let w = world();
+        let everything = grant(
+            &w,
+            w.client.did(),
+            &[("weft://io.acme", "*"), ("weft://io.acme/**", "*")],
+            NOW + 3600,
+        );
+        let only_join = grant(
+            &w,
+            w.client.did(),
+            &[("weft://io.acme", "realm/join")],
+            NOW + 3600,
+        );
+        let wire = delegate(&w.client, w.access.did(), &[everything, only_join], NOW);
+        assert_eq!(wire.len(), 1, "a chain granting none of them is left out");
+        let leaf = Chain::parse(&wire[0].leaf, &wire[0].proofs).unwrap();
+        let mut granted: Vec<(String, String)> = leaf
+            .leaf()
+            .capabilities()
+            .iter()
+            .map(|c| (c.resource.clone(), c.ability.clone()))
+            .collect();
+        granted.sort();
+        let on = |resource: &str, ability: &str| (resource.to_owned(), ability.to_owned());
+        assert_eq!(
+            granted,
+            [
+                on("weft://io.acme", "msg/publish"),
+                on("weft://io.acme", "msg/subscribe"),
+                on("weft://io.acme", "rpc/call"),
+                on("weft://io.acme/**", "msg/publish"),
+                on("weft://io.acme/**", "msg/subscribe"),
+                on("weft://io.acme/**", "rpc/call"),
+            ]
+        );
+        let delegated = accepted(&w, wire);
+        let (me, budget) = (w.access.did(), VerifyBudget::default());
+        let procedure = Name::new("orders.get").unwrap();
+        let allows = |action| {
+            delegated
+                .chain_for(&w.authorizer, &w.realm, &me, &budget, action, NOW + 60)
+                .is_some()
+        };
+        assert!(
+            allows(Action::Call(&procedure)),
+            "narrowed from `*`, and valid"
+        );
+        assert!(!allows(Action::Advertise(&procedure)));
+        assert!(!allows(Action::Join));
+    }
+
+    #[test]
+    fn a_subscription_moves_to_a_new_delegation_once_half_the_last_ones_life_is_gone() {
+        let exp = NOW + LIFETIME;
+        assert!(!renew_at(Some(exp), NOW));
+        assert!(!renew_at(Some(exp), NOW + LIFETIME / 2 - 1));
+        assert!(renew_at(Some(exp), NOW + LIFETIME / 2));
+        assert!(renew_at(Some(exp), exp + 1), "or after it ran out");
+        assert!(!renew_at(None, NOW), "a chain that never runs out");
+    }
+
+    #[test]
+    fn a_choice_is_made_again_for_another_topic_second_delegation_or_revocation() {
+        let w = world();
+        let empty = |w: &World| Arc::new(accepted(w, Vec::new()));
+        let (one, other) = (empty(&w), empty(&w));
+        let (orders, billing) = (
+            Name::new("orders.a").unwrap(),
+            Name::new("billing.a").unwrap(),
+        );
+        let mut memo = LastChoice::default();
+        let decided = std::cell::Cell::new(0);
+        let choose = |memo: &mut LastChoice, d: &Arc<Delegated>, topic: &Name, second, epoch| {
+            memo.choose(d, topic, second, epoch, || {
+                decided.set(decided.get() + 1);
+                None
+            });
+        };
+        choose(&mut memo, &one, &orders, NOW, 0);
+        choose(&mut memo, &one, &orders, NOW, 0);
+        assert_eq!(decided.get(), 1, "the same run");
+        choose(&mut memo, &one, &billing, NOW, 0);
+        choose(&mut memo, &one, &billing, NOW + 1, 0);
+        choose(&mut memo, &one, &billing, NOW + 1, 1);
+        choose(&mut memo, &other, &billing, NOW + 1, 1);
+        assert_eq!(decided.get(), 5, "each change decides anew");
     }
 
     #[test]

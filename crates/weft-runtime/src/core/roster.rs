@@ -88,6 +88,11 @@ pub(crate) enum Revoked {
     Refused(String),
 }
 
+/// How long before a delegation's chain runs out the subscriptions announced under it move to
+/// a newer one, or to this node's own chains (seconds): ahead of the members' sweeps, which end
+/// a subscription once its chain has run out (beyond their clock leeway).
+const LAPSING: u64 = 30;
+
 /// A client's subscription, as this node holds it in the mesh.
 #[derive(Debug)]
 struct Relayed {
@@ -96,6 +101,8 @@ struct Relayed {
     pattern: Pattern,
     /// The chain of the client's delegation it was announced under; `None`: this node's own.
     under: Option<WireChain>,
+    /// When that chain runs out (Unix seconds).
+    expires: Option<u64>,
 }
 
 /// A realm's members and this node's subscriptions in it.
@@ -190,6 +197,8 @@ where
     /// holds here; a client that reconnects starts afresh, and what it held before is withdrawn.
     pub(crate) fn join(&mut self, peer: P, member: M, grant: &Grant) {
         self.memberships.insert(peer, (), grant);
+        // A client that comes back delegates anew at once.
+        self.delegated_at.remove(&peer);
         self.drop_relayed(&peer);
         if !member.client() {
             for record in self.seat.authorizer.revocation_records() {
@@ -334,7 +343,9 @@ where
                 let ours = self.take_id();
                 // Under the client's delegation where it allows it, else this node's own chains:
                 // the members check the chain it goes under.
-                let under = self.delegated_chain(client, Action::Subscribe(&pattern), now);
+                let (under, expires) = self
+                    .delegated_chain(client, Action::Subscribe(&pattern), now)
+                    .unzip();
                 self.broadcast(Interest::Subscribe {
                     realm: self.seat.index,
                     id: ours,
@@ -346,6 +357,7 @@ where
                     ours,
                     pattern,
                     under,
+                    expires: expires.flatten(),
                 };
                 self.relayed.insert((*client, id), held);
                 *self.relayed_per_client.entry(*client).or_default() += 1;
@@ -395,8 +407,9 @@ where
     }
 
     /// `client` delegated `chains` to this node at `now` (`core::delegation`): kept in place of
-    /// what it delegated before, and the subscriptions held for it are announced again under
-    /// the new delegation's chains, since the members end each with the chain it went under.
+    /// what it delegated before. The subscriptions held for it under this node's own chains, or
+    /// under a chain past half its life (`delegation::renew_at`), are announced again under the
+    /// new delegation's chains, since the members end each with the chain it went under.
     /// Refused when the peer is no client of this node, when a chain is not the client's to this
     /// node, or when it comes within `delegation::MIN_INTERVAL` of the last one taken.
     pub(crate) fn take_delegation(
@@ -432,32 +445,53 @@ where
             .collect();
         ids.sort_unstable();
         for id in ids {
-            let Some(pattern) = self.relayed.get(&(*client, id)).map(|h| h.pattern.clone()) else {
-                continue;
-            };
-            let under = self.delegated_chain(client, Action::Subscribe(&pattern), now);
-            let Some(held) = self.relayed.get_mut(&(*client, id)) else {
-                continue;
-            };
-            if held.under.is_none() && under.is_none() {
-                continue;
-            }
-            held.under = under.clone();
-            let ours = held.ours;
-            // The same id: each member replaces the subscription, now resting on this chain.
-            self.broadcast(Interest::Subscribe {
-                realm: self.seat.index,
-                id: ours,
-                pattern,
-                chain: under,
+            let due = self.relayed.get(&(*client, id)).is_some_and(|held| {
+                held.under.is_none() || delegation::renew_at(held.expires, now)
             });
+            if due {
+                self.announce_relayed(*client, id, now);
+            }
         }
         Ok(taken)
     }
 
+    /// Announces again the subscription held for `client` under its id `id`, if the chain it
+    /// goes under at `now` is not the one it went under: the chain of the client's delegation
+    /// that allows it and lasts beyond [`LAPSING`], else this node's own chains. The same id:
+    /// each member replaces the subscription.
+    fn announce_relayed(&mut self, client: P, id: u32, now: u64) {
+        let Some(pattern) = self.relayed.get(&(client, id)).map(|h| h.pattern.clone()) else {
+            return;
+        };
+        let (under, expires) = self
+            .delegated_chain(&client, Action::Subscribe(&pattern), now)
+            .filter(|(_, exp)| exp.is_none_or(|exp| exp > now + LAPSING))
+            .unzip();
+        let Some(held) = self.relayed.get_mut(&(client, id)) else {
+            return;
+        };
+        if held.under == under {
+            return;
+        }
+        held.under = under.clone();
+        held.expires = expires.flatten();
+        let ours = held.ours;
+        self.broadcast(Interest::Subscribe {
+            realm: self.seat.index,
+            id: ours,
+            pattern,
+            chain: under,
+        });
+    }
+
     /// The chain of `client`'s delegation this node acts under for it in `action` at `now`, if
-    /// one allows it.
-    fn delegated_chain(&self, client: &P, action: Action<'_>, now: u64) -> Option<WireChain> {
+    /// one allows it, and when it runs out.
+    fn delegated_chain(
+        &self,
+        client: &P,
+        action: Action<'_>,
+        now: u64,
+    ) -> Option<(WireChain, Option<u64>)> {
         let member = self.members.get(client)?;
         let delegation = member.delegation()?;
         let budget = member.acting().budget?;
@@ -471,7 +505,7 @@ where
                 action,
                 now,
             )
-            .map(|(_, wire)| wire.clone())
+            .map(|chosen| (chosen.wire.clone(), chosen.expires_at))
     }
 
     /// This node applied `record` itself: pass it on to every member.
@@ -528,6 +562,19 @@ where
         }
         for ((client, id), _, _) in relayed {
             self.drop_relayed_one(client, id);
+        }
+        // Subscriptions under a delegation about to run out that no newer one replaced (the
+        // client's renewal was lost or refused) go under this node's own chains before the
+        // members end them.
+        let mut lapsing: Vec<(P, u32)> = self
+            .relayed
+            .iter()
+            .filter(|(_, held)| held.expires.is_some_and(|exp| exp <= now + LAPSING))
+            .map(|(key, _)| *key)
+            .collect();
+        lapsing.sort_unstable_by_key(|(_, id)| *id);
+        for (client, id) in lapsing {
+            self.announce_relayed(client, id, now);
         }
         let mut ended = Vec::new();
         for (peer, (), e) in memberships {
@@ -1077,8 +1124,8 @@ mod tests {
         };
         let own = r.roster.member(&2).unwrap().chains.clone();
         let first = delegation::delegate(&client, node, &own, NOW);
-        assert_eq!(first.len(), 2, "one per chain of the client's");
-        assert_eq!(r.roster.take_delegation(&2, first.clone(), NOW).unwrap(), 2);
+        assert_eq!(first.len(), 1, "its join is not delegated");
+        assert_eq!(r.roster.take_delegation(&2, first.clone(), NOW).unwrap(), 1);
         // The same subscription, now under the chain of the delegation that allows it.
         let moved = |chains: &[WireChain]| {
             let under = chains
@@ -1103,7 +1150,13 @@ mod tests {
             ),
             "at most one per interval"
         );
-        let later = NOW + delegation::MIN_INTERVAL;
+        // One early in the last one's life moves nothing: the members hold that one still.
+        let soon = NOW + delegation::MIN_INTERVAL;
+        let early = delegation::delegate(&client, node, &own, soon);
+        r.roster.take_delegation(&2, early, soon).unwrap();
+        assert_eq!(notices(&mut r.roster), []);
+        // Past half its life, the next one moves it.
+        let later = NOW + delegation::LIFETIME / 2;
         let second = delegation::delegate(&client, node, &own, later);
         r.roster.take_delegation(&2, second.clone(), later).unwrap();
         assert_eq!(notices(&mut r.roster), [moved(&second)]);
@@ -1123,6 +1176,16 @@ mod tests {
         let elsewhere = delegation::delegate(&client, stranger.did(), &own, later);
         let much_later = later + delegation::MIN_INTERVAL;
         assert!(r.roster.take_delegation(&2, elsewhere, much_later).is_err());
+        notices(&mut r.roster);
+        // No renewal came: before the members would end it, it goes under this node's own.
+        let runs_out = later + delegation::LIFETIME;
+        r.roster.sweep(runs_out - LAPSING - 1);
+        assert_eq!(notices(&mut r.roster), []);
+        r.roster.sweep(runs_out - LAPSING);
+        assert_eq!(
+            notices(&mut r.roster),
+            [notice(To::Members, subscribe(ours, "orders.*"))]
+        );
     }
 
     /// The JWT of the client's own chain that grants `msg/subscribe`.

@@ -40,6 +40,7 @@ use weft_wire::{DEFAULT_MAX_FRAME, Frame, Interest};
 use crate::core::authority::authorize_member;
 use crate::core::caps::{Verdict, count_refusal};
 use crate::core::chains::ChainCache;
+use crate::core::delegation::LastChoice;
 use crate::core::departure::Departure;
 use crate::core::memo::PublishMemo;
 use crate::core::parked::Parked;
@@ -194,6 +195,8 @@ pub struct Router {
     counters: RealmCounters,
     /// Chains carried by peers' frames, parsed.
     chain_cache: ChainCache,
+    /// The chain of a client's delegation its last publication was relayed under.
+    delegated: LastChoice,
     /// `wait_for_subscriber` callers, by topic.
     waiting_subscriber: Waiters<Name>,
     /// `wait_for_members` callers, by count.
@@ -244,6 +247,7 @@ impl Router {
             now: unix_now(),
             counters,
             chain_cache: ChainCache::default(),
+            delegated: LastChoice::default(),
             waiting_subscriber: Waiters::default(),
             waiting_members: Waiters::default(),
             publishing: Publishing::default(),
@@ -780,7 +784,7 @@ impl Router {
     /// under this node's own chains, and the receiver checks this node may publish.
     fn relay(&mut self, origin: &Origin<PeerId>, publish: &weft_wire::Publish, targets: &[Target]) {
         let under = match origin {
-            Origin::Client(client) => self.delegated_chain(client, Action::Publish(&publish.topic)),
+            Origin::Client(client) => self.delegated_chain(client, &publish.topic),
             Origin::Member => None,
         };
         let mut encoded = std::mem::take(&mut self.encoded);
@@ -794,16 +798,25 @@ impl Router {
                 continue;
             }
             if encoded.is_empty() {
-                let frame = Frame::Publish(weft_wire::Publish {
-                    realm: self.seat.index,
-                    topic: publish.topic.clone(),
-                    seq: *seq.get_or_insert_with(|| self.routing.take_seq()),
-                    payload: publish.payload.clone(),
-                    chain: under.as_ref().map(|(_, wire)| wire.clone()),
-                });
-                // It arrived within the frame limit, and this frame is no larger.
-                if weft_wire::encode(&frame, DEFAULT_MAX_FRAME, &mut encoded).is_err() {
-                    break;
+                let seq = *seq.get_or_insert_with(|| self.routing.take_seq());
+                let frame = |chain| {
+                    Frame::Publish(weft_wire::Publish {
+                        realm: self.seat.index,
+                        topic: publish.topic.clone(),
+                        seq,
+                        payload: publish.payload.clone(),
+                        chain,
+                    })
+                };
+                let delegated = frame(under.as_ref().map(|(_, wire)| wire.clone()));
+                if weft_wire::encode(&delegated, DEFAULT_MAX_FRAME, &mut encoded).is_err() {
+                    // A payload near the limit leaves no room for the chain: it goes under
+                    // this node's own chains, as any publication arrived within the limit.
+                    encoded.clear();
+                    metrics::counter!("weft_delegations_unsent_total").increment(1);
+                    if weft_wire::encode(&frame(None), DEFAULT_MAX_FRAME, &mut encoded).is_err() {
+                        break;
+                    }
                 }
             }
             let Some(member) = self.routing.members().get(*slot) else {
@@ -827,27 +840,29 @@ impl Router {
         }
     }
 
-    /// The chain of `client`'s delegation this node acts under for it in `action`, if one
-    /// allows it.
+    /// The chain of `client`'s delegation this node relays its publication to `topic` under,
+    /// if one allows it.
     fn delegated_chain(
-        &self,
+        &mut self,
         client: &PeerId,
-        action: Action<'_>,
+        topic: &Name,
     ) -> Option<(weft_auth::Chain, weft_wire::WireChain)> {
         let (_, member) = self.routing.members().by_peer(client)?;
         let delegation = member.record.delegation()?;
-        let seat = &self.seat;
-        let budget = &member.record.budget;
-        delegation
-            .chain_for(
-                &seat.authorizer,
-                &seat.realm,
-                &seat.did,
-                budget,
-                action,
-                unix_now(),
-            )
-            .map(|(chain, wire)| (chain.clone(), wire.clone()))
+        let (seat, budget) = (&self.seat, &member.record.budget);
+        let (now, epoch) = (unix_now(), seat.authorizer.revocation_epoch());
+        self.delegated.choose(&delegation, topic, now, epoch, || {
+            delegation
+                .chain_for(
+                    &seat.authorizer,
+                    &seat.realm,
+                    &seat.did,
+                    budget,
+                    Action::Publish(topic),
+                    now,
+                )
+                .map(|chosen| (chosen.chain.clone(), chosen.wire.clone()))
+        })
     }
 }
 
