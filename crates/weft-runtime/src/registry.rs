@@ -830,17 +830,9 @@ impl Handler<RemoteCall> for Registry {
             // checks the client's authority as delegated to this node (`core::delegation`).
             let under = match origin {
                 Origin::Client(_) => member.record.delegation().and_then(|delegation| {
-                    let seat = &self.seat;
-                    let budget = &member.record.budget;
+                    let action = Action::Call(&call.procedure);
                     delegation
-                        .chain_for(
-                            &seat.authorizer,
-                            &seat.realm,
-                            &seat.did,
-                            budget,
-                            Action::Call(&call.procedure),
-                            unix_now(),
-                        )
+                        .chain_for(&self.seat, &member.record.budget, action, unix_now())
                         .map(|chosen| chosen.chain.clone())
                 }),
                 Origin::Member => None,

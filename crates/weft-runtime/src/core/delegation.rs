@@ -17,9 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_auth::{
-    Ability, AbilitySet, Action, AuthError, Authorizer, Chain, Grant, Realm, VerifyBudget,
-};
+use weft_auth::{Ability, AbilitySet, Action, AuthError, Chain, Grant, VerifyBudget};
 use weft_identity::{Did, Keypair};
 use weft_names::Name;
 use weft_ucan::Builder;
@@ -27,6 +25,7 @@ use weft_wire::WireChain;
 use weft_wire::frame::{MAX_CHAINS, MAX_PROOFS};
 
 use crate::core::chains::{ChainCache, wire_chain};
+use crate::core::seat::Seat;
 
 /// How long a delegation is good for, in seconds: an access node the client left, or that was
 /// compromised after, holds nothing of it for longer.
@@ -156,14 +155,12 @@ impl Delegated {
         })
     }
 
-    /// The chain of the delegation this node (`me`) acts under for the client in `action` at
-    /// `now`, verifying a new one under the client's `budget`, and when it runs out: `None` if
-    /// none allows it.
+    /// The chain of the delegation this node (`seat`) acts under for the client in `action`
+    /// at `now`, verifying a new one under the client's `budget`, and when it runs out: `None`
+    /// if none allows it.
     pub(crate) fn chain_for(
         &self,
-        authorizer: &Authorizer,
-        realm: &Realm,
-        me: &Did,
+        seat: &Seat,
         budget: &VerifyBudget,
         action: Action<'_>,
         now: u64,
@@ -171,8 +168,9 @@ impl Delegated {
         if self.chains.is_empty() {
             return None;
         }
-        let grant = authorizer
-            .authorize_any_from(realm, &self.chains, me, action, now, budget)
+        let grant = seat
+            .authorizer
+            .authorize_any_from(&seat.realm, &self.chains, &seat.did, action, now, budget)
             .ok()?;
         let Grant::Delegated {
             chain: cid,
@@ -247,6 +245,7 @@ impl LastChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_auth::{Authorizer, Realm};
     use weft_names::{Pattern, RealmName};
 
     const NOW: u64 = 1_800_000_000;
@@ -256,18 +255,30 @@ mod tests {
         client: Keypair,
         access: Keypair,
         realm: Realm,
-        authorizer: Authorizer,
+        authorizer: Arc<Authorizer>,
+        /// The access node's seat in the realm.
+        seat: Arc<Seat>,
     }
 
     fn world() -> World {
         let owner = Keypair::generate().unwrap();
         let realm = Realm::owned(RealmName::new("io.acme").unwrap(), owner.did());
+        let access = Keypair::generate().unwrap();
+        let authorizer = Arc::new(Authorizer::new());
+        let seat = Seat::new(
+            realm.clone(),
+            0,
+            authorizer.clone(),
+            access.did(),
+            Arc::default(),
+        );
         World {
             owner,
             client: Keypair::generate().unwrap(),
-            access: Keypair::generate().unwrap(),
+            access,
             realm,
-            authorizer: Authorizer::new(),
+            authorizer,
+            seat,
         }
     }
 
@@ -306,7 +317,7 @@ mod tests {
         let topic = Name::new("orders.placed").unwrap();
         let under = |action| {
             delegated
-                .chain_for(&w.authorizer, &w.realm, &me, &budget, action, NOW + 60)
+                .chain_for(&w.seat, &budget, action, NOW + 60)
                 .map(|chosen| chosen.wire.clone())
         };
         assert_eq!(under(Action::Publish(&topic)), Some(wire[0].clone()));
@@ -361,9 +372,7 @@ mod tests {
         let under = |now| {
             delegated
                 .chain_for(
-                    &w.authorizer,
-                    &w.realm,
-                    &w.access.did(),
+                    &w.seat,
                     &VerifyBudget::default(),
                     Action::Publish(&topic),
                     now,
@@ -413,11 +422,11 @@ mod tests {
             ]
         );
         let delegated = accepted(&w, wire);
-        let (me, budget) = (w.access.did(), VerifyBudget::default());
+        let budget = VerifyBudget::default();
         let procedure = Name::new("orders.get").unwrap();
         let allows = |action| {
             delegated
-                .chain_for(&w.authorizer, &w.realm, &me, &budget, action, NOW + 60)
+                .chain_for(&w.seat, &budget, action, NOW + 60)
                 .is_some()
         };
         assert!(
@@ -493,10 +502,6 @@ mod tests {
         let topic = Name::new("x").unwrap();
         let budget = VerifyBudget::default();
         let action = Action::Publish(&topic);
-        assert!(
-            empty
-                .chain_for(&w.authorizer, &w.realm, &me, &budget, action, NOW)
-                .is_none()
-        );
+        assert!(empty.chain_for(&w.seat, &budget, action, NOW).is_none());
     }
 }

@@ -495,16 +495,8 @@ where
         let member = self.members.get(client)?;
         let delegation = member.delegation()?;
         let budget = member.acting().budget?;
-        let seat = &self.seat;
         delegation
-            .chain_for(
-                &seat.authorizer,
-                &seat.realm,
-                &seat.did,
-                budget,
-                action,
-                now,
-            )
+            .chain_for(&self.seat, budget, action, now)
             .map(|chosen| (chosen.wire.clone(), chosen.expires_at))
     }
 

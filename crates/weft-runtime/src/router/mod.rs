@@ -853,14 +853,7 @@ impl Router {
         let (now, epoch) = (unix_now(), seat.authorizer.revocation_epoch());
         self.delegated.choose(&delegation, topic, now, epoch, || {
             delegation
-                .chain_for(
-                    &seat.authorizer,
-                    &seat.realm,
-                    &seat.did,
-                    budget,
-                    Action::Publish(topic),
-                    now,
-                )
+                .chain_for(seat, budget, Action::Publish(topic), now)
                 .map(|chosen| (chosen.chain.clone(), chosen.wire.clone()))
         })
     }
