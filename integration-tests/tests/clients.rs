@@ -439,3 +439,137 @@ async fn an_access_node_acts_for_its_client_under_the_clients_delegation() {
 
     shutdown(&[client, member, access]).await;
 }
+
+/// A client that hands its access node a delegation that is not its own (another principal's
+/// token to the access node) gains nothing by it: the access node refuses the delegation, relays
+/// under its own chains, which may only join, and the member refuses the publication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_a_client_did_not_issue_is_not_acted_under() {
+    use weft_net::outbox::{Outbox, write_outbox};
+    use weft_net::{NetConfig, Network};
+    use weft_wire::{Delegation, Frame, Hello, Join, Publish, RealmJoin, WireChain, realm_digest};
+
+    let owner = weft::Keypair::generate().unwrap();
+    let realm = |b: weft::NodeBuilder| b.realm("io.acme", owner.did());
+    let access_key = weft::Keypair::generate().unwrap();
+    let access_did = access_key.did();
+    let to_access = grant(&owner, access_did, &[("weft://io.acme", "realm/join")]);
+    let access = realm(Node::builder().key(access_key))
+        .ucan("io.acme", weft::Chain::new(to_access, []))
+        .start()
+        .await
+        .unwrap();
+    let member = realm(
+        Node::builder()
+            .key(owner.clone())
+            .bootstrap(access.listen_addrs()[0].to_string()),
+    )
+    .start()
+    .await
+    .unwrap();
+    let acme = member.realm("io.acme").unwrap();
+    let hub = access.realm("io.acme").unwrap();
+    let mut everything = acme.subscribe("**").await.unwrap();
+    within(
+        "the member's subscription",
+        hub.wait_for_subscriber("orders.placed"),
+    )
+    .await
+    .unwrap();
+
+    // Someone else's grant, delegated by them to the access node: genuine, but not the client's.
+    let other = weft::Keypair::generate().unwrap();
+    let to_other = grant(&owner, other.did(), &[("weft://io.acme/**", "msg/publish")]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let theirs = weft::Builder::new(&other, access_did)
+        .claim("weft://io.acme/**", "msg/publish")
+        .expires_at(now + 600)
+        .proof(*to_other.cid())
+        .build()
+        .unwrap();
+    let handed_on = WireChain {
+        leaf: theirs.as_str().to_owned(),
+        proofs: vec![to_other.as_str().to_owned()],
+    };
+
+    // A raw client that may publish orders.* itself.
+    let raw_key = weft::Keypair::generate().unwrap();
+    let to_raw = grant(
+        &owner,
+        raw_key.did(),
+        &[
+            ("weft://io.acme", "realm/join"),
+            ("weft://io.acme/orders.*", "msg/publish"),
+        ],
+    );
+    let raw_did = raw_key.did();
+    let (raw, _events, thread) = Network::start(NetConfig {
+        listen: Vec::new(),
+        client: true,
+        ..NetConfig::loopback(raw_key)
+    })
+    .unwrap();
+    let peer = within("dial", raw.dial(access.listen_addrs()[0].clone()))
+        .await
+        .unwrap();
+    let stream = within("open stream", raw.open_stream(peer)).await.unwrap();
+    let outbox = Outbox::new(16);
+    let writer = outbox.clone();
+    raw.spawn(async move {
+        let _ = write_outbox(stream, writer).await;
+    });
+    let name = weft::RealmName::new("io.acme").unwrap();
+    let frames = [
+        Frame::Hello(Hello {
+            realms: vec![realm_digest(
+                &raw_did,
+                &access_did,
+                &name,
+                Some(&owner.did()),
+            )],
+            client: true,
+            run: 1,
+        }),
+        Frame::Join(Join {
+            realms: vec![RealmJoin {
+                index: 0,
+                realm: name,
+                owner: Some(owner.did()),
+                chains: vec![WireChain {
+                    leaf: to_raw.as_str().to_owned(),
+                    proofs: Vec::new(),
+                }],
+            }],
+        }),
+        Frame::Delegate(Delegation {
+            realm: 0,
+            chains: vec![handed_on],
+        }),
+        Frame::Publish(Publish {
+            realm: 0,
+            topic: weft::Name::new("orders.placed").unwrap(),
+            seq: 1,
+            payload: bytes::Bytes::from_static(b"{}"),
+            chain: None,
+        }),
+    ];
+    for frame in frames {
+        let bytes = weft_net::framed::encode(&frame, weft_wire::DEFAULT_MAX_FRAME).unwrap();
+        assert!(outbox.push(&bytes).queued);
+    }
+    // The relayed publication went under the access node's own chains, and was refused.
+    within("the member's refusal", async {
+        while acme.stats().await.denied == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(everything.try_next().is_none(), "nothing delivered");
+
+    raw.shutdown().await;
+    thread.join();
+    shutdown(&[member, access]).await;
+}
